@@ -1,0 +1,68 @@
+# Tilores X Mesh. The two commands a new machine needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+GEN := gen/python
+DATA_DIR ?= .data
+CUSTOMERS ?= 1000
+PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
+
+.PHONY: run test lint fmt protos seed bench envoy-config clean
+
+## run: install, generate, seed, start Envoy and the six services (Ctrl-C stops them)
+run: $(VENV)/.installed $(GEN)/.stamp seed
+	$(PY) -m deploy.local_mesh --topology deploy/topology.yaml --data-dir $(DATA_DIR)
+
+## test: install, generate, lint the contracts and run every test
+test: $(VENV)/.installed $(GEN)/.stamp node_modules/.installed
+	node_modules/.bin/buf lint
+	$(PY) -m pytest
+
+## lint: buf lint on the contracts, ruff on the code
+lint: $(VENV)/.installed node_modules/.installed
+	node_modules/.bin/buf lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## protos: generate Python messages, stubs and .pyi types into gen/python
+protos: $(GEN)/.stamp
+
+$(GEN)/.stamp: $(PROTOS) $(VENV)/.installed
+	rm -rf $(GEN) && mkdir -p $(GEN)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTOS)
+	touch $(GEN)/tilores_x/__init__.py $(GEN)/tilores_x/v1/__init__.py $@
+
+## seed: build the embedded Tilores store with sample customers (once)
+seed: $(DATA_DIR)/tilores.db
+
+$(DATA_DIR)/tilores.db: $(VENV)/.installed $(GEN)/.stamp
+	mkdir -p $(DATA_DIR)
+	$(PY) -m services.tilores_data.seed --db $@ --customers $(CUSTOMERS)
+
+## bench: figures for the mesh's added latency (prints, never fails on speed)
+bench: $(VENV)/.installed $(GEN)/.stamp
+	$(PY) -m bench.chat_latency
+
+envoy-config: $(VENV)/.installed
+	$(PY) -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# The repository and the generated code are importable from the venv.
+	echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
+	echo "$(CURDIR)/$(GEN)" >> $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+clean:
+	rm -rf $(VENV) node_modules $(GEN) build .pytest_cache

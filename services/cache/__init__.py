@@ -1,0 +1,1 @@
+"""cache: values by namespace and key with a time to live."""

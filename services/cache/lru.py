@@ -1,0 +1,66 @@
+"""LruCache: an in-process cache bounded by entry count and total bytes, with
+a time to live per entry. The least recently used entries go first."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from services.runtime.faults import InvalidArgument
+
+
+class LruCache:
+    def __init__(self, max_entries: int, max_bytes: int, clock: Callable[[], float] = time.monotonic):
+        if max_entries < 1:
+            raise InvalidArgument("max_entries must be at least 1", field="max_entries")
+        if max_bytes < 1:
+            raise InvalidArgument("max_bytes must be at least 1", field="max_bytes")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if expires_at <= self._clock():
+            self._remove(key)
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def set(self, key: str, value: bytes, ttl_s: float) -> bool:
+        """Store a value; False when it alone is larger than the byte bound."""
+        if ttl_s <= 0:
+            raise InvalidArgument("ttl must be positive", field="ttl")
+        if len(value) + len(key) > self.max_bytes:
+            self._remove(key)
+            return False
+        self._remove(key)
+        self._entries[key] = (value, self._clock() + ttl_s)
+        self._bytes += len(value) + len(key)
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            oldest = next(iter(self._entries))
+            self._remove(oldest)
+        return True
+
+    def delete(self, key: str) -> bool:
+        return self._remove(key)
+
+    def _remove(self, key: str) -> bool:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return False
+        self._bytes -= len(entry[0]) + len(key)
+        return True

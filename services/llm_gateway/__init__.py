@@ -1,0 +1,1 @@
+"""llm_gateway: model providers behind one streaming contract."""

@@ -1,0 +1,116 @@
+"""OfflineProvider: answers without a language model. It composes the answer
+from the grounding facts the router sent, picking the topics the question
+asks about, and says plainly that it is an offline answer. It never states a
+value that is not among the facts."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from services.llm_gateway.providers.events import Fact, Finish, GenerationRequest, Usage
+
+PREFIX = "Offline answer (composed from Tilores records, no language model): "
+
+# Question words -> fact topics they ask about.
+TOPIC_WORDS = {
+    "identity": ("name", "who", "born", "birth", "age", "client id", "profile"),
+    "contact": ("email", "e-mail", "phone", "address", "contact", "reach", "live", "city"),
+    "status": ("status", "account", "active", "cancel", "enrol", "enroll", "product", "plan", "subscription"),
+    "credit": ("credit", "score", "fico", "bureau", "utilization", "utilisation", "report"),
+    "billing": ("payment", "paid", "pay", "billing", "bill", "charge", "transaction", "balance", "due", "card", "fee"),
+    "tickets": ("ticket", "tickets", "support", "complaint", "zoho", "case"),
+    "calls": ("call", "calls", "called", "phoned"),
+}
+OVERVIEW_TOPICS = ("status", "credit", "billing")
+TOPIC_TITLES = {
+    "identity": "Identity",
+    "contact": "Contact",
+    "status": "Account",
+    "credit": "Credit",
+    "billing": "Billing",
+    "tickets": "Support tickets",
+    "calls": "Calls",
+}
+NOT_ON_FILE = {
+    "status": "No account status is on file.",
+    "credit": "No credit score is on file for this customer.",
+    "billing": "No payment is on file for this customer.",
+    "contact": "No contact details are on file.",
+    "tickets": "No support tickets are on file.",
+    "calls": "No calls are on file.",
+    "identity": "No identity details are on file.",
+}
+_WORD = re.compile(r"\S+\s*")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def requested_topics(question: str) -> list[str]:
+    text = question.lower()
+    topics = [topic for topic, words in TOPIC_WORDS.items() if any(w in text for w in words)]
+    return topics or list(OVERVIEW_TOPICS)
+
+
+def _fact_text(fact: Fact) -> str:
+    cite = f" [record {fact.record_id}]" if fact.record_id else ""
+    return f"{fact.label}: {fact.value}{cite}"
+
+
+def compose_answer(request: GenerationRequest) -> str:
+    grounding = request.grounding
+    question = next((content for role, content in reversed(request.messages) if role == "user"), "")
+    if grounding.status == "found":
+        by_topic: dict[str, list[Fact]] = {}
+        for fact in grounding.facts:
+            by_topic.setdefault(fact.topic, []).append(fact)
+        parts = [f"{PREFIX}{grounding.customer_name or 'The customer'}."]
+        identity = by_topic.get("identity", [])
+        topics = requested_topics(question)
+        if identity and "identity" not in topics:
+            parts.append(_fact_text(identity[0]) + ".")
+        for topic in topics:
+            facts = by_topic.get(topic)
+            if facts:
+                parts.append(f"{TOPIC_TITLES[topic]} — " + "; ".join(_fact_text(f) for f in facts) + ".")
+            else:
+                parts.append(NOT_ON_FILE[topic])
+        return "\n".join(parts)
+    if grounding.status == "not_found":
+        return (
+            f"{PREFIX}no customer matches {grounding.query} in Tilores, so there is no data to share. "
+            "Please check the identifier."
+        )
+    if grounding.status == "ambiguous":
+        candidates = "; ".join(_fact_text(f) for f in grounding.facts)
+        return f"{PREFIX}several customers match {grounding.query}: {candidates}. Which one do you mean?"
+    if grounding.status == "unavailable":
+        return (
+            f"{PREFIX}customer data is unavailable right now, so I cannot answer about {grounding.query}. "
+            "Please try again shortly."
+        )
+    return (
+        f"{PREFIX}I answer questions about customers from their Tilores records. Please give the customer's "
+        "e-mail, client id, Salesforce contact id or phone number."
+    )
+
+
+class OfflineProvider:
+    name = "offline"
+
+    def __init__(self, token_delay_s: float = 0.0):
+        self._token_delay_s = token_delay_s
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
+        answer = compose_answer(request)
+        pieces = _WORD.findall(answer)
+        if request.max_tokens is not None:
+            pieces = pieces[: request.max_tokens]
+        for piece in pieces:
+            if self._token_delay_s:
+                await asyncio.sleep(self._token_delay_s)
+            yield piece
+        prompt_tokens = sum(len(_TOKEN.findall(content)) for _, content in request.messages)
+        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=len(pieces))
+        truncated = request.max_tokens is not None and len(pieces) < len(_WORD.findall(answer))
+        yield Finish("length" if truncated else "stop")

@@ -1,0 +1,1 @@
+"""optimizer: prompts and the versions each conversation gets."""

@@ -1,0 +1,1 @@
+"""router: one chat turn, from question to grounded answer stream."""

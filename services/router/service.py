@@ -1,0 +1,137 @@
+"""RouterService servicer: one chat turn. Finds the customer, builds the
+grounded prompt, streams the model's answer and forwards each event the
+moment it arrives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import grpc
+from tilores_x.v1 import common_pb2, llm_gateway_pb2, router_pb2, router_pb2_grpc
+
+from services.router.extract import extract_identifiers
+from services.router.grounding import NO_IDENTIFIER, UNAVAILABLE, CustomerGrounding, ground
+from services.router.peers import LookupUnavailable, MeshPeers
+from services.runtime.faults import InvalidArgument
+
+ROLE_NAMES = {
+    common_pb2.ROLE_SYSTEM: "system",
+    common_pb2.ROLE_USER: "user",
+    common_pb2.ROLE_ASSISTANT: "assistant",
+    common_pb2.ROLE_TOOL: "tool",
+}
+GROUNDING_STATUS = {
+    "found": common_pb2.GROUNDING_STATUS_FOUND,
+    "not_found": common_pb2.GROUNDING_STATUS_NOT_FOUND,
+    "ambiguous": common_pb2.GROUNDING_STATUS_AMBIGUOUS,
+    "no_identifier": common_pb2.GROUNDING_STATUS_NO_IDENTIFIER,
+    "unavailable": common_pb2.GROUNDING_STATUS_UNAVAILABLE,
+}
+
+
+def conversation(request: router_pb2.ChatRequest) -> list[tuple[str, str]]:
+    if not request.model:
+        raise InvalidArgument("model is required", field="model")
+    if not request.messages:
+        raise InvalidArgument("messages must not be empty", field="messages")
+    messages = []
+    for n, message in enumerate(request.messages):
+        role = ROLE_NAMES.get(message.role)
+        if role is None:
+            raise InvalidArgument(f"messages[{n}].role is not set", field=f"messages[{n}].role")
+        messages.append((role, message.content))
+    return messages
+
+
+def grounding_message(grounding: CustomerGrounding, text: str) -> common_pb2.Grounding:
+    message = common_pb2.Grounding(
+        status=GROUNDING_STATUS[grounding.status],
+        query=grounding.query,
+        customer_name=grounding.customer_name,
+        text=text,
+    )
+    for fact in grounding.facts:
+        message.facts.add(topic=fact.topic, label=fact.label, value=fact.value, record_id=fact.record_id)
+    return message
+
+
+class RouterService(router_pb2_grpc.RouterServiceServicer):
+    def __init__(self, peers: MeshPeers, default_timeout_s: float):
+        self._peers = peers
+        self._default_timeout_s = default_timeout_s
+
+    def _remaining(self, context: grpc.aio.ServicerContext) -> float:
+        remaining = context.time_remaining()
+        return self._default_timeout_s if remaining is None else max(remaining, 0.001)
+
+    async def _grounding(self, messages, conversation_id: str, timeout_s: float):
+        identifiers = extract_identifiers(messages)
+        if not identifiers:
+            prompt = await self._peers.prompt("general", conversation_id, timeout_s)
+            return CustomerGrounding(NO_IDENTIFIER), prompt
+        # The prompt and the customer are independent: fetch them together.
+        prompt_task = asyncio.ensure_future(self._peers.prompt("customer", conversation_id, timeout_s))
+        query = identifiers.describe()
+        try:
+            entities = await self._peers.find_entities(identifiers.search_parameters(), timeout_s)
+            grounding = ground(query, entities)
+        except LookupUnavailable:
+            grounding = CustomerGrounding(UNAVAILABLE, query)
+        except BaseException:
+            prompt_task.cancel()
+            raise
+        return grounding, await prompt_task
+
+    async def Chat(self, request, context):
+        messages = conversation(request)
+        grounding, prompt = await self._grounding(messages, request.conversation_id, self._remaining(context))
+        context_text = grounding.text()
+        generate = llm_gateway_pb2.GenerateRequest(model=request.model, grounding=grounding_message(grounding, context_text))
+        generate.messages.add(role=common_pb2.ROLE_SYSTEM, content=prompt.template.replace("{context}", context_text))
+        generate.messages.extend(request.messages)
+        if request.HasField("temperature"):
+            generate.temperature = request.temperature
+        if request.HasField("max_tokens"):
+            generate.max_tokens = request.max_tokens
+
+        call = self._peers.generate(generate, self._remaining(context))
+        Response = router_pb2.ChatResponse
+        sent = 0
+        try:
+            while True:
+                event = await call.read()
+                if event is grpc.aio.EOF:
+                    break
+                kind = event.WhichOneof("event")
+                if kind == "delta":
+                    yield Response(delta=event.delta)
+                elif kind == "usage":
+                    yield Response(usage=event.usage)
+                elif kind == "finish":
+                    yield Response(finish=event.finish)
+                elif kind == "error":
+                    yield Response(error=event.error)
+                sent += 1
+        except grpc.aio.AioRpcError as error:
+            if not sent:
+                # Nothing sent yet: relay the status (and its details) as is,
+                # so the caller may still retry or map it.
+                await context.abort(error.code(), error.details(), tuple(error.trailing_metadata() or ()))
+            yield Response(error=common_pb2.StreamError(code=error.code().name, message=error.details() or ""))
+        finally:
+            # Ends the upstream stream when our caller hung up or timed out.
+            call.cancel()
+
+
+class RouterComponent:
+    def __init__(self, peers: MeshPeers, default_timeout_s: float):
+        self.peers = peers
+        self.default_timeout_s = default_timeout_s
+
+    def register(self, server: grpc.aio.Server) -> Sequence[str]:
+        router_pb2_grpc.add_RouterServiceServicer_to_server(RouterService(self.peers, self.default_timeout_s), server)
+        return [router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name]
+
+    async def close(self) -> None:
+        await self.peers.close()

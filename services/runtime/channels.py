@@ -1,0 +1,41 @@
+"""Long-lived client channels to peer services."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+# Retry UNAVAILABLE before any response (a peer restarting or draining), and
+# spread calls over every address a `dns:///` name resolves to.
+_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
+
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", _SERVICE_CONFIG),
+)
+
+
+def open_channel(addr: str) -> grpc.aio.Channel:
+    """One channel per peer, opened at start-up and reused for every call."""
+    return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)

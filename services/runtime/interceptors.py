@@ -1,0 +1,133 @@
+"""Server interceptor shared by every service: it puts the caller's request
+id into a ContextVar for the whole call, turns domain faults into gRPC
+statuses with details, and writes one access-log line per call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.runtime.faults import Fault
+from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+
+log = logging.getLogger("rpc")
+
+# Probes and tooling would drown the access log.
+_QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def fault_status(fault: Fault) -> grpc.Status:
+    """The gRPC status for a fault, with BadRequest / RetryInfo details."""
+    details = []
+    if fault.field:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=fault.field, description=fault.message)]
+        )
+        details.append(bad_request)
+    if fault.retry_after_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(int(fault.retry_after_s * 1000))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    status = status_pb2.Status(code=code_pb2.Code.Value(fault.code), message=fault.message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    return rpc_status.to_status(status)
+
+
+def _request_id(details: grpc.HandlerCallDetails) -> str:
+    for key, value in details.invocation_metadata or ():
+        if key == REQUEST_ID_HEADER and value:
+            return value if isinstance(value, str) else value.decode()
+    return new_request_id()
+
+
+class RequestInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(_QUIET_PREFIXES):
+            return handler
+        request_id = _request_id(handler_call_details)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, method, request_id),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream, method, request_id),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+def _access_log(method: str, code: str, started: float) -> None:
+    log.info(
+        "rpc",
+        extra={"fields": {"method": method, "code": code, "duration_ms": round((time.perf_counter() - started) * 1000, 3)}},
+    )
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str, request_id: str):
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            return await behavior(request, context)
+        except Fault as fault:
+            code = fault.code
+            status = fault_status(fault)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        except Exception as error:  # noqa: BLE001 - status set by abort() or grpc itself
+            code = _code_of(error, context)
+            raise
+        finally:
+            _access_log(method, code, started)
+
+    return unary
+
+
+def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str, request_id: str):
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            async for message in behavior(request, context):
+                yield message
+        except Fault as fault:
+            code = fault.code
+            status = fault_status(fault)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        except BaseException as error:
+            code = _code_of(error, context)
+            raise
+        finally:
+            _access_log(method, code, started)
+
+    return stream
+
+
+def _code_of(error: BaseException, context: grpc.aio.ServicerContext) -> str:
+    import asyncio
+
+    if isinstance(error, asyncio.CancelledError):
+        return "CANCELLED"
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return "INTERNAL" if not isinstance(error, grpc.aio.AbortError) else "ABORTED"

@@ -1,0 +1,20 @@
+"""The request id of the call being served, carried across hops in gRPC
+metadata under `x-request-id`."""
+
+from __future__ import annotations
+
+import uuid
+from contextvars import ContextVar
+
+REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def outgoing_metadata() -> tuple[tuple[str, str], ...]:
+    """Metadata to send on a downstream call so the id travels with it."""
+    request_id = REQUEST_ID.get()
+    return ((REQUEST_ID_HEADER, request_id),) if request_id else ()

@@ -1,0 +1,115 @@
+"""Server bootstrap shared by every service: a grpc.aio server with the
+request interceptor, grpc.health.v1 (NOT_SERVING until the service is ready
+and again on shutdown), server reflection, and graceful shutdown on SIGTERM or
+SIGINT that lets in-flight streams finish within a grace period."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import grpc
+import uvloop
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.runtime.interceptors import RequestInterceptor
+from services.runtime.logs import configure_logging
+from services.runtime.settings import ServerSettings, SettingsError, env_str
+
+log = logging.getLogger("server")
+
+
+class Component(Protocol):
+    """What a service hands to the bootstrap."""
+
+    def register(self, server: grpc.aio.Server) -> Sequence[str]:
+        """Add servicers to the server; return their full service names."""
+
+    async def close(self) -> None:
+        """Release channels, files and tasks after the server has stopped."""
+
+
+def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    age_ms = int(settings.max_connection_age_s * 1000)
+    return [
+        # Clients re-resolve and spread over new replicas; the grace covers
+        # the longest stream so ageing never cuts a live answer.
+        ("grpc.max_connection_age_ms", age_ms),
+        ("grpc.max_connection_age_grace_ms", int(settings.grace_period_s * 1000) + 5_000),
+        # Accept the clients' 30 s keepalive pings.
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ]
+
+
+class RunningServer:
+    """A started server; tests use it directly, `main()` wraps it in signals."""
+
+    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int,
+                 names: Sequence[str], component: Component, settings: ServerSettings):
+        self.server = server
+        self.health = health_servicer
+        self.port = port
+        self.names = names
+        self.component = component
+        self.settings = settings
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        grace = self.settings.grace_period_s if grace_s is None else grace_s
+        await self.health.enter_graceful_shutdown()
+        log.info("shutdown", extra={"fields": {"grace_s": grace}})
+        await self.server.stop(grace)
+        await self.component.close()
+
+
+async def start_server(component: Component, settings: ServerSettings) -> RunningServer:
+    server = grpc.aio.server(interceptors=[RequestInterceptor()], options=server_options(settings))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = list(component.register(server))
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(settings.listen_addr)
+    if port == 0:
+        raise SettingsError(f"LISTEN_ADDR: cannot bind {settings.listen_addr!r}")
+    for name in ("", *names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    for name in ("", *names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving", extra={"fields": {"port": port, "services": names}})
+    return RunningServer(server, health_servicer, port, names, component, settings)
+
+
+async def _serve(service: str, build: Callable[[], Awaitable[Component]]) -> None:
+    settings = ServerSettings.from_env(service)
+    component = await build()
+    running = await start_server(component, settings)
+    if settings.port_file:
+        # Written atomically so a watcher never reads a half-written port.
+        tmp = f"{settings.port_file}.tmp"
+        with open(tmp, "w") as handle:
+            handle.write(str(running.port))
+        os.replace(tmp, settings.port_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await running.stop()
+
+
+def main(service: str, build: Callable[[], Awaitable[Component]]) -> None:
+    """Entry point of every service's `__main__`."""
+    configure_logging(service, env_str("LOG_LEVEL", "INFO"))
+    try:
+        uvloop.run(_serve(service, build))
+    except SettingsError as error:
+        log.error("bad settings", extra={"fields": {"error": str(error)}})
+        raise SystemExit(2) from None

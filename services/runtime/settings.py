@@ -1,0 +1,85 @@
+"""Typed settings read from environment variables. A bad value fails at
+start-up with a message that names the variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# Default listen ports when a service runs on its own; the local runner and
+# Kubernetes always pass LISTEN_ADDR and the peer addresses explicitly.
+DEFAULT_PORTS = {
+    "router": 50051,
+    "llm_gateway": 50052,
+    "tilores_data": 50053,
+    "cache": 50054,
+    "optimizer": 50055,
+}
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def peer_addr(service: str) -> str:
+    """Address of a peer service from `<SERVICE>_SERVICE_ADDR`."""
+    name = f"{service.upper()}_SERVICE_ADDR"
+    value = env_str(name, f"127.0.0.1:{DEFAULT_PORTS[service]}")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SettingsError(f"{name}: expected host:port, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How a service's gRPC server listens and shuts down."""
+
+    service: str
+    listen_addr: str
+    grace_period_s: float
+    port_file: str
+    max_connection_age_s: float
+
+    @classmethod
+    def from_env(cls, service: str) -> ServerSettings:
+        listen_addr = env_str("LISTEN_ADDR", f"127.0.0.1:{DEFAULT_PORTS[service]}")
+        if ":" not in listen_addr:
+            raise SettingsError(f"LISTEN_ADDR: expected host:port, got {listen_addr!r}")
+        return cls(
+            service=service,
+            listen_addr=listen_addr,
+            grace_period_s=env_float("GRACE_PERIOD_S", 30.0),
+            port_file=env_str("PORT_FILE"),
+            max_connection_age_s=env_float("MAX_CONNECTION_AGE_S", 300.0, minimum=1.0),
+        )

@@ -1,0 +1,1 @@
+"""tilores_data: the only door to customer data."""
