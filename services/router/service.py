@@ -114,6 +114,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     yield Response(error=event.error)
                 sent += 1
         except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNAVAILABLE and not _has_details(error):
+                # A transport failure: grpc's own text names internal addresses.
+                error = _ModelServiceUnavailable()
             if not sent:
                 # Nothing sent yet: relay the status (and its details) as is,
                 # so the caller may still retry or map it.
@@ -122,6 +125,20 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         finally:
             # Ends the upstream stream when our caller hung up or timed out.
             call.cancel()
+
+
+def _has_details(error: grpc.aio.AioRpcError) -> bool:
+    return any(key == "grpc-status-details-bin" for key, _ in error.trailing_metadata() or ())
+
+
+class _ModelServiceUnavailable(grpc.aio.AioRpcError):
+    def __init__(self) -> None:
+        super().__init__(
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.aio.Metadata(),
+            grpc.aio.Metadata(),
+            details="the model service (llm_gateway) is unavailable; try again shortly",
+        )
 
 
 class RouterComponent:

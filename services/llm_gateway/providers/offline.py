@@ -13,15 +13,19 @@ from services.llm_gateway.providers.events import Fact, Finish, GenerationReques
 
 PREFIX = "Offline answer (composed from Tilores records, no language model): "
 
-# Question words -> fact topics they ask about.
+# Question words -> fact topics they ask about (whole words only, so "case"
+# does not match "because").
 TOPIC_WORDS = {
-    "identity": ("name", "who", "born", "birth", "age", "client id", "profile"),
-    "contact": ("email", "e-mail", "phone", "address", "contact", "reach", "live", "city"),
-    "status": ("status", "account", "active", "cancel", "enrol", "enroll", "product", "plan", "subscription"),
-    "credit": ("credit", "score", "fico", "bureau", "utilization", "utilisation", "report"),
-    "billing": ("payment", "paid", "pay", "billing", "bill", "charge", "transaction", "balance", "due", "card", "fee"),
-    "tickets": ("ticket", "tickets", "support", "complaint", "zoho", "case"),
-    "calls": ("call", "calls", "called", "phoned"),
+    topic: re.compile(pattern, re.I)
+    for topic, pattern in {
+        "identity": r"\b(name|who|born|birth\w*|age|client id|profile)\b",
+        "contact": r"\b(e-?mail|phone|address|contact|reach|lives?|city)\b",
+        "status": r"\b(status|account|active|cancel\w*|enrol\w*|product|plan|subscription)\b",
+        "credit": r"\b(credit|scores?|fico|bureaus?|utili[sz]ation|reports?)\b",
+        "billing": r"\b(payments?|paid|pay|billing|bill|charges?|transactions?|balance|due|card|fees?)\b",
+        "tickets": r"\b(tickets?|support|complaints?|zoho|cases?)\b",
+        "calls": r"\b(calls?|called|phoned)\b",
+    }.items()
 }
 OVERVIEW_TOPICS = ("status", "credit", "billing")
 TOPIC_TITLES = {
@@ -47,8 +51,7 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def requested_topics(question: str) -> list[str]:
-    text = question.lower()
-    topics = [topic for topic, words in TOPIC_WORDS.items() if any(w in text for w in words)]
+    topics = [topic for topic, pattern in TOPIC_WORDS.items() if pattern.search(question)]
     return topics or list(OVERVIEW_TOPICS)
 
 

@@ -1,0 +1,1 @@
+"""OpenAI-compatible REST front (ASGI) over the router's gRPC stream."""

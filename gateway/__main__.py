@@ -1,0 +1,83 @@
+"""Start the REST gateway: `python -m gateway`.
+
+GATEWAY_API_KEYS          comma-separated API keys clients must send as Bearer (required)
+LISTEN_ADDR               host:port to listen on (default 127.0.0.1:8000)
+ROUTER_SERVICE_ADDR       router address (default 127.0.0.1:50051)
+LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for GET /v1/models (default 127.0.0.1:50052)
+GATEWAY_CHAT_TIMEOUT_S    deadline of one chat request (default 300)
+GRACE_PERIOD_S            how long in-flight streams may finish on SIGTERM (default 30)
+PORT_FILE                 file to write the bound port to (for port 0)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import uvicorn
+import uvloop
+
+from gateway.app import GatewayApp, GatewaySettings
+from services.runtime.logs import configure_logging
+from services.runtime.settings import SettingsError, env_float, env_str, peer_addr
+
+log = logging.getLogger("gateway")
+
+
+def settings_from_env() -> GatewaySettings:
+    keys = tuple(k.strip() for k in env_str("GATEWAY_API_KEYS").split(",") if k.strip())
+    if not keys:
+        raise SettingsError("GATEWAY_API_KEYS: at least one API key is required")
+    return GatewaySettings(
+        router_addr=peer_addr("router"),
+        llm_gateway_addr=peer_addr("llm_gateway"),
+        api_keys=keys,
+        chat_timeout_s=env_float("GATEWAY_CHAT_TIMEOUT_S", 300.0, minimum=1.0),
+    )
+
+
+def bind(listen_addr: str) -> socket.socket:
+    host, _, port = listen_addr.rpartition(":")
+    if not host or not port.isdigit():
+        raise SettingsError(f"LISTEN_ADDR: expected host:port, got {listen_addr!r}")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), int(port)))
+    sock.listen(1024)
+    return sock
+
+
+async def serve() -> None:
+    settings = settings_from_env()
+    sock = bind(env_str("LISTEN_ADDR", "127.0.0.1:8000"))
+    config = uvicorn.Config(
+        GatewayApp(settings),
+        loop="none",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=int(env_float("GRACE_PERIOD_S", 30.0)),
+    )
+    server = uvicorn.Server(config)
+    port_file = env_str("PORT_FILE")
+    if port_file:
+        with open(f"{port_file}.tmp", "w") as handle:
+            handle.write(str(sock.getsockname()[1]))
+        os.replace(f"{port_file}.tmp", port_file)
+    log.info("serving", extra={"fields": {"port": sock.getsockname()[1]}})
+    await server.serve(sockets=[sock])
+
+
+def main() -> None:
+    configure_logging("gateway", env_str("LOG_LEVEL", "INFO"))
+    try:
+        uvloop.run(serve())
+    except SettingsError as error:
+        log.error("bad settings", extra={"fields": {"error": str(error)}})
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

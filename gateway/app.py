@@ -1,0 +1,343 @@
+"""GatewayApp: the OpenAI-compatible REST API as a plain ASGI application.
+
+POST /v1/chat/completions  streamed (SSE) or whole answers from the router
+GET  /v1/models            the model catalog
+GET  /health               200 when the router answers its health check
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import grpc
+import orjson
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2_grpc
+
+from gateway.chat_request import ChatCall, parse_chat_request
+from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
+from gateway.sse import DONE, ChunkEncoder
+from services.runtime.channels import open_channel
+from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+
+log = logging.getLogger("gateway")
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+FINISH_REASONS = {
+    common_pb2.FINISH_REASON_STOP: "stop",
+    common_pb2.FINISH_REASON_LENGTH: "length",
+    common_pb2.FINISH_REASON_TOOL_CALLS: "tool_calls",
+    common_pb2.FINISH_REASON_CONTENT_FILTER: "content_filter",
+}
+JSON_HEADERS = [(b"content-type", b"application/json")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    router_addr: str
+    llm_gateway_addr: str
+    api_keys: tuple[str, ...]
+    chat_timeout_s: float
+
+
+class GatewayApp:
+    def __init__(self, settings: GatewaySettings):
+        self._settings = settings
+        self._keys = tuple(key.encode() for key in settings.api_keys)
+        self._channels: list[grpc.aio.Channel] = []
+        self._router = None
+        self._llm = None
+        self._health = None
+
+    async def startup(self) -> None:
+        router_channel = open_channel(self._settings.router_addr)
+        llm_channel = open_channel(self._settings.llm_gateway_addr)
+        self._channels = [router_channel, llm_channel]
+        self._router = router_pb2_grpc.RouterServiceStub(router_channel)
+        self._llm = llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)
+        self._health = health_pb2_grpc.HealthStub(router_channel)
+
+    async def shutdown(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = new_request_id()
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and value:
+                request_id = value.decode("latin-1")[:128]
+        REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        response = _Response(send, request_id)
+        try:
+            if path == "/v1/chat/completions":
+                self._allow(method, "POST")
+                self._authenticate(scope)
+                await self._chat(receive, response)
+            elif path == "/v1/models":
+                self._allow(method, "GET")
+                self._authenticate(scope)
+                await self._models(response)
+            elif path == "/health":
+                self._allow(method, "GET")
+                await self._healthcheck(response)
+            else:
+                raise OpenAIError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+        except OpenAIError as error:
+            if response.status:
+                raise
+            headers = [(b"retry-after", str(max(1, round(error.retry_after_s))).encode())] if error.retry_after_s else []
+            await response.json(error.status, error.json(), headers)
+        finally:
+            log.info(
+                "http",
+                extra={
+                    "fields": {
+                        "method": method,
+                        "path": path,
+                        "status": response.status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    }
+                },
+            )
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    @staticmethod
+    def _allow(method: str, allowed: str) -> None:
+        if method != allowed:
+            raise OpenAIError(405, f"Method {method} is not allowed here; use {allowed}.", code="method_not_allowed")
+
+    def _authenticate(self, scope) -> None:
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, key = header.partition(b" ")
+        if not header or scheme.lower() != b"bearer" or not key.strip():
+            raise OpenAIError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                type="invalid_request_error",
+            )
+        key = key.strip()
+        # Compare against every key so timing says nothing about which is close.
+        if not any([hmac.compare_digest(key, known) for known in self._keys]):
+            raise OpenAIError(401, "Incorrect API key provided.", type="invalid_request_error", code="invalid_api_key")
+
+    async def _healthcheck(self, response: _Response) -> None:
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+            router = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.aio.AioRpcError as error:
+            router = error.code().name
+        status = 200 if router == "SERVING" else 503
+        await response.json(status, orjson.dumps({"status": "ok" if status == 200 else "unavailable", "router": router}))
+
+    async def _models(self, response: _Response) -> None:
+        try:
+            reply = await self._llm.ListModels(
+                llm_gateway_pb2.ListModelsRequest(), timeout=5.0, metadata=((REQUEST_ID_HEADER, response.request_id),)
+            )
+        except grpc.aio.AioRpcError as error:
+            raise from_grpc(error) from None
+        data = [
+            {
+                "id": m.id,
+                "object": "model",
+                "created": 0,
+                "owned_by": m.owned_by,
+                "provider": m.provider,
+                "available": m.available,
+                "unavailable_reason": m.unavailable_reason or None,
+                "context_window": m.context_window,
+            }
+            for m in reply.models
+        ]
+        await response.json(200, orjson.dumps({"object": "list", "data": data}))
+
+    async def _chat(self, receive, response: _Response) -> None:
+        chat = parse_chat_request(await _read_body(receive))
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        if not chat.request.conversation_id:
+            chat.request.conversation_id = completion_id
+        call = self._router.Chat(
+            chat.request,
+            timeout=self._settings.chat_timeout_s,
+            metadata=((REQUEST_ID_HEADER, response.request_id),),
+        )
+        hangup = _HangUp(receive, call)
+        try:
+            try:
+                first = await call.read()
+            except grpc.aio.AioRpcError as error:
+                raise from_grpc(error) from None
+            if chat.stream:
+                await self._stream(chat, completion_id, call, first, response)
+            else:
+                await self._whole(chat, completion_id, call, first, response)
+        except asyncio.CancelledError:
+            if not hangup.happened:
+                raise
+            log.info("chat.client_hung_up")
+        finally:
+            hangup.stop()
+
+    async def _stream(self, chat: ChatCall, completion_id: str, call, event, response: _Response) -> None:
+        encoder = ChunkEncoder(completion_id, int(time.time()), chat.model, chat.include_usage)
+        await response.start(200, SSE_HEADERS)
+        send = response.send
+        await send({"type": "http.response.body", "body": encoder.role(), "more_body": True})
+        usage = None
+        while event is not grpc.aio.EOF:
+            kind = event.WhichOneof("event")
+            if kind == "delta":
+                body = encoder.delta(event.delta)
+            elif kind == "finish":
+                body = encoder.finish(FINISH_REASONS.get(event.finish.reason, "stop"))
+            elif kind == "usage":
+                usage = event.usage
+                body = None
+            elif kind == "error":
+                await send(
+                    {"type": "http.response.body", "body": stream_error_event(event.error.code, event.error.message)}
+                )
+                return
+            else:
+                body = None
+            if body is not None:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            try:
+                event = await call.read()
+            except grpc.aio.AioRpcError as error:
+                # Tokens have gone out: end with an error event, never [DONE].
+                await send({"type": "http.response.body", "body": stream_error_event(error.code().name, error.details())})
+                return
+        tail = DONE
+        if chat.include_usage and usage is not None:
+            tail = encoder.usage(usage.prompt_tokens, usage.completion_tokens) + DONE
+        await send({"type": "http.response.body", "body": tail})
+
+    async def _whole(self, chat: ChatCall, completion_id: str, call, event, response: _Response) -> None:
+        parts: list[str] = []
+        usage = None
+        finish = "stop"
+        while event is not grpc.aio.EOF:
+            kind = event.WhichOneof("event")
+            if kind == "delta":
+                parts.append(event.delta)
+            elif kind == "usage":
+                usage = event.usage
+            elif kind == "finish":
+                finish = FINISH_REASONS.get(event.finish.reason, "stop")
+            elif kind == "error":
+                code = getattr(grpc.StatusCode, event.error.code, grpc.StatusCode.INTERNAL)
+                status, kind_name = STATUS_MAP.get(code, (500, "api_error"))
+                raise OpenAIError(status, event.error.message, type=kind_name, code=event.error.code.lower())
+            try:
+                event = await call.read()
+            except grpc.aio.AioRpcError as error:
+                raise from_grpc(error) from None
+        body = {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": chat.model,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(parts), "refusal": None, "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens if usage else 0,
+                "completion_tokens": usage.completion_tokens if usage else 0,
+                "total_tokens": usage.total_tokens if usage else 0,
+            },
+        }
+        await response.json(200, orjson.dumps(body))
+
+
+class _Response:
+    """Sends the response and remembers its status for the access log."""
+
+    def __init__(self, send, request_id: str):
+        self.send = send
+        self.request_id = request_id
+        self.status = 0
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (REQUEST_ID_HEADER.encode(), self.request_id.encode())],
+            }
+        )
+
+    async def json(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = ()) -> None:
+        await self.start(status, [*JSON_HEADERS, *headers])
+        await self.send({"type": "http.response.body", "body": body})
+
+
+class _HangUp:
+    """Cancels the router call the moment the client disconnects."""
+
+    def __init__(self, receive, call):
+        self.happened = False
+        self._call = call
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.happened = True
+                self._call.cancel()
+                return
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+async def _read_body(receive) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise OpenAIError(413, f"Request body is larger than {MAX_BODY_BYTES} bytes.", code="request_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

@@ -1,0 +1,214 @@
+"""parse_chat_request: an OpenAI chat-completions body, checked field by
+field, turned into the router's ChatRequest. Every error names the field, in
+OpenAI's words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from tilores_x.v1 import common_pb2, router_pb2
+
+from gateway.openai_errors import OpenAIError
+
+ROLES = {
+    "system": common_pb2.ROLE_SYSTEM,
+    "developer": common_pb2.ROLE_SYSTEM,
+    "user": common_pb2.ROLE_USER,
+    "assistant": common_pb2.ROLE_ASSISTANT,
+    "tool": common_pb2.ROLE_TOOL,
+}
+# Accepted and honoured.
+KNOWN_FIELDS = {
+    "model", "messages", "stream", "stream_options", "temperature", "max_tokens",
+    "max_completion_tokens", "user", "n",
+}  # fmt: skip
+# Part of the OpenAI API but not offered by this gateway: rejected by name
+# rather than silently dropped.
+UNSUPPORTED_FIELDS = {
+    "tools", "tool_choice", "functions", "function_call", "logprobs", "top_logprobs", "logit_bias",
+    "response_format", "seed", "stop", "top_p", "presence_penalty", "frequency_penalty", "audio",
+    "modalities", "prediction", "parallel_tool_calls", "reasoning_effort", "web_search_options",
+}  # fmt: skip
+
+
+@dataclass
+class ChatCall:
+    """A valid request: what to send to the router and how to answer."""
+
+    request: router_pb2.ChatRequest
+    model: str
+    stream: bool
+    include_usage: bool
+
+
+def _type_name(value: object) -> str:
+    return {
+        str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+        list: "an array", dict: "an object", type(None): "null",
+    }.get(type(value), "a value")  # fmt: skip
+
+
+def _invalid_type(param: str, expected: str, value: object) -> OpenAIError:
+    return OpenAIError(
+        400,
+        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def _content(param: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = []
+        for n, part in enumerate(value):
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise OpenAIError(
+                    400,
+                    f"Invalid value for '{param}[{n}]': only text content parts are supported.",
+                    param=f"{param}[{n}]",
+                    code="invalid_value",
+                )
+            parts.append(part["text"])
+        return "".join(parts)
+    if value is None:
+        return ""
+    raise _invalid_type(param, "a string or an array of content parts", value)
+
+
+def _number(body: dict, name: str, lo: float, hi: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _invalid_type(name, "a number", value)
+    if not lo <= value <= hi:
+        raise OpenAIError(
+            400,
+            f"Invalid '{name}': expected a value between {lo:g} and {hi:g}, but got {value} instead.",
+            param=name,
+            code="invalid_value",
+        )
+    return float(value)
+
+
+def _positive_int(body: dict, name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid_type(name, "an integer", value)
+    if value < 1:
+        raise OpenAIError(
+            400, f"Invalid '{name}': integer below minimum value. Expected a value >= 1, but got {value} instead.",
+            param=name, code="integer_below_min_value",
+        )  # fmt: skip
+    return value
+
+
+def parse_chat_request(raw: bytes) -> ChatCall:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise OpenAIError(
+            400,
+            "We could not parse the JSON body of your request. The API expects a JSON payload "
+            "(Content-Type: application/json).",
+        ) from None
+    if not isinstance(body, dict):
+        raise OpenAIError(400, f"Invalid request body: expected a JSON object, but got {_type_name(body)} instead.")
+    for name in body:
+        if name in UNSUPPORTED_FIELDS:
+            raise OpenAIError(400, f"'{name}' is not supported by this gateway.", param=name, code="unsupported_parameter")
+        if name not in KNOWN_FIELDS:
+            raise OpenAIError(400, f"Unrecognized request argument supplied: {name}", param=name)
+
+    model = body.get("model")
+    if model is None:
+        raise OpenAIError(400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    if not isinstance(model, str):
+        raise _invalid_type("model", "a string", model)
+    if not model:
+        raise OpenAIError(400, "Invalid 'model': empty string.", param="model", code="invalid_value")
+
+    messages = body.get("messages")
+    if messages is None:
+        raise OpenAIError(
+            400, "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
+    if not isinstance(messages, list):
+        raise _invalid_type("messages", "an array", messages)
+    if not messages:
+        raise OpenAIError(
+            400,
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
+    request = router_pb2.ChatRequest(model=model)
+    for n, message in enumerate(messages):
+        param = f"messages[{n}]"
+        if not isinstance(message, dict):
+            raise _invalid_type(param, "an object", message)
+        role = message.get("role")
+        if role is None:
+            raise OpenAIError(
+                400, f"Missing required parameter: '{param}.role'.", param=f"{param}.role",
+                code="missing_required_parameter",
+            )  # fmt: skip
+        if not isinstance(role, str):
+            raise _invalid_type(f"{param}.role", "a string", role)
+        if role not in ROLES:
+            raise OpenAIError(
+                400,
+                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'tool', and 'developer'.",
+                param=f"{param}.role",
+                code="invalid_value",
+            )
+        if "content" not in message and role != "assistant":
+            raise OpenAIError(
+                400, f"Missing required parameter: '{param}.content'.", param=f"{param}.content",
+                code="missing_required_parameter",
+            )  # fmt: skip
+        name = message.get("name")
+        if name is not None and not isinstance(name, str):
+            raise _invalid_type(f"{param}.name", "a string", name)
+        request.messages.add(
+            role=ROLES[role], content=_content(f"{param}.content", message.get("content")), name=name or ""
+        )
+
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _invalid_type("stream", "a boolean", stream)
+    include_usage = False
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise _invalid_type("stream_options", "an object", options)
+        if not stream:
+            raise OpenAIError(
+                400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options", code="invalid_value",
+            )  # fmt: skip
+        include_usage = options.get("include_usage", False)
+        if not isinstance(include_usage, bool):
+            raise _invalid_type("stream_options.include_usage", "a boolean", include_usage)
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise OpenAIError(400, "Only n=1 is supported.", param="n", code="unsupported_value")
+    temperature = _number(body, "temperature", 0, 2)
+    if temperature is not None:
+        request.temperature = temperature
+    max_tokens = _positive_int(body, "max_completion_tokens") or _positive_int(body, "max_tokens")
+    if max_tokens is not None:
+        request.max_tokens = max_tokens
+    user = body.get("user")
+    if user is not None:
+        if not isinstance(user, str):
+            raise _invalid_type("user", "a string", user)
+        request.conversation_id = user
+    return ChatCall(request=request, model=model, stream=stream, include_usage=include_usage)
