@@ -1,0 +1,1 @@
+"""Deployment tooling: topology, Envoy config generator, local runner."""

