@@ -193,9 +193,16 @@ def render_envoy_config(
         if spec.protocol != "grpc":
             continue
         grpc_routes.append(
-            {"match": {"prefix": f"/{spec.grpc_service}/", "grpc": {}}, "route": _stream_route(spec.name, topology, spec.streaming)}
+            {
+                "match": {"prefix": f"/{spec.grpc_service}/", "grpc": {}},
+                "route": _stream_route(spec.name, topology, spec.streaming),
+            }
         )
-        for prefix in ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/"):
+        for prefix in (
+            "/grpc.health.v1.Health/",
+            "/grpc.reflection.v1alpha.ServerReflection/",
+            "/grpc.reflection.v1.ServerReflection/",
+        ):
             grpc_routes.append(
                 {
                     "match": {
@@ -226,9 +233,7 @@ def render_envoy_config(
                 _listener("rest", listener_ports.get("rest", topology.envoy.rest_port), rest_routes, topology),
                 _listener("grpc", listener_ports.get("grpc", topology.envoy.grpc_port), grpc_routes, topology),
             ],
-            "clusters": [
-                _cluster(spec, host, ports.get(spec.name, spec.port)) for spec in topology.services.values()
-            ],
+            "clusters": [_cluster(spec, host, ports.get(spec.name, spec.port)) for spec in topology.services.values()],
         },
     }
 

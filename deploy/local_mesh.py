@@ -30,6 +30,7 @@ from deploy.envoy_config import dump, render_envoy_config
 from deploy.topology import Topology, TopologyError, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
+DEMO_QUESTION = "What is the status and credit score of edwina.hawthorne@example.com?"
 
 
 class MeshError(RuntimeError):
@@ -145,7 +146,7 @@ class LocalMesh:
         port_file = self.run_dir / f"{name}.port"
         port_file.unlink(missing_ok=True)
         module = "gateway" if spec.protocol == "http" else f"services.{name}"
-        log = open(self.log_path(name), "ab")
+        log = open(self.log_path(name), "ab")  # noqa: SIM115 - open for the process lifetime
         self._logs.append(log)
         self.processes[name] = subprocess.Popen(
             _with_parent([sys.executable, "-m", module]),
@@ -159,7 +160,9 @@ class LocalMesh:
         while not port_file.exists():
             self._check_alive(name)
             if time.monotonic() > deadline:
-                raise MeshError(f"{name}: did not start within {self.start_timeout_s:.0f}s (log: {self.log_path(name)})")
+                raise MeshError(
+                    f"{name}: did not start within {self.start_timeout_s:.0f}s (log: {self.log_path(name)})"
+                )
             time.sleep(0.02)
         self.ports[name] = int(port_file.read_text())
         if spec.protocol == "grpc":
@@ -214,18 +217,26 @@ class LocalMesh:
         config_path.write_text(dump(config))
         admin_file = self.run_dir / "envoy-admin"
         admin_file.unlink(missing_ok=True)
-        log = open(self.log_path("envoy"), "ab")
+        log = open(self.log_path("envoy"), "ab")  # noqa: SIM115 - open for the process lifetime
         self._logs.append(log)
         self.processes["envoy"] = subprocess.Popen(
-            _with_parent([
-                envoy_binary(),
-                "-c", str(config_path),
-                "--disable-hot-restart",  # a second Envoy on this machine must not collide
-                "--admin-address-path", str(admin_file),
-                "--log-level", "warn",
-                "--drain-strategy", "immediate",
-                "--drain-time-s", str(int(self.grace_period_s)),
-            ]),  # fmt: skip
+            _with_parent(
+                [
+                    envoy_binary(),
+                    "-c",
+                    str(config_path),
+                    # A second Envoy on this machine must not collide on the hot-restart socket.
+                    "--disable-hot-restart",
+                    "--admin-address-path",
+                    str(admin_file),
+                    "--log-level",
+                    "warn",
+                    "--drain-strategy",
+                    "immediate",
+                    "--drain-time-s",
+                    str(int(self.grace_period_s)),
+                ]
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -291,7 +302,7 @@ Ask about the demo customer:
 
   curl -N {self.rest_url.replace("127.0.0.1", "localhost")}/v1/chat/completions \\
     -H 'Authorization: Bearer {self.api_key}' -H 'Content-Type: application/json' \\
-    -d '{{"model":"offline","stream":true,"messages":[{{"role":"user","content":"What is the status and credit score of edwina.hawthorne@example.com?"}}]}}'
+    -d '{{"model":"offline","stream":true,"messages":[{{"role":"user","content":"{DEMO_QUESTION}"}}]}}'
 
 Or with the openai SDK:
 
@@ -299,7 +310,7 @@ Or with the openai SDK:
   client = OpenAI(base_url="{self.rest_url.replace("127.0.0.1", "localhost")}/v1", api_key="{self.api_key}")
   for chunk in client.chat.completions.create(
       model="offline", stream=True,
-      messages=[{{"role": "user", "content": "What is the status and credit score of edwina.hawthorne@example.com?"}}],
+      messages=[{{"role": "user", "content": "{DEMO_QUESTION}"}}],
   ):
       print(chunk.choices[0].delta.content or "", end="", flush=True) if chunk.choices else None
 

@@ -102,7 +102,9 @@ class GatewayApp:
         except OpenAIError as error:
             if response.status:
                 raise
-            headers = [(b"retry-after", str(max(1, round(error.retry_after_s))).encode())] if error.retry_after_s else []
+            headers = (
+                [(b"retry-after", str(max(1, round(error.retry_after_s))).encode())] if error.retry_after_s else []
+            )
             await response.json(error.status, error.json(), headers)
         finally:
             log.info(
@@ -155,7 +157,9 @@ class GatewayApp:
         except grpc.aio.AioRpcError as error:
             router = error.code().name
         status = 200 if router == "SERVING" else 503
-        await response.json(status, orjson.dumps({"status": "ok" if status == 200 else "unavailable", "router": router}))
+        await response.json(
+            status, orjson.dumps({"status": "ok" if status == 200 else "unavailable", "router": router})
+        )
 
     async def _models(self, response: _Response) -> None:
         try:
@@ -234,7 +238,9 @@ class GatewayApp:
                 event = await call.read()
             except grpc.aio.AioRpcError as error:
                 # Tokens have gone out: end with an error event, never [DONE].
-                await send({"type": "http.response.body", "body": stream_error_event(error.code().name, error.details())})
+                await send(
+                    {"type": "http.response.body", "body": stream_error_event(error.code().name, error.details())}
+                )
                 return
         tail = DONE
         if chat.include_usage and usage is not None:

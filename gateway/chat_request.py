@@ -121,7 +121,9 @@ def parse_chat_request(raw: bytes) -> ChatCall:
         raise OpenAIError(400, f"Invalid request body: expected a JSON object, but got {_type_name(body)} instead.")
     for name in body:
         if name in UNSUPPORTED_FIELDS:
-            raise OpenAIError(400, f"'{name}' is not supported by this gateway.", param=name, code="unsupported_parameter")
+            raise OpenAIError(
+                400, f"'{name}' is not supported by this gateway.", param=name, code="unsupported_parameter"
+            )
         if name not in KNOWN_FIELDS:
             raise OpenAIError(400, f"Unrecognized request argument supplied: {name}", param=name)
 
@@ -163,7 +165,8 @@ def parse_chat_request(raw: bytes) -> ChatCall:
         if role not in ROLES:
             raise OpenAIError(
                 400,
-                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'tool', and 'developer'.",
+                f"Invalid value: '{role}'. Supported values are: "
+                "'system', 'assistant', 'user', 'tool', and 'developer'.",
                 param=f"{param}.role",
                 code="invalid_value",
             )

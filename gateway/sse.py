@@ -14,7 +14,7 @@ class ChunkEncoder:
     def __init__(self, completion_id: str, created: int, model: str, include_usage: bool):
         self._include_usage = include_usage
         head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
-        self._head = b'data: ' + orjson.dumps(head)[:-1] + b',"system_fingerprint":null,"choices":[{"index":0,"delta":'
+        self._head = b"data: " + orjson.dumps(head)[:-1] + b',"system_fingerprint":null,"choices":[{"index":0,"delta":'
         self._usage_tail = b',"usage":null}\n\n' if include_usage else b"}\n\n"
         self._content_mid = b',"logprobs":null,"finish_reason":null}]'
 
@@ -25,9 +25,7 @@ class ChunkEncoder:
         return self._head + b'{"content":' + orjson.dumps(text) + b"}" + self._content_mid + self._usage_tail
 
     def finish(self, reason: str) -> bytes:
-        return (
-            self._head + b'{},"logprobs":null,"finish_reason":' + orjson.dumps(reason) + b"}]" + self._usage_tail
-        )
+        return self._head + b'{},"logprobs":null,"finish_reason":' + orjson.dumps(reason) + b"}]" + self._usage_tail
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         """The final usage chunk (`stream_options.include_usage`): no choices."""

@@ -82,15 +82,15 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
                 f"model {entry.id!r} needs provider {entry.provider!r}, which is not configured", field="model"
             )
         generation = generation_request(request, entry.upstream, context.time_remaining())
-        Response = llm_gateway_pb2.GenerateResponse
+        response = llm_gateway_pb2.GenerateResponse
         started = time.perf_counter()
         sent = 0
         try:
             async for event in provider.stream(generation):
                 if type(event) is str:
-                    yield Response(delta=event)
+                    yield response(delta=event)
                 elif isinstance(event, Usage):
-                    yield Response(
+                    yield response(
                         usage=common_pb2.Usage(
                             prompt_tokens=event.prompt_tokens,
                             completion_tokens=event.completion_tokens,
@@ -98,20 +98,22 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
                         )
                     )
                 elif isinstance(event, Finish):
-                    yield Response(finish=common_pb2.Finish(reason=FINISH[event.reason]))
+                    yield response(finish=common_pb2.Finish(reason=FINISH[event.reason]))
                 sent += 1
         except Fault as fault:
             if not sent:
                 raise
             # Headers and tokens have gone out: end with an explicit error.
             log.warning("generate.failed_mid_stream", extra={"fields": {"model": entry.id, "code": fault.code}})
-            yield Response(error=common_pb2.StreamError(code=fault.code, message=fault.message))
+            yield response(error=common_pb2.StreamError(code=fault.code, message=fault.message))
         except asyncio.CancelledError:
             log.info("generate.cancelled", extra={"fields": {"model": entry.id, "events_sent": sent}})
             raise
         log.info(
             "generate.done",
-            extra={"fields": {"model": entry.id, "events": sent, "ms": round((time.perf_counter() - started) * 1000, 2)}},
+            extra={
+                "fields": {"model": entry.id, "events": sent, "ms": round((time.perf_counter() - started) * 1000, 2)}
+            },
         )
 
     async def ListModels(self, request, context):

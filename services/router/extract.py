@@ -66,7 +66,9 @@ def _phones(text: str) -> list[tuple[int, int, str]]:
         number = match.number
         # Only full national numbers: a 7-digit client id is not a phone.
         if len(str(number.national_number)) == 10:
-            found.append((match.start, match.end, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)))
+            found.append(
+                (match.start, match.end, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+            )
     return found
 
 

@@ -109,20 +109,26 @@ def customer_facts(records: list[dict]) -> tuple[str, list[Fact]]:
     if charges:
         latest = charges[-1]
         summary = ", ".join(
-            str(latest[k]) for k in ("TRANSACTION_CREATED_DATE", "TRANSACTION_AMOUNT", "RESPONSE_STATUS") if latest.get(k)
+            str(latest[k])
+            for k in ("TRANSACTION_CREATED_DATE", "TRANSACTION_AMOUNT", "RESPONSE_STATUS")
+            if latest.get(k)
         )
         facts.append(Fact("billing", "Latest charge (date, amount, result)", summary, str(latest.get("id", ""))))
         if latest.get("CARD_TYPE") and latest.get("CARD_LAST_4"):
             card = f"{latest['CARD_TYPE']} ending {latest['CARD_LAST_4']}"
             facts.append(Fact("billing", "Payment card", card, str(latest.get("id", ""))))
 
-    tickets = sorted((r for r in records if r.get("SOURCE") == "zoho_tickets"), key=lambda r: r.get("CREATEDTIME") or "")
+    tickets = sorted(
+        (r for r in records if r.get("SOURCE") == "zoho_tickets"), key=lambda r: r.get("CREATEDTIME") or ""
+    )
     for ticket in tickets:
         value = f"{ticket.get('SUBJECT', '')} ({ticket.get('ZOHO_STATUS', '')}, opened {ticket.get('CREATEDTIME', '')})"
         facts.append(Fact("tickets", f"Ticket {ticket.get('TICKETNUMBER', '')}", value, str(ticket.get("id", ""))))
     calls = sorted((r for r in records if r.get("SOURCE") == "calls"), key=lambda r: r.get("CALL_START_TIME") or "")
     for call in calls:
-        value = f"{call.get('CALL_TYPE', '')} call at {call.get('CALL_START_TIME', '')}, {call.get('CALL_DURATION', '')} s"
+        value = (
+            f"{call.get('CALL_TYPE', '')} call at {call.get('CALL_START_TIME', '')}, {call.get('CALL_DURATION', '')} s"
+        )
         facts.append(Fact("calls", "Call", value, str(call.get("id", ""))))
     return name, facts
 

@@ -87,7 +87,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         messages = conversation(request)
         grounding, prompt = await self._grounding(messages, request.conversation_id, self._remaining(context))
         context_text = grounding.text()
-        generate = llm_gateway_pb2.GenerateRequest(model=request.model, grounding=grounding_message(grounding, context_text))
+        generate = llm_gateway_pb2.GenerateRequest(
+            model=request.model, grounding=grounding_message(grounding, context_text)
+        )
         generate.messages.add(role=common_pb2.ROLE_SYSTEM, content=prompt.template.replace("{context}", context_text))
         generate.messages.extend(request.messages)
         if request.HasField("temperature"):
@@ -96,7 +98,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             generate.max_tokens = request.max_tokens
 
         call = self._peers.generate(generate, self._remaining(context))
-        Response = router_pb2.ChatResponse
+        response = router_pb2.ChatResponse
         sent = 0
         try:
             while True:
@@ -105,13 +107,13 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     break
                 kind = event.WhichOneof("event")
                 if kind == "delta":
-                    yield Response(delta=event.delta)
+                    yield response(delta=event.delta)
                 elif kind == "usage":
-                    yield Response(usage=event.usage)
+                    yield response(usage=event.usage)
                 elif kind == "finish":
-                    yield Response(finish=event.finish)
+                    yield response(finish=event.finish)
                 elif kind == "error":
-                    yield Response(error=event.error)
+                    yield response(error=event.error)
                 sent += 1
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.UNAVAILABLE and not _has_details(error):
@@ -121,7 +123,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 # Nothing sent yet: relay the status (and its details) as is,
                 # so the caller may still retry or map it.
                 await context.abort(error.code(), error.details(), tuple(error.trailing_metadata() or ()))
-            yield Response(error=common_pb2.StreamError(code=error.code().name, message=error.details() or ""))
+            yield response(error=common_pb2.StreamError(code=error.code().name, message=error.details() or ""))
         finally:
             # Ends the upstream stream when our caller hung up or timed out.
             call.cancel()

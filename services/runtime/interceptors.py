@@ -4,6 +4,7 @@ statuses with details, and writes one access-log line per call."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -77,7 +78,9 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
 def _access_log(method: str, code: str, started: float) -> None:
     log.info(
         "rpc",
-        extra={"fields": {"method": method, "code": code, "duration_ms": round((time.perf_counter() - started) * 1000, 3)}},
+        extra={
+            "fields": {"method": method, "code": code, "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
+        },
     )
 
 
@@ -92,7 +95,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str, request_id
             code = fault.code
             status = fault_status(fault)
             await context.abort(status.code, status.details, status.trailing_metadata)
-        except Exception as error:  # noqa: BLE001 - status set by abort() or grpc itself
+        except Exception as error:
             code = _code_of(error, context)
             raise
         finally:
@@ -123,8 +126,6 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str, reque
 
 
 def _code_of(error: BaseException, context: grpc.aio.ServicerContext) -> str:
-    import asyncio
-
     if isinstance(error, asyncio.CancelledError):
         return "CANCELLED"
     code = context.code()

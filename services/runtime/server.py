@@ -50,8 +50,15 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
 class RunningServer:
     """A started server; tests use it directly, `main()` wraps it in signals."""
 
-    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int,
-                 names: Sequence[str], component: Component, settings: ServerSettings):
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        health_servicer: health.aio.HealthServicer,
+        port: int,
+        names: Sequence[str],
+        component: Component,
+        settings: ServerSettings,
+    ):
         self.server = server
         self.health = health_servicer
         self.port = port
