@@ -34,7 +34,7 @@ CITIES = (
 )  # fmt: skip
 AREA_CODES = (
     "201 202 203 205 206 207 208 209 210 212 213 214 215 216 217 218 219 224 225 228 229 231 234 239 240 "
-    "248 251 252 253 254 256 260 262 267 269 270 272 276 281 301 302 303 304 305 307 308 309 310 312 313"
+    "248 251 252 253 254 256 260 262 267 269 270 272 276 281 301 302 303 304 305 307 308 309 310 313 314"
 ).split()
 STREETS = "Maple Oak Cedar Birch Willow Elm Juniper Aspen Spruce Laurel".split()
 STATUSES = ("Active", "Active", "Active", "Active", "Past Due", "Cancelled", "On Hold")

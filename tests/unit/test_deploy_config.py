@@ -1,0 +1,88 @@
+"""Topology validation and the generated Envoy config (checked by Envoy)."""
+
+import subprocess
+
+import pytest
+
+from deploy.envoy_config import dump, render_envoy_config
+from deploy.local_mesh import envoy_binary
+from deploy.topology import TopologyError, load_topology, parse_topology
+from services.llm_gateway.catalog import CatalogError, ModelCatalog
+from services.runtime.faults import NotFound
+
+
+def test_shipped_topology_starts_peers_first():
+    topology = load_topology("deploy/topology.yaml")
+    order = topology.start_order()
+    assert order.index("router") > max(order.index(p) for p in ("cache", "tilores_data", "optimizer", "llm_gateway"))
+    assert order[-1] == "gateway"
+
+
+BASE = """
+envoy: {rest_port: 8080, grpc_port: 9090, admin_port: 9901}
+services:
+  router: {port: 1, grpc_service: tilores_x.v1.RouterService, peers: [cache]}
+  cache: {port: 2, grpc_service: tilores_x.v1.CacheService}
+  gateway: {port: 3, protocol: http, peers: [router]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("port: 2,", "port: 70000,"), "services.cache.port"),
+        (("peers: [cache]", "peers: [nothing]"), "services.router.peers"),
+        (("rest_port: 8080", "rest_port: eighty"), "envoy.rest_port"),
+        (("protocol: http", "protocol: smtp"), "services.gateway.protocol"),
+        (("grpc_service: tilores_x.v1.CacheService", "grpc_servic: x"), "services.cache.grpc_servic"),
+        (("peers: [cache]", "peers: [gateway]"), "dependency cycle"),
+    ],
+)
+def test_bad_topology_names_the_field(change, message):
+    with pytest.raises(TopologyError, match=message.replace(".", r"\.")):
+        parse_topology(BASE.replace(*change))
+
+
+def test_generated_config_passes_envoy_validation(tmp_path):
+    config = render_envoy_config(load_topology("deploy/topology.yaml"))
+    path = tmp_path / "envoy.yaml"
+    path.write_text(dump(config))
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_streaming_routes_never_time_out_and_retry_only_before_the_first_message():
+    config = render_envoy_config(load_topology("deploy/topology.yaml"))
+    listeners = {listener["name"]: listener for listener in config["static_resources"]["listeners"]}
+
+    def routes(name):
+        hcm = listeners[name]["filter_chains"][0]["filters"][0]["typed_config"]
+        return hcm["route_config"]["virtual_hosts"][0]["routes"]
+
+    by_prefix = {r["match"].get("prefix"): r["route"] for r in routes("grpc") if "headers" not in r["match"]}
+    for service in ("RouterService", "LlmGatewayService"):
+        route = by_prefix[f"/tilores_x.v1.{service}/"]
+        assert route["timeout"] == "0s"
+        assert route["idle_timeout"] == "120s"
+        assert route["retry_policy"]["retry_on"] == "connect-failure,refused-stream,unavailable"
+    assert routes("rest")[0]["route"]["timeout"] == "0s"
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    assert clusters["router"]["circuit_breakers"]["thresholds"][0]["max_requests"] == 10000
+    assert "typed_extension_protocol_options" not in clusters["gateway"]
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+
+
+def test_model_catalog_rejects_bad_entries_by_name():
+    with pytest.raises(CatalogError, match=r"models\[1\]\.provider"):
+        ModelCatalog.from_yaml("models:\n  - {id: a, provider: offline}\n  - {id: b}\n")
+    with pytest.raises(CatalogError, match="duplicate id 'a'"):
+        ModelCatalog.from_yaml("models:\n  - {id: a, provider: offline}\n  - {id: a, provider: openai}\n")
+    catalog = ModelCatalog.from_yaml("models:\n  - {id: a, provider: offline}\n")
+    with pytest.raises(NotFound) as caught:
+        catalog.get("b")
+    assert caught.value.field == "model"

@@ -1,0 +1,72 @@
+import pytest
+
+from services.router.extract import Identifiers, extract_identifiers, identifiers_in
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("What is the credit score of Edwina.Hawthorne@Example.com?", Identifiers(email="edwina.hawthorne@example.com")),
+        ("client id 2480135 please", Identifiers(client_id="2480135")),
+        ("Customer ID: 1234567890", Identifiers(client_id="1234567890")),
+        ("look up 2480135", Identifiers(client_id="2480135")),
+        ("call (312) 555-0142", Identifiers(phone="+13125550142")),
+        ("phone +1 312 555 0142", Identifiers(phone="+13125550142")),
+        ("her number is 312-555-0142", Identifiers(phone="+13125550142")),
+        ("contact 003Ux00000AbCdEfGH", Identifiers(contact_id="003Ux00000AbCdEfGH")),
+        ("contact 003Ux00000AbCdE", Identifiers(contact_id="003Ux00000AbCdE")),
+    ],
+)
+def test_finds_each_kind_of_identifier(text, expected):
+    assert identifiers_in(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "she paid $1234567.00 last month",
+        "a balance of 2480135.50",
+        "on 2026-10-05 she called",
+        "utilization was 12345678%",
+        "reference 12345678901234",
+        "what is a good credit score?",
+    ],
+)
+def test_amounts_dates_and_long_numbers_are_not_client_ids(text):
+    assert not identifiers_in(text)
+
+
+def test_bare_ten_digit_number_searches_client_id_and_phone():
+    found = identifiers_in("look up 3125550142")
+    assert found.search_parameters() == {"CLIENT_ID": "3125550142", "PHONE_NUMBER": "+13125550142"}
+
+
+def test_most_precise_identifier_is_searched():
+    both = identifiers_in("client id 2480135, email edwina.hawthorne@example.com")
+    assert both.search_parameters() == {"CLIENT_ID": "2480135"}
+    assert identifiers_in("003Ux00000AbCdEfGH a@example.com").search_parameters() == {"id": "003Ux00000AbCdEfGH"}
+    assert identifiers_in("a@example.com or (312) 555-0142").search_parameters() == {"EMAIL": "a@example.com"}
+
+
+def test_follow_up_keeps_the_customer_of_an_earlier_turn():
+    messages = [
+        ("user", "What is the status of edwina.hawthorne@example.com?"),
+        ("assistant", "Edwina Hawthorne is Active."),
+        ("user", "and when was her last payment?"),
+    ]
+    assert extract_identifiers(messages) == Identifiers(email="edwina.hawthorne@example.com")
+
+
+def test_newest_customer_wins_and_assistant_text_is_ignored():
+    messages = [
+        ("user", "status of a@example.com"),
+        ("assistant", "Did you mean b@example.com?"),
+        ("user", "no, client id 7654321"),
+    ]
+    assert extract_identifiers(messages) == Identifiers(client_id="7654321")
+    assert extract_identifiers([("system", "x@example.com"), ("user", "hello")]) == Identifiers()
+
+
+def test_describe_names_the_lookup():
+    assert Identifiers(email="a@example.com").describe() == "email a@example.com"
+    assert Identifiers(client_id="2480135").describe() == "client id 2480135"
