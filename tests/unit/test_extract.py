@@ -6,7 +6,10 @@ from services.router.extract import Identifiers, extract_identifiers, identifier
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("What is the credit score of Edwina.Hawthorne@Example.com?", Identifiers(email="edwina.hawthorne@example.com")),
+        (
+            "What is the credit score of Edwina.Hawthorne@Example.com?",
+            Identifiers(email="edwina.hawthorne@example.com"),
+        ),
         ("client id 2480135 please", Identifiers(client_id="2480135")),
         ("Customer ID: 1234567890", Identifiers(client_id="1234567890")),
         ("look up 2480135", Identifiers(client_id="2480135")),

@@ -64,7 +64,9 @@ def _rpc_error(code: int, message: str, field: str | None = None, retry_ms: int 
         info.retry_delay.FromMilliseconds(retry_ms)
         status.details.add().Pack(info)
     converted = rpc_status.to_status(status)
-    return grpc.aio.AioRpcError(converted.code, grpc.aio.Metadata(), grpc.aio.Metadata(*converted.trailing_metadata), message)
+    return grpc.aio.AioRpcError(
+        converted.code, grpc.aio.Metadata(), grpc.aio.Metadata(*converted.trailing_metadata), message
+    )
 
 
 def test_unknown_model_maps_to_openai_404():
@@ -156,7 +158,10 @@ def test_valid_request_becomes_a_router_request():
                 "user": "agent-7",
                 "messages": [
                     {"role": "system", "content": "Be brief."},
-                    {"role": "user", "content": [{"type": "text", "text": "status of "}, {"type": "text", "text": "x"}]},
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": "status of "}, {"type": "text", "text": "x"}],
+                    },
                 ],
             }
         )

@@ -67,9 +67,9 @@ def test_edges_link_records_with_rule_ids(store):
 def test_paging(store):
     everyone = store.search({"EMAIL": store.customers[1].records[0]["EMAIL"], "CLIENT_ID": "2480135"})
     assert len(everyone) == 2
-    assert store.search({"EMAIL": store.customers[1].records[0]["EMAIL"], "CLIENT_ID": "2480135"}, page=2, page_size=1) == [
-        everyone[1]
-    ]
+    assert store.search(
+        {"EMAIL": store.customers[1].records[0]["EMAIL"], "CLIENT_ID": "2480135"}, page=2, page_size=1
+    ) == [everyone[1]]
 
 
 @pytest.mark.parametrize(

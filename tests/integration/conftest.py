@@ -1,0 +1,92 @@
+"""The five gRPC services in this process, each a real grpc.aio server on a
+free loopback port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from services.cache.lru import LruCache
+from services.cache.service import CacheComponent, CacheService
+from services.llm_gateway.catalog import ModelCatalog
+from services.llm_gateway.providers.offline import OfflineProvider
+from services.llm_gateway.service import LlmGatewayComponent
+from services.optimizer.prompts import PromptStore
+from services.optimizer.service import OptimizerComponent
+from services.router.peers import MeshPeers
+from services.router.service import RouterComponent
+from services.runtime.server import RunningServer, start_server
+from services.runtime.settings import ServerSettings
+from services.tilores_data.sample import generate_customers
+from services.tilores_data.service import TiloresDataComponent
+from services.tilores_data.store import EmbeddedEntityStore
+
+CATALOG = Path("services/llm_gateway/models.yaml").read_text()
+
+
+def free_port_settings(name: str) -> ServerSettings:
+    return ServerSettings(
+        service=name, listen_addr="127.0.0.1:0", grace_period_s=5.0, port_file="", max_connection_age_s=300
+    )
+
+
+@dataclass
+class InProcessMesh:
+    servers: dict[str, RunningServer] = field(default_factory=dict)
+    customers: list = field(default_factory=list)
+    channels: list = field(default_factory=list)
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.servers[name].port}"
+
+    def channel(self, name: str) -> grpc.aio.Channel:
+        channel = grpc.aio.insecure_channel(self.addr(name))
+        self.channels.append(channel)
+        return channel
+
+
+async def start_mesh(tmp_path: Path, token_delay_s: float = 0.0, providers: dict | None = None) -> InProcessMesh:
+    mesh = InProcessMesh()
+    store = EmbeddedEntityStore(str(tmp_path / "tilores.db"))
+    mesh.customers = list(generate_customers(50))
+    store.add_entities((c.entity_id, c.records) for c in mesh.customers)
+    mesh.servers["tilores_data"] = await start_server(TiloresDataComponent(store), free_port_settings("tilores_data"))
+    cache = CacheService(LruCache(1000, 10_000_000), {"customer": 60.0}, 60.0)
+    mesh.servers["cache"] = await start_server(CacheComponent(cache), free_port_settings("cache"))
+    prompts = PromptStore(str(tmp_path / "optimizer.db"))
+    mesh.servers["optimizer"] = await start_server(OptimizerComponent(prompts), free_port_settings("optimizer"))
+    llm = LlmGatewayComponent(
+        ModelCatalog.from_yaml(CATALOG), {"offline": OfflineProvider(token_delay_s), **(providers or {})}
+    )
+    mesh.servers["llm_gateway"] = await start_server(llm, free_port_settings("llm_gateway"))
+    peers = MeshPeers({n: mesh.addr(n) for n in ("cache", "tilores_data", "optimizer", "llm_gateway")}, 60.0)
+    mesh.servers["router"] = await start_server(RouterComponent(peers, 30.0), free_port_settings("router"))
+    return mesh
+
+
+async def stop_mesh(mesh: InProcessMesh) -> None:
+    for channel in mesh.channels:
+        await channel.close()
+    for name in ("router", "llm_gateway", "optimizer", "cache", "tilores_data"):
+        server = mesh.servers.get(name)
+        if server is not None:
+            await server.server.stop(0)
+            await server.component.close()
+
+
+@pytest.fixture
+async def mesh(tmp_path):
+    mesh = await start_mesh(tmp_path)
+    yield mesh
+    await stop_mesh(mesh)
+
+
+@pytest.fixture
+async def slow_mesh(tmp_path):
+    """Offline tokens 20 ms apart, so a stream is still running mid-test."""
+    mesh = await start_mesh(tmp_path, token_delay_s=0.02)
+    yield mesh
+    await stop_mesh(mesh)

@@ -1,0 +1,160 @@
+"""A chat turn through real grpc.aio servers: router -> cache / tilores_data /
+optimizer -> llm_gateway (offline provider)."""
+
+import asyncio
+import logging
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from tilores_x.v1 import cache_pb2, cache_pb2_grpc, common_pb2, router_pb2, router_pb2_grpc, tilores_data_pb2
+
+from tests.integration.conftest import stop_mesh
+
+
+def chat_request(question: str, model: str = "offline", **kwargs) -> router_pb2.ChatRequest:
+    return router_pb2.ChatRequest(
+        model=model, messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=question)], **kwargs
+    )
+
+
+async def collect(stub, request, **kwargs) -> tuple[str, list]:
+    events = [event async for event in stub.Chat(request, timeout=10, **kwargs)]
+    text = "".join(e.delta for e in events if e.WhichOneof("event") == "delta")
+    return text, events
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> list[str]:
+    status = rpc_status.from_call(error)
+    fields = []
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            fields += [v.field for v in bad.field_violations]
+    return fields
+
+
+async def test_answer_carries_the_customers_facts(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    text, events = await collect(
+        stub, chat_request("What is the status and credit score of edwina.hawthorne@example.com?")
+    )
+    assert "Edwina Hawthorne" in text
+    assert "Account status: Active" in text
+    assert "TransUnion credit score" in text and "712" in text
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds[-2:] == ["usage", "finish"] and set(kinds[:-2]) == {"delta"}
+    assert events[-2].usage.completion_tokens == len(kinds) - 2
+    assert events[-1].finish.reason == common_pb2.FINISH_REASON_STOP
+
+
+async def test_another_customer_found_by_client_id(mesh):
+    customer = mesh.customers[17]
+    contact = customer.records[0]
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    text, _ = await collect(stub, chat_request(f"what is the account status of client id {contact['CLIENT_ID']}?"))
+    assert f"{contact['FIRST_NAME']} {contact['LAST_NAME']}" in text
+    assert f"Account status: {contact['STATUS']}" in text
+
+
+async def test_lookup_is_cached_for_the_next_turn(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    await collect(stub, chat_request("status of edwina.hawthorne@example.com"))
+    cache = cache_pb2_grpc.CacheServiceStub(mesh.channel("cache"))
+    for _ in range(50):
+        cached = await cache.Get(
+            cache_pb2.GetRequest(namespace="customer", key="search:EMAIL=edwina.hawthorne@example.com")
+        )
+        if cached.found:
+            break
+        await asyncio.sleep(0.02)
+    entities = tilores_data_pb2.SearchEntitiesResponse.FromString(cached.value).entities
+    assert [e.id for e in entities] == [mesh.customers[0].entity_id]
+    # Served from the cache even with tilores_data gone.
+    await mesh.servers["tilores_data"].server.stop(0)
+    text, _ = await collect(stub, chat_request("and the credit score of edwina.hawthorne@example.com?"))
+    assert "712" in text
+
+
+async def test_unknown_customer_is_not_invented(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    text, _ = await collect(stub, chat_request("What is the credit score of nobody.here@example.com?"))
+    assert "no customer matches email nobody.here@example.com" in text
+    assert "credit score:" not in text.lower()
+
+
+async def test_tilores_down_says_data_is_unavailable(mesh):
+    await mesh.servers["tilores_data"].server.stop(0)
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    text, _ = await collect(stub, chat_request("credit score of edwina.hawthorne@example.com?"))
+    assert "customer data is unavailable right now" in text
+    assert "712" not in text
+
+
+async def test_unknown_model_is_not_found_naming_the_field(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await collect(stub, chat_request("hi", model="gpt-9"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "gpt-9" in caught.value.details()
+    assert field_violations(caught.value) == ["model"]
+
+
+async def test_bad_requests_name_the_field(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await collect(stub, router_pb2.ChatRequest(model="offline"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == ["messages"]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await collect(stub, router_pb2.ChatRequest(model="offline", messages=[common_pb2.ChatMessage(content="x")]))
+    assert field_violations(caught.value) == ["messages[0].role"]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await collect(stub, chat_request("hi", temperature=5))
+    assert field_violations(caught.value) == ["temperature"]
+
+
+async def test_every_service_serves_health_and_reflection(mesh):
+    for name in mesh.servers:
+        health = health_pb2_grpc.HealthStub(mesh.channel(name))
+        reply = await health.Check(health_pb2.HealthCheckRequest())
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+async def test_client_cancel_reaches_the_model_stream(slow_mesh, caplog):
+    caplog.set_level(logging.INFO)
+    stub = router_pb2_grpc.RouterServiceStub(slow_mesh.channel("router"))
+    call = stub.Chat(chat_request("status of edwina.hawthorne@example.com"), timeout=10)
+    first = await call.read()
+    assert first.WhichOneof("event") == "delta"
+    call.cancel()
+    for _ in range(100):
+        generate = [
+            r.fields for r in caplog.records if getattr(r, "fields", {}).get("method", "").endswith("/Generate")
+        ]
+        if generate:
+            break
+        await asyncio.sleep(0.02)
+    assert generate and generate[0]["code"] == "CANCELLED"
+    assert any(r.getMessage() == "generate.cancelled" for r in caplog.records)
+
+
+async def test_graceful_shutdown_lets_the_stream_finish(slow_mesh):
+    stub = router_pb2_grpc.RouterServiceStub(slow_mesh.channel("router"))
+    call = stub.Chat(chat_request("status of edwina.hawthorne@example.com"), timeout=20)
+    events = [await call.read()]
+    llm = slow_mesh.servers["llm_gateway"]
+    stopping = asyncio.ensure_future(llm.stop(grace_s=10))
+    health = health_pb2_grpc.HealthStub(slow_mesh.channel("llm_gateway"))
+    await asyncio.sleep(0.05)
+    while (event := await call.read()) is not grpc.aio.EOF:
+        events.append(event)
+    await stopping
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds[-1] == "finish"
+    assert "Edwina Hawthorne" in "".join(e.delta for e in events)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+    await stop_mesh(slow_mesh)
