@@ -11,8 +11,11 @@ PORT_FILE                 file to write the bound port to (for port 0)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 
 import uvicorn
@@ -23,6 +26,18 @@ from services.runtime.logs import configure_logging
 from services.runtime.settings import SettingsError, env_float, env_str, peer_addr
 
 log = logging.getLogger("gateway")
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after draining, so the process would end by
+    the signal; this one drains and then exits 0 like the gRPC services."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        yield
 
 
 def settings_from_env() -> GatewaySettings:
@@ -60,7 +75,7 @@ async def serve() -> None:
         log_config=None,
         timeout_graceful_shutdown=int(env_float("GRACE_PERIOD_S", 30.0)),
     )
-    server = uvicorn.Server(config)
+    server = GracefulServer(config)
     port_file = env_str("PORT_FILE")
     if port_file:
         with open(f"{port_file}.tmp", "w") as handle:

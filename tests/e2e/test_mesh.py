@@ -1,0 +1,256 @@
+"""End to end: chat clients through Envoy to every service and back."""
+
+import json
+import uuid
+
+import grpc
+import openai
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc, tilores_data_pb2, tilores_data_pb2_grpc
+
+from tests.e2e.conftest import API_KEY, http, http_json, wait_for_log
+
+pytestmark = pytest.mark.e2e
+QUESTION = "What is the status and credit score of edwina.hawthorne@example.com?"
+
+
+@pytest.fixture
+def client(mesh):
+    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
+        yield client
+
+
+def test_streamed_answer_holds_the_customers_facts(client):
+    chunks = list(
+        client.chat.completions.create(
+            model="offline",
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": QUESTION}],
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "Edwina Hawthorne" in text
+    assert "Account status: Active" in text
+    assert "TransUnion credit score" in text and "712" in text
+    content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(content_chunks) > 20  # token by token, not one block
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == len(content_chunks)
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+
+
+def test_whole_answer_for_another_customer(client, customers):
+    contact = customers[123].records[0]
+    reply = client.chat.completions.create(
+        model="offline",
+        messages=[{"role": "user", "content": f"What is the account status of {contact['EMAIL']}?"}],
+    )
+    answer = reply.choices[0].message.content
+    assert f"{contact['FIRST_NAME']} {contact['LAST_NAME']}" in answer
+    assert f"Account status: {contact['STATUS']}" in answer
+    assert f"Product: {contact['CURRENT_PRODUCT']}" in answer
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens > 0
+
+
+def test_follow_up_question_keeps_the_customer(client):
+    reply = client.chat.completions.create(
+        model="offline",
+        messages=[
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": "Edwina Hawthorne is Active."},
+            {"role": "user", "content": "And when was her last payment?"},
+        ],
+    )
+    answer = reply.choices[0].message.content
+    assert "Edwina Hawthorne" in answer and "Last approved payment date" in answer
+
+
+def test_unknown_customer_gets_an_honest_answer(client, customers):
+    reply = client.chat.completions.create(
+        model="offline", messages=[{"role": "user", "content": "Credit score of nobody.at.all@example.com?"}]
+    )
+    answer = reply.choices[0].message.content
+    assert "no customer matches email nobody.at.all@example.com" in answer
+    names = {c.records[0]["LAST_NAME"] for c in customers}
+    assert not any(name in answer for name in names)
+
+
+def test_models_lists_the_catalog(client):
+    models = {m.id: m for m in client.models.list()}
+    assert models["offline"].model_extra["available"] is True
+    assert models["gpt-4o-mini"].model_extra["available"] is False
+
+
+def test_sdk_raises_typed_errors(mesh, client):
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.code == "model_not_found"
+    with (
+        openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key="sk-wrong", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        wrong.chat.completions.create(model="offline", messages=[{"role": "user", "content": "hi"}])
+
+
+def _error(message, kind="invalid_request_error", param=None, code=None):
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+USER = {"role": "user", "content": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("body", "raw", "status", "expected"),
+    [
+        (
+            None,
+            b'{"model": "offline", "messages": [',
+            400,
+            _error(
+                "We could not parse the JSON body of your request. The API expects a JSON payload "
+                "(Content-Type: application/json)."
+            ),
+        ),
+        (
+            {"model": "offline"},
+            None,
+            400,
+            _error("Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"),
+        ),
+        (
+            {"model": "offline", "messages": []},
+            None,
+            400,
+            _error(
+                "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                "but got an empty array instead.",
+                param="messages",
+                code="empty_array",
+            ),
+        ),
+        (
+            {"model": "offline", "messages": {"role": "user"}},
+            None,
+            400,
+            _error(
+                "Invalid type for 'messages': expected an array, but got an object instead.",
+                param="messages",
+                code="invalid_type",
+            ),
+        ),
+        (
+            {"model": "offline", "messages": [USER], "temperature": "hot"},
+            None,
+            400,
+            _error(
+                "Invalid type for 'temperature': expected a number, but got a string instead.",
+                param="temperature",
+                code="invalid_type",
+            ),
+        ),
+        (
+            {"model": "offline", "messages": [{"role": "robot", "content": "hi"}]},
+            None,
+            400,
+            _error(
+                "Invalid value: 'robot'. Supported values are: 'system', 'assistant', 'user', 'tool', and 'developer'.",
+                param="messages[0].role",
+                code="invalid_value",
+            ),
+        ),
+        (
+            {"model": "gpt-9", "messages": [USER]},
+            None,
+            404,
+            _error(
+                "The model `gpt-9` does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            ),
+        ),
+    ],
+)
+def test_bad_input_gets_openai_error_json(mesh, body, raw, status, expected):
+    got_status, got = http_json("POST", f"{mesh.rest_url}/v1/chat/completions", body, raw=raw)
+    assert (got_status, got) == (status, expected)
+
+
+def test_missing_and_wrong_api_keys_are_401(mesh):
+    status, body = http_json(
+        "POST", f"{mesh.rest_url}/v1/chat/completions", {"model": "offline", "messages": [USER]}, key=None
+    )
+    assert status == 401
+    assert body == _error(
+        "You didn't provide an API key. You need to provide your API key in an Authorization header "
+        "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+    )
+    status, body = http_json(
+        "POST", f"{mesh.rest_url}/v1/chat/completions", {"model": "offline", "messages": [USER]}, key="sk-nope"
+    )
+    assert status == 401
+    assert body == _error("Incorrect API key provided.", code="invalid_api_key")
+
+
+def test_raw_sse_ends_with_done(mesh):
+    status, headers, payload = http(
+        "POST",
+        f"{mesh.rest_url}/v1/chat/completions",
+        b'{"model":"offline","stream":true,"messages":[{"role":"user","content":"status of client id 2480135"}]}',
+        {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+    )
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    events = payload.split(b"\n\n")
+    assert events[-2:] == [b"data: [DONE]", b""]
+    assert all(e.startswith(b"data: ") for e in events[:-1])
+
+
+def test_request_id_travels_to_every_hop(mesh, customers):
+    request_id = uuid.uuid4().hex
+    # A customer no other test asks about, so the lookup misses the cache.
+    client_id = customers[201].records[0]["CLIENT_ID"]
+    status, _, _ = http(
+        "POST",
+        f"{mesh.rest_url}/v1/chat/completions",
+        json.dumps({"model": "offline", "messages": [{"role": "user", "content": f"client id {client_id}"}]}).encode(),
+        {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json", "x-request-id": request_id},
+    )
+    assert status == 200
+    for service in ("envoy", "gateway", "router", "cache", "tilores_data", "optimizer", "llm_gateway"):
+        assert wait_for_log(mesh, service, lambda e: e.get("request_id") == request_id), service
+
+
+def test_grpc_clients_reach_every_service_through_envoy(mesh):
+    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+        router = router_pb2_grpc.RouterServiceStub(channel)
+        request = router_pb2.ChatRequest(
+            model="offline", messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=QUESTION)]
+        )
+        text = "".join(e.delta for e in router.Chat(request, timeout=10) if e.WhichOneof("event") == "delta")
+        assert "Edwina Hawthorne" in text and "712" in text
+        tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(channel)
+        found = tilores.SearchEntities(
+            tilores_data_pb2.SearchEntitiesRequest(parameters={"EMAIL": "edwina.hawthorne@example.com"}), timeout=5
+        )
+        assert len(found.entities) == 1
+        assert found.entities[0].records[0].data["FIRST_NAME"] == "Edwina"
+        with pytest.raises(grpc.RpcError) as caught:
+            tilores.SearchEntities(tilores_data_pb2.SearchEntitiesRequest(parameters={"SALESFORCE_ID": "x"}), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "SALESFORCE_ID" in caught.value.details()
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("router", "llm_gateway", "tilores_data", "cache", "optimizer"):
+            reply = health.Check(health_pb2.HealthCheckRequest(), metadata=(("x-mesh-service", service),), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+def test_every_service_reports_serving_on_its_own_port(mesh):
+    for service in ("router", "llm_gateway", "tilores_data", "cache", "optimizer"):
+        with grpc.insecure_channel(mesh.service_addr(service)) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+    status, body = http_json("GET", f"{mesh.rest_url}/health", key=None)
+    assert (status, body) == (200, {"status": "ok", "router": "SERVING"})
