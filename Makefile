@@ -14,9 +14,8 @@ PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 run: $(VENV)/.installed $(GEN)/.stamp seed
 	$(PY) -m deploy.local_mesh --topology deploy/topology.yaml --data-dir $(DATA_DIR)
 
-## test: install, generate, lint the contracts and run every test
-test: $(VENV)/.installed $(GEN)/.stamp node_modules/.installed
-	node_modules/.bin/buf lint
+## test: install, generate, lint (buf + ruff) and run every test
+test: lint $(GEN)/.stamp
 	$(PY) -m pytest
 
 ## lint: buf lint on the contracts, ruff on the code
