@@ -5,6 +5,7 @@ LISTEN_ADDR               host:port to listen on (default 127.0.0.1:8000)
 ROUTER_SERVICE_ADDR       router address (default 127.0.0.1:50051)
 LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for GET /v1/models (default 127.0.0.1:50052)
 GATEWAY_CHAT_TIMEOUT_S    deadline of one chat request (default 300)
+GATEWAY_HEARTBEAT_S       `: ping` interval while a stream waits for its first token (default 15)
 GRACE_PERIOD_S            how long in-flight streams may finish on SIGTERM (default 30)
 PORT_FILE                 file to write the bound port to (for port 0)
 """
@@ -49,6 +50,7 @@ def settings_from_env() -> GatewaySettings:
         llm_gateway_addr=peer_addr("llm_gateway"),
         api_keys=keys,
         chat_timeout_s=env_float("GATEWAY_CHAT_TIMEOUT_S", 300.0, minimum=1.0),
+        heartbeat_s=env_float("GATEWAY_HEARTBEAT_S", 15.0, minimum=0.01),
     )
 
 

@@ -21,7 +21,7 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, rout
 
 from gateway.chat_request import ChatCall, parse_chat_request
 from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
-from gateway.sse import DONE, ChunkEncoder
+from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.channels import open_channel
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
@@ -48,6 +48,7 @@ class GatewaySettings:
     llm_gateway_addr: str
     api_keys: tuple[str, ...]
     chat_timeout_s: float
+    heartbeat_s: float = 15.0
 
 
 class GatewayApp:
@@ -196,9 +197,15 @@ class GatewayApp:
         hangup = _HangUp(receive, call)
         try:
             try:
-                first = await call.read()
+                first = await self._first_event(call, chat, response)
             except grpc.aio.AioRpcError as error:
-                raise from_grpc(error) from None
+                if not response.status:
+                    raise from_grpc(error) from None
+                # Heartbeats went out already: the error becomes an SSE event.
+                await response.send(
+                    {"type": "http.response.body", "body": stream_error_event(error.code().name, error.details())}
+                )
+                return
             if chat.stream:
                 await self._stream(chat, completion_id, call, first, response)
             else:
@@ -210,9 +217,29 @@ class GatewayApp:
         finally:
             hangup.stop()
 
+    async def _first_event(self, call, chat: ChatCall, response: _Response):
+        """The router's first event. A streaming client gets `: ping` comments
+        while the model thinks, so no idle timer on the way cuts the stream;
+        until the first event an error can still be a proper HTTP status."""
+        if not chat.stream:
+            return await call.read()
+        read = asyncio.ensure_future(call.read())
+        try:
+            while True:
+                done, _ = await asyncio.wait({read}, timeout=self._settings.heartbeat_s)
+                if done:
+                    return read.result()
+                if not response.status:
+                    await response.start(200, SSE_HEADERS)
+                await response.send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
+        finally:
+            if not read.done():
+                read.cancel()
+
     async def _stream(self, chat: ChatCall, completion_id: str, call, event, response: _Response) -> None:
         encoder = ChunkEncoder(completion_id, int(time.time()), chat.model, chat.include_usage)
-        await response.start(200, SSE_HEADERS)
+        if not response.status:
+            await response.start(200, SSE_HEADERS)
         send = response.send
         await send({"type": "http.response.body", "body": encoder.role(), "more_body": True})
         usage = None

@@ -58,6 +58,9 @@ def from_grpc(error: grpc.aio.AioRpcError) -> OpenAIError:
     param = None
     retry_after = None
     rich = rpc_status.from_call(error) if error.trailing_metadata() else None
+    if rich is None and code == grpc.StatusCode.UNAVAILABLE:
+        # A transport failure: grpc's own text names internal addresses.
+        message = "The service is unavailable right now; please retry shortly."
     for detail in rich.details if rich else ():
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()

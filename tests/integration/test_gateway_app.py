@@ -1,0 +1,102 @@
+"""The ASGI gateway against real in-process gRPC services."""
+
+import asyncio
+
+import orjson
+import pytest
+
+from gateway.app import GatewayApp, GatewaySettings
+
+KEY = "sk-integration"
+QUESTION = b'{"model":"offline","stream":true,"messages":[{"role":"user","content":"status of client id 2480135"}]}'
+
+
+async def call_app(app, method: str, path: str, body: bytes = b"", key: str | None = KEY, hang_up_after_s=None):
+    sent: list[dict] = []
+    delivered = False
+    gone = asyncio.Event()
+
+    async def receive():
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json")]
+    if key:
+        headers.append((b"authorization", f"Bearer {key}".encode()))
+    scope = {"type": "http", "method": method, "path": path, "headers": headers}
+    task = asyncio.ensure_future(app(scope, receive, send))
+    if hang_up_after_s is not None:
+        await asyncio.sleep(hang_up_after_s)
+        gone.set()
+    await asyncio.wait_for(task, 20)
+    gone.set()
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, payload
+
+
+async def make_app(mesh, **overrides) -> GatewayApp:
+    settings = GatewaySettings(
+        router_addr=mesh.addr("router"),
+        llm_gateway_addr=mesh.addr("llm_gateway"),
+        api_keys=(KEY,),
+        chat_timeout_s=20.0,
+        **overrides,
+    )
+    app = GatewayApp(settings)
+    await app.startup()
+    return app
+
+
+async def test_pings_keep_the_stream_alive_until_the_first_token(slow_mesh):
+    app = await make_app(slow_mesh, heartbeat_s=0.005)
+    status, payload = await call_app(app, "POST", "/v1/chat/completions", QUESTION)
+    await app.shutdown()
+    assert status == 200
+    assert payload.startswith(b": ping\n\n")
+    assert payload.endswith(b"data: [DONE]\n\n")
+    events = [orjson.loads(e[6:]) for e in payload.split(b"\n\n") if e.startswith(b"data: {")]
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
+    assert "Edwina Hawthorne" in text and "Account status: Active" in text
+
+
+async def test_router_down_is_503_without_internal_addresses(mesh):
+    app = await make_app(mesh)
+    await mesh.servers["router"].server.stop(0)
+    status, payload = await call_app(app, "POST", "/v1/chat/completions", QUESTION)
+    await app.shutdown()
+    assert status == 503
+    assert orjson.loads(payload) == {
+        "error": {
+            "message": "The service is unavailable right now; please retry shortly.",
+            "type": "api_error",
+            "param": None,
+            "code": "unavailable",
+        }
+    }
+
+
+async def test_hang_up_ends_the_request_quietly(slow_mesh):
+    app = await make_app(slow_mesh)
+    status, payload = await call_app(app, "POST", "/v1/chat/completions", QUESTION, hang_up_after_s=0.2)
+    await app.shutdown()
+    assert status == 200
+    assert b"[DONE]" not in payload  # cut short, and nothing pretends otherwise
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [("GET", "/v1/chat/completions", 405, "method_not_allowed"), ("POST", "/v1/nothing", 404, "unknown_url")],
+)
+async def test_wrong_routes(mesh, method, path, status, code):
+    app = await make_app(mesh)
+    got_status, payload = await call_app(app, method, path)
+    await app.shutdown()
+    assert (got_status, orjson.loads(payload)["error"]["code"]) == (status, code)
