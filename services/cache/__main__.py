@@ -7,8 +7,8 @@ CACHE_TTL_S        default time to live when a namespace has none (default 3600)
 
 from __future__ import annotations
 
-from services.cache.lru import LruCache
 from services.cache.service import CacheComponent, CacheService
+from services.runtime.lru import LruCache
 from services.runtime.server import main
 from services.runtime.settings import env_float, env_int
 

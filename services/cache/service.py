@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import grpc
 from tilores_x.v1 import cache_pb2, cache_pb2_grpc
 
-from services.cache.lru import LruCache
 from services.runtime.faults import InvalidArgument
+from services.runtime.lru import LruCache
 
 
 def _key(namespace: str, key: str) -> str:

@@ -13,6 +13,7 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
 
 from services.llm_gateway.catalog import ModelCatalog
 from services.llm_gateway.providers.events import Fact, Finish, GenerationRequest, Grounding, Usage
+from services.runtime.coalesce import batches
 from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument
 
 log = logging.getLogger("llm_gateway")
@@ -69,6 +70,19 @@ def generation_request(request: llm_gateway_pb2.GenerateRequest, upstream: str, 
     )
 
 
+def _event_message(event: object) -> llm_gateway_pb2.GenerateResponse:
+    if isinstance(event, Usage):
+        usage = common_pb2.Usage(
+            prompt_tokens=event.prompt_tokens,
+            completion_tokens=event.completion_tokens,
+            total_tokens=event.total_tokens,
+        )
+        return llm_gateway_pb2.GenerateResponse(usage=usage)
+    if isinstance(event, Finish):
+        return llm_gateway_pb2.GenerateResponse(finish=common_pb2.Finish(reason=FINISH[event.reason]))
+    raise TypeError(f"unexpected provider event {type(event).__name__}")
+
+
 class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
     def __init__(self, catalog: ModelCatalog, providers: dict):
         self._catalog = catalog
@@ -86,20 +100,23 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
         started = time.perf_counter()
         sent = 0
         try:
-            async for event in provider.stream(generation):
-                if type(event) is str:
-                    yield response(delta=event)
-                elif isinstance(event, Usage):
-                    yield response(
-                        usage=common_pb2.Usage(
-                            prompt_tokens=event.prompt_tokens,
-                            completion_tokens=event.completion_tokens,
-                            total_tokens=event.total_tokens,
-                        )
-                    )
-                elif isinstance(event, Finish):
-                    yield response(finish=common_pb2.Finish(reason=FINISH[event.reason]))
-                sent += 1
+            # Deltas that arrive while the previous message is still being
+            # written go out together: fewer messages, same text and order.
+            async for batch in batches(provider.stream(generation)):
+                text: list[str] = []
+                for event in batch:
+                    if type(event) is str:
+                        text.append(event)
+                        continue
+                    if text:
+                        yield response(delta="".join(text))
+                        sent += 1
+                        text = []
+                    yield _event_message(event)
+                    sent += 1
+                if text:
+                    yield response(delta="".join(text))
+                    sent += 1
         except Fault as fault:
             if not sent:
                 raise
@@ -107,7 +124,7 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
             log.warning("generate.failed_mid_stream", extra={"fields": {"model": entry.id, "code": fault.code}})
             yield response(error=common_pb2.StreamError(code=fault.code, message=fault.message))
         except asyncio.CancelledError:
-            log.info("generate.cancelled", extra={"fields": {"model": entry.id, "events_sent": sent}})
+            log.info("generate.cancelled", extra={"fields": {"model": entry.id, "messages_sent": sent}})
             raise
         log.info(
             "generate.done",

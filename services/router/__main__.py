@@ -4,6 +4,7 @@ CACHE_SERVICE_ADDR, TILORES_DATA_SERVICE_ADDR, OPTIMIZER_SERVICE_ADDR,
 LLM_GATEWAY_SERVICE_ADDR  peer addresses (host:port)
 ROUTER_TIMEOUT_S          deadline of a turn when the caller sets none (default 300)
 CUSTOMER_CACHE_TTL_S      how long a customer lookup stays cached (default 3600)
+ROUTER_NEAR_CACHE_TTL_S   how long the router keeps a lookup in its own memory (default 30; 0 turns it off)
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from services.runtime.settings import env_float, peer_addr
 
 async def build() -> RouterComponent:
     addrs = {name: peer_addr(name) for name in ("cache", "tilores_data", "optimizer", "llm_gateway")}
-    peers = MeshPeers(addrs, customer_ttl_s=env_float("CUSTOMER_CACHE_TTL_S", 3600.0, minimum=1.0))
+    peers = MeshPeers(
+        addrs,
+        customer_ttl_s=env_float("CUSTOMER_CACHE_TTL_S", 3600.0, minimum=1.0),
+        near_cache_ttl_s=env_float("ROUTER_NEAR_CACHE_TTL_S", 30.0),
+    )
     return RouterComponent(peers, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0))
 
 

@@ -22,6 +22,7 @@ from tilores_x.v1 import (
 )
 
 from services.runtime.channels import open_channel
+from services.runtime.lru import LruCache
 from services.runtime.request_context import outgoing_metadata
 
 log = logging.getLogger("router.peers")
@@ -48,7 +49,7 @@ class Prompt:
 
 
 class MeshPeers:
-    def __init__(self, addrs: dict[str, str], customer_ttl_s: float):
+    def __init__(self, addrs: dict[str, str], customer_ttl_s: float, near_cache_ttl_s: float = 30.0):
         self._channels = {name: open_channel(addr) for name, addr in addrs.items()}
         self.tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(self._channels["tilores_data"])
         self.cache = cache_pb2_grpc.CacheServiceStub(self._channels["cache"])
@@ -56,10 +57,17 @@ class MeshPeers:
         self.llm = llm_gateway_pb2_grpc.LlmGatewayServiceStub(self._channels["llm_gateway"])
         self._ttl = duration_pb2.Duration(seconds=int(customer_ttl_s))
         self._background: set[asyncio.Task] = set()
+        # Parsed lookups kept briefly in this process: a hot customer costs
+        # no hop and no decoding. Short-lived so changes show up quickly.
+        self._near = LruCache(max_entries=2000, max_bytes=64 * 1024 * 1024)
+        self._near_ttl_s = near_cache_ttl_s
 
     async def find_entities(self, parameters: dict[str, str], timeout_s: float) -> list[list[dict]]:
         """Records of every entity matching the parameters, through the cache."""
         key = "search:" + "&".join(f"{k}={v}" for k, v in sorted(parameters.items()))
+        near = self._near.get(key)
+        if near is not None:
+            return near
         metadata = outgoing_metadata()
         payload = b""
         try:
@@ -83,7 +91,10 @@ class MeshPeers:
                 log.warning("tilores.search_failed", extra={"fields": {"code": error.code().name}})
                 raise LookupUnavailable(error.code().name) from None
             self._in_background(self._store(key, response.SerializeToString(), metadata))
-        return [[MessageToDict(record.data) for record in entity.records] for entity in response.entities]
+        entities = [[MessageToDict(record.data) for record in entity.records] for entity in response.entities]
+        if self._near_ttl_s > 0:
+            self._near.set(key, entities, self._near_ttl_s, size=len(payload) or response.ByteSize())
+        return entities
 
     async def _store(self, key: str, value: bytes, metadata) -> None:
         try:

@@ -5,7 +5,7 @@ moment it arrives."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, router_pb2, router_pb2_grpc
@@ -13,6 +13,7 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, router_pb2, router_pb2_grp
 from services.router.extract import extract_identifiers
 from services.router.grounding import NO_IDENTIFIER, UNAVAILABLE, CustomerGrounding, ground
 from services.router.peers import LookupUnavailable, MeshPeers
+from services.runtime.coalesce import batches
 from services.runtime.faults import InvalidArgument
 
 ROLE_NAMES = {
@@ -101,20 +102,27 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         response = router_pb2.ChatResponse
         sent = 0
         try:
-            while True:
-                event = await call.read()
-                if event is grpc.aio.EOF:
-                    break
-                kind = event.WhichOneof("event")
-                if kind == "delta":
-                    yield response(delta=event.delta)
-                elif kind == "usage":
-                    yield response(usage=event.usage)
-                elif kind == "finish":
-                    yield response(finish=event.finish)
-                elif kind == "error":
-                    yield response(error=event.error)
-                sent += 1
+            async for batch in batches(_events(call)):
+                text: list[str] = []
+                for event in batch:
+                    kind = event.WhichOneof("event")
+                    if kind == "delta":
+                        text.append(event.delta)
+                        continue
+                    if text:
+                        yield response(delta="".join(text))
+                        sent += 1
+                        text = []
+                    if kind == "usage":
+                        yield response(usage=event.usage)
+                    elif kind == "finish":
+                        yield response(finish=event.finish)
+                    elif kind == "error":
+                        yield response(error=event.error)
+                    sent += 1
+                if text:
+                    yield response(delta="".join(text))
+                    sent += 1
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.UNAVAILABLE and not _has_details(error):
                 # A transport failure: grpc's own text names internal addresses.
@@ -127,6 +135,11 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         finally:
             # Ends the upstream stream when our caller hung up or timed out.
             call.cancel()
+
+
+async def _events(call) -> AsyncIterator:
+    while (event := await call.read()) is not grpc.aio.EOF:
+        yield event
 
 
 def _has_details(error: grpc.aio.AioRpcError) -> bool:

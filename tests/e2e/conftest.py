@@ -32,7 +32,9 @@ def start_local_mesh(data_dir, **env) -> LocalMesh:
 
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory):
-    mesh = start_local_mesh(tmp_path_factory.mktemp("mesh"))
+    # Offline tokens 2 ms apart, as a model would send them, so the stream
+    # arrives token by token rather than coalesced into a few chunks.
+    mesh = start_local_mesh(tmp_path_factory.mktemp("mesh"), OFFLINE_TOKEN_DELAY_MS="2")
     yield mesh
     mesh.stop()
 

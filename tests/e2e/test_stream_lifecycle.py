@@ -54,7 +54,7 @@ def test_client_hang_up_cancels_the_model_stream(slow_mesh):
         slow_mesh, "llm_gateway", lambda e: e.get("request_id") == request_id and e["event"] == "generate.cancelled"
     )
     assert cancelled is not None
-    assert cancelled["events_sent"] < 40  # stopped long before the answer's ~80 tokens
+    assert cancelled["messages_sent"] < 40  # stopped long before the answer's ~80 tokens
     router = wait_for_log(
         slow_mesh, "router", lambda e: e.get("request_id") == request_id and e.get("method", "").endswith("/Chat")
     )

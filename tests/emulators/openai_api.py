@@ -4,10 +4,13 @@ switched per test: rate limit, server error, a stream that drops midway."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import time
 
 import orjson
+import uvloop
 from aiohttp import web
 
 
@@ -108,3 +111,27 @@ class OpenAIEmulator:
             raise
         self.completed_streams += 1
         return response
+
+
+async def _serve_forever(port_file: str, words: int, chunk_delay_ms: float) -> None:
+    reply = " ".join(f"word{n}" for n in range(words))
+    emulator = OpenAIEmulator(reply=reply, chunk_delay_s=chunk_delay_ms / 1000)
+    url = await emulator.start()
+    with open(f"{port_file}.tmp", "w") as handle:
+        handle.write(url)
+    os.replace(f"{port_file}.tmp", port_file)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    """Run the emulator on its own: `python -m tests.emulators.openai_api --url-file F`."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url-file", required=True, help="file to write the base URL to")
+    parser.add_argument("--words", type=int, default=20, help="words (chunks) per answer")
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    uvloop.run(_serve_forever(args.url_file, args.words, args.chunk_delay_ms))
+
+
+if __name__ == "__main__":
+    main()

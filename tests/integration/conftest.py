@@ -9,7 +9,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.cache.lru import LruCache
 from services.cache.service import CacheComponent, CacheService
 from services.llm_gateway.catalog import ModelCatalog
 from services.llm_gateway.providers.offline import OfflineProvider
@@ -18,6 +17,7 @@ from services.optimizer.prompts import PromptStore
 from services.optimizer.service import OptimizerComponent
 from services.router.peers import MeshPeers
 from services.router.service import RouterComponent
+from services.runtime.lru import LruCache
 from services.runtime.server import RunningServer, start_server
 from services.runtime.settings import ServerSettings
 from services.tilores_data.sample import generate_customers
@@ -48,7 +48,9 @@ class InProcessMesh:
         return channel
 
 
-async def start_mesh(tmp_path: Path, token_delay_s: float = 0.0, providers: dict | None = None) -> InProcessMesh:
+async def start_mesh(
+    tmp_path: Path, token_delay_s: float = 0.0, providers: dict | None = None, near_cache_ttl_s: float = 0.0
+) -> InProcessMesh:
     mesh = InProcessMesh()
     store = EmbeddedEntityStore(str(tmp_path / "tilores.db"))
     mesh.customers = list(generate_customers(50))
@@ -62,7 +64,8 @@ async def start_mesh(tmp_path: Path, token_delay_s: float = 0.0, providers: dict
         ModelCatalog.from_yaml(CATALOG), {"offline": OfflineProvider(token_delay_s), **(providers or {})}
     )
     mesh.servers["llm_gateway"] = await start_server(llm, free_port_settings("llm_gateway"))
-    peers = MeshPeers({n: mesh.addr(n) for n in ("cache", "tilores_data", "optimizer", "llm_gateway")}, 60.0)
+    addrs = {n: mesh.addr(n) for n in ("cache", "tilores_data", "optimizer", "llm_gateway")}
+    peers = MeshPeers(addrs, 60.0, near_cache_ttl_s=near_cache_ttl_s)
     mesh.servers["router"] = await start_server(RouterComponent(peers, 30.0), free_port_settings("router"))
     return mesh
 

@@ -1,7 +1,7 @@
 import pytest
 
-from services.cache.lru import LruCache
 from services.runtime.faults import InvalidArgument
+from services.runtime.lru import LruCache
 
 
 class FakeClock:

@@ -1,12 +1,20 @@
 """OpenAICompatibleProvider: the official `openai` SDK against OpenAI or any
 server that speaks its chat-completions API (vLLM, Ollama, LM Studio) at a
-configurable base URL."""
+configurable base URL.
+
+The SDK owns the contract (auth, base URL, request shape, error types); the
+stream is read through its raw streaming response over the aiohttp transport
+with SSE lines parsed by orjson, its cheapest path (`make bench` shows the
+difference against parsed chunk objects)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
+import httpx2
 import openai
+import orjson
 
 from services.llm_gateway.providers.events import Finish, GenerationRequest, Usage
 from services.runtime.faults import (
@@ -55,7 +63,9 @@ class OpenAICompatibleProvider:
         self.name = name
         self._timeout_s = timeout_s
         # Retries and failover are the gateway's decision, not the SDK's.
-        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url or None, max_retries=0)
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url or None, max_retries=0, http_client=openai.DefaultAioHttpClient()
+        )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
         params: dict = {
@@ -69,28 +79,33 @@ class OpenAICompatibleProvider:
             params["temperature"] = request.temperature
         if request.max_tokens is not None:
             params["max_tokens"] = request.max_tokens
-        try:
-            stream = await self._client.chat.completions.create(**params)
-        except openai.OpenAIError as error:
-            raise provider_fault(error, self.name) from None
         finish = "stop"
         usage = None
         try:
-            async for chunk in stream:
-                for choice in chunk.choices:
-                    text = choice.delta.content if choice.delta else None
-                    if text:
-                        yield text
-                    if choice.finish_reason:
-                        finish = FINISH_REASONS.get(choice.finish_reason, "stop")
-                if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+            async with self._client.chat.completions.with_streaming_response.create(**params) as response:
+                async for line in response.iter_lines():
+                    if not line.startswith("data: "):
+                        continue  # blank separators and ": keep-alive" comments
+                    data = line[6:]
+                    if data == "[DONE]":
+                        break
+                    chunk = orjson.loads(data)
+                    if "error" in chunk:
+                        raise Unavailable(f"{self.name}: the provider failed mid-stream")
+                    for choice in chunk.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            yield text
+                        if choice.get("finish_reason"):
+                            finish = FINISH_REASONS.get(choice["finish_reason"], "stop")
+                    if chunk.get("usage"):
+                        counts = chunk["usage"]
+                        usage = Usage(counts.get("prompt_tokens") or 0, counts.get("completion_tokens") or 0)
         except openai.OpenAIError as error:
             raise provider_fault(error, self.name) from None
-        finally:
-            # Closing the response ends the upstream HTTP stream at once when
-            # the caller goes away.
-            await stream.close()
+        except (aiohttp.ClientError, httpx2.TransportError, orjson.JSONDecodeError) as error:
+            # The connection broke or sent garbage after the stream began.
+            raise Unavailable(f"{self.name}: the provider stream broke ({type(error).__name__})") from None
         yield usage or Usage(0, 0)
         yield Finish(finish)
 

@@ -1,11 +1,13 @@
 """LruCache: an in-process cache bounded by entry count and total bytes, with
-a time to live per entry. The least recently used entries go first."""
+a time to live per entry. The least recently used entries go first. Values
+are bytes, or any object stored with its size given."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from services.runtime.faults import InvalidArgument
 
@@ -19,7 +21,7 @@ class LruCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Any, float, int]] = OrderedDict()
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -29,27 +31,28 @@ class LruCache:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> Any:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        value, expires_at = entry
+        value, expires_at, _ = entry
         if expires_at <= self._clock():
             self._remove(key)
             return None
         self._entries.move_to_end(key)
         return value
 
-    def set(self, key: str, value: bytes, ttl_s: float) -> bool:
-        """Store a value; False when it alone is larger than the byte bound."""
+    def set(self, key: str, value: Any, ttl_s: float, size: int | None = None) -> bool:
+        """Store a value; False when it alone is larger than the byte bound.
+        `size` is required for values that are not bytes."""
         if ttl_s <= 0:
             raise InvalidArgument("ttl must be positive", field="ttl")
-        if len(value) + len(key) > self.max_bytes:
-            self._remove(key)
-            return False
+        cost = (len(value) if size is None else size) + len(key)
         self._remove(key)
-        self._entries[key] = (value, self._clock() + ttl_s)
-        self._bytes += len(value) + len(key)
+        if cost > self.max_bytes:
+            return False
+        self._entries[key] = (value, self._clock() + ttl_s, cost)
+        self._bytes += cost
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             oldest = next(iter(self._entries))
             self._remove(oldest)
@@ -62,5 +65,5 @@ class LruCache:
         entry = self._entries.pop(key, None)
         if entry is None:
             return False
-        self._bytes -= len(entry[0]) + len(key)
+        self._bytes -= entry[2]
         return True

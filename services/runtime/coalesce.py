@@ -1,0 +1,59 @@
+"""batches: forward a stream in batches of whatever has already arrived.
+
+A producer task drains the source as fast as it yields; the consumer takes
+everything pending each time it is ready for more. With a fast consumer every
+item goes on alone, the moment it arrives; when the consumer is busy (a slow
+hop, a full socket) the items that piled up go on together, so a hop sends
+fewer, larger messages with the same content in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def batches(source: AsyncIterator[T]) -> AsyncIterator[list[T]]:
+    """Lists of items in source order; an error of the source is raised
+    after the items that came before it."""
+    pending: list[T] = []
+    wake = asyncio.Event()
+    finished = False
+    failure: BaseException | None = None
+
+    async def pump() -> None:
+        nonlocal finished, failure
+        try:
+            async for item in source:
+                pending.append(item)
+                wake.set()
+        except Exception as error:  # handed to the consumer, in order
+            failure = error
+        finally:
+            finished = True
+            wake.set()
+
+    producer = asyncio.ensure_future(pump())
+    try:
+        while True:
+            if not pending and not finished:
+                await wake.wait()
+                wake.clear()
+            if pending:
+                batch = pending[:]
+                pending.clear()
+                yield batch
+            elif finished:
+                if failure is not None:
+                    raise failure
+                return
+    finally:
+        if not producer.done():
+            # The consumer went away: stop the source (closing its upstream).
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer

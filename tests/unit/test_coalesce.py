@@ -1,0 +1,54 @@
+import asyncio
+
+import pytest
+
+from services.runtime.coalesce import batches
+
+
+async def ticks(items, delay_s=0.0, fail_after=None):
+    for n, item in enumerate(items):
+        if fail_after is not None and n == fail_after:
+            raise RuntimeError("source broke")
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        yield item
+
+
+async def test_a_fast_consumer_gets_every_item_alone():
+    got = [batch async for batch in batches(ticks(range(5), delay_s=0.005))]
+    assert got == [[0], [1], [2], [3], [4]]
+
+
+async def test_a_busy_consumer_gets_what_piled_up_in_order():
+    got = []
+    async for batch in batches(ticks(range(50), delay_s=0.001)):
+        got.append(batch)
+        await asyncio.sleep(0.01)
+    assert [item for batch in got for item in batch] == list(range(50))
+    assert len(got) < 25
+
+
+async def test_items_before_an_error_are_delivered_first():
+    got = []
+    with pytest.raises(RuntimeError, match="source broke"):
+        async for batch in batches(ticks(range(10), delay_s=0.001, fail_after=3)):
+            got.extend(batch)
+    assert got == [0, 1, 2]
+
+
+async def test_leaving_early_closes_the_source():
+    closed = asyncio.Event()
+
+    async def source():
+        try:
+            for n in range(1000):
+                await asyncio.sleep(0.001)
+                yield n
+        finally:
+            closed.set()
+
+    stream = batches(source())
+    async for _ in stream:
+        break
+    await stream.aclose()
+    assert closed.is_set()
