@@ -12,6 +12,7 @@ import hmac
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -23,6 +24,7 @@ from gateway.chat_request import ChatCall, parse_chat_request
 from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.channels import open_channel
+from services.runtime.coalesce import batches
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
 log = logging.getLogger("gateway")
@@ -243,32 +245,36 @@ class GatewayApp:
         send = response.send
         await send({"type": "http.response.body", "body": encoder.role(), "more_body": True})
         usage = None
-        while event is not grpc.aio.EOF:
-            kind = event.WhichOneof("event")
-            if kind == "delta":
-                body = encoder.delta(event.delta)
-            elif kind == "finish":
-                body = encoder.finish(FINISH_REASONS.get(event.finish.reason, "stop"))
-            elif kind == "usage":
-                usage = event.usage
-                body = None
-            elif kind == "error":
-                await send(
-                    {"type": "http.response.body", "body": stream_error_event(event.error.code, event.error.message)}
-                )
-                return
-            else:
-                body = None
-            if body is not None:
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            try:
-                event = await call.read()
-            except grpc.aio.AioRpcError as error:
-                # Tokens have gone out: end with an error event, never [DONE].
-                await send(
-                    {"type": "http.response.body", "body": stream_error_event(error.code().name, error.details())}
-                )
-                return
+        try:
+            async for batch in batches(_events(call, event)):
+                # Deltas that piled up while the client socket was busy go out
+                # as one SSE event: same text, same order, fewer writes.
+                out: list[bytes] = []
+                text: list[str] = []
+                for item in batch:
+                    kind = item.WhichOneof("event")
+                    if kind == "delta":
+                        text.append(item.delta)
+                        continue
+                    if text:
+                        out.append(encoder.delta("".join(text)))
+                        text = []
+                    if kind == "finish":
+                        out.append(encoder.finish(FINISH_REASONS.get(item.finish.reason, "stop")))
+                    elif kind == "usage":
+                        usage = item.usage
+                    elif kind == "error":
+                        out.append(stream_error_event(item.error.code, item.error.message))
+                        await send({"type": "http.response.body", "body": b"".join(out)})
+                        return
+                if text:
+                    out.append(encoder.delta("".join(text)))
+                if out:
+                    await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+        except grpc.aio.AioRpcError as error:
+            # Tokens have gone out: end with an error event, never [DONE].
+            await send({"type": "http.response.body", "body": stream_error_event(error.code().name, error.details())})
+            return
         tail = DONE
         if chat.include_usage and usage is not None:
             tail = encoder.usage(usage.prompt_tokens, usage.completion_tokens) + DONE
@@ -315,6 +321,13 @@ class GatewayApp:
             },
         }
         await response.json(200, orjson.dumps(body))
+
+
+async def _events(call, first) -> AsyncIterator:
+    if first is not grpc.aio.EOF:
+        yield first
+    while (event := await call.read()) is not grpc.aio.EOF:
+        yield event
 
 
 class _Response:

@@ -31,7 +31,9 @@ async def batches(source: AsyncIterator[T]) -> AsyncIterator[list[T]]:
             async for item in source:
                 pending.append(item)
                 wake.set()
-        except Exception as error:  # handed to the consumer, in order
+        except BaseException as error:  # handed to the consumer, in order
+            # (a cancelled upstream call included: the consumer must not
+            # mistake it for a normal end)
             failure = error
         finally:
             finished = True

@@ -52,3 +52,15 @@ async def test_leaving_early_closes_the_source():
         break
     await stream.aclose()
     assert closed.is_set()
+
+
+async def test_a_cancelled_source_is_not_a_normal_end():
+    async def source():
+        yield 1
+        raise asyncio.CancelledError  # as grpc raises when the call was cancelled elsewhere
+
+    got = []
+    with pytest.raises(asyncio.CancelledError):
+        async for batch in batches(source()):
+            got.extend(batch)
+    assert got == [1]
