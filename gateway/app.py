@@ -24,7 +24,7 @@ from gateway.chat_request import ChatCall, parse_chat_request
 from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.channels import open_channel
-from services.runtime.coalesce import batches
+from services.runtime.coalesce import batches, joined
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
 log = logging.getLogger("gateway")
@@ -250,15 +250,11 @@ class GatewayApp:
                 # Deltas that piled up while the client socket was busy go out
                 # as one SSE event: same text, same order, fewer writes.
                 out: list[bytes] = []
-                text: list[str] = []
-                for item in batch:
-                    kind = item.WhichOneof("event")
-                    if kind == "delta":
-                        text.append(item.delta)
+                for item in joined(batch, _delta_text):
+                    if type(item) is str:
+                        out.append(encoder.delta(item))
                         continue
-                    if text:
-                        out.append(encoder.delta("".join(text)))
-                        text = []
+                    kind = item.WhichOneof("event")
                     if kind == "finish":
                         out.append(encoder.finish(FINISH_REASONS.get(item.finish.reason, "stop")))
                     elif kind == "usage":
@@ -267,8 +263,6 @@ class GatewayApp:
                         out.append(stream_error_event(item.error.code, item.error.message))
                         await send({"type": "http.response.body", "body": b"".join(out)})
                         return
-                if text:
-                    out.append(encoder.delta("".join(text)))
                 if out:
                     await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
         except grpc.aio.AioRpcError as error:
@@ -321,6 +315,10 @@ class GatewayApp:
             },
         }
         await response.json(200, orjson.dumps(body))
+
+
+def _delta_text(event) -> str | None:
+    return event.delta if event.WhichOneof("event") == "delta" else None
 
 
 async def _events(call, first) -> AsyncIterator:

@@ -13,7 +13,7 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
 
 from services.llm_gateway.catalog import ModelCatalog
 from services.llm_gateway.providers.events import Fact, Finish, GenerationRequest, Grounding, Usage
-from services.runtime.coalesce import batches
+from services.runtime.coalesce import batches, joined
 from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument
 
 log = logging.getLogger("llm_gateway")
@@ -70,6 +70,10 @@ def generation_request(request: llm_gateway_pb2.GenerateRequest, upstream: str, 
     )
 
 
+def _provider_text(event: object) -> str | None:
+    return event if type(event) is str else None
+
+
 def _event_message(event: object) -> llm_gateway_pb2.GenerateResponse:
     if isinstance(event, Usage):
         usage = common_pb2.Usage(
@@ -103,19 +107,8 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
             # Deltas that arrive while the previous message is still being
             # written go out together: fewer messages, same text and order.
             async for batch in batches(provider.stream(generation)):
-                text: list[str] = []
-                for event in batch:
-                    if type(event) is str:
-                        text.append(event)
-                        continue
-                    if text:
-                        yield response(delta="".join(text))
-                        sent += 1
-                        text = []
-                    yield _event_message(event)
-                    sent += 1
-                if text:
-                    yield response(delta="".join(text))
+                for item in joined(batch, _provider_text):
+                    yield response(delta=item) if type(item) is str else _event_message(item)
                     sent += 1
         except Fault as fault:
             if not sent:

@@ -13,7 +13,7 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, router_pb2, router_pb2_grp
 from services.router.extract import extract_identifiers
 from services.router.grounding import NO_IDENTIFIER, UNAVAILABLE, CustomerGrounding, ground
 from services.router.peers import LookupUnavailable, MeshPeers
-from services.runtime.coalesce import batches
+from services.runtime.coalesce import batches, joined
 from services.runtime.faults import InvalidArgument
 
 ROLE_NAMES = {
@@ -103,25 +103,12 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         sent = 0
         try:
             async for batch in batches(_events(call)):
-                text: list[str] = []
-                for event in batch:
-                    kind = event.WhichOneof("event")
-                    if kind == "delta":
-                        text.append(event.delta)
-                        continue
-                    if text:
-                        yield response(delta="".join(text))
-                        sent += 1
-                        text = []
-                    if kind == "usage":
-                        yield response(usage=event.usage)
-                    elif kind == "finish":
-                        yield response(finish=event.finish)
-                    elif kind == "error":
-                        yield response(error=event.error)
-                    sent += 1
-                if text:
-                    yield response(delta="".join(text))
+                for item in joined(batch, _delta_text):
+                    if type(item) is str:
+                        yield response(delta=item)
+                    else:
+                        kind = item.WhichOneof("event")  # usage, finish or error: same names here
+                        yield response(**{kind: getattr(item, kind)})
                     sent += 1
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.UNAVAILABLE and not _has_details(error):
@@ -135,6 +122,10 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         finally:
             # Ends the upstream stream when our caller hung up or timed out.
             call.cancel()
+
+
+def _delta_text(event: llm_gateway_pb2.GenerateResponse) -> str | None:
+    return event.delta if event.WhichOneof("event") == "delta" else None
 
 
 async def _events(call) -> AsyncIterator:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -59,3 +59,21 @@ async def batches(source: AsyncIterator[T]) -> AsyncIterator[list[T]]:
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
+
+
+def joined(batch: list[T], text_of: Callable[[T], str | None]) -> Iterator[str | T]:
+    """The batch with every run of consecutive text deltas joined into one
+    string; other items pass through in place. `text_of` gives an item's
+    delta text, or None for an item that is not a delta."""
+    run: list[str] = []
+    for item in batch:
+        text = text_of(item)
+        if text is not None:
+            run.append(text)
+            continue
+        if run:
+            yield "".join(run)
+            run = []
+        yield item
+    if run:
+        yield "".join(run)

@@ -116,7 +116,7 @@ def main(service: str, build: Callable[[], Awaitable[Component]]) -> None:
     """Entry point of every service's `__main__`."""
     configure_logging(service, env_str("LOG_LEVEL", "INFO"))
     try:
-        (asyncio.run if os.environ.get("NO_UVLOOP") else uvloop.run)(_serve(service, build))
+        uvloop.run(_serve(service, build))
     except SettingsError as error:
         log.error("bad settings", extra={"fields": {"error": str(error)}})
         raise SystemExit(2) from None

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from services.runtime.coalesce import batches
+from services.runtime.coalesce import batches, joined
 
 
 async def ticks(items, delay_s=0.0, fail_after=None):
@@ -64,3 +64,8 @@ async def test_a_cancelled_source_is_not_a_normal_end():
         async for batch in batches(source()):
             got.extend(batch)
     assert got == [1]
+
+
+def test_joined_merges_runs_of_deltas_and_keeps_other_items_in_place():
+    batch = ["a", "b", 1, "c", 2, 3, "d", "e", ""]
+    assert list(joined(batch, lambda x: x if isinstance(x, str) else None)) == ["ab", 1, "c", 2, 3, "de"]
