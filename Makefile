@@ -52,7 +52,8 @@ envoy-config: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
+		(apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV))
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	# The repository and the generated code are importable from the venv.
 	echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
@@ -60,6 +61,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
+	# buf ships through npm; a machine without Node.js gets it from Debian (needs root).
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm)
 	npm ci --silent --no-audit --no-fund
 	touch $@
 
