@@ -55,13 +55,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
 		(apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV))
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	# The repository and the generated code are importable from the venv.
+	@# The repository and the generated code are importable from the venv.
 	echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
 	echo "$(CURDIR)/$(GEN)" >> $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	# buf ships through npm; a machine without Node.js gets it from Debian (needs root).
+	@# buf ships through npm; a machine without Node.js gets it from Debian (needs root).
 	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm)
 	npm ci --silent --no-audit --no-fund
 	touch $@

@@ -257,9 +257,11 @@ class LocalMesh:
         self._wait_http_ok("envoy", f"{self.rest_url}/health", deadline)
 
     # -- stop ----------------------------------------------------------
-    def stop(self) -> None:
+    def stop(self) -> dict[str, int]:
         """Drain Envoy, then stop callers before their peers, each with its
-        grace period; anything still running afterwards is killed."""
+        grace period; anything still running afterwards is killed. Returns
+        the exit code of every process stopped here."""
+        codes: dict[str, int] = {}
         if "envoy" in self.processes and self.envoy_ports.get("admin"):
             try:
                 request = urllib.request.Request(f"{self.admin_url}/drain_listeners?graceful", method="POST")
@@ -273,13 +275,14 @@ class LocalMesh:
                 continue
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=self.grace_period_s + 5)
+                codes[name] = process.wait(timeout=self.grace_period_s + 5)
             except subprocess.TimeoutExpired:
                 process.kill()
-                process.wait()
+                codes[name] = process.wait()
         for log in self._logs:
             log.close()
         self._logs.clear()
+        return codes
 
     def __enter__(self) -> LocalMesh:
         self.start()
@@ -323,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topology", default="deploy/topology.yaml")
     parser.add_argument("--data-dir", default=".data")
     parser.add_argument("--grace-period-s", type=float, default=10.0)
+    parser.add_argument("--free-ports", action="store_true", help="let the kernel choose every port")
     args = parser.parse_args(argv)
     try:
         topology = load_topology(args.topology)
@@ -337,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    mesh = LocalMesh(topology, args.data_dir, grace_period_s=args.grace_period_s)
+    mesh = LocalMesh(topology, args.data_dir, free_ports=args.free_ports, grace_period_s=args.grace_period_s)
     print("starting the mesh ...", file=sys.stderr, flush=True)
     try:
         mesh.start()
@@ -355,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
     finally:
         print("stopping the mesh ...", file=sys.stderr, flush=True)
-        mesh.stop()
+        unclean = {name: rc for name, rc in mesh.stop().items() if rc != 0}
+        if unclean:
+            print(f"not stopped cleanly (exit codes): {unclean}", file=sys.stderr)
+            code = 1
         print("stopped.", file=sys.stderr)
     return code
 
