@@ -187,7 +187,11 @@ class GatewayApp:
         await response.json(200, orjson.dumps({"object": "list", "data": data}))
 
     async def _chat(self, receive, response: _Response) -> None:
-        chat = parse_chat_request(await _read_body(receive))
+        body = await _read_body(receive)
+        if body is None:
+            log.info("chat.client_hung_up")  # before the request was even complete
+            return
+        chat = parse_chat_request(body)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if not chat.request.conversation_id:
             chat.request.conversation_id = completion_id
@@ -371,13 +375,14 @@ class _HangUp:
         self._task.cancel()
 
 
-async def _read_body(receive) -> bytes:
+async def _read_body(receive) -> bytes | None:
+    """The request body; None when the client disconnected while sending it."""
     chunks = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError
+            return None
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
