@@ -1,22 +1,24 @@
 """Start llm_gateway: `python -m services.llm_gateway`.
 
 LLM_CATALOG_PATH        model catalog YAML (default: the bundled models.yaml)
-OFFLINE_TOKEN_DELAY_MS  pause between offline tokens, for demos (default 0)
-OPENAI_API_KEY          enables the openai provider
-OPENAI_BASE_URL         any OpenAI-compatible server (default: OpenAI)
 LLM_TIMEOUT_S           provider request timeout (default 60)
+LLM_RETRIES             retries of one model before failing over (default 1)
+LLM_BREAKER_FAILURES    failures in a row that open a provider's breaker (default 5)
+LLM_BREAKER_OPEN_S      how long an open breaker refuses requests (default 30)
+Provider keys and base URLs: see services/llm_gateway/providers/setup.py.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from services.llm_gateway.catalog import CatalogError, ModelCatalog
-from services.llm_gateway.providers.offline import OfflineProvider
-from services.llm_gateway.providers.openai_compatible import OpenAICompatibleProvider
+from services.llm_gateway.failover import FailoverChain
+from services.llm_gateway.providers.setup import build_providers
 from services.llm_gateway.service import LlmGatewayComponent
 from services.runtime.server import main
-from services.runtime.settings import SettingsError, env_float, env_str
+from services.runtime.settings import SettingsError, env_float, env_int, env_str
 
 BUNDLED_CATALOG = Path(__file__).with_name("models.yaml")
 
@@ -27,13 +29,16 @@ async def build() -> LlmGatewayComponent:
         catalog = ModelCatalog.from_yaml(Path(path).read_text())
     except (OSError, CatalogError) as error:
         raise SettingsError(f"LLM_CATALOG_PATH: {error}") from None
-    providers: dict = {"offline": OfflineProvider(env_float("OFFLINE_TOKEN_DELAY_MS", 0.0) / 1000)}
-    api_key = env_str("OPENAI_API_KEY")
-    if api_key:
-        providers["openai"] = OpenAICompatibleProvider(
-            api_key=api_key, base_url=env_str("OPENAI_BASE_URL") or None, timeout_s=env_float("LLM_TIMEOUT_S", 60.0)
-        )
-    return LlmGatewayComponent(catalog, providers)
+    env_float("OFFLINE_TOKEN_DELAY_MS", 0.0)  # checked here so a bad value names the variable
+    providers = build_providers(os.environ, timeout_s=env_float("LLM_TIMEOUT_S", 60.0, minimum=0.1))
+    chain = FailoverChain(
+        catalog,
+        providers,
+        retries=env_int("LLM_RETRIES", 1),
+        breaker_threshold=env_int("LLM_BREAKER_FAILURES", 5, minimum=1),
+        breaker_open_s=env_float("LLM_BREAKER_OPEN_S", 30.0, minimum=0.1),
+    )
+    return LlmGatewayComponent(chain)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""ModelCatalog: the models the gateway offers, read from a YAML file."""
+"""ModelCatalog: the models the gateway offers, read from a YAML file and
+checked field by field."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import yaml
 
 from services.runtime.faults import InvalidArgument, NotFound
 
+PROVIDERS = ("offline", "openai", "anthropic", "groq", "gemini", "openai_compatible")
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -16,10 +19,71 @@ class ModelEntry:
     upstream: str
     owned_by: str
     context_window: int
+    input_price: float = 0.0  # USD per million prompt tokens
+    output_price: float = 0.0  # USD per million answer tokens
+    supports_tools: bool = False
+    supports_streaming: bool = True
+    fallbacks: tuple[str, ...] = ()
 
 
 class CatalogError(ValueError):
     """The catalog file is malformed; the message names the entry and field."""
+
+
+def _number(raw: object, where: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0:
+        raise CatalogError(f"{where}: expected a number >= 0")
+    return float(raw)
+
+
+def _entry(n: int, raw: object) -> ModelEntry:
+    where = f"models[{n}]"
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: expected a mapping")
+    unknown = set(raw) - {
+        "id",
+        "provider",
+        "upstream",
+        "owned_by",
+        "context_window",
+        "price",
+        "capabilities",
+        "fallbacks",
+    }
+    if unknown:
+        raise CatalogError(f"{where}.{sorted(unknown)[0]}: unknown field")
+    for name in ("id", "provider"):
+        if not isinstance(raw.get(name), str) or not raw[name]:
+            raise CatalogError(f"{where}.{name}: required string")
+    if raw["provider"] not in PROVIDERS:
+        raise CatalogError(f"{where}.provider: {raw['provider']!r} is not one of {', '.join(PROVIDERS)}")
+    window = raw.get("context_window", 8192)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise CatalogError(f"{where}.context_window: expected a positive integer")
+    price = raw.get("price") or {}
+    if not isinstance(price, dict) or set(price) - {"input", "output"}:
+        raise CatalogError(f"{where}.price: expected {{input: N, output: N}}")
+    capabilities = raw.get("capabilities") or {}
+    if not isinstance(capabilities, dict) or set(capabilities) - {"tools", "streaming"}:
+        raise CatalogError(f"{where}.capabilities: expected {{tools: bool, streaming: bool}}")
+    for name, value in capabilities.items():
+        if not isinstance(value, bool):
+            raise CatalogError(f"{where}.capabilities.{name}: expected true or false")
+    fallbacks = raw.get("fallbacks") or []
+    if not isinstance(fallbacks, list) or not all(isinstance(f, str) and f for f in fallbacks):
+        raise CatalogError(f"{where}.fallbacks: expected a list of model ids")
+    return ModelEntry(
+        id=raw["id"],
+        provider=raw["provider"],
+        upstream=str(raw.get("upstream") or raw["id"]),
+        owned_by=str(raw.get("owned_by") or raw["provider"]),
+        context_window=window,
+        input_price=_number(price.get("input", 0), f"{where}.price.input"),
+        output_price=_number(price.get("output", 0), f"{where}.price.output"),
+        supports_tools=capabilities.get("tools", False),
+        supports_streaming=capabilities.get("streaming", True),
+        fallbacks=tuple(fallbacks),
+    )
 
 
 class ModelCatalog:
@@ -33,29 +97,18 @@ class ModelCatalog:
         raw_models = document.get("models") if isinstance(document, dict) else None
         if not isinstance(raw_models, list) or not raw_models:
             raise CatalogError("models: expected a non-empty list")
-        entries = []
-        for n, raw in enumerate(raw_models):
-            if not isinstance(raw, dict):
-                raise CatalogError(f"models[{n}]: expected a mapping")
-            for name in ("id", "provider"):
-                if not isinstance(raw.get(name), str) or not raw[name]:
-                    raise CatalogError(f"models[{n}].{name}: required string")
-            window = raw.get("context_window", 8192)
-            if not isinstance(window, int) or window < 1:
-                raise CatalogError(f"models[{n}].context_window: expected a positive integer")
-            entries.append(
-                ModelEntry(
-                    id=raw["id"],
-                    provider=raw["provider"],
-                    upstream=str(raw.get("upstream") or raw["id"]),
-                    owned_by=str(raw.get("owned_by") or raw["provider"]),
-                    context_window=window,
-                )
-            )
-        ids = [e.id for e in entries]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise CatalogError(f"models: duplicate id {duplicates[0]!r}")
+        entries = [_entry(n, raw) for n, raw in enumerate(raw_models)]
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.id in seen:
+                raise CatalogError(f"models: duplicate id {entry.id!r}")
+            seen.add(entry.id)
+        for n, entry in enumerate(entries):
+            for fallback in entry.fallbacks:
+                if fallback not in seen:
+                    raise CatalogError(f"models[{n}].fallbacks: unknown model {fallback!r}")
+                if fallback == entry.id:
+                    raise CatalogError(f"models[{n}].fallbacks: a model cannot fall back to itself")
         return cls(entries)
 
     def get(self, model_id: str) -> ModelEntry:
@@ -65,3 +118,8 @@ class ModelCatalog:
         if entry is None:
             raise NotFound(f"The model `{model_id}` does not exist or you do not have access to it.", field="model")
         return entry
+
+    def chain(self, model_id: str) -> list[ModelEntry]:
+        """The model, then its fallbacks in order."""
+        entry = self.get(model_id)
+        return [entry, *(self._by_id[f] for f in entry.fallbacks)]

@@ -1,5 +1,5 @@
-"""LlmGatewayService servicer: resolves the model, runs its provider and maps
-provider events to stream messages."""
+"""LlmGatewayService servicer: runs a request along the model's failover
+chain and maps provider events to stream messages."""
 
 from __future__ import annotations
 
@@ -11,104 +11,42 @@ from collections.abc import Sequence
 import grpc
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
 
-from services.llm_gateway.catalog import ModelCatalog
-from services.llm_gateway.providers.events import Fact, Finish, GenerationRequest, Grounding, Usage
+from services.llm_gateway.failover import CLOSED, HALF_OPEN, OPEN, FailoverChain
+from services.llm_gateway.wire import event_message, generation_request, model_message
 from services.runtime.coalesce import batches, joined
-from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument
+from services.runtime.faults import Fault, InvalidArgument
 
 log = logging.getLogger("llm_gateway")
-
-ROLES = {
-    common_pb2.ROLE_SYSTEM: "system",
-    common_pb2.ROLE_USER: "user",
-    common_pb2.ROLE_ASSISTANT: "assistant",
-    common_pb2.ROLE_TOOL: "tool",
+BREAKER_STATES = {
+    CLOSED: llm_gateway_pb2.BREAKER_STATE_CLOSED,
+    OPEN: llm_gateway_pb2.BREAKER_STATE_OPEN,
+    HALF_OPEN: llm_gateway_pb2.BREAKER_STATE_HALF_OPEN,
 }
-GROUNDING_STATUS = {
-    common_pb2.GROUNDING_STATUS_UNSPECIFIED: "",
-    common_pb2.GROUNDING_STATUS_FOUND: "found",
-    common_pb2.GROUNDING_STATUS_NOT_FOUND: "not_found",
-    common_pb2.GROUNDING_STATUS_AMBIGUOUS: "ambiguous",
-    common_pb2.GROUNDING_STATUS_NO_IDENTIFIER: "no_identifier",
-    common_pb2.GROUNDING_STATUS_UNAVAILABLE: "unavailable",
-}
-FINISH = {
-    "stop": common_pb2.FINISH_REASON_STOP,
-    "length": common_pb2.FINISH_REASON_LENGTH,
-    "tool_calls": common_pb2.FINISH_REASON_TOOL_CALLS,
-    "content_filter": common_pb2.FINISH_REASON_CONTENT_FILTER,
-}
-
-
-def generation_request(request: llm_gateway_pb2.GenerateRequest, upstream: str, timeout_s: float | None):
-    if not request.messages:
-        raise InvalidArgument("messages must not be empty", field="messages")
-    messages = []
-    for n, message in enumerate(request.messages):
-        role = ROLES.get(message.role)
-        if role is None:
-            raise InvalidArgument(f"messages[{n}].role is not set", field=f"messages[{n}].role")
-        messages.append((role, message.content))
-    if request.HasField("temperature") and not 0 <= request.temperature <= 2:
-        raise InvalidArgument("temperature must be between 0 and 2", field="temperature")
-    if request.HasField("max_tokens") and request.max_tokens < 1:
-        raise InvalidArgument("max_tokens must be at least 1", field="max_tokens")
-    g = request.grounding
-    grounding = Grounding(
-        status=GROUNDING_STATUS.get(g.status, ""),
-        query=g.query,
-        customer_name=g.customer_name,
-        facts=tuple(Fact(f.topic, f.label, f.value, f.record_id) for f in g.facts),
-    )
-    return GenerationRequest(
-        upstream_model=upstream,
-        messages=messages,
-        temperature=request.temperature if request.HasField("temperature") else None,
-        max_tokens=request.max_tokens if request.HasField("max_tokens") else None,
-        grounding=grounding,
-        timeout_s=timeout_s,
-    )
 
 
 def _provider_text(event: object) -> str | None:
     return event if type(event) is str else None
 
 
-def _event_message(event: object) -> llm_gateway_pb2.GenerateResponse:
-    if isinstance(event, Usage):
-        usage = common_pb2.Usage(
-            prompt_tokens=event.prompt_tokens,
-            completion_tokens=event.completion_tokens,
-            total_tokens=event.total_tokens,
-        )
-        return llm_gateway_pb2.GenerateResponse(usage=usage)
-    if isinstance(event, Finish):
-        return llm_gateway_pb2.GenerateResponse(finish=common_pb2.Finish(reason=FINISH[event.reason]))
-    raise TypeError(f"unexpected provider event {type(event).__name__}")
-
-
 class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
-    def __init__(self, catalog: ModelCatalog, providers: dict):
-        self._catalog = catalog
-        self._providers = providers
+    def __init__(self, chain: FailoverChain):
+        self._chain = chain
 
     async def Generate(self, request, context):
-        entry = self._catalog.get(request.model)
-        provider = self._providers.get(entry.provider)
-        if provider is None:
-            raise FailedPrecondition(
-                f"model {entry.id!r} needs provider {entry.provider!r}, which is not configured", field="model"
-            )
-        generation = generation_request(request, entry.upstream, context.time_remaining())
+        entry = self._chain.catalog.get(request.model)
+        generation = generation_request(request, context.time_remaining())
+        if generation.tools and not entry.supports_tools:
+            raise InvalidArgument(f"model {entry.id!r} cannot call tools", field="tools")
         response = llm_gateway_pb2.GenerateResponse
         started = time.perf_counter()
         sent = 0
         try:
             # Deltas that arrive while the previous message is still being
             # written go out together: fewer messages, same text and order.
-            async for batch in batches(provider.stream(generation)):
+            events = self._chain.stream(entry.id, generation, no_fallback=request.no_fallback)
+            async for batch in batches(events):
                 for item in joined(batch, _provider_text):
-                    yield response(delta=item) if type(item) is str else _event_message(item)
+                    yield response(delta=item) if type(item) is str else event_message(item)
                     sent += 1
         except Fault as fault:
             if not sent:
@@ -122,40 +60,44 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
         log.info(
             "generate.done",
             extra={
-                "fields": {"model": entry.id, "events": sent, "ms": round((time.perf_counter() - started) * 1000, 2)}
+                "fields": {"model": entry.id, "messages": sent, "ms": round((time.perf_counter() - started) * 1000, 2)}
             },
         )
 
     async def ListModels(self, request, context):
-        models = []
-        for entry in self._catalog.entries:
-            available = entry.provider in self._providers
-            models.append(
-                llm_gateway_pb2.Model(
-                    id=entry.id,
-                    provider=entry.provider,
-                    owned_by=entry.owned_by,
-                    available=available,
-                    unavailable_reason="" if available else f"provider {entry.provider} is not configured",
-                    context_window=entry.context_window,
+        models = [model_message(e, e.provider in self._chain.providers) for e in self._chain.catalog.entries]
+        return llm_gateway_pb2.ListModelsResponse(models=models)
+
+    async def GetProviderStatus(self, request, context):
+        statuses = []
+        for name in sorted(self._chain.breakers):
+            breaker = self._chain.breakers[name]
+            counters = self._chain.counters[name]
+            statuses.append(
+                llm_gateway_pb2.ProviderStatus(
+                    provider=name,
+                    configured=name in self._chain.providers,
+                    breaker=BREAKER_STATES[breaker.state],
+                    consecutive_failures=breaker.consecutive_failures,
+                    retry_after_ms=int(breaker.retry_after_s() * 1000),
+                    failures_before_first_token=counters.failures_before_first_token,
+                    failures_mid_stream=counters.failures_mid_stream,
+                    successes=counters.successes,
                 )
             )
-        return llm_gateway_pb2.ListModelsResponse(models=models)
+        return llm_gateway_pb2.GetProviderStatusResponse(providers=statuses)
 
 
 class LlmGatewayComponent:
-    def __init__(self, catalog: ModelCatalog, providers: dict):
-        self.catalog = catalog
-        self.providers = providers
+    def __init__(self, chain: FailoverChain):
+        self.chain = chain
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        llm_gateway_pb2_grpc.add_LlmGatewayServiceServicer_to_server(
-            LlmGatewayService(self.catalog, self.providers), server
-        )
+        llm_gateway_pb2_grpc.add_LlmGatewayServiceServicer_to_server(LlmGatewayService(self.chain), server)
         return [llm_gateway_pb2.DESCRIPTOR.services_by_name["LlmGatewayService"].full_name]
 
     async def close(self) -> None:
-        for provider in self.providers.values():
+        for provider in self.chain.providers.values():
             close = getattr(provider, "close", None)
             if close is not None:
                 await close()

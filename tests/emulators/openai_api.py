@@ -1,6 +1,6 @@
-"""A local emulator of the OpenAI chat-completions API (JSON and SSE), for
-driving the official `openai` SDK with no network. Failure modes can be
-switched per test: rate limit, server error, a stream that drops midway."""
+"""Emulator of the OpenAI chat-completions API (JSON and SSE) at /v1, and of
+Groq's copy of it at /openai/v1, for driving the official `openai` and `groq`
+SDKs with no network."""
 
 from __future__ import annotations
 
@@ -13,34 +13,15 @@ import orjson
 import uvloop
 from aiohttp import web
 
+from tests.emulators.base import Emulator, Script, split_arguments
 
-class OpenAIEmulator:
-    api_key = "sk-emulator-key"
 
-    def __init__(self, reply: str = "Hello from the emulated model.", chunk_delay_s: float = 0.0):
-        self.reply = reply
-        self.chunk_delay_s = chunk_delay_s
-        self.mode = "ok"  # ok | rate_limit | server_error | drop
-        self.requests: list[dict] = []
-        self.disconnects = 0
-        self.completed_streams = 0
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
+class OpenAIEmulator(Emulator):
+    base_path = "/v1"
 
-    async def start(self) -> str:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        app.router.add_post("/openai/v1/chat/completions", self._chat)  # Groq
 
     @staticmethod
     def _error(status: int, message: str, kind: str, code: str | None, headers=None) -> web.Response:
@@ -52,74 +33,87 @@ class OpenAIEmulator:
             return self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
         body = await request.json()
         self.requests.append(body)
-        if self.mode == "rate_limit":
-            return self._error(429, "Rate limit reached.", "requests", "rate_limit_exceeded", {"retry-after": "2"})
-        if self.mode == "server_error":
-            return self._error(500, "The server had an error.", "server_error", None)
-        words = [w + " " for w in self.reply.split(" ")]
-        words[-1] = words[-1].rstrip()
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        self.headers.append(dict(request.headers))
+        script = self.next_script()
+        await self.prelude(request, script)
+        if script.status:
+            kinds = {429: ("requests", "rate_limit_exceeded"), 400: ("invalid_request_error", None)}
+            kind, code = kinds.get(script.status, ("server_error", None))
+            headers = {"retry-after": script.retry_after} if script.retry_after else None
+            return self._error(script.status, f"Emulated HTTP {script.status}.", kind, code, headers)
+        words = script.words()
+        prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in body["messages"])
+        completion_tokens = len(words) + sum(len(a) // 4 + 1 for _, _, a in script.tool_calls)
         usage = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(words),
-            "total_tokens": prompt_tokens + len(words),
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
         }
+        finish = "tool_calls" if script.tool_calls else script.finish
         created = int(time.time())
         if not body.get("stream"):
+            message: dict = {"role": "assistant", "content": script.text or None}
+            if script.tool_calls:
+                message["tool_calls"] = [
+                    {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                    for i, n, a in script.tool_calls
+                ]
             return web.json_response(
                 {
                     "id": "chatcmpl-emulated",
                     "object": "chat.completion",
                     "created": created,
                     "model": body["model"],
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": self.reply}, "finish_reason": "stop"}
-                    ],
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                     "usage": usage,
                 }
             )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
 
-        def chunk(delta: dict, finish: str | None = None, with_usage: bool = False) -> bytes:
+        def chunk(delta: dict | None, finish_reason: str | None = None, with_usage: bool = False) -> bytes:
             event = {
                 "id": "chatcmpl-emulated",
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": body["model"],
-                "choices": [] if with_usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "choices": [] if with_usage else [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
             }
             if with_usage:
                 event["usage"] = usage
             return b"data: " + orjson.dumps(event) + b"\n\n"
 
-        try:
-            for n, word in enumerate(words):
-                delta = {"role": "assistant", "content": word} if n == 0 else {"content": word}
-                await response.write(chunk(delta))
-                if self.mode == "drop" and n == 2:
-                    request.transport.close()
-                    return response
-                if self.chunk_delay_s:
-                    await asyncio.sleep(self.chunk_delay_s)
-            await response.write(chunk({}, "stop"))
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": word}) for word in words]
+        for index, (call_id, name, arguments) in enumerate(script.tool_calls):
+            first = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+            events.append(chunk({"tool_calls": [first]}))
+            events += [
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                for piece in split_arguments(arguments)
+            ]
+        if request.path.startswith("/openai/"):
+            # Groq: usage rides on the last chunk under x_groq.
+            if "stream_options" in body:
+                return self._error(400, "property 'stream_options' is unsupported", "invalid_request_error", None)
+            last = orjson.loads(chunk({}, finish)[6:])
+            last["x_groq"] = {"id": "req_emulated", "usage": usage}
+            events.append(b"data: " + orjson.dumps(last) + b"\n\n")
+        else:
+            events.append(chunk({}, finish))
             if (body.get("stream_options") or {}).get("include_usage"):
-                await response.write(chunk({}, with_usage=True))
-            await response.write(b"data: [DONE]\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
-            self.disconnects += 1
-            raise
-        self.completed_streams += 1
-        return response
+                events.append(chunk(None, with_usage=True))
+        events.append(b"data: [DONE]\n\n")
+        return await self.stream(request, events, script, b'data: {"id": "chatcmpl-emulated", "choices": [\n\n')
 
 
-async def _serve_forever(port_file: str, words: int, chunk_delay_ms: float) -> None:
-    reply = " ".join(f"word{n}" for n in range(words))
-    emulator = OpenAIEmulator(reply=reply, chunk_delay_s=chunk_delay_ms / 1000)
+async def _serve_forever(url_file: str, words: int, chunk_delay_ms: float, first_token_ms: float) -> None:
+    text = " ".join(f"word{n}" for n in range(words))
+    emulator = OpenAIEmulator(
+        Script(text=text, chunk_delay_s=chunk_delay_ms / 1000, first_token_delay_s=first_token_ms / 1000)
+    )
     url = await emulator.start()
-    with open(f"{port_file}.tmp", "w") as handle:
+    with open(f"{url_file}.tmp", "w") as handle:
         handle.write(url)
-    os.replace(f"{port_file}.tmp", port_file)
+    os.replace(f"{url_file}.tmp", url_file)
     await asyncio.Event().wait()
 
 
@@ -129,8 +123,9 @@ def main() -> None:
     parser.add_argument("--url-file", required=True, help="file to write the base URL to")
     parser.add_argument("--words", type=int, default=20, help="words (chunks) per answer")
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
+    parser.add_argument("--first-token-ms", type=float, default=0.0)
     args = parser.parse_args()
-    uvloop.run(_serve_forever(args.url_file, args.words, args.chunk_delay_ms))
+    uvloop.run(_serve_forever(args.url_file, args.words, args.chunk_delay_ms, args.first_token_ms))
 
 
 if __name__ == "__main__":

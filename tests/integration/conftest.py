@@ -11,6 +11,7 @@ import pytest
 
 from services.cache.service import CacheComponent, CacheService
 from services.llm_gateway.catalog import ModelCatalog
+from services.llm_gateway.failover import FailoverChain
 from services.llm_gateway.providers.offline import OfflineProvider
 from services.llm_gateway.service import LlmGatewayComponent
 from services.optimizer.prompts import PromptStore
@@ -60,9 +61,8 @@ async def start_mesh(
     mesh.servers["cache"] = await start_server(CacheComponent(cache), free_port_settings("cache"))
     prompts = PromptStore(str(tmp_path / "optimizer.db"))
     mesh.servers["optimizer"] = await start_server(OptimizerComponent(prompts), free_port_settings("optimizer"))
-    llm = LlmGatewayComponent(
-        ModelCatalog.from_yaml(CATALOG), {"offline": OfflineProvider(token_delay_s), **(providers or {})}
-    )
+    providers = {"offline": OfflineProvider(token_delay_s), **(providers or {})}
+    llm = LlmGatewayComponent(FailoverChain(ModelCatalog.from_yaml(CATALOG), providers))
     mesh.servers["llm_gateway"] = await start_server(llm, free_port_settings("llm_gateway"))
     addrs = {n: mesh.addr(n) for n in ("cache", "tilores_data", "optimizer", "llm_gateway")}
     peers = MeshPeers(addrs, 60.0, near_cache_ttl_s=near_cache_ttl_s)

@@ -3,9 +3,19 @@ are in the records, and an honest answer when there are none."""
 
 import asyncio
 
-from services.llm_gateway.providers.events import Fact, Finish, GenerationRequest, Grounding, Usage
+from services.llm_gateway.providers.events import (
+    Fact,
+    Finish,
+    GenerationRequest,
+    Grounding,
+    Message,
+    ResponseFormat,
+    Tool,
+    Usage,
+)
 from services.llm_gateway.providers.offline import OfflineProvider, compose_answer, requested_topics
 from services.router.grounding import AMBIGUOUS, FOUND, NOT_FOUND, customer_facts, ground
+from services.runtime.faults import InvalidArgument
 from services.tilores_data.sample import generate_customers
 
 
@@ -54,7 +64,7 @@ def test_requested_topics_match_whole_words():
 
 
 def _request(question: str, grounding) -> GenerationRequest:
-    return GenerationRequest(upstream_model="offline", messages=[("user", question)], grounding=grounding)
+    return GenerationRequest(upstream_model="offline", messages=[Message("user", question)], grounding=grounding)
 
 
 def test_offline_answer_states_only_facts_and_cites_records():
@@ -95,7 +105,9 @@ def test_offline_stream_ends_with_usage_and_finish():
 
 def test_offline_stream_honours_max_tokens():
     grounding = Grounding(status="no_identifier")
-    request = GenerationRequest(upstream_model="offline", messages=[("user", "hi")], grounding=grounding, max_tokens=3)
+    request = GenerationRequest(
+        upstream_model="offline", messages=[Message("user", "hi")], grounding=grounding, max_tokens=3
+    )
 
     async def collect():
         return [e async for e in OfflineProvider().stream(request)]
@@ -103,3 +115,31 @@ def test_offline_stream_honours_max_tokens():
     events = asyncio.run(collect())
     assert len([e for e in events if isinstance(e, str)]) == 3
     assert events[-1] == Finish("length")
+
+
+def test_offline_stream_honours_stop_and_refuses_what_it_cannot_do():
+    grounding = Grounding(status="no_identifier")
+
+    async def collect(request):
+        return [e async for e in OfflineProvider().stream(request)]
+
+    stopped = GenerationRequest(
+        upstream_model="offline", messages=[Message("user", "hi")], grounding=grounding, stop=("client id",)
+    )
+    events = asyncio.run(collect(stopped))
+    text = "".join(e for e in events if isinstance(e, str))
+    assert "client id" not in text and text.rstrip().endswith("e-mail,")
+    assert events[-1] == Finish("stop")
+    for field, request in (
+        ("tools", GenerationRequest("offline", [Message("user", "hi")], tools=(Tool("f"),))),
+        (
+            "response_format",
+            GenerationRequest("offline", [Message("user", "hi")], response_format=ResponseFormat("json_object")),
+        ),
+    ):
+        try:
+            asyncio.run(collect(request))
+        except InvalidArgument as fault:
+            assert fault.field == field
+        else:
+            raise AssertionError(f"{field} was accepted")

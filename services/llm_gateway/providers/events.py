@@ -1,5 +1,6 @@
 """What a provider receives and yields. Text deltas are plain `str` so the
-per-token path allocates nothing extra."""
+per-token path allocates nothing extra; everything else is a small frozen
+dataclass."""
 
 from __future__ import annotations
 
@@ -19,6 +20,41 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class Finish:
     reason: str  # "stop", "length", "tool_calls" or "content_filter"
+    model: str = ""  # catalog model that answered (set by the failover chain)
+    provider: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: id and name on its first piece."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str = ""
+    parameters: dict | None = None  # JSON Schema
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str  # "system", "user", "assistant" or "tool"
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +76,25 @@ class Grounding:
 
 
 @dataclass(frozen=True)
+class ResponseFormat:
+    type: str  # "text", "json_object" or "json_schema"
+    json_schema: dict | None = None  # the OpenAI json_schema object
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     upstream_model: str
-    messages: list[tuple[str, str]]  # (role, content), roles as in OpenAI
+    messages: list[Message]
     temperature: float | None = None
+    top_p: float | None = None
     max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    response_format: ResponseFormat | None = None
+    tools: tuple[Tool, ...] = ()
     grounding: Grounding = field(default_factory=lambda: Grounding(status=""))
     timeout_s: float | None = None
+
+    def question(self) -> str:
+        """The newest user message."""
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")

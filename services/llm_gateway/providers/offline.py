@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 
 from services.llm_gateway.providers.events import Fact, Finish, GenerationRequest, Usage
+from services.llm_gateway.providers.faults import unsupported
 
 PREFIX = "Offline answer (composed from Tilores records, no language model): "
 
@@ -62,7 +63,7 @@ def _fact_text(fact: Fact) -> str:
 
 def compose_answer(request: GenerationRequest) -> str:
     grounding = request.grounding
-    question = next((content for role, content in reversed(request.messages) if role == "user"), "")
+    question = request.question()
     if grounding.status == "found":
         by_topic: dict[str, list[Fact]] = {}
         for fact in grounding.facts:
@@ -105,7 +106,15 @@ class OfflineProvider:
         self._token_delay_s = token_delay_s
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
+        if request.response_format is not None and request.response_format.type != "text":
+            raise unsupported(self.name, "response_format", "the offline model answers in text")
+        if request.tools:
+            raise unsupported(self.name, "tools", "the offline model calls no tools")
         answer = compose_answer(request)
+        stopped = False
+        for stop in request.stop:
+            if stop in answer:
+                answer, stopped = answer[: answer.index(stop)], True
         pieces = _WORD.findall(answer)
         if request.max_tokens is not None:
             pieces = pieces[: request.max_tokens]
@@ -113,7 +122,7 @@ class OfflineProvider:
             if self._token_delay_s:
                 await asyncio.sleep(self._token_delay_s)
             yield piece
-        prompt_tokens = sum(len(_TOKEN.findall(content)) for _, content in request.messages)
+        prompt_tokens = sum(len(_TOKEN.findall(m.content)) for m in request.messages)
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=len(pieces))
-        truncated = request.max_tokens is not None and len(pieces) < len(_WORD.findall(answer))
+        truncated = not stopped and request.max_tokens is not None and len(pieces) < len(_WORD.findall(answer))
         yield Finish("length" if truncated else "stop")

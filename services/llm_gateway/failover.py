@@ -1,0 +1,216 @@
+"""FailoverChain: run a request along a model's fallback chain.
+
+Before the first event a target that fails with 429, 5xx, a connect error or
+a timeout is retried (bounded, jittered exponential backoff that honours
+Retry-After, inside the caller's deadline) and then left for the next model
+of the chain. After the first event nothing is retried: the error goes to
+the caller, who has already seen tokens. A CircuitBreaker per provider keeps
+requests away from a provider that keeps failing."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from services.llm_gateway.catalog import ModelCatalog, ModelEntry
+from services.llm_gateway.providers.events import Finish, GenerationRequest
+from services.runtime.faults import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    Fault,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+RETRYABLE = (ResourceExhausted, Unavailable, DeadlineExceeded)
+
+
+class CircuitBreaker:
+    """Closed: requests flow. `failure_threshold` failures in a row open it
+    for `open_s`; then half-open lets one trial through, whose outcome closes
+    or re-opens it."""
+
+    def __init__(self, failure_threshold: int = 5, open_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.failure_threshold = failure_threshold
+        self.open_s = open_s
+        self._clock = clock
+        self.state = CLOSED
+        self.consecutive_failures = 0
+        self._opened_at = 0.0
+        self._trial_started: float | None = None
+
+    def allow(self) -> bool:
+        if self.state == CLOSED:
+            return True
+        now = self._clock()
+        if self.state == OPEN and now - self._opened_at >= self.open_s:
+            self.state = HALF_OPEN
+            self._trial_started = None
+        # One trial at a time; a trial that never reported back (cancelled,
+        # or refused for a bad request) is given up after the open period.
+        if self.state == HALF_OPEN and (self._trial_started is None or now - self._trial_started >= self.open_s):
+            self._trial_started = now
+            return True
+        return False
+
+    def retry_after_s(self) -> float:
+        if self.state != OPEN:
+            return 0.0
+        return max(0.0, self.open_s - (self._clock() - self._opened_at))
+
+    def record_success(self) -> None:
+        self.state = CLOSED
+        self.consecutive_failures = 0
+        self._trial_started = None
+
+    def record_failure(self) -> None:
+        self.consecutive_failures += 1
+        if self.state == HALF_OPEN or self.consecutive_failures >= self.failure_threshold:
+            self.state = OPEN
+            self._opened_at = self._clock()
+            self._trial_started = None
+
+
+@dataclass
+class ProviderCounters:
+    successes: int = 0
+    failures_before_first_token: int = 0
+    failures_mid_stream: int = 0
+
+
+class FailoverChain:
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        providers: dict,
+        *,
+        retries: int = 1,
+        max_retry_wait_s: float = 2.0,
+        breaker_threshold: int = 5,
+        breaker_open_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.catalog = catalog
+        self.providers = providers
+        self.retries = retries
+        self.max_retry_wait_s = max_retry_wait_s
+        self._clock = clock
+        names = {entry.provider for entry in catalog.entries}
+        self.breakers = {name: CircuitBreaker(breaker_threshold, breaker_open_s, clock) for name in names}
+        self.counters = {name: ProviderCounters() for name in names}
+
+    def _targets(self, model: str, no_fallback: bool) -> list[ModelEntry]:
+        chain = self.catalog.chain(model)
+        if chain[0].provider not in self.providers and (no_fallback or len(chain) == 1):
+            raise FailedPrecondition(
+                f"model {chain[0].id!r} needs provider {chain[0].provider!r}, which is not configured", field="model"
+            )
+        targets = chain[:1] if no_fallback else chain
+        return [t for t in targets if t.provider in self.providers]
+
+    async def stream(self, model: str, request: GenerationRequest, no_fallback: bool = False) -> AsyncIterator[object]:
+        """Events of the first target that starts answering; Finish names it."""
+        deadline = self._clock() + request.timeout_s if request.timeout_s else None
+        targets = self._targets(model, no_fallback)
+        last_fault: Fault | None = None
+        skipped_open: list[str] = []
+        for position, target in enumerate(targets):
+            breaker = self.breakers[target.provider]
+            if not breaker.allow():
+                skipped_open.append(target.provider)
+                continue
+            attempt_request = dataclasses.replace(request, upstream_model=target.upstream)
+            try:
+                stream, first = await self._start(target, attempt_request, deadline)
+            except InvalidArgument:
+                if position == 0:
+                    raise
+                continue  # a fallback that cannot honour the request is skipped
+            except RETRYABLE as fault:
+                last_fault = fault
+                continue
+            async for event in self._relay(target, stream, first):
+                yield event
+            return
+        if last_fault is not None and not skipped_open:
+            raise last_fault
+        retry_after = min((self.breakers[p].retry_after_s() for p in skipped_open), default=None)
+        reason = f"; circuit open for {', '.join(sorted(set(skipped_open)))}" if skipped_open else ""
+        last = f"; last error: {last_fault.message}" if last_fault else ""
+        raise Unavailable(f"every provider for model {model!r} is unavailable{reason}{last}", retry_after_s=retry_after)
+
+    async def _start(self, target: ModelEntry, request: GenerationRequest, deadline: float | None):
+        """Open the target's stream and read its first event, with retries."""
+        provider = self.providers[target.provider]
+        breaker = self.breakers[target.provider]
+        counters = self.counters[target.provider]
+
+        def remaining() -> float | None:
+            return None if deadline is None else deadline - self._clock()
+
+        def wait(state: RetryCallState) -> float:
+            fault = state.outcome.exception() if state.outcome else None
+            hinted = getattr(fault, "retry_after_s", None)
+            return hinted if hinted is not None else wait_random_exponential(multiplier=0.1, max=1.0)(state)
+
+        def worth_retrying(error: BaseException) -> bool:
+            if not isinstance(error, RETRYABLE) or not breaker.allow():
+                return False
+            hinted = getattr(error, "retry_after_s", None) or 0.0
+            left = remaining()
+            # A Retry-After longer than we may wait: go to the next model now.
+            return hinted <= self.max_retry_wait_s and (left is None or left > hinted + 0.05)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait,
+            retry=retry_if_exception(worth_retrying),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                left = remaining()
+                if left is not None and left <= 0:
+                    raise DeadlineExceeded("the caller's deadline passed before a model answered")
+                stream = provider.stream(dataclasses.replace(request, timeout_s=left))
+                try:
+                    first = await anext(stream)
+                except StopAsyncIteration:
+                    first = None
+                except Fault as fault:
+                    await stream.aclose()
+                    if isinstance(fault, RETRYABLE):
+                        counters.failures_before_first_token += 1
+                        breaker.record_failure()
+                    raise
+                return stream, first
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _relay(self, target: ModelEntry, stream, first) -> AsyncIterator[object]:
+        breaker = self.breakers[target.provider]
+        counters = self.counters[target.provider]
+        try:
+            if first is not None:
+                yield self._named(first, target)
+            async for event in stream:
+                yield self._named(event, target)
+        except Fault:
+            counters.failures_mid_stream += 1
+            breaker.record_failure()
+            raise
+        finally:
+            await stream.aclose()
+        counters.successes += 1
+        breaker.record_success()
+
+    @staticmethod
+    def _named(event: object, target: ModelEntry) -> object:
+        if isinstance(event, Finish):
+            return Finish(event.reason, model=target.id, provider=target.provider)
+        return event

@@ -1,0 +1,60 @@
+"""provider_fault: one mapping from an upstream HTTP failure to the fault the
+caller sees, shared by every provider. Messages never echo API keys."""
+
+from __future__ import annotations
+
+from services.runtime.faults import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    Fault,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
+
+
+def retry_after_s(headers) -> float | None:
+    raw = headers.get("retry-after") if headers is not None else None
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+def status_fault(provider: str, status: int, message: str = "", retry_after: float | None = None) -> Fault:
+    """The fault for an HTTP status from a provider."""
+    if status == 429:
+        return ResourceExhausted(f"{provider}: rate limited by the provider", retry_after_s=retry_after)
+    if status in (401, 403):
+        return FailedPrecondition(f"{provider}: the provider rejected the configured API key")
+    if status == 404:
+        return NotFound(f"{provider}: the provider does not know this model", field="model")
+    if status in (400, 422):
+        return InvalidArgument(f"{provider}: {message or 'the provider rejected the request'}")
+    if status == 408:
+        return DeadlineExceeded(f"{provider}: the provider timed out")
+    return Unavailable(f"{provider}: the provider failed with HTTP {status}", retry_after_s=retry_after)
+
+
+def timeout_fault(provider: str) -> Fault:
+    return DeadlineExceeded(f"{provider}: the provider did not answer in time")
+
+
+def connection_fault(provider: str) -> Fault:
+    return Unavailable(f"{provider}: cannot reach the provider")
+
+
+def broken_stream_fault(provider: str, what: str) -> Fault:
+    return Unavailable(f"{provider}: the provider stream broke ({what})")
+
+
+def unsupported(provider: str, field: str, why: str = "") -> InvalidArgument:
+    detail = f": {why}" if why else ""
+    return InvalidArgument(f"{provider} cannot honour '{field}'{detail}", field=field)
+
+
+def is_transport_error(error: BaseException) -> bool:
+    """A network or protocol error of an HTTP stack, raised while the body
+    of a stream was being read (httpx, httpx2, httpcore or aiohttp)."""
+    return type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp")

@@ -1,0 +1,167 @@
+"""GeminiProvider: Google Gemini through the official `google-genai` SDK.
+
+OpenAI-shaped requests become Gemini's: system messages go to
+`system_instruction`, turns to `contents` of role user/model with `parts`,
+tool calls to `function_call` parts and tool results to `function_response`
+parts. The SDK streams `streamGenerateContent?alt=sse` over aiohttp. Gemini
+sends each function call whole, so a call arrives as one tool-call delta."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+from google import genai
+from google.genai import errors, types
+
+from services.llm_gateway.providers import faults
+from services.llm_gateway.providers.events import Finish, GenerationRequest, ToolCallDelta, Usage
+from services.runtime.faults import Fault
+
+FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+}
+
+
+def gemini_request(request: GenerationRequest, provider: str = "gemini") -> tuple[list, types.GenerateContentConfig]:
+    names_by_call = {c.id: c.name for m in request.messages for c in m.tool_calls}
+    contents: list[types.Content] = []
+    for message in request.messages:
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            name = names_by_call.get(message.tool_call_id)
+            if name is None:
+                raise faults.unsupported(provider, "messages.tool_call_id", "answers no earlier tool call")
+            try:
+                result = orjson.loads(message.content)
+            except orjson.JSONDecodeError:
+                result = message.content
+            parts = [
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        id=message.tool_call_id,
+                        name=name,
+                        response=result if isinstance(result, dict) else {"result": result},
+                    )
+                )
+            ]
+            role = "user"
+        elif message.role == "assistant":
+            role = "model"
+            parts = [types.Part(text=message.content)] if message.content else []
+            for call in message.tool_calls:
+                try:
+                    arguments = orjson.loads(call.arguments or "{}")
+                except orjson.JSONDecodeError:
+                    raise faults.unsupported(provider, "messages.tool_calls.arguments", "not JSON") from None
+                parts.append(types.Part(function_call=types.FunctionCall(id=call.id, name=call.name, args=arguments)))
+        else:
+            role = "user"
+            parts = [types.Part(text=message.content)]
+        if not parts:
+            continue
+        if contents and contents[-1].role == role:
+            contents[-1].parts.extend(parts)
+        else:
+            contents.append(types.Content(role=role, parts=parts))
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system" and m.content)
+    config = types.GenerateContentConfig(
+        system_instruction=system or None,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        max_output_tokens=request.max_tokens,
+        stop_sequences=list(request.stop) or None,
+        seed=request.seed,
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    if request.response_format is not None and request.response_format.type != "text":
+        config.response_mime_type = "application/json"
+        if request.response_format.type == "json_schema":
+            schema = (request.response_format.json_schema or {}).get("schema")
+            if schema is None:
+                raise faults.unsupported(provider, "response_format.json_schema.schema", "missing")
+            config.response_json_schema = schema
+    if request.tools:
+        config.tools = [
+            types.Tool(
+                function_declarations=[
+                    types.FunctionDeclaration(
+                        name=t.name, description=t.description, parameters_json_schema=t.parameters or None
+                    )
+                    for t in request.tools
+                ]
+            )
+        ]
+    return contents, config
+
+
+class GeminiProvider:
+    def __init__(self, api_key: str, base_url: str | None, timeout_s: float, name: str = "gemini"):
+        self.name = name
+        self._timeout_s = timeout_s
+        options = types.HttpOptions(base_url=base_url or None, timeout=int(timeout_s * 1000))
+        self._client = genai.Client(api_key=api_key, http_options=options)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
+        contents, config = gemini_request(request, self.name)
+        timeout_s = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
+        config.http_options = types.HttpOptions(timeout=int(timeout_s * 1000))
+        prompt_tokens = completion_tokens = 0
+        finish = "stop"
+        calls = 0
+        try:
+            stream = await self._client.aio.models.generate_content_stream(
+                model=request.upstream_model, contents=contents, config=config
+            )
+            async for chunk in stream:
+                for candidate in (chunk.candidates or [])[:1]:
+                    for part in (candidate.content.parts if candidate.content else None) or ():
+                        if part.text and not part.thought:
+                            yield part.text
+                        elif part.function_call is not None:
+                            call = part.function_call
+                            yield ToolCallDelta(
+                                index=calls,
+                                id=call.id or f"call_{calls}",
+                                name=call.name or "",
+                                arguments=orjson.dumps(call.args or {}).decode(),
+                            )
+                            calls += 1
+                    if candidate.finish_reason:
+                        finish = FINISH_REASONS.get(str(candidate.finish_reason.value), "stop")
+                if chunk.usage_metadata:
+                    prompt_tokens = chunk.usage_metadata.prompt_token_count or prompt_tokens
+                    completion_tokens = chunk.usage_metadata.candidates_token_count or completion_tokens
+        except Fault:
+            raise
+        except errors.APIError as error:
+            headers = getattr(error.response, "headers", None)
+            raise faults.status_fault(
+                self.name, error.code, error.message or "", faults.retry_after_s(headers)
+            ) from None
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise faults.timeout_fault(self.name) from None
+        except aiohttp.ClientConnectorError:
+            raise faults.connection_fault(self.name) from None
+        except (aiohttp.ClientError, ValueError) as error:
+            raise faults.broken_stream_fault(self.name, type(error).__name__) from None
+        except Exception as error:
+            if faults.is_transport_error(error):
+                raise faults.broken_stream_fault(self.name, type(error).__name__) from None
+            raise
+        if calls and finish == "stop":
+            finish = "tool_calls"
+        yield Usage(prompt_tokens, completion_tokens)
+        yield Finish(finish)
+
+    async def close(self) -> None:
+        await self._client.aio.aclose()

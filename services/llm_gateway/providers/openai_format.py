@@ -1,0 +1,153 @@
+"""OpenAIFormatProvider: providers that speak the OpenAI chat-completions
+wire format through their official SDK: OpenAI (`openai`), Groq (`groq`)
+and any OpenAI-compatible server (vLLM, Ollama, LM Studio) by base URL.
+
+The SDK owns the contract (auth, base URL, request shape, error types); the
+stream is read through its raw streaming response over the aiohttp transport
+with SSE lines parsed by orjson, its cheapest path."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+
+from services.llm_gateway.providers import faults
+from services.llm_gateway.providers.events import Finish, GenerationRequest, Message, ToolCallDelta, Usage
+from services.runtime.faults import Fault
+
+FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
+
+
+def openai_message(message: Message) -> dict:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    out: dict = {"role": message.role, "content": message.content}
+    if message.name:
+        out["name"] = message.name
+    if message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return out
+
+
+def openai_params(request: GenerationRequest, usage_option: bool = True) -> dict:
+    params: dict = {
+        "model": request.upstream_model,
+        "messages": [openai_message(m) for m in request.messages],
+        "stream": True,
+    }
+    if usage_option:
+        params["stream_options"] = {"include_usage": True}
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.top_p is not None:
+        params["top_p"] = request.top_p
+    if request.max_tokens is not None:
+        params["max_tokens"] = request.max_tokens
+    if request.stop:
+        params["stop"] = list(request.stop)
+    if request.seed is not None:
+        params["seed"] = request.seed
+    if request.response_format is not None and request.response_format.type != "text":
+        params["response_format"] = (
+            {"type": "json_schema", "json_schema": request.response_format.json_schema}
+            if request.response_format.type == "json_schema"
+            else {"type": "json_object"}
+        )
+    if request.tools:
+        params["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters or {"type": "object", "properties": {}},
+                },
+            }
+            for t in request.tools
+        ]
+    return params
+
+
+class OpenAIFormatProvider:
+    """`client` is an SDK client with the OpenAI chat-completions surface:
+    `openai.AsyncOpenAI` or `groq.AsyncGroq`. `sdk` is that SDK's module,
+    whose error types are mapped. Groq reports streamed usage in the last
+    chunk's `x_groq.usage` and takes no `stream_options`."""
+
+    def __init__(self, name: str, client, sdk, timeout_s: float, usage_option: bool = True):
+        self.name = name
+        self._client = client
+        self._sdk = sdk
+        self._timeout_s = timeout_s
+        self._usage_option = usage_option
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
+        params = openai_params(request, self._usage_option)
+        params["timeout"] = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
+        finish = "stop"
+        usage = None
+        try:
+            async with self._client.chat.completions.with_streaming_response.create(**params) as response:
+                async for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue  # blank separators and ": keep-alive" comments
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = orjson.loads(data)
+                    if "error" in chunk:
+                        raise faults.broken_stream_fault(self.name, "error event")
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
+                        if text:
+                            yield text
+                        for call in delta.get("tool_calls") or ():
+                            function = call.get("function") or {}
+                            yield ToolCallDelta(
+                                index=call.get("index", 0),
+                                id=call.get("id") or "",
+                                name=function.get("name") or "",
+                                arguments=function.get("arguments") or "",
+                            )
+                        if choice.get("finish_reason"):
+                            finish = FINISH_REASONS.get(choice["finish_reason"], "stop")
+                    counts = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+                    if counts:
+                        usage = Usage(counts.get("prompt_tokens") or 0, counts.get("completion_tokens") or 0)
+        except Fault:
+            raise
+        except self._sdk.APITimeoutError:
+            raise faults.timeout_fault(self.name) from None
+        except self._sdk.APIConnectionError:
+            raise faults.connection_fault(self.name) from None
+        except self._sdk.APIStatusError as error:
+            raise faults.status_fault(
+                self.name, error.status_code, _error_message(error), faults.retry_after_s(error.response.headers)
+            ) from None
+        except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError, UnicodeDecodeError) as error:
+            raise faults.broken_stream_fault(self.name, type(error).__name__) from None
+        except Exception as error:
+            if faults.is_transport_error(error):
+                raise faults.broken_stream_fault(self.name, type(error).__name__) from None
+            raise
+        yield usage or Usage(0, 0)
+        yield Finish(finish)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _error_message(error) -> str:
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+    return str(getattr(error, "message", "")) or "the provider rejected the request"
