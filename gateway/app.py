@@ -259,7 +259,10 @@ class GatewayApp:
                         out.append(encoder.delta(item))
                         continue
                     kind = item.WhichOneof("event")
-                    if kind == "finish":
+                    if kind == "tool_call":
+                        call = item.tool_call
+                        out.append(encoder.tool_call(call.index, call.id, call.name, call.arguments))
+                    elif kind == "finish":
                         out.append(encoder.finish(FINISH_REASONS.get(item.finish.reason, "stop")))
                     elif kind == "usage":
                         usage = item.usage
@@ -280,12 +283,21 @@ class GatewayApp:
 
     async def _whole(self, chat: ChatCall, completion_id: str, call, event, response: _Response) -> None:
         parts: list[str] = []
+        calls: dict[int, dict] = {}
         usage = None
         finish = "stop"
         while event is not grpc.aio.EOF:
             kind = event.WhichOneof("event")
             if kind == "delta":
                 parts.append(event.delta)
+            elif kind == "tool_call":
+                delta = event.tool_call
+                entry = calls.setdefault(
+                    delta.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+                )
+                entry["id"] = entry["id"] or delta.id
+                entry["function"]["name"] = entry["function"]["name"] or delta.name
+                entry["function"]["arguments"] += delta.arguments
             elif kind == "usage":
                 usage = event.usage
             elif kind == "finish":
@@ -298,6 +310,10 @@ class GatewayApp:
                 event = await call.read()
             except grpc.aio.AioRpcError as error:
                 raise from_grpc(error) from None
+        message: dict = {"role": "assistant", "content": "".join(parts), "refusal": None, "annotations": []}
+        if calls:
+            message["content"] = message["content"] or None
+            message["tool_calls"] = [calls[index] for index in sorted(calls)]
         body = {
             "id": completion_id,
             "object": "chat.completion",
@@ -307,7 +323,7 @@ class GatewayApp:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(parts), "refusal": None, "annotations": []},
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": finish,
                 }

@@ -18,18 +18,25 @@ ROLES = {
     "assistant": common_pb2.ROLE_ASSISTANT,
     "tool": common_pb2.ROLE_TOOL,
 }
-# Accepted and honoured.
+# Accepted and honoured. `no_fallback` is this gateway's own: answer from the
+# requested model only.
 KNOWN_FIELDS = {
     "model", "messages", "stream", "stream_options", "temperature", "max_tokens",
-    "max_completion_tokens", "user", "n",
+    "max_completion_tokens", "user", "n", "top_p", "stop", "seed", "response_format",
+    "tools", "tool_choice", "parallel_tool_calls", "no_fallback",
 }  # fmt: skip
 # Part of the OpenAI API but not offered by this gateway: rejected by name
 # rather than silently dropped.
 UNSUPPORTED_FIELDS = {
-    "tools", "tool_choice", "functions", "function_call", "logprobs", "top_logprobs", "logit_bias",
-    "response_format", "seed", "stop", "top_p", "presence_penalty", "frequency_penalty", "audio",
-    "modalities", "prediction", "parallel_tool_calls", "reasoning_effort", "web_search_options",
+    "functions", "function_call", "logprobs", "top_logprobs", "logit_bias",
+    "presence_penalty", "frequency_penalty", "audio", "modalities", "prediction",
+    "reasoning_effort", "web_search_options",
 }  # fmt: skip
+RESPONSE_FORMATS = {
+    "text": common_pb2.RESPONSE_FORMAT_TYPE_TEXT,
+    "json_object": common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
+    "json_schema": common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+}
 
 
 @dataclass
@@ -108,6 +115,105 @@ def _positive_int(body: dict, name: str) -> int | None:
     return value
 
 
+def _tool_calls(param: str, calls: object) -> list[common_pb2.ToolCall]:
+    if not isinstance(calls, list):
+        raise _invalid_type(param, "an array", calls)
+    out = []
+    for k, call in enumerate(calls):
+        where = f"{param}[{k}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise _invalid_type(f"{where}.function", "an object", function)
+        for key, value in (("id", call.get("id")), ("function.name", function.get("name"))):
+            if not isinstance(value, str) or not value:
+                raise OpenAIError(
+                    400, f"Missing required parameter: '{where}.{key}'.", param=f"{where}.{key}",
+                    code="missing_required_parameter",
+                )  # fmt: skip
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            raise _invalid_type(f"{where}.function.arguments", "a string", arguments)
+        out.append(common_pb2.ToolCall(id=call["id"], name=function["name"], arguments=arguments))
+    return out
+
+
+def _options(body: dict, request: router_pb2.ChatRequest) -> None:
+    top_p = _number(body, "top_p", 0, 1)
+    if top_p is not None:
+        request.options.top_p = top_p
+    stop = body.get("stop")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(x, str) and x for x in stops):
+            raise _invalid_type("stop", "a string or an array of strings", stop)
+        if len(stops) > 4:
+            raise OpenAIError(400, "Invalid 'stop': at most 4 sequences.", param="stop", code="invalid_value")
+        request.options.stop.extend(stops)
+    seed = body.get("seed")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise _invalid_type("seed", "an integer", seed)
+        request.options.seed = seed
+    response_format = body.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind not in RESPONSE_FORMATS:
+            raise OpenAIError(
+                400,
+                "Invalid 'response_format.type': expected 'text', 'json_object' or 'json_schema'.",
+                param="response_format.type",
+                code="invalid_value",
+            )
+        request.options.response_format.type = RESPONSE_FORMATS[kind]
+        if kind == "json_schema":
+            schema = response_format.get("json_schema")
+            if not isinstance(schema, dict) or not isinstance(schema.get("schema"), dict):
+                raise OpenAIError(
+                    400, "Missing required parameter: 'response_format.json_schema.schema'.",
+                    param="response_format.json_schema", code="missing_required_parameter",
+                )  # fmt: skip
+            request.options.response_format.json_schema = orjson.dumps(schema).decode()
+
+
+def _tools(body: dict, request: router_pb2.ChatRequest) -> None:
+    tools = body.get("tools")
+    choice = body.get("tool_choice")
+    if choice not in (None, "auto", "none"):
+        raise OpenAIError(
+            400, "Only tool_choice 'auto' and 'none' are supported.", param="tool_choice", code="unsupported_value"
+        )
+    if body.get("parallel_tool_calls") not in (None, True):
+        raise OpenAIError(
+            400, "Only parallel_tool_calls true is supported.", param="parallel_tool_calls", code="unsupported_value"
+        )
+    if tools is None or choice == "none":
+        return
+    if not isinstance(tools, list):
+        raise _invalid_type("tools", "an array", tools)
+    for n, tool in enumerate(tools):
+        where = f"tools[{n}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+            raise OpenAIError(
+                400, f"Invalid '{where}': expected a function tool.", param=where, code="invalid_value"
+            )  # fmt: skip
+        function = tool["function"]
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise OpenAIError(
+                400, f"Missing required parameter: '{where}.function.name'.", param=f"{where}.function.name",
+                code="missing_required_parameter",
+            )  # fmt: skip
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise _invalid_type(f"{where}.function.parameters", "an object", parameters)
+        description = function.get("description") or ""
+        if not isinstance(description, str):
+            raise _invalid_type(f"{where}.function.description", "a string", description)
+        request.tools.add(
+            name=name, description=description, parameters_json=orjson.dumps(parameters).decode() if parameters else ""
+        )
+
+
 def parse_chat_request(raw: bytes) -> ChatCall:
     try:
         body = orjson.loads(raw)
@@ -178,9 +284,25 @@ def parse_chat_request(raw: bytes) -> ChatCall:
         name = message.get("name")
         if name is not None and not isinstance(name, str):
             raise _invalid_type(f"{param}.name", "a string", name)
-        request.messages.add(
+        added = request.messages.add(
             role=ROLES[role], content=_content(f"{param}.content", message.get("content")), name=name or ""
         )
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                raise OpenAIError(
+                    400, f"Missing required parameter: '{param}.tool_call_id'.", param=f"{param}.tool_call_id",
+                    code="missing_required_parameter",
+                )  # fmt: skip
+            added.tool_call_id = call_id
+        if role == "assistant" and message.get("tool_calls") is not None:
+            added.tool_calls.extend(_tool_calls(f"{param}.tool_calls", message["tool_calls"]))
+    _options(body, request)
+    _tools(body, request)
+    no_fallback = body.get("no_fallback", False)
+    if not isinstance(no_fallback, bool):
+        raise _invalid_type("no_fallback", "a boolean", no_fallback)
+    request.no_fallback = no_fallback
 
     stream = body.get("stream", False)
     if stream is None:

@@ -24,6 +24,19 @@ class ChunkEncoder:
     def delta(self, text: str) -> bytes:
         return self._head + b'{"content":' + orjson.dumps(text) + b"}" + self._content_mid + self._usage_tail
 
+    def tool_call(self, index: int, call_id: str, name: str, arguments: str) -> bytes:
+        """A piece of a tool call: the first names it, later ones add arguments."""
+        if call_id:
+            call = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            }
+        else:
+            call = {"index": index, "function": {"arguments": arguments}}
+        return self._head + b'{"tool_calls":' + orjson.dumps([call]) + b"}" + self._content_mid + self._usage_tail
+
     def finish(self, reason: str) -> bytes:
         return self._head + b'{},"logprobs":null,"finish_reason":' + orjson.dumps(reason) + b"}]" + self._usage_tail
 

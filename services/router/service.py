@@ -97,6 +97,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             generate.temperature = request.temperature
         if request.HasField("max_tokens"):
             generate.max_tokens = request.max_tokens
+        generate.options.CopyFrom(request.options)
+        generate.tools.extend(request.tools)
+        generate.no_fallback = request.no_fallback
 
         call = self._peers.generate(generate, self._remaining(context))
         response = router_pb2.ChatResponse
@@ -107,7 +110,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     if type(item) is str:
                         yield response(delta=item)
                     else:
-                        kind = item.WhichOneof("event")  # usage, finish or error: same names here
+                        kind = item.WhichOneof("event")  # usage, finish, error, tool_call: same names here
                         yield response(**{kind: getattr(item, kind)})
                     sent += 1
         except grpc.aio.AioRpcError as error:

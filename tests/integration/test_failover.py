@@ -46,7 +46,9 @@ class Mesh:
             "GEMINI_API_KEY": self.gemini.api_key,
             "GEMINI_BASE_URL": self.gemini.root_url,
         }
-        self.chain = FailoverChain(ModelCatalog.from_yaml(self.catalog), build_providers(env, 5.0), **self.chain_options)
+        self.chain = FailoverChain(
+            ModelCatalog.from_yaml(self.catalog), build_providers(env, 5.0), **self.chain_options
+        )
         self.server = await start_server(LlmGatewayComponent(self.chain), free_port_settings("llm"))
         self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.server.port}")
         self.stub = llm_gateway_pb2_grpc.LlmGatewayServiceStub(self.channel)

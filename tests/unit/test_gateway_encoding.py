@@ -137,7 +137,13 @@ def test_request_validation_names_the_field():
     assert _error_of({"model": "offline", "messages": [user], "temperature": 3})["param"] == "temperature"
     assert _error_of({"model": "offline", "messages": [user], "stream": "yes"})["param"] == "stream"
     assert _error_of({"model": "offline", "messages": [user], "max_tokens": 0})["param"] == "max_tokens"
-    assert _error_of({"model": "offline", "messages": [user], "tools": []})["code"] == "unsupported_parameter"
+    assert _error_of({"model": "offline", "messages": [user], "logprobs": True})["code"] == "unsupported_parameter"
+    assert _error_of({"model": "offline", "messages": [user], "tools": [{"type": "web"}]})["param"] == "tools[0]"
+    assert _error_of({"model": "offline", "messages": [user], "stop": ["a", "b", "c", "d", "e"]})["param"] == "stop"
+    assert _error_of({"model": "offline", "messages": [user], "tool_choice": "required"})["param"] == "tool_choice"
+    assert _error_of({"model": "offline", "messages": [{"role": "tool", "content": "x"}]})["param"] == (
+        "messages[0].tool_call_id"
+    )
     assert _error_of({"model": "offline", "messages": [user], "bogus": 1})["message"] == (
         "Unrecognized request argument supplied: bogus"
     )

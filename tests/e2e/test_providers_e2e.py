@@ -1,0 +1,197 @@
+"""Every provider through the whole mesh with the openai SDK as the client:
+Envoy -> gateway -> router -> llm_gateway -> the provider's official SDK ->
+a local emulator of the provider's API."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import openai
+import orjson
+import pytest
+
+from tests.e2e.conftest import API_KEY, start_local_mesh
+from tests.emulators.anthropic_api import AnthropicEmulator
+from tests.emulators.base import Script
+from tests.emulators.gemini_api import GeminiEmulator
+from tests.emulators.openai_api import OpenAIEmulator
+
+pytestmark = pytest.mark.e2e
+REPLY = "The answer comes from the emulated provider."
+MODELS = {
+    "gpt-4o-mini": "openai",
+    "llama-3.3-70b-versatile": "groq",
+    "claude-3-haiku": "anthropic",
+    "gemini-2.5-flash": "gemini",
+}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_credit_report",
+            "description": "Credit report of a customer",
+            "parameters": {"type": "object", "properties": {"client_id": {"type": "string"}}},
+        },
+    }
+]
+CALLS = [
+    ("call_a", "get_credit_report", '{"client_id": "2480135", "bureaus": ["TransUnion"]}'),
+    ("call_b", "get_credit_report", '{"client_id": "7654321"}'),
+]
+
+
+class Emulators:
+    """The provider emulators on their own event loop in a thread, so the
+    synchronous SDK client and the mesh processes can call them."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.openai = OpenAIEmulator(Script(text=REPLY))
+        self.anthropic = AnthropicEmulator(Script(text=REPLY))
+        self.gemini = GeminiEmulator(Script(text=REPLY))
+        self.by_provider = {
+            "openai": self.openai,
+            "groq": self.openai,
+            "anthropic": self.anthropic,
+            "gemini": self.gemini,
+        }
+
+    def run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
+
+    def start(self) -> None:
+        self.thread.start()
+        for emulator in (self.openai, self.anthropic, self.gemini):
+            self.run(emulator.start())
+
+    def stop(self) -> None:
+        for emulator in (self.openai, self.anthropic, self.gemini):
+            self.run(emulator.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "OPENAI_API_KEY": self.openai.api_key,
+            "OPENAI_BASE_URL": self.openai.base_url,
+            "GROQ_API_KEY": self.openai.api_key,
+            "GROQ_BASE_URL": self.openai.root_url,
+            "ANTHROPIC_API_KEY": self.anthropic.api_key,
+            "ANTHROPIC_BASE_URL": self.anthropic.root_url,
+            "GEMINI_API_KEY": self.gemini.api_key,
+            "GEMINI_BASE_URL": self.gemini.root_url,
+        }
+
+
+@pytest.fixture(scope="module")
+def emulators():
+    emulators = Emulators()
+    emulators.start()
+    yield emulators
+    emulators.stop()
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory, emulators):
+    # Breakers stay closed here so one test's injected failures do not turn
+    # the next test away; tests/integration/test_failover.py covers them.
+    mesh = start_local_mesh(tmp_path_factory.mktemp("providers"), LLM_BREAKER_FAILURES="100000", **emulators.env())
+    yield mesh
+    mesh.stop()
+
+
+@pytest.fixture
+def client(mesh):
+    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture(params=list(MODELS), ids=list(MODELS.values()))
+def model(request, emulators):
+    for emulator in (emulators.openai, emulators.anthropic, emulators.gemini):
+        emulator.script = Script(text=REPLY)
+        emulator.queue = []
+    return request.param
+
+
+def ask(client, model: str, stream: bool, **kwargs):
+    return client.chat.completions.create(
+        model=model, stream=stream, messages=[{"role": "user", "content": "What can you do?"}], **kwargs
+    )
+
+
+def test_streamed_and_whole_answers_are_the_same(client, model):
+    chunks = list(ask(client, model, True, stream_options={"include_usage": True}))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    whole = ask(client, model, False)
+    assert streamed == whole.choices[0].message.content == REPLY
+    assert chunks[-2].choices[0].finish_reason == whole.choices[0].finish_reason == "stop"
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens == len(REPLY.split(" "))
+
+
+def test_streamed_tool_calls_equal_the_whole_answers_tool_calls(client, model, emulators):
+    emulator = emulators.by_provider[MODELS[model]]
+    emulator.script = Script(text="", tool_calls=CALLS)
+    calls: dict[int, dict] = {}
+    finish = None
+    for chunk in ask(client, model, True, tools=TOOLS):
+        if not chunk.choices:
+            continue
+        finish = chunk.choices[0].finish_reason or finish
+        for delta in chunk.choices[0].delta.tool_calls or ():
+            entry = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            entry["id"] = entry["id"] or delta.id or ""
+            entry["name"] = entry["name"] or (delta.function.name or "")
+            entry["arguments"] += delta.function.arguments or ""
+    whole = ask(client, model, False, tools=TOOLS)
+    assert finish == whole.choices[0].finish_reason == "tool_calls"
+    streamed = [(c["id"], c["name"], orjson.loads(c["arguments"])) for _, c in sorted(calls.items())]
+    assembled = [
+        (c.id, c.function.name, orjson.loads(c.function.arguments)) for c in whole.choices[0].message.tool_calls
+    ]
+    assert streamed == assembled == [(i, n, orjson.loads(a)) for i, n, a in CALLS]
+    # The tools reached the provider in its own shape.
+    sent = emulator.requests[-1]
+    names = {
+        "openai": lambda: sent["tools"][0]["function"]["name"],
+        "groq": lambda: sent["tools"][0]["function"]["name"],
+        "anthropic": lambda: sent["tools"][0]["name"],
+        "gemini": lambda: sent["tools"][0]["functionDeclarations"][0]["name"],
+    }
+    assert names[MODELS[model]]() == "get_credit_report"
+
+
+def test_a_cut_after_tokens_is_an_sse_error_never_done(client, model, emulators):
+    emulators.by_provider[MODELS[model]].script = Script(text="one two three four five six seven", cut_after=5)
+    seen = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in ask(client, model, True):
+            seen.append(chunk)
+    assert "stream broke" in str(caught.value)
+    assert any(c.choices and c.choices[0].delta.content for c in seen)
+
+
+def test_a_failure_before_the_first_token_fails_over(client, model, emulators):
+    emulators.by_provider[MODELS[model]].script = Script(status=503)
+    reply = ask(client, model, False)
+    assert reply.choices[0].message.content  # another model of the chain answered
+    assert reply.choices[0].finish_reason == "stop"
+
+
+def test_no_fallback_surfaces_the_providers_failure(client, model, emulators):
+    emulators.by_provider[MODELS[model]].script = Script(status=503)
+    with pytest.raises(openai.InternalServerError) as caught:
+        ask(client, model, False, extra_body={"no_fallback": True})
+    assert caught.value.status_code == 503
+
+
+def test_parameters_a_provider_cannot_honour_are_refused_by_name(client, model):
+    if MODELS[model] == "anthropic":
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(client, model, False, seed=7, extra_body={"no_fallback": True})
+        assert caught.value.param == "seed"
+    else:
+        reply = ask(client, model, False, seed=7, top_p=0.5, stop=["END"], response_format={"type": "json_object"})
+        assert reply.choices[0].message.content == REPLY
