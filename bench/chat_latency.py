@@ -1,37 +1,38 @@
 """What the mesh adds to a streamed chat answer: `make bench`.
 
-Starts an OpenAI-API emulator (its own process, 20 chunks per answer), then
-the whole mesh behind Envoy with the `openai` provider pointed at it, and
-measures with one raw SSE client (aiohttp) at several concurrencies:
+An OpenAI-API emulator (its own process) answers every request with a fixed
+time to first token and a fixed delay between tokens. The whole mesh runs
+behind Envoy with the `openai` provider pointed at it. One raw SSE client
+(aiohttp) then streams the same question
 
-  direct     the client straight to the emulator
-  mesh       the same answer through Envoy -> gateway -> router -> llm_gateway
-             -> emulator, customer lookup served from the cache (warm)
-  mesh cold  as mesh, but every request asks about a different customer, so
-             each one goes cache miss -> tilores_data
-  router     gRPC straight to the router (no Envoy, no REST gateway)
+  direct   straight to the emulator, and
+  mesh     through Envoy -> gateway -> router -> llm_gateway -> emulator
 
-Prints p50/p99 time to first token and total time, throughput, and the
-mesh's added latency as differences and ratios of medians. Figures only: the
-machine is shared and noisy, so nothing here passes or fails.
+at each concurrency, and prints p50/p99 of time to first token (TTFT) and of
+total time, the latency the mesh adds (mesh minus direct), throughput and
+errors; then the cache paths (a customer lookup served warm versus a cold
+lookup through tilores_data) and the resident memory of every process.
+The table is also written to bench/results.md with the machine it ran on.
+Figures only: nothing here passes or fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import grpc
 import orjson
 import uvloop
-from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 from deploy.local_mesh import LocalMesh
 from deploy.topology import load_topology
@@ -40,11 +41,33 @@ from tests.emulators.openai_api import OpenAIEmulator
 
 API_KEY = "sk-bench"
 CUSTOMERS = 2000
+RESULTS = Path(__file__).with_name("results.md")
+QUESTION = "What is the status and credit score of edwina.hawthorne@example.com?"
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+@dataclass
+class Row:
+    path: str
+    concurrency: int
+    requests: int
+    errors: int
+    ttft: list[float]
+    total: list[float]
+    seconds: float
+
+    def p(self, values: list[float], q: float) -> float:
+        if not values:
+            return float("nan")
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    @property
+    def ttft_p50(self) -> float:
+        return statistics.median(self.ttft) if self.ttft else float("nan")
+
+    @property
+    def total_p50(self) -> float:
+        return statistics.median(self.total) if self.total else float("nan")
 
 
 async def sse_request(session: aiohttp.ClientSession, url: str, key: str, body: bytes) -> tuple[float, float]:
@@ -54,119 +77,166 @@ async def sse_request(session: aiohttp.ClientSession, url: str, key: str, body: 
         url, data=body, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     ) as reply:
         if reply.status != 200:
-            raise RuntimeError(f"HTTP {reply.status}: {await reply.text()}")
+            raise RuntimeError(f"HTTP {reply.status}")
+        done = False
         async for line in reply.content:
             if not first and line.startswith(b'data: {"') and b'"content":"' in line and b'"content":""' not in line:
                 first = time.perf_counter() - started
             if line.startswith(b"data: [DONE]"):
+                done = True
                 break
+            if line.startswith(b'data: {"error"'):
+                raise RuntimeError("error event")
+        if not done:
+            raise RuntimeError("stream ended without [DONE]")
     return first, time.perf_counter() - started
 
 
-async def router_request(stub, question: str) -> tuple[float, float]:
-    started = time.perf_counter()
-    first = 0.0
-    request = router_pb2.ChatRequest(
-        model="gpt-4o-mini", messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=question)]
-    )
-    async for event in stub.Chat(request, timeout=30):
-        if not first and event.WhichOneof("event") == "delta":
-            first = time.perf_counter() - started
-    return first, time.perf_counter() - started
-
-
-async def run_level(make_request, concurrency: int, total: int) -> dict:
-    samples: list[tuple[float, float]] = []
+async def run_level(name: str, make_request, concurrency: int, total: int) -> Row:
+    ttft: list[float] = []
+    whole: list[float] = []
+    errors = 0
     counter = iter(range(total))
 
     async def worker():
+        nonlocal errors
         for n in counter:
-            samples.append(await make_request(n))
+            try:
+                first, end = await make_request(n)
+            except Exception:  # counted, not raised: the table reports errors
+                errors += 1
+                continue
+            ttft.append(first * 1000)
+            whole.append(end * 1000)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    ttft = [s[0] * 1000 for s in samples]
-    whole = [s[1] * 1000 for s in samples]
-    return {
-        "ttft_p50": statistics.median(ttft),
-        "ttft_p99": percentile(ttft, 0.99),
-        "total_p50": statistics.median(whole),
-        "total_p99": percentile(whole, 0.99),
-        "rps": total / elapsed,
-    }
+    return Row(name, concurrency, total, errors, ttft, whole, time.perf_counter() - started)
 
 
-def body(model: str, question: str) -> bytes:
-    return orjson.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": question}]})
+def body(question: str) -> bytes:
+    return orjson.dumps({"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": question}]})
 
 
-async def measure(mesh: LocalMesh, upstream: str, levels: list[int], requests: int) -> None:
-    demo = "What is the status and credit score of edwina.hawthorne@example.com?"
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def measure(mesh: LocalMesh, upstream: str, levels: list[int], per_level: dict[int, int]) -> tuple[list, list]:
     client_ids = [c.records[0]["CLIENT_ID"] for c in generate_customers(CUSTOMERS)][1:]
     cold = iter(client_ids)
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        channel = grpc.aio.insecure_channel(mesh.service_addr("router"))
-        router = router_pb2_grpc.RouterServiceStub(channel)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         paths = {
             "direct": lambda n: sse_request(
-                session, f"{upstream}/chat/completions", OpenAIEmulator.api_key, body("gpt-4o-mini", demo)
+                session, f"{upstream}/chat/completions", OpenAIEmulator.api_key, body(QUESTION)
             ),
-            "mesh": lambda n: sse_request(
-                session, f"{mesh.rest_url}/v1/chat/completions", API_KEY, body("gpt-4o-mini", demo)
-            ),
-            "mesh cold": lambda n: sse_request(
-                session,
-                f"{mesh.rest_url}/v1/chat/completions",
-                API_KEY,
-                body("gpt-4o-mini", f"status of client id {next(cold)}"),
-            ),
-            "router": lambda n: router_request(router, demo),
+            "mesh": lambda n: sse_request(session, f"{mesh.rest_url}/v1/chat/completions", API_KEY, body(QUESTION)),
         }
-        for path in paths.values():  # warm connections, channels and the cache
-            for n in range(20):
+        for path in paths.values():  # warm connections, channels and caches
+            for n in range(10):
                 await path(n)
-        print(
-            f"{'path':<10} {'conc':>4} {'ttft p50':>9} {'ttft p99':>9} {'total p50':>10} {'total p99':>10} {'req/s':>7}"
-        )
-        results: dict[tuple[str, int], dict] = {}
+        rows = []
         for concurrency in levels:
             for name, path in paths.items():
-                count = min(requests, len(client_ids) - 100) if name == "mesh cold" else requests
-                if name == "mesh cold" and concurrency != levels[0]:
-                    count = min(count, (len(client_ids) - 100) // len(levels))
-                result = await run_level(path, concurrency, count)
-                results[(name, concurrency)] = result
-                print(
-                    f"{name:<10} {concurrency:>4} {result['ttft_p50']:>7.2f}ms {result['ttft_p99']:>7.2f}ms"
-                    f" {result['total_p50']:>8.2f}ms {result['total_p99']:>8.2f}ms {result['rps']:>7.0f}",
-                    flush=True,
-                )
-        await channel.close()
-    print("\nadded by the mesh (medians; mesh vs direct to the same upstream):")
-    for concurrency in levels:
-        direct, mesh_r, cold_r = (results[(n, concurrency)] for n in ("direct", "mesh", "mesh cold"))
-        print(
-            f"  conc {concurrency:>3}: TTFT +{mesh_r['ttft_p50'] - direct['ttft_p50']:.2f} ms"
-            f" (x{mesh_r['ttft_p50'] / direct['ttft_p50']:.1f}),"
-            f" total +{mesh_r['total_p50'] - direct['total_p50']:.2f} ms"
-            f" (x{mesh_r['total_p50'] / direct['total_p50']:.1f}),"
-            f" cache miss adds {cold_r['ttft_p50'] - mesh_r['ttft_p50']:+.2f} ms TTFT,"
-            f" throughput x{mesh_r['rps'] / direct['rps']:.2f}"
+                row = await run_level(name, path, concurrency, per_level[concurrency])
+                rows.append(row)
+                print(format_row(row), flush=True)
+        cache_rows = [
+            await run_level("mesh, lookup warm", paths["mesh"], 1, 100),
+            await run_level(
+                "mesh, lookup cold",
+                lambda n: sse_request(
+                    session,
+                    f"{mesh.rest_url}/v1/chat/completions",
+                    API_KEY,
+                    body(f"status of client id {next(cold)}"),
+                ),
+                1,
+                100,
+            ),
+        ]
+        for row in cache_rows:
+            print(format_row(row), flush=True)
+    return rows, cache_rows
+
+
+HEADER = (
+    "| path | conc | requests | errors | TTFT p50 | TTFT p99 | total p50 | total p99 | req/s |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def format_row(row: Row) -> str:
+    return (
+        f"| {row.path} | {row.concurrency} | {row.requests} | {row.errors} | {row.ttft_p50:.2f} ms | "
+        f"{row.p(row.ttft, 0.99):.2f} ms | {row.total_p50:.2f} ms | {row.p(row.total, 0.99):.2f} ms | "
+        f"{len(row.total) / row.seconds:.0f} |"
+    )
+
+
+def added_table(rows: list[Row]) -> str:
+    lines = [
+        "| conc | added TTFT p50 | added TTFT p99 | added total p50 | mesh/direct throughput |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    by_key = {(r.path, r.concurrency): r for r in rows}
+    for concurrency in sorted({r.concurrency for r in rows}):
+        direct, mesh = by_key[("direct", concurrency)], by_key[("mesh", concurrency)]
+        lines.append(
+            f"| {concurrency} | {mesh.ttft_p50 - direct.ttft_p50:+.2f} ms | "
+            f"{mesh.p(mesh.ttft, 0.99) - direct.p(direct.ttft, 0.99):+.2f} ms | "
+            f"{mesh.total_p50 - direct.total_p50:+.2f} ms | "
+            f"{(len(mesh.total) / mesh.seconds) / (len(direct.total) / direct.seconds):.2f} |"
         )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels (default 1,8,32)")
-    parser.add_argument("--requests", type=int, default=300, help="requests per path and level (default 300)")
+    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated levels (default 1,16,64)")
+    parser.add_argument("--requests", type=int, default=0, help="requests per row (default: 100, or 8 per client)")
+    parser.add_argument("--ttft-ms", type=float, default=50.0, help="emulator time to first token (default 50)")
+    parser.add_argument("--token-ms", type=float, default=5.0, help="emulator delay between tokens (default 5)")
+    parser.add_argument("--tokens", type=int, default=20, help="tokens per answer (default 20)")
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.concurrency.split(",")]
+    per_level = {c: args.requests or max(100, 8 * c) for c in levels}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         url_file = Path(tmp) / "emulator-url"
         emulator = subprocess.Popen(
-            [sys.executable, "-m", "tests.emulators.openai_api", "--url-file", str(url_file), "--words", "20"]
+            [
+                sys.executable,
+                "-m",
+                "tests.emulators.openai_api",
+                "--url-file",
+                str(url_file),
+                "--words",
+                str(args.tokens),
+                "--first-token-ms",
+                str(args.ttft_ms),
+                "--chunk-delay-ms",
+                str(args.token_ms),
+            ]
         )
         try:
             while not url_file.exists():
@@ -186,11 +256,30 @@ def main(argv: list[str] | None = None) -> int:
                 },
             )
             with mesh:
-                print(f"upstream: OpenAI-API emulator, 20 chunks per answer; {args.requests} requests per row\n")
-                uvloop.run(measure(mesh, upstream, levels, args.requests))
+                setup = (
+                    f"upstream: OpenAI-API emulator, TTFT {args.ttft_ms:g} ms, {args.tokens} tokens "
+                    f"{args.token_ms:g} ms apart; streaming; {machine()}"
+                )
+                print(setup + "\n\n" + HEADER, flush=True)
+                rows, cache_rows = uvloop.run(measure(mesh, upstream, levels, per_level))
+                memory = {name: rss_mb(p.pid) for name, p in mesh.processes.items()}
         finally:
             emulator.terminate()
             emulator.wait()
+    added = added_table(rows)
+    memory_lines = "\n".join(f"| {name} | {mb:.0f} MB |" for name, mb in memory.items())
+    print("\nadded by the mesh (mesh minus direct):\n" + added)
+    print("\nresident memory after the run:\n| process | RSS |\n|---|---:|\n" + memory_lines)
+    RESULTS.write_text(
+        "# Benchmark results\n\n"
+        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n"
+        f"Setup: {setup}.\n\n"
+        "## Direct versus the whole mesh\n\n" + HEADER + "\n" + "\n".join(format_row(r) for r in rows) + "\n\n"
+        "## Added by the mesh\n\n" + added + "\n\n"
+        "## Cache paths (concurrency 1)\n\n" + HEADER + "\n" + "\n".join(format_row(r) for r in cache_rows) + "\n\n"
+        "## Resident memory after the run\n\n| process | RSS |\n|---|---:|\n" + memory_lines + "\n"
+    )
+    print(f"\nwritten to {RESULTS}")
     return 0
 
 

@@ -75,6 +75,7 @@ async def serve() -> None:
         lifespan="on",
         access_log=False,
         log_config=None,
+        proxy_headers=False,  # Envoy in front; client addresses are not used
         timeout_graceful_shutdown=int(env_float("GRACE_PERIOD_S", 30.0)),
     )
     server = GracefulServer(config)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2_grpc
+from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2, router_pb2_grpc
 
 from gateway.chat_request import ChatCall, parse_chat_request
 from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
@@ -160,9 +160,26 @@ class GatewayApp:
         except grpc.aio.AioRpcError as error:
             router = error.code().name
         status = 200 if router == "SERVING" else 503
-        await response.json(
-            status, orjson.dumps({"status": "ok" if status == 200 else "unavailable", "router": router})
-        )
+        body: dict = {"status": "ok" if status == 200 else "unavailable", "router": router}
+        if status == 200:
+            try:
+                detail = await self._router.GetHealthDetail(router_pb2.GetHealthDetailRequest(), timeout=2.0)
+            except grpc.aio.AioRpcError:
+                detail = None
+            if detail is not None:
+                body["peers"] = {peer.name: peer.status for peer in detail.peers}
+                body["providers"] = {
+                    p.provider: {
+                        "configured": p.configured,
+                        "breaker": llm_gateway_pb2.BreakerState.Name(p.breaker).removeprefix("BREAKER_STATE_").lower(),
+                        "retry_after_ms": p.retry_after_ms,
+                        "failures_before_first_token": p.failures_before_first_token,
+                        "failures_mid_stream": p.failures_mid_stream,
+                        "successes": p.successes,
+                    }
+                    for p in detail.providers
+                }
+        await response.json(status, orjson.dumps(body))
 
     async def _models(self, response: _Response) -> None:
         try:

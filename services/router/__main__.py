@@ -5,6 +5,7 @@ LLM_GATEWAY_SERVICE_ADDR  peer addresses (host:port)
 ROUTER_TIMEOUT_S          deadline of a turn when the caller sets none (default 300)
 CUSTOMER_CACHE_TTL_S      how long a customer lookup stays cached (default 3600)
 ROUTER_NEAR_CACHE_TTL_S   how long the router keeps a lookup in its own memory (default 30; 0 turns it off)
+ROUTER_PROMPT_TTL_S       how long the router reuses the active prompt (default 5; 0 asks every turn)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ async def build() -> RouterComponent:
         addrs,
         customer_ttl_s=env_float("CUSTOMER_CACHE_TTL_S", 3600.0, minimum=1.0),
         near_cache_ttl_s=env_float("ROUTER_NEAR_CACHE_TTL_S", 30.0),
+        prompt_ttl_s=env_float("ROUTER_PROMPT_TTL_S", 5.0),
     )
     return RouterComponent(peers, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf import duration_pb2
 from google.protobuf.json_format import MessageToDict
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tilores_x.v1 import (
     cache_pb2,
     cache_pb2_grpc,
@@ -49,7 +50,9 @@ class Prompt:
 
 
 class MeshPeers:
-    def __init__(self, addrs: dict[str, str], customer_ttl_s: float, near_cache_ttl_s: float = 30.0):
+    def __init__(
+        self, addrs: dict[str, str], customer_ttl_s: float, near_cache_ttl_s: float = 30.0, prompt_ttl_s: float = 5.0
+    ):
         self._channels = {name: open_channel(addr) for name, addr in addrs.items()}
         self.tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(self._channels["tilores_data"])
         self.cache = cache_pb2_grpc.CacheServiceStub(self._channels["cache"])
@@ -61,6 +64,10 @@ class MeshPeers:
         # no hop and no decoding. Short-lived so changes show up quickly.
         self._near = LruCache(max_entries=2000, max_bytes=64 * 1024 * 1024)
         self._near_ttl_s = near_cache_ttl_s
+        # The active prompt changes rarely; a few seconds of reuse saves a
+        # hop on every turn, and a new version is live within that time.
+        self._prompts = LruCache(max_entries=256, max_bytes=4 * 1024 * 1024)
+        self._prompt_ttl_s = prompt_ttl_s
 
     async def find_entities(self, parameters: dict[str, str], timeout_s: float) -> list[list[dict]]:
         """Records of every entity matching the parameters, through the cache."""
@@ -107,6 +114,9 @@ class MeshPeers:
             log.warning("cache.set_failed", extra={"fields": {"code": error.code().name}})
 
     async def prompt(self, name: str, conversation_id: str, timeout_s: float) -> Prompt:
+        cached = self._prompts.get(name)
+        if cached is not None:
+            return cached
         try:
             response = await self.optimizer.GetPrompt(
                 optimizer_pb2.GetPromptRequest(name=name, conversation_id=conversation_id),
@@ -116,7 +126,32 @@ class MeshPeers:
         except grpc.aio.AioRpcError as error:
             log.warning("optimizer.get_prompt_failed", extra={"fields": {"code": error.code().name}})
             return Prompt(name, 0, FALLBACK_TEMPLATE)
-        return Prompt(response.name, response.version, response.template)
+        prompt = Prompt(response.name, response.version, response.template)
+        if self._prompt_ttl_s > 0:
+            self._prompts.set(name, prompt, self._prompt_ttl_s, size=len(prompt.template))
+        return prompt
+
+    async def health_detail(self) -> tuple[list[tuple[str, str]], list]:
+        """Each peer's grpc.health.v1 status and the providers' breakers."""
+
+        async def check(name: str) -> tuple[str, str]:
+            try:
+                reply = await health_pb2_grpc.HealthStub(self._channels[name]).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1.0
+                )
+            except grpc.aio.AioRpcError as error:
+                return name, error.code().name
+            return name, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+        async def providers() -> list:
+            try:
+                reply = await self.llm.GetProviderStatus(llm_gateway_pb2.GetProviderStatusRequest(), timeout=1.0)
+            except grpc.aio.AioRpcError:
+                return []
+            return list(reply.providers)
+
+        *peers, statuses = await asyncio.gather(*(check(n) for n in sorted(self._channels)), providers())
+        return peers, statuses
 
     def generate(self, request: llm_gateway_pb2.GenerateRequest, timeout_s: float | None):
         return self.llm.Generate(request, timeout=timeout_s, metadata=outgoing_metadata())

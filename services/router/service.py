@@ -126,6 +126,12 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             # Ends the upstream stream when our caller hung up or timed out.
             call.cancel()
 
+    async def GetHealthDetail(self, request, context):
+        peers, providers = await self._peers.health_detail()
+        return router_pb2.GetHealthDetailResponse(
+            peers=[router_pb2.PeerHealth(name=name, status=status) for name, status in peers], providers=providers
+        )
+
 
 def _delta_text(event: llm_gateway_pb2.GenerateResponse) -> str | None:
     return event.delta if event.WhichOneof("event") == "delta" else None

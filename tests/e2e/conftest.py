@@ -34,7 +34,9 @@ def start_local_mesh(data_dir, **env) -> LocalMesh:
 def mesh(tmp_path_factory):
     # Offline tokens 2 ms apart, as a model would send them, so the stream
     # arrives token by token rather than coalesced into a few chunks.
-    mesh = start_local_mesh(tmp_path_factory.mktemp("mesh"), OFFLINE_TOKEN_DELAY_MS="2")
+    # The router asks the optimizer every turn here (no prompt reuse), so a
+    # request id can be followed through every service.
+    mesh = start_local_mesh(tmp_path_factory.mktemp("mesh"), OFFLINE_TOKEN_DELAY_MS="2", ROUTER_PROMPT_TTL_S="0")
     yield mesh
     mesh.stop()
 

@@ -253,4 +253,14 @@ def test_every_service_reports_serving_on_its_own_port(mesh):
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
     status, body = http_json("GET", f"{mesh.rest_url}/health", key=None)
-    assert (status, body) == (200, {"status": "ok", "router": "SERVING"})
+    assert (status, body["status"], body["router"]) == (200, "ok", "SERVING")
+    assert body["peers"] == {n: "SERVING" for n in ("cache", "llm_gateway", "optimizer", "tilores_data")}
+    assert body["providers"]["offline"] == {
+        "configured": True,
+        "breaker": "closed",
+        "retry_after_ms": 0,
+        "failures_before_first_token": 0,
+        "failures_mid_stream": 0,
+        "successes": body["providers"]["offline"]["successes"],
+    }
+    assert body["providers"]["anthropic"]["configured"] is False

@@ -144,7 +144,7 @@ class AnthropicProvider:
                         usage = event.get("usage") or {}
                         completion_tokens = usage.get("output_tokens", completion_tokens) or completion_tokens
                     elif kind == "message_stop":
-                        break
+                        continue  # read to the end so the connection is reused
                     elif kind == "error":
                         raise faults.broken_stream_fault(self.name, (event.get("error") or {}).get("type", "error"))
         except Fault:

@@ -99,7 +99,10 @@ class OpenAIFormatProvider:
                         continue  # blank separators and ": keep-alive" comments
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        break
+                        # Read on to the end of the body rather than break:
+                        # a fully read response returns its connection to
+                        # the pool instead of closing it.
+                        continue
                     chunk = orjson.loads(data)
                     if "error" in chunk:
                         raise faults.broken_stream_fault(self.name, "error event")
