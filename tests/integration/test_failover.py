@@ -77,7 +77,7 @@ async def test_a_failing_model_is_retried_then_the_next_in_the_chain_answers():
         mesh.openai.script = Script(status=500)
         text, events = await mesh.ask()
         assert text == "from anthropic"
-        assert (events[-1].finish.model, events[-1].finish.provider) == ("claude-3-haiku", "anthropic")
+        assert (events[-2].finish.model, events[-2].finish.provider) == ("claude-3-haiku", "anthropic")
         assert len(mesh.openai.requests) == 2  # one bounded retry, then failover
         status = await mesh.status()
         assert status["openai"].failures_before_first_token == 2
@@ -107,7 +107,7 @@ async def test_a_fallback_that_cannot_honour_the_request_is_skipped():
     async with Mesh() as mesh:
         mesh.openai.script = Script(status=500)
         text, events = await mesh.ask(options=common_pb2.GenerationOptions(seed=7))  # Anthropic has no seed
-        assert text == "from gemini" and events[-1].finish.model == "gemini-2.5-flash-lite"
+        assert text == "from gemini" and events[-2].finish.model == "gemini-2.5-flash-lite"
         assert mesh.anthropic.requests == []
         assert mesh.gemini.requests[-1]["generationConfig"]["seed"] == 7
 

@@ -101,11 +101,11 @@ def sampling(gateway: Gateway) -> dict:
 async def test_text_streams_then_usage_then_finish(gateway):
     events = await run(gateway, max_tokens=64, **sampling(gateway))
     assert "".join(e.delta for e in events if e.WhichOneof("event") == "delta") == REPLY
-    assert kinds(events)[-2:] == ["usage", "finish"]
-    usage = events[-2].usage
+    assert kinds(events)[-2:] == ["finish", "usage"]
+    usage = events[-1].usage
     assert usage.completion_tokens == len(REPLY.split(" "))
     assert usage.prompt_tokens > 0 and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
-    finish = events[-1].finish
+    finish = events[-2].finish
     assert (finish.reason, finish.model, finish.provider) == (
         common_pb2.FINISH_REASON_STOP,
         gateway.case.model,
@@ -167,8 +167,8 @@ async def test_parallel_tool_calls_stream_as_deltas_that_reassemble_exactly(gate
             call["arguments"] += delta.arguments
     got = [(c["id"], c["name"], orjson.loads(c["arguments"])) for _, c in sorted(calls.items())]
     assert got == [(i, n, orjson.loads(a)) for i, n, a in CALLS]
-    assert events[-1].finish.reason == common_pb2.FINISH_REASON_TOOL_CALLS
-    assert kinds(events)[-2] == "usage"
+    assert events[-2].finish.reason == common_pb2.FINISH_REASON_TOOL_CALLS
+    assert kinds(events)[-1] == "usage"
 
 
 async def test_tool_results_go_back_in_the_providers_format(gateway):
@@ -186,7 +186,7 @@ async def test_tool_results_go_back_in_the_providers_format(gateway):
         model=gateway.case.model, messages=history, tools=[TOOL], no_fallback=True
     )
     events = [e async for e in gateway.stub.Generate(request, timeout=10)]
-    assert events[-1].finish.reason == common_pb2.FINISH_REASON_STOP
+    assert events[-2].finish.reason == common_pb2.FINISH_REASON_STOP
     sent = gateway.emulator.requests[-1]
     provider = gateway.case.provider
     if provider in ("openai", "groq"):
@@ -211,7 +211,7 @@ async def test_tool_results_go_back_in_the_providers_format(gateway):
 async def test_max_tokens_finish_is_length(gateway):
     gateway.emulator.script = Script(text=REPLY, finish="length")
     events = await run(gateway, max_tokens=5)
-    assert events[-1].finish.reason == common_pb2.FINISH_REASON_LENGTH
+    assert events[-2].finish.reason == common_pb2.FINISH_REASON_LENGTH
 
 
 @pytest.mark.parametrize(
@@ -254,7 +254,7 @@ async def test_a_failure_after_tokens_ends_with_an_error_event(gateway, fault):
 async def test_slow_first_token_within_the_deadline_is_fine(gateway):
     gateway.emulator.script = Script(text=REPLY, first_token_delay_s=0.3)
     events = await run(gateway)
-    assert events[-1].finish.reason == common_pb2.FINISH_REASON_STOP
+    assert events[-2].finish.reason == common_pb2.FINISH_REASON_STOP
 
 
 async def test_a_hanging_provider_runs_into_the_callers_deadline(gateway):

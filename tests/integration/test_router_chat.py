@@ -45,9 +45,9 @@ async def test_answer_carries_the_customers_facts(mesh):
     assert "Account status: Active" in text
     assert "TransUnion credit score" in text and "712" in text
     kinds = [e.WhichOneof("event") for e in events]
-    assert kinds[-2:] == ["usage", "finish"] and set(kinds[:-2]) == {"delta"}
-    assert events[-2].usage.completion_tokens == len(text.split())
-    assert events[-1].finish.reason == common_pb2.FINISH_REASON_STOP
+    assert kinds[-2:] == ["finish", "usage"] and set(kinds[:-2]) == {"delta"}
+    assert events[-1].usage.completion_tokens == len(text.split())
+    assert events[-2].finish.reason == common_pb2.FINISH_REASON_STOP
 
 
 async def test_another_customer_found_by_client_id(mesh):
@@ -166,7 +166,7 @@ async def test_graceful_shutdown_lets_the_stream_finish(slow_mesh):
         events.append(event)
     await stopping
     kinds = [e.WhichOneof("event") for e in events]
-    assert kinds[-1] == "finish"
+    assert kinds[-2:] == ["finish", "usage"]
     assert "Edwina Hawthorne" in "".join(e.delta for e in events)
     with pytest.raises(grpc.aio.AioRpcError):
         await health.Check(health_pb2.HealthCheckRequest(), timeout=1)

@@ -99,8 +99,8 @@ def test_offline_stream_ends_with_usage_and_finish():
     events = asyncio.run(collect())
     text = "".join(e for e in events if isinstance(e, str))
     assert "e-mail, client id" in text
-    assert isinstance(events[-2], Usage) and events[-2].completion_tokens == len(events) - 2
-    assert events[-1] == Finish("stop")
+    assert events[-2] == Finish("stop")
+    assert isinstance(events[-1], Usage) and events[-1].completion_tokens == len(events) - 2
 
 
 def test_offline_stream_honours_max_tokens():
@@ -114,7 +114,7 @@ def test_offline_stream_honours_max_tokens():
 
     events = asyncio.run(collect())
     assert len([e for e in events if isinstance(e, str)]) == 3
-    assert events[-1] == Finish("length")
+    assert events[-2] == Finish("length")
 
 
 def test_offline_stream_honours_stop_and_refuses_what_it_cannot_do():
@@ -129,7 +129,7 @@ def test_offline_stream_honours_stop_and_refuses_what_it_cannot_do():
     events = asyncio.run(collect(stopped))
     text = "".join(e for e in events if isinstance(e, str))
     assert "client id" not in text and text.rstrip().endswith("e-mail,")
-    assert events[-1] == Finish("stop")
+    assert events[-2] == Finish("stop")
     for field, request in (
         ("tools", GenerationRequest("offline", [Message("user", "hi")], tools=(Tool("f"),))),
         (

@@ -1,2 +1,2 @@
-"""Model providers. Each streams `str` text deltas, then one `Usage`, then one
-`Finish`; failures before the first delta raise a `Fault`."""
+"""Model providers. Each streams `str` text deltas (and tool-call deltas), then one
+`Finish`, then one `Usage` as the last event; failures before the first delta raise a `Fault`."""

@@ -165,8 +165,8 @@ class AnthropicProvider:
             if faults.is_transport_error(error):
                 raise faults.broken_stream_fault(self.name, type(error).__name__) from None
             raise
-        yield Usage(prompt_tokens, completion_tokens)
         yield Finish(finish)
+        yield Usage(prompt_tokens, completion_tokens)
 
     async def close(self) -> None:
         await self._client.close()

@@ -160,8 +160,8 @@ class GeminiProvider:
             raise
         if calls and finish == "stop":
             finish = "tool_calls"
-        yield Usage(prompt_tokens, completion_tokens)
         yield Finish(finish)
+        yield Usage(prompt_tokens, completion_tokens)
 
     async def close(self) -> None:
         await self._client.aio.aclose()

@@ -122,7 +122,7 @@ class OfflineProvider:
             if self._token_delay_s:
                 await asyncio.sleep(self._token_delay_s)
             yield piece
-        prompt_tokens = sum(len(_TOKEN.findall(m.content)) for m in request.messages)
-        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=len(pieces))
         truncated = not stopped and request.max_tokens is not None and len(pieces) < len(_WORD.findall(answer))
         yield Finish("length" if truncated else "stop")
+        prompt_tokens = sum(len(_TOKEN.findall(m.content)) for m in request.messages)
+        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=len(pieces))

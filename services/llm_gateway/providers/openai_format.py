@@ -140,8 +140,8 @@ class OpenAIFormatProvider:
             if faults.is_transport_error(error):
                 raise faults.broken_stream_fault(self.name, type(error).__name__) from None
             raise
-        yield usage or Usage(0, 0)
         yield Finish(finish)
+        yield usage or Usage(0, 0)
 
     async def close(self) -> None:
         await self._client.close()
