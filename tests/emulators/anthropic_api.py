@@ -62,7 +62,8 @@ class AnthropicEmulator(Emulator):
             for b in (m["content"] if isinstance(m["content"], list) else [{"text": m["content"]}])
         ) + len(str(body.get("system", "")).split())
         output_tokens = len(words) + sum(len(a) // 4 + 1 for _, _, a in script.tool_calls)
-        stop = "tool_use" if script.tool_calls else ("max_tokens" if script.finish == "length" else "end_turn")
+        stops = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal"}
+        stop = "tool_use" if script.tool_calls else stops[script.finish]
         model = body["model"]
         if not body.get("stream"):
             content = [{"type": "text", "text": script.text}] if script.text else []

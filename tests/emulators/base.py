@@ -24,7 +24,7 @@ class Script:
     cut_after: int | None = None  # drop the connection after this many chunks
     malformed_after: int | None = None  # send a broken chunk after this many
     hang: bool = False  # never answer
-    finish: str = "stop"  # "stop" or "length"
+    finish: str = "stop"  # "stop", "length" or "content_filter", in each API's own words
 
     def words(self) -> list[str]:
         words = [w + " " for w in self.text.split(" ")] if self.text else []

@@ -47,7 +47,7 @@ class GeminiEmulator(Emulator):
             "candidatesTokenCount": answer_tokens,
             "totalTokenCount": prompt_tokens + answer_tokens,
         }
-        finish = "MAX_TOKENS" if script.finish == "length" else "STOP"
+        finish = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}[script.finish]
         calls = [{"functionCall": {"id": i, "name": n, "args": orjson.loads(a)}} for i, n, a in script.tool_calls]
 
         def response(parts: list[dict], last: bool) -> dict:

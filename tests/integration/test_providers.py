@@ -208,10 +208,16 @@ async def test_tool_results_go_back_in_the_providers_format(gateway):
         }
 
 
-async def test_max_tokens_finish_is_length(gateway):
-    gateway.emulator.script = Script(text=REPLY, finish="length")
+@pytest.mark.parametrize(
+    ("finish", "reason"),
+    [("length", common_pb2.FINISH_REASON_LENGTH), ("content_filter", common_pb2.FINISH_REASON_CONTENT_FILTER)],
+)
+async def test_finish_reasons_map_to_openais(gateway, finish, reason):
+    # Each emulator says it in its API's words: max_tokens / MAX_TOKENS,
+    # refusal / SAFETY / content_filter.
+    gateway.emulator.script = Script(text=REPLY, finish=finish)
     events = await run(gateway, max_tokens=5)
-    assert events[-2].finish.reason == common_pb2.FINISH_REASON_LENGTH
+    assert events[-2].finish.reason == reason
 
 
 @pytest.mark.parametrize(
