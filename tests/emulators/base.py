@@ -98,7 +98,7 @@ class Emulator:
                     await response.write(malformed)
                     return response
                 await response.write(event)
-                if script.chunk_delay_s:
+                if script.chunk_delay_s and n < len(events) - 1:
                     await asyncio.sleep(script.chunk_delay_s)
         except (ConnectionResetError, asyncio.CancelledError):
             self.disconnects += 1
