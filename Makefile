@@ -46,6 +46,7 @@ $(DATA_DIR)/tilores.db: $(VENV)/.installed $(GEN)/.stamp
 ## bench: figures for the mesh's added latency (prints, never fails on speed)
 bench: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.chat_latency
+	$(PY) -m bench.provider_paths
 
 envoy-config: $(VENV)/.installed
 	$(PY) -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml
