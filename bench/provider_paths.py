@@ -13,7 +13,6 @@ The emulator runs in its own process; CPU time is this process's own
 from __future__ import annotations
 
 import argparse
-import asyncio
 import resource
 import statistics
 import subprocess
