@@ -5,7 +5,7 @@ LLM_TIMEOUT_S           provider request timeout (default 60)
 LLM_RETRIES             retries of one model before failing over (default 1)
 LLM_BREAKER_FAILURES    failures in a row that open a provider's breaker (default 5)
 LLM_BREAKER_OPEN_S      how long an open breaker refuses requests (default 30)
-Provider keys and base URLs: see services/llm_gateway/providers/setup.py.
+Provider keys and base URLs: see services/llm_gateway/providers/environment.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from services.llm_gateway.catalog import CatalogError, ModelCatalog
 from services.llm_gateway.failover import FailoverChain
-from services.llm_gateway.providers.setup import build_providers
+from services.llm_gateway.providers.environment import build_providers
 from services.llm_gateway.service import LlmGatewayComponent
 from services.runtime.server import main
 from services.runtime.settings import SettingsError, env_float, env_int, env_str

@@ -13,7 +13,7 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
 
 from services.llm_gateway.catalog import ModelCatalog
 from services.llm_gateway.failover import FailoverChain
-from services.llm_gateway.providers.setup import build_providers
+from services.llm_gateway.providers.environment import build_providers
 from services.llm_gateway.service import LlmGatewayComponent
 from services.runtime.server import start_server
 from tests.emulators.anthropic_api import AnthropicEmulator

@@ -88,7 +88,7 @@ def anthropic_params(request: GenerationRequest, provider: str = "anthropic") ->
             {
                 "name": t.name,
                 "description": t.description,
-                "input_schema": t.parameters or {"type": "object", "properties": {}},
+                "input_schema": t.schema(),
             }
             for t in request.tools
         ]

@@ -47,6 +47,10 @@ class Tool:
     description: str = ""
     parameters: dict | None = None  # JSON Schema
 
+    def schema(self) -> dict:
+        """The argument schema; a function without one takes no arguments."""
+        return self.parameters or {"type": "object", "properties": {}}
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

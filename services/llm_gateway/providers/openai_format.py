@@ -66,7 +66,7 @@ def openai_params(request: GenerationRequest, usage_option: bool = True) -> dict
                 "function": {
                     "name": t.name,
                     "description": t.description,
-                    "parameters": t.parameters or {"type": "object", "properties": {}},
+                    "parameters": t.schema(),
                 },
             }
             for t in request.tools
