@@ -11,7 +11,9 @@ behind Envoy with the `openai` provider pointed at it. One raw SSE client
 at each concurrency, and prints p50/p99 of time to first token (TTFT) and of
 total time, the latency the mesh adds (mesh minus direct), throughput and
 errors; then the cache paths (a customer lookup served warm versus a cold
-lookup through tilores_data) and the resident memory of every process.
+lookup through tilores_data), the same request entering the mesh at each hop
+(llm_gateway, router, gateway, Envoy) to show where the time goes, and the
+resident memory of every process.
 The table is also written to bench/results.md with the machine it ran on.
 Figures only: nothing here passes or fails.
 """
@@ -31,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import grpc
 import orjson
 import uvloop
+from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2, router_pb2_grpc
 
 from deploy.local_mesh import LocalMesh
 from deploy.topology import load_topology
@@ -89,6 +93,18 @@ async def sse_request(session: aiohttp.ClientSession, url: str, key: str, body: 
                 raise RuntimeError("error event")
         if not done:
             raise RuntimeError("stream ended without [DONE]")
+    return first, time.perf_counter() - started
+
+
+async def grpc_request(call) -> tuple[float, float]:
+    """TTFT and total of a Generate or Chat stream called directly."""
+    started = time.perf_counter()
+    first = 0.0
+    async for event in call:
+        if not first and event.WhichOneof("event") == "delta":
+            first = time.perf_counter() - started
+        if event.WhichOneof("event") == "error":
+            raise RuntimeError("error event")
     return first, time.perf_counter() - started
 
 
@@ -161,8 +177,30 @@ async def measure(mesh: LocalMesh, upstream: str, levels: list[int], per_level: 
                 100,
             ),
         ]
-        for row in cache_rows:
-            print(format_row(row), flush=True)
+        # Where the time goes: the same request entering the mesh at each hop.
+        question = [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=QUESTION)]
+        async with (
+            grpc.aio.insecure_channel(mesh.service_addr("llm_gateway")) as llm_channel,
+            grpc.aio.insecure_channel(mesh.service_addr("router")) as router_channel,
+        ):
+            llm = llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)
+            router = router_pb2_grpc.RouterServiceStub(router_channel)
+            generate = llm_gateway_pb2.GenerateRequest(model="gpt-4o-mini", messages=question)
+            chat = router_pb2.ChatRequest(model="gpt-4o-mini", messages=question)
+            gateway = f"http://{mesh.service_addr('gateway')}/v1/chat/completions"
+            hops = {
+                "llm_gateway (gRPC)": lambda n: grpc_request(llm.Generate(generate, timeout=30)),
+                "router (gRPC)": lambda n: grpc_request(router.Chat(chat, timeout=30)),
+                "gateway (REST, no Envoy)": lambda n: sse_request(session, gateway, API_KEY, body(QUESTION)),
+                "Envoy (whole mesh)": paths["mesh"],
+            }
+            for path in hops.values():
+                for n in range(10):
+                    await path(n)
+            for name, path in hops.items():
+                row = await run_level(name, path, 1, 100)
+                cache_rows.append(row)
+                print(format_row(row), flush=True)
     return rows, cache_rows
 
 
@@ -276,7 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Setup: {setup}.\n\n"
         "## Direct versus the whole mesh\n\n" + HEADER + "\n" + "\n".join(format_row(r) for r in rows) + "\n\n"
         "## Added by the mesh\n\n" + added + "\n\n"
-        "## Cache paths (concurrency 1)\n\n" + HEADER + "\n" + "\n".join(format_row(r) for r in cache_rows) + "\n\n"
+        "## Cache paths and where the time goes (concurrency 1)\n\n"
+        + HEADER
+        + "\n"
+        + "\n".join(format_row(r) for r in cache_rows)
+        + "\n\n"
         "## Resident memory after the run\n\n| process | RSS |\n|---|---:|\n" + memory_lines + "\n"
     )
     print(f"\nwritten to {RESULTS}")
