@@ -50,7 +50,11 @@ class InProcessMesh:
 
 
 async def start_mesh(
-    tmp_path: Path, token_delay_s: float = 0.0, providers: dict | None = None, near_cache_ttl_s: float = 0.0
+    tmp_path: Path,
+    token_delay_s: float = 0.0,
+    providers: dict | None = None,
+    near_cache_ttl_s: float = 0.0,
+    **chain_options,
 ) -> InProcessMesh:
     mesh = InProcessMesh()
     store = EmbeddedEntityStore(str(tmp_path / "tilores.db"))
@@ -62,7 +66,7 @@ async def start_mesh(
     prompts = PromptStore(str(tmp_path / "optimizer.db"))
     mesh.servers["optimizer"] = await start_server(OptimizerComponent(prompts), free_port_settings("optimizer"))
     providers = {"offline": OfflineProvider(token_delay_s), **(providers or {})}
-    llm = LlmGatewayComponent(FailoverChain(ModelCatalog.from_yaml(CATALOG), providers))
+    llm = LlmGatewayComponent(FailoverChain(ModelCatalog.from_yaml(CATALOG), providers, **chain_options))
     mesh.servers["llm_gateway"] = await start_server(llm, free_port_settings("llm_gateway"))
     addrs = {n: mesh.addr(n) for n in ("cache", "tilores_data", "optimizer", "llm_gateway")}
     peers = MeshPeers(addrs, 60.0, near_cache_ttl_s=near_cache_ttl_s)

@@ -9,8 +9,19 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from tilores_x.v1 import cache_pb2, cache_pb2_grpc, common_pb2, router_pb2, router_pb2_grpc, tilores_data_pb2
+from tilores_x.v1 import (
+    cache_pb2,
+    cache_pb2_grpc,
+    common_pb2,
+    llm_gateway_pb2,
+    router_pb2,
+    router_pb2_grpc,
+    tilores_data_pb2,
+)
 
+from services.llm_gateway.providers.environment import build_providers
+from tests.emulators.base import Script
+from tests.emulators.openai_api import OpenAIEmulator
 from tests.integration.conftest import start_mesh, stop_mesh
 
 
@@ -171,3 +182,28 @@ async def test_graceful_shutdown_lets_the_stream_finish(slow_mesh):
     with pytest.raises(grpc.aio.AioRpcError):
         await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
     await stop_mesh(slow_mesh)
+
+
+async def test_router_health_detail_shows_an_open_breaker(tmp_path):
+    emulator = OpenAIEmulator(Script(status=500))
+    await emulator.start()
+    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
+    del providers["offline"]  # start_mesh adds its own
+    mesh = await start_mesh(tmp_path, providers=providers, breaker_threshold=1, retries=0)
+    try:
+        stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+        text, events = await collect(stub, chat_request("status of client id 2480135", model="gpt-4o-mini"))
+        # gpt-4o-mini failed; its chain ends in the offline model, which says what it is.
+        assert text.startswith("Offline answer") and events[-2].finish.model == "offline"
+        detail = await stub.GetHealthDetail(router_pb2.GetHealthDetailRequest())
+        assert {p.name: p.status for p in detail.peers} == {
+            n: "SERVING" for n in ("cache", "llm_gateway", "optimizer", "tilores_data")
+        }
+        providers_status = {p.provider: p for p in detail.providers}
+        assert providers_status["openai"].breaker == llm_gateway_pb2.BREAKER_STATE_OPEN
+        assert providers_status["openai"].failures_before_first_token == 1
+        assert providers_status["offline"].breaker == llm_gateway_pb2.BREAKER_STATE_CLOSED
+        assert not providers_status["anthropic"].configured
+    finally:
+        await stop_mesh(mesh)
+        await emulator.stop()
