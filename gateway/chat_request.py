@@ -65,6 +65,10 @@ def _invalid_type(param: str, expected: str, value: object) -> OpenAIError:
     )
 
 
+def _missing(param: str) -> OpenAIError:
+    return OpenAIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+
+
 def _content(param: str, value: object) -> str:
     if isinstance(value, str):
         return value
@@ -126,10 +130,7 @@ def _tool_calls(param: str, calls: object) -> list[common_pb2.ToolCall]:
             raise _invalid_type(f"{where}.function", "an object", function)
         for key, value in (("id", call.get("id")), ("function.name", function.get("name"))):
             if not isinstance(value, str) or not value:
-                raise OpenAIError(
-                    400, f"Missing required parameter: '{where}.{key}'.", param=f"{where}.{key}",
-                    code="missing_required_parameter",
-                )  # fmt: skip
+                raise _missing(f"{where}.{key}")
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
             raise _invalid_type(f"{where}.function.arguments", "a string", arguments)
@@ -199,10 +200,7 @@ def _tools(body: dict, request: router_pb2.ChatRequest) -> None:
         function = tool["function"]
         name = function.get("name")
         if not isinstance(name, str) or not name:
-            raise OpenAIError(
-                400, f"Missing required parameter: '{where}.function.name'.", param=f"{where}.function.name",
-                code="missing_required_parameter",
-            )  # fmt: skip
+            raise _missing(f"{where}.function.name")
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
             raise _invalid_type(f"{where}.function.parameters", "an object", parameters)
@@ -235,7 +233,7 @@ def parse_chat_request(raw: bytes) -> ChatCall:
 
     model = body.get("model")
     if model is None:
-        raise OpenAIError(400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+        raise _missing("model")
     if not isinstance(model, str):
         raise _invalid_type("model", "a string", model)
     if not model:
@@ -243,9 +241,7 @@ def parse_chat_request(raw: bytes) -> ChatCall:
 
     messages = body.get("messages")
     if messages is None:
-        raise OpenAIError(
-            400, "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
-        )
+        raise _missing("messages")
     if not isinstance(messages, list):
         raise _invalid_type("messages", "an array", messages)
     if not messages:
@@ -262,10 +258,7 @@ def parse_chat_request(raw: bytes) -> ChatCall:
             raise _invalid_type(param, "an object", message)
         role = message.get("role")
         if role is None:
-            raise OpenAIError(
-                400, f"Missing required parameter: '{param}.role'.", param=f"{param}.role",
-                code="missing_required_parameter",
-            )  # fmt: skip
+            raise _missing(f"{param}.role")
         if not isinstance(role, str):
             raise _invalid_type(f"{param}.role", "a string", role)
         if role not in ROLES:
@@ -277,10 +270,7 @@ def parse_chat_request(raw: bytes) -> ChatCall:
                 code="invalid_value",
             )
         if "content" not in message and role != "assistant":
-            raise OpenAIError(
-                400, f"Missing required parameter: '{param}.content'.", param=f"{param}.content",
-                code="missing_required_parameter",
-            )  # fmt: skip
+            raise _missing(f"{param}.content")
         name = message.get("name")
         if name is not None and not isinstance(name, str):
             raise _invalid_type(f"{param}.name", "a string", name)
@@ -290,10 +280,7 @@ def parse_chat_request(raw: bytes) -> ChatCall:
         if role == "tool":
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
-                raise OpenAIError(
-                    400, f"Missing required parameter: '{param}.tool_call_id'.", param=f"{param}.tool_call_id",
-                    code="missing_required_parameter",
-                )  # fmt: skip
+                raise _missing(f"{param}.tool_call_id")
             added.tool_call_id = call_id
         if role == "assistant" and message.get("tool_calls") is not None:
             added.tool_calls.extend(_tool_calls(f"{param}.tool_calls", message["tool_calls"]))
