@@ -131,7 +131,16 @@ async def run_level(name: str, make_request, concurrency: int, total: int) -> Ro
 
 
 def body(question: str) -> bytes:
-    return orjson.dumps({"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": question}]})
+    # Usage on, as llm_gateway always asks it of the upstream: the direct
+    # path then waits for the same events (the usage chunk comes last).
+    return orjson.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": question}],
+        }
+    )
 
 
 def rss_mb(pid: int) -> float:

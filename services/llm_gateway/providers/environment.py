@@ -51,7 +51,9 @@ def build_providers(env: Mapping[str, str], timeout_s: float) -> dict:
             max_retries=0,
             http_client=groq.DefaultAioHttpClient(),
         )
-        providers["groq"] = OpenAIFormatProvider("groq", client, groq, timeout_s, usage_option=False)
+        providers["groq"] = OpenAIFormatProvider(
+            "groq", client, groq, timeout_s, usage_option=False, path="/openai/v1/chat/completions"
+        )
     if get("ANTHROPIC_API_KEY"):
         providers["anthropic"] = AnthropicProvider(
             get("ANTHROPIC_API_KEY"), get("ANTHROPIC_BASE_URL") or None, timeout_s
