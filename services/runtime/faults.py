@@ -56,3 +56,9 @@ class Unauthenticated(Fault):
     """Credentials are missing or wrong."""
 
     code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(Fault):
+    """The caller is known but may not do this."""
+
+    code = "PERMISSION_DENIED"

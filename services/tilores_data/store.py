@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +25,13 @@ RULE_CLIENT_ID = "R2EXACT"
 RULE_PHONE = "R3PHONE"
 RULE_RECORD_ID = "R4RECORD"
 RULE_NAME = "R5NAME"
+# Link-only keys: a name with a second attribute. Their edges carry R5NAME.
+LINK_NAME_BIRTH = "R5NAME_DOB"
+LINK_NAME_POSTAL = "R5NAME_POSTAL"
+EDGE_RULE = {LINK_NAME_BIRTH: RULE_NAME, LINK_NAME_POSTAL: RULE_NAME}
 
+# Parameters a matching rule covers; any other search parameter matches
+# nothing, as in Tilores, where only the search rules' fields find entities.
 SEARCHABLE_PARAMETERS = ("id", "EMAIL", "CLIENT_ID", "PHONE_NUMBER", "PHONE_EXTERNAL", "FIRST_NAME", "LAST_NAME")
 _NON_DIGIT = re.compile(r"\D+")
 
@@ -57,6 +64,7 @@ def normalize_phone(raw: str) -> str:
 
 
 def _match_keys(record: dict) -> list[tuple[str, str]]:
+    """Search keys of a record: what a search by each rule finds it by."""
     keys: list[tuple[str, str]] = []
     for name in ("EMAIL", "ZOHO_EMAIL"):
         if record.get(name):
@@ -67,9 +75,29 @@ def _match_keys(record: dict) -> list[tuple[str, str]]:
         phone = normalize_phone(str(record.get(name) or ""))
         if phone:
             keys.append((RULE_PHONE, phone))
-    if record.get("FIRST_NAME") and record.get("LAST_NAME"):
-        keys.append((RULE_NAME, f"{record['FIRST_NAME'].strip().lower()}|{record['LAST_NAME'].strip().lower()}"))
+    name = _name_key(record)
+    if name:
+        keys.append((RULE_NAME, name))
     return list(dict.fromkeys(keys))
+
+
+def _name_key(record: dict) -> str:
+    first, last = str(record.get("FIRST_NAME") or "").strip(), str(record.get("LAST_NAME") or "").strip()
+    return f"{first.lower()}|{last.lower()}" if first and last else ""
+
+
+def _link_keys(record: dict) -> list[tuple[str, str]]:
+    """Keys that join a submitted record to an entity: the exact identifiers,
+    and a name only together with a second attribute (date of birth or postal
+    code), since two people may share a name."""
+    keys = [(rule, key) for rule, key in _match_keys(record) if rule != RULE_NAME]
+    name = _name_key(record)
+    if name:
+        for rule, attribute in ((LINK_NAME_BIRTH, "DATE_OF_BIRTH"), (LINK_NAME_POSTAL, "MAILING_POSTAL_CODE")):
+            value = str(record.get(attribute) or "").strip().lower()
+            if value:
+                keys.append((rule, f"{name}|{value}"))
+    return keys
 
 
 def _edges(records: list[dict]) -> list[str]:
@@ -99,14 +127,9 @@ class EntityView:
 
 def search_keys(parameters: dict[str, str]) -> list[tuple[str, str]]:
     """The (rule, key) pairs a search asks for. Empty values count as unset,
-    as Tilores treats null parameters."""
-    params = {k: v.strip() for k, v in parameters.items() if v is not None and v.strip()}
-    for name in params:
-        if name not in SEARCHABLE_PARAMETERS:
-            raise InvalidArgument(
-                f"unknown search parameter {name!r}; searchable: {', '.join(SEARCHABLE_PARAMETERS)}",
-                field=f"parameters.{name}",
-            )
+    as Tilores treats null parameters; names no rule covers add nothing, and
+    a name is searched only as FIRST_NAME with LAST_NAME."""
+    params = {k: str(v).strip() for k, v in parameters.items() if v is not None and str(v).strip()}
     keys: list[tuple[str, str]] = []
     if "id" in params:
         keys.append((RULE_RECORD_ID, params["id"]))
@@ -115,15 +138,10 @@ def search_keys(parameters: dict[str, str]) -> list[tuple[str, str]]:
     if "CLIENT_ID" in params:
         keys.append((RULE_CLIENT_ID, params["CLIENT_ID"]))
     for name in ("PHONE_NUMBER", "PHONE_EXTERNAL"):
-        if name in params:
-            phone = normalize_phone(params[name])
-            if not phone:
-                raise InvalidArgument(f"{name} must hold at least 10 digits", field=f"parameters.{name}")
+        phone = normalize_phone(params.get(name, ""))
+        if phone:
             keys.append((RULE_PHONE, phone))
     first, last = params.get("FIRST_NAME"), params.get("LAST_NAME")
-    if bool(first) != bool(last):
-        missing = "LAST_NAME" if first else "FIRST_NAME"
-        raise InvalidArgument("FIRST_NAME and LAST_NAME are searched together", field=f"parameters.{missing}")
     if first and last:
         keys.append((RULE_NAME, f"{first.lower()}|{last.lower()}"))
     return list(dict.fromkeys(keys))
@@ -162,7 +180,11 @@ class EmbeddedEntityStore:
                     )
                     self._db.executemany(
                         "INSERT INTO match_keys(rule, value, record_id, entity_id) VALUES (?, ?, ?, ?)",
-                        [(rule, key, r["id"], entity_id) for r in records for rule, key in _match_keys(r)],
+                        [
+                            (rule, key, r["id"], entity_id)
+                            for r in records
+                            for rule, key in dict.fromkeys([*_match_keys(r), *_link_keys(r)])
+                        ],
                     )
                     self._db.executemany(
                         "INSERT INTO edges(entity_id, edge) VALUES (?, ?)",
@@ -174,6 +196,72 @@ class EmbeddedEntityStore:
                 self._db.execute("ROLLBACK")
                 raise
         return added
+
+    def submit_records(self, records: list[dict]) -> int:
+        """Add records and resolve them into entities by the link rules: a
+        record joins the entity it shares a key with; one that joins several
+        merges them into the oldest, which keeps its id. Returns records added."""
+        for n, record in enumerate(records):
+            if not isinstance(record.get("id"), str) or not record["id"].strip():
+                raise InvalidArgument(f"records[{n}].id is required", field=f"records[{n}].id")
+        ids = [r["id"] for r in records]
+        if len(set(ids)) != len(ids):
+            duplicate = next(i for i in ids if ids.count(i) > 1)
+            raise InvalidArgument(f"record id {duplicate!r} is submitted twice", field="records")
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for n, record in enumerate(records):
+                    if self._db.execute("SELECT 1 FROM records WHERE id = ?", (record["id"],)).fetchone():
+                        raise InvalidArgument(
+                            f"a record with id {record['id']!r} already exists", field=f"records[{n}].id"
+                        )
+                    self._resolve(record)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(records)
+
+    def _resolve(self, record: dict) -> None:
+        links = _link_keys(record)
+        partners: list[tuple[str, str, str]] = []  # (rule, record id, entity id)
+        for rule, key in links:
+            row = self._db.execute(
+                "SELECT record_id, entity_id FROM match_keys WHERE rule = ? AND value = ? ORDER BY rowid DESC LIMIT 1",
+                (rule, key),
+            ).fetchone()
+            if row:
+                partners.append((EDGE_RULE.get(rule, rule), row[0], row[1]))
+        entity_ids = list(dict.fromkeys(entity for _, _, entity in partners))
+        if not entity_ids:
+            entity_id = str(uuid.uuid4())
+            self._db.execute("INSERT INTO entities(id) VALUES (?)", (entity_id,))
+        else:
+            # The oldest entity (first inserted) keeps its id.
+            marks = ",".join("?" * len(entity_ids))
+            entity_id = self._db.execute(
+                f"SELECT id FROM entities WHERE id IN ({marks}) ORDER BY rowid LIMIT 1", entity_ids
+            ).fetchone()[0]
+            for other in entity_ids:
+                if other != entity_id:
+                    for table in ("records", "match_keys", "edges"):
+                        self._db.execute(f"UPDATE {table} SET entity_id = ? WHERE entity_id = ?", (entity_id, other))
+                    self._db.execute("DELETE FROM entities WHERE id = ?", (other,))
+        position = self._db.execute(
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM records WHERE entity_id = ?", (entity_id,)
+        ).fetchone()[0]
+        self._db.execute(
+            "INSERT INTO records(id, entity_id, position, data) VALUES (?, ?, ?, ?)",
+            (record["id"], entity_id, position, orjson.dumps(record)),
+        )
+        keys = list(dict.fromkeys([*_match_keys(record), *links]))
+        self._db.executemany(
+            "INSERT INTO match_keys(rule, value, record_id, entity_id) VALUES (?, ?, ?, ?)",
+            [(rule, key, record["id"], entity_id) for rule, key in keys],
+        )
+        edges = dict.fromkeys(f"{partner}:{record['id']}:{rule}" for rule, partner, _ in partners)
+        self._db.executemany("INSERT INTO edges(entity_id, edge) VALUES (?, ?)", [(entity_id, e) for e in edges])
 
     def count_entities(self) -> int:
         with self._lock:
