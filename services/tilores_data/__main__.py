@@ -3,6 +3,8 @@
 TILORES_DB_PATH  SQLite file of the embedded store (default .data/tilores.db);
                  seeded with sample customers when it does not exist yet.
 SAMPLE_CUSTOMERS how many sample customers a new store gets (default 1000).
+With TILORES_API_URL (or TILORES_GRAPHQL_API_URL) set, the service reads the
+real Tilores API instead; see services/tilores_data/tilores_client.py.
 """
 
 from __future__ import annotations
@@ -10,20 +12,31 @@ from __future__ import annotations
 import logging
 import os
 
+from services.runtime.faults import Fault
 from services.runtime.server import main
-from services.runtime.settings import env_int, env_str
+from services.runtime.settings import SettingsError, env_int, env_str
+from services.tilores_data.entity_source import EmbeddedEntitySource
 from services.tilores_data.seed import seed
 from services.tilores_data.service import TiloresDataComponent
 from services.tilores_data.store import EmbeddedEntityStore
+from services.tilores_data.tilores_client import TiloresGraphQLClient
 
 
 async def build() -> TiloresDataComponent:
+    client = TiloresGraphQLClient.from_env(os.environ)
+    if client is not None:
+        try:
+            await client.schema()  # fails fast on bad credentials; learns the fields
+        except Fault as error:
+            await client.close()
+            raise SettingsError(f"TILORES_API_URL: {error.message}") from None
+        return TiloresDataComponent(client)
     path = env_str("TILORES_DB_PATH", ".data/tilores.db")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         added = seed(path, env_int("SAMPLE_CUSTOMERS", 1000, minimum=1))
         logging.getLogger("seed").info("seeded embedded store", extra={"fields": {"records": added}})
-    return TiloresDataComponent(EmbeddedEntityStore(path))
+    return TiloresDataComponent(EmbeddedEntitySource(EmbeddedEntityStore(path)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""TiloresDataService servicer: maps RPCs to the entity store."""
+"""TiloresDataService servicer: maps RPCs to the entity source (the embedded
+store or the Tilores API)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import grpc
 from tilores_x.v1 import common_pb2, tilores_data_pb2, tilores_data_pb2_grpc
 
 from services.runtime.faults import InvalidArgument, NotFound
-from services.tilores_data.store import EmbeddedEntityStore, EntityView
+from services.tilores_data.entity_source import EntitySource
+from services.tilores_data.search_parameters import search_parameters
+from services.tilores_data.store import EntityView
 
 
 def entity_message(view: EntityView) -> common_pb2.Entity:
@@ -21,18 +24,28 @@ def entity_message(view: EntityView) -> common_pb2.Entity:
     return entity
 
 
+MAX_PAGE_SIZE = 1000
+
+
 class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
-    def __init__(self, store: EmbeddedEntityStore):
-        self._store = store
+    def __init__(self, source: EntitySource):
+        self._source = source
 
     async def SearchEntities(self, request, context):
-        views = self._store.search(dict(request.parameters), page=request.page, page_size=request.page_size)
+        if request.page < 0:
+            raise InvalidArgument("page must be 0 (all) or a 1-based page number", field="page")
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative", field="page_size")
+        if request.page_size > MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be at most {MAX_PAGE_SIZE}", field="page_size")
+        parameters = search_parameters(request.parameters, self._source.known_parameters)
+        views = await self._source.search(parameters, page=request.page, page_size=request.page_size)
         return tilores_data_pb2.SearchEntitiesResponse(entities=[entity_message(v) for v in views])
 
     async def GetEntity(self, request, context):
         if not request.entity_id:
             raise InvalidArgument("entity_id is required", field="entity_id")
-        view = self._store.get_entity(request.entity_id)
+        view = await self._source.entity(request.entity_id)
         if view is None:
             raise NotFound(f"no entity with id {request.entity_id!r}", field="entity_id")
         return tilores_data_pb2.GetEntityResponse(entity=entity_message(view))
@@ -40,19 +53,19 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
     async def GetEntityByRecord(self, request, context):
         if not request.record_id:
             raise InvalidArgument("record_id is required", field="record_id")
-        view = self._store.get_entity_by_record(request.record_id)
+        view = await self._source.entity_by_record(request.record_id)
         if view is None:
             raise NotFound(f"no record with id {request.record_id!r}", field="record_id")
         return tilores_data_pb2.GetEntityByRecordResponse(entity=entity_message(view))
 
 
 class TiloresDataComponent:
-    def __init__(self, store: EmbeddedEntityStore):
-        self.store = store
+    def __init__(self, source: EntitySource):
+        self.source = source
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        tilores_data_pb2_grpc.add_TiloresDataServiceServicer_to_server(TiloresDataService(self.store), server)
+        tilores_data_pb2_grpc.add_TiloresDataServiceServicer_to_server(TiloresDataService(self.source), server)
         return [tilores_data_pb2.DESCRIPTOR.services_by_name["TiloresDataService"].full_name]
 
     async def close(self) -> None:
-        self.store.close()
+        await self.source.close()

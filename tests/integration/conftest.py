@@ -21,6 +21,7 @@ from services.router.service import RouterComponent
 from services.runtime.lru import LruCache
 from services.runtime.server import RunningServer, start_server
 from services.runtime.settings import ServerSettings
+from services.tilores_data.entity_source import EmbeddedEntitySource
 from services.tilores_data.sample import generate_customers
 from services.tilores_data.service import TiloresDataComponent
 from services.tilores_data.store import EmbeddedEntityStore
@@ -60,7 +61,9 @@ async def start_mesh(
     store = EmbeddedEntityStore(str(tmp_path / "tilores.db"))
     mesh.customers = list(generate_customers(50))
     store.add_entities((c.entity_id, c.records) for c in mesh.customers)
-    mesh.servers["tilores_data"] = await start_server(TiloresDataComponent(store), free_port_settings("tilores_data"))
+    mesh.servers["tilores_data"] = await start_server(
+        TiloresDataComponent(EmbeddedEntitySource(store)), free_port_settings("tilores_data")
+    )
     cache = CacheService(LruCache(1000, 10_000_000), {"customer": 60.0}, 60.0)
     mesh.servers["cache"] = await start_server(CacheComponent(cache), free_port_settings("cache"))
     prompts = PromptStore(str(tmp_path / "optimizer.db"))
