@@ -265,21 +265,21 @@ def _records(rng: random.Random, person: Person) -> list[dict]:
         subject, category = rng.choice(TICKET_SUBJECTS)
         opened = datetime.combine(_day(rng, 1, 300), datetime.min.time()) + timedelta(minutes=rng.randint(480, 1080))
         closed = rng.random() < 0.7
-        records.append(
-            {
-                "id": _numeric_id(rng),
-                "SOURCE": "zoho_tickets",
-                "ZOHO_EMAIL": person.email,
-                "CLIENT_ID": person.client_id,
-                "TICKETNUMBER": str(rng.randint(100000, 999999)),
-                "SUBJECT": subject,
-                "CATEGORY": category,
-                "ZOHO_STATUS": "Closed" if closed else "Open",
-                "PRIORITY": rng.choice(("Low", "Medium", "High")),
-                "CREATEDTIME": opened.isoformat() + "Z",
-                "CLOSEDTIME": (opened + timedelta(hours=rng.randint(2, 96))).isoformat() + "Z" if closed else None,
-            }
-        )
+        ticket = {
+            "id": _numeric_id(rng),
+            "SOURCE": "zoho_tickets",
+            "ZOHO_EMAIL": person.email,
+            "CLIENT_ID": person.client_id,
+            "TICKETNUMBER": str(rng.randint(100000, 999999)),
+            "SUBJECT": subject,
+            "CATEGORY": category,
+            "ZOHO_STATUS": "Closed" if closed else "Open",
+            "PRIORITY": rng.choice(("Low", "Medium", "High")),
+            "CREATEDTIME": opened.isoformat() + "Z",
+        }
+        if closed:  # an open ticket has no closing time at all
+            ticket["CLOSEDTIME"] = (opened + timedelta(hours=rng.randint(2, 96))).isoformat() + "Z"
+        records.append(ticket)
     for _ in range(rng.randint(0, 2)):
         start = datetime.combine(_day(rng, 1, 200), datetime.min.time()) + timedelta(minutes=rng.randint(480, 1080))
         duration = rng.randint(60, 1500)
