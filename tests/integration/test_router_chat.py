@@ -6,9 +6,7 @@ import logging
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 from tilores_x.v1 import (
     cache_pb2,
     cache_pb2_grpc,
@@ -23,6 +21,7 @@ from services.llm_gateway.providers.environment import build_providers
 from tests.emulators.base import Script
 from tests.emulators.openai_api import OpenAIEmulator
 from tests.integration.conftest import start_mesh, stop_mesh
+from tests.integration.grpc_errors import field_violations
 
 
 def chat_request(question: str, model: str = "offline", **kwargs) -> router_pb2.ChatRequest:
@@ -35,16 +34,6 @@ async def collect(stub, request, **kwargs) -> tuple[str, list]:
     events = [event async for event in stub.Chat(request, timeout=10, **kwargs)]
     text = "".join(e.delta for e in events if e.WhichOneof("event") == "delta")
     return text, events
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(error)
-    fields = []
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            fields += [v.field for v in bad.field_violations]
-    return fields
 
 
 async def test_answer_carries_the_customers_facts(mesh):
