@@ -300,17 +300,21 @@ def _records(rng: random.Random, person: Person) -> list[dict]:
         )
     if person.scores:
         for bureau, score in person.scores.items():
+            # An earlier pull and the newest, so reports show a trend.
             issued = _day(rng, 10, 120)
-            records.append(
-                {
-                    "id": _numeric_id(rng),
-                    "SOURCE": "Contact",
-                    **base,
-                    "FIRST_NAME": person.first,
-                    "LAST_NAME": person.last,
-                    "CREDIT_RESPONSE": _credit_response(rng, person, bureau, score, issued),
-                }
-            )
+            earlier = issued - timedelta(days=rng.randint(90, 200))
+            earlier_score = max(300, min(850, score - rng.randint(-15, 40)))
+            for when, value in ((earlier, earlier_score), (issued, score)):
+                records.append(
+                    {
+                        "id": _numeric_id(rng),
+                        "SOURCE": "Contact",
+                        **base,
+                        "FIRST_NAME": person.first,
+                        "LAST_NAME": person.last,
+                        "CREDIT_RESPONSE": _credit_response(rng, person, bureau, value, when),
+                    }
+                )
     return records
 
 

@@ -1,0 +1,306 @@
+"""Customer 360: one structured, LLM-ready view of an entity. Every value is
+copied from a record (normalised forms are labelled as such) and carries
+that record's id, so an answer can cite it; a value that is not on file is
+simply absent, never filled in.
+
+Sections, in order: identity, contact, status, enrollment, billing,
+transactions, calls, tickets, relationships, credit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from services.tilores_data import normalize
+from services.tilores_data.credit_report import INSUFFICIENT_DATA, assess, bureau_summaries
+from services.tilores_data.entity_quality import consistency
+from services.tilores_data.field_catalog import pii_kind
+from services.tilores_data.store import EntityView
+
+SECTIONS = (
+    "identity", "contact", "status", "enrollment", "billing", "transactions", "calls", "tickets",
+    "relationships", "credit",
+)  # fmt: skip
+RECENT_TRANSACTIONS = 6
+RECENT_CALLS = 5
+RECENT_TICKETS = 10
+# The profile fields completeness is measured on.
+PROFILE_FIELDS = (
+    "FIRST_NAME", "LAST_NAME", "EMAIL", "PHONE_NUMBER", "CLIENT_ID", "DATE_OF_BIRTH", "MAILING_STREET",
+    "MAILING_CITY", "MAILING_STATE", "MAILING_POSTAL_CODE", "STATUS", "CURRENT_PRODUCT", "ENROLL_DATE",
+)  # fmt: skip
+FAILED_RESULTS = {"declined", "failed", "error", "rejected"}
+RULE_REASONS = {
+    "R1EXACT": "same e-mail",
+    "R2EXACT": "same client id",
+    "R3PHONE": "same phone number",
+    "R4RECORD": "same record id",
+    "R5NAME": "same name and date of birth or postal code",
+}
+
+
+@dataclass(frozen=True)
+class Fact:
+    topic: str
+    label: str
+    value: str
+    record_id: str
+    pii_kind: str = ""
+
+
+@dataclass
+class Insights:
+    primary_identifier: str = ""
+    has_email: bool = False
+    has_phone: bool = False
+    has_financial_data: bool = False
+    completeness_percent: float = 0.0
+    consistency: float = 1.0
+    data_quality: float = 0.0
+    pii_kinds: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Customer360:
+    entity_id: str
+    customer_name: str
+    sections: dict[str, list[Fact]]
+    insights: Insights
+
+
+class _Section:
+    def __init__(self, name: str):
+        self.name = name
+        self.facts: list[Fact] = []
+
+    def add(self, label: str, record: dict | None, key: str, *, pii: str | None = None) -> None:
+        if record is None:
+            return
+        value = record.get(key)
+        if value in (None, ""):
+            return
+        text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+        self.facts.append(
+            Fact(self.name, label, text, str(record.get("id", "")), pii_kind(key) if pii is None else pii)
+        )
+
+    def value(self, label: str, value: str, record: dict, pii: str = "") -> None:
+        if value:
+            self.facts.append(Fact(self.name, label, value, str(record.get("id", "")), pii))
+
+
+def _first_with(records: list[dict], key: str, prefer_source: str = "Contact") -> dict | None:
+    preferred = [r for r in records if r.get("SOURCE") == prefer_source and r.get(key) not in (None, "")]
+    return preferred[0] if preferred else next((r for r in records if r.get(key) not in (None, "")), None)
+
+
+def _by(records: list[dict], source: str, date_key: str) -> list[dict]:
+    return sorted((r for r in records if r.get("SOURCE") == source), key=lambda r: str(r.get(date_key) or ""))
+
+
+def build_customer360(view: EntityView) -> Customer360:
+    records = view.records
+    sections = {name: _Section(name) for name in SECTIONS}
+    first = _first_with(records, "FIRST_NAME")
+    name_parts = [str(first.get(k)) for k in ("FIRST_NAME", "LAST_NAME") if first and first.get(k)]
+    customer_name = normalize.person_name(" ".join(name_parts)) if name_parts else ""
+
+    identity = sections["identity"]
+    if first is not None and customer_name:
+        identity.value("Name", customer_name, first)
+    identity.add("Client ID", _first_with(records, "CLIENT_ID"), "CLIENT_ID")
+    contact_record = next((r for r in records if str(r.get("id", "")).startswith("003")), None)
+    if contact_record is not None:
+        identity.value("Salesforce contact id", str(contact_record["id"]), contact_record)
+    identity.add("Date of birth", _first_with(records, "DATE_OF_BIRTH"), "DATE_OF_BIRTH")
+    identity.add("Age", _first_with(records, "CUSTOMER_AGE"), "CUSTOMER_AGE")
+    identity.add("Language", _first_with(records, "LANGUAGE"), "LANGUAGE")
+    identity.add("Driving licence number", _first_with(records, "DRIVING_LICENSE_NUMBER"), "DRIVING_LICENSE_NUMBER")
+
+    contact = sections["contact"]
+    email_record = _first_with(records, "EMAIL")
+    if email_record is not None:
+        contact.value("Email", normalize.email(email_record["EMAIL"]), email_record)
+    phone_record = _first_with(records, "PHONE_NUMBER") or _first_with(records, "PHONE_EXTERNAL", "calls")
+    if phone_record is not None:
+        raw = phone_record.get("PHONE_NUMBER") or phone_record.get("PHONE_EXTERNAL")
+        contact.value("Phone", str(raw), phone_record)
+        contact.value("Phone (E.164)", normalize.phone_e164(str(raw)), phone_record)
+    for label, key in (
+        ("Mailing street", "MAILING_STREET"),
+        ("Mailing city", "MAILING_CITY"),
+        ("Mailing state", "MAILING_STATE"),
+        ("Mailing postal code", "MAILING_POSTAL_CODE"),
+    ):
+        contact.add(label, _first_with(records, key), key)
+
+    status = sections["status"]
+    for label, key in (
+        ("Account status", "STATUS"),
+        ("Product", "CURRENT_PRODUCT"),
+        ("Product type", "CURRENT_PRODUCT_TYPE"),
+        ("Active", "ACTIVE"),
+        ("Sales stage", "STAGE_NAME"),
+        ("KYC status", "KYC_STATUS"),
+        ("Cancelled on", "CANCEL_DATE"),
+        ("Cancel reason", "CANCEL_REASON"),
+    ):
+        status.add(label, _first_with(records, key), key)
+
+    enrollment = sections["enrollment"]
+    for label, key in (
+        ("Enrolled on", "ENROLL_DATE"),
+        ("Days since enrollment", "DAYS_SINCE_ENROLL"),
+        ("Re-enrolled on", "RE_ENROLL_DATE"),
+        ("Next subscription date", "NEXT_SUBSCRIPTION_DATE"),
+        ("Enrollment balance", "ENROLLMENT_BALANCE"),
+        ("Contract signed", "CONTRACT_SIGNED"),
+    ):
+        enrollment.add(label, _first_with(records, key), key)
+
+    charges = _by(records, "Transaction", "TRANSACTION_CREATED_DATE")
+    billing = sections["billing"]
+    billing.add("Monthly fee", _first_with(records, "RECURRING_MONTHLY_FEE"), "RECURRING_MONTHLY_FEE")
+    billing.add("Net balance due", _first_with(records, "NET_BALANCE_DUE"), "NET_BALANCE_DUE")
+    approved = [c for c in charges if str(c.get("RESPONSE_STATUS", "")).lower() == "approved"]
+    failed = [c for c in charges if str(c.get("RESPONSE_STATUS", "")).lower() in FAILED_RESULTS]
+    if approved:
+        billing.add("Last approved payment date", approved[-1], "TRANSACTION_CREATED_DATE")
+        billing.add("Last approved payment amount", approved[-1], "TRANSACTION_AMOUNT")
+    if failed:
+        billing.add("Last failed payment date", failed[-1], "TRANSACTION_CREATED_DATE")
+        billing.add("Last failed payment amount", failed[-1], "TRANSACTION_AMOUNT")
+    billing.add(
+        "Next payment date",
+        _first_with(list(reversed(charges)), "NEXT_TRANSACTION_DATE", "Transaction"),
+        "NEXT_TRANSACTION_DATE",
+    )
+    billing.add(
+        "Payment method", _first_with(list(reversed(charges)), "PAYMENT_METHOD", "Transaction"), "PAYMENT_METHOD"
+    )
+    card = next((c for c in reversed(charges) if c.get("CARD_TYPE") and c.get("CARD_LAST_4")), None)
+    if card is not None:
+        billing.value("Payment card", f"{card['CARD_TYPE']} ending {card['CARD_LAST_4']}", card)
+
+    transactions = sections["transactions"]
+    for charge in reversed(charges[-RECENT_TRANSACTIONS:]):
+        parts = [str(charge[k]) for k in ("TRANSACTION_AMOUNT", "RESPONSE_STATUS", "TYPE") if charge.get(k)]
+        transactions.value(
+            f"Charge on {charge.get('TRANSACTION_CREATED_DATE', 'unknown date')}", ", ".join(parts), charge
+        )
+
+    calls = sections["calls"]
+    for call in reversed(_by(records, "calls", "CALL_START_TIME")[-RECENT_CALLS:]):
+        details = [str(call.get("CALL_TYPE") or "")]
+        if call.get("CALL_DURATION"):
+            details.append(f"{call['CALL_DURATION']} s")
+        if call.get("AGENT_USERNAME"):
+            details.append(f"agent {call['AGENT_USERNAME']}")
+        if call.get("CAMPAIGN_NAME"):
+            details.append(f"campaign {call['CAMPAIGN_NAME']}")
+        calls.value(f"Call at {call.get('CALL_START_TIME', 'unknown time')}", ", ".join(d for d in details if d), call)
+
+    tickets = sections["tickets"]
+    for ticket in reversed(_by(records, "zoho_tickets", "CREATEDTIME")[-RECENT_TICKETS:]):
+        details = [f"{ticket.get('SUBJECT', '')}".strip(), str(ticket.get("ZOHO_STATUS") or "")]
+        if ticket.get("CATEGORY"):
+            details.append(f"category {ticket['CATEGORY']}")
+        if ticket.get("PRIORITY"):
+            details.append(f"priority {ticket['PRIORITY']}")
+        if ticket.get("CREATEDTIME"):
+            details.append(f"opened {ticket['CREATEDTIME']}")
+        if ticket.get("CLOSEDTIME"):
+            details.append(f"closed {ticket['CLOSEDTIME']}")
+        tickets.value(
+            f"Ticket {ticket.get('TICKETNUMBER', ticket.get('id'))}", ", ".join(d for d in details if d), ticket
+        )
+
+    relationships = sections["relationships"]
+    sources = Counter(str(r.get("SOURCE") or "unknown") for r in records)
+    anchor = records[0] if records else {}
+    relationships.value("Records on file", ", ".join(f"{s} {n}" for s, n in sorted(sources.items())), anchor)
+    rules = Counter(edge.rsplit(":", 1)[-1] for edge in view.edges)
+    if rules:
+        linked = ", ".join(f"{RULE_REASONS.get(rule, rule)} ({n})" for rule, n in sorted(rules.items()))
+        relationships.value("Records linked by", linked, anchor)
+
+    credit = sections["credit"]
+    summaries = bureau_summaries(records)
+    for summary in summaries:
+        latest = summary.latest
+        report = {"id": summary.record_id}
+        if latest is not None:
+            credit.value(
+                f"{summary.bureau} credit score (report of {latest.date})", str(latest.value), {"id": latest.record_id}
+            )
+            if summary.score_change is not None:
+                credit.value(
+                    f"{summary.bureau} score change since the previous report",
+                    f"{summary.score_change:+d}",
+                    {"id": latest.record_id},
+                )
+        if summary.utilization_percent is not None:
+            credit.value(f"{summary.bureau} revolving utilization", f"{summary.utilization_percent:g}%", report)
+        lates = (summary.late_30_days, summary.late_60_days, summary.late_90_days)
+        credit.value(f"{summary.bureau} late payments (30/60/90 days)", "/".join(map(str, lates)), report)
+        credit.value(f"{summary.bureau} inquiries", str(summary.inquiries), report)
+    assessment = assess(summaries)
+    if assessment.status == INSUFFICIENT_DATA:
+        if anchor:
+            credit.value("Credit assessment", "insufficient data: no bureau score on file", anchor)
+    else:
+        weakest = min((s.latest for s in summaries if s.latest), key=lambda s: s.value)
+        credit.value(
+            "Credit band (FICO ranges, lowest latest score)",
+            f"{assessment.band} ({assessment.score})",
+            {"id": weakest.record_id},
+        )
+        credit.value("Credit risk level", assessment.risk_level, {"id": weakest.record_id})
+
+    insights = _insights(records, sections, summaries)
+    return Customer360(
+        entity_id=view.id,
+        customer_name=customer_name,
+        sections={name: s.facts for name, s in sections.items() if s.facts},
+        insights=insights,
+    )
+
+
+def _insights(records: list[dict], sections: dict[str, _Section], summaries: list) -> Insights:
+    def has(key: str) -> dict | None:
+        return _first_with(records, key)
+
+    primary = ""
+    for label, key in (("client id", "CLIENT_ID"), ("email", "EMAIL"), ("phone", "PHONE_NUMBER")):
+        record = has(key)
+        if record is not None:
+            value = normalize.email(record[key]) if key == "EMAIL" else str(record[key])
+            primary = f"{label} {value}"
+            break
+    carried = sum(1 for key in PROFILE_FIELDS if has(key) is not None)
+    completeness = round(100 * carried / len(PROFILE_FIELDS), 1)
+    agreement = consistency(records)
+    kinds = sorted({kind for r in records for kind in _pii_kinds(r)})
+    return Insights(
+        primary_identifier=primary,
+        has_email=has("EMAIL") is not None or has("ZOHO_EMAIL") is not None,
+        has_phone=any(has(k) is not None for k in ("PHONE_NUMBER", "PHONE_EXTERNAL", "ZOHO_PHONE")),
+        has_financial_data=bool(sections["billing"].facts or sections["transactions"].facts or summaries),
+        completeness_percent=completeness,
+        consistency=agreement,
+        data_quality=round((completeness / 100 + agreement) / 2, 4),
+        pii_kinds=kinds,
+    )
+
+
+def _pii_kinds(value: object, path: str = "") -> set[str]:
+    """Kinds of personal data with a value anywhere in a record."""
+    if isinstance(value, dict):
+        return {k for key, inner in value.items() for k in _pii_kinds(inner, f"{path}.{key}" if path else key)}
+    if isinstance(value, list):
+        return {k for item in value for k in _pii_kinds(item, f"{path}.0")}
+    if value in (None, ""):
+        return set()
+    kind = pii_kind(path)
+    return {kind} if kind else set()
