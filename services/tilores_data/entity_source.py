@@ -4,7 +4,10 @@ store (EmbeddedEntitySource) and by the real Tilores API
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
+
+from graphql import GraphQLSchema
 
 from services.tilores_data.store import EmbeddedEntityStore, EntityView
 from services.tilores_data.tilores_schema import search_parameters, tilores_schema
@@ -20,6 +23,15 @@ class EntitySource(Protocol):
     async def entity_by_record(self, record_id: str) -> EntityView | None: ...
 
     async def submit(self, records: list[dict]) -> int: ...
+
+    async def schema(self) -> GraphQLSchema:
+        """The Record schema the backend serves."""
+        ...
+
+    async def field_shares(self) -> dict[str, float] | None:
+        """Per field, the share of entities carrying it; None when the
+        backend cannot count."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -43,6 +55,13 @@ class EmbeddedEntitySource:
 
     async def submit(self, records: list[dict]) -> int:
         return self.store.submit_records(records)
+
+    async def schema(self) -> GraphQLSchema:
+        return tilores_schema()
+
+    async def field_shares(self) -> dict[str, float] | None:
+        # A full scan: off the event loop.
+        return await asyncio.to_thread(self.store.field_shares)
 
     async def close(self) -> None:
         self.store.close()

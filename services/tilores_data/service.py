@@ -1,46 +1,49 @@
 """TiloresDataService servicer: maps RPCs to the entity source (the embedded
-store or the Tilores API)."""
+store or the Tilores API) and the domain modules."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import grpc
-from tilores_x.v1 import common_pb2, tilores_data_pb2, tilores_data_pb2_grpc
+from google.protobuf.json_format import MessageToDict
+from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
-from services.runtime.faults import InvalidArgument, NotFound
+from services.runtime.faults import Fault, InvalidArgument, NotFound
+from services.tilores_data.credit_report import assess, bureau_summaries
+from services.tilores_data.customer360 import RULE_REASONS, build_customer360
 from services.tilores_data.entity_source import EntitySource
+from services.tilores_data.field_catalog import CATEGORIES, OTHER, describe_fields
+from services.tilores_data.record_input import checked_records
 from services.tilores_data.search_parameters import search_parameters
 from services.tilores_data.store import EntityView
-
-
-def entity_message(view: EntityView) -> common_pb2.Entity:
-    entity = common_pb2.Entity(id=view.id, edges=view.edges, hit_score=view.hit_score)
-    for data in view.records:
-        record = entity.records.add(id=str(data.get("id", "")), source=str(data.get("SOURCE") or ""))
-        record.data.update(data)
-    for record_id, rules in view.hits.items():
-        entity.hits.add(record_id=record_id, rule_ids=rules)
-    return entity
-
+from services.tilores_data.wire import credit_report_message, customer360_message, entity_message, record_message
 
 MAX_PAGE_SIZE = 1000
+MAX_BATCH = 100
+DEFAULT_BATCH_CONCURRENCY = 8
+MAX_BATCH_CONCURRENCY = 32
 
 
 class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
     def __init__(self, source: EntitySource):
         self._source = source
 
-    async def SearchEntities(self, request, context):
+    async def _search(self, request: tilores_data_pb2.SearchEntitiesRequest, prefix: str = ""):
         if request.page < 0:
-            raise InvalidArgument("page must be 0 (all) or a 1-based page number", field="page")
-        if request.page_size < 0:
-            raise InvalidArgument("page_size must not be negative", field="page_size")
-        if request.page_size > MAX_PAGE_SIZE:
-            raise InvalidArgument(f"page_size must be at most {MAX_PAGE_SIZE}", field="page_size")
-        parameters = search_parameters(request.parameters, self._source.known_parameters)
+            raise InvalidArgument("page must be 0 (all) or a 1-based page number", field=f"{prefix}page")
+        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be 0..{MAX_PAGE_SIZE}", field=f"{prefix}page_size")
+        try:
+            parameters = search_parameters(request.parameters, self._source.known_parameters)
+        except InvalidArgument as error:
+            raise InvalidArgument(error.message, field=f"{prefix}{error.field}") from None
         views = await self._source.search(parameters, page=request.page, page_size=request.page_size)
         return tilores_data_pb2.SearchEntitiesResponse(entities=[entity_message(v) for v in views])
+
+    async def SearchEntities(self, request, context):
+        return await self._search(request)
 
     async def GetEntity(self, request, context):
         if not request.entity_id:
@@ -57,6 +60,97 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         if view is None:
             raise NotFound(f"no record with id {request.record_id!r}", field="record_id")
         return tilores_data_pb2.GetEntityByRecordResponse(entity=entity_message(view))
+
+    async def _customer(self, request) -> EntityView:
+        ref = request.customer
+        which = ref.WhichOneof("ref")
+        if which is None or not getattr(ref, which):
+            raise InvalidArgument("customer.entity_id or customer.record_id is required", field="customer")
+        if which == "entity_id":
+            view = await self._source.entity(ref.entity_id)
+        else:
+            view = await self._source.entity_by_record(ref.record_id)
+        if view is None:
+            raise NotFound(f"no customer with {which} {getattr(ref, which)!r}", field=f"customer.{which}")
+        return view
+
+    async def GetRelationships(self, request, context):
+        view = await self._customer(request)
+        by_id = {str(r.get("id")): r for r in view.records}
+        reply = tilores_data_pb2.GetRelationshipsResponse(entity_id=view.id)
+        for edge in view.edges:
+            a, b, rule = edge.rsplit(":", 2)
+            relationship = reply.relationships.add(edge=edge, rule_id=rule, reason=RULE_REASONS.get(rule, rule))
+            if a in by_id:
+                relationship.record_a.CopyFrom(record_message(by_id[a]))
+            if b in by_id:
+                relationship.record_b.CopyFrom(record_message(by_id[b]))
+        return reply
+
+    async def GetCustomer360(self, request, context):
+        return customer360_message(build_customer360(await self._customer(request)))
+
+    async def GetCreditReport(self, request, context):
+        view = await self._customer(request)
+        summaries = bureau_summaries(view.records)
+        return credit_report_message(view.id, summaries, assess(summaries))
+
+    async def ListFields(self, request, context):
+        if request.category and request.category not in (*CATEGORIES, OTHER):
+            raise InvalidArgument(
+                f"unknown category {request.category!r}; one of {', '.join((*CATEGORIES, OTHER))}", field="category"
+            )
+        carried: set[str] = set()
+        if request.entity_id:
+            view = await self._source.entity(request.entity_id)
+            if view is None:
+                raise NotFound(f"no entity with id {request.entity_id!r}", field="entity_id")
+            carried = {k for r in view.records for k, v in r.items() if v not in (None, "")}
+        schema = await self._source.schema()
+        shares = await self._source.field_shares()
+        reply = tilores_data_pb2.ListFieldsResponse()
+        for field in describe_fields(schema):
+            if request.category and field.category != request.category:
+                continue
+            info = reply.fields.add(
+                name=field.name,
+                category=field.category,
+                type=field.type,
+                present=field.name in carried,
+                pii_kind=field.pii_kind,
+            )
+            if shares is not None:
+                info.share = shares.get(field.name, 0.0)
+        return reply
+
+    async def BatchSearch(self, request, context):
+        if not request.searches:
+            raise InvalidArgument("searches must not be empty", field="searches")
+        if len(request.searches) > MAX_BATCH:
+            raise InvalidArgument(
+                f"at most {MAX_BATCH} searches per batch, got {len(request.searches)}", field="searches"
+            )
+        if not 0 <= request.concurrency <= MAX_BATCH_CONCURRENCY:
+            raise InvalidArgument(f"concurrency must be 0..{MAX_BATCH_CONCURRENCY}", field="concurrency")
+        gate = asyncio.Semaphore(request.concurrency or DEFAULT_BATCH_CONCURRENCY)
+
+        async def one(n: int, search) -> tilores_data_pb2.BatchSearchResult:
+            async with gate:
+                try:
+                    return tilores_data_pb2.BatchSearchResult(response=await self._search(search, f"searches[{n}]."))
+                except Fault as fault:
+                    error = tilores_data_pb2.BatchSearchError(
+                        code=fault.code, message=fault.message, field=fault.field or ""
+                    )
+                    return tilores_data_pb2.BatchSearchResult(error=error)
+
+        results = await asyncio.gather(*(one(n, s) for n, s in enumerate(request.searches)))
+        return tilores_data_pb2.BatchSearchResponse(results=results)
+
+    async def SubmitRecords(self, request, context):
+        records = checked_records([MessageToDict(r) for r in request.records], await self._source.schema())
+        added = await self._source.submit(records)
+        return tilores_data_pb2.SubmitRecordsResponse(records_added=added)
 
 
 class TiloresDataComponent:

@@ -157,6 +157,8 @@ class EmbeddedEntityStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._version = 0  # bumped by every write; keys cached aggregates
+        self._shares: tuple[int, dict[str, float]] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -192,6 +194,7 @@ class EmbeddedEntityStore:
                     )
                     added += len(records)
                 self._db.execute("COMMIT")
+                self._version += 1
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -218,6 +221,7 @@ class EmbeddedEntityStore:
                         )
                     self._resolve(record)
                 self._db.execute("COMMIT")
+                self._version += 1
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -262,6 +266,21 @@ class EmbeddedEntityStore:
         )
         edges = dict.fromkeys(f"{partner}:{record['id']}:{rule}" for rule, partner, _ in partners)
         self._db.executemany("INSERT INTO edges(entity_id, edge) VALUES (?, ?)", [(entity_id, e) for e in edges])
+
+    def field_shares(self) -> dict[str, float]:
+        """Per top-level record field, the share of entities with a value
+        for it. A full scan, so computed once per version of the data."""
+        with self._lock:
+            if self._shares is not None and self._shares[0] == self._version:
+                return self._shares[1]
+            total = self._db.execute("SELECT COUNT(*) FROM entities").fetchone()[0] or 1
+            rows = self._db.execute(
+                "SELECT j.key, COUNT(DISTINCT r.entity_id) FROM records r, json_each(CAST(r.data AS TEXT)) j "
+                "WHERE j.type != 'null' AND j.value != '' GROUP BY j.key"
+            ).fetchall()
+            shares = {key: round(count / total, 4) for key, count in rows}
+            self._shares = (self._version, shares)
+            return shares
 
     def count_entities(self) -> int:
         with self._lock:

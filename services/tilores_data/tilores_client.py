@@ -225,6 +225,9 @@ class TiloresGraphQLClient:
         data = await self.query(SUBMIT, {"records": records})
         return int(data["submit"]["recordsAdded"])
 
+    async def field_shares(self) -> dict[str, float] | None:
+        return None  # the API has no aggregate over all entities
+
 
 def _data(status: int, body: Any) -> dict:
     errors = body.get("errors") if isinstance(body, dict) else None
