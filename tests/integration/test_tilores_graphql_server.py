@@ -207,7 +207,7 @@ async def test_golden_record_through_record_insights(api):
     query = """query q($id: ID!) { entity(input: {id: $id}) { entity { recordInsights {
         firstName: frequencyDistribution(field: "FIRST_NAME", top: 1) { value frequency percentage }
         emails: valuesDistinct(field: "EMAIL")
-        bureaus: values(field: "CREDIT_RESPONSE.CREDIT_BUREAU")
+        bureaus: valuesDistinct(field: "CREDIT_RESPONSE.CREDIT_BUREAU")
         score: values(field: "CREDIT_RESPONSE.CREDIT_SCORE.0.Value")
         nothing: valuesDistinct(field: "STARTING_CREDIT_SCORE")
         count
@@ -220,7 +220,7 @@ async def test_golden_record_through_record_insights(api):
     assert first["value"] == "Edwina" and 0 < first["percentage"] <= 1
     assert insights["emails"] == [DEMO_EMAIL]
     assert sorted(insights["bureaus"]) == ["Equifax", "Experian", "TransUnion"]
-    assert sorted(insights["score"]) == ["698", "705", "712"]
+    assert {"698", "705", "712"} <= set(insights["score"]) and len(insights["score"]) == 6  # two pulls each
     assert insights["nothing"] == []  # an unknown field is empty, not an error
     assert insights["count"] == len(api.customers[0].records)
     dates = [r["TRANSACTION_CREATED_DATE"] for r in api.customers[0].records if r.get("TRANSACTION_CREATED_DATE")]
