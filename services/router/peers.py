@@ -8,8 +8,8 @@ import logging
 from dataclasses import dataclass
 
 import grpc
+import orjson
 from google.protobuf import duration_pb2
-from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tilores_x.v1 import (
     cache_pb2,
@@ -98,7 +98,7 @@ class MeshPeers:
                 log.warning("tilores.search_failed", extra={"fields": {"code": error.code().name}})
                 raise LookupUnavailable(error.code().name) from None
             self._in_background(self._store(key, response.SerializeToString(), metadata))
-        entities = [[MessageToDict(record.data) for record in entity.records] for entity in response.entities]
+        entities = [[orjson.loads(record.data_json) for record in entity.records] for entity in response.entities]
         if self._near_ttl_s > 0:
             self._near.set(key, entities, self._near_ttl_s, size=len(payload) or response.ByteSize())
         return entities

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from tilores_x.v1 import common_pb2, tilores_data_pb2
 
 from services.tilores_data.credit_report import SCORED, Assessment, BureauSummary, Score
@@ -10,9 +11,9 @@ from services.tilores_data.store import EntityView
 
 
 def record_message(data: dict) -> common_pb2.Record:
-    record = common_pb2.Record(id=str(data.get("id", "")), source=str(data.get("SOURCE") or ""))
-    record.data.update(data)
-    return record
+    return common_pb2.Record(
+        id=str(data.get("id", "")), source=str(data.get("SOURCE") or ""), data_json=orjson.dumps(data)
+    )
 
 
 def entity_message(view: EntityView) -> common_pb2.Entity:

@@ -5,8 +5,8 @@ server (over an identical store)."""
 from __future__ import annotations
 
 import grpc
+import orjson
 import pytest
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
@@ -46,7 +46,7 @@ async def service(request, tmp_path):
 
 
 def records_of(entity) -> list[dict]:
-    return [MessageToDict(r.data) for r in entity.records]
+    return [orjson.loads(r.data_json) for r in entity.records]
 
 
 @pytest.mark.parametrize(
