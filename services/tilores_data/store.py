@@ -13,7 +13,6 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import orjson
 
@@ -41,7 +40,8 @@ CREATE TABLE IF NOT EXISTS records (
     id TEXT PRIMARY KEY,
     entity_id TEXT NOT NULL REFERENCES entities(id),
     position INTEGER NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    source TEXT
 );
 CREATE INDEX IF NOT EXISTS records_by_entity ON records(entity_id, position);
 CREATE TABLE IF NOT EXISTS match_keys (
@@ -114,15 +114,51 @@ def _edges(records: list[dict]) -> list[str]:
     return list(dict.fromkeys(edges))
 
 
-@dataclass
 class EntityView:
-    """An entity as Tilores returns it."""
+    """An entity as Tilores returns it. Records read from the store stay
+    JSON until something asks for them as dicts: a search answer goes out
+    without parsing and re-encoding every record."""
 
-    id: str
-    records: list[dict]
-    edges: list[str]
-    hits: dict[str, list[str]] = field(default_factory=dict)
-    hit_score: float = 0.0
+    __slots__ = ("_raw", "_records", "edges", "hit_score", "hits", "id")
+
+    def __init__(
+        self,
+        id: str,
+        records: list[dict] | None = None,
+        edges: list[str] | None = None,
+        hits: dict[str, list[str]] | None = None,
+        hit_score: float = 0.0,
+        raw_records: list[tuple[str, str, bytes]] | None = None,
+    ):
+        self.id = id
+        self._records = records
+        self._raw = raw_records
+        self.edges = edges if edges is not None else []
+        self.hits = hits if hits is not None else {}
+        self.hit_score = hit_score
+
+    @property
+    def records(self) -> list[dict]:
+        if self._records is None:
+            self._records = [orjson.loads(data) for _, _, data in self._raw or ()]
+        return self._records
+
+    @property
+    def raw_records(self) -> list[tuple[str, str, bytes]] | None:
+        """(id, SOURCE, JSON) per record when read from the store unparsed."""
+        return self._raw if self._records is None else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntityView):
+            return NotImplemented
+        return (self.id, self.records, self.edges, self.hits, self.hit_score) == (
+            other.id, other.records, other.edges, other.hits, other.hit_score,
+        )  # fmt: skip
+
+    __hash__ = None  # mutable: not a dict key
+
+    def __repr__(self) -> str:
+        return f"EntityView(id={self.id!r}, records={len(self.records)}, edges={len(self.edges)})"
 
 
 def search_keys(parameters: dict[str, str]) -> list[tuple[str, str]]:
@@ -156,6 +192,10 @@ class EmbeddedEntityStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(records)")}
+        if "source" not in columns:  # a store written before records kept their source apart
+            self._db.execute("ALTER TABLE records ADD COLUMN source TEXT")
+            self._db.execute("UPDATE records SET source = json_extract(CAST(data AS TEXT), '$.SOURCE')")
         self._lock = threading.Lock()
         self._version = 0  # bumped by every write; keys cached aggregates
         self._shares: tuple[int, dict[str, float]] | None = None
@@ -177,8 +217,8 @@ class EmbeddedEntityStore:
                 for entity_id, records in entities:
                     self._db.execute("INSERT INTO entities(id) VALUES (?)", (entity_id,))
                     self._db.executemany(
-                        "INSERT INTO records(id, entity_id, position, data) VALUES (?, ?, ?, ?)",
-                        [(r["id"], entity_id, n, orjson.dumps(r)) for n, r in enumerate(records)],
+                        "INSERT INTO records(id, entity_id, position, data, source) VALUES (?, ?, ?, ?, ?)",
+                        [(r["id"], entity_id, n, orjson.dumps(r), r.get("SOURCE")) for n, r in enumerate(records)],
                     )
                     self._db.executemany(
                         "INSERT INTO match_keys(rule, value, record_id, entity_id) VALUES (?, ?, ?, ?)",
@@ -256,8 +296,8 @@ class EmbeddedEntityStore:
             "SELECT COALESCE(MAX(position) + 1, 0) FROM records WHERE entity_id = ?", (entity_id,)
         ).fetchone()[0]
         self._db.execute(
-            "INSERT INTO records(id, entity_id, position, data) VALUES (?, ?, ?, ?)",
-            (record["id"], entity_id, position, orjson.dumps(record)),
+            "INSERT INTO records(id, entity_id, position, data, source) VALUES (?, ?, ?, ?, ?)",
+            (record["id"], entity_id, position, orjson.dumps(record), record.get("SOURCE")),
         )
         keys = list(dict.fromkeys([*_match_keys(record), *links]))
         self._db.executemany(
@@ -326,12 +366,12 @@ class EmbeddedEntityStore:
     def get_entity(self, entity_id: str) -> EntityView | None:
         with self._lock:
             rows = self._db.execute(
-                "SELECT data FROM records WHERE entity_id = ? ORDER BY position", (entity_id,)
+                "SELECT id, source, data FROM records WHERE entity_id = ? ORDER BY position", (entity_id,)
             ).fetchall()
             if not rows:
                 return None
             edges = [e for (e,) in self._db.execute("SELECT edge FROM edges WHERE entity_id = ?", (entity_id,))]
-        return EntityView(id=entity_id, records=[orjson.loads(data) for (data,) in rows], edges=edges)
+        return EntityView(id=entity_id, edges=edges, raw_records=[(i, src or "", data) for i, src, data in rows])
 
     def get_entity_by_record(self, record_id: str) -> EntityView | None:
         with self._lock:

@@ -18,7 +18,11 @@ def record_message(data: dict) -> common_pb2.Record:
 
 def entity_message(view: EntityView) -> common_pb2.Entity:
     entity = common_pb2.Entity(id=view.id, edges=view.edges, hit_score=view.hit_score)
-    entity.records.extend(record_message(data) for data in view.records)
+    raw = view.raw_records
+    if raw is not None:  # straight from the store: no parsing, no re-encoding
+        entity.records.extend(common_pb2.Record(id=i, source=src, data_json=data) for i, src, data in raw)
+    else:
+        entity.records.extend(record_message(data) for data in view.records)
     for record_id, rules in view.hits.items():
         entity.hits.add(record_id=record_id, rule_ids=rules)
     return entity

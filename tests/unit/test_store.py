@@ -1,3 +1,6 @@
+import sqlite3
+
+import orjson
 import pytest
 
 from services.runtime.faults import InvalidArgument
@@ -82,3 +85,23 @@ def test_bad_paging_names_the_field(store):
     with pytest.raises(InvalidArgument) as caught:
         store.search({"CLIENT_ID": "2480135"}, page=-1)
     assert caught.value.field == "page"
+
+
+def test_a_store_written_before_sources_were_kept_apart_is_migrated(tmp_path):
+    path = str(tmp_path / "old.db")
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE entities (id TEXT PRIMARY KEY);"
+        "CREATE TABLE records (id TEXT PRIMARY KEY, entity_id TEXT NOT NULL, position INTEGER NOT NULL,"
+        " data BLOB NOT NULL);"
+    )
+    db.execute("INSERT INTO entities VALUES ('e1')")
+    db.execute("INSERT INTO records VALUES ('r1', 'e1', 0, ?)", (orjson.dumps({"id": "r1", "SOURCE": "Contact"}),))
+    db.commit()
+    db.close()
+    store = EmbeddedEntityStore(path)
+    try:
+        assert store.get_entity("e1").raw_records[0][:2] == ("r1", "Contact")
+        assert store.get_entity("e1").records == [{"id": "r1", "SOURCE": "Contact"}]
+    finally:
+        store.close()
