@@ -30,7 +30,12 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
     def __init__(self, source: EntitySource):
         self._source = source
 
-    async def _search(self, request: tilores_data_pb2.SearchEntitiesRequest, prefix: str = ""):
+    async def _search(
+        self,
+        request: tilores_data_pb2.SearchEntitiesRequest,
+        into: tilores_data_pb2.SearchEntitiesResponse,
+        prefix: str = "",
+    ) -> None:
         if request.page < 0:
             raise InvalidArgument("page must be 0 (all) or a 1-based page number", field=f"{prefix}page")
         if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
@@ -40,10 +45,12 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         except InvalidArgument as error:
             raise InvalidArgument(error.message, field=f"{prefix}{error.field}") from None
         views = await self._source.search(parameters, page=request.page, page_size=request.page_size)
-        return tilores_data_pb2.SearchEntitiesResponse(entities=[entity_message(v) for v in views])
+        into.entities.extend(entity_message(v) for v in views)
 
     async def SearchEntities(self, request, context):
-        return await self._search(request)
+        reply = tilores_data_pb2.SearchEntitiesResponse()
+        await self._search(request, reply)
+        return reply
 
     async def GetEntity(self, request, context):
         if not request.entity_id:
@@ -133,19 +140,22 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         if not 0 <= request.concurrency <= MAX_BATCH_CONCURRENCY:
             raise InvalidArgument(f"concurrency must be 0..{MAX_BATCH_CONCURRENCY}", field="concurrency")
         gate = asyncio.Semaphore(request.concurrency or DEFAULT_BATCH_CONCURRENCY)
+        reply = tilores_data_pb2.BatchSearchResponse()
+        results = [reply.results.add() for _ in request.searches]  # filled in place, in request order
 
-        async def one(n: int, search) -> tilores_data_pb2.BatchSearchResult:
+        async def one(n: int, search) -> None:
             async with gate:
                 try:
-                    return tilores_data_pb2.BatchSearchResult(response=await self._search(search, f"searches[{n}]."))
+                    await self._search(search, results[n].response, f"searches[{n}].")
                 except Fault as fault:
-                    error = tilores_data_pb2.BatchSearchError(
-                        code=fault.code, message=fault.message, field=fault.field or ""
+                    results[n].error.CopyFrom(
+                        tilores_data_pb2.BatchSearchError(
+                            code=fault.code, message=fault.message, field=fault.field or ""
+                        )
                     )
-                    return tilores_data_pb2.BatchSearchResult(error=error)
 
-        results = await asyncio.gather(*(one(n, s) for n, s in enumerate(request.searches)))
-        return tilores_data_pb2.BatchSearchResponse(results=results)
+        await asyncio.gather(*(one(n, s) for n, s in enumerate(request.searches)))
+        return reply
 
     async def SubmitRecords(self, request, context):
         records = checked_records([MessageToDict(r) for r in request.records], await self._source.schema())
