@@ -43,10 +43,11 @@ $(DATA_DIR)/tilores.db: $(VENV)/.installed $(GEN)/.stamp
 	mkdir -p $(DATA_DIR)
 	$(PY) -m services.tilores_data.seed --db $@ --customers $(CUSTOMERS)
 
-## bench: figures for the mesh's added latency (prints, never fails on speed)
+## bench: figures for the mesh's added latency and tilores_data at 100,000 customers (prints, never fails on speed)
 bench: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.chat_latency
 	$(PY) -m bench.provider_paths
+	$(PY) -m bench.tilores_data
 
 envoy-config: $(VENV)/.installed
 	$(PY) -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml

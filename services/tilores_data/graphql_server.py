@@ -13,7 +13,9 @@ developer can try it locally:
                        validation and variable errors with gqlparser's
                        message texts; resolver errors 200 with errors[]
 
-Run it: `python -m services.tilores_data.graphql_server --db FILE --port 8090`.
+Run it: `python -m services.tilores_data.graphql_server --db FILE --port 8090`
+(`--delay-ms N` adds N ms before every answer, to try the client against a
+remote API's latency).
 """
 
 from __future__ import annotations
@@ -317,11 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--client-id", default="local-client")
     parser.add_argument("--client-secret", default="local-secret")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="added before every GraphQL answer")
     args = parser.parse_args(argv)
     if not Path(args.db).exists():
         Path(args.db).parent.mkdir(parents=True, exist_ok=True)
         seed(args.db, args.customers)
     server = TiloresGraphQLServer(EmbeddedEntityStore(args.db), args.client_id, args.client_secret)
+    server.faults.delay_s = args.delay_ms / 1000
     print(
         f"Tilores-compatible GraphQL API on http://{args.host}:{args.port}/ "
         f"(token: http://{args.host}:{args.port}/oauth2/token, client id {args.client_id!r})",
