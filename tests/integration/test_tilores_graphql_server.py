@@ -261,3 +261,22 @@ async def test_injection_looking_values_are_plain_data(api):
         assert (status, body) == (200, {"data": {"search": {"entities": []}}})
     status, body = await gql(api, query, {"params": {"EMAIL": DEMO_EMAIL}})
     assert len(body["data"]["search"]["entities"]) == 1
+
+
+async def test_consider_records_hides_records_and_their_edges(api):
+    query = """query q($id: ID!) { entity(input: {id: $id, considerRecords: [{field: "SOURCE", equals: "transaction"}]})
+        { entity { records { id SOURCE } edges } } }"""
+    _, body = await gql(api, query, {"id": api.customers[0].entity_id})
+    entity = body["data"]["entity"]["entity"]
+    kept = {r["id"] for r in entity["records"]}
+    assert kept and {r["SOURCE"] for r in entity["records"]} == {"Transaction"}  # case ignored
+    assert all(set(edge.split(":")[:2]) <= kept for edge in entity["edges"])
+
+
+async def test_search_rules_and_paging_arguments_are_accepted(api):
+    query = (
+        'query { search(input: {parameters: {CLIENT_ID: "2480135"}, searchRules: "default", page: 1, pageSize: 5})'
+        " { entities { id } } }"
+    )
+    status, body = await gql(api, query)
+    assert status == 200 and [e["id"] for e in body["data"]["search"]["entities"]] == [api.customers[0].entity_id]
