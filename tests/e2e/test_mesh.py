@@ -5,6 +5,7 @@ import uuid
 
 import grpc
 import openai
+import orjson
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc, tilores_data_pb2, tilores_data_pb2_grpc
@@ -236,7 +237,7 @@ def test_grpc_clients_reach_every_service_through_envoy(mesh):
             tilores_data_pb2.SearchEntitiesRequest(parameters={"EMAIL": "edwina.hawthorne@example.com"}), timeout=5
         )
         assert len(found.entities) == 1
-        assert found.entities[0].records[0].data["FIRST_NAME"] == "Edwina"
+        assert orjson.loads(found.entities[0].records[0].data_json)["FIRST_NAME"] == "Edwina"
         with pytest.raises(grpc.RpcError) as caught:
             tilores.SearchEntities(tilores_data_pb2.SearchEntitiesRequest(parameters={"SALESFORCE_ID": "x"}), timeout=5)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
