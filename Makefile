@@ -8,14 +8,14 @@ DATA_DIR ?= .data
 CUSTOMERS ?= 1000
 PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 
-.PHONY: run test lint fmt protos seed bench envoy-config clean
+.PHONY: run test lint fmt protos seed bench envoy-config clean redis-server
 
 ## run: install, generate, seed, start Envoy and the six services (Ctrl-C stops them)
-run: $(VENV)/.installed $(GEN)/.stamp seed
+run: $(VENV)/.installed $(GEN)/.stamp seed redis-server
 	$(PY) -m deploy.local_mesh --topology deploy/topology.yaml --data-dir $(DATA_DIR)
 
 ## test: install, generate, lint (buf + ruff) and run every test
-test: lint $(GEN)/.stamp
+test: lint $(GEN)/.stamp redis-server
 	$(PY) -m pytest
 
 ## lint: buf lint on the contracts, ruff on the code
@@ -61,6 +61,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
 	echo "$(CURDIR)/$(GEN)" >> $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
 	touch $@
+
+## redis-server: the cache's second tier; from Debian when missing (needs root)
+redis-server:
+	@command -v redis-server >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server)
 
 node_modules/.installed: package.json package-lock.json
 	@# buf ships through npm; a machine without Node.js gets it from Debian (needs root).

@@ -23,12 +23,12 @@ from tilores_x.v1 import (
 )
 
 from services.runtime.channels import open_channel
+from services.runtime.customer_keys import CUSTOMER_NAMESPACE, search_key
 from services.runtime.lru import LruCache
 from services.runtime.request_context import outgoing_metadata
 
 log = logging.getLogger("router.peers")
 
-CUSTOMER_NAMESPACE = "customer"
 # Used only when the optimizer cannot be reached, so a turn still gets an
 # honest instruction rather than none.
 FALLBACK_TEMPLATE = (
@@ -71,7 +71,7 @@ class MeshPeers:
 
     async def find_entities(self, parameters: dict[str, str], timeout_s: float) -> list[list[dict]]:
         """Records of every entity matching the parameters, through the cache."""
-        key = "search:" + "&".join(f"{k}={v}" for k, v in sorted(parameters.items()))
+        key = search_key(parameters)
         near = self._near.get(key)
         if near is not None:
             return near

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, router_pb2, router_pb2_grpc
 
-from services.router.extract import extract_identifiers
 from services.router.grounding import NO_IDENTIFIER, UNAVAILABLE, CustomerGrounding, ground
 from services.router.peers import LookupUnavailable, MeshPeers
 from services.runtime.coalesce import batches, joined
+from services.runtime.customer_identifiers import extract_identifiers
 from services.runtime.faults import InvalidArgument
 
 ROLE_NAMES = {

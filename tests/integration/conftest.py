@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from services.cache.service import CacheComponent, CacheService
+from services.cache.two_tier import TwoTierCache
 from services.llm_gateway.catalog import ModelCatalog
 from services.llm_gateway.failover import FailoverChain
 from services.llm_gateway.providers.offline import OfflineProvider
@@ -64,7 +65,7 @@ async def start_mesh(
     mesh.servers["tilores_data"] = await start_server(
         TiloresDataComponent(EmbeddedEntitySource(store)), free_port_settings("tilores_data")
     )
-    cache = CacheService(LruCache(1000, 10_000_000), {"customer": 60.0}, 60.0)
+    cache = CacheService(TwoTierCache(LruCache(1000, 10_000_000)), {"customer": 60.0}, 60.0)
     mesh.servers["cache"] = await start_server(CacheComponent(cache), free_port_settings("cache"))
     prompts = PromptStore(str(tmp_path / "optimizer.db"))
     mesh.servers["optimizer"] = await start_server(OptimizerComponent(prompts), free_port_settings("optimizer"))

@@ -1,6 +1,6 @@
 import pytest
 
-from services.router.extract import Identifiers, extract_identifiers, identifiers_in
+from services.runtime.customer_identifiers import Identifiers, extract_identifiers, identifiers_in
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""extract_identifiers: find which customer a conversation is about.
+"""extract_identifiers: find which customer a conversation or a string is about.
 
 Looks for a Salesforce contact id (003…, 15 or 18 characters), a client id
 (7–10 digits; never an amount, a date or part of a phone number), an e-mail
