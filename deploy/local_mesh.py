@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +78,7 @@ class LocalMesh:
         self.processes: dict[str, subprocess.Popen] = {}
         self.ports: dict[str, int] = {}
         self.envoy_ports: dict[str, int] = {}
+        self.redis_url = ""
         self._logs: list = []
 
     # -- addresses -----------------------------------------------------
@@ -116,6 +118,7 @@ class LocalMesh:
         for folder in (self.run_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         try:
+            self._start_redis()
             for name in self.topology.start_order():
                 self._start_service(name)
             self._start_envoy()
@@ -139,7 +142,56 @@ class LocalMesh:
         )
         for peer in spec.peers:
             env[f"{peer.upper()}_SERVICE_ADDR"] = self.service_addr(peer)
+        if name == "cache" and self.redis_url and not env.get("REDIS_URL"):
+            env["REDIS_URL"] = self.redis_url
         return env
+
+    def _start_redis(self) -> None:
+        """The cache's second tier: a private redis-server (no persistence)
+        unless REDIS_URL points at one already; without redis-server the
+        cache runs on its in-process tier alone."""
+        binary = shutil.which("redis-server")
+        if binary is None or (self.env.get("REDIS_URL") or os.environ.get("REDIS_URL")):
+            return
+        with socket.socket() as probe:  # redis-server cannot bind port 0
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        log = open(self.log_path("redis"), "ab")  # noqa: SIM115 - open for the process lifetime
+        self._logs.append(log)
+        self.processes["redis"] = subprocess.Popen(
+            _with_parent(
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.run_dir),
+                ]
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            self._check_alive("redis")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise MeshError(f"redis: did not answer PING (log: {self.log_path('redis')})")
+            time.sleep(0.02)
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
 
     def _start_service(self, name: str) -> None:
         spec = self.topology.services[name]
@@ -269,7 +321,7 @@ class LocalMesh:
             except (urllib.error.URLError, OSError):
                 pass
         order = [n for n in reversed(self.topology.start_order()) if n in self.processes]
-        for name in [*order, "envoy"]:
+        for name in [*order, "envoy", "redis"]:
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue
@@ -299,6 +351,7 @@ Tilores X Mesh is running.
   gRPC (every service)      localhost:{self.envoy_ports["grpc"]}
   Envoy admin               {self.admin_url}
   dev API key               {self.api_key}
+  cache tier 2 (Redis)      {self.redis_url or os.environ.get("REDIS_URL") or "none: redis-server is not installed"}
   logs                      {self.log_dir}/
 
 Ask about the demo customer:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2, router_pb2_grpc
+from tilores_x.v1 import cache_pb2, common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2, router_pb2_grpc
 
 from gateway.chat_request import ChatCall, parse_chat_request
 from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
@@ -179,6 +179,8 @@ class GatewayApp:
                     }
                     for p in detail.providers
                 }
+                # "degraded": answers come from the cache's in-process tier while Redis is down.
+                body["cache_redis"] = cache_pb2.RedisState.Name(detail.cache_redis).removeprefix("REDIS_STATE_").lower()
         await response.json(status, orjson.dumps(body))
 
     async def _models(self, response: _Response) -> None:

@@ -131,8 +131,9 @@ class MeshPeers:
             self._prompts.set(name, prompt, self._prompt_ttl_s, size=len(prompt.template))
         return prompt
 
-    async def health_detail(self) -> tuple[list[tuple[str, str]], list]:
-        """Each peer's grpc.health.v1 status and the providers' breakers."""
+    async def health_detail(self) -> tuple[list[tuple[str, str]], list, int]:
+        """Each peer's grpc.health.v1 status, the providers' breakers and the
+        state of the cache's Redis tier."""
 
         async def check(name: str) -> tuple[str, str]:
             try:
@@ -150,8 +151,17 @@ class MeshPeers:
                 return []
             return list(reply.providers)
 
-        *peers, statuses = await asyncio.gather(*(check(n) for n in sorted(self._channels)), providers())
-        return peers, statuses
+        async def cache_redis() -> int:
+            try:
+                reply = await self.cache.Stats(cache_pb2.StatsRequest(), timeout=1.0)
+            except grpc.aio.AioRpcError:
+                return cache_pb2.REDIS_STATE_UNSPECIFIED
+            return reply.redis_state
+
+        *peers, statuses, redis_state = await asyncio.gather(
+            *(check(n) for n in sorted(self._channels)), providers(), cache_redis()
+        )
+        return peers, statuses, redis_state
 
     def generate(self, request: llm_gateway_pb2.GenerateRequest, timeout_s: float | None):
         return self.llm.Generate(request, timeout=timeout_s, metadata=outgoing_metadata())

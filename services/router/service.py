@@ -127,9 +127,11 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             call.cancel()
 
     async def GetHealthDetail(self, request, context):
-        peers, providers = await self._peers.health_detail()
+        peers, providers, cache_redis = await self._peers.health_detail()
         return router_pb2.GetHealthDetailResponse(
-            peers=[router_pb2.PeerHealth(name=name, status=status) for name, status in peers], providers=providers
+            peers=[router_pb2.PeerHealth(name=name, status=status) for name, status in peers],
+            providers=providers,
+            cache_redis=cache_redis,
         )
 
 

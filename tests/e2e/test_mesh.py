@@ -265,3 +265,8 @@ def test_every_service_reports_serving_on_its_own_port(mesh):
         "successes": body["providers"]["offline"]["successes"],
     }
     assert body["providers"]["anthropic"]["configured"] is False
+
+
+def test_health_shows_the_cache_on_redis(mesh):
+    status, body = http_json("GET", f"{mesh.rest_url}/health")
+    assert status == 200 and body["cache_redis"] == "connected"
