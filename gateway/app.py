@@ -8,6 +8,7 @@ GET  /health               200 when the router answers its health check
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import time
@@ -57,6 +58,7 @@ class GatewayApp:
     def __init__(self, settings: GatewaySettings):
         self._settings = settings
         self._keys = tuple(key.encode() for key in settings.api_keys)
+        self._tenants = {key: "k" + hashlib.sha256(key).hexdigest()[:16] for key in self._keys}
         self._channels: list[grpc.aio.Channel] = []
         self._router = None
         self._llm = None
@@ -91,8 +93,8 @@ class GatewayApp:
         try:
             if path == "/v1/chat/completions":
                 self._allow(method, "POST")
-                self._authenticate(scope)
-                await self._chat(receive, response)
+                tenant = self._authenticate(scope)
+                await self._chat(receive, response, tenant)
             elif path == "/v1/models":
                 self._allow(method, "GET")
                 self._authenticate(scope)
@@ -138,7 +140,9 @@ class GatewayApp:
         if method != allowed:
             raise OpenAIError(405, f"Method {method} is not allowed here; use {allowed}.", code="method_not_allowed")
 
-    def _authenticate(self, scope) -> None:
+    def _authenticate(self, scope) -> str:
+        """The tenant of a valid key: a digest, so the key itself goes no
+        further than this gateway."""
         header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         scheme, _, key = header.partition(b" ")
         if not header or scheme.lower() != b"bearer" or not key.strip():
@@ -152,6 +156,7 @@ class GatewayApp:
         # Compare against every key so timing says nothing about which is close.
         if not any([hmac.compare_digest(key, known) for known in self._keys]):
             raise OpenAIError(401, "Incorrect API key provided.", type="invalid_request_error", code="invalid_api_key")
+        return self._tenants[key]
 
     async def _healthcheck(self, response: _Response) -> None:
         try:
@@ -205,12 +210,13 @@ class GatewayApp:
         ]
         await response.json(200, orjson.dumps({"object": "list", "data": data}))
 
-    async def _chat(self, receive, response: _Response) -> None:
+    async def _chat(self, receive, response: _Response, tenant: str) -> None:
         body = await _read_body(receive)
         if body is None:
             log.info("chat.client_hung_up")  # before the request was even complete
             return
         chat = parse_chat_request(body)
+        chat.request.tenant = tenant
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if not chat.request.conversation_id:
             chat.request.conversation_id = completion_id

@@ -8,12 +8,12 @@ import logging
 from dataclasses import dataclass
 
 import grpc
-import orjson
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tilores_x.v1 import (
     cache_pb2,
     cache_pb2_grpc,
+    common_pb2,
     llm_gateway_pb2,
     llm_gateway_pb2_grpc,
     optimizer_pb2,
@@ -23,9 +23,10 @@ from tilores_x.v1 import (
 )
 
 from services.runtime.channels import open_channel
-from services.runtime.customer_keys import CUSTOMER_NAMESPACE, search_key
+from services.runtime.customer_keys import CUSTOMER_NAMESPACE, credit_report_key, customer360_key, search_key
 from services.runtime.lru import LruCache
 from services.runtime.request_context import outgoing_metadata
+from services.runtime.single_flight import SingleFlight
 
 log = logging.getLogger("router.peers")
 
@@ -36,6 +37,7 @@ FALLBACK_TEMPLATE = (
     "never invent customer data.\n\n{context}"
 )
 CACHE_TIMEOUT_S = 0.25
+MODELS_TTL_S = 60.0
 
 
 class LookupUnavailable(Exception):
@@ -68,18 +70,65 @@ class MeshPeers:
         # hop on every turn, and a new version is live within that time.
         self._prompts = LruCache(max_entries=256, max_bytes=4 * 1024 * 1024)
         self._prompt_ttl_s = prompt_ttl_s
+        self._flight: SingleFlight = SingleFlight()
+        self.tilores_calls = 0
 
-    async def find_entities(self, parameters: dict[str, str], timeout_s: float) -> list[list[dict]]:
-        """Records of every entity matching the parameters, through the cache."""
-        key = search_key(parameters)
-        near = self._near.get(key)
+    async def find_entities(
+        self, parameters: dict[str, str], timeout_s: float, tenant: str = ""
+    ) -> list[common_pb2.Entity]:
+        """Every entity matching the parameters, through the near-cache, the
+        cache service and (once for all concurrent askers) tilores_data."""
+        reply = await self._through_cache(
+            tenant,
+            search_key(parameters),
+            tilores_data_pb2.SearchEntitiesResponse,
+            lambda metadata: self.tilores.SearchEntities(
+                tilores_data_pb2.SearchEntitiesRequest(parameters=parameters), timeout=timeout_s, metadata=metadata
+            ),
+            timeout_s,
+        )
+        return list(reply.entities)
+
+    async def customer_view(
+        self, entity_id: str, timeout_s: float, tenant: str = ""
+    ) -> tuple[tilores_data_pb2.GetCustomer360Response, tilores_data_pb2.GetCreditReportResponse]:
+        """The customer's 360 view and credit report, fetched together."""
+        ref = tilores_data_pb2.CustomerRef(entity_id=entity_id)
+        return await asyncio.gather(
+            self._through_cache(
+                tenant,
+                customer360_key(entity_id),
+                tilores_data_pb2.GetCustomer360Response,
+                lambda metadata: self.tilores.GetCustomer360(
+                    tilores_data_pb2.GetCustomer360Request(customer=ref), timeout=timeout_s, metadata=metadata
+                ),
+                timeout_s,
+            ),
+            self._through_cache(
+                tenant,
+                credit_report_key(entity_id),
+                tilores_data_pb2.GetCreditReportResponse,
+                lambda metadata: self.tilores.GetCreditReport(
+                    tilores_data_pb2.GetCreditReportRequest(customer=ref), timeout=timeout_s, metadata=metadata
+                ),
+                timeout_s,
+            ),
+        )
+
+    async def _through_cache(self, tenant: str, key: str, message_type, fetch, timeout_s: float):
+        near = self._near.get((tenant, key))
         if near is not None:
             return near
+        # N concurrent turns about one uncached customer: one cache read and
+        # one tilores_data call between them.
+        return await self._flight.run((tenant, key), lambda: self._load(tenant, key, message_type, fetch, timeout_s))
+
+    async def _load(self, tenant: str, key: str, message_type, fetch, timeout_s: float):
         metadata = outgoing_metadata()
         payload = b""
         try:
             cached = await self.cache.Get(
-                cache_pb2.GetRequest(namespace=CUSTOMER_NAMESPACE, key=key),
+                cache_pb2.GetRequest(tenant=tenant, namespace=CUSTOMER_NAMESPACE, key=key),
                 timeout=min(CACHE_TIMEOUT_S, timeout_s),
                 metadata=metadata,
             )
@@ -88,30 +137,39 @@ class MeshPeers:
         except grpc.aio.AioRpcError as error:
             log.warning("cache.get_failed", extra={"fields": {"code": error.code().name}})
         if payload:
-            response = tilores_data_pb2.SearchEntitiesResponse.FromString(payload)
+            reply = message_type.FromString(payload)
         else:
             try:
-                response = await self.tilores.SearchEntities(
-                    tilores_data_pb2.SearchEntitiesRequest(parameters=parameters), timeout=timeout_s, metadata=metadata
-                )
+                reply = await fetch(metadata)
             except grpc.aio.AioRpcError as error:
-                log.warning("tilores.search_failed", extra={"fields": {"code": error.code().name}})
+                log.warning("tilores.lookup_failed", extra={"fields": {"code": error.code().name}})
                 raise LookupUnavailable(error.code().name) from None
-            self._in_background(self._store(key, response.SerializeToString(), metadata))
-        entities = [[orjson.loads(record.data_json) for record in entity.records] for entity in response.entities]
+            self.tilores_calls += 1
+            payload = reply.SerializeToString()
+            self._in_background(self._store(tenant, key, payload, metadata))
         if self._near_ttl_s > 0:
-            self._near.set(key, entities, self._near_ttl_s, size=len(payload) or response.ByteSize())
-        return entities
+            self._near.set((tenant, key), reply, self._near_ttl_s, size=len(payload))
+        return reply
 
-    async def _store(self, key: str, value: bytes, metadata) -> None:
+    async def _store(self, tenant: str, key: str, value: bytes, metadata) -> None:
         try:
             await self.cache.Set(
-                cache_pb2.SetRequest(namespace=CUSTOMER_NAMESPACE, key=key, value=value, ttl=self._ttl),
+                cache_pb2.SetRequest(tenant=tenant, namespace=CUSTOMER_NAMESPACE, key=key, value=value, ttl=self._ttl),
                 timeout=1.0,
                 metadata=metadata,
             )
         except grpc.aio.AioRpcError as error:
             log.warning("cache.set_failed", extra={"fields": {"code": error.code().name}})
+
+    async def models(self) -> dict[str, llm_gateway_pb2.Model]:
+        """The model catalog by id, read from llm_gateway and kept briefly."""
+        cached = self._prompts.get(("models",))
+        if cached is not None:
+            return cached
+        reply = await self.llm.ListModels(llm_gateway_pb2.ListModelsRequest(), timeout=2.0)
+        models = {m.id: m for m in reply.models}
+        self._prompts.set(("models",), models, MODELS_TTL_S, size=reply.ByteSize())
+        return models
 
     async def prompt(self, name: str, conversation_id: str, timeout_s: float) -> Prompt:
         cached = self._prompts.get(name)

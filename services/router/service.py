@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, router_pb2, router_pb2_grpc
 
-from services.router.grounding import NO_IDENTIFIER, UNAVAILABLE, CustomerGrounding, ground
+from services.router.field_policy import FieldPolicy
+from services.router.grounding import NO_IDENTIFIER, NOT_FOUND, UNAVAILABLE, CustomerGrounding, ambiguous, found
 from services.router.peers import LookupUnavailable, MeshPeers
 from services.runtime.coalesce import batches, joined
 from services.runtime.customer_identifiers import extract_identifiers
@@ -53,20 +54,31 @@ def grounding_message(grounding: CustomerGrounding, text: str) -> common_pb2.Gro
         text=text,
     )
     for fact in grounding.facts:
-        message.facts.add(topic=fact.topic, label=fact.label, value=fact.value, record_id=fact.record_id)
+        message.facts.add(
+            topic=fact.topic, label=fact.label, value=fact.value, record_id=fact.record_id, pii_kind=fact.pii_kind
+        )
     return message
 
 
+# The share of a model's context window the customer context may fill, at
+# roughly four characters a token; the rest is for the conversation and the
+# answer.
+CONTEXT_SHARE = 0.5
+CHARS_PER_TOKEN = 4
+MIN_CONTEXT_CHARS = 1500
+
+
 class RouterService(router_pb2_grpc.RouterServiceServicer):
-    def __init__(self, peers: MeshPeers, default_timeout_s: float):
+    def __init__(self, peers: MeshPeers, default_timeout_s: float, policy: FieldPolicy | None = None):
         self._peers = peers
         self._default_timeout_s = default_timeout_s
+        self._policy = policy or FieldPolicy.bundled()
 
     def _remaining(self, context: grpc.aio.ServicerContext) -> float:
         remaining = context.time_remaining()
         return self._default_timeout_s if remaining is None else max(remaining, 0.001)
 
-    async def _grounding(self, messages, conversation_id: str, timeout_s: float):
+    async def _grounding(self, messages, conversation_id: str, timeout_s: float, tenant: str):
         identifiers = extract_identifiers(messages)
         if not identifiers:
             prompt = await self._peers.prompt("general", conversation_id, timeout_s)
@@ -75,8 +87,14 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         prompt_task = asyncio.ensure_future(self._peers.prompt("customer", conversation_id, timeout_s))
         query = identifiers.describe()
         try:
-            entities = await self._peers.find_entities(identifiers.search_parameters(), timeout_s)
-            grounding = ground(query, entities)
+            entities = await self._peers.find_entities(identifiers.search_parameters(), timeout_s, tenant)
+            if not entities:
+                grounding = CustomerGrounding(NOT_FOUND, query)
+            elif len(entities) > 1:
+                grounding = ambiguous(query, entities)
+            else:
+                view, credit = await self._peers.customer_view(entities[0].id, timeout_s, tenant)
+                grounding = found(query, view, credit)
         except LookupUnavailable:
             grounding = CustomerGrounding(UNAVAILABLE, query)
         except BaseException:
@@ -84,10 +102,33 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             raise
         return grounding, await prompt_task
 
+    async def _model_limits(self, request) -> tuple[frozenset[str], int | None]:
+        """The personal data every provider that may answer is allowed to
+        see, and the context budget in characters."""
+        try:
+            models = await self._peers.models()
+        except grpc.aio.AioRpcError:
+            models = {}
+        model = models.get(request.model)
+        if model is None:
+            return self._policy.allowed([""]), MIN_CONTEXT_CHARS  # unknown: the default policy
+        chain = [model.provider]
+        if not request.no_fallback:
+            chain += [models[f].provider for f in model.fallbacks if f in models]
+        budget = None
+        if model.context_window:
+            conversation = sum(len(m.content) for m in request.messages)
+            budget = max(MIN_CONTEXT_CHARS, int(model.context_window * CHARS_PER_TOKEN * CONTEXT_SHARE) - conversation)
+        return self._policy.allowed(chain), budget
+
     async def Chat(self, request, context):
         messages = conversation(request)
-        grounding, prompt = await self._grounding(messages, request.conversation_id, self._remaining(context))
-        context_text = grounding.text()
+        (grounding, prompt), (allowed, budget) = await asyncio.gather(
+            self._grounding(messages, request.conversation_id, self._remaining(context), request.tenant),
+            self._model_limits(request),
+        )
+        grounding.facts = self._policy.apply(grounding.facts, allowed)
+        context_text = grounding.text(budget)
         generate = llm_gateway_pb2.GenerateRequest(
             model=request.model, grounding=grounding_message(grounding, context_text)
         )
@@ -159,12 +200,15 @@ class _ModelServiceUnavailable(grpc.aio.AioRpcError):
 
 
 class RouterComponent:
-    def __init__(self, peers: MeshPeers, default_timeout_s: float):
+    def __init__(self, peers: MeshPeers, default_timeout_s: float, policy: FieldPolicy | None = None):
         self.peers = peers
         self.default_timeout_s = default_timeout_s
+        self.policy = policy
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        router_pb2_grpc.add_RouterServiceServicer_to_server(RouterService(self.peers, self.default_timeout_s), server)
+        router_pb2_grpc.add_RouterServiceServicer_to_server(
+            RouterService(self.peers, self.default_timeout_s, self.policy), server
+        )
         return [router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name]
 
     async def close(self) -> None:

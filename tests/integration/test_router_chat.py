@@ -6,6 +6,7 @@ import logging
 
 import grpc
 import pytest
+from google.protobuf.struct_pb2 import Struct
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tilores_x.v1 import (
     cache_pb2,
@@ -15,6 +16,7 @@ from tilores_x.v1 import (
     router_pb2,
     router_pb2_grpc,
     tilores_data_pb2,
+    tilores_data_pb2_grpc,
 )
 
 from services.llm_gateway.providers.environment import build_providers
@@ -196,3 +198,69 @@ async def test_router_health_detail_shows_an_open_breaker(tmp_path):
     finally:
         await stop_mesh(mesh)
         await emulator.stop()
+
+
+async def test_a_name_finds_the_customer(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    text, _ = await collect(stub, chat_request("What is the account status of Edwina Hawthorne?"))
+    assert "Edwina Hawthorne" in text and "Active" in text
+
+
+async def test_several_matches_list_the_candidates_and_ask(mesh):
+    # A second Edwina Hawthorne: same name, nothing else in common, so a
+    # separate customer.
+    namesake = Struct()
+    namesake.update(
+        {"id": "003NAMESAKE0000001", "SOURCE": "Contact", "FIRST_NAME": "Edwina", "LAST_NAME": "Hawthorne",
+         "EMAIL": "e.hawthorne@example.org", "CLIENT_ID": "9990001", "STATUS": "Cancelled"}
+    )  # fmt: skip
+    tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(mesh.channel("tilores_data"))
+    await tilores.SubmitRecords(tilores_data_pb2.SubmitRecordsRequest(records=[namesake]))
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    text, _ = await collect(stub, chat_request("What is the status of Edwina Hawthorne?"))
+    assert "several customers match" in text and "Which one do you mean?" in text
+    assert "client id 2480135" in text and "client id 9990001" in text
+    # Naming which one settles it.
+    text, _ = await collect(stub, chat_request("The one with client id 9990001: what is her status?"))
+    assert "Cancelled" in text
+
+
+async def test_concurrent_turns_about_one_uncached_customer_make_one_lookup(tmp_path):
+    mesh = await start_mesh(tmp_path, near_cache_ttl_s=30.0)
+    try:
+        stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+        customer = mesh.customers[5]
+        question = f"status of client id {customer.records[0]['CLIENT_ID']}"
+        answers = await asyncio.gather(*(collect(stub, chat_request(question)) for _ in range(20)))
+        assert all(customer.records[0]["FIRST_NAME"] in text for text, _ in answers)
+        peers = mesh.servers["router"].component.peers
+        assert peers.tilores_calls == 3  # one search, one 360 view, one credit report for all 20 turns
+    finally:
+        await stop_mesh(mesh)
+
+
+async def test_personal_data_reaches_a_cloud_model_masked(tmp_path):
+    emulator = OpenAIEmulator(Script(text="Here is what is on file."))
+    await emulator.start()
+    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
+    del providers["offline"]
+    mesh = await start_mesh(tmp_path, providers=providers)
+    try:
+        stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+        text, _ = await collect(
+            stub, chat_request("When was Edwina Hawthorne born? client id 2480135", model="gpt-4o-mini")
+        )
+        assert text == "Here is what is on file."
+        system = emulator.requests[-1]["messages"][0]["content"]
+        assert "Date of birth: [withheld: date of birth]" in system
+        assert "1984-06-12" not in system
+        assert "Account status: Active" in system and "712" in system  # the rest is there
+    finally:
+        await stop_mesh(mesh)
+        await emulator.stop()
+
+
+async def test_the_offline_model_may_see_what_the_policy_allows(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    text, _ = await collect(stub, chat_request("What is the birth date of client id 2480135?"))
+    assert "1984-06-12" in text

@@ -3,6 +3,10 @@ are in the records, and an honest answer when there are none."""
 
 import asyncio
 
+import orjson
+import pytest
+from tilores_x.v1 import common_pb2
+
 from services.llm_gateway.providers.events import (
     Fact,
     Finish,
@@ -14,13 +18,31 @@ from services.llm_gateway.providers.events import (
     Usage,
 )
 from services.llm_gateway.providers.offline import OfflineProvider, compose_answer, requested_topics
-from services.router.grounding import AMBIGUOUS, FOUND, NOT_FOUND, customer_facts, ground
+from services.router.field_policy import FieldPolicy, PolicyError
+from services.router.grounding import AMBIGUOUS, FOUND, NOT_FOUND, CustomerGrounding, ambiguous, found
 from services.runtime.faults import InvalidArgument
+from services.tilores_data.credit_report import assess, bureau_summaries
+from services.tilores_data.customer360 import build_customer360
 from services.tilores_data.sample import generate_customers
+from services.tilores_data.store import EntityView
+from services.tilores_data.wire import credit_report_message, customer360_message
 
 
 def _demo_records():
     return next(iter(generate_customers(1))).records
+
+
+def _view(customer) -> tuple:
+    view = EntityView(customer.entity_id, customer.records, [])
+    summaries = bureau_summaries(customer.records)
+    return (
+        customer360_message(build_customer360(view)),
+        credit_report_message(customer.entity_id, summaries, assess(summaries)),
+    )
+
+
+def _demo_grounding():
+    return found("email edwina.hawthorne@example.com", *_view(next(iter(generate_customers(1)))))
 
 
 def _as_provider_grounding(grounding) -> Grounding:
@@ -32,29 +54,79 @@ def _as_provider_grounding(grounding) -> Grounding:
     )
 
 
-def test_facts_come_from_the_records_with_their_record_ids():
+def _entity(customer) -> common_pb2.Entity:
+    return common_pb2.Entity(
+        id=customer.entity_id,
+        records=[common_pb2.Record(id=r["id"], data_json=orjson.dumps(r)) for r in customer.records],
+    )
+
+
+def test_facts_come_from_the_360_view_with_their_record_ids():
     records = _demo_records()
-    name, facts = customer_facts(records)
-    assert name == "Edwina Hawthorne"
-    by_label = {f.label: f for f in facts}
+    grounding = _demo_grounding()
+    assert grounding.customer_name == "Edwina Hawthorne"
+    by_label = {f.label: f for f in grounding.facts}
     assert by_label["Account status"].value == "Active"
     assert by_label["Account status"].record_id == records[0]["id"]
-    scores = {f.label.split()[0]: f.value for f in facts if "credit score" in f.label}
+    scores = {f.label.split()[0]: f.value for f in grounding.facts if " credit score" in f.label}
     assert scores == {"TransUnion": "712", "Equifax": "705", "Experian": "698"}
     record_ids = {r["id"] for r in records}
-    assert all(f.record_id in record_ids for f in facts)
-    # Sensitive values never become facts.
-    assert not any(f.value == records[0]["DATE_OF_BIRTH"] for f in facts)
+    assert all(f.record_id in record_ids for f in grounding.facts)
+    assert by_label["Date of birth"].pii_kind == "date_of_birth"
+    # Only the topics answers are organised by.
+    assert {f.topic for f in grounding.facts} <= {
+        "identity",
+        "contact",
+        "status",
+        "credit",
+        "billing",
+        "tickets",
+        "calls",
+    }
 
 
 def test_grounding_states():
-    assert ground("email x@example.com", []).status == NOT_FOUND
-    one = ground("email edwina.hawthorne@example.com", [_demo_records()])
+    assert (
+        CustomerGrounding(NOT_FOUND, "email x@example.com")
+        .text()
+        .endswith("There is no customer data for this question.")
+    )
+    one = _demo_grounding()
     assert one.status == FOUND and "Edwina Hawthorne" in one.text()
-    others = [c.records for c in generate_customers(3)]
-    many = ground("phone +13125550142", others[:2])
+    customers = list(generate_customers(3))
+    many = ambiguous("name Ada Abbott", [_entity(c) for c in customers[:2]])
     assert many.status == AMBIGUOUS
-    assert "Candidate 1" in many.text() and "Candidate 2" in many.text()
+    text = many.text()
+    assert "Candidate 1" in text and "Candidate 2" in text and "client id 2480135" in text
+
+
+def test_context_is_trimmed_to_fit_least_needed_topics_first():
+    grounding = _demo_grounding()
+    whole = grounding.text()
+    short = grounding.text(max_chars=len(whole) // 2)
+    assert len(short) <= len(whole) // 2
+    assert "Account status: Active" in short and "credit score" in short  # identity, status and credit stay
+    assert "Call at" not in short and "left out to fit the model's context window" in short
+
+
+def test_field_policy_masks_what_a_provider_may_not_see():
+    policy = FieldPolicy.bundled()
+    grounding = _demo_grounding()
+    cloud = policy.apply(grounding.facts, policy.allowed(["openai", "offline"]))
+    birth = next(f for f in cloud if f.label == "Date of birth")
+    assert birth.value == "[withheld: date of birth]" and birth.record_id
+    assert next(f for f in cloud if f.label == "Mailing street").value != "[withheld: address]"
+    local = policy.apply(grounding.facts, policy.allowed(["offline"]))
+    assert next(f for f in local if f.label == "Date of birth").value == "1984-06-12"
+    # A provider the policy does not know sees none of it.
+    assert policy.allowed(["some_new_provider"]) == frozenset()
+
+
+def test_field_policy_is_configuration_checked_by_name():
+    policy = FieldPolicy.from_yaml("providers:\n  openai: [date_of_birth]\ndefault: []\n")
+    assert policy.allowed(["openai"]) == {"date_of_birth"}
+    with pytest.raises(PolicyError, match=r"providers\.openai: unknown kind 'dob'"):
+        FieldPolicy.from_yaml("providers:\n  openai: [dob]\n")
 
 
 def test_requested_topics_match_whole_words():
@@ -68,14 +140,19 @@ def _request(question: str, grounding) -> GenerationRequest:
 
 
 def test_offline_answer_states_only_facts_and_cites_records():
-    grounding = _as_provider_grounding(ground("email edwina.hawthorne@example.com", [_demo_records()]))
+    grounding = _as_provider_grounding(_demo_grounding())
     answer = compose_answer(_request("What is the status and credit score of edwina.hawthorne@example.com?", grounding))
     assert answer.startswith("Offline answer")
     assert "Edwina Hawthorne" in answer and "Active" in answer and "712" in answer
     numbers = {token.strip(".;,()[]%:") for token in answer.split() if any(ch.isdigit() for ch in token)}
-    allowed = {f.value for f in grounding.facts} | {f.record_id for f in grounding.facts}
-    allowed |= {part for f in grounding.facts for part in f.label.replace(")", "").split()}
-    assert numbers <= {n.strip("%") for n in allowed} | allowed
+    # Every number in the answer is one a fact states (in its value or its label).
+    stated = {
+        token.strip(".;,()[]%:")
+        for f in grounding.facts
+        for token in f"{f.label} {f.value} {f.record_id}".split()
+        if any(ch.isdigit() for ch in token)
+    }
+    assert numbers <= stated
 
 
 def test_offline_answer_says_when_a_topic_is_not_on_file():
