@@ -13,6 +13,7 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, router_pb2, router_pb2_grp
 from services.router.field_policy import FieldPolicy
 from services.router.grounding import NO_IDENTIFIER, NOT_FOUND, UNAVAILABLE, CustomerGrounding, ambiguous, found
 from services.router.peers import LookupUnavailable, MeshPeers
+from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.coalesce import batches, joined
 from services.runtime.customer_identifiers import extract_identifiers
 from services.runtime.faults import InvalidArgument
@@ -66,13 +67,17 @@ def grounding_message(grounding: CustomerGrounding, text: str) -> common_pb2.Gro
 CONTEXT_SHARE = 0.5
 CHARS_PER_TOKEN = 4
 MIN_CONTEXT_CHARS = 1500
+WITHOUT_TOOLS_ON = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
 class RouterService(router_pb2_grpc.RouterServiceServicer):
-    def __init__(self, peers: MeshPeers, default_timeout_s: float, policy: FieldPolicy | None = None):
+    def __init__(
+        self, peers: MeshPeers, default_timeout_s: float, policy: FieldPolicy | None = None, tools: bool = True
+    ):
         self._peers = peers
         self._default_timeout_s = default_timeout_s
         self._policy = policy or FieldPolicy.bundled()
+        self._tools = ToolRunner(peers, self._policy) if tools else None
 
     def _remaining(self, context: grpc.aio.ServicerContext) -> float:
         remaining = context.time_remaining()
@@ -102,16 +107,17 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             raise
         return grounding, await prompt_task
 
-    async def _model_limits(self, request) -> tuple[frozenset[str], int | None]:
+    async def _model_limits(self, request) -> tuple[frozenset[str], int | None, bool]:
         """The personal data every provider that may answer is allowed to
-        see, and the context budget in characters."""
+        see, the context budget in characters, and whether the model can
+        call tools."""
         try:
             models = await self._peers.models()
         except grpc.aio.AioRpcError:
             models = {}
         model = models.get(request.model)
         if model is None:
-            return self._policy.allowed([""]), MIN_CONTEXT_CHARS  # unknown: the default policy
+            return self._policy.allowed([""]), MIN_CONTEXT_CHARS, False  # unknown: the default policy
         chain = [model.provider]
         if not request.no_fallback:
             chain += [models[f].provider for f in model.fallbacks if f in models]
@@ -119,11 +125,11 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         if model.context_window:
             conversation = sum(len(m.content) for m in request.messages)
             budget = max(MIN_CONTEXT_CHARS, int(model.context_window * CHARS_PER_TOKEN * CONTEXT_SHARE) - conversation)
-        return self._policy.allowed(chain), budget
+        return self._policy.allowed(chain), budget, model.supports_tools
 
     async def Chat(self, request, context):
         messages = conversation(request)
-        (grounding, prompt), (allowed, budget) = await asyncio.gather(
+        (grounding, prompt), (allowed, budget, supports_tools) = await asyncio.gather(
             self._grounding(messages, request.conversation_id, self._remaining(context), request.tenant),
             self._model_limits(request),
         )
@@ -139,33 +145,82 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         if request.HasField("max_tokens"):
             generate.max_tokens = request.max_tokens
         generate.options.CopyFrom(request.options)
-        generate.tools.extend(request.tools)
         generate.no_fallback = request.no_fallback
+        # The caller's own tools go to the model and its calls back to the
+        # caller; otherwise a model that can call tools gets the router's
+        # data tools, which the router runs itself.
+        own_tools = supports_tools and not request.tools and self._tools is not None
+        generate.tools.extend(request.tools or (TOOLS if own_tools else ()))
 
-        call = self._peers.generate(generate, self._remaining(context))
         response = router_pb2.ChatResponse
         sent = 0
-        try:
-            async for batch in batches(_events(call)):
-                for item in joined(batch, _delta_text):
-                    if type(item) is str:
-                        yield response(delta=item)
-                    else:
-                        kind = item.WhichOneof("event")  # usage, finish, error, tool_call: same names here
-                        yield response(**{kind: getattr(item, kind)})
-                    sent += 1
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.UNAVAILABLE and not _has_details(error):
-                # A transport failure: grpc's own text names internal addresses.
-                error = _ModelServiceUnavailable()
-            if not sent:
-                # Nothing sent yet: relay the status (and its details) as is,
-                # so the caller may still retry or map it.
-                await context.abort(error.code(), error.details(), tuple(error.trailing_metadata() or ()))
-            yield response(error=common_pb2.StreamError(code=error.code().name, message=error.details() or ""))
-        finally:
-            # Ends the upstream stream when our caller hung up or timed out.
-            call.cancel()
+        usage = common_pb2.Usage()
+        round_number = 0
+        while True:
+            if own_tools and round_number == MAX_ROUNDS:
+                del generate.tools[:]  # the last round must answer in words
+            call = self._peers.generate(generate, self._remaining(context))
+            calls: dict[int, common_pb2.ToolCall] = {}
+            finish = None
+            try:
+                async for batch in batches(_events(call)):
+                    for item in joined(batch, _delta_text):
+                        if type(item) is str:
+                            yield response(delta=item)
+                            sent += 1
+                            continue
+                        kind = item.WhichOneof("event")
+                        if kind == "usage":
+                            _add_usage(usage, item.usage)
+                        elif kind == "finish":
+                            finish = item.finish
+                        elif kind == "tool_call" and own_tools:
+                            _gather_call(calls, item.tool_call)
+                        else:  # error, or a call of the caller's tools
+                            yield response(**{kind: getattr(item, kind)})
+                            sent += 1
+                            if kind == "error":
+                                return  # the stream ends with the error, nothing after it
+            except grpc.aio.AioRpcError as error:
+                if own_tools and not sent and generate.tools and error.code() in WITHOUT_TOOLS_ON:
+                    # No model that can call tools answered, and the models
+                    # that cannot were skipped for it: the context is in the
+                    # prompt already, so ask again without tools.
+                    own_tools = False
+                    del generate.tools[:]
+                    continue
+                if error.code() == grpc.StatusCode.UNAVAILABLE and not _has_details(error):
+                    # A transport failure: grpc's own text names internal addresses.
+                    error = _ModelServiceUnavailable()
+                if not sent:
+                    # Nothing sent yet: relay the status (and its details) as
+                    # is, so the caller may still retry or map it.
+                    await context.abort(error.code(), error.details(), tuple(error.trailing_metadata() or ()))
+                yield response(error=common_pb2.StreamError(code=error.code().name, message=error.details() or ""))
+                return
+            finally:
+                # Ends the upstream stream when our caller hung up or timed out.
+                call.cancel()
+            if not calls or not generate.tools:
+                break  # an answer; or calls made without tools on offer, which nothing runs
+            round_number += 1
+            # Run the model's calls, give it the results, and ask again.
+            generate.messages.add(role=common_pb2.ROLE_ASSISTANT, tool_calls=list(calls.values()))
+            timeout_s = self._remaining(context)
+            results = await asyncio.gather(
+                *(self._tools.run(c.name, c.arguments, allowed, request.tenant, timeout_s) for c in calls.values())
+            )
+            for tool_call, result in zip(calls.values(), results, strict=True):
+                generate.messages.add(role=common_pb2.ROLE_TOOL, tool_call_id=tool_call.id, content=result)
+        if finish is not None:
+            yield response(finish=finish)
+        yield response(usage=usage)
+
+    async def GetToolStats(self, request, context):
+        reply = router_pb2.GetToolStatsResponse()
+        for name, counters in sorted((self._tools.counters if self._tools else {}).items()):
+            reply.tools.add(name=name, calls=counters.calls, failures=counters.failures, latency_p50_ms=counters.p50())
+        return reply
 
     async def GetHealthDetail(self, request, context):
         peers, providers, cache_redis = await self._peers.health_detail()
@@ -174,6 +229,25 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             providers=providers,
             cache_redis=cache_redis,
         )
+
+
+def _add_usage(total: common_pb2.Usage, part: common_pb2.Usage) -> None:
+    total.prompt_tokens += part.prompt_tokens
+    total.completion_tokens += part.completion_tokens
+    total.total_tokens += part.total_tokens
+
+
+def _gather_call(calls: dict[int, common_pb2.ToolCall], delta: common_pb2.ToolCallDelta) -> None:
+    """Streamed call pieces into whole calls: the first piece of a call
+    names it, later ones append to its arguments."""
+    call = calls.get(delta.index)
+    if call is None:
+        call = calls[delta.index] = common_pb2.ToolCall()
+    if delta.id:
+        call.id = delta.id
+    if delta.name:
+        call.name = delta.name
+    call.arguments += delta.arguments
 
 
 def _delta_text(event: llm_gateway_pb2.GenerateResponse) -> str | None:

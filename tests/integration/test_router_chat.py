@@ -5,6 +5,7 @@ import asyncio
 import logging
 
 import grpc
+import orjson
 import pytest
 from google.protobuf.struct_pb2 import Struct
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -264,3 +265,68 @@ async def test_the_offline_model_may_see_what_the_policy_allows(mesh):
     stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
     text, _ = await collect(stub, chat_request("What is the birth date of client id 2480135?"))
     assert "1984-06-12" in text
+
+
+async def test_the_model_calls_the_routers_data_tools(tmp_path):
+    emulator = OpenAIEmulator(Script(text="Her lowest latest score is 698."))
+    await emulator.start()
+    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
+    del providers["offline"]
+    mesh = await start_mesh(tmp_path, providers=providers)
+    try:
+        demo = mesh.customers[0]
+        emulator.queue = [
+            Script(text="", tool_calls=[("call_1", "search_customer", '{"query": "Edwina Hawthorne"}')]),
+            Script(
+                text="",
+                tool_calls=[
+                    ("call_2", "get_credit_report", orjson.dumps({"entity_id": demo.entity_id}).decode()),
+                    ("call_3", "get_customer_360", orjson.dumps({"entity_id": demo.entity_id}).decode()),
+                ],
+            ),
+        ]
+        stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+        text, events = await collect(stub, chat_request("How is her credit doing?", model="gpt-4o-mini"))
+        assert text == "Her lowest latest score is 698."
+        assert [e.WhichOneof("event") for e in events][-2:] == ["finish", "usage"]
+        assert events[-2].finish.reason == common_pb2.FINISH_REASON_STOP
+        assert not any(e.WhichOneof("event") == "tool_call" for e in events)  # the router's own business
+        first, second, third = emulator.requests
+        assert {t["function"]["name"] for t in first["tools"]} == {
+            "search_customer", "get_customer_360", "get_credit_report", "get_relationships", "list_fields",
+        }  # fmt: skip
+        found = orjson.loads(second["messages"][-1]["content"])
+        assert found["customers"][0]["entity_id"] == demo.entity_id
+        results = {m["tool_call_id"]: orjson.loads(m["content"]) for m in third["messages"] if m["role"] == "tool"}
+        latest = {b["bureau"]: b["scores"][-1]["value"] for b in results["call_2"]["bureaus"]}
+        assert latest == {"Equifax": 705, "Experian": 698, "TransUnion": 712}
+        identity = {f["label"]: f["value"] for f in results["call_3"]["sections"]["identity"]}
+        assert identity["Date of birth"] == "[withheld: date of birth]"  # the policy holds in tool results too
+        stats = {t.name: t for t in (await stub.GetToolStats(router_pb2.GetToolStatsRequest())).tools}
+        assert (stats["search_customer"].calls, stats["get_credit_report"].calls) == (1, 1)
+        assert stats["get_credit_report"].failures == 0 and stats["list_fields"].calls == 0
+    finally:
+        await stop_mesh(mesh)
+        await emulator.stop()
+
+
+async def test_tool_rounds_are_bounded_and_failures_go_back_to_the_model(tmp_path):
+    emulator = OpenAIEmulator(Script(text="I could not find that customer."))
+    await emulator.start()
+    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
+    del providers["offline"]
+    mesh = await start_mesh(tmp_path, providers=providers)
+    try:
+        looping = Script(text="", tool_calls=[("call_x", "get_customer_360", '{"entity_id": "no-such-entity"}')])
+        emulator.queue = [looping, looping, looping]  # a call in every round that offers tools
+        stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+        text, _ = await collect(stub, chat_request("Tell me about entity no-such-entity", model="gpt-4o-mini"))
+        assert len(emulator.requests) == 4  # three rounds with tools, then one that must answer
+        assert "tools" not in emulator.requests[-1]
+        assert orjson.loads(emulator.requests[1]["messages"][-1]["content"]) == {"error": "no such customer"}
+        stats = {t.name: t for t in (await stub.GetToolStats(router_pb2.GetToolStatsRequest())).tools}
+        assert (stats["get_customer_360"].calls, stats["get_customer_360"].failures) == (3, 3)
+        assert text == "I could not find that customer."  # the last round answered in words
+    finally:
+        await stop_mesh(mesh)
+        await emulator.stop()
