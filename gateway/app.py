@@ -21,7 +21,7 @@ import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tilores_x.v1 import cache_pb2, common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2, router_pb2_grpc
 
-from gateway.chat_request import ChatCall, parse_chat_request
+from gateway.chat_request import ChatCall, chat_call, parse_batch, parse_chat_request
 from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.channels import open_channel
@@ -38,6 +38,7 @@ FINISH_REASONS = {
     common_pb2.FINISH_REASON_CONTENT_FILTER: "content_filter",
 }
 JSON_HEADERS = [(b"content-type", b"application/json")]
+RESPONSE_CACHE_HEADER = b"x-response-cache"
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -83,9 +84,13 @@ class GatewayApp:
         if scope["type"] != "http":
             return
         request_id = new_request_id()
+        replay = False
         for name, value in scope["headers"]:
             if name == b"x-request-id" and value:
                 request_id = value.decode("latin-1")[:128]
+            elif name == RESPONSE_CACHE_HEADER:
+                # Opt in to replaying an identical earlier answer (temperature 0 implies it).
+                replay = value.strip().lower() in (b"on", b"true", b"1")
         REQUEST_ID.set(request_id)
         started = time.perf_counter()
         method, path = scope["method"], scope["path"]
@@ -94,7 +99,11 @@ class GatewayApp:
             if path == "/v1/chat/completions":
                 self._allow(method, "POST")
                 tenant = self._authenticate(scope)
-                await self._chat(receive, response, tenant)
+                await self._chat(receive, response, tenant, replay)
+            elif path == "/v1/chat/batch":
+                self._allow(method, "POST")
+                tenant = self._authenticate(scope)
+                await self._batch(receive, response, tenant, replay)
             elif path == "/v1/models":
                 self._allow(method, "GET")
                 self._authenticate(scope)
@@ -210,13 +219,14 @@ class GatewayApp:
         ]
         await response.json(200, orjson.dumps({"object": "list", "data": data}))
 
-    async def _chat(self, receive, response: _Response, tenant: str) -> None:
+    async def _chat(self, receive, response: _Response, tenant: str, replay: bool = False) -> None:
         body = await _read_body(receive)
         if body is None:
             log.info("chat.client_hung_up")  # before the request was even complete
             return
         chat = parse_chat_request(body)
         chat.request.tenant = tenant
+        chat.request.cache_response = replay
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if not chat.request.conversation_id:
             chat.request.conversation_id = completion_id
@@ -335,31 +345,91 @@ class GatewayApp:
                 event = await call.read()
             except grpc.aio.AioRpcError as error:
                 raise from_grpc(error) from None
-        message: dict = {"role": "assistant", "content": "".join(parts), "refusal": None, "annotations": []}
-        if calls:
-            message["content"] = message["content"] or None
-            message["tool_calls"] = [calls[index] for index in sorted(calls)]
-        body = {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": chat.model,
-            "system_fingerprint": None,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens if usage else 0,
-                "completion_tokens": usage.completion_tokens if usage else 0,
-                "total_tokens": usage.total_tokens if usage else 0,
-            },
-        }
+        tool_calls = [calls[index] for index in sorted(calls)]
+        body = completion_body(completion_id, chat.model, "".join(parts), tool_calls, finish, usage)
         await response.json(200, orjson.dumps(body))
+
+    async def _batch(self, receive, response: _Response, tenant: str, replay: bool = False) -> None:
+        raw = await _read_body(receive)
+        if raw is None:
+            return
+        items, concurrency = parse_batch(raw)
+        outcomes: list[dict | None] = [None] * len(items)
+        to_router: list[tuple[int, ChatCall]] = []
+        for n, (custom_id, body) in enumerate(items):
+            try:
+                chat = chat_call(body)
+                if chat.stream:
+                    raise OpenAIError(400, "Batch answers are whole: 'stream' must be false.", param="stream")
+            except OpenAIError as error:
+                outcomes[n] = _batch_line(custom_id, error.status, error.body())
+                continue
+            chat.request.tenant = tenant
+            chat.request.cache_response = replay
+            chat.request.conversation_id = chat.request.conversation_id or f"chatcmpl-{uuid.uuid4().hex[:24]}"
+            to_router.append((n, chat))
+        if to_router:
+            try:
+                reply = await self._router.ChatBatch(
+                    router_pb2.ChatBatchRequest(requests=[c.request for _, c in to_router], concurrency=concurrency),
+                    timeout=self._settings.chat_timeout_s,
+                    metadata=((REQUEST_ID_HEADER, response.request_id),),
+                )
+            except grpc.aio.AioRpcError as error:
+                raise from_grpc(error) from None
+            for (n, chat), item in zip(to_router, reply.items, strict=True):
+                custom_id = items[n][0]
+                if item.WhichOneof("outcome") == "error":
+                    code = getattr(grpc.StatusCode, item.error.code, grpc.StatusCode.INTERNAL)
+                    status, kind = STATUS_MAP.get(code, (500, "api_error"))
+                    param = item.error.field.split(".", 1)[1] if "." in item.error.field else None
+                    error = OpenAIError(
+                        status, item.error.message, type=kind, param=param, code=item.error.code.lower()
+                    )
+                    outcomes[n] = _batch_line(custom_id, status, error.body())
+                    continue
+                answer = item.answer
+                calls = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in answer.tool_calls
+                ]
+                finish = FINISH_REASONS.get(answer.finish.reason, "stop")
+                body = completion_body(
+                    chat.request.conversation_id, chat.model, answer.text, calls, finish, answer.usage
+                )
+                outcomes[n] = _batch_line(custom_id, 200, body)
+        await response.json(200, orjson.dumps({"object": "list", "data": outcomes}))
+
+
+def _batch_line(custom_id: str, status: int, body: dict) -> dict:
+    """One result, shaped like a line of an OpenAI batch output file."""
+    return {
+        "id": f"batch_req_{uuid.uuid4().hex[:24]}",
+        "custom_id": custom_id,
+        "response": {"status_code": status, "body": body},
+        "error": None,
+    }
+
+
+def completion_body(completion_id: str, model: str, text: str, tool_calls: list[dict], finish: str, usage) -> dict:
+    """A whole `chat.completion` object."""
+    message: dict = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+    if tool_calls:
+        message["content"] = message["content"] or None
+        message["tool_calls"] = tool_calls
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+            "total_tokens": usage.total_tokens if usage else 0,
+        },
+    }
 
 
 def _delta_text(event) -> str | None:

@@ -223,6 +223,11 @@ def parse_chat_request(raw: bytes) -> ChatCall:
         ) from None
     if not isinstance(body, dict):
         raise OpenAIError(400, f"Invalid request body: expected a JSON object, but got {_type_name(body)} instead.")
+    return chat_call(body)
+
+
+def chat_call(body: dict) -> ChatCall:
+    """A parsed chat-completions body; OpenAIError naming the field."""
     for name in body:
         if name in UNSUPPORTED_FIELDS:
             raise OpenAIError(
@@ -324,3 +329,44 @@ def parse_chat_request(raw: bytes) -> ChatCall:
             raise _invalid_type("user", "a string", user)
         request.conversation_id = user
     return ChatCall(request=request, model=model, stream=stream, include_usage=include_usage)
+
+
+MAX_BATCH = 100
+
+
+def parse_batch(raw: bytes) -> tuple[list[tuple[str, dict]], int]:
+    """`{"requests": [{"custom_id": "q1", "body": {<chat completion>}}, ...],
+    "concurrency": 4}` -> ([(custom_id, body)], concurrency). The bodies are
+    checked one by one later, so one bad body fails only itself."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise OpenAIError(400, "We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise OpenAIError(400, f"Invalid request body: expected a JSON object, but got {_type_name(body)} instead.")
+    for name in body:
+        if name not in ("requests", "concurrency"):
+            raise OpenAIError(400, f"Unrecognized request argument supplied: {name}", param=name)
+    requests = body.get("requests")
+    if requests is None:
+        raise _missing("requests")
+    if not isinstance(requests, list):
+        raise _invalid_type("requests", "an array", requests)
+    if not requests or len(requests) > MAX_BATCH:
+        raise OpenAIError(
+            400, f"Invalid 'requests': between 1 and {MAX_BATCH} requests, got {len(requests)}.", param="requests"
+        )
+    concurrency = body.get("concurrency", 0)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 0 <= concurrency <= 16:
+        raise OpenAIError(400, "Invalid 'concurrency': an integer from 0 (default 4) to 16.", param="concurrency")
+    items = []
+    for n, item in enumerate(requests):
+        if not isinstance(item, dict) or not isinstance(item.get("body"), dict):
+            raise OpenAIError(
+                400, f"Invalid 'requests[{n}]': expected an object with a 'body' object.", param=f"requests[{n}]"
+            )
+        custom_id = item.get("custom_id", str(n))
+        if not isinstance(custom_id, str):
+            raise _invalid_type(f"requests[{n}].custom_id", "a string", custom_id)
+        items.append((custom_id, item["body"]))
+    return items, concurrency

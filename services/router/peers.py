@@ -18,6 +18,7 @@ from tilores_x.v1 import (
     llm_gateway_pb2_grpc,
     optimizer_pb2,
     optimizer_pb2_grpc,
+    router_pb2,
     tilores_data_pb2,
     tilores_data_pb2_grpc,
 )
@@ -38,6 +39,7 @@ FALLBACK_TEMPLATE = (
 )
 CACHE_TIMEOUT_S = 0.25
 MODELS_TTL_S = 60.0
+ANSWER_NAMESPACE = "llm_response"
 
 
 class LookupUnavailable(Exception):
@@ -72,6 +74,8 @@ class MeshPeers:
         self._prompt_ttl_s = prompt_ttl_s
         self._flight: SingleFlight = SingleFlight()
         self.tilores_calls = 0
+        self.answers_replayed = 0
+        self.answers_missed = 0
 
     async def find_entities(
         self, parameters: dict[str, str], timeout_s: float, tenant: str = ""
@@ -160,6 +164,39 @@ class MeshPeers:
             )
         except grpc.aio.AioRpcError as error:
             log.warning("cache.set_failed", extra={"fields": {"code": error.code().name}})
+
+    async def cached_answer(self, tenant: str, key: str) -> router_pb2.CachedAnswer | None:
+        """An earlier identical answer from the LLM-response namespace."""
+        try:
+            cached = await self.cache.Get(
+                cache_pb2.GetRequest(tenant=tenant, namespace=ANSWER_NAMESPACE, key=key),
+                timeout=CACHE_TIMEOUT_S,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as error:
+            log.warning("cache.get_failed", extra={"fields": {"code": error.code().name}})
+            return None
+        if not cached.found:
+            self.answers_missed += 1
+            return None
+        self.answers_replayed += 1
+        return router_pb2.CachedAnswer.FromString(cached.value)
+
+    def keep_answer(self, tenant: str, key: str, answer: router_pb2.CachedAnswer) -> None:
+        """Store an answer for replay, off the hot path (the namespace's TTL)."""
+
+        async def store() -> None:
+            try:
+                await self.cache.Set(
+                    cache_pb2.SetRequest(
+                        tenant=tenant, namespace=ANSWER_NAMESPACE, key=key, value=answer.SerializeToString()
+                    ),
+                    timeout=1.0,
+                )
+            except grpc.aio.AioRpcError as error:
+                log.warning("cache.set_failed", extra={"fields": {"code": error.code().name}})
+
+        self._in_background(store())
 
     async def models(self) -> dict[str, llm_gateway_pb2.Model]:
         """The model catalog by id, read from llm_gateway and kept briefly."""

@@ -5,7 +5,9 @@ moment it arrives."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import hashlib
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, router_pb2, router_pb2_grpc
@@ -16,7 +18,7 @@ from services.router.peers import LookupUnavailable, MeshPeers
 from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.coalesce import batches, joined
 from services.runtime.customer_identifiers import extract_identifiers
-from services.runtime.faults import InvalidArgument
+from services.runtime.faults import Fault, InvalidArgument
 
 ROLE_NAMES = {
     common_pb2.ROLE_SYSTEM: "system",
@@ -67,6 +69,10 @@ def grounding_message(grounding: CustomerGrounding, text: str) -> common_pb2.Gro
 CONTEXT_SHARE = 0.5
 CHARS_PER_TOKEN = 4
 MIN_CONTEXT_CHARS = 1500
+MAX_BATCH = 100
+_WORDS = re.compile(r"\s*\S+\s*|\s+")
+DEFAULT_BATCH_CONCURRENCY = 4
+MAX_BATCH_CONCURRENCY = 16
 WITHOUT_TOOLS_ON = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
@@ -127,10 +133,10 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             budget = max(MIN_CONTEXT_CHARS, int(model.context_window * CHARS_PER_TOKEN * CONTEXT_SHARE) - conversation)
         return self._policy.allowed(chain), budget, model.supports_tools
 
-    async def Chat(self, request, context):
+    async def _prepare(self, request, timeout_s: float):
         messages = conversation(request)
         (grounding, prompt), (allowed, budget, supports_tools) = await asyncio.gather(
-            self._grounding(messages, request.conversation_id, self._remaining(context), request.tenant),
+            self._grounding(messages, request.conversation_id, timeout_s, request.tenant),
             self._model_limits(request),
         )
         grounding.facts = self._policy.apply(grounding.facts, allowed)
@@ -151,15 +157,35 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         # data tools, which the router runs itself.
         own_tools = supports_tools and not request.tools and self._tools is not None
         generate.tools.extend(request.tools or (TOOLS if own_tools else ()))
+        return generate, allowed, own_tools
 
+    async def _answer(self, request, remaining: Callable[[], float]) -> AsyncIterator[router_pb2.ChatResponse]:
+        """One turn as stream events. Raises _Unanswered when the model
+        service failed before anything was sent."""
+        generate, allowed, own_tools = await self._prepare(request, remaining())
+        replay = request.cache_response or (request.HasField("temperature") and request.temperature == 0)
+        cache_key = _answer_key(generate) if replay else ""
+        if cache_key:
+            cached = await self._peers.cached_answer(request.tenant, cache_key)
+            if cached is not None:
+                # Word by word, as a model would stream it.
+                for delta in cached.deltas:
+                    for word in _WORDS.findall(delta):
+                        yield router_pb2.ChatResponse(delta=word)
+                if cached.HasField("finish"):
+                    yield router_pb2.ChatResponse(finish=cached.finish)
+                yield router_pb2.ChatResponse(usage=cached.usage)
+                return
+        record = router_pb2.CachedAnswer() if cache_key else None
         response = router_pb2.ChatResponse
         sent = 0
         usage = common_pb2.Usage()
         round_number = 0
+        finish = None
         while True:
             if own_tools and round_number == MAX_ROUNDS:
                 del generate.tools[:]  # the last round must answer in words
-            call = self._peers.generate(generate, self._remaining(context))
+            call = self._peers.generate(generate, remaining())
             calls: dict[int, common_pb2.ToolCall] = {}
             finish = None
             try:
@@ -168,6 +194,8 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                         if type(item) is str:
                             yield response(delta=item)
                             sent += 1
+                            if record is not None:
+                                record.deltas.append(item)
                             continue
                         kind = item.WhichOneof("event")
                         if kind == "usage":
@@ -176,7 +204,8 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                             finish = item.finish
                         elif kind == "tool_call" and own_tools:
                             _gather_call(calls, item.tool_call)
-                        else:  # error, or a call of the caller's tools
+                        else:  # error, or a call of the caller's tools: neither is replayable
+                            record = None
                             yield response(**{kind: getattr(item, kind)})
                             sent += 1
                             if kind == "error":
@@ -193,9 +222,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     # A transport failure: grpc's own text names internal addresses.
                     error = _ModelServiceUnavailable()
                 if not sent:
-                    # Nothing sent yet: relay the status (and its details) as
-                    # is, so the caller may still retry or map it.
-                    await context.abort(error.code(), error.details(), tuple(error.trailing_metadata() or ()))
+                    raise _Unanswered(error) from None
                 yield response(error=common_pb2.StreamError(code=error.code().name, message=error.details() or ""))
                 return
             finally:
@@ -206,7 +233,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             round_number += 1
             # Run the model's calls, give it the results, and ask again.
             generate.messages.add(role=common_pb2.ROLE_ASSISTANT, tool_calls=list(calls.values()))
-            timeout_s = self._remaining(context)
+            timeout_s = remaining()
             results = await asyncio.gather(
                 *(self._tools.run(c.name, c.arguments, allowed, request.tenant, timeout_s) for c in calls.values())
             )
@@ -215,6 +242,70 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         if finish is not None:
             yield response(finish=finish)
         yield response(usage=usage)
+        if record is not None and finish is not None:
+            record.finish.CopyFrom(finish)
+            record.usage.CopyFrom(usage)
+            self._peers.keep_answer(request.tenant, cache_key, record)
+
+    async def Chat(self, request, context):
+        try:
+            async for event in self._answer(request, lambda: self._remaining(context)):
+                yield event
+        except _Unanswered as failure:
+            # Nothing sent yet: relay the status (and its details) as is, so
+            # the caller may still retry or map it.
+            error = failure.error
+            await context.abort(error.code(), error.details(), tuple(error.trailing_metadata() or ()))
+
+    async def ChatBatch(self, request, context):
+        if not request.requests:
+            raise InvalidArgument("requests must not be empty", field="requests")
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument(
+                f"at most {MAX_BATCH} requests per batch, got {len(request.requests)}", field="requests"
+            )
+        if not 0 <= request.concurrency <= MAX_BATCH_CONCURRENCY:
+            raise InvalidArgument(f"concurrency must be 0..{MAX_BATCH_CONCURRENCY}", field="concurrency")
+        gate = asyncio.Semaphore(request.concurrency or DEFAULT_BATCH_CONCURRENCY)
+        reply = router_pb2.ChatBatchResponse()
+        items = [reply.items.add() for _ in request.requests]
+
+        async def one(n: int, turn: router_pb2.ChatRequest) -> None:
+            async with gate:
+                await self._batch_item(turn, items[n], f"requests[{n}].", lambda: self._remaining(context))
+
+        await asyncio.gather(*(one(n, turn) for n, turn in enumerate(request.requests)))
+        return reply
+
+    async def _batch_item(self, turn, item: router_pb2.ChatBatchItem, prefix: str, remaining) -> None:
+        answer = router_pb2.ChatAnswer()
+        text: list[str] = []
+        calls: dict[int, common_pb2.ToolCall] = {}
+        try:
+            async for event in self._answer(turn, remaining):
+                kind = event.WhichOneof("event")
+                if kind == "delta":
+                    text.append(event.delta)
+                elif kind == "finish":
+                    answer.finish.CopyFrom(event.finish)
+                elif kind == "usage":
+                    answer.usage.CopyFrom(event.usage)
+                elif kind == "tool_call":
+                    _gather_call(calls, event.tool_call)
+                elif kind == "error":
+                    item.error.CopyFrom(router_pb2.ChatBatchError(code=event.error.code, message=event.error.message))
+                    return
+        except _Unanswered as failure:
+            error = failure.error
+            item.error.CopyFrom(router_pb2.ChatBatchError(code=error.code().name, message=error.details() or ""))
+            return
+        except Fault as fault:
+            field = f"{prefix}{fault.field}" if fault.field else ""
+            item.error.CopyFrom(router_pb2.ChatBatchError(code=fault.code, message=fault.message, field=field))
+            return
+        answer.text = "".join(text)
+        answer.tool_calls.extend(calls.values())
+        item.answer.CopyFrom(answer)
 
     async def GetToolStats(self, request, context):
         reply = router_pb2.GetToolStatsResponse()
@@ -261,6 +352,20 @@ async def _events(call) -> AsyncIterator:
 
 def _has_details(error: grpc.aio.AioRpcError) -> bool:
     return any(key == "grpc-status-details-bin" for key, _ in error.trailing_metadata() or ())
+
+
+class _Unanswered(Exception):
+    """The model service failed before anything of the answer was sent."""
+
+    def __init__(self, error: grpc.aio.AioRpcError):
+        super().__init__(error.details())
+        self.error = error
+
+
+def _answer_key(generate: llm_gateway_pb2.GenerateRequest) -> str:
+    """The response-cache key: everything the model is given, customer
+    context included, so changed data is a different key."""
+    return "answer:" + hashlib.blake2b(generate.SerializeToString(deterministic=True), digest_size=20).hexdigest()
 
 
 class _ModelServiceUnavailable(grpc.aio.AioRpcError):

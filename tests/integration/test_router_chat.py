@@ -330,3 +330,52 @@ async def test_tool_rounds_are_bounded_and_failures_go_back_to_the_model(tmp_pat
     finally:
         await stop_mesh(mesh)
         await emulator.stop()
+
+
+async def test_a_deterministic_answer_is_replayed_from_the_response_cache(tmp_path):
+    emulator = OpenAIEmulator(Script(text="Edwina's account is Active."))
+    await emulator.start()
+    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
+    del providers["offline"]
+    mesh = await start_mesh(tmp_path, providers=providers)
+    try:
+        stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+        question = "What is the status of client id 2480135?"
+        first, first_events = await collect(stub, chat_request(question, model="gpt-4o-mini", temperature=0))
+        await asyncio.sleep(0.2)  # the answer is stored off the hot path
+        second, second_events = await collect(stub, chat_request(question, model="gpt-4o-mini", temperature=0))
+        assert first == second == "Edwina's account is Active."
+        assert len(emulator.requests) == 1  # the second came from the cache
+        assert sum(e.WhichOneof("event") == "delta" for e in second_events) > 1  # replayed as a stream
+        assert [e.WhichOneof("event") for e in second_events][-2:] == ["finish", "usage"]
+        assert second_events[-1].usage == first_events[-1].usage
+        # Another tenant, or a request that is not deterministic, asks the model.
+        await collect(stub, chat_request(question, model="gpt-4o-mini", temperature=0, tenant="other"))
+        await collect(stub, chat_request(question, model="gpt-4o-mini", temperature=0.7))
+        assert len(emulator.requests) == 3
+        # The explicit opt-in replays too.
+        await collect(stub, chat_request(question, model="gpt-4o-mini", cache_response=True))
+        await asyncio.sleep(0.2)
+        await collect(stub, chat_request(question, model="gpt-4o-mini", cache_response=True))
+        assert len(emulator.requests) == 4
+    finally:
+        await stop_mesh(mesh)
+        await emulator.stop()
+
+
+async def test_chat_batch_answers_each_turn_and_reports_failures_in_place(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    turns = [chat_request(f"status of client id {c.records[0]['CLIENT_ID']}") for c in mesh.customers[:4]]
+    turns.insert(2, router_pb2.ChatRequest(model="offline"))  # no messages
+    reply = await stub.ChatBatch(router_pb2.ChatBatchRequest(requests=turns, concurrency=2))
+    assert len(reply.items) == 5
+    bad = reply.items[2]
+    assert bad.WhichOneof("outcome") == "error"
+    assert (bad.error.code, bad.error.field) == ("INVALID_ARGUMENT", "requests[2].messages")
+    answered = [item for n, item in enumerate(reply.items) if n != 2]
+    for item, customer in zip(answered, mesh.customers[:4], strict=True):
+        assert customer.records[0]["FIRST_NAME"] in item.answer.text
+        assert item.answer.finish.model == "offline" and item.answer.usage.total_tokens > 0
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ChatBatch(router_pb2.ChatBatchRequest(requests=[turns[0]] * 101))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field_violations(caught.value) == ["requests"]
