@@ -79,6 +79,8 @@ class LocalMesh:
         self.ports: dict[str, int] = {}
         self.envoy_ports: dict[str, int] = {}
         self.redis_url = ""
+        self._redis_port = 0
+        self._fixed_ports: dict[str, int] = {}
         self._logs: list = []
 
     # -- addresses -----------------------------------------------------
@@ -132,7 +134,7 @@ class LocalMesh:
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",
-                "LISTEN_ADDR": f"127.0.0.1:{0 if self.free_ports else spec.port}",
+                "LISTEN_ADDR": f"127.0.0.1:{self._fixed_ports.get(name, 0 if self.free_ports else spec.port)}",
                 "PORT_FILE": str(self.run_dir / f"{name}.port"),
                 "GRACE_PERIOD_S": str(self.grace_period_s),
                 "TILORES_DB_PATH": env.get("TILORES_DB_PATH") or str(self.data_dir / "tilores.db"),
@@ -153,9 +155,11 @@ class LocalMesh:
         binary = shutil.which("redis-server")
         if binary is None or (self.env.get("REDIS_URL") or os.environ.get("REDIS_URL")):
             return
-        with socket.socket() as probe:  # redis-server cannot bind port 0
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = self._redis_port
+        if not port:
+            with socket.socket() as probe:  # redis-server cannot bind port 0
+                probe.bind(("127.0.0.1", 0))
+                port = self._redis_port = probe.getsockname()[1]
         log = open(self.log_path("redis"), "ab")  # noqa: SIM115 - open for the process lifetime
         self._logs.append(log)
         self.processes["redis"] = subprocess.Popen(
@@ -335,6 +339,22 @@ class LocalMesh:
             log.close()
         self._logs.clear()
         return codes
+
+    def restart(self, name: str, kill: bool = False) -> None:
+        """Stop one process (SIGKILL with `kill`, else SIGTERM with its grace
+        period) and start it again on the same port, as a supervisor would."""
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            if kill:
+                process.kill()
+            else:
+                process.send_signal(signal.SIGTERM)
+            process.wait(timeout=self.grace_period_s + 5)
+        if name == "redis":
+            self._start_redis()
+            return
+        self._fixed_ports[name] = self.ports[name]
+        self._start_service(name)
 
     def __enter__(self) -> LocalMesh:
         self.start()
