@@ -270,3 +270,27 @@ def test_every_service_reports_serving_on_its_own_port(mesh):
 def test_health_shows_the_cache_on_redis(mesh):
     status, body = http_json("GET", f"{mesh.rest_url}/health")
     assert status == 200 and body["cache_redis"] == "connected"
+
+
+def test_chat_batch_through_envoy(mesh):
+    body = {
+        "requests": [
+            {"custom_id": "edwina", "body": {"model": "offline", "messages": [
+                {"role": "user", "content": "What is the status of client id 2480135?"}]}},
+            {"custom_id": "broken", "body": {"model": "offline"}},
+            {"custom_id": "nobody", "body": {"model": "offline", "messages": [
+                {"role": "user", "content": "Status of nobody.here@example.com?"}]}},
+        ],
+        "concurrency": 2,
+    }  # fmt: skip
+    status, reply = http_json("POST", f"{mesh.rest_url}/v1/chat/batch", body)
+    assert status == 200 and reply["object"] == "list"
+    results = {line["custom_id"]: line["response"] for line in reply["data"]}
+    assert [line["custom_id"] for line in reply["data"]] == ["edwina", "broken", "nobody"]
+    assert results["edwina"]["status_code"] == 200
+    assert "Edwina Hawthorne" in results["edwina"]["body"]["choices"][0]["message"]["content"]
+    assert results["broken"]["status_code"] == 400
+    assert results["broken"]["body"]["error"]["param"] == "messages"
+    assert "no customer matches" in results["nobody"]["body"]["choices"][0]["message"]["content"]
+    status, error = http_json("POST", f"{mesh.rest_url}/v1/chat/batch", {"requests": []})
+    assert status == 400 and error["error"]["param"] == "requests"
