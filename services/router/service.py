@@ -133,7 +133,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             budget = max(MIN_CONTEXT_CHARS, int(model.context_window * CHARS_PER_TOKEN * CONTEXT_SHARE) - conversation)
         return self._policy.allowed(chain), budget, model.supports_tools
 
-    async def _prepare(self, request, timeout_s: float):
+    async def prepare(self, request, timeout_s: float):
+        """Everything a turn does before its first model call: the customer,
+        the prompt, the policy, the context; the Generate request to send."""
         messages = conversation(request)
         (grounding, prompt), (allowed, budget, supports_tools) = await asyncio.gather(
             self._grounding(messages, request.conversation_id, timeout_s, request.tenant),
@@ -162,7 +164,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     async def _answer(self, request, remaining: Callable[[], float]) -> AsyncIterator[router_pb2.ChatResponse]:
         """One turn as stream events. Raises _Unanswered when the model
         service failed before anything was sent."""
-        generate, allowed, own_tools = await self._prepare(request, remaining())
+        generate, allowed, own_tools = await self.prepare(request, remaining())
         replay = request.cache_response or (request.HasField("temperature") and request.temperature == 0)
         cache_key = _answer_key(generate) if replay else ""
         if cache_key:

@@ -73,3 +73,21 @@ def test_newest_customer_wins_and_assistant_text_is_ignored():
 def test_describe_names_the_lookup():
     assert Identifiers(email="a@example.com").describe() == "email a@example.com"
     assert Identifiers(client_id="2480135").describe() == "client id 2480135"
+
+
+def test_a_full_name_is_the_last_resort():
+    assert identifiers_in("What is the status of Edwina Hawthorne?").search_parameters() == {
+        "FIRST_NAME": "Edwina",
+        "LAST_NAME": "Hawthorne",
+    }
+    assert identifiers_in("Mary O'Brien and Ann McDonald").search_parameters() == {
+        "FIRST_NAME": "Mary",
+        "LAST_NAME": "O'Brien",
+    }
+    # A more precise identifier wins over the name.
+    assert identifiers_in("Edwina Hawthorne, client id 2480135").search_parameters() == {"CLIENT_ID": "2480135"}
+
+
+def test_capitalised_words_that_are_not_names():
+    for text in ("What Is The Status", "Show Credit Score", "TransUnion Report please", "Hello Edwina", "Mr Smith"):
+        assert not identifiers_in(text), text
