@@ -1,14 +1,21 @@
-"""PromptStore: named system prompts with numbered versions in SQLite. A new
-store starts with the built-in defaults as version 1."""
+"""PromptRegistry: named system prompts with immutable numbered versions
+(template, the variables it uses, a note, when it was made), an active
+pointer, activation, one-step rollback and an audit trail. A new store
+starts with the built-in defaults as version 1."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
+import string
 from dataclasses import dataclass
 
+import orjson
+
+from services.optimizer.storage import OptimizerStorage
 from services.runtime.faults import InvalidArgument, NotFound
+
+# What a template may use; the router fills them in.
+VARIABLES = {"context": "the customer context block"}
+MAX_TEMPLATE_CHARS = 20_000
 
 DEFAULT_PROMPTS = {
     "customer": (
@@ -26,56 +33,136 @@ DEFAULT_PROMPTS = {
     ),
 }
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS prompt_versions (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    template TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (name, version)
-);
-CREATE TABLE IF NOT EXISTS active_prompts (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
-"""
-
 
 @dataclass(frozen=True)
 class PromptVersion:
     name: str
     version: int
     template: str
+    variables: tuple[str, ...] = ()
+    note: str = ""
+    created_at: float = 0.0
 
 
-class PromptStore:
-    def __init__(self, path: str):
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float
+    action: str  # created, activated, rolled_back
+    version: int
+    previous_version: int | None
+    detail: str
+
+
+def template_variables(template: str) -> tuple[str, ...]:
+    """The variables a template uses; InvalidArgument naming an unknown one
+    or a lone brace."""
+    if not template.strip():
+        raise InvalidArgument("template must not be empty", field="template")
+    if len(template) > MAX_TEMPLATE_CHARS:
+        raise InvalidArgument(f"template is longer than {MAX_TEMPLATE_CHARS} characters", field="template")
+    try:
+        names = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as error:
+        raise InvalidArgument(f"template: {error} (write a literal brace as {{{{ or }}}})", field="template") from None
+    for name in names:
+        if name not in VARIABLES:
+            known = ", ".join("{" + v + "}" for v in VARIABLES)
+            raise InvalidArgument(f"template uses unknown variable {{{name}}}; known: {known}", field="template")
+    return tuple(dict.fromkeys(names))
+
+
+class PromptRegistry:
+    def __init__(self, storage: OptimizerStorage):
+        self.storage = storage
         for name, template in DEFAULT_PROMPTS.items():
-            self._ensure_default(name, template)
+            with storage.transaction() as db:
+                if db.execute("SELECT 1 FROM active_prompts WHERE name = ?", (name,)).fetchone():
+                    continue
+                if not db.execute("SELECT 1 FROM prompt_versions WHERE name = ?", (name,)).fetchone():
+                    storage.add_version(db, name, template, list(template_variables(template)), "built-in default")
+                db.execute("INSERT INTO active_prompts(name, version) VALUES (?, 1)", (name,))
+                storage.audit(db, name, "activated", 1, None, "built-in default")
 
-    def _ensure_default(self, name: str, template: str) -> None:
-        with self._lock:
-            if self._db.execute("SELECT 1 FROM active_prompts WHERE name = ?", (name,)).fetchone():
-                return
-            self._db.execute(
-                "INSERT OR IGNORE INTO prompt_versions(name, version, template, created_at) VALUES (?, 1, ?, ?)",
-                (name, template, time.time()),
-            )
-            self._db.execute("INSERT INTO active_prompts(name, version) VALUES (?, 1)", (name,))
+    def _row(self, row: tuple) -> PromptVersion:
+        name, version, template, variables, note, created_at = row
+        return PromptVersion(name, version, template, tuple(orjson.loads(variables)), note, created_at)
 
     def active(self, name: str) -> PromptVersion:
         if not name:
             raise InvalidArgument("name is required", field="name")
-        with self._lock:
-            row = self._db.execute(
-                "SELECT v.version, v.template FROM active_prompts a "
-                "JOIN prompt_versions v ON v.name = a.name AND v.version = a.version WHERE a.name = ?",
-                (name,),
-            ).fetchone()
-        if row is None:
+        rows = self.storage.query(
+            "SELECT v.name, v.version, v.template, v.variables, v.note, v.created_at FROM active_prompts a "
+            "JOIN prompt_versions v ON v.name = a.name AND v.version = a.version WHERE a.name = ?",
+            (name,),
+        )
+        if not rows:
             raise NotFound(f"no prompt named {name!r}", field="name")
-        return PromptVersion(name=name, version=row[0], template=row[1])
+        return self._row(rows[0])
 
-    def close(self) -> None:
-        self._db.close()
+    def get(self, name: str, version: int) -> PromptVersion:
+        rows = self.storage.query(
+            "SELECT name, version, template, variables, note, created_at FROM prompt_versions "
+            "WHERE name = ? AND version = ?",
+            (name, version),
+        )
+        if not rows:
+            self.active(name)  # NOT_FOUND naming the prompt when the prompt itself is unknown
+            raise NotFound(f"prompt {name!r} has no version {version}", field="version")
+        return self._row(rows[0])
+
+    def versions(self, name: str) -> list[PromptVersion]:
+        self.active(name)
+        rows = self.storage.query(
+            "SELECT name, version, template, variables, note, created_at FROM prompt_versions "
+            "WHERE name = ? ORDER BY version",
+            (name,),
+        )
+        return [self._row(r) for r in rows]
+
+    def history(self, name: str) -> list[AuditEntry]:
+        self.active(name)
+        rows = self.storage.query(
+            "SELECT at, action, version, previous_version, detail FROM prompt_audit WHERE name = ? ORDER BY id",
+            (name,),
+        )
+        return [AuditEntry(*row) for row in rows]
+
+    def create(self, name: str, template: str, note: str = "", activate: bool = False) -> PromptVersion:
+        """A new version (a new prompt when the name is new)."""
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise InvalidArgument("name: letters, digits, '-' and '_' only", field="name")
+        variables = template_variables(template)
+        with self.storage.transaction() as db:
+            version = self.storage.add_version(db, name, template, list(variables), note)
+            self.storage.audit(db, name, "created", version, None, note)
+            if version == 1:
+                db.execute("INSERT INTO active_prompts(name, version) VALUES (?, 1)", (name,))
+                self.storage.audit(db, name, "activated", 1, None, "first version")
+        if activate and version != 1:
+            self.activate(name, version, "activated on creation")
+        return self.get(name, version)
+
+    def activate(self, name: str, version: int, detail: str = "") -> PromptVersion:
+        target = self.get(name, version)
+        with self.storage.transaction() as db:
+            (previous,) = db.execute("SELECT version FROM active_prompts WHERE name = ?", (name,)).fetchone()
+            if previous != version:
+                db.execute("UPDATE active_prompts SET version = ? WHERE name = ?", (version, name))
+                self.storage.audit(db, name, "activated", version, previous, detail)
+        return target
+
+    def rollback(self, name: str, detail: str = "") -> PromptVersion:
+        """Back to the version that was active before the current one."""
+        current = self.active(name)
+        with self.storage.transaction() as db:
+            row = db.execute(
+                "SELECT previous_version FROM prompt_audit WHERE name = ? AND action = 'activated' "
+                "AND version = ? AND previous_version IS NOT NULL ORDER BY id DESC LIMIT 1",
+                (name, current.version),
+            ).fetchone()
+            if row is None:
+                raise InvalidArgument(f"prompt {name!r} has no earlier active version to roll back to", field="name")
+            (previous,) = row
+            db.execute("UPDATE active_prompts SET version = ? WHERE name = ?", (previous, name))
+            self.storage.audit(db, name, "rolled_back", previous, current.version, detail)
+        return self.get(name, previous)

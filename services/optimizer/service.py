@@ -1,31 +1,162 @@
-"""OptimizerService servicer: maps GetPrompt onto the prompt store."""
+"""OptimizerService servicer: maps the RPCs onto the prompt registry and
+the experiments."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import grpc
 from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
-from services.optimizer.prompts import PromptStore
+from services.optimizer import experiments as states
+from services.optimizer.experiments import Experiments
+from services.optimizer.prompts import PromptRegistry, PromptVersion
+from services.optimizer.storage import OptimizerStorage
+from services.runtime.faults import InvalidArgument
+
+STATES = {
+    states.RUNNING: optimizer_pb2.EXPERIMENT_STATE_RUNNING,
+    states.PROMOTED: optimizer_pb2.EXPERIMENT_STATE_PROMOTED,
+    states.CONCLUDED: optimizer_pb2.EXPERIMENT_STATE_CONCLUDED,
+    states.STOPPED_GUARDRAIL: optimizer_pb2.EXPERIMENT_STATE_STOPPED_BY_GUARDRAIL,
+    states.KILLED: optimizer_pb2.EXPERIMENT_STATE_KILLED,
+}
+
+
+def version_message(v: PromptVersion) -> optimizer_pb2.PromptVersion:
+    return optimizer_pb2.PromptVersion(
+        name=v.name, version=v.version, template=v.template, variables=v.variables, note=v.note, created_at=v.created_at
+    )
+
+
+def _finite(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
 
 
 class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
-    def __init__(self, prompts: PromptStore):
-        self._prompts = prompts
+    def __init__(self, registry: PromptRegistry, experiments: Experiments):
+        self._registry = registry
+        self._experiments = experiments
+
+    def _experiment(self, experiment_id: int) -> optimizer_pb2.Experiment:
+        report = self._experiments.report(experiment_id)
+        e = report.experiment
+        message = optimizer_pb2.Experiment(
+            id=e.id,
+            prompt=e.prompt,
+            state=STATES[e.state],
+            control_version=e.control_version,
+            min_samples=e.min_samples,
+            alpha=e.alpha,
+            auto_promote=e.auto_promote,
+            decision=e.decision if e.state != states.RUNNING else report.decision.reason,
+            created_at=e.created_at,
+        )
+        for arm in report.arms:
+            stats = message.arms.add(
+                version=arm.version,
+                weight=arm.weight,
+                turns=arm.turns,
+                scored=arm.quality.count,
+                mean=_finite(arm.quality.mean),
+                std=_finite(arm.quality.std),
+                ci_low=_finite(arm.quality.ci_low),
+                ci_high=_finite(arm.quality.ci_high),
+                errors=arm.errors,
+                thumbs_up=arm.thumbs_up,
+                thumbs_down=arm.thumbs_down,
+            )
+            for name in ("p_quality", "p_errors", "p_feedback"):
+                if getattr(arm, name) is not None:
+                    setattr(stats, name, getattr(arm, name))
+        return message
 
     async def GetPrompt(self, request, context):
-        prompt = self._prompts.active(request.name)
-        return optimizer_pb2.GetPromptResponse(name=prompt.name, version=prompt.version, template=prompt.template)
+        prompt, experiment_id = self._experiments.choose(request.name, request.conversation_id)
+        return optimizer_pb2.GetPromptResponse(
+            name=prompt.name, version=prompt.version, template=prompt.template, experiment_id=experiment_id
+        )
+
+    async def CreatePromptVersion(self, request, context):
+        created = self._registry.create(request.name, request.template, request.note, request.activate)
+        return optimizer_pb2.CreatePromptVersionResponse(version=version_message(created))
+
+    async def ActivatePromptVersion(self, request, context):
+        active = self._registry.activate(request.name, request.version, "activated by an operator")
+        return optimizer_pb2.ActivatePromptVersionResponse(version=version_message(active))
+
+    async def RollbackPrompt(self, request, context):
+        active = self._registry.rollback(request.name, request.reason)
+        return optimizer_pb2.RollbackPromptResponse(version=version_message(active))
+
+    async def ListPromptVersions(self, request, context):
+        versions = self._registry.versions(request.name)
+        return optimizer_pb2.ListPromptVersionsResponse(
+            versions=[version_message(v) for v in versions],
+            active_version=self._registry.active(request.name).version,
+            history=[
+                optimizer_pb2.PromptAuditEntry(
+                    at=h.at,
+                    action=h.action,
+                    version=h.version,
+                    previous_version=h.previous_version or 0,
+                    detail=h.detail,
+                )
+                for h in self._registry.history(request.name)
+            ],
+        )
+
+    async def StartExperiment(self, request, context):
+        if not request.prompt:
+            raise InvalidArgument("prompt is required", field="prompt")
+        experiment = self._experiments.start(
+            request.prompt,
+            [(a.version, a.weight) for a in request.arms],
+            min_samples=request.min_samples or 100,
+            alpha=request.alpha or 0.05,
+            auto_promote=request.auto_promote,
+        )
+        return optimizer_pb2.StartExperimentResponse(experiment=self._experiment(experiment.id))
+
+    async def GetExperiment(self, request, context):
+        return optimizer_pb2.GetExperimentResponse(experiment=self._experiment(request.experiment_id))
+
+    async def StopExperiment(self, request, context):
+        self._experiments.kill(request.experiment_id, request.reason)
+        return optimizer_pb2.StopExperimentResponse(experiment=self._experiment(request.experiment_id))
+
+    async def RecordOutcome(self, request, context):
+        decision = self._experiments.record(
+            request.completion_id,
+            request.prompt,
+            request.version,
+            request.experiment_id,
+            model=request.model,
+            category=request.category,
+            score=request.score if request.HasField("score") else None,
+            latency_ms=request.latency_ms or None,
+            tokens=request.tokens or None,
+            error=request.error,
+        )
+        return optimizer_pb2.RecordOutcomeResponse(decision=decision.reason if decision else "")
+
+    async def RecordFeedback(self, request, context):
+        self._experiments.feedback(request.completion_id, request.thumbs_up, request.comment)
+        return optimizer_pb2.RecordFeedbackResponse()
 
 
 class OptimizerComponent:
-    def __init__(self, prompts: PromptStore):
-        self.prompts = prompts
+    def __init__(self, storage: OptimizerStorage):
+        self.storage = storage
+        self.registry = PromptRegistry(storage)
+        self.experiments = Experiments(storage, self.registry)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(OptimizerService(self.prompts), server)
+        optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(
+            OptimizerService(self.registry, self.experiments), server
+        )
         return [optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name]
 
     async def close(self) -> None:
-        self.prompts.close()
+        self.storage.close()

@@ -51,6 +51,7 @@ class Prompt:
     name: str
     version: int
     template: str
+    experiment_id: int = 0
 
 
 class MeshPeers:
@@ -209,7 +210,10 @@ class MeshPeers:
         return models
 
     async def prompt(self, name: str, conversation_id: str, timeout_s: float) -> Prompt:
-        cached = self._prompts.get(name)
+        """The version this conversation gets. Reused for a few seconds: per
+        prompt while no experiment runs, per conversation while one does
+        (experiments assign by conversation)."""
+        cached = self._prompts.get(("prompt", name)) or self._prompts.get(("prompt", name, conversation_id))
         if cached is not None:
             return cached
         try:
@@ -221,9 +225,10 @@ class MeshPeers:
         except grpc.aio.AioRpcError as error:
             log.warning("optimizer.get_prompt_failed", extra={"fields": {"code": error.code().name}})
             return Prompt(name, 0, FALLBACK_TEMPLATE)
-        prompt = Prompt(response.name, response.version, response.template)
+        prompt = Prompt(response.name, response.version, response.template, response.experiment_id)
         if self._prompt_ttl_s > 0:
-            self._prompts.set(name, prompt, self._prompt_ttl_s, size=len(prompt.template))
+            key = ("prompt", name, conversation_id) if prompt.experiment_id else ("prompt", name)
+            self._prompts.set(key, prompt, self._prompt_ttl_s, size=len(prompt.template))
         return prompt
 
     async def health_detail(self) -> tuple[list[tuple[str, str]], list, int]:

@@ -15,8 +15,8 @@ from services.llm_gateway.catalog import ModelCatalog
 from services.llm_gateway.failover import FailoverChain
 from services.llm_gateway.providers.offline import OfflineProvider
 from services.llm_gateway.service import LlmGatewayComponent
-from services.optimizer.prompts import PromptStore
 from services.optimizer.service import OptimizerComponent
+from services.optimizer.storage import OptimizerStorage
 from services.router.peers import MeshPeers
 from services.router.service import RouterComponent
 from services.runtime.lru import LruCache
@@ -67,8 +67,8 @@ async def start_mesh(
     )
     cache = CacheService(TwoTierCache(LruCache(1000, 10_000_000)), {"customer": 60.0}, 60.0)
     mesh.servers["cache"] = await start_server(CacheComponent(cache), free_port_settings("cache"))
-    prompts = PromptStore(str(tmp_path / "optimizer.db"))
-    mesh.servers["optimizer"] = await start_server(OptimizerComponent(prompts), free_port_settings("optimizer"))
+    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
+    mesh.servers["optimizer"] = await start_server(OptimizerComponent(storage), free_port_settings("optimizer"))
     providers = {"offline": OfflineProvider(token_delay_s), **(providers or {})}
     llm = LlmGatewayComponent(FailoverChain(ModelCatalog.from_yaml(CATALOG), providers, **chain_options))
     mesh.servers["llm_gateway"] = await start_server(llm, free_port_settings("llm_gateway"))

@@ -1,0 +1,125 @@
+"""OptimizerStorage: everything the optimizer keeps, in one SQLite file
+(WAL, one connection under a lock; each change is one transaction). The
+only module that speaks SQL, so another database can take its place."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import orjson
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS prompt_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    variables TEXT NOT NULL DEFAULT '[]',
+    note TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS active_prompts (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS prompt_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    name TEXT NOT NULL,
+    action TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    previous_version INTEGER,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS experiments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    prompt TEXT NOT NULL,
+    salt TEXT NOT NULL,
+    state TEXT NOT NULL,
+    control_version INTEGER NOT NULL,
+    min_samples INTEGER NOT NULL,
+    alpha REAL NOT NULL,
+    auto_promote INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    ended_at REAL,
+    decision TEXT NOT NULL DEFAULT '',
+    looks INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS experiments_running ON experiments(prompt, state);
+CREATE TABLE IF NOT EXISTS arms (
+    experiment_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    weight REAL NOT NULL,
+    PRIMARY KEY (experiment_id, version)
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    completion_id TEXT UNIQUE,
+    experiment_id INTEGER,
+    prompt TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    model TEXT NOT NULL DEFAULT '',
+    category TEXT NOT NULL DEFAULT '',
+    score REAL,
+    latency_ms REAL,
+    tokens INTEGER,
+    error INTEGER NOT NULL DEFAULT 0,
+    feedback INTEGER,
+    comment TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_by_experiment ON outcomes(experiment_id, version);
+"""
+
+
+class OptimizerStorage:
+    def __init__(self, path: str):
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(prompt_versions)")}
+        for column in ("variables", "note"):  # stores written before versions carried them
+            if column not in columns:
+                default = "'[]'" if column == "variables" else "''"
+                self._db.execute(f"ALTER TABLE prompt_versions ADD COLUMN {column} TEXT NOT NULL DEFAULT {default}")
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One change, all or nothing; BEGIN IMMEDIATE so concurrent writers
+        (another process on the same file) queue instead of failing."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # Prompts.
+
+    def add_version(self, db, name: str, template: str, variables: list[str], note: str) -> int:
+        row = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM prompt_versions WHERE name = ?", (name,)).fetchone()
+        version = int(row[0])
+        db.execute(
+            "INSERT INTO prompt_versions(name, version, template, created_at, variables, note) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (name, version, template, time.time(), orjson.dumps(variables).decode(), note),
+        )
+        return version
+
+    def audit(self, db, name: str, action: str, version: int, previous: int | None, detail: str = "") -> None:
+        db.execute(
+            "INSERT INTO prompt_audit(at, name, action, version, previous_version, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), name, action, version, previous, detail),
+        )

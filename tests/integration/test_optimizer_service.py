@@ -1,0 +1,113 @@
+"""OptimizerService over gRPC: versions, rollback, experiments, outcomes,
+feedback, and the statuses bad input gets."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
+
+from services.optimizer.service import OptimizerComponent
+from services.optimizer.storage import OptimizerStorage
+from services.runtime.server import start_server
+from tests.integration.conftest import free_port_settings
+from tests.integration.grpc_errors import field_violations
+
+TEMPLATE = "Answer only from the data.\n\n{context}"
+
+
+@pytest.fixture
+async def optimizer(tmp_path):
+    running = await start_server(
+        OptimizerComponent(OptimizerStorage(str(tmp_path / "optimizer.db"))), free_port_settings("optimizer")
+    )
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    yield optimizer_pb2_grpc.OptimizerServiceStub(channel)
+    await channel.close()
+    await running.stop(0)
+
+
+async def rpc_error(call) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+async def test_versions_activation_rollback_and_history(optimizer):
+    created = await optimizer.CreatePromptVersion(
+        optimizer_pb2.CreatePromptVersionRequest(name="customer", template=TEMPLATE, note="stricter", activate=True)
+    )
+    assert (created.version.version, list(created.version.variables)) == (2, ["context"])
+    assert (await optimizer.GetPrompt(optimizer_pb2.GetPromptRequest(name="customer"))).version == 2
+    back = await optimizer.RollbackPrompt(optimizer_pb2.RollbackPromptRequest(name="customer", reason="complaints"))
+    assert back.version.version == 1
+    listing = await optimizer.ListPromptVersions(optimizer_pb2.ListPromptVersionsRequest(name="customer"))
+    assert [v.version for v in listing.versions] == [1, 2] and listing.active_version == 1
+    assert [(h.action, h.version) for h in listing.history][-1] == ("rolled_back", 1)
+    assert listing.history[-1].detail == "complaints"
+
+
+async def test_an_experiment_assigns_stickily_and_reports(optimizer):
+    await optimizer.CreatePromptVersion(optimizer_pb2.CreatePromptVersionRequest(name="customer", template=TEMPLATE))
+    started = await optimizer.StartExperiment(
+        optimizer_pb2.StartExperimentRequest(
+            prompt="customer",
+            arms=[optimizer_pb2.ExperimentArm(version=1, weight=1), optimizer_pb2.ExperimentArm(version=2, weight=1)],
+            min_samples=5,
+        )
+    )
+    experiment = started.experiment
+    assert experiment.state == optimizer_pb2.EXPERIMENT_STATE_RUNNING and experiment.control_version == 1
+    seen = {}
+    for n in range(40):
+        reply = await optimizer.GetPrompt(optimizer_pb2.GetPromptRequest(name="customer", conversation_id=f"c{n}"))
+        again = await optimizer.GetPrompt(optimizer_pb2.GetPromptRequest(name="customer", conversation_id=f"c{n}"))
+        assert reply.version == again.version and reply.experiment_id == experiment.id
+        seen[f"c{n}"] = reply.version
+        await optimizer.RecordOutcome(
+            optimizer_pb2.RecordOutcomeRequest(
+                completion_id=f"chatcmpl-{n}", prompt="customer", version=reply.version,
+                experiment_id=experiment.id, score=0.8, latency_ms=900, tokens=300, category="credit",
+            )
+        )  # fmt: skip
+    assert set(seen.values()) == {1, 2}
+    await optimizer.RecordFeedback(optimizer_pb2.RecordFeedbackRequest(completion_id="chatcmpl-3", thumbs_up=True))
+    report = (await optimizer.GetExperiment(optimizer_pb2.GetExperimentRequest(experiment_id=experiment.id))).experiment
+    assert sum(a.turns for a in report.arms) == 40 and sum(a.thumbs_up for a in report.arms) == 1
+    assert report.arms[1].HasField("p_quality") and not report.arms[0].HasField("p_quality")
+    stopped = await optimizer.StopExperiment(
+        optimizer_pb2.StopExperimentRequest(experiment_id=experiment.id, reason="kill switch drill")
+    )
+    assert stopped.experiment.state == optimizer_pb2.EXPERIMENT_STATE_KILLED
+    assert "kill switch drill" in stopped.experiment.decision
+    reply = await optimizer.GetPrompt(optimizer_pb2.GetPromptRequest(name="customer", conversation_id="c1"))
+    assert (reply.version, reply.experiment_id) == (1, 0)
+
+
+async def test_bad_input_gets_the_right_status_naming_the_problem(optimizer):
+    error = await rpc_error(optimizer.GetPrompt(optimizer_pb2.GetPromptRequest(name="nonexistent")))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    error = await rpc_error(
+        optimizer.ActivatePromptVersion(optimizer_pb2.ActivatePromptVersionRequest(name="customer", version=9))
+    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND and field_violations(error) == ["version"]
+    error = await rpc_error(
+        optimizer.CreatePromptVersion(
+            optimizer_pb2.CreatePromptVersionRequest(name="customer", template="{ssn} {context}")
+        )
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "{ssn}" in error.details()
+    arms = [optimizer_pb2.ExperimentArm(version=1, weight=0), optimizer_pb2.ExperimentArm(version=1, weight=0)]
+    error = await rpc_error(
+        optimizer.StartExperiment(optimizer_pb2.StartExperimentRequest(prompt="customer", arms=arms))
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    arms = [optimizer_pb2.ExperimentArm(version=1, weight=1), optimizer_pb2.ExperimentArm(version=5, weight=1)]
+    error = await rpc_error(
+        optimizer.StartExperiment(optimizer_pb2.StartExperimentRequest(prompt="customer", arms=arms))
+    )
+    assert field_violations(error) == ["arms[1].version"]
+    error = await rpc_error(
+        optimizer.RecordFeedback(optimizer_pb2.RecordFeedbackRequest(completion_id="chatcmpl-nope", thumbs_up=False))
+    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND and field_violations(error) == ["completion_id"]
