@@ -228,6 +228,7 @@ class GatewayApp:
         chat.request.tenant = tenant
         chat.request.cache_response = replay
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        chat.request.completion_id = completion_id
         if not chat.request.conversation_id:
             chat.request.conversation_id = completion_id
         call = self._router.Chat(
@@ -366,7 +367,8 @@ class GatewayApp:
                 continue
             chat.request.tenant = tenant
             chat.request.cache_response = replay
-            chat.request.conversation_id = chat.request.conversation_id or f"chatcmpl-{uuid.uuid4().hex[:24]}"
+            chat.request.completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+            chat.request.conversation_id = chat.request.conversation_id or chat.request.completion_id
             to_router.append((n, chat))
         if to_router:
             try:
@@ -394,9 +396,7 @@ class GatewayApp:
                     for c in answer.tool_calls
                 ]
                 finish = FINISH_REASONS.get(answer.finish.reason, "stop")
-                body = completion_body(
-                    chat.request.conversation_id, chat.model, answer.text, calls, finish, answer.usage
-                )
+                body = completion_body(chat.request.completion_id, chat.model, answer.text, calls, finish, answer.usage)
                 outcomes[n] = _batch_line(custom_id, 200, body)
         await response.json(200, orjson.dumps({"object": "list", "data": outcomes}))
 

@@ -7,9 +7,10 @@ import math
 from collections.abc import Sequence
 
 import grpc
-from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
+from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
 
 from services.optimizer import experiments as states
+from services.optimizer import quality
 from services.optimizer.experiments import Experiments
 from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
@@ -21,6 +22,15 @@ STATES = {
     states.CONCLUDED: optimizer_pb2.EXPERIMENT_STATE_CONCLUDED,
     states.STOPPED_GUARDRAIL: optimizer_pb2.EXPERIMENT_STATE_STOPPED_BY_GUARDRAIL,
     states.KILLED: optimizer_pb2.EXPERIMENT_STATE_KILLED,
+}
+
+
+GROUNDING_STATUS = {
+    common_pb2.GROUNDING_STATUS_FOUND: "found",
+    common_pb2.GROUNDING_STATUS_NOT_FOUND: "not_found",
+    common_pb2.GROUNDING_STATUS_AMBIGUOUS: "ambiguous",
+    common_pb2.GROUNDING_STATUS_NO_IDENTIFIER: "no_identifier",
+    common_pb2.GROUNDING_STATUS_UNAVAILABLE: "unavailable",
 }
 
 
@@ -127,19 +137,33 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return optimizer_pb2.StopExperimentResponse(experiment=self._experiment(request.experiment_id))
 
     async def RecordOutcome(self, request, context):
+        status = GROUNDING_STATUS.get(request.grounding.status, "")
+        category = request.category or quality.category_of(request.question, status)
+        score = request.score if request.HasField("score") else None
+        evaluators: list[quality.Score] = []
+        if score is None and not request.error and request.answer:
+            facts = [quality.Fact(f.topic, f.label, f.value, f.record_id) for f in request.grounding.facts]
+            score, evaluators = quality.evaluate(
+                request.question, request.answer, status, request.grounding.text, facts
+            )
         decision = self._experiments.record(
             request.completion_id,
             request.prompt,
             request.version,
             request.experiment_id,
             model=request.model,
-            category=request.category,
-            score=request.score if request.HasField("score") else None,
+            category=category,
+            score=score,
             latency_ms=request.latency_ms or None,
             tokens=request.tokens or None,
             error=request.error,
         )
-        return optimizer_pb2.RecordOutcomeResponse(decision=decision.reason if decision else "")
+        return optimizer_pb2.RecordOutcomeResponse(
+            decision=decision.reason if decision else "",
+            score=score or 0.0,
+            evaluators=[optimizer_pb2.EvaluatorScore(name=e.name, score=e.value, reason=e.reason) for e in evaluators],
+            category=category,
+        )
 
     async def RecordFeedback(self, request, context):
         self._experiments.feedback(request.completion_id, request.thumbs_up, request.comment)

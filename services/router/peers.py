@@ -183,6 +183,17 @@ class MeshPeers:
         self.answers_replayed += 1
         return router_pb2.CachedAnswer.FromString(cached.value)
 
+    def record_outcome(self, outcome: optimizer_pb2.RecordOutcomeRequest) -> None:
+        """Tell the optimizer how a turn went, off the hot path."""
+
+        async def send() -> None:
+            try:
+                await self.optimizer.RecordOutcome(outcome, timeout=2.0)
+            except grpc.aio.AioRpcError as error:
+                log.warning("optimizer.record_failed", extra={"fields": {"code": error.code().name}})
+
+        self._in_background(send())
+
     def keep_answer(self, tenant: str, key: str, answer: router_pb2.CachedAnswer) -> None:
         """Store an answer for replay, off the hot path (the namespace's TTL)."""
 

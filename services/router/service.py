@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
-from tilores_x.v1 import common_pb2, llm_gateway_pb2, router_pb2, router_pb2_grpc
+from tilores_x.v1 import common_pb2, llm_gateway_pb2, optimizer_pb2, router_pb2, router_pb2_grpc
 
 from services.router.field_policy import FieldPolicy
 from services.router.grounding import NO_IDENTIFIER, NOT_FOUND, UNAVAILABLE, CustomerGrounding, ambiguous, found
@@ -159,12 +160,36 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         # data tools, which the router runs itself.
         own_tools = supports_tools and not request.tools and self._tools is not None
         generate.tools.extend(request.tools or (TOOLS if own_tools else ()))
-        return generate, allowed, own_tools
+        return generate, allowed, own_tools, prompt
 
     async def _answer(self, request, remaining: Callable[[], float]) -> AsyncIterator[router_pb2.ChatResponse]:
         """One turn as stream events. Raises _Unanswered when the model
         service failed before anything was sent."""
-        generate, allowed, own_tools = await self.prepare(request, remaining())
+        started = time.perf_counter()
+        generate, allowed, own_tools, prompt = await self.prepare(request, remaining())
+        answer: list[str] = []
+
+        def outcome(error: bool, usage: common_pb2.Usage | None = None, model: str = "") -> None:
+            # Off the hot path: the optimizer scores the turn and feeds experiments.
+            if request.completion_id and prompt.version:
+                self._peers.record_outcome(
+                    optimizer_pb2.RecordOutcomeRequest(
+                        completion_id=request.completion_id,
+                        prompt=prompt.name,
+                        version=prompt.version,
+                        experiment_id=prompt.experiment_id,
+                        model=model or request.model,
+                        latency_ms=(time.perf_counter() - started) * 1000,
+                        tokens=usage.total_tokens if usage else 0,
+                        error=error,
+                        question=next(
+                            (m.content for m in reversed(request.messages) if m.role == common_pb2.ROLE_USER), ""
+                        ),
+                        answer="".join(answer),
+                        grounding=generate.grounding,
+                    )
+                )
+
         replay = request.cache_response or (request.HasField("temperature") and request.temperature == 0)
         cache_key = _answer_key(generate) if replay else ""
         if cache_key:
@@ -196,6 +221,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                         if type(item) is str:
                             yield response(delta=item)
                             sent += 1
+                            answer.append(item)
                             if record is not None:
                                 record.deltas.append(item)
                             continue
@@ -211,6 +237,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                             yield response(**{kind: getattr(item, kind)})
                             sent += 1
                             if kind == "error":
+                                outcome(error=True)
                                 return  # the stream ends with the error, nothing after it
             except grpc.aio.AioRpcError as error:
                 if own_tools and not sent and generate.tools and error.code() in WITHOUT_TOOLS_ON:
@@ -223,6 +250,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 if error.code() == grpc.StatusCode.UNAVAILABLE and not _has_details(error):
                     # A transport failure: grpc's own text names internal addresses.
                     error = _ModelServiceUnavailable()
+                outcome(error=True)
                 if not sent:
                     raise _Unanswered(error) from None
                 yield response(error=common_pb2.StreamError(code=error.code().name, message=error.details() or ""))
@@ -244,6 +272,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         if finish is not None:
             yield response(finish=finish)
         yield response(usage=usage)
+        outcome(error=False, usage=usage, model=finish.model if finish is not None else "")
         if record is not None and finish is not None:
             record.finish.CopyFrom(finish)
             record.usage.CopyFrom(usage)

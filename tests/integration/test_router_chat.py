@@ -379,3 +379,23 @@ async def test_chat_batch_answers_each_turn_and_reports_failures_in_place(mesh):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ChatBatch(router_pb2.ChatBatchRequest(requests=[turns[0]] * 101))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field_violations(caught.value) == ["requests"]
+
+
+async def test_every_answer_is_scored_and_recorded_for_the_optimizer(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    await collect(
+        stub,
+        chat_request("What is the status and credit score of client id 2480135?", completion_id="chatcmpl-scored1"),
+    )
+    storage = mesh.servers["optimizer"].component.storage
+    for _ in range(50):
+        rows = storage.query(
+            "SELECT prompt, version, score, category, error, tokens FROM outcomes WHERE completion_id = ?",
+            ("chatcmpl-scored1",),
+        )
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    [(prompt, version, score, category, error, tokens)] = rows
+    assert (prompt, version, category, error) == ("customer", 1, "credit", 0)
+    assert score == 1.0 and tokens > 0  # the offline answer states only facts it was given
