@@ -48,6 +48,7 @@ def settings_from_env() -> GatewaySettings:
     return GatewaySettings(
         router_addr=peer_addr("router"),
         llm_gateway_addr=peer_addr("llm_gateway"),
+        optimizer_addr=peer_addr("optimizer"),
         api_keys=keys,
         chat_timeout_s=env_float("GATEWAY_CHAT_TIMEOUT_S", 300.0, minimum=1.0),
         heartbeat_s=env_float("GATEWAY_HEARTBEAT_S", 15.0, minimum=0.01),

@@ -19,9 +19,18 @@ from dataclasses import dataclass
 import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tilores_x.v1 import cache_pb2, common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2, router_pb2_grpc
+from tilores_x.v1 import (
+    cache_pb2,
+    common_pb2,
+    llm_gateway_pb2,
+    llm_gateway_pb2_grpc,
+    optimizer_pb2,
+    optimizer_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+)
 
-from gateway.chat_request import ChatCall, chat_call, parse_batch, parse_chat_request
+from gateway.chat_request import ChatCall, chat_call, parse_batch, parse_chat_request, parse_feedback
 from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.channels import open_channel
@@ -53,6 +62,7 @@ class GatewaySettings:
     api_keys: tuple[str, ...]
     chat_timeout_s: float
     heartbeat_s: float = 15.0
+    optimizer_addr: str = ""
 
 
 class GatewayApp:
@@ -64,6 +74,7 @@ class GatewayApp:
         self._router = None
         self._llm = None
         self._health = None
+        self._optimizer = None
 
     async def startup(self) -> None:
         router_channel = open_channel(self._settings.router_addr)
@@ -72,6 +83,10 @@ class GatewayApp:
         self._router = router_pb2_grpc.RouterServiceStub(router_channel)
         self._llm = llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)
         self._health = health_pb2_grpc.HealthStub(router_channel)
+        if self._settings.optimizer_addr:
+            optimizer_channel = open_channel(self._settings.optimizer_addr)
+            self._channels.append(optimizer_channel)
+            self._optimizer = optimizer_pb2_grpc.OptimizerServiceStub(optimizer_channel)
 
     async def shutdown(self) -> None:
         for channel in self._channels:
@@ -104,6 +119,10 @@ class GatewayApp:
                 self._allow(method, "POST")
                 tenant = self._authenticate(scope)
                 await self._batch(receive, response, tenant, replay)
+            elif path == "/v1/feedback":
+                self._allow(method, "POST")
+                self._authenticate(scope)
+                await self._feedback(receive, response)
             elif path == "/v1/models":
                 self._allow(method, "GET")
                 self._authenticate(scope)
@@ -196,6 +215,24 @@ class GatewayApp:
                 # "degraded": answers come from the cache's in-process tier while Redis is down.
                 body["cache_redis"] = cache_pb2.RedisState.Name(detail.cache_redis).removeprefix("REDIS_STATE_").lower()
         await response.json(status, orjson.dumps(body))
+
+    async def _feedback(self, receive, response: _Response) -> None:
+        """A user's thumbs up or down on an answer, by its completion id."""
+        raw = await _read_body(receive)
+        if raw is None:
+            return
+        completion_id, thumbs_up, comment = parse_feedback(raw)
+        if self._optimizer is None:
+            raise OpenAIError(503, "Feedback is not available: no optimizer is configured.", type="server_error")
+        try:
+            await self._optimizer.RecordFeedback(
+                optimizer_pb2.RecordFeedbackRequest(completion_id=completion_id, thumbs_up=thumbs_up, comment=comment),
+                timeout=5.0,
+                metadata=((REQUEST_ID_HEADER, response.request_id),),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise from_grpc(error) from None
+        await response.json(200, orjson.dumps({"object": "feedback", "completion_id": completion_id, "recorded": True}))
 
     async def _models(self, response: _Response) -> None:
         try:

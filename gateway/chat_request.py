@@ -370,3 +370,30 @@ def parse_batch(raw: bytes) -> tuple[list[tuple[str, dict]], int]:
             raise _invalid_type(f"requests[{n}].custom_id", "a string", custom_id)
         items.append((custom_id, item["body"]))
     return items, concurrency
+
+
+def parse_feedback(raw: bytes) -> tuple[str, bool, str]:
+    """`{"completion_id": "chatcmpl-...", "rating": "up" | "down", "comment": "..."}`."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise OpenAIError(400, "We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise OpenAIError(400, f"Invalid request body: expected a JSON object, but got {_type_name(body)} instead.")
+    for name in body:
+        if name not in ("completion_id", "rating", "comment"):
+            raise OpenAIError(400, f"Unrecognized request argument supplied: {name}", param=name)
+    completion_id = body.get("completion_id")
+    if completion_id is None:
+        raise _missing("completion_id")
+    if not isinstance(completion_id, str) or not completion_id:
+        raise _invalid_type("completion_id", "a string", completion_id)
+    rating = body.get("rating")
+    if rating is None:
+        raise _missing("rating")
+    if rating not in ("up", "down"):
+        raise OpenAIError(400, "Invalid 'rating': expected 'up' or 'down'.", param="rating", code="invalid_value")
+    comment = body.get("comment", "")
+    if not isinstance(comment, str):
+        raise _invalid_type("comment", "a string", comment)
+    return completion_id, rating == "up", comment

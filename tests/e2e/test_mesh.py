@@ -1,6 +1,8 @@
 """End to end: chat clients through Envoy to every service and back."""
 
 import json
+import sqlite3
+import time
 import uuid
 
 import grpc
@@ -294,3 +296,30 @@ def test_chat_batch_through_envoy(mesh):
     assert "no customer matches" in results["nobody"]["body"]["choices"][0]["message"]["content"]
     status, error = http_json("POST", f"{mesh.rest_url}/v1/chat/batch", {"requests": []})
     assert status == 400 and error["error"]["param"] == "requests"
+
+
+def test_feedback_on_an_answer(mesh):
+    status, answer = http_json(
+        "POST",
+        f"{mesh.rest_url}/v1/chat/completions",
+        {"model": "offline", "messages": [{"role": "user", "content": "Status of client id 2480135?"}]},
+    )
+    assert status == 200
+    feedback = {"completion_id": answer["id"], "rating": "down", "comment": "the balance is out of date"}
+    for _ in range(50):  # the outcome is recorded off the hot path
+        status, reply = http_json("POST", f"{mesh.rest_url}/v1/feedback", feedback)
+        if status == 200:
+            break
+        time.sleep(0.05)
+    assert (status, reply) == (200, {"object": "feedback", "completion_id": answer["id"], "recorded": True})
+    with sqlite3.connect(mesh.data_dir / "optimizer.db") as db:
+        row = db.execute(
+            "SELECT feedback, comment, score FROM outcomes WHERE completion_id = ?", (answer["id"],)
+        ).fetchone()
+    assert row[:2] == (0, "the balance is out of date") and row[2] is not None
+    status, error = http_json(
+        "POST", f"{mesh.rest_url}/v1/feedback", {"completion_id": "chatcmpl-nope", "rating": "up"}
+    )
+    assert status == 404 and error["error"]["param"] == "completion_id"
+    status, error = http_json("POST", f"{mesh.rest_url}/v1/feedback", {"completion_id": answer["id"], "rating": "meh"})
+    assert status == 400 and error["error"]["param"] == "rating"
