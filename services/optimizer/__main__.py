@@ -1,22 +1,45 @@
 """Start optimizer: `python -m services.optimizer`.
 
-OPTIMIZER_DB_PATH  SQLite file of prompts, experiments and outcomes (default .data/optimizer.db)
+OPTIMIZER_DB_PATH         SQLite file of prompts, experiments and outcomes (default .data/optimizer.db)
+QUALITY_CRITICAL, QUALITY_WARNING, QUALITY_TARGET, QUALITY_EXCELLENT
+                          quality levels (default 0.85, 0.90, 0.95, 0.98)
+QUALITY_WINDOW            scored turns in the rolling window (default 50)
+QUALITY_CHECK_INTERVAL_S  how often quality is checked (default 60; 0: only on request)
+ALERT_COOLDOWN_S          an alert key alerts at most once in this time (default 900)
+ALERT_WEBHOOK_URL         alerts are POSTed here as JSON, with retries (default: log only)
 """
 
 from __future__ import annotations
 
 import os
 
+from services.optimizer.monitoring import QualityMonitor, Thresholds
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
 from services.runtime.server import main
-from services.runtime.settings import env_str
+from services.runtime.settings import SettingsError, env_float, env_int, env_str
 
 
 async def build() -> OptimizerComponent:
     path = env_str("OPTIMIZER_DB_PATH", ".data/optimizer.db")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    return OptimizerComponent(OptimizerStorage(path))
+    storage = OptimizerStorage(path)
+    thresholds = Thresholds(
+        critical=env_float("QUALITY_CRITICAL", 0.85, minimum=0.0),
+        warning=env_float("QUALITY_WARNING", 0.90, minimum=0.0),
+        target=env_float("QUALITY_TARGET", 0.95, minimum=0.0),
+        excellent=env_float("QUALITY_EXCELLENT", 0.98, minimum=0.0),
+    )
+    if not thresholds.critical <= thresholds.warning <= thresholds.target <= thresholds.excellent <= 1.0:
+        raise SettingsError("QUALITY_CRITICAL <= QUALITY_WARNING <= QUALITY_TARGET <= QUALITY_EXCELLENT <= 1 must hold")
+    monitor = QualityMonitor(
+        storage,
+        thresholds,
+        window=env_int("QUALITY_WINDOW", 50, minimum=2),
+        cooldown_s=env_float("ALERT_COOLDOWN_S", 900.0, minimum=0.0),
+        webhook_url=env_str("ALERT_WEBHOOK_URL"),
+    )
+    return OptimizerComponent(storage, monitor, env_float("QUALITY_CHECK_INTERVAL_S", 60.0, minimum=0.0))
 
 
 if __name__ == "__main__":

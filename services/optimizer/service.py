@@ -3,6 +3,9 @@ the experiments."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
 from collections.abc import Sequence
 
@@ -12,6 +15,7 @@ from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
 from services.optimizer import experiments as states
 from services.optimizer import quality
 from services.optimizer.experiments import Experiments
+from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
 from services.runtime.faults import InvalidArgument
@@ -25,6 +29,7 @@ STATES = {
 }
 
 
+log = logging.getLogger("optimizer")
 GROUNDING_STATUS = {
     common_pb2.GROUNDING_STATUS_FOUND: "found",
     common_pb2.GROUNDING_STATUS_NOT_FOUND: "not_found",
@@ -45,9 +50,10 @@ def _finite(value: float) -> float:
 
 
 class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
-    def __init__(self, registry: PromptRegistry, experiments: Experiments):
+    def __init__(self, registry: PromptRegistry, experiments: Experiments, monitor: QualityMonitor | None = None):
         self._registry = registry
         self._experiments = experiments
+        self._monitor = monitor
 
     def _experiment(self, experiment_id: int) -> optimizer_pb2.Experiment:
         report = self._experiments.report(experiment_id)
@@ -165,22 +171,60 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             category=category,
         )
 
+    async def GetQuality(self, request, context):
+        if self._monitor is None:
+            return optimizer_pb2.GetQualityResponse()
+        if request.check_now:
+            await self._monitor.check()
+        return optimizer_pb2.GetQualityResponse(
+            groups=[
+                optimizer_pb2.GroupQuality(
+                    group=q.group, key=q.key, turns=q.turns, mean=q.mean, slope=q.slope, level=q.level
+                )
+                for q in self._monitor.quality()
+            ],
+            alerts=[
+                optimizer_pb2.QualityAlert(
+                    key=a.key, severity=a.severity, message=a.message, value=a.value, at=a.at, delivered=delivered
+                )
+                for a, delivered in self._monitor.alerts()
+            ],
+        )
+
     async def RecordFeedback(self, request, context):
         self._experiments.feedback(request.completion_id, request.thumbs_up, request.comment)
         return optimizer_pb2.RecordFeedbackResponse()
 
 
 class OptimizerComponent:
-    def __init__(self, storage: OptimizerStorage):
+    def __init__(self, storage: OptimizerStorage, monitor: QualityMonitor | None = None, check_every_s: float = 0.0):
         self.storage = storage
         self.registry = PromptRegistry(storage)
         self.experiments = Experiments(storage, self.registry)
+        self.monitor = monitor or QualityMonitor(storage)
+        self._check_every_s = check_every_s
+        self._task: asyncio.Task | None = None
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(
-            OptimizerService(self.registry, self.experiments), server
+            OptimizerService(self.registry, self.experiments, self.monitor), server
         )
+        if self._check_every_s > 0:
+            self._task = asyncio.ensure_future(self._watch())
         return [optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name]
 
+    async def _watch(self) -> None:
+        """Check quality on a schedule; alerts keep their cooldown."""
+        while True:
+            await asyncio.sleep(self._check_every_s)
+            try:
+                await self.monitor.check()
+            except Exception:  # a bad check must not end the watch
+                log.exception("quality.check_failed")
+
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         self.storage.close()

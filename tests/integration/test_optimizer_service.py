@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
+from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
 
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
@@ -111,3 +111,24 @@ async def test_bad_input_gets_the_right_status_naming_the_problem(optimizer):
         optimizer.RecordFeedback(optimizer_pb2.RecordFeedbackRequest(completion_id="chatcmpl-nope", thumbs_up=False))
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND and field_violations(error) == ["completion_id"]
+
+
+async def test_quality_report_and_alerts_over_grpc(optimizer):
+    for n in range(20):
+        await optimizer.RecordOutcome(
+            optimizer_pb2.RecordOutcomeRequest(
+                completion_id=f"chatcmpl-q{n}", prompt="customer", version=1, model="gpt-4o-mini",
+                question="What is her credit score?", answer="Her TransUnion score is 745.",
+                grounding=common_pb2.Grounding(
+                    status=common_pb2.GROUNDING_STATUS_FOUND, text="- [credit] TransUnion credit score: 712",
+                    facts=[common_pb2.Fact(topic="credit", label="TransUnion credit score", value="712")],
+                ),
+            )
+        )  # fmt: skip
+    report = await optimizer.GetQuality(optimizer_pb2.GetQualityRequest(check_now=True))
+    groups = {(g.group, g.key): g for g in report.groups}
+    credit = groups[("category", "credit")]
+    # 745 is not in the context: groundedness 0, coverage 0 -> overall 0.3
+    assert credit.turns == 20 and credit.mean == pytest.approx(0.3) and credit.level == "critical"
+    assert {a.key for a in report.alerts} >= {"quality:category:credit", "quality:model:gpt-4o-mini"}
+    assert all(a.severity == "CRITICAL" for a in report.alerts)

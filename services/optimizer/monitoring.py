@@ -1,0 +1,194 @@
+"""QualityMonitor: rolling answer quality per model, prompt version and
+question category, degradation by level and by trend, and alerts.
+
+Levels (configurable): below 0.85 critical, 0.90 warning, 0.95 target,
+0.98 excellent. A group's mean over its last `window` scored turns below
+critical raises CRITICAL, below warning HIGH, below target LOW; a falling
+trend (least-squares slope over the window, scipy's linregress, below
+`slope_limit` per turn and significant at 5 %) raises MEDIUM. An alert key
+(e.g. `quality:category:credit`) alerts at most once per cooldown (default
+15 minutes); every alert is stored, logged, and POSTed to an optional
+webhook with retries."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from scipy import stats
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from services.optimizer.storage import OptimizerStorage
+
+log = logging.getLogger("optimizer.alerts")
+
+CRITICAL, HIGH, MEDIUM, LOW, INFO = "CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"
+GROUPS = {"model": "model", "prompt": "prompt || ':v' || version", "category": "category"}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    critical: float = 0.85
+    warning: float = 0.90
+    target: float = 0.95
+    excellent: float = 0.98
+
+    def level(self, value: float) -> str:
+        if value < self.critical:
+            return "critical"
+        if value < self.warning:
+            return "warning"
+        if value < self.target:
+            return "below target"
+        return "excellent" if value >= self.excellent else "on target"
+
+
+@dataclass(frozen=True)
+class GroupQuality:
+    group: str  # model, prompt or category
+    key: str  # e.g. "gpt-4o-mini", "customer:v2", "credit"
+    turns: int
+    mean: float
+    slope: float
+    level: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str
+    severity: str
+    message: str
+    value: float
+    at: float
+
+
+class QualityMonitor:
+    def __init__(
+        self,
+        storage: OptimizerStorage,
+        thresholds: Thresholds | None = None,
+        window: int = 50,
+        min_turns: int = 10,
+        slope_limit: float = -0.002,
+        cooldown_s: float = 900.0,
+        webhook_url: str = "",
+        webhook_attempts: int = 3,
+        clock=time.time,
+    ):
+        self.storage = storage
+        self.thresholds = thresholds or Thresholds()
+        self.window = window
+        self.min_turns = min_turns
+        self.slope_limit = slope_limit
+        self.cooldown_s = cooldown_s
+        self.webhook_url = webhook_url
+        self.webhook_attempts = webhook_attempts
+        self._clock = clock
+        with storage.transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, "
+                "severity TEXT NOT NULL, message TEXT NOT NULL, value REAL NOT NULL, at REAL NOT NULL, "
+                "delivered INTEGER NOT NULL DEFAULT 0)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS alerts_by_key ON alerts(key, at)")
+
+    def quality(self) -> list[GroupQuality]:
+        """Rolling quality of every group with enough scored turns."""
+        out = []
+        for group, expression in GROUPS.items():
+            keys = [
+                k for (k,) in self.storage.query(f"SELECT DISTINCT {expression} FROM outcomes WHERE score IS NOT NULL")
+            ]
+            for key in keys:
+                if not key:
+                    continue
+                rows = self.storage.query(
+                    f"SELECT score FROM outcomes WHERE score IS NOT NULL AND {expression} = ? ORDER BY id DESC LIMIT ?",
+                    (key, self.window),
+                )
+                scores = [s for (s,) in reversed(rows)]
+                if len(scores) < self.min_turns:
+                    continue
+                mean = sum(scores) / len(scores)
+                slope = _slope(scores)
+                out.append(GroupQuality(group, key, len(scores), mean, slope, self.thresholds.level(mean)))
+        return out
+
+    async def check(self) -> list[Alert]:
+        """Raise the alerts the current quality calls for (cooldown applied)."""
+        raised = []
+        for q in self.quality():
+            key = f"quality:{q.group}:{q.key}"
+            severity, message = None, ""
+            if q.mean < self.thresholds.critical:
+                severity, message = CRITICAL, f"{q.group} {q.key}: quality {q.mean:.3f} is below critical"
+            elif q.mean < self.thresholds.warning:
+                severity, message = HIGH, f"{q.group} {q.key}: quality {q.mean:.3f} is below warning"
+            elif q.slope < self.slope_limit:
+                severity, message = MEDIUM, f"{q.group} {q.key}: quality is falling ({q.slope:+.4f} per turn)"
+            elif q.mean < self.thresholds.target:
+                severity, message = LOW, f"{q.group} {q.key}: quality {q.mean:.3f} is below target"
+            if severity is None:
+                continue
+            alert = await self.raise_alert(key, severity, f"{message} over the last {q.turns} turns", q.mean)
+            if alert is not None:
+                raised.append(alert)
+        return raised
+
+    async def raise_alert(self, key: str, severity: str, message: str, value: float) -> Alert | None:
+        now = self._clock()
+        with self.storage.transaction() as db:
+            recent = db.execute(
+                "SELECT 1 FROM alerts WHERE key = ? AND at > ? LIMIT 1", (key, now - self.cooldown_s)
+            ).fetchone()
+            if recent:
+                return None  # within the cooldown: no flood
+            db.execute(
+                "INSERT INTO alerts(key, severity, message, value, at) VALUES (?, ?, ?, ?, ?)",
+                (key, severity, message, value, now),
+            )
+        alert = Alert(key, severity, message, value, now)
+        log.warning("alert", extra={"fields": {"key": key, "severity": severity, "message": message}})
+        if self.webhook_url:
+            delivered = await self._deliver(alert)
+            with self.storage.transaction() as db:
+                db.execute("UPDATE alerts SET delivered = ? WHERE key = ? AND at = ?", (int(delivered), key, now))
+        return alert
+
+    async def _deliver(self, alert: Alert) -> bool:
+        body = orjson.dumps(alert.__dict__)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.webhook_attempts),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            retry=retry_if_exception_type((aiohttp.ClientError, TimeoutError)),
+            reraise=True,
+        )
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+                async for attempt in retrying:
+                    with attempt:
+                        async with session.post(
+                            self.webhook_url, data=body, headers={"Content-Type": "application/json"}
+                        ) as reply:
+                            reply.raise_for_status()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            log.warning("alert.webhook_failed", extra={"fields": {"key": alert.key, "error": type(error).__name__}})
+            return False
+        return True
+
+    def alerts(self, limit: int = 100) -> list[tuple[Alert, bool]]:
+        rows = self.storage.query(
+            "SELECT key, severity, message, value, at, delivered FROM alerts ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [(Alert(k, s, m, v, a), bool(d)) for k, s, m, v, a, d in rows]
+
+
+def _slope(scores: list[float]) -> float:
+    """Least-squares slope per turn; 0 unless the fall is significant."""
+    if len(scores) < 3 or max(scores) == min(scores):
+        return 0.0
+    fit = stats.linregress(range(len(scores)), scores)
+    return float(fit.slope) if fit.pvalue < 0.05 else 0.0

@@ -1,0 +1,112 @@
+"""Rolling quality, alert levels and trends, the cooldown, and webhook
+delivery to a local HTTP server."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+
+from services.optimizer.experiments import Experiments
+from services.optimizer.monitoring import CRITICAL, HIGH, LOW, MEDIUM, QualityMonitor
+from services.optimizer.prompts import PromptRegistry
+from services.optimizer.storage import OptimizerStorage
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def storage(tmp_path):
+    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
+    PromptRegistry(storage)
+    yield storage
+    storage.close()
+
+
+def record(storage, scores, category="credit", model="gpt-4o-mini", start=0):
+    experiments = Experiments(storage, PromptRegistry(storage))
+    for n, score in enumerate(scores, start=start):
+        experiments.record(f"c-{category}-{model}-{n}", "customer", 1, model=model, category=category, score=score)
+
+
+@pytest.fixture
+async def webhook():
+    received: list[dict] = []
+    failures = {"left": 1}
+
+    async def handler(request: web.Request) -> web.Response:
+        if failures["left"]:
+            failures["left"] -= 1
+            return web.Response(status=500)
+        received.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/alerts", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/alerts", received
+    await runner.cleanup()
+
+
+async def test_levels_raise_their_severities(storage):
+    record(storage, [0.80] * 20, category="credit")
+    record(storage, [0.88] * 20, category="transactions/billing")
+    record(storage, [0.93] * 20, category="calls and tickets")
+    record(storage, [0.99] * 20, category="customer profile")
+    monitor = QualityMonitor(storage, clock=Clock())
+    by_key = {a.key: a.severity for a in await monitor.check()}
+    assert by_key["quality:category:credit"] == CRITICAL
+    assert by_key["quality:category:transactions/billing"] == HIGH
+    assert by_key["quality:category:calls and tickets"] == LOW
+    assert "quality:category:customer profile" not in by_key
+    quality = {(q.group, q.key): q for q in monitor.quality()}
+    assert quality[("category", "customer profile")].level == "excellent"
+    # The prompt's window is its last 50 turns: 10 at 0.88, 20 at 0.93, 20 at 0.99.
+    prompt = quality[("prompt", "customer:v1")]
+    assert prompt.turns == 50 and prompt.mean == pytest.approx(0.944) and prompt.level == "below target"
+
+
+async def test_a_falling_trend_is_an_alert_before_the_level_is(storage):
+    record(storage, [0.995 - 0.0025 * n for n in range(40)], category="credit", model="m1")
+    monitor = QualityMonitor(storage, clock=Clock())
+    alerts = {a.key: a for a in await monitor.check()}
+    assert alerts["quality:category:credit"].severity == MEDIUM
+    assert "falling" in alerts["quality:category:credit"].message
+
+
+async def test_the_cooldown_stops_a_flood(storage):
+    clock = Clock()
+    record(storage, [0.80] * 20)
+    monitor = QualityMonitor(storage, clock=clock, cooldown_s=900)
+    first = await monitor.check()
+    assert first and await monitor.check() == []  # same keys within 15 minutes
+    clock.now += 901
+    assert {a.key for a in await monitor.check()} == {a.key for a in first}
+    assert len(monitor.alerts()) == 2 * len(first)
+
+
+async def test_alerts_reach_the_webhook_with_retries(storage, webhook):
+    url, received = webhook
+    record(storage, [0.70] * 20, category="credit", model="only-model")
+    monitor = QualityMonitor(storage, clock=Clock(), webhook_url=url)
+    raised = await monitor.check()
+    assert len(received) == len(raised) >= 1  # the first POST failed with 500 and was retried
+    assert {r["key"] for r in received} == {a.key for a in raised}
+    assert all(delivered for _, delivered in monitor.alerts())
+    assert received[0]["severity"] == CRITICAL
+
+
+async def test_an_unreachable_webhook_is_logged_not_fatal(storage):
+    record(storage, [0.70] * 20)
+    monitor = QualityMonitor(storage, clock=Clock(), webhook_url="http://127.0.0.1:9/alerts", webhook_attempts=2)
+    raised = await monitor.check()
+    assert raised and not any(delivered for _, delivered in monitor.alerts())
