@@ -73,6 +73,9 @@ class LocalMesh:
         self.free_ports = free_ports
         self.env = dict(env or {})
         self.api_key = api_key or self._dev_key()
+        self.admin_key = self.env.get("GATEWAY_ADMIN_KEYS", "").split(",")[0].strip() or self._dev_key(
+            "dev-admin-key", "sk-admin-"
+        )
         self.grace_period_s = grace_period_s
         self.start_timeout_s = start_timeout_s
         self.processes: dict[str, subprocess.Popen] = {}
@@ -102,15 +105,16 @@ class LocalMesh:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def _dev_key(self) -> str:
-        configured = os.environ.get("GATEWAY_API_KEYS", "").split(",")[0].strip()
+    def _dev_key(self, file: str = "dev-api-key", prefix: str = "sk-dev-") -> str:
+        variable = "GATEWAY_API_KEYS" if file == "dev-api-key" else "GATEWAY_ADMIN_KEYS"
+        configured = os.environ.get(variable, "").split(",")[0].strip()
         if configured:
             return configured
-        path = self.data_dir / "dev-api-key"
+        path = self.data_dir / file
         if path.exists():
             return path.read_text().strip()
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = f"sk-dev-{secrets.token_hex(16)}"
+        key = f"{prefix}{secrets.token_hex(16)}"
         path.write_text(key + "\n")
         path.chmod(0o600)
         return key
@@ -140,6 +144,7 @@ class LocalMesh:
                 "TILORES_DB_PATH": env.get("TILORES_DB_PATH") or str(self.data_dir / "tilores.db"),
                 "OPTIMIZER_DB_PATH": env.get("OPTIMIZER_DB_PATH") or str(self.data_dir / "optimizer.db"),
                 "GATEWAY_API_KEYS": env.get("GATEWAY_API_KEYS") or self.api_key,
+                "GATEWAY_ADMIN_KEYS": env.get("GATEWAY_ADMIN_KEYS") or self.admin_key,
             }
         )
         for peer in spec.peers:
@@ -371,6 +376,7 @@ Tilores X Mesh is running.
   gRPC (every service)      localhost:{self.envoy_ports["grpc"]}
   Envoy admin               {self.admin_url}
   dev API key               {self.api_key}
+  dev admin key             {self.admin_key}   (prompts, experiments, quality)
   cache tier 2 (Redis)      {self.redis_url or os.environ.get("REDIS_URL") or "none: redis-server is not installed"}
   logs                      {self.log_dir}/
 

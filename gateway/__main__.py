@@ -1,9 +1,11 @@
 """Start the REST gateway: `python -m gateway`.
 
 GATEWAY_API_KEYS          comma-separated API keys clients must send as Bearer (required)
+GATEWAY_ADMIN_KEYS        comma-separated admin keys for /v1/prompts, /v1/experiments, /v1/quality
 LISTEN_ADDR               host:port to listen on (default 127.0.0.1:8000)
 ROUTER_SERVICE_ADDR       router address (default 127.0.0.1:50051)
 LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for GET /v1/models (default 127.0.0.1:50052)
+OPTIMIZER_SERVICE_ADDR    optimizer address, for feedback and the admin API (default 127.0.0.1:50055)
 GATEWAY_CHAT_TIMEOUT_S    deadline of one chat request (default 300)
 GATEWAY_HEARTBEAT_S       `: ping` interval while a stream waits for its first token (default 15)
 GRACE_PERIOD_S            how long in-flight streams may finish on SIGTERM (default 30)
@@ -52,6 +54,7 @@ def settings_from_env() -> GatewaySettings:
         api_keys=keys,
         chat_timeout_s=env_float("GATEWAY_CHAT_TIMEOUT_S", 300.0, minimum=1.0),
         heartbeat_s=env_float("GATEWAY_HEARTBEAT_S", 15.0, minimum=0.01),
+        admin_keys=tuple(k.strip() for k in env_str("GATEWAY_ADMIN_KEYS").split(",") if k.strip()),
     )
 
 

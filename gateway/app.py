@@ -30,6 +30,7 @@ from tilores_x.v1 import (
     router_pb2_grpc,
 )
 
+from gateway.admin_api import AdminApi, is_admin_path
 from gateway.chat_request import ChatCall, chat_call, parse_batch, parse_chat_request, parse_feedback
 from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
@@ -63,6 +64,7 @@ class GatewaySettings:
     chat_timeout_s: float
     heartbeat_s: float = 15.0
     optimizer_addr: str = ""
+    admin_keys: tuple[str, ...] = ()
 
 
 class GatewayApp:
@@ -70,6 +72,8 @@ class GatewayApp:
         self._settings = settings
         self._keys = tuple(key.encode() for key in settings.api_keys)
         self._tenants = {key: "k" + hashlib.sha256(key).hexdigest()[:16] for key in self._keys}
+        self._admin_keys = tuple(key.encode() for key in settings.admin_keys)
+        self._admin: AdminApi | None = None
         self._channels: list[grpc.aio.Channel] = []
         self._router = None
         self._llm = None
@@ -87,6 +91,7 @@ class GatewayApp:
             optimizer_channel = open_channel(self._settings.optimizer_addr)
             self._channels.append(optimizer_channel)
             self._optimizer = optimizer_pb2_grpc.OptimizerServiceStub(optimizer_channel)
+            self._admin = AdminApi(self._optimizer, lambda: ((REQUEST_ID_HEADER, REQUEST_ID.get()),))
 
     async def shutdown(self) -> None:
         for channel in self._channels:
@@ -130,6 +135,15 @@ class GatewayApp:
             elif path == "/health":
                 self._allow(method, "GET")
                 await self._healthcheck(response)
+            elif is_admin_path(path):
+                self._authorize_admin(scope)
+                if self._admin is None:
+                    raise OpenAIError(503, "The optimizer is not configured.", type="server_error")
+                raw = await _read_body(receive) if method == "POST" else b""
+                if raw is None:
+                    return
+                query = scope.get("query_string", b"").decode("latin-1")
+                await response.json(200, await self._admin.handle(method, path, query, raw))
             else:
                 raise OpenAIError(404, f"Invalid URL ({method} {path})", code="unknown_url")
         except OpenAIError as error:
@@ -185,6 +199,18 @@ class GatewayApp:
         if not any([hmac.compare_digest(key, known) for known in self._keys]):
             raise OpenAIError(401, "Incorrect API key provided.", type="invalid_request_error", code="invalid_api_key")
         return self._tenants[key]
+
+    def _authorize_admin(self, scope) -> None:
+        """Admin keys only: an ordinary API key gets 403, no key 401."""
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, key = header.partition(b" ")
+        key = key.strip()
+        if scheme.lower() == b"bearer" and key and any([hmac.compare_digest(key, k) for k in self._admin_keys]):
+            return
+        self._authenticate(scope)  # 401 for a missing or unknown key
+        raise OpenAIError(
+            403, "This endpoint needs an admin key.", type="invalid_request_error", code="insufficient_permissions"
+        )
 
     async def _healthcheck(self, response: _Response) -> None:
         try:

@@ -323,3 +323,38 @@ def test_feedback_on_an_answer(mesh):
     assert status == 404 and error["error"]["param"] == "completion_id"
     status, error = http_json("POST", f"{mesh.rest_url}/v1/feedback", {"completion_id": answer["id"], "rating": "meh"})
     assert status == 400 and error["error"]["param"] == "rating"
+
+
+def test_the_admin_api_runs_prompts_and_experiments(mesh):
+    admin = mesh.admin_key
+    url = f"{mesh.rest_url}/v1"
+    # An ordinary key may chat but not administer.
+    status, error = http_json("GET", f"{url}/prompts/customer")
+    assert status == 403 and error["error"]["code"] == "insufficient_permissions"
+    status, error = http_json("GET", f"{url}/prompts/customer", key=None)
+    assert status == 401
+    status, created = http_json(
+        "POST", f"{url}/prompts/general/versions", {"template": "Be brief.\n\n{context}", "note": "e2e"}, key=admin
+    )
+    assert status == 200 and created["version"]["variables"] == ["context"]
+    version = created["version"]["version"]
+    status, error = http_json("POST", f"{url}/prompts/general/versions", {"template": "{secret}"}, key=admin)
+    assert status == 400 and "{secret}" in error["error"]["message"]
+    arms = [{"version": 1, "weight": 1}, {"version": version, "weight": 1}]
+    status, started = http_json("POST", f"{url}/experiments", {"prompt": "general", "arms": arms}, key=admin)
+    assert status == 200 and started["experiment"]["state"] == "EXPERIMENT_STATE_RUNNING"
+    experiment_id = started["experiment"]["id"]
+    status, error = http_json("POST", f"{url}/experiments", {"prompt": "general", "arms": arms}, key=admin)
+    assert status == 400 and "already has a running experiment" in error["error"]["message"]
+    status, report = http_json("GET", f"{url}/experiments/{experiment_id}", key=admin)
+    assert status == 200 and len(report["experiment"]["arms"]) == 2
+    status, stopped = http_json("POST", f"{url}/experiments/{experiment_id}/stop", {"reason": "drill"}, key=admin)
+    assert stopped["experiment"]["state"] == "EXPERIMENT_STATE_KILLED"
+    status, activated = http_json("POST", f"{url}/prompts/general/activate", {"version": version}, key=admin)
+    assert status == 200 and activated["version"]["version"] == version
+    status, rolled = http_json("POST", f"{url}/prompts/general/rollback", {"reason": "e2e"}, key=admin)
+    assert status == 200 and rolled["version"]["version"] == 1
+    status, missing = http_json("GET", f"{url}/prompts/nonexistent", key=admin)
+    assert status == 404 and missing["error"]["param"] == "name"
+    status, quality = http_json("GET", f"{url}/quality?check=now", key=admin)
+    assert status == 200 and "groups" in quality
