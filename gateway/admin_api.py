@@ -9,6 +9,8 @@
   GET  /v1/experiments/{id}                  arms, statistics, decision
   POST /v1/experiments/{id}/stop             {"reason"?}   (the kill switch)
   GET  /v1/quality                           rolling quality and recent alerts (?check=now checks first)
+  POST /v1/virtuous-cycle/trigger            {"prompt"?, "category"?, "reason"?}: start an improvement cycle
+  GET  /v1/virtuous-cycle/status             cycles, experiments, quality by category, decisions, learning
 
 Bodies are JSON; answers are the optimizer's messages as JSON with their
 proto field names; errors are OpenAI error JSON naming the field."""
@@ -25,7 +27,7 @@ from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
 from gateway.openai_errors import OpenAIError, from_grpc
 
-ADMIN_PREFIXES = ("/v1/prompts/", "/v1/experiments", "/v1/quality")
+ADMIN_PREFIXES = ("/v1/prompts/", "/v1/experiments", "/v1/quality", "/v1/virtuous-cycle/")
 _PROMPT = re.compile(r"^/v1/prompts/([A-Za-z0-9_-]+)(/versions|/activate|/rollback)?$")
 _EXPERIMENT = re.compile(r"^/v1/experiments(?:/(\d+)(/stop)?)?$")
 
@@ -129,6 +131,16 @@ class AdminApi:
                     experiment_id=int(experiment_id), reason=_field(body, "reason", str, default="")
                 )
                 rpc = self._optimizer.StopExperiment
+        elif path == "/v1/virtuous-cycle/trigger" and method == "POST":
+            body = _body(raw)
+            rpc = self._optimizer.TriggerCycle
+            request = optimizer_pb2.TriggerCycleRequest(
+                prompt=_field(body, "prompt", str, default=""),
+                category=_field(body, "category", str, default=""),
+                reason=_field(body, "reason", str, default=""),
+            )
+        elif path == "/v1/virtuous-cycle/status" and method == "GET":
+            rpc, request = self._optimizer.GetCycleStatus, optimizer_pb2.GetCycleStatusRequest()
         elif path == "/v1/quality" and method == "GET":
             request = optimizer_pb2.GetQualityRequest(check_now="check=now" in query)
             rpc = self._optimizer.GetQuality

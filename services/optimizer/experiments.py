@@ -233,6 +233,7 @@ class Experiments:
         latency_ms: float | None = None,
         tokens: int | None = None,
         error: bool = False,
+        weakest: str = "",
     ) -> Decision | None:
         """One turn's outcome; returns the decision it led to, if any."""
         if not completion_id:
@@ -242,9 +243,9 @@ class Experiments:
         with self.storage.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO outcomes(completion_id, experiment_id, prompt, version, model, category, "
-                "score, latency_ms, tokens, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "score, latency_ms, tokens, error, at, weakest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (completion_id, experiment_id or None, prompt, version, model, category, score, latency_ms, tokens,
-                 int(error), time.time()),
+                 int(error), time.time(), weakest),
             )  # fmt: skip
         if not experiment_id:
             return None

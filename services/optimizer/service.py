@@ -15,10 +15,11 @@ from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
 from services.optimizer import experiments as states
 from services.optimizer import quality
 from services.optimizer.experiments import Experiments
+from services.optimizer.improvement import ImprovementCycle
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
-from services.runtime.faults import InvalidArgument
+from services.runtime.faults import FailedPrecondition, InvalidArgument
 
 STATES = {
     states.RUNNING: optimizer_pb2.EXPERIMENT_STATE_RUNNING,
@@ -50,10 +51,17 @@ def _finite(value: float) -> float:
 
 
 class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
-    def __init__(self, registry: PromptRegistry, experiments: Experiments, monitor: QualityMonitor | None = None):
+    def __init__(
+        self,
+        registry: PromptRegistry,
+        experiments: Experiments,
+        monitor: QualityMonitor | None = None,
+        cycle: ImprovementCycle | None = None,
+    ):
         self._registry = registry
         self._experiments = experiments
         self._monitor = monitor
+        self._cycle_runner = cycle
 
     def _experiment(self, experiment_id: int) -> optimizer_pb2.Experiment:
         report = self._experiments.report(experiment_id)
@@ -163,6 +171,9 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             latency_ms=request.latency_ms or None,
             tokens=request.tokens or None,
             error=request.error,
+            weakest=min(evaluators, key=lambda e: e.value).name
+            if evaluators and min(e.value for e in evaluators) < 1
+            else "",
         )
         return optimizer_pb2.RecordOutcomeResponse(
             decision=decision.reason if decision else "",
@@ -191,6 +202,45 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             ],
         )
 
+    def _cycle(self, record) -> optimizer_pb2.ImprovementCycleRecord:
+        message = optimizer_pb2.ImprovementCycleRecord(
+            id=record.id,
+            prompt=record.prompt,
+            category=record.category,
+            reason=record.reason,
+            started_at=record.started_at,
+            outcome=record.outcome,
+            variants=[optimizer_pb2.CycleVariant(version=v, pattern=p) for v, p in record.variants],
+        )
+        if record.experiment_id:
+            message.experiment.CopyFrom(self._experiment(record.experiment_id))
+        return message
+
+    async def TriggerCycle(self, request, context):
+        if self._cycle_runner is None:
+            raise FailedPrecondition("the improvement cycle is not configured", field="prompt")
+        record = await self._cycle_runner.trigger(request.prompt or "customer", request.category, request.reason)
+        return optimizer_pb2.TriggerCycleResponse(cycle=self._cycle(record))
+
+    async def GetCycleStatus(self, request, context):
+        if self._cycle_runner is None:
+            return optimizer_pb2.GetCycleStatusResponse()
+        self._cycle_runner.sync()
+        return optimizer_pb2.GetCycleStatusResponse(
+            cycles=[self._cycle(r) for r in self._cycle_runner.recent()],
+            quality_by_category=[
+                optimizer_pb2.GroupQuality(
+                    group=q.group, key=q.key, turns=q.turns, mean=q.mean, slope=q.slope, level=q.level
+                )
+                for q in self._monitor.quality()
+                if q.group == "category"
+            ],
+            learning=[
+                optimizer_pb2.PatternLearning(pattern=p, wins=w, losses=lo)
+                for p, (w, lo) in sorted(self._cycle_runner.learning().items())
+            ],
+        )
+
     async def RecordFeedback(self, request, context):
         self._experiments.feedback(request.completion_id, request.thumbs_up, request.comment)
         return optimizer_pb2.RecordFeedbackResponse()
@@ -202,12 +252,13 @@ class OptimizerComponent:
         self.registry = PromptRegistry(storage)
         self.experiments = Experiments(storage, self.registry)
         self.monitor = monitor or QualityMonitor(storage)
+        self.cycle = ImprovementCycle(storage, self.registry, self.experiments, self.monitor)
         self._check_every_s = check_every_s
         self._task: asyncio.Task | None = None
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(
-            OptimizerService(self.registry, self.experiments, self.monitor), server
+            OptimizerService(self.registry, self.experiments, self.monitor, self.cycle), server
         )
         if self._check_every_s > 0:
             self._task = asyncio.ensure_future(self._watch())
@@ -219,6 +270,7 @@ class OptimizerComponent:
             await asyncio.sleep(self._check_every_s)
             try:
                 await self.monitor.check()
+                await self.cycle.watch()
             except Exception:  # a bad check must not end the watch
                 log.exception("quality.check_failed")
 

@@ -67,9 +67,27 @@ CREATE TABLE IF NOT EXISTS outcomes (
     error INTEGER NOT NULL DEFAULT 0,
     feedback INTEGER,
     comment TEXT NOT NULL DEFAULT '',
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    weakest TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS outcomes_by_experiment ON outcomes(experiment_id, version);
+CREATE TABLE IF NOT EXISTS cycles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    prompt TEXT NOT NULL,
+    category TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    experiment_id INTEGER,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    outcome TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS cycle_variants (
+    cycle_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    pattern TEXT NOT NULL,
+    PRIMARY KEY (cycle_id, version)
+);
+CREATE TABLE IF NOT EXISTS learning (pattern TEXT PRIMARY KEY, wins INTEGER NOT NULL, losses INTEGER NOT NULL);
 """
 
 
@@ -79,6 +97,9 @@ class OptimizerStorage:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        outcome_columns = {row[1] for row in self._db.execute("PRAGMA table_info(outcomes)")}
+        if "weakest" not in outcome_columns:
+            self._db.execute("ALTER TABLE outcomes ADD COLUMN weakest TEXT NOT NULL DEFAULT ''")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(prompt_versions)")}
         for column in ("variables", "note"):  # stores written before versions carried them
             if column not in columns:
