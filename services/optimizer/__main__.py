@@ -7,17 +7,23 @@ QUALITY_WINDOW            scored turns in the rolling window (default 50)
 QUALITY_CHECK_INTERVAL_S  how often quality is checked (default 60; 0: only on request)
 ALERT_COOLDOWN_S          an alert key alerts at most once in this time (default 900)
 ALERT_WEBHOOK_URL         alerts are POSTed here as JSON, with retries (default: log only)
+OPTIMIZER_VARIANT_MODEL   a model (via llm_gateway) that writes prompt variants; unset: refinement patterns
+LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for the variant model (default 127.0.0.1:50052)
 """
 
 from __future__ import annotations
 
 import os
 
+from tilores_x.v1 import llm_gateway_pb2_grpc
+
 from services.optimizer.monitoring import QualityMonitor, Thresholds
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
+from services.optimizer.variant_writer import LlmVariantWriter
+from services.runtime.channels import open_channel
 from services.runtime.server import main
-from services.runtime.settings import SettingsError, env_float, env_int, env_str
+from services.runtime.settings import SettingsError, env_float, env_int, env_str, peer_addr
 
 
 async def build() -> OptimizerComponent:
@@ -39,7 +45,18 @@ async def build() -> OptimizerComponent:
         cooldown_s=env_float("ALERT_COOLDOWN_S", 900.0, minimum=0.0),
         webhook_url=env_str("ALERT_WEBHOOK_URL"),
     )
-    return OptimizerComponent(storage, monitor, env_float("QUALITY_CHECK_INTERVAL_S", 60.0, minimum=0.0))
+    writer, channel = None, None
+    variant_model = env_str("OPTIMIZER_VARIANT_MODEL")
+    if variant_model:
+        channel = open_channel(peer_addr("llm_gateway"))
+        writer = LlmVariantWriter(llm_gateway_pb2_grpc.LlmGatewayServiceStub(channel), variant_model)
+    return OptimizerComponent(
+        storage,
+        monitor,
+        env_float("QUALITY_CHECK_INTERVAL_S", 60.0, minimum=0.0),
+        variant_writer=writer,
+        on_close=channel.close if channel is not None else None,
+    )
 
 
 if __name__ == "__main__":

@@ -247,12 +247,20 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
 
 
 class OptimizerComponent:
-    def __init__(self, storage: OptimizerStorage, monitor: QualityMonitor | None = None, check_every_s: float = 0.0):
+    def __init__(
+        self,
+        storage: OptimizerStorage,
+        monitor: QualityMonitor | None = None,
+        check_every_s: float = 0.0,
+        variant_writer=None,
+        on_close=None,
+    ):
         self.storage = storage
         self.registry = PromptRegistry(storage)
         self.experiments = Experiments(storage, self.registry)
         self.monitor = monitor or QualityMonitor(storage)
-        self.cycle = ImprovementCycle(storage, self.registry, self.experiments, self.monitor)
+        self.cycle = ImprovementCycle(storage, self.registry, self.experiments, self.monitor, variant_writer)
+        self._on_close = on_close
         self._check_every_s = check_every_s
         self._task: asyncio.Task | None = None
 
@@ -279,4 +287,6 @@ class OptimizerComponent:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._on_close is not None:
+            await self._on_close()
         self.storage.close()

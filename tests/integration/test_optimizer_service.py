@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
+from tilores_x.v1 import common_pb2, llm_gateway_pb2_grpc, optimizer_pb2, optimizer_pb2_grpc
 
+from services.llm_gateway.providers.environment import build_providers
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
+from services.optimizer.variant_writer import LlmVariantWriter
 from services.runtime.server import start_server
-from tests.integration.conftest import free_port_settings
+from tests.emulators.base import Script
+from tests.emulators.openai_api import OpenAIEmulator
+from tests.integration.conftest import free_port_settings, start_mesh, stop_mesh
 from tests.integration.grpc_errors import field_violations
 
 TEMPLATE = "Answer only from the data.\n\n{context}"
@@ -132,3 +136,36 @@ async def test_quality_report_and_alerts_over_grpc(optimizer):
     assert credit.turns == 20 and credit.mean == pytest.approx(0.3) and credit.level == "critical"
     assert {a.key for a in report.alerts} >= {"quality:category:credit", "quality:model:gpt-4o-mini"}
     assert all(a.severity == "CRITICAL" for a in report.alerts)
+
+
+async def test_a_model_writes_the_cycles_variants(tmp_path):
+    emulator = OpenAIEmulator(
+        Script(text="Quote every value exactly.\n\n{context}\n---\nBe complete; say what is missing.\n\n{context}")
+    )
+    await emulator.start()
+    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
+    del providers["offline"]
+    mesh = await start_mesh(tmp_path, providers=providers)
+    try:
+        storage = OptimizerStorage(str(tmp_path / "cycle.db"))
+        writer = LlmVariantWriter(
+            llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway")), "gpt-4o-mini"
+        )
+        component = OptimizerComponent(storage, variant_writer=writer)
+        for n in range(15):
+            component.experiments.record(f"w{n}", "customer", 1, category="credit", score=0.5, weakest="coverage")
+        record = await component.cycle.trigger("customer", "credit")
+        assert [p for _, p in record.variants] == ["model", "model"]
+        assert component.registry.get("customer", 2).template == "Quote every value exactly.\n\n{context}"
+        sent = emulator.requests[-1]["messages"]
+        assert "left parts of the question unanswered" in sent[1]["content"]
+        assert component.registry.active("customer").template in sent[1]["content"]
+        # A variant that drops {context} or invents a placeholder is not used; patterns fill in.
+        component.experiments.kill(record.experiment_id)
+        emulator.script = Script(text="No placeholder here.\n---\nHello {name}\n\n{context}")
+        second = await component.cycle.trigger("customer", "credit")
+        assert [p for _, p in second.variants] == ["say_not_on_file", "answer_first"]
+        storage.close()
+    finally:
+        await stop_mesh(mesh)
+        await emulator.stop()
