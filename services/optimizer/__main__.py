@@ -8,7 +8,9 @@ QUALITY_CHECK_INTERVAL_S  how often quality is checked (default 60; 0: only on r
 ALERT_COOLDOWN_S          an alert key alerts at most once in this time (default 900)
 ALERT_WEBHOOK_URL         alerts are POSTed here as JSON, with retries (default: log only)
 OPTIMIZER_VARIANT_MODEL   a model (via llm_gateway) that writes prompt variants; unset: refinement patterns
-LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for the variant model (default 127.0.0.1:50052)
+OPTIMIZER_JUDGE_MODEL     a model (via llm_gateway) that grades a sample of answers by a rubric; unset: none
+OPTIMIZER_JUDGE_SAMPLE    share of answers the judge grades (default 0.05)
+LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for those models (default 127.0.0.1:50052)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 
 from tilores_x.v1 import llm_gateway_pb2_grpc
 
+from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor, Thresholds
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
@@ -45,17 +48,23 @@ async def build() -> OptimizerComponent:
         cooldown_s=env_float("ALERT_COOLDOWN_S", 900.0, minimum=0.0),
         webhook_url=env_str("ALERT_WEBHOOK_URL"),
     )
-    writer, channel = None, None
-    variant_model = env_str("OPTIMIZER_VARIANT_MODEL")
-    if variant_model:
+    writer, judge, channel = None, None, None
+    variant_model, judge_model = env_str("OPTIMIZER_VARIANT_MODEL"), env_str("OPTIMIZER_JUDGE_MODEL")
+    sample = env_float("OPTIMIZER_JUDGE_SAMPLE", 0.05, minimum=0.0)
+    if sample > 1:
+        raise SettingsError("OPTIMIZER_JUDGE_SAMPLE: a share between 0 and 1")
+    if variant_model or judge_model:
         channel = open_channel(peer_addr("llm_gateway"))
-        writer = LlmVariantWriter(llm_gateway_pb2_grpc.LlmGatewayServiceStub(channel), variant_model)
+        llm = llm_gateway_pb2_grpc.LlmGatewayServiceStub(channel)
+        writer = LlmVariantWriter(llm, variant_model) if variant_model else None
+        judge = LlmJudge(llm, judge_model, sample) if judge_model else None
     return OptimizerComponent(
         storage,
         monitor,
         env_float("QUALITY_CHECK_INTERVAL_S", 60.0, minimum=0.0),
         variant_writer=writer,
         on_close=channel.close if channel is not None else None,
+        judge=judge,
     )
 
 

@@ -16,6 +16,7 @@ from services.optimizer import experiments as states
 from services.optimizer import quality
 from services.optimizer.experiments import Experiments
 from services.optimizer.improvement import ImprovementCycle
+from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
@@ -57,11 +58,14 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         experiments: Experiments,
         monitor: QualityMonitor | None = None,
         cycle: ImprovementCycle | None = None,
+        judge: LlmJudge | None = None,
     ):
         self._registry = registry
         self._experiments = experiments
         self._monitor = monitor
         self._cycle_runner = cycle
+        self._judge = judge
+        self._background: set[asyncio.Task] = set()
 
     def _experiment(self, experiment_id: int) -> optimizer_pb2.Experiment:
         report = self._experiments.report(experiment_id)
@@ -175,6 +179,8 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             if evaluators and min(e.value for e in evaluators) < 1
             else "",
         )
+        if self._judge is not None and request.answer and not request.error and self._judge.wants():
+            self._in_background(self._judged(request))
         return optimizer_pb2.RecordOutcomeResponse(
             decision=decision.reason if decision else "",
             score=score or 0.0,
@@ -216,6 +222,22 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             message.experiment.CopyFrom(self._experiment(record.experiment_id))
         return message
 
+    async def _judged(self, request) -> None:
+        verdict = await self._judge.grade(request.question, request.answer, request.grounding.text)
+        if verdict is None:
+            log.warning("judge.no_verdict", extra={"fields": {"completion_id": request.completion_id}})
+            return
+        with self._experiments.storage.transaction() as db:
+            db.execute(
+                "UPDATE outcomes SET judge_score = ?, judge_reason = ? WHERE completion_id = ?",
+                (verdict[0], verdict[1], request.completion_id),
+            )
+
+    def _in_background(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def TriggerCycle(self, request, context):
         if self._cycle_runner is None:
             raise FailedPrecondition("the improvement cycle is not configured", field="prompt")
@@ -254,6 +276,7 @@ class OptimizerComponent:
         check_every_s: float = 0.0,
         variant_writer=None,
         on_close=None,
+        judge: LlmJudge | None = None,
     ):
         self.storage = storage
         self.registry = PromptRegistry(storage)
@@ -261,12 +284,13 @@ class OptimizerComponent:
         self.monitor = monitor or QualityMonitor(storage)
         self.cycle = ImprovementCycle(storage, self.registry, self.experiments, self.monitor, variant_writer)
         self._on_close = on_close
+        self.judge = judge
         self._check_every_s = check_every_s
         self._task: asyncio.Task | None = None
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(
-            OptimizerService(self.registry, self.experiments, self.monitor, self.cycle), server
+            OptimizerService(self.registry, self.experiments, self.monitor, self.cycle, self.judge), server
         )
         if self._check_every_s > 0:
             self._task = asyncio.ensure_future(self._watch())

@@ -68,7 +68,9 @@ CREATE TABLE IF NOT EXISTS outcomes (
     feedback INTEGER,
     comment TEXT NOT NULL DEFAULT '',
     at REAL NOT NULL,
-    weakest TEXT NOT NULL DEFAULT ''
+    weakest TEXT NOT NULL DEFAULT '',
+    judge_score REAL,
+    judge_reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS outcomes_by_experiment ON outcomes(experiment_id, version);
 CREATE TABLE IF NOT EXISTS cycles (
@@ -98,8 +100,10 @@ class OptimizerStorage:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         outcome_columns = {row[1] for row in self._db.execute("PRAGMA table_info(outcomes)")}
-        if "weakest" not in outcome_columns:
-            self._db.execute("ALTER TABLE outcomes ADD COLUMN weakest TEXT NOT NULL DEFAULT ''")
+        for column, kind in (("weakest", "TEXT NOT NULL DEFAULT ''"), ("judge_score", "REAL"),
+                             ("judge_reason", "TEXT NOT NULL DEFAULT ''")):  # fmt: skip
+            if column not in outcome_columns:  # a store written before outcomes carried it
+                self._db.execute(f"ALTER TABLE outcomes ADD COLUMN {column} {kind}")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(prompt_versions)")}
         for column in ("variables", "note"):  # stores written before versions carried them
             if column not in columns:

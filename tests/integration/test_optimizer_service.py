@@ -3,11 +3,15 @@ feedback, and the statuses bad input gets."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+
 import grpc
 import pytest
 from tilores_x.v1 import common_pb2, llm_gateway_pb2_grpc, optimizer_pb2, optimizer_pb2_grpc
 
 from services.llm_gateway.providers.environment import build_providers
+from services.optimizer.judge import LlmJudge
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
 from services.optimizer.variant_writer import LlmVariantWriter
@@ -167,5 +171,44 @@ async def test_a_model_writes_the_cycles_variants(tmp_path):
         assert [p for _, p in second.variants] == ["say_not_on_file", "answer_first"]
         storage.close()
     finally:
+        await stop_mesh(mesh)
+        await emulator.stop()
+
+
+async def test_a_judge_grades_a_sample_of_answers_beside_the_score(tmp_path):
+    emulator = OpenAIEmulator(Script(text='{"score": 0.4, "reason": "states a score that is not in the data"}'))
+    await emulator.start()
+    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
+    del providers["offline"]
+    mesh = await start_mesh(tmp_path, providers=providers)
+    storage = OptimizerStorage(str(tmp_path / "judged.db"))
+    judge = LlmJudge(
+        llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway")), "gpt-4o-mini", 0.5, random.Random(3)
+    )
+    running = await start_server(OptimizerComponent(storage, judge=judge), free_port_settings("optimizer"))
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    optimizer = optimizer_pb2_grpc.OptimizerServiceStub(channel)
+    grounding = common_pb2.Grounding(text="- [credit] TransUnion credit score: 712")
+    try:
+        for n in range(40):
+            await optimizer.RecordOutcome(
+                optimizer_pb2.RecordOutcomeRequest(
+                    completion_id=f"chatcmpl-j{n}", prompt="customer", version=1, question="Her credit score?",
+                    answer="Her score is 745.", grounding=grounding,
+                )
+            )  # fmt: skip
+        for _ in range(100):
+            rows = storage.query("SELECT score, judge_score, judge_reason FROM outcomes WHERE judge_score IS NOT NULL")
+            if len(rows) == len(emulator.requests):
+                break
+            await asyncio.sleep(0.05)
+        assert 8 <= len(rows) <= 32  # about half of 40
+        assert all(judge_score == 0.4 and "not in the data" in reason for _, judge_score, reason in rows)
+        assert all(score is not None for score, _, _ in rows)  # beside the deterministic score, not instead
+        assert "Grade from 0 to 1" in emulator.requests[0]["messages"][0]["content"]
+        assert emulator.requests[0]["response_format"] == {"type": "json_object"}
+    finally:
+        await channel.close()
+        await running.stop(0)
         await stop_mesh(mesh)
         await emulator.stop()
