@@ -2,6 +2,7 @@
 rule, on a real SQLite store."""
 
 import random
+import threading
 
 import pytest
 from scipy import stats
@@ -212,3 +213,30 @@ def test_kill_switch_and_feedback(registry, experiments):
 def test_identical_constant_scores_are_no_difference():
     assert welch_p_value([0.8] * 7, [0.8] * 9) == 1.0
     assert welch_p_value([0.8] * 7, [0.9] * 9) == 0.0
+
+
+def test_two_processes_worth_of_writers_lose_nothing(tmp_path):
+    """Two stores on one file (as two replicas would be) writing at once."""
+    path = str(tmp_path / "shared.db")
+    stores = [OptimizerStorage(path), OptimizerStorage(path)]
+    for store in stores:
+        PromptRegistry(store)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        experiments = Experiments(stores[n], PromptRegistry(stores[n]))
+        try:
+            for i in range(200):
+                experiments.record(f"w{n}-{i}", "customer", 1, score=0.9)
+        except BaseException as error:  # collected, then asserted on
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert stores[0].query("SELECT COUNT(*) FROM outcomes") == [(400,)]
+    for store in stores:
+        store.close()
