@@ -65,6 +65,9 @@ class RedisTier:
         while self.state == DEGRADED:
             await asyncio.sleep(self._reconnect_every_s)
             try:
+                # Connections from before the failure are dead: start afresh,
+                # or the first command after recovery fails on one of them.
+                await self._client.connection_pool.disconnect()
                 await self._client.ping()
             except (RedisError, OSError) as error:
                 self.last_error = type(error).__name__

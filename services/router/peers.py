@@ -151,7 +151,9 @@ class MeshPeers:
                 raise LookupUnavailable(error.code().name) from None
             self.tilores_calls += 1
             payload = reply.SerializeToString()
-            self._in_background(self._store(tenant, key, payload, metadata))
+            # Stored before the flight ends: a turn arriving just after it
+            # finds the value in the cache instead of asking tilores_data again.
+            await self._store(tenant, key, payload, metadata)
         if self._near_ttl_s > 0:
             self._near.set((tenant, key), reply, self._near_ttl_s, size=len(payload))
         return reply
