@@ -74,6 +74,7 @@ class ImprovementCycle:
         monitor: QualityMonitor,
         variant_writer=None,
         min_samples: int = 50,
+        cooldown_s: float = 3600.0,
     ):
         self.storage = storage
         self.registry = registry
@@ -81,6 +82,9 @@ class ImprovementCycle:
         self.monitor = monitor
         self.variant_writer = variant_writer  # async (template, evidence) -> list[str] | None
         self.min_samples = min_samples
+        # After a cycle ends, the rolling window still holds the turns that
+        # started it: wait for fresh evidence before starting another.
+        self.cooldown_s = cooldown_s
 
     # Learning.
 
@@ -185,9 +189,13 @@ class ImprovementCycle:
                 )
 
     async def watch(self, prompt: str = "customer") -> CycleRecord | None:
-        """Start a cycle when a category is below the warning level."""
+        """Start a cycle when a category is below the warning level (not
+        within the cooldown after the last one ended)."""
         self.sync()
         if self.experiments.running(prompt) is not None:
+            return None
+        (last_end,) = self.storage.query("SELECT MAX(ended_at) FROM cycles WHERE prompt = ?", (prompt,))[0]
+        if last_end is not None and time.time() - last_end < self.cooldown_s:
             return None
         weak = [q for q in self.monitor.quality() if q.group == "category" and q.mean < self.monitor.thresholds.warning]
         if not weak:

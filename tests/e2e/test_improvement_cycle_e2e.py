@@ -78,8 +78,8 @@ def test_a_weak_category_is_improved_and_the_decision_shows(mesh):
                 ),
                 metadata=metadata,
             )  # fmt: skip
-            if not chosen.experiment_id:
-                break
+            if chosen.experiment_id != int(experiment["id"]):  # JSON carries int64 as a string
+                break  # the experiment has ended
     status = wait_for(lambda: (s := http_json("GET", status_url, key=admin)[1])["cycles"][0].get("outcome") and s)
     cycle = status["cycles"][0]
     assert cycle["outcome"].startswith("promoted") and cycle["experiment"]["state"] == "EXPERIMENT_STATE_PROMOTED"

@@ -69,3 +69,16 @@ async def test_no_weak_category_no_cycle(parts):
     for n in range(30):
         experiments.record(f"fine-{n}", "customer", 1, category="credit", score=0.97)
     assert await cycle.watch() is None
+
+
+async def test_no_new_cycle_right_after_one_ended(parts):
+    _, _, experiments, cycle = parts
+    for n in range(30):
+        experiments.record(f"old-{n}", "customer", 1, category="credit", score=0.6, weakest="coverage")
+    record = await cycle.watch()
+    experiments.kill(record.experiment_id, "drill")
+    cycle.sync()
+    # The window still holds the weak turns, but the cooldown holds back a new cycle.
+    assert await cycle.watch() is None
+    cycle.cooldown_s = 0
+    assert (await cycle.watch()) is not None
