@@ -13,6 +13,7 @@ from services.cache.service import CacheComponent, CacheService
 from services.cache.two_tier import TwoTierCache
 from services.llm_gateway.catalog import ModelCatalog
 from services.llm_gateway.failover import FailoverChain
+from services.llm_gateway.providers.environment import build_providers
 from services.llm_gateway.providers.offline import OfflineProvider
 from services.llm_gateway.service import LlmGatewayComponent
 from services.optimizer.service import OptimizerComponent
@@ -49,6 +50,14 @@ class InProcessMesh:
         channel = grpc.aio.insecure_channel(self.addr(name))
         self.channels.append(channel)
         return channel
+
+
+def openai_providers(emulator) -> dict:
+    """The `openai` provider pointed at an OpenAI-API emulator; start_mesh
+    adds the offline one itself."""
+    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
+    del providers["offline"]
+    return providers
 
 
 async def start_mesh(

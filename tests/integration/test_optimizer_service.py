@@ -10,7 +10,6 @@ import grpc
 import pytest
 from tilores_x.v1 import common_pb2, llm_gateway_pb2_grpc, optimizer_pb2, optimizer_pb2_grpc
 
-from services.llm_gateway.providers.environment import build_providers
 from services.optimizer.judge import LlmJudge
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
@@ -18,7 +17,7 @@ from services.optimizer.variant_writer import LlmVariantWriter
 from services.runtime.server import start_server
 from tests.emulators.base import Script
 from tests.emulators.openai_api import OpenAIEmulator
-from tests.integration.conftest import free_port_settings, start_mesh, stop_mesh
+from tests.integration.conftest import free_port_settings, openai_providers, start_mesh, stop_mesh
 from tests.integration.grpc_errors import field_violations
 
 TEMPLATE = "Answer only from the data.\n\n{context}"
@@ -147,8 +146,7 @@ async def test_a_model_writes_the_cycles_variants(tmp_path):
         Script(text="Quote every value exactly.\n\n{context}\n---\nBe complete; say what is missing.\n\n{context}")
     )
     await emulator.start()
-    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
-    del providers["offline"]
+    providers = openai_providers(emulator)
     mesh = await start_mesh(tmp_path, providers=providers)
     try:
         storage = OptimizerStorage(str(tmp_path / "cycle.db"))
@@ -178,8 +176,7 @@ async def test_a_model_writes_the_cycles_variants(tmp_path):
 async def test_a_judge_grades_a_sample_of_answers_beside_the_score(tmp_path):
     emulator = OpenAIEmulator(Script(text='{"score": 0.4, "reason": "states a score that is not in the data"}'))
     await emulator.start()
-    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
-    del providers["offline"]
+    providers = openai_providers(emulator)
     mesh = await start_mesh(tmp_path, providers=providers)
     storage = OptimizerStorage(str(tmp_path / "judged.db"))
     judge = LlmJudge(

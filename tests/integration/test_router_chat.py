@@ -20,10 +20,9 @@ from tilores_x.v1 import (
     tilores_data_pb2_grpc,
 )
 
-from services.llm_gateway.providers.environment import build_providers
 from tests.emulators.base import Script
 from tests.emulators.openai_api import OpenAIEmulator
-from tests.integration.conftest import start_mesh, stop_mesh
+from tests.integration.conftest import openai_providers, start_mesh, stop_mesh
 from tests.integration.grpc_errors import field_violations
 
 
@@ -179,8 +178,7 @@ async def test_graceful_shutdown_lets_the_stream_finish(slow_mesh):
 async def test_router_health_detail_shows_an_open_breaker(tmp_path):
     emulator = OpenAIEmulator(Script(status=500))
     await emulator.start()
-    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
-    del providers["offline"]  # start_mesh adds its own
+    providers = openai_providers(emulator)
     mesh = await start_mesh(tmp_path, providers=providers, breaker_threshold=1, retries=0)
     try:
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
@@ -243,8 +241,7 @@ async def test_concurrent_turns_about_one_uncached_customer_make_one_lookup(tmp_
 async def test_personal_data_reaches_a_cloud_model_masked(tmp_path):
     emulator = OpenAIEmulator(Script(text="Here is what is on file."))
     await emulator.start()
-    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
-    del providers["offline"]
+    providers = openai_providers(emulator)
     mesh = await start_mesh(tmp_path, providers=providers)
     try:
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
@@ -270,8 +267,7 @@ async def test_the_offline_model_may_see_what_the_policy_allows(mesh):
 async def test_the_model_calls_the_routers_data_tools(tmp_path):
     emulator = OpenAIEmulator(Script(text="Her lowest latest score is 698."))
     await emulator.start()
-    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
-    del providers["offline"]
+    providers = openai_providers(emulator)
     mesh = await start_mesh(tmp_path, providers=providers)
     try:
         demo = mesh.customers[0]
@@ -313,8 +309,7 @@ async def test_the_model_calls_the_routers_data_tools(tmp_path):
 async def test_tool_rounds_are_bounded_and_failures_go_back_to_the_model(tmp_path):
     emulator = OpenAIEmulator(Script(text="I could not find that customer."))
     await emulator.start()
-    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
-    del providers["offline"]
+    providers = openai_providers(emulator)
     mesh = await start_mesh(tmp_path, providers=providers)
     try:
         looping = Script(text="", tool_calls=[("call_x", "get_customer_360", '{"entity_id": "no-such-entity"}')])
@@ -335,8 +330,7 @@ async def test_tool_rounds_are_bounded_and_failures_go_back_to_the_model(tmp_pat
 async def test_a_deterministic_answer_is_replayed_from_the_response_cache(tmp_path):
     emulator = OpenAIEmulator(Script(text="Edwina's account is Active."))
     await emulator.start()
-    providers = build_providers({"OPENAI_API_KEY": emulator.api_key, "OPENAI_BASE_URL": emulator.base_url}, 5.0)
-    del providers["offline"]
+    providers = openai_providers(emulator)
     mesh = await start_mesh(tmp_path, providers=providers)
     try:
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
