@@ -62,15 +62,20 @@ def _address(port: int, host: str = "127.0.0.1") -> dict:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-def _cluster(spec: ServiceSpec, host: str, port: int) -> dict:
+def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool) -> dict:
     cluster: dict = {
         "name": spec.name,
-        "type": "STATIC",
+        # In Kubernetes the headless Service resolves to every ready pod;
+        # Envoy re-resolves it every 5 s and balances per request.
+        "type": "STRICT_DNS" if dns else "STATIC",
+        **({"dns_lookup_family": "V4_ONLY"} if dns else {}),
         "connect_timeout": "2s",
         "lb_policy": "LEAST_REQUEST",
         "load_assignment": {
             "cluster_name": spec.name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(port, host)}}]}],
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _address(port, host)}} for host, port in endpoints]}
+            ],
         },
         # The 1,024 default would cap concurrent token streams per cluster.
         "circuit_breakers": {
@@ -81,6 +86,7 @@ def _cluster(spec: ServiceSpec, host: str, port: int) -> dict:
                     "max_pending_requests": 1024,
                     "max_requests": 10000 if spec.streaming else 4096,
                     "max_retries": 16,
+                    "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 3},
                     "track_remaining": True,
                 }
             ]
@@ -105,7 +111,8 @@ def _cluster(spec: ServiceSpec, host: str, port: int) -> dict:
         cluster["typed_extension_protocol_options"] = {
             HTTP_OPTIONS: {
                 "@type": f"type.googleapis.com/{HTTP_OPTIONS}",
-                "common_http_protocol_options": {"idle_timeout": "300s"},
+                # Connections end after 10 min so new pods get their share.
+                "common_http_protocol_options": {"idle_timeout": "300s", "max_connection_duration": "600s"},
                 "explicit_http_config": {
                     "http2_protocol_options": {
                         "max_concurrent_streams": 1024,
@@ -116,7 +123,7 @@ def _cluster(spec: ServiceSpec, host: str, port: int) -> dict:
                 },
             }
         }
-        check["grpc_health_check"] = {}
+        check["grpc_health_check"] = {"service_name": "readiness"}
     else:
         check["http_health_check"] = {"path": "/health"}
     cluster["health_checks"] = [check]
@@ -141,10 +148,10 @@ def _stream_route(cluster: str, topology: Topology, streaming: bool) -> dict:
     }
 
 
-def _listener(name: str, port: int, routes: list[dict], topology: Topology) -> dict:
+def _listener(name: str, address: dict, routes: list[dict], topology: Topology) -> dict:
     return {
         "name": name,
-        "address": _address(port),
+        "address": address,
         "filter_chains": [
             {
                 "filters": [
@@ -173,15 +180,28 @@ def _listener(name: str, port: int, routes: list[dict], topology: Topology) -> d
 
 def render_envoy_config(
     topology: Topology,
-    ports: dict[str, int] | None = None,
-    host: str = "127.0.0.1",
+    ports: dict[str, list[int]] | None = None,
     listener_ports: dict[str, int] | None = None,
+    *,
+    kubernetes: bool = False,
 ) -> dict:
-    """Envoy bootstrap for the topology. `ports` overrides service ports
-    (the local runner's actual ports); `listener_ports` overrides Envoy's
-    own (`rest`, `grpc`, `admin`; 0 lets the kernel choose)."""
+    """Envoy bootstrap for the topology.
+
+    Local (default): STATIC clusters on 127.0.0.1; `ports` gives each
+    service's replica ports (default: its topology port) and
+    `listener_ports` Envoy's own (`rest`, `grpc`, `admin`; 0 lets the kernel
+    choose). With `kubernetes`: listeners on every interface, STRICT_DNS
+    clusters on each service's headless Service; admin stays on localhost."""
     ports = ports or {}
     listener_ports = listener_ports or {}
+    namespace = topology.kubernetes.namespace
+
+    def endpoints(spec: ServiceSpec) -> list[tuple[str, int]]:
+        if kubernetes:
+            return [(f"{spec.k8s_name}-headless.{namespace}.svc.cluster.local", spec.port)]
+        return [("127.0.0.1", port) for port in ports.get(spec.name) or [spec.port]]
+
+    listen_host = "0.0.0.0" if kubernetes else "127.0.0.1"
     rest = topology.rest_service
     rest_routes = [
         {"match": {"prefix": "/v1/"}, "route": _stream_route(rest.name, topology, True)},
@@ -230,10 +250,20 @@ def render_envoy_config(
         },
         "static_resources": {
             "listeners": [
-                _listener("rest", listener_ports.get("rest", topology.envoy.rest_port), rest_routes, topology),
-                _listener("grpc", listener_ports.get("grpc", topology.envoy.grpc_port), grpc_routes, topology),
+                _listener(
+                    "rest",
+                    _address(listener_ports.get("rest", topology.envoy.rest_port), listen_host),
+                    rest_routes,
+                    topology,
+                ),
+                _listener(
+                    "grpc",
+                    _address(listener_ports.get("grpc", topology.envoy.grpc_port), listen_host),
+                    grpc_routes,
+                    topology,
+                ),
             ],
-            "clusters": [_cluster(spec, host, ports.get(spec.name, spec.port)) for spec in topology.services.values()],
+            "clusters": [_cluster(spec, endpoints(spec), kubernetes) for spec in topology.services.values()],
         },
     }
 
@@ -246,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--topology", default="deploy/topology.yaml")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--kubernetes", action="store_true", help="STRICT_DNS clusters on the headless Services")
     args = parser.parse_args(argv)
     try:
         topology = load_topology(args.topology)
@@ -253,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.topology}: {error}", file=sys.stderr)
         return 2
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(dump(render_envoy_config(topology)))
+    Path(args.out).write_text(dump(render_envoy_config(topology, kubernetes=args.kubernetes)))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -3,6 +3,7 @@ checked field by field."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,19 @@ class ServiceSpec:
     grpc_service: str = ""
     streaming: bool = False
     peers: tuple[str, ...] = ()
+    replicas: int = 1  # Kubernetes minimum (HPA minReplicas)
+    max_replicas: int = 10
+    cpu: str = "250m"  # requests; limits are derived
+    memory: str = "256Mi"
+    volume: str = ""  # mount path of state that must survive a restart
+    volume_size: str = "1Gi"
+    egress_https: bool = False  # calls APIs outside the cluster
+    env: tuple[tuple[str, str], ...] = ()  # production settings for Kubernetes
+
+    @property
+    def k8s_name(self) -> str:
+        """DNS-1123 label: Kubernetes names cannot hold underscores."""
+        return self.name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -29,13 +43,28 @@ class EnvoySpec:
     grpc_port: int
     admin_port: int
     stream_idle_timeout_s: int = 120
-    max_stream_duration_s: int = 600
+    max_stream_duration_s: int = 300
+
+
+@dataclass(frozen=True)
+class KubernetesSpec:
+    namespace: str = "tilores-x"
+    image: str = "tilores-x-mesh:0.1.0"
+    envoy_image: str = "envoyproxy/envoy:v1.40.0"
+    redis_image: str = "redis:7.4.2-alpine"
+    metrics_port: int = 9464
+    envoy_replicas: int = 2
 
 
 @dataclass(frozen=True)
 class Topology:
     envoy: EnvoySpec
     services: dict[str, ServiceSpec] = field(default_factory=dict)
+    kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
+
+    def callers(self, name: str) -> list[str]:
+        """Services that list `name` among their peers."""
+        return [other for other, spec in self.services.items() if name in spec.peers]
 
     def start_order(self) -> list[str]:
         """Services ordered so that every peer starts before its callers."""
@@ -67,6 +96,86 @@ def _port(value: object, where: str) -> int:
     return value
 
 
+def _count(value: object, where: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TopologyError(f"{where}: expected a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _quantity(value: object, where: str, default: str, pattern: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise TopologyError(f"{where}: expected a Kubernetes quantity such as {default!r}, got {value!r}")
+    return value
+
+
+_CPU = r"[0-9]+(\.[0-9]+)?m?"
+_BYTES = r"[0-9]+(Ki|Mi|Gi|Ti)"
+_SERVICE_FIELDS = {
+    "port",
+    "protocol",
+    "grpc_service",
+    "streaming",
+    "peers",
+    "replicas",
+    "max_replicas",
+    "cpu",
+    "memory",
+    "volume",
+    "volume_size",
+    "egress_https",
+    "env",
+}
+_KUBERNETES_FIELDS = {"namespace", "image", "envoy_image", "redis_image", "metrics_port", "envoy_replicas"}
+
+
+def _kubernetes(raw: object) -> KubernetesSpec:
+    if raw is None:
+        return KubernetesSpec()
+    if not isinstance(raw, dict):
+        raise TopologyError("kubernetes: expected a mapping")
+    unknown = set(raw) - _KUBERNETES_FIELDS
+    if unknown:
+        raise TopologyError(f"kubernetes.{sorted(unknown)[0]}: unknown field")
+    defaults = KubernetesSpec()
+    namespace = raw.get("namespace", defaults.namespace)
+    if not isinstance(namespace, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+        raise TopologyError(f"kubernetes.namespace: expected a DNS label, got {namespace!r}")
+    images = {}
+    for key in ("image", "envoy_image", "redis_image"):
+        value = raw.get(key, getattr(defaults, key))
+        # A pinned tag or digest: `latest` or no tag would make rollouts unrepeatable.
+        if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9./_-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})", value):
+            raise TopologyError(f"kubernetes.{key}: expected an image with a pinned tag or digest, got {value!r}")
+        if value.endswith(":latest"):
+            raise TopologyError(f"kubernetes.{key}: pin a version instead of 'latest'")
+        images[key] = value
+    return KubernetesSpec(
+        namespace=namespace,
+        metrics_port=_port(raw.get("metrics_port", defaults.metrics_port), "kubernetes.metrics_port"),
+        envoy_replicas=_count(raw.get("envoy_replicas"), "kubernetes.envoy_replicas", defaults.envoy_replicas),
+        **images,
+    )
+
+
+def _env(raw: object, where: str) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise TopologyError(f"{where}: expected a mapping of variable names to values")
+    pairs = []
+    for key, value in raw.items():
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+            raise TopologyError(f"{where}.{key}: expected an upper-case variable name")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise TopologyError(f"{where}.{key}: expected a string or number")
+        pairs.append((key, str(value)))
+    return tuple(pairs)
+
+
 def parse_topology(text: str) -> Topology:
     doc = yaml.safe_load(text)
     if not isinstance(doc, dict):
@@ -81,8 +190,8 @@ def parse_topology(text: str) -> Topology:
         rest_port=_port(envoy.get("rest_port"), "envoy.rest_port"),
         grpc_port=_port(envoy.get("grpc_port"), "envoy.grpc_port"),
         admin_port=_port(envoy.get("admin_port"), "envoy.admin_port"),
-        stream_idle_timeout_s=int(envoy.get("stream_idle_timeout_s", 120)),
-        max_stream_duration_s=int(envoy.get("max_stream_duration_s", 600)),
+        stream_idle_timeout_s=_count(envoy.get("stream_idle_timeout_s"), "envoy.stream_idle_timeout_s", 120),
+        max_stream_duration_s=_count(envoy.get("max_stream_duration_s"), "envoy.max_stream_duration_s", 300),
     )
     raw_services = doc.get("services")
     if not isinstance(raw_services, dict) or not raw_services:
@@ -92,7 +201,7 @@ def parse_topology(text: str) -> Topology:
         where = f"services.{name}"
         if not isinstance(raw, dict):
             raise TopologyError(f"{where}: expected a mapping")
-        unknown = set(raw) - {"port", "protocol", "grpc_service", "streaming", "peers"}
+        unknown = set(raw) - _SERVICE_FIELDS
         if unknown:
             raise TopologyError(f"{where}.{sorted(unknown)[0]}: unknown field")
         protocol = raw.get("protocol", "grpc")
@@ -107,6 +216,21 @@ def parse_topology(text: str) -> Topology:
         streaming = raw.get("streaming", False)
         if not isinstance(streaming, bool):
             raise TopologyError(f"{where}.streaming: expected true or false")
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", str(name)):
+            raise TopologyError(f"{where}: service names are lower-case letters, digits and underscores")
+        replicas = _count(raw.get("replicas"), f"{where}.replicas", 1)
+        max_replicas = _count(raw.get("max_replicas"), f"{where}.max_replicas", max(10, replicas))
+        if max_replicas < replicas:
+            raise TopologyError(f"{where}.max_replicas: {max_replicas} is below replicas ({replicas})")
+        volume = raw.get("volume", "")
+        if not isinstance(volume, str) or (volume and not volume.startswith("/")):
+            raise TopologyError(f"{where}.volume: expected an absolute mount path, got {volume!r}")
+        if volume and max_replicas != 1:
+            # The state is a single-writer file (SQLite): one pod owns it.
+            raise TopologyError(f"{where}.max_replicas: a service with a volume runs exactly one replica")
+        egress = raw.get("egress_https", False)
+        if not isinstance(egress, bool):
+            raise TopologyError(f"{where}.egress_https: expected true or false")
         services[name] = ServiceSpec(
             name=name,
             port=_port(raw.get("port"), f"{where}.port"),
@@ -114,6 +238,14 @@ def parse_topology(text: str) -> Topology:
             grpc_service=grpc_service,
             streaming=streaming,
             peers=tuple(peers),
+            replicas=replicas,
+            max_replicas=max_replicas,
+            cpu=_quantity(raw.get("cpu"), f"{where}.cpu", "250m", _CPU),
+            memory=_quantity(raw.get("memory"), f"{where}.memory", "256Mi", _BYTES),
+            volume=volume,
+            volume_size=_quantity(raw.get("volume_size"), f"{where}.volume_size", "1Gi", _BYTES),
+            egress_https=egress,
+            env=_env(raw.get("env"), f"{where}.env"),
         )
     for name, spec in services.items():
         for peer in spec.peers:
@@ -121,7 +253,10 @@ def parse_topology(text: str) -> Topology:
                 raise TopologyError(f"services.{name}.peers: unknown service {peer!r}")
     if sum(1 for s in services.values() if s.protocol == "http") != 1:
         raise TopologyError("services: exactly one service must have protocol: http (the REST gateway)")
-    topology = Topology(envoy=envoy_spec, services=services)
+    unknown = set(doc) - {"envoy", "services", "kubernetes"}
+    if unknown:
+        raise TopologyError(f"{sorted(unknown)[0]}: unknown field")
+    topology = Topology(envoy=envoy_spec, services=services, kubernetes=_kubernetes(doc.get("kubernetes")))
     topology.start_order()
     return topology
 

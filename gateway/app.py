@@ -135,6 +135,10 @@ class GatewayApp:
             elif path == "/health":
                 self._allow(method, "GET")
                 await self._healthcheck(response)
+            elif path == "/health/live":
+                # Liveness: the process answers; peers do not matter here.
+                self._allow(method, "GET")
+                await response.json(200, {"status": "ok"})
             elif is_admin_path(path):
                 self._authorize_admin(scope)
                 if self._admin is None:

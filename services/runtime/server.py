@@ -23,6 +23,10 @@ from services.runtime.settings import ServerSettings, SettingsError, env_str
 
 log = logging.getLogger("server")
 
+# Health service names the Kubernetes probes and Envoy's health checks ask for.
+READINESS = "readiness"
+LIVENESS = "liveness"
+
 
 class Component(Protocol):
     """What a service hands to the bootstrap."""
@@ -68,7 +72,10 @@ class RunningServer:
 
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
-        await self.health.enter_graceful_shutdown()
+        # Readiness fails so Envoy and the probes stop sending new calls;
+        # `liveness` stays SERVING, or the kubelet would kill a draining pod.
+        for name in ("", READINESS, *self.names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info("shutdown", extra={"fields": {"grace_s": grace}})
         await self.server.stop(grace)
         await self.component.close()
@@ -85,10 +92,10 @@ async def start_server(component: Component, settings: ServerSettings) -> Runnin
     port = server.add_insecure_port(settings.listen_addr)
     if port == 0:
         raise SettingsError(f"LISTEN_ADDR: cannot bind {settings.listen_addr!r}")
-    for name in ("", *names):
+    for name in ("", READINESS, *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
-    for name in ("", *names):
+    for name in ("", READINESS, LIVENESS, *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving", extra={"fields": {"port": port, "services": names}})
     return RunningServer(server, health_servicer, port, names, component, settings)
