@@ -8,7 +8,7 @@ DATA_DIR ?= .data
 CUSTOMERS ?= 1000
 PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 
-.PHONY: run test lint fmt protos seed bench envoy-config clean redis-server
+.PHONY: run test lint fmt protos seed bench envoy-config k8s clean redis-server
 
 ## run: install, generate, seed, start Envoy and the six services (Ctrl-C stops them)
 run: $(VENV)/.installed $(GEN)/.stamp seed redis-server
@@ -52,6 +52,11 @@ bench: $(VENV)/.installed $(GEN)/.stamp
 
 envoy-config: $(VENV)/.installed
 	$(PY) -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml
+
+## k8s: regenerate deploy/k8s from the topology and validate it (also part of `make test`)
+k8s: $(VENV)/.installed
+	$(PY) -m deploy.kubernetes --topology deploy/topology.yaml --out deploy/k8s
+	$(VENV)/bin/kubernetes-validate --strict --quiet -k 1.29 -k 1.33 deploy/k8s/*.yaml
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'

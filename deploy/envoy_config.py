@@ -148,10 +148,27 @@ def _stream_route(cluster: str, topology: Topology, streaming: bool) -> dict:
     }
 
 
+def _health_filter() -> dict:
+    """`GET /ready` on the REST listener answers from Envoy itself: 200, or
+    503 once the listeners drain, so a load balancer and the readiness probe
+    stop sending before the pod goes away (the admin port is localhost-only)."""
+    return {
+        "name": "envoy.filters.http.health_check",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
+            "pass_through_mode": False,
+            "headers": [{"name": ":path", "string_match": {"exact": "/ready"}}],
+        },
+    }
+
+
 def _listener(name: str, address: dict, routes: list[dict], topology: Topology) -> dict:
+    filters = [_health_filter(), ROUTER_FILTER] if name == "rest" else [ROUTER_FILTER]
     return {
         "name": name,
         "address": address,
+        # `drain_listeners?inboundonly` drains listeners marked inbound.
+        "traffic_direction": "INBOUND",
         "filter_chains": [
             {
                 "filters": [
@@ -169,7 +186,7 @@ def _listener(name: str, address: dict, routes: list[dict], topology: Topology) 
                                 "name": name,
                                 "virtual_hosts": [{"name": name, "domains": ["*"], "routes": routes}],
                             },
-                            "http_filters": [ROUTER_FILTER],
+                            "http_filters": filters,
                         },
                     }
                 ]

@@ -148,7 +148,9 @@ def _kubernetes(raw: object) -> KubernetesSpec:
     for key in ("image", "envoy_image", "redis_image"):
         value = raw.get(key, getattr(defaults, key))
         # A pinned tag or digest: `latest` or no tag would make rollouts unrepeatable.
-        if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9./_-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})", value):
+        if not isinstance(value, str) or not re.fullmatch(
+            r"[a-z0-9./_-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})", value
+        ):
             raise TopologyError(f"kubernetes.{key}: expected an image with a pinned tag or digest, got {value!r}")
         if value.endswith(":latest"):
             raise TopologyError(f"kubernetes.{key}: pin a version instead of 'latest'")

@@ -52,12 +52,22 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
 
 
 def peer_addr(service: str) -> str:
-    """Address of a peer service from `<SERVICE>_SERVICE_ADDR`."""
+    """Address of a peer service from `<SERVICE>_SERVICE_ADDR`: `host:port`,
+    `dns:///name:port` (every address the name resolves to, as in
+    Kubernetes with a headless Service) or `ipv4:host:port,host:port` (a
+    fixed list of replicas); channels balance round robin over them."""
     name = f"{service.upper()}_SERVICE_ADDR"
     value = env_str(name, f"127.0.0.1:{DEFAULT_PORTS[service]}")
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise SettingsError(f"{name}: expected host:port, got {value!r}")
+    if value.startswith("dns:///"):
+        targets = [value.removeprefix("dns:///")]
+    elif value.startswith(("ipv4:", "ipv6:")):
+        targets = value.split(":", 1)[1].split(",")
+    else:
+        targets = [value]
+    for target in targets:
+        host, sep, port = target.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise SettingsError(f"{name}: expected host:port, dns:///host:port or ipv4:host:port,..., got {value!r}")
     return value
 
 

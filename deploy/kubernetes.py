@@ -1,0 +1,697 @@
+"""Generate the Kubernetes manifests from the topology:
+`python -m deploy.kubernetes --topology deploy/topology.yaml --out deploy/k8s`.
+
+One file per service (ServiceAccount, Deployment, headless and ClusterIP
+Services, HorizontalPodAutoscaler, PodDisruptionBudget, NetworkPolicy and,
+for state, a PersistentVolumeClaim), one for the edge Envoy (its production
+config in a ConfigMap), one for Redis and one for the namespace with the
+default-deny policies. Ports, names and peers come from the topology only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+import yaml
+
+from deploy.envoy_config import dump as dump_envoy
+from deploy.envoy_config import render_envoy_config
+from deploy.topology import ServiceSpec, Topology, TopologyError, load_topology
+
+PART_OF = "tilores-x-mesh"
+REDIS_PORT = 6379
+# Pods with this label may call the internal gRPC listener of the edge Envoy.
+GRPC_CLIENT_LABEL = "tilores-x/grpc-client"
+# Prometheus scrapes from this namespace.
+MONITORING_NAMESPACE = "monitoring"
+PRESTOP_SLEEP_S = 5  # endpoint removal reaches Envoy (5 s DNS refresh) and clients before draining
+TMP = {"name": "TMPDIR", "value": "/scratch"}
+
+
+def _labels(name: str, component: str = "service") -> dict:
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def _selector(name: str) -> dict:
+    return {"app.kubernetes.io/name": name}
+
+
+def _meta(name: str, topology: Topology, component: str = "service", **extra) -> dict:
+    return {"name": name, "namespace": topology.kubernetes.namespace, "labels": _labels(name, component), **extra}
+
+
+def grace_period_s(topology: Topology) -> int:
+    """Pod termination budget: the preStop pause, the longest stream, a margin."""
+    return PRESTOP_SLEEP_S + topology.envoy.max_stream_duration_s + 15
+
+
+def _container_security() -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _pod_security(uid: int) -> dict:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _limits(cpu: str, memory: str) -> dict:
+    # Memory limit equals the request (no overcommit surprises); CPU is not
+    # limited, because CFS throttling adds latency to token streams.
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}
+
+
+def peer_address(peer: ServiceSpec, topology: Topology) -> str:
+    """A `dns:///` target on the headless Service: the client balances
+    round robin over every ready pod and re-resolves as pods come and go."""
+    return f"dns:///{peer.k8s_name}-headless.{topology.kubernetes.namespace}.svc.cluster.local:{peer.port}"
+
+
+def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
+    env = [
+        {"name": "LISTEN_ADDR", "value": f"0.0.0.0:{spec.port}"},
+        {"name": "GRACE_PERIOD_S", "value": str(topology.envoy.max_stream_duration_s)},
+        {"name": "LOG_LEVEL", "value": "INFO"},
+        {"name": "OTEL_SERVICE_NAME", "value": spec.name},
+        # No exporter unless an SRE sets one (e.g. otlp with OTEL_EXPORTER_OTLP_ENDPOINT).
+        {"name": "OTEL_TRACES_EXPORTER", "value": "none"},
+        {"name": "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES", "value": "grpc.health.v1.Health"},
+        TMP,
+    ]
+    if spec.protocol == "grpc":
+        env.append({"name": "METRICS_ADDR", "value": f"0.0.0.0:{topology.kubernetes.metrics_port}"})
+    for peer in spec.peers:
+        env.append({"name": f"{peer.upper()}_SERVICE_ADDR", "value": peer_address(topology.services[peer], topology)})
+    env.extend({"name": key, "value": value} for key, value in spec.env)
+    return env
+
+
+def _secret_env(spec: ServiceSpec) -> list[dict]:
+    """Secrets the service reads, created by the operator (see README)."""
+    if spec.name == "llm_gateway":
+        return [{"secretRef": {"name": "llm-providers", "optional": True}}]
+    if spec.name == "tilores_data":
+        return [{"secretRef": {"name": "tilores-api", "optional": True}}]
+    if spec.protocol == "http":
+        return [{"secretRef": {"name": "gateway-keys"}}]
+    return []
+
+
+def _probes(spec: ServiceSpec) -> dict:
+    if spec.protocol == "grpc":
+        # Native gRPC probes need a port number, not a name.
+        def grpc(service: str, period: int, failures: int) -> dict:
+            return {
+                "grpc": {"port": spec.port, "service": service},
+                "periodSeconds": period,
+                "failureThreshold": failures,
+                "timeoutSeconds": 2,
+            }
+
+        return {
+            "startupProbe": grpc("readiness", 2, 60),
+            "readinessProbe": grpc("readiness", 5, 2),
+            "livenessProbe": grpc("liveness", 10, 3),
+        }
+
+    def http(path: str, period: int, failures: int) -> dict:
+        return {
+            "httpGet": {"path": path, "port": spec.port},
+            "periodSeconds": period,
+            "failureThreshold": failures,
+            "timeoutSeconds": 2,
+        }
+
+    return {
+        "startupProbe": http("/health/live", 2, 60),
+        "readinessProbe": http("/health", 5, 2),
+        "livenessProbe": http("/health/live", 10, 3),
+    }
+
+
+def _deployment(spec: ServiceSpec, topology: Topology) -> dict:
+    name = spec.k8s_name
+    metrics_port = topology.kubernetes.metrics_port if spec.protocol == "grpc" else spec.port
+    ports = [{"name": "grpc" if spec.protocol == "grpc" else "http", "containerPort": spec.port}]
+    if spec.protocol == "grpc":
+        ports.append({"name": "metrics", "containerPort": metrics_port})
+    command = ["python", "-m", "gateway" if spec.protocol == "http" else f"services.{spec.name}"]
+    mounts = [{"name": "scratch", "mountPath": "/scratch"}]
+    volumes: list[dict] = [{"name": "scratch", "emptyDir": {"sizeLimit": "256Mi"}}]
+    if spec.volume:
+        mounts.append({"name": "state", "mountPath": spec.volume})
+        volumes.append({"name": "state", "persistentVolumeClaim": {"claimName": f"{name}-state"}})
+    container = {
+        "name": name,
+        "image": topology.kubernetes.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command,
+        "ports": ports,
+        "env": _service_env(spec, topology),
+        **({"envFrom": _secret_env(spec)} if _secret_env(spec) else {}),
+        "resources": _limits(spec.cpu, spec.memory),
+        **_probes(spec),
+        # Endpoint removal travels to Envoy and the clients' resolvers while
+        # the pod still serves; then SIGTERM starts the drain.
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
+        "securityContext": _container_security(),
+        "volumeMounts": mounts,
+    }
+    # A single writer is replaced, never doubled: two pods would share the file.
+    strategy = (
+        {"type": "Recreate"}
+        if spec.volume
+        else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, topology),
+        "spec": {
+            "replicas": spec.replicas,
+            "revisionHistoryLimit": 5,
+            "strategy": strategy,
+            "selector": {"matchLabels": _selector(name)},
+            "template": {
+                "metadata": {
+                    "labels": _labels(name),
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(metrics_port),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "serviceAccountName": name,
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": grace_period_s(topology),
+                    "securityContext": _pod_security(10001),
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": _selector(name)},
+                        }
+                    ],
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def _services(spec: ServiceSpec, topology: Topology) -> list[dict]:
+    name = spec.k8s_name
+    port_name = "grpc" if spec.protocol == "grpc" else "http"
+    port = {"name": port_name, "port": spec.port, "targetPort": spec.port, "protocol": "TCP"}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(f"{name}-headless", topology),
+            # One A record per ready pod: Envoy (STRICT_DNS) and gRPC clients
+            # (dns:/// with round_robin) balance per call, not per connection.
+            "spec": {"clusterIP": "None", "selector": _selector(name), "ports": [port]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(name, topology),
+            # One stable address for tools (grpcurl, port-forward) and scrapers.
+            "spec": {"type": "ClusterIP", "selector": _selector(name), "ports": [port]},
+        },
+    ]
+
+
+def _autoscaler(spec: ServiceSpec, topology: Topology) -> list[dict]:
+    if spec.max_replicas <= spec.replicas:
+        return []
+    name = spec.k8s_name
+    metrics: list[dict] = [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+    ]
+    if spec.streaming:
+        # Token streams mostly wait on I/O, so CPU under-reports load; the
+        # in-flight gauge comes through a custom-metrics adapter.
+        metric = "grpc_server_streams_in_flight" if spec.protocol == "grpc" else "http_streams_in_flight"
+        metrics.insert(
+            0,
+            {
+                "type": "Pods",
+                "pods": {"metric": {"name": metric}, "target": {"type": "AverageValue", "averageValue": "100"}},
+            },
+        )
+    return [
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta(name, topology),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "minReplicas": spec.replicas,
+                "maxReplicas": spec.max_replicas,
+                "metrics": metrics,
+                # Longer than the longest stream, so scale-down does not cut answers.
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": max(600, grace_period_s(topology))}},
+            },
+        }
+    ]
+
+
+def _disruption_budget(name: str, topology: Topology, component: str = "service") -> dict:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(name, topology, component),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(name)}},
+    }
+
+
+def _service_account(name: str, topology: Topology, component: str = "service") -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(name, topology, component),
+        "automountServiceAccountToken": False,
+    }
+
+
+def _from_pods(*names: str) -> list[dict]:
+    return [{"podSelector": {"matchLabels": _selector(name)}} for name in names]
+
+
+def _monitoring_peer() -> dict:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}
+
+
+def _https_egress() -> dict:
+    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}
+
+
+def _network_policy(spec: ServiceSpec, topology: Topology) -> dict:
+    name = spec.k8s_name
+    callers = [topology.services[c].k8s_name for c in topology.callers(spec.name)]
+    callers.append("envoy")  # the edge Envoy routes to every service
+    ingress: list[dict] = [
+        {"from": _from_pods(*sorted(set(callers))), "ports": [{"protocol": "TCP", "port": spec.port}]},
+    ]
+    if spec.protocol == "grpc":
+        ingress.append(
+            {"from": [_monitoring_peer()], "ports": [{"protocol": "TCP", "port": topology.kubernetes.metrics_port}]}
+        )
+    else:
+        ingress.append({"from": [_monitoring_peer()], "ports": [{"protocol": "TCP", "port": spec.port}]})
+    egress = [
+        {
+            "to": _from_pods(topology.services[peer].k8s_name),
+            "ports": [{"protocol": "TCP", "port": topology.services[peer].port}],
+        }
+        for peer in spec.peers
+    ]
+    if any(key == "REDIS_URL" for key, _ in spec.env):
+        egress.append({"to": _from_pods("redis"), "ports": [{"protocol": "TCP", "port": REDIS_PORT}]})
+    if spec.egress_https:
+        egress.append(_https_egress())
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, topology),
+        "spec": {
+            "podSelector": {"matchLabels": _selector(name)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": egress,
+        },
+    }
+    if not egress:
+        del policy["spec"]["egress"]  # Egress listed with no rules: nothing but DNS goes out
+    return policy
+
+
+def _volume_claim(spec: ServiceSpec, topology: Topology) -> list[dict]:
+    if not spec.volume:
+        return []
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _meta(f"{spec.k8s_name}-state", topology),
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": spec.volume_size}}},
+        }
+    ]
+
+
+def service_manifests(spec: ServiceSpec, topology: Topology) -> list[dict]:
+    return [
+        _service_account(spec.k8s_name, topology),
+        *_volume_claim(spec, topology),
+        _deployment(spec, topology),
+        *_services(spec, topology),
+        *_autoscaler(spec, topology),
+        _disruption_budget(spec.k8s_name, topology),
+        _network_policy(spec, topology),
+    ]
+
+
+def envoy_manifests(topology: Topology) -> list[dict]:
+    envoy = topology.envoy
+    config = dump_envoy(render_envoy_config(topology, kubernetes=True))
+    drain_s = envoy.max_stream_duration_s
+    # The image has no curl: POST through bash's /dev/tcp (GET would be refused).
+    drain = (
+        f"exec 3<>/dev/tcp/127.0.0.1/{envoy.admin_port} && "
+        "printf 'POST /drain_listeners?graceful&inboundonly HTTP/1.1\\r\\nHost: localhost\\r\\n"
+        "Content-Length: 0\\r\\nConnection: close\\r\\n\\r\\n' >&3 && cat <&3 >/dev/null; "
+        f"sleep {drain_s}"
+    )
+    ports = [
+        {"name": "rest", "containerPort": envoy.rest_port},
+        {"name": "grpc", "containerPort": envoy.grpc_port},
+    ]
+    ready = {
+        "httpGet": {"path": "/ready", "port": envoy.rest_port},
+        "periodSeconds": 5,
+        "failureThreshold": 2,
+        "timeoutSeconds": 2,
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta("envoy", topology, "edge"),
+        "spec": {
+            "replicas": topology.kubernetes.envoy_replicas,
+            "revisionHistoryLimit": 5,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+            "selector": {"matchLabels": _selector("envoy")},
+            "template": {
+                "metadata": {
+                    "labels": _labels("envoy", "edge"),
+                    "annotations": {"checksum/config": _checksum(config)},
+                },
+                "spec": {
+                    "serviceAccountName": "envoy",
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": drain_s + 20,
+                    "securityContext": _pod_security(101),
+                    "containers": [
+                        {
+                            "name": "envoy",
+                            "image": topology.kubernetes.envoy_image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["envoy"],
+                            "args": [
+                                "-c",
+                                "/etc/envoy/envoy.yaml",
+                                "--disable-hot-restart",
+                                "--drain-strategy",
+                                "immediate",
+                                "--drain-time-s",
+                                str(drain_s),
+                                "--log-level",
+                                "warn",
+                            ],
+                            "ports": ports,
+                            "resources": _limits("500m", "256Mi"),
+                            "startupProbe": {**ready, "periodSeconds": 2, "failureThreshold": 30},
+                            "readinessProbe": ready,
+                            "livenessProbe": {
+                                "tcpSocket": {"port": envoy.rest_port},
+                                "periodSeconds": 10,
+                                "failureThreshold": 3,
+                            },
+                            "lifecycle": {"preStop": {"exec": {"command": ["/bin/bash", "-c", drain]}}},
+                            "securityContext": _container_security(),
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": "/etc/envoy", "readOnly": True},
+                                {"name": "scratch", "mountPath": "/tmp"},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": "envoy-config"}},
+                        {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+    services = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta("envoy", topology, "edge"),
+            "spec": {
+                "type": "LoadBalancer",
+                "externalTrafficPolicy": "Local",
+                "selector": _selector("envoy"),
+                "ports": [{"name": "rest", "port": envoy.rest_port, "targetPort": envoy.rest_port}],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta("envoy-grpc", topology, "edge"),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": _selector("envoy"),
+                "ports": [{"name": "grpc", "port": envoy.grpc_port, "targetPort": envoy.grpc_port}],
+            },
+        },
+    ]
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("envoy", topology, "edge"),
+        "spec": {
+            "podSelector": {"matchLabels": _selector("envoy")},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {"ports": [{"protocol": "TCP", "port": envoy.rest_port}]},  # chat clients, from anywhere
+                {
+                    "from": [
+                        {"namespaceSelector": {}, "podSelector": {"matchLabels": {GRPC_CLIENT_LABEL: "true"}}},
+                    ],
+                    "ports": [{"protocol": "TCP", "port": envoy.grpc_port}],
+                },
+            ],
+            "egress": [
+                {"to": _from_pods(spec.k8s_name), "ports": [{"protocol": "TCP", "port": spec.port}]}
+                for spec in topology.services.values()
+            ],
+        },
+    }
+    autoscaler = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta("envoy", topology, "edge"),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "envoy"},
+            "minReplicas": topology.kubernetes.envoy_replicas,
+            "maxReplicas": max(10, topology.kubernetes.envoy_replicas),
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": max(600, drain_s + 20)}},
+        },
+    }
+    return [
+        _service_account("envoy", topology, "edge"),
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta("envoy-config", topology, "edge"),
+            "data": {"envoy.yaml": config},
+        },
+        deployment,
+        *services,
+        autoscaler,
+        _disruption_budget("envoy", topology, "edge"),
+        policy,
+    ]
+
+
+def redis_manifests(topology: Topology) -> list[dict]:
+    """The cache's second tier: a cache, so no persistence; a managed Redis
+    replaces it by pointing the cache's REDIS_URL elsewhere."""
+    callers = [spec.k8s_name for spec in topology.services.values() if any(k == "REDIS_URL" for k, _ in spec.env)]
+    probe = {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 2}
+    return [
+        _service_account("redis", topology, "cache-store"),
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _meta("redis", topology, "cache-store"),
+            "spec": {
+                "replicas": 1,
+                "revisionHistoryLimit": 5,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": _selector("redis")},
+                "template": {
+                    "metadata": {"labels": _labels("redis", "cache-store")},
+                    "spec": {
+                        "serviceAccountName": "redis",
+                        "automountServiceAccountToken": False,
+                        "securityContext": _pod_security(999),
+                        "containers": [
+                            {
+                                "name": "redis",
+                                "image": topology.kubernetes.redis_image,
+                                "imagePullPolicy": "IfNotPresent",
+                                "args": [
+                                    "--save",
+                                    "",
+                                    "--appendonly",
+                                    "no",
+                                    "--maxmemory",
+                                    "384mb",
+                                    "--maxmemory-policy",
+                                    "allkeys-lru",
+                                ],
+                                "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+                                "resources": _limits("100m", "512Mi"),
+                                "readinessProbe": probe,
+                                "livenessProbe": {**probe, "periodSeconds": 10},
+                                "securityContext": _container_security(),
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                            }
+                        ],
+                        "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta("redis", topology, "cache-store"),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": _selector("redis"),
+                "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": REDIS_PORT}],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta("redis", topology, "cache-store"),
+            "spec": {
+                "podSelector": {"matchLabels": _selector("redis")},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": _from_pods(*callers), "ports": [{"protocol": "TCP", "port": REDIS_PORT}]}],
+            },
+        },
+    ]
+
+
+def namespace_manifests(topology: Topology) -> list[dict]:
+    namespace = topology.kubernetes.namespace
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": namespace,
+                "labels": {
+                    "app.kubernetes.io/part-of": PART_OF,
+                    # Every pod here meets the "restricted" Pod Security Standard.
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                },
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": "default-deny",
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/part-of": PART_OF},
+            },
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-dns", "namespace": namespace, "labels": {"app.kubernetes.io/part-of": PART_OF}},
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            },
+        },
+    ]
+
+
+def _checksum(text: str) -> str:
+    """Changes with the config, so a new config rolls the Envoy pods."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def render_manifests(topology: Topology) -> dict[str, str]:
+    """File name -> multi-document YAML, in the order to apply them."""
+    files = {"00-namespace.yaml": namespace_manifests(topology), "10-redis.yaml": redis_manifests(topology)}
+    for index, name in enumerate(topology.start_order()):
+        spec = topology.services[name]
+        files[f"{20 + index}-{spec.k8s_name}.yaml"] = service_manifests(spec, topology)
+    files["90-envoy.yaml"] = envoy_manifests(topology)
+    header = "# Generated by `python -m deploy.kubernetes` from deploy/topology.yaml; do not edit.\n"
+    return {
+        name: header + "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=120) for doc in docs)
+        for name, docs in files.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--topology", default="deploy/topology.yaml")
+    parser.add_argument("--out", default="deploy/k8s")
+    args = parser.parse_args(argv)
+    try:
+        topology = load_topology(args.topology)
+    except TopologyError as error:
+        print(f"{args.topology}: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rendered = render_manifests(topology)
+    for stale in out.glob("*.yaml"):
+        if stale.name not in rendered:
+            stale.unlink()
+    for name, text in rendered.items():
+        (out / name).write_text(text)
+    print(f"wrote {len(rendered)} files to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
