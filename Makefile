@@ -10,9 +10,12 @@ PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 
 .PHONY: run test lint fmt protos seed bench envoy-config k8s clean redis-server
 
-## run: install, generate, seed, start Envoy and the six services (Ctrl-C stops them)
+REPLICAS ?=
+
+## run: install, generate, seed, start Envoy and the six services (Ctrl-C stops them);
+##      REPLICAS="router=2 llm_gateway=3" runs several processes of a service
 run: $(VENV)/.installed $(GEN)/.stamp seed redis-server
-	$(PY) -m deploy.local_mesh --topology deploy/topology.yaml --data-dir $(DATA_DIR)
+	$(PY) -m deploy.local_mesh --topology deploy/topology.yaml --data-dir $(DATA_DIR) --replicas "$(REPLICAS)"
 
 ## test: install, generate, lint (buf + ruff) and run every test
 test: lint $(GEN)/.stamp redis-server

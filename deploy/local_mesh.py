@@ -38,6 +38,28 @@ class MeshError(RuntimeError):
     """A process of the mesh failed to start or died."""
 
 
+def instance_name(service: str, index: int) -> str:
+    """`router` for the first replica, `router-2`, `router-3` ... after it."""
+    return service if index == 0 else f"{service}-{index + 1}"
+
+
+def parse_replicas(text: str, topology: Topology) -> dict[str, int]:
+    """`"router=2 llm_gateway=3"` (spaces or commas) -> counts, checked
+    against the topology; a bad entry raises naming it."""
+    counts: dict[str, int] = {}
+    for item in text.replace(",", " ").split():
+        name, sep, count = item.partition("=")
+        if not sep or not count.isdigit() or int(count) < 1:
+            raise MeshError(f"REPLICAS: expected service=count with a count of at least 1, got {item!r}")
+        if name not in topology.services:
+            raise MeshError(f"REPLICAS: unknown service {name!r} (services: {', '.join(topology.services)})")
+        limit = topology.services[name].max_replicas
+        if int(count) > limit:
+            raise MeshError(f"REPLICAS: {name}={count} exceeds services.{name}.max_replicas ({limit})")
+        counts[name] = int(count)
+    return counts
+
+
 def _with_parent(command: list[str]) -> list[str]:
     """Children end when the runner ends, even on SIGKILL: no orphans.
     (util-linux setpriv sets the parent-death signal after fork, which a
@@ -65,8 +87,10 @@ class LocalMesh:
         api_key: str | None = None,
         grace_period_s: float = 10.0,
         start_timeout_s: float = 90.0,
+        replicas: dict[str, int] | None = None,
     ):
         self.topology = topology
+        self.replicas = {name: (replicas or {}).get(name, 1) for name in topology.services}
         self.data_dir = Path(data_dir).resolve()
         self.run_dir = self.data_dir / "run"
         self.log_dir = self.data_dir / "logs"
@@ -79,7 +103,7 @@ class LocalMesh:
         self.grace_period_s = grace_period_s
         self.start_timeout_s = start_timeout_s
         self.processes: dict[str, subprocess.Popen] = {}
-        self.ports: dict[str, int] = {}
+        self.ports: dict[str, int] = {}  # instance name -> port
         self.envoy_ports: dict[str, int] = {}
         self.redis_url = ""
         self._redis_port = 0
@@ -100,7 +124,24 @@ class LocalMesh:
         return f"http://127.0.0.1:{self.envoy_ports['admin']}"
 
     def service_addr(self, name: str) -> str:
+        """Address of an instance (`router`, `router-2`)."""
         return f"127.0.0.1:{self.ports[name]}"
+
+    def instances(self, service: str) -> list[str]:
+        return [instance_name(service, index) for index in range(self.replicas[service])]
+
+    def replica_ports(self, service: str) -> list[int]:
+        return [self.ports[name] for name in self.instances(service) if name in self.ports]
+
+    def peer_addr(self, service: str) -> str:
+        """What callers dial: one address, or every replica for round robin."""
+        ports = self.replica_ports(service)
+        if len(ports) == 1:
+            return f"127.0.0.1:{ports[0]}"
+        return "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
+
+    def service_of(self, instance: str) -> str:
+        return instance if instance in self.topology.services else instance.rsplit("-", 1)[0]
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -125,20 +166,32 @@ class LocalMesh:
             folder.mkdir(parents=True, exist_ok=True)
         try:
             self._start_redis()
-            for name in self.topology.start_order():
-                self._start_service(name)
+            for service in self.topology.start_order():
+                # Replicas of one service start together, then are awaited.
+                for name in self.instances(service):
+                    self._launch(name)
+                for name in self.instances(service):
+                    self._await_serving(name)
             self._start_envoy()
         except BaseException:
             self.stop()
             raise
 
+    def _listen_port(self, name: str) -> int:
+        if name in self._fixed_ports:
+            return self._fixed_ports[name]
+        spec = self.topology.services[self.service_of(name)]
+        # Replicas after the first take free ports: they cannot share one.
+        return 0 if self.free_ports or name != spec.name else spec.port
+
     def _service_env(self, name: str) -> dict[str, str]:
-        spec = self.topology.services[name]
+        spec = self.topology.services[self.service_of(name)]
         env = {**os.environ, **self.env}
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",
-                "LISTEN_ADDR": f"127.0.0.1:{self._fixed_ports.get(name, 0 if self.free_ports else spec.port)}",
+                "OTEL_SERVICE_NAME": spec.name,
+                "LISTEN_ADDR": f"127.0.0.1:{self._listen_port(name)}",
                 "PORT_FILE": str(self.run_dir / f"{name}.port"),
                 "GRACE_PERIOD_S": str(self.grace_period_s),
                 "TILORES_DB_PATH": env.get("TILORES_DB_PATH") or str(self.data_dir / "tilores.db"),
@@ -148,8 +201,8 @@ class LocalMesh:
             }
         )
         for peer in spec.peers:
-            env[f"{peer.upper()}_SERVICE_ADDR"] = self.service_addr(peer)
-        if name == "cache" and self.redis_url and not env.get("REDIS_URL"):
+            env[f"{peer.upper()}_SERVICE_ADDR"] = self.peer_addr(peer)
+        if spec.name == "cache" and self.redis_url and not env.get("REDIS_URL"):
             env["REDIS_URL"] = self.redis_url
         return env
 
@@ -203,10 +256,14 @@ class LocalMesh:
         self.redis_url = f"redis://127.0.0.1:{port}/0"
 
     def _start_service(self, name: str) -> None:
-        spec = self.topology.services[name]
+        self._launch(name)
+        self._await_serving(name)
+
+    def _launch(self, name: str) -> None:
+        spec = self.topology.services[self.service_of(name)]
         port_file = self.run_dir / f"{name}.port"
         port_file.unlink(missing_ok=True)
-        module = "gateway" if spec.protocol == "http" else f"services.{name}"
+        module = "gateway" if spec.protocol == "http" else f"services.{spec.name}"
         log = open(self.log_path(name), "ab")  # noqa: SIM115 - open for the process lifetime
         self._logs.append(log)
         self.processes[name] = subprocess.Popen(
@@ -217,6 +274,10 @@ class LocalMesh:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def _await_serving(self, name: str) -> None:
+        spec = self.topology.services[self.service_of(name)]
+        port_file = self.run_dir / f"{name}.port"
         deadline = time.monotonic() + self.start_timeout_s
         while not port_file.exists():
             self._check_alive(name)
@@ -273,7 +334,8 @@ class LocalMesh:
             if self.free_ports
             else {"rest": envoy.rest_port, "grpc": envoy.grpc_port, "admin": envoy.admin_port}
         )
-        config = render_envoy_config(self.topology, ports=self.ports, listener_ports=listener_ports)
+        replica_ports = {service: self.replica_ports(service) for service in self.topology.services}
+        config = render_envoy_config(self.topology, ports=replica_ports, listener_ports=listener_ports)
         config_path = self.run_dir / "envoy.yaml"
         config_path.write_text(dump(config))
         admin_file = self.run_dir / "envoy-admin"
@@ -329,7 +391,7 @@ class LocalMesh:
                 urllib.request.urlopen(request, timeout=2.0).close()
             except (urllib.error.URLError, OSError):
                 pass
-        order = [n for n in reversed(self.topology.start_order()) if n in self.processes]
+        order = [n for s in reversed(self.topology.start_order()) for n in self.instances(s) if n in self.processes]
         for name in [*order, "envoy", "redis"]:
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
@@ -345,16 +407,22 @@ class LocalMesh:
         self._logs.clear()
         return codes
 
-    def restart(self, name: str, kill: bool = False) -> None:
-        """Stop one process (SIGKILL with `kill`, else SIGTERM with its grace
-        period) and start it again on the same port, as a supervisor would."""
-        process = self.processes.get(name)
-        if process is not None and process.poll() is None:
+    def stop_instance(self, name: str, kill: bool = False) -> int:
+        """SIGKILL (`kill`) or SIGTERM one process and wait for it; its
+        exit code."""
+        process = self.processes[name]
+        if process.poll() is None:
             if kill:
                 process.kill()
             else:
                 process.send_signal(signal.SIGTERM)
-            process.wait(timeout=self.grace_period_s + 5)
+        return process.wait(timeout=self.grace_period_s + 5)
+
+    def restart(self, name: str, kill: bool = False) -> None:
+        """Stop one process (SIGKILL with `kill`, else SIGTERM with its grace
+        period) and start it again on the same port, as a supervisor would."""
+        if name in self.processes:
+            self.stop_instance(name, kill)
         if name == "redis":
             self._start_redis()
             return
@@ -374,6 +442,7 @@ Tilores X Mesh is running.
 
   REST (OpenAI-compatible)  {self.rest_url.replace("127.0.0.1", "localhost")}/v1
   gRPC (every service)      localhost:{self.envoy_ports["grpc"]}
+  replicas                  {", ".join(f"{name}={count}" for name, count in self.replicas.items())}
   Envoy admin               {self.admin_url}
   dev API key               {self.api_key}
   dev admin key             {self.admin_key}   (prompts, experiments, quality)
@@ -406,11 +475,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=".data")
     parser.add_argument("--grace-period-s", type=float, default=10.0)
     parser.add_argument("--free-ports", action="store_true", help="let the kernel choose every port")
+    parser.add_argument("--replicas", default="", help='processes per service, e.g. "router=2 llm_gateway=3"')
     args = parser.parse_args(argv)
     try:
         topology = load_topology(args.topology)
+        replicas = parse_replicas(args.replicas, topology)
     except TopologyError as error:
         print(f"{args.topology}: {error}", file=sys.stderr)
+        return 2
+    except MeshError as error:
+        print(str(error), file=sys.stderr)
         return 2
     stopping = False
 
@@ -420,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    mesh = LocalMesh(topology, args.data_dir, free_ports=args.free_ports, grace_period_s=args.grace_period_s)
+    mesh = LocalMesh(
+        topology, args.data_dir, free_ports=args.free_ports, grace_period_s=args.grace_period_s, replicas=replicas
+    )
     print("starting the mesh ...", file=sys.stderr, flush=True)
     try:
         mesh.start()
