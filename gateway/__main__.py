@@ -24,9 +24,10 @@ import socket
 import uvicorn
 import uvloop
 
-from gateway.app import GatewayApp, GatewaySettings
+from gateway.app import GatewaySettings, build_asgi_app
 from services.runtime.logs import configure_logging
 from services.runtime.settings import SettingsError, env_float, env_str, peer_addr
+from services.runtime.telemetry import configure_tracing
 
 log = logging.getLogger("gateway")
 
@@ -73,7 +74,7 @@ async def serve() -> None:
     settings = settings_from_env()
     sock = bind(env_str("LISTEN_ADDR", "127.0.0.1:8000"))
     config = uvicorn.Config(
-        GatewayApp(settings),
+        build_asgi_app(settings),
         loop="none",
         http="httptools",
         lifespan="on",
@@ -95,6 +96,7 @@ async def serve() -> None:
 def main() -> None:
     configure_logging("gateway", env_str("LOG_LEVEL", "INFO"))
     try:
+        configure_tracing("gateway")  # before the channels and the app exist
         uvloop.run(serve())
     except SettingsError as error:
         log.error("bad settings", extra={"fields": {"error": str(error)}})

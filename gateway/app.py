@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from tilores_x.v1 import (
     cache_pb2,
     common_pb2,
@@ -568,3 +569,13 @@ async def _read_body(receive) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def build_asgi_app(settings: GatewaySettings):
+    """The gateway as served: one server span per HTTP request (the root of
+    the chat's trace), none per SSE event, none for probes and scrapes."""
+    return OpenTelemetryMiddleware(
+        GatewayApp(settings),
+        excluded_urls="/health,/health/live,/health/detailed,/metrics",
+        exclude_spans=["send", "receive"],
+    )

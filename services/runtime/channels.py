@@ -6,6 +6,8 @@ import json
 
 import grpc
 
+from services.runtime.telemetry import client_interceptors
+
 # Retry UNAVAILABLE before any response (a peer restarting or draining), and
 # spread calls over every address a `dns:///` name resolves to.
 _SERVICE_CONFIG = json.dumps(
@@ -38,4 +40,4 @@ CHANNEL_OPTIONS = (
 
 def open_channel(addr: str) -> grpc.aio.Channel:
     """One channel per peer, opened at start-up and reused for every call."""
-    return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS, interceptors=client_interceptors())

@@ -10,6 +10,7 @@ import time
 import orjson
 
 from services.runtime.request_context import REQUEST_ID
+from services.runtime.telemetry import current_trace_id
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,6 +28,9 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id:
             entry["request_id"] = request_id
+        trace_id = current_trace_id()
+        if trace_id:
+            entry["trace_id"] = trace_id
         fields = getattr(record, "fields", None)
         if fields:
             entry.update(fields)

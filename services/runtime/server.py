@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from services.runtime.interceptors import RequestInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.settings import ServerSettings, SettingsError, env_str
+from services.runtime.telemetry import configure_tracing, server_interceptors
 
 log = logging.getLogger("server")
 
@@ -82,7 +83,10 @@ class RunningServer:
 
 
 async def start_server(component: Component, settings: ServerSettings) -> RunningServer:
-    server = grpc.aio.server(interceptors=[RequestInterceptor()], options=server_options(settings))
+    # The trace span opens first, so the request interceptor's log lines carry its id.
+    server = grpc.aio.server(
+        interceptors=[*server_interceptors(), RequestInterceptor()], options=server_options(settings)
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(component.register(server))
@@ -123,6 +127,7 @@ def main(service: str, build: Callable[[], Awaitable[Component]]) -> None:
     """Entry point of every service's `__main__`."""
     configure_logging(service, env_str("LOG_LEVEL", "INFO"))
     try:
+        configure_tracing(service)  # before any server, channel or HTTP session exists
         uvloop.run(_serve(service, build))
     except SettingsError as error:
         log.error("bad settings", extra={"fields": {"error": str(error)}})

@@ -1,0 +1,93 @@
+"""Tracing shared by every service: OpenTelemetry spans for each gRPC call
+(server and client side, context carried in gRPC metadata), each outgoing
+HTTP call made with aiohttp (the model providers, the Tilores API) and the
+REST gateway's requests.
+
+`configure_tracing()` runs first in every process, before servers, channels
+and HTTP sessions exist. Spans are always made, so trace ids travel through
+the mesh and into the logs; they leave the process only when the standard
+variable asks for it:
+
+  OTEL_TRACES_EXPORTER   none (default), otlp (OTLP/gRPC, configured by
+                         OTEL_EXPORTER_OTLP_* as usual) or console
+  OTEL_SERVICE_NAME      the service name on every span (set per service)
+  OTEL_TRACES_SAMPLER    the SDK's samplers (default parentbased_always_on)
+  OTEL_PYTHON_GRPC_EXCLUDED_SERVICES  gRPC services without spans
+                         (default grpc.health.v1.Health, reflection)
+"""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor, filters
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+from services.runtime.settings import SettingsError
+
+_DEFAULT_EXCLUDED = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
+
+
+def configure_tracing(service: str) -> TracerProvider:
+    """Install the process's tracer provider and the aiohttp instrumentation."""
+    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower() or "none"
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service})
+    provider = TracerProvider(resource=resource)
+    for name in (part.strip() for part in exporter_name.split(",")):
+        if name == "none":
+            continue
+        if name == "otlp":
+            # Imported only when asked for: it pulls in the OTLP protobufs.
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        elif name == "console":
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        else:
+            raise SettingsError(f"OTEL_TRACES_EXPORTER: expected none, otlp or console, got {name!r}")
+    trace.set_tracer_provider(provider)
+    instrument_http_clients()
+    return provider
+
+
+def instrument_http_clients() -> None:
+    """Spans for every aiohttp request; the query string is left out of the
+    recorded URL because some APIs carry keys there."""
+    instrumentor = AioHttpClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(url_filter=lambda url: url.with_query(None))
+
+
+def _excluded_services() -> list[str]:
+    raw = os.environ.get("OTEL_PYTHON_GRPC_EXCLUDED_SERVICES")
+    if raw is None:
+        return list(_DEFAULT_EXCLUDED)
+    return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+def _grpc_filter():
+    excluded = _excluded_services()
+    if not excluded:
+        return None
+    return filters.negate(filters.any_of(*(filters.service_name(name) for name in excluded)))
+
+
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """The server span of each call: it continues the caller's trace."""
+    return [aio_server_interceptor(filter_=_grpc_filter())]
+
+
+def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    """A client span per call and the trace context in its metadata."""
+    return list(aio_client_interceptors(filter_=_grpc_filter()))
+
+
+def current_trace_id() -> str:
+    """Hex trace id of the active span, or "" outside any trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
