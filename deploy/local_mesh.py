@@ -104,6 +104,7 @@ class LocalMesh:
         self.start_timeout_s = start_timeout_s
         self.processes: dict[str, subprocess.Popen] = {}
         self.ports: dict[str, int] = {}  # instance name -> port
+        self.metrics_ports: dict[str, int] = {}  # instance name -> port of GET /metrics
         self.envoy_ports: dict[str, int] = {}
         self.redis_url = ""
         self._redis_port = 0
@@ -192,6 +193,7 @@ class LocalMesh:
                 "PYTHONUNBUFFERED": "1",
                 "OTEL_SERVICE_NAME": spec.name,
                 "LISTEN_ADDR": f"127.0.0.1:{self._listen_port(name)}",
+                "METRICS_ADDR": "127.0.0.1:0",
                 "PORT_FILE": str(self.run_dir / f"{name}.port"),
                 "GRACE_PERIOD_S": str(self.grace_period_s),
                 "TILORES_DB_PATH": env.get("TILORES_DB_PATH") or str(self.data_dir / "tilores.db"),
@@ -263,6 +265,7 @@ class LocalMesh:
         spec = self.topology.services[self.service_of(name)]
         port_file = self.run_dir / f"{name}.port"
         port_file.unlink(missing_ok=True)
+        (self.run_dir / f"{name}.port.metrics").unlink(missing_ok=True)
         module = "gateway" if spec.protocol == "http" else f"services.{spec.name}"
         log = open(self.log_path(name), "ab")  # noqa: SIM115 - open for the process lifetime
         self._logs.append(log)
@@ -287,6 +290,11 @@ class LocalMesh:
                 )
             time.sleep(0.02)
         self.ports[name] = int(port_file.read_text())
+        metrics_file = self.run_dir / f"{name}.port.metrics"
+        if metrics_file.exists():  # written before the port file
+            self.metrics_ports[name] = int(metrics_file.read_text())
+        elif spec.protocol == "http":
+            self.metrics_ports[name] = self.ports[name]  # the gateway serves /metrics itself
         if spec.protocol == "grpc":
             self._wait_grpc_serving(name, deadline)
         else:

@@ -3,6 +3,9 @@
 POST /v1/chat/completions  streamed (SSE) or whole answers from the router
 GET  /v1/models            the model catalog
 GET  /health               200 when the router answers its health check
+GET  /health/detailed      every service, its replicas, breakers, cache tiers, Tilores, optimizer
+GET  /health/live          200 while the process runs (liveness)
+GET  /metrics              Prometheus metrics of the gateway
 """
 
 from __future__ import annotations
@@ -31,13 +34,15 @@ from tilores_x.v1 import (
     router_pb2_grpc,
 )
 
+from gateway import metrics
 from gateway.admin_api import AdminApi, is_admin_path
 from gateway.chat_request import ChatCall, chat_call, parse_batch, parse_chat_request, parse_feedback
+from gateway.health_report import HealthReport
 from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.channels import open_channel
 from services.runtime.coalesce import batches, joined
-from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from services.runtime.request_context import PROVIDER_TTFT_HEADER, REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
 log = logging.getLogger("gateway")
 
@@ -50,6 +55,8 @@ FINISH_REASONS = {
 }
 JSON_HEADERS = [(b"content-type", b"application/json")]
 RESPONSE_CACHE_HEADER = b"x-response-cache"
+# The mesh's own time before the first token, in ms (the provider's excluded).
+MESH_ADDED_HEADER = b"x-mesh-added-ms"
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -80,6 +87,7 @@ class GatewayApp:
         self._llm = None
         self._health = None
         self._optimizer = None
+        self._report: HealthReport | None = None
 
     async def startup(self) -> None:
         router_channel = open_channel(self._settings.router_addr)
@@ -93,6 +101,10 @@ class GatewayApp:
             self._channels.append(optimizer_channel)
             self._optimizer = optimizer_pb2_grpc.OptimizerServiceStub(optimizer_channel)
             self._admin = AdminApi(self._optimizer, lambda: ((REQUEST_ID_HEADER, REQUEST_ID.get()),))
+        addrs = {"router": self._settings.router_addr, "llm_gateway": self._settings.llm_gateway_addr}
+        if self._settings.optimizer_addr:
+            addrs["optimizer"] = self._settings.optimizer_addr
+        self._report = HealthReport(self._router, self._optimizer, addrs)
 
     async def shutdown(self) -> None:
         for channel in self._channels:
@@ -136,6 +148,15 @@ class GatewayApp:
             elif path == "/health":
                 self._allow(method, "GET")
                 await self._healthcheck(response)
+            elif path == "/metrics":
+                self._allow(method, "GET")
+                body, content_type = metrics.exposition()
+                await response.start(200, [(b"content-type", content_type)])
+                await response.send({"type": "http.response.body", "body": body})
+            elif path == "/health/detailed":
+                self._allow(method, "GET")
+                status, body = await self._report.report()
+                await response.json(status, orjson.dumps(body))
             elif path == "/health/live":
                 # Liveness: the process answers; peers do not matter here.
                 self._allow(method, "GET")
@@ -159,6 +180,10 @@ class GatewayApp:
             )
             await response.json(error.status, error.json(), headers)
         finally:
+            elapsed = time.perf_counter() - started
+            route = metrics.route_of(path)
+            metrics.HTTP_REQUESTS.labels(route, method, str(response.status)).inc()
+            metrics.HTTP_SECONDS.labels(route).observe(elapsed)
             log.info(
                 "http",
                 extra={
@@ -166,7 +191,7 @@ class GatewayApp:
                         "method": method,
                         "path": path,
                         "status": response.status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "duration_ms": round(elapsed * 1000, 3),
                     }
                 },
             )
@@ -316,10 +341,24 @@ class GatewayApp:
                     {"type": "http.response.body", "body": stream_error_event(error.code().name, error.details())}
                 )
                 return
+            first_at = time.perf_counter()
+            provider_ms = _provider_ttft_ms(await call.initial_metadata())
+            ttft_s = first_at - response.started
+            added_ms = max(0.0, ttft_s * 1000 - provider_ms)
+            response.headers.append((MESH_ADDED_HEADER, f"{added_ms:.2f}".encode()))
             if chat.stream:
-                await self._stream(chat, completion_id, call, first, response)
+                metrics.STREAMS_IN_FLIGHT.inc()
+                try:
+                    usage = await self._stream(chat, completion_id, call, first, response)
+                finally:
+                    metrics.STREAMS_IN_FLIGHT.dec()
             else:
-                await self._whole(chat, completion_id, call, first, response)
+                usage = await self._whole(chat, completion_id, call, first, response)
+            metrics.TIME_TO_FIRST_TOKEN.labels(chat.model).observe(ttft_s)
+            metrics.MESH_ADDED.labels(chat.model).observe(added_ms / 1000)
+            if usage is not None and usage.completion_tokens > 1:
+                per_token = (time.perf_counter() - first_at) / (usage.completion_tokens - 1)
+                metrics.TIME_PER_OUTPUT_TOKEN.labels(chat.model).observe(per_token)
         except asyncio.CancelledError:
             if not hangup.happened:
                 raise
@@ -346,7 +385,8 @@ class GatewayApp:
             if not read.done():
                 read.cancel()
 
-    async def _stream(self, chat: ChatCall, completion_id: str, call, event, response: _Response) -> None:
+    async def _stream(self, chat: ChatCall, completion_id: str, call, event, response: _Response):
+        """Relay the answer as SSE; its usage when it ended well, else None."""
         encoder = ChunkEncoder(completion_id, int(time.time()), chat.model, chat.include_usage)
         if not response.status:
             await response.start(200, SSE_HEADERS)
@@ -373,19 +413,20 @@ class GatewayApp:
                     elif kind == "error":
                         out.append(stream_error_event(item.error.code, item.error.message))
                         await send({"type": "http.response.body", "body": b"".join(out)})
-                        return
+                        return None
                 if out:
                     await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
         except grpc.aio.AioRpcError as error:
             # Tokens have gone out: end with an error event, never [DONE].
             await send({"type": "http.response.body", "body": stream_error_event(error.code().name, error.details())})
-            return
+            return None
         tail = DONE
         if chat.include_usage and usage is not None:
             tail = encoder.usage(usage.prompt_tokens, usage.completion_tokens) + DONE
         await send({"type": "http.response.body", "body": tail})
+        return usage
 
-    async def _whole(self, chat: ChatCall, completion_id: str, call, event, response: _Response) -> None:
+    async def _whole(self, chat: ChatCall, completion_id: str, call, event, response: _Response):
         parts: list[str] = []
         calls: dict[int, dict] = {}
         usage = None
@@ -417,6 +458,7 @@ class GatewayApp:
         tool_calls = [calls[index] for index in sorted(calls)]
         body = completion_body(completion_id, chat.model, "".join(parts), tool_calls, finish, usage)
         await response.json(200, orjson.dumps(body))
+        return usage
 
     async def _batch(self, receive, response: _Response, tenant: str, replay: bool = False) -> None:
         raw = await _read_body(receive)
@@ -518,6 +560,8 @@ class _Response:
         self.send = send
         self.request_id = request_id
         self.status = 0
+        self.started = time.perf_counter()
+        self.headers: list[tuple[bytes, bytes]] = []  # added to whatever starts the response
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.status = status
@@ -525,7 +569,7 @@ class _Response:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [*headers, (REQUEST_ID_HEADER.encode(), self.request_id.encode())],
+                "headers": [*headers, *self.headers, (REQUEST_ID_HEADER.encode(), self.request_id.encode())],
             }
         )
 
@@ -569,6 +613,16 @@ async def _read_body(receive) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _provider_ttft_ms(metadata) -> float:
+    for key, value in metadata or ():
+        if key == PROVIDER_TTFT_HEADER:
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 def build_asgi_app(settings: GatewaySettings):

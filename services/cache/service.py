@@ -13,10 +13,12 @@ from pathlib import Path
 import grpc
 from tilores_x.v1 import cache_pb2, cache_pb2_grpc
 
+from services.cache.cache_metrics import cache_metrics
 from services.cache.prewarm import MAX_IDENTIFIERS, Prewarmer, read_identifiers
 from services.cache.redis_tier import CONNECTED, DEGRADED
 from services.cache.two_tier import TwoTierCache
 from services.runtime.faults import FailedPrecondition, InvalidArgument
+from services.runtime.metrics import SNAPSHOTS
 
 log = logging.getLogger("cache")
 DEFAULT_TENANT = "default"
@@ -134,9 +136,11 @@ class CacheComponent:
         self._prewarm_every_s = prewarm_every_s
         self._on_close = on_close
         self._task: asyncio.Task | None = None
+        self._metrics = cache_metrics(service.cache)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         cache_pb2_grpc.add_CacheServiceServicer_to_server(self.service, server)
+        SNAPSHOTS.add(self._metrics)
         if self._prewarm_file and self.service.prewarmer is not None:
             self._task = asyncio.ensure_future(self._prewarm_from_file())
         return [cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name]
@@ -165,6 +169,7 @@ class CacheComponent:
             await asyncio.sleep(self._prewarm_every_s)
 
     async def close(self) -> None:
+        SNAPSHOTS.remove(self._metrics)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from services.llm_gateway.catalog import ModelCatalog, ModelEntry
+from services.llm_gateway.generation_telemetry import GenerationObservation, GenerationTelemetry
 from services.llm_gateway.providers.events import Finish, GenerationRequest
 from services.runtime.faults import (
     DeadlineExceeded,
@@ -82,6 +83,8 @@ class ProviderCounters:
     successes: int = 0
     failures_before_first_token: int = 0
     failures_mid_stream: int = 0
+    retries: int = 0
+    fallbacks: int = 0  # given up for the next model of a chain
 
 
 class FailoverChain:
@@ -95,8 +98,10 @@ class FailoverChain:
         breaker_threshold: int = 5,
         breaker_open_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        telemetry: GenerationTelemetry | None = None,
     ):
         self.catalog = catalog
+        self.telemetry = telemetry or GenerationTelemetry()
         self.providers = providers
         self.retries = retries
         self.max_retry_wait_s = max_retry_wait_s
@@ -127,15 +132,16 @@ class FailoverChain:
                 continue
             attempt_request = dataclasses.replace(request, upstream_model=target.upstream)
             try:
-                stream, first = await self._start(target, attempt_request, deadline)
+                stream, first, observation = await self._start(target, attempt_request, deadline)
             except InvalidArgument:
                 if position == 0:
                     raise
                 continue  # a fallback that cannot honour the request is skipped
             except RETRYABLE as fault:
                 last_fault = fault
+                self.counters[target.provider].fallbacks += 1
                 continue
-            async for event in self._relay(target, stream, first):
+            async for event in self._relay(target, stream, first, observation):
                 yield event
             return
         if last_fault is not None and not skipped_open:
@@ -165,7 +171,9 @@ class FailoverChain:
             hinted = getattr(error, "retry_after_s", None) or 0.0
             left = remaining()
             # A Retry-After longer than we may wait: go to the next model now.
-            return hinted <= self.max_retry_wait_s and (left is None or left > hinted + 0.05)
+            again = hinted <= self.max_retry_wait_s and (left is None or left > hinted + 0.05)
+            counters.retries += again
+            return again
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retries + 1),
@@ -179,33 +187,45 @@ class FailoverChain:
                 if left is not None and left <= 0:
                     raise DeadlineExceeded("the caller's deadline passed before a model answered")
                 stream = provider.stream(dataclasses.replace(request, timeout_s=left))
+                observation = self.telemetry.observe(target, request)
                 try:
-                    first = await anext(stream)
+                    with observation.active():
+                        first = await anext(stream)
                 except StopAsyncIteration:
                     first = None
-                except Fault as fault:
+                except BaseException as error:
+                    observation.end(error)
                     await stream.aclose()
-                    if isinstance(fault, RETRYABLE):
+                    if isinstance(error, RETRYABLE):
                         counters.failures_before_first_token += 1
                         breaker.record_failure()
                     raise
-                return stream, first
+                return stream, first, observation
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def _relay(self, target: ModelEntry, stream, first) -> AsyncIterator[object]:
+    async def _relay(
+        self, target: ModelEntry, stream, first, observation: GenerationObservation
+    ) -> AsyncIterator[object]:
         breaker = self.breakers[target.provider]
         counters = self.counters[target.provider]
         try:
             if first is not None:
+                observation.event(first)
                 yield self._named(first, target)
             async for event in stream:
+                observation.event(event)
                 yield self._named(event, target)
-        except Fault:
+        except Fault as fault:
             counters.failures_mid_stream += 1
             breaker.record_failure()
+            observation.end(fault)
+            raise
+        except BaseException as error:  # cancelled by the caller
+            observation.end(error)
             raise
         finally:
             await stream.aclose()
+        observation.end()
         counters.successes += 1
         breaker.record_success()
 

@@ -12,9 +12,12 @@ import grpc
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
 
 from services.llm_gateway.failover import CLOSED, HALF_OPEN, OPEN, FailoverChain
+from services.llm_gateway.generation_telemetry import failover_metrics
 from services.llm_gateway.wire import event_message, generation_request, model_message
 from services.runtime.coalesce import batches, joined
 from services.runtime.faults import Fault, InvalidArgument
+from services.runtime.metrics import SNAPSHOTS
+from services.runtime.request_context import PROVIDER_TTFT_HEADER
 
 log = logging.getLogger("llm_gateway")
 BREAKER_STATES = {
@@ -45,6 +48,11 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
             # written go out together: fewer messages, same text and order.
             events = self._chain.stream(entry.id, generation, no_fallback=request.no_fallback)
             async for batch in batches(events):
+                if not sent:
+                    # The model's own time to its first chunk (retries and
+                    # failover included), for the callers' added-time figures.
+                    ttft_ms = (time.perf_counter() - started) * 1000
+                    await context.send_initial_metadata(((PROVIDER_TTFT_HEADER, f"{ttft_ms:.2f}"),))
                 for item in joined(batch, _provider_text):
                     yield response(delta=item) if type(item) is str else event_message(item)
                     sent += 1
@@ -91,12 +99,15 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
 class LlmGatewayComponent:
     def __init__(self, chain: FailoverChain):
         self.chain = chain
+        self._metrics = failover_metrics(chain)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         llm_gateway_pb2_grpc.add_LlmGatewayServiceServicer_to_server(LlmGatewayService(self.chain), server)
+        SNAPSHOTS.add(self._metrics)
         return [llm_gateway_pb2.DESCRIPTOR.services_by_name["LlmGatewayService"].full_name]
 
     async def close(self) -> None:
+        SNAPSHOTS.remove(self._metrics)
         for provider in self.chain.providers.values():
             close = getattr(provider, "close", None)
             if close is not None:

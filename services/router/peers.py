@@ -26,6 +26,7 @@ from tilores_x.v1 import (
 from services.runtime.channels import open_channel
 from services.runtime.customer_keys import CUSTOMER_NAMESPACE, credit_report_key, customer360_key, search_key
 from services.runtime.lru import LruCache
+from services.runtime.replicas import replica_health
 from services.runtime.request_context import outgoing_metadata
 from services.runtime.single_flight import SingleFlight
 
@@ -58,6 +59,7 @@ class MeshPeers:
     def __init__(
         self, addrs: dict[str, str], customer_ttl_s: float, near_cache_ttl_s: float = 30.0, prompt_ttl_s: float = 5.0
     ):
+        self._addrs = dict(addrs)
         self._channels = {name: open_channel(addr) for name, addr in addrs.items()}
         self.tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(self._channels["tilores_data"])
         self.cache = cache_pb2_grpc.CacheServiceStub(self._channels["cache"])
@@ -244,18 +246,22 @@ class MeshPeers:
             self._prompts.set(key, prompt, self._prompt_ttl_s, size=len(prompt.template))
         return prompt
 
-    async def health_detail(self) -> tuple[list[tuple[str, str]], list, int]:
-        """Each peer's grpc.health.v1 status, the providers' breakers and the
-        state of the cache's Redis tier."""
+    async def health_detail(self) -> router_pb2.GetHealthDetailResponse:
+        """Each peer's grpc.health.v1 status and replicas, the providers'
+        breakers, the cache's Redis tier and tilores_data's backend."""
 
-        async def check(name: str) -> tuple[str, str]:
-            try:
-                reply = await health_pb2_grpc.HealthStub(self._channels[name]).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1.0
-                )
-            except grpc.aio.AioRpcError as error:
-                return name, error.code().name
-            return name, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        async def check(name: str) -> router_pb2.PeerHealth:
+            async def status() -> str:
+                try:
+                    reply = await health_pb2_grpc.HealthStub(self._channels[name]).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1.0
+                    )
+                except grpc.aio.AioRpcError as error:
+                    return error.code().name
+                return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+            state, (total, serving) = await asyncio.gather(status(), replica_health(self._addrs[name]))
+            return router_pb2.PeerHealth(name=name, status=state, replicas_total=total, replicas_serving=serving)
 
         async def providers() -> list:
             try:
@@ -264,17 +270,28 @@ class MeshPeers:
                 return []
             return list(reply.providers)
 
-        async def cache_redis() -> int:
+        async def cache_stats() -> cache_pb2.StatsResponse | None:
             try:
-                reply = await self.cache.Stats(cache_pb2.StatsRequest(), timeout=1.0)
+                return await self.cache.Stats(cache_pb2.StatsRequest(), timeout=1.0)
             except grpc.aio.AioRpcError:
-                return cache_pb2.REDIS_STATE_UNSPECIFIED
-            return reply.redis_state
+                return None
 
-        *peers, statuses, redis_state = await asyncio.gather(
-            *(check(n) for n in sorted(self._channels)), providers(), cache_redis()
+        async def tilores_backend() -> tilores_data_pb2.CheckBackendResponse | None:
+            try:
+                return await self.tilores.CheckBackend(tilores_data_pb2.CheckBackendRequest(), timeout=2.0)
+            except grpc.aio.AioRpcError:
+                return None
+
+        *peers, statuses, stats, backend = await asyncio.gather(
+            *(check(n) for n in sorted(self._channels)), providers(), cache_stats(), tilores_backend()
         )
-        return peers, statuses, redis_state
+        return router_pb2.GetHealthDetailResponse(
+            peers=peers,
+            providers=statuses,
+            cache_redis=stats.redis_state if stats is not None else cache_pb2.REDIS_STATE_UNSPECIFIED,
+            tilores_backend=backend,
+            cache_stats=stats,
+        )
 
     def generate(self, request: llm_gateway_pb2.GenerateRequest, timeout_s: float | None):
         return self.llm.Generate(request, timeout=timeout_s, metadata=outgoing_metadata())

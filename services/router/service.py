@@ -9,6 +9,7 @@ import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 
 import grpc
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, optimizer_pb2, router_pb2, router_pb2_grpc
@@ -20,6 +21,7 @@ from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.coalesce import batches, joined
 from services.runtime.customer_identifiers import extract_identifiers
 from services.runtime.faults import Fault, InvalidArgument
+from services.runtime.request_context import PROVIDER_TTFT_HEADER
 
 ROLE_NAMES = {
     common_pb2.ROLE_SYSTEM: "system",
@@ -162,9 +164,12 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         generate.tools.extend(request.tools or (TOOLS if own_tools else ()))
         return generate, allowed, own_tools, prompt
 
-    async def _answer(self, request, remaining: Callable[[], float]) -> AsyncIterator[router_pb2.ChatResponse]:
+    async def _answer(
+        self, request, remaining: Callable[[], float], timing: TurnTiming | None = None
+    ) -> AsyncIterator[router_pb2.ChatResponse]:
         """One turn as stream events. Raises _Unanswered when the model
-        service failed before anything was sent."""
+        service failed before anything was sent. `timing` learns how much
+        of the time before the first event the model provider took."""
         started = time.perf_counter()
         generate, allowed, own_tools, prompt = await self.prepare(request, remaining())
         answer: list[str] = []
@@ -213,10 +218,15 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             if own_tools and round_number == MAX_ROUNDS:
                 del generate.tools[:]  # the last round must answer in words
             call = self._peers.generate(generate, remaining())
+            round_started = time.perf_counter()
+            round_ttft_ms = -1.0
             calls: dict[int, common_pb2.ToolCall] = {}
             finish = None
             try:
                 async for batch in batches(_events(call)):
+                    if timing is not None and round_ttft_ms < 0 and not sent:
+                        round_ttft_ms = _provider_ttft_ms(await call.initial_metadata())
+                        timing.provider_ms += round_ttft_ms
                     for item in joined(batch, _delta_text):
                         if type(item) is str:
                             yield response(delta=item)
@@ -261,6 +271,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             if not calls or not generate.tools:
                 break  # an answer; or calls made without tools on offer, which nothing runs
             round_number += 1
+            if timing is not None and not sent:
+                # A tool round before any answer: all of its model time counts.
+                timing.provider_ms += (time.perf_counter() - round_started) * 1000 - max(round_ttft_ms, 0.0)
             # Run the model's calls, give it the results, and ask again.
             generate.messages.add(role=common_pb2.ROLE_ASSISTANT, tool_calls=list(calls.values()))
             timeout_s = remaining()
@@ -279,8 +292,13 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             self._peers.keep_answer(request.tenant, cache_key, record)
 
     async def Chat(self, request, context):
+        timing = TurnTiming()
+        first = True
         try:
-            async for event in self._answer(request, lambda: self._remaining(context)):
+            async for event in self._answer(request, lambda: self._remaining(context), timing):
+                if first:
+                    first = False
+                    await context.send_initial_metadata(((PROVIDER_TTFT_HEADER, f"{timing.provider_ms:.2f}"),))
                 yield event
         except _Unanswered as failure:
             # Nothing sent yet: relay the status (and its details) as is, so
@@ -345,12 +363,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         return reply
 
     async def GetHealthDetail(self, request, context):
-        peers, providers, cache_redis = await self._peers.health_detail()
-        return router_pb2.GetHealthDetailResponse(
-            peers=[router_pb2.PeerHealth(name=name, status=status) for name, status in peers],
-            providers=providers,
-            cache_redis=cache_redis,
-        )
+        return await self._peers.health_detail()
 
 
 def _add_usage(total: common_pb2.Usage, part: common_pb2.Usage) -> None:
@@ -391,6 +404,23 @@ class _Unanswered(Exception):
     def __init__(self, error: grpc.aio.AioRpcError):
         super().__init__(error.details())
         self.error = error
+
+
+@dataclass
+class TurnTiming:
+    """Model provider time before a turn's first event, in ms."""
+
+    provider_ms: float = 0.0
+
+
+def _provider_ttft_ms(metadata) -> float:
+    for key, value in metadata or ():
+        if key == PROVIDER_TTFT_HEADER:
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 def _answer_key(generate: llm_gateway_pb2.GenerateRequest) -> str:

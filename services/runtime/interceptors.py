@@ -16,6 +16,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from services.runtime.faults import Fault
+from services.runtime.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED, STREAMS_IN_FLIGHT
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
 log = logging.getLogger("rpc")
@@ -75,19 +76,25 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def _access_log(method: str, code: str, started: float) -> None:
-    log.info(
-        "rpc",
-        extra={
-            "fields": {"method": method, "code": code, "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
-        },
-    )
+def _labels(method: str, kind: str) -> tuple[str, str, str]:
+    service, _, name = method.lstrip("/").partition("/")
+    return service, name, kind
+
+
+def _finished(method: str, kind: str, code: str, started: float) -> None:
+    """One access-log line and the RPC metrics."""
+    elapsed = time.perf_counter() - started
+    labels = _labels(method, kind)
+    RPC_HANDLED.labels(*labels, code).inc()
+    RPC_SECONDS.labels(*labels).observe(elapsed)
+    log.info("rpc", extra={"fields": {"method": method, "code": code, "duration_ms": round(elapsed * 1000, 3)}})
 
 
 def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str, request_id: str):
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         REQUEST_ID.set(request_id)
         started = time.perf_counter()
+        RPC_STARTED.labels(*_labels(method, "unary")).inc()
         code = "OK"
         try:
             return await behavior(request, context)
@@ -99,7 +106,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str, request_id
             code = _code_of(error, context)
             raise
         finally:
-            _access_log(method, code, started)
+            _finished(method, "unary", code, started)
 
     return unary
 
@@ -108,6 +115,9 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str, reque
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         REQUEST_ID.set(request_id)
         started = time.perf_counter()
+        RPC_STARTED.labels(*_labels(method, "server_stream")).inc()
+        in_flight = STREAMS_IN_FLIGHT.labels(*_labels(method, "")[:2])
+        in_flight.inc()
         code = "OK"
         try:
             async for message in behavior(request, context):
@@ -120,7 +130,8 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str, reque
             code = _code_of(error, context)
             raise
         finally:
-            _access_log(method, code, started)
+            in_flight.dec()
+            _finished(method, "server_stream", code, started)
 
     return stream
 

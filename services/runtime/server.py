@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.runtime.interceptors import RequestInterceptor
 from services.runtime.logs import configure_logging
+from services.runtime.metrics import serve_metrics
 from services.runtime.settings import ServerSettings, SettingsError, env_str
 from services.runtime.telemetry import configure_tracing, server_interceptors
 
@@ -105,16 +106,24 @@ async def start_server(component: Component, settings: ServerSettings) -> Runnin
     return RunningServer(server, health_servicer, port, names, component, settings)
 
 
+def write_port_file(path: str, port: int) -> None:
+    """Written atomically so a watcher never reads a half-written port."""
+    with open(f"{path}.tmp", "w") as handle:
+        handle.write(str(port))
+    os.replace(f"{path}.tmp", path)
+
+
 async def _serve(service: str, build: Callable[[], Awaitable[Component]]) -> None:
     settings = ServerSettings.from_env(service)
     component = await build()
     running = await start_server(component, settings)
+    if settings.metrics_addr:
+        metrics_port = serve_metrics(settings.metrics_addr)
+        log.info("metrics", extra={"fields": {"port": metrics_port}})
+        if settings.port_file:
+            write_port_file(f"{settings.port_file}.metrics", metrics_port)
     if settings.port_file:
-        # Written atomically so a watcher never reads a half-written port.
-        tmp = f"{settings.port_file}.tmp"
-        with open(tmp, "w") as handle:
-            handle.write(str(running.port))
-        os.replace(tmp, settings.port_file)
+        write_port_file(settings.port_file, running.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

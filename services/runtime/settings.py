@@ -71,6 +71,14 @@ def peer_addr(service: str) -> str:
     return value
 
 
+def _host_port(name: str, value: str) -> str:
+    if value:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or int(port) > 65535:
+            raise SettingsError(f"{name}: expected host:port, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """How a service's gRPC server listens and shuts down."""
@@ -80,6 +88,7 @@ class ServerSettings:
     grace_period_s: float
     port_file: str
     max_connection_age_s: float
+    metrics_addr: str = ""  # host:port of GET /metrics; empty: not served
 
     @classmethod
     def from_env(cls, service: str) -> ServerSettings:
@@ -92,4 +101,5 @@ class ServerSettings:
             grace_period_s=env_float("GRACE_PERIOD_S", 30.0),
             port_file=env_str("PORT_FILE"),
             max_connection_age_s=env_float("MAX_CONNECTION_AGE_S", 300.0, minimum=1.0),
+            metrics_addr=_host_port("METRICS_ADDR", env_str("METRICS_ADDR")),
         )

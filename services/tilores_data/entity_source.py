@@ -15,6 +15,11 @@ from services.tilores_data.tilores_schema import search_parameters, tilores_sche
 
 class EntitySource(Protocol):
     known_parameters: frozenset[str]
+    backend: str  # "tilores_api" or "embedded"
+
+    async def ping(self) -> None:
+        """A trivial query; raises a Fault when the backend does not answer."""
+        ...
 
     async def search(self, parameters: dict[str, str], page: int = 0, page_size: int = 0) -> list[EntityView]: ...
 
@@ -40,9 +45,14 @@ class EmbeddedEntitySource:
     """The embedded SQLite store. Its queries are short indexed lookups, so
     they run on the event loop rather than paying a thread hop each."""
 
+    backend = "embedded"
+
     def __init__(self, store: EmbeddedEntityStore):
         self.store = store
         self.known_parameters = search_parameters(tilores_schema())
+
+    async def ping(self) -> None:
+        self.store.count_entities()
 
     async def search(self, parameters: dict[str, str], page: int = 0, page_size: int = 0) -> list[EntityView]:
         return self.store.search(parameters, page=page, page_size=page_size)

@@ -4,6 +4,7 @@ store or the Tilores API) and the domain modules."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import grpc
@@ -101,6 +102,22 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         view = await self._customer(request)
         summaries = bureau_summaries(view.records)
         return credit_report_message(view.id, summaries, assess(summaries))
+
+    async def CheckBackend(self, request, context):
+        started = time.perf_counter()
+        try:
+            await self._source.ping()
+        except Exception as error:  # a probe reports every failure rather than raising it
+            detail = f"{error.code}: {error.message}" if isinstance(error, Fault) else type(error).__name__
+            return tilores_data_pb2.CheckBackendResponse(
+                backend=self._source.backend,
+                reachable=False,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                detail=detail,
+            )
+        return tilores_data_pb2.CheckBackendResponse(
+            backend=self._source.backend, reachable=True, latency_ms=(time.perf_counter() - started) * 1000
+        )
 
     async def ListFields(self, request, context):
         if request.category and request.category not in (*CATEGORIES, OTHER):

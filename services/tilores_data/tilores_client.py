@@ -175,6 +175,12 @@ class TiloresGraphQLClient:
 
     # Schema discovery.
 
+    backend = "tilores_api"
+
+    async def ping(self) -> None:
+        """The cheapest authorised query: the assembly status."""
+        await self.query("{ metrics { assemblyStatus { state } } }")
+
     async def schema(self):
         """The instance's schema, from introspection (read once)."""
         if self._schema is None:

@@ -1,0 +1,130 @@
+"""HealthReport: `GET /health/detailed`, the mesh as an SRE wants to see it
+in one page: every service with its replicas (reachable and serving), the
+providers' circuit breakers, the cache tiers, Tilores connectivity and the
+optimizer's improvement cycle. The gateway probes its own peers; the router
+reports the peers only it talks to (cache, tilores_data)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from tilores_x.v1 import cache_pb2, llm_gateway_pb2, optimizer_pb2, router_pb2
+
+from services.runtime.replicas import replica_health
+
+
+def _lower(name: str, prefix: str) -> str:
+    return name.removeprefix(prefix).lower()
+
+
+class HealthReport:
+    def __init__(self, router, optimizer, addrs: dict[str, str]):
+        self._router = router
+        self._optimizer = optimizer
+        self._addrs = addrs  # the gateway's peers: name -> channel target
+
+    async def _service(self, name: str) -> dict:
+        total, serving = await replica_health(self._addrs[name])
+        status = "SERVING" if serving else ("NOT_SERVING" if total else "UNREACHABLE")
+        return {"status": status, "replicas_total": total, "replicas_serving": serving}
+
+    async def _router_detail(self) -> router_pb2.GetHealthDetailResponse | None:
+        try:
+            return await self._router.GetHealthDetail(router_pb2.GetHealthDetailRequest(), timeout=3.0)
+        except grpc.aio.AioRpcError:
+            return None
+
+    async def _optimizer_status(self) -> dict | None:
+        if self._optimizer is None:
+            return None
+        try:
+            reply = await self._optimizer.GetCycleStatus(optimizer_pb2.GetCycleStatusRequest(), timeout=2.0)
+        except grpc.aio.AioRpcError as error:
+            return {"error": error.code().name}
+        current = reply.cycles[0] if reply.cycles else None
+        cycle = None
+        if current is not None:
+            cycle = {
+                "id": current.id,
+                "prompt": current.prompt,
+                "category": current.category,
+                "state": "running" if not current.outcome else "ended",
+                "outcome": current.outcome or None,
+            }
+        quality = {
+            group.key: {"mean": round(group.mean, 4), "turns": group.turns, "level": group.level}
+            for group in reply.quality_by_category
+        }
+        return {"improvement_cycle": cycle, "quality_by_category": quality}
+
+    async def report(self) -> tuple[int, dict]:
+        names = sorted(self._addrs)
+        *own, detail, optimizer = await asyncio.gather(
+            *(self._service(name) for name in names), self._router_detail(), self._optimizer_status()
+        )
+        services = {"gateway": {"status": "SERVING", "replicas_total": None, "replicas_serving": None}}
+        services.update(dict(zip(names, own, strict=True)))
+        body: dict = {"services": services}
+        if detail is not None:
+            for peer in detail.peers:
+                services.setdefault(
+                    peer.name,
+                    {
+                        "status": peer.status,
+                        "replicas_total": peer.replicas_total,
+                        "replicas_serving": peer.replicas_serving,
+                    },
+                )
+            body["breakers"] = {
+                p.provider: {
+                    "configured": p.configured,
+                    "state": _lower(llm_gateway_pb2.BreakerState.Name(p.breaker), "BREAKER_STATE_"),
+                    "retry_after_ms": p.retry_after_ms,
+                }
+                for p in detail.providers
+            }
+            body["cache"] = _cache(detail)
+            body["tilores"] = (
+                {
+                    "backend": detail.tilores_backend.backend,
+                    "reachable": detail.tilores_backend.reachable,
+                    "latency_ms": round(detail.tilores_backend.latency_ms, 2),
+                    "detail": detail.tilores_backend.detail or None,
+                }
+                if detail.HasField("tilores_backend")
+                else {"reachable": False, "detail": "tilores_data did not answer"}
+            )
+        body["optimizer"] = optimizer
+        router_up = services.get("router", {}).get("replicas_serving")
+        degraded = (
+            detail is None
+            or any(
+                s["replicas_total"] is not None and s["replicas_serving"] < s["replicas_total"]
+                for s in services.values()
+            )
+            or any(s["status"] != "SERVING" for s in services.values())
+            or not body.get("tilores", {}).get("reachable", False)
+            or body.get("cache", {}).get("redis") == "degraded"
+            or any(b["state"] != "closed" for b in body.get("breakers", {}).values() if b["configured"])
+        )
+        body["status"] = "unavailable" if not router_up else ("degraded" if degraded else "ok")
+        return (200 if router_up else 503), body
+
+
+def _cache(detail: router_pb2.GetHealthDetailResponse) -> dict:
+    if not detail.HasField("cache_stats"):
+        return {"redis": _lower(cache_pb2.RedisState.Name(detail.cache_redis), "REDIS_STATE_")}
+    stats = detail.cache_stats
+    tiers: dict[str, dict] = {}
+    for tier in stats.tiers:
+        entry = tiers.setdefault(tier.tier, {"hits": 0, "misses": 0, "errors": 0})
+        entry["hits"] += tier.hits
+        entry["misses"] += tier.misses
+        entry["errors"] += tier.errors
+    return {
+        "redis": _lower(cache_pb2.RedisState.Name(stats.redis_state), "REDIS_STATE_"),
+        "l1_entries": stats.l1_entries,
+        "l2_keys": stats.l2_keys,
+        "tiers": tiers,
+    }

@@ -1,0 +1,62 @@
+"""The REST gateway's Prometheus metrics, served on its own `GET /metrics`.
+
+GenAI server figures follow the OpenTelemetry GenAI conventions
+(gen_ai.server.time_to_first_token, gen_ai.server.time_per_output_token,
+with their recommended buckets); `mesh_added_latency_seconds` is the time
+the mesh itself added before the first token (everything but the model
+provider's own time to its first chunk). Labels are bounded: routes,
+status codes and catalog models of answered requests.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+from services.runtime.metrics import LATENCY_BUCKETS
+
+ROUTES = frozenset(
+    {"/v1/chat/completions", "/v1/chat/batch", "/v1/feedback", "/v1/models", "/health", "/health/detailed"}
+)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+ADDED_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+HTTP_REQUESTS = Counter("http_requests", "HTTP requests by route, method and status.", ["route", "method", "status"])
+HTTP_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "Time from a request's arrival to its last byte (a whole stream for SSE).",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+STREAMS_IN_FLIGHT = Gauge("http_streams_in_flight", "Chat answers being streamed now (the autoscaler's signal).")
+TIME_TO_FIRST_TOKEN = Histogram(
+    "gen_ai_server_time_to_first_token_seconds",
+    "Time from a chat request's arrival to its first answer event (gen_ai.server.time_to_first_token).",
+    ["gen_ai_request_model"],
+    buckets=TTFT_BUCKETS,
+)
+TIME_PER_OUTPUT_TOKEN = Histogram(
+    "gen_ai_server_time_per_output_token_seconds",
+    "Time per output token after the first (gen_ai.server.time_per_output_token).",
+    ["gen_ai_request_model"],
+    buckets=TPOT_BUCKETS,
+)
+MESH_ADDED = Histogram(
+    "mesh_added_latency_seconds",
+    "Time the mesh added before the first token: time to first token minus the provider's own.",
+    ["gen_ai_request_model"],
+    buckets=ADDED_BUCKETS,
+)
+
+
+def route_of(path: str) -> str:
+    if path in ROUTES:
+        return path
+    if path.startswith("/v1/"):
+        return "/".join(path.split("/")[:3])  # /v1/prompts/... -> /v1/prompts
+    return "other"
+
+
+def exposition() -> tuple[bytes, bytes]:
+    """Body and content type of `GET /metrics`."""
+    return generate_latest(), CONTENT_TYPE_LATEST.encode()
