@@ -626,10 +626,16 @@ def _provider_ttft_ms(metadata) -> float:
 
 
 def build_asgi_app(settings: GatewaySettings):
-    """The gateway as served: one server span per HTTP request (the root of
-    the chat's trace), none per SSE event, none for probes and scrapes."""
+    """The gateway as served."""
+    return traced(GatewayApp(settings))
+
+
+def traced(app: GatewayApp) -> OpenTelemetryMiddleware:
+    """One server span per HTTP request (the root of the chat's trace, or a
+    child of the caller's `traceparent`), none per SSE event, none for
+    probes and scrapes."""
     return OpenTelemetryMiddleware(
-        GatewayApp(settings),
+        app,
         excluded_urls="/health,/health/live,/health/detailed,/metrics",
         exclude_spans=["send", "receive"],
     )

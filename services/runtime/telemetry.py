@@ -60,7 +60,7 @@ def instrument_http_clients() -> None:
     recorded URL because some APIs carry keys there."""
     instrumentor = AioHttpClientInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument(url_filter=lambda url: url.with_query(None))
+        instrumentor.instrument(url_filter=lambda url: str(url.with_query(None)))
 
 
 def _excluded_services() -> list[str]:
