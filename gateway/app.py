@@ -42,7 +42,8 @@ from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_err
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.channels import open_channel
 from services.runtime.coalesce import batches, joined
-from services.runtime.request_context import PROVIDER_TTFT_HEADER, REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id, provider_ttft_ms
+from services.runtime.telemetry import tracing_disabled
 
 log = logging.getLogger("gateway")
 
@@ -342,7 +343,7 @@ class GatewayApp:
                 )
                 return
             first_at = time.perf_counter()
-            provider_ms = _provider_ttft_ms(await call.initial_metadata())
+            provider_ms = provider_ttft_ms(await call.initial_metadata())
             ttft_s = first_at - response.started
             added_ms = max(0.0, ttft_s * 1000 - provider_ms)
             response.headers.append((MESH_ADDED_HEADER, f"{added_ms:.2f}".encode()))
@@ -615,19 +616,10 @@ async def _read_body(receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def _provider_ttft_ms(metadata) -> float:
-    for key, value in metadata or ():
-        if key == PROVIDER_TTFT_HEADER:
-            try:
-                return float(value)
-            except ValueError:
-                return 0.0
-    return 0.0
-
-
 def build_asgi_app(settings: GatewaySettings):
     """The gateway as served."""
-    return traced(GatewayApp(settings))
+    app = GatewayApp(settings)
+    return app if tracing_disabled() else traced(app)
 
 
 def traced(app: GatewayApp) -> OpenTelemetryMiddleware:

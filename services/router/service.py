@@ -21,7 +21,7 @@ from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.coalesce import batches, joined
 from services.runtime.customer_identifiers import extract_identifiers
 from services.runtime.faults import Fault, InvalidArgument
-from services.runtime.request_context import PROVIDER_TTFT_HEADER
+from services.runtime.request_context import PROVIDER_TTFT_HEADER, provider_ttft_ms
 
 ROLE_NAMES = {
     common_pb2.ROLE_SYSTEM: "system",
@@ -225,7 +225,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             try:
                 async for batch in batches(_events(call)):
                     if timing is not None and round_ttft_ms < 0 and not sent:
-                        round_ttft_ms = _provider_ttft_ms(await call.initial_metadata())
+                        round_ttft_ms = provider_ttft_ms(await call.initial_metadata())
                         timing.provider_ms += round_ttft_ms
                     for item in joined(batch, _delta_text):
                         if type(item) is str:
@@ -411,16 +411,6 @@ class TurnTiming:
     """Model provider time before a turn's first event, in ms."""
 
     provider_ms: float = 0.0
-
-
-def _provider_ttft_ms(metadata) -> float:
-    for key, value in metadata or ():
-        if key == PROVIDER_TTFT_HEADER:
-            try:
-                return float(value)
-            except ValueError:
-                return 0.0
-    return 0.0
 
 
 def _answer_key(generate: llm_gateway_pb2.GenerateRequest) -> str:

@@ -23,3 +23,15 @@ def outgoing_metadata() -> tuple[tuple[str, str], ...]:
 # Initial metadata of a streamed answer: how long the model provider took to
 # its first chunk, so each hop can tell its own time from the model's.
 PROVIDER_TTFT_HEADER = "x-provider-ttft-ms"
+
+
+def provider_ttft_ms(metadata) -> float:
+    """The provider's time to first chunk from a call's initial metadata;
+    0 when absent (an answer no model was asked for)."""
+    for key, value in metadata or ():
+        if key == PROVIDER_TTFT_HEADER:
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 0.0

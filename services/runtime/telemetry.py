@@ -14,6 +14,7 @@ variable asks for it:
   OTEL_TRACES_SAMPLER    the SDK's samplers (default parentbased_always_on)
   OTEL_PYTHON_GRPC_EXCLUDED_SERVICES  gRPC services without spans
                          (default grpc.health.v1.Health, reflection)
+  OTEL_SDK_DISABLED      true: no spans, no interceptors, no trace ids
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ from services.runtime.settings import SettingsError
 _DEFAULT_EXCLUDED = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
 
 
-def configure_tracing(service: str) -> TracerProvider:
+def tracing_disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def configure_tracing(service: str) -> TracerProvider | None:
     """Install the process's tracer provider and the aiohttp instrumentation."""
+    if tracing_disabled():
+        return None
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower() or "none"
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service})
     provider = TracerProvider(resource=resource)
@@ -79,12 +86,12 @@ def _grpc_filter():
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     """The server span of each call: it continues the caller's trace."""
-    return [aio_server_interceptor(filter_=_grpc_filter())]
+    return [] if tracing_disabled() else [aio_server_interceptor(filter_=_grpc_filter())]
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
     """A client span per call and the trace context in its metadata."""
-    return list(aio_client_interceptors(filter_=_grpc_filter()))
+    return [] if tracing_disabled() else list(aio_client_interceptors(filter_=_grpc_filter()))
 
 
 def current_trace_id() -> str:
