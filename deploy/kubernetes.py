@@ -91,7 +91,10 @@ def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
         {"name": "OTEL_SERVICE_NAME", "value": spec.name},
         # No exporter unless an SRE sets one (e.g. otlp with OTEL_EXPORTER_OTLP_ENDPOINT).
         {"name": "OTEL_TRACES_EXPORTER", "value": "none"},
-        {"name": "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES", "value": "grpc.health.v1.Health"},
+        {
+            "name": "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES",
+            "value": "grpc.health.v1.Health,grpc.reflection.v1alpha.ServerReflection",
+        },
         TMP,
     ]
     if spec.protocol == "grpc":
