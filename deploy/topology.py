@@ -44,6 +44,10 @@ class EnvoySpec:
     admin_port: int
     stream_idle_timeout_s: int = 120
     max_stream_duration_s: int = 300
+    # Flood guard per Envoy and listener (a token bucket, not a tenant quota):
+    # this many requests a second on average, bursts up to `burst`.
+    rate_limit_rps: int = 200
+    rate_limit_burst: int = 400
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,15 @@ def parse_topology(text: str) -> Topology:
     envoy = doc.get("envoy")
     if not isinstance(envoy, dict):
         raise TopologyError("envoy: required mapping")
-    unknown = set(envoy) - {"rest_port", "grpc_port", "admin_port", "stream_idle_timeout_s", "max_stream_duration_s"}
+    unknown = set(envoy) - {
+        "rest_port",
+        "grpc_port",
+        "admin_port",
+        "stream_idle_timeout_s",
+        "max_stream_duration_s",
+        "rate_limit_rps",
+        "rate_limit_burst",
+    }
     if unknown:
         raise TopologyError(f"envoy.{sorted(unknown)[0]}: unknown field")
     envoy_spec = EnvoySpec(
@@ -194,7 +206,14 @@ def parse_topology(text: str) -> Topology:
         admin_port=_port(envoy.get("admin_port"), "envoy.admin_port"),
         stream_idle_timeout_s=_count(envoy.get("stream_idle_timeout_s"), "envoy.stream_idle_timeout_s", 120),
         max_stream_duration_s=_count(envoy.get("max_stream_duration_s"), "envoy.max_stream_duration_s", 300),
+        rate_limit_rps=_count(envoy.get("rate_limit_rps"), "envoy.rate_limit_rps", 200),
+        rate_limit_burst=_count(envoy.get("rate_limit_burst"), "envoy.rate_limit_burst", 400),
     )
+    if envoy_spec.rate_limit_burst < envoy_spec.rate_limit_rps:
+        raise TopologyError(
+            f"envoy.rate_limit_burst: {envoy_spec.rate_limit_burst} is below rate_limit_rps "
+            f"({envoy_spec.rate_limit_rps}); a bucket cannot hold less than one second's refill"
+        )
     raw_services = doc.get("services")
     if not isinstance(raw_services, dict) or not raw_services:
         raise TopologyError("services: required non-empty mapping")

@@ -1,44 +1,17 @@
 """The ASGI gateway against real in-process gRPC services."""
 
-import asyncio
-
 import orjson
 import pytest
 
 from gateway.app import GatewayApp, GatewaySettings
+from tests.integration.asgi_call import call_asgi
 
 KEY = "sk-integration"
 QUESTION = b'{"model":"offline","stream":true,"messages":[{"role":"user","content":"status of client id 2480135"}]}'
 
 
 async def call_app(app, method: str, path: str, body: bytes = b"", key: str | None = KEY, hang_up_after_s=None):
-    sent: list[dict] = []
-    delivered = False
-    gone = asyncio.Event()
-
-    async def receive():
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
-    headers = [(b"content-type", b"application/json")]
-    if key:
-        headers.append((b"authorization", f"Bearer {key}".encode()))
-    scope = {"type": "http", "method": method, "path": path, "headers": headers}
-    task = asyncio.ensure_future(app(scope, receive, send))
-    if hang_up_after_s is not None:
-        await asyncio.sleep(hang_up_after_s)
-        gone.set()
-    await asyncio.wait_for(task, 20)
-    gone.set()
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    status, _, payload = await call_asgi(app, method, path, body, key=key, hang_up_after_s=hang_up_after_s)
     return status, payload
 
 

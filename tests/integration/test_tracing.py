@@ -20,6 +20,7 @@ from gateway.app import GatewayApp, GatewaySettings, traced
 from services.runtime.telemetry import instrument_http_clients
 from tests.emulators.base import Script
 from tests.emulators.openai_api import OpenAIEmulator
+from tests.integration.asgi_call import call_asgi
 from tests.integration.conftest import openai_providers, start_mesh, stop_mesh
 
 KEY = "sk-tracing"
@@ -34,47 +35,6 @@ def spans() -> InMemorySpanExporter:
         trace.set_tracer_provider(provider)  # once per process, as in a service's main()
     instrument_http_clients()
     return _EXPORTER
-
-
-async def _post(app, path: str, body: bytes) -> tuple[int, dict, bytes]:
-    sent: list[dict] = []
-    delivered = False
-    done = asyncio.Event()
-
-    async def receive():
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "scheme": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "headers": [
-            (b"host", b"localhost"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {KEY}".encode()),
-        ],
-    }
-    await asyncio.wait_for(app(scope, receive, send), 20)
-    done.set()
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    headers = {k.decode(): v.decode() for k, v in start["headers"]}
-    return start["status"], headers, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
 async def test_one_trace_id_across_every_hop(tmp_path, spans):
@@ -99,7 +59,7 @@ async def test_one_trace_id_across_every_hop(tmp_path, spans):
         body = orjson.dumps(
             {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": question}]}
         )
-        status, headers, payload = await _post(traced(app), "/v1/chat/completions", body)
+        status, headers, payload = await call_asgi(traced(app), "POST", "/v1/chat/completions", body, key=KEY)
         assert status == 200
         assert payload.endswith(b"data: [DONE]\n\n")
         assert float(headers["x-mesh-added-ms"]) >= 0

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
+from deploy.edge_envoy import envoy_binary
 from deploy.envoy_config import dump, render_envoy_config
-from deploy.local_mesh import envoy_binary
 from deploy.topology import TopologyError, load_topology, parse_topology
 from services.llm_gateway.catalog import CatalogError, ModelCatalog
 from services.runtime.faults import NotFound
@@ -36,6 +36,8 @@ services:
         (("protocol: http", "protocol: smtp"), "services.gateway.protocol"),
         (("grpc_service: tilores_x.v1.CacheService", "grpc_servic: x"), "services.cache.grpc_servic"),
         (("peers: [cache]", "peers: [gateway]"), "dependency cycle"),
+        (("rest_port: 8080", "rest_port: 8080, rate_limit_rps: 0"), "envoy.rate_limit_rps"),
+        (("rest_port: 8080", "rest_port: 8080, rate_limit_rps: 10, rate_limit_burst: 5"), "envoy.rate_limit_burst"),
     ],
 )
 def test_bad_topology_names_the_field(change, message):

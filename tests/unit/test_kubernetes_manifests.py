@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deploy.edge_envoy import envoy_binary
 from deploy.envoy_config import render_envoy_config
 from deploy.kubernetes import grace_period_s, render_manifests
-from deploy.local_mesh import envoy_binary
 from deploy.topology import TopologyError, load_topology, parse_topology
 
 K8S = Path("deploy/k8s")
@@ -44,6 +44,9 @@ def test_committed_manifests_are_what_the_topology_generates(topology):
     assert sorted(rendered) == sorted(p.name for p in K8S.glob("*.yaml")), "run `make k8s`"
     for name, text in rendered.items():
         assert (K8S / name).read_text() == text, f"deploy/k8s/{name} is stale: run `make k8s`"
+        assert "&id0" not in text, f"{name}: YAML anchors make a manifest hard to review"
+    # Envoy's config is a readable block in its ConfigMap, not one escaped string.
+    assert "  envoy.yaml: |\n    admin:\n" in rendered["90-envoy.yaml"]
 
 
 def test_every_manifest_passes_strict_schema_validation():
