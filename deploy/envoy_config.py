@@ -55,10 +55,23 @@ ACCESS_LOG = [
         },
     }
 ]
+# A retry goes to another replica than the ones that failed the request.
+OTHER_HOST = {
+    "retry_host_predicate": [
+        {
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+            },
+        }
+    ],
+    "host_selection_retry_max_attempts": 5,
+}
 RETRY_BEFORE_FIRST_MESSAGE = {
     "retry_on": "connect-failure,refused-stream,unavailable",
     "num_retries": 2,
     "retry_back_off": {"base_interval": "0.05s", "max_interval": "0.5s"},
+    **OTHER_HOST,
 }
 
 
@@ -302,7 +315,11 @@ def render_envoy_config(
         {"match": {"prefix": "/v1/"}, "route": _stream_route(rest.name, topology, True)},
         {"match": {"path": "/health"}, "route": {"cluster": rest.name, "timeout": "5s"}},
     ]
-    rest_routes[0]["route"]["retry_policy"] = {"retry_on": "connect-failure,refused-stream", "num_retries": 2}
+    rest_routes[0]["route"]["retry_policy"] = {
+        "retry_on": "connect-failure,refused-stream",
+        "num_retries": 2,
+        **OTHER_HOST,
+    }
     grpc_routes = []
     for spec in topology.services.values():
         if spec.protocol != "grpc":

@@ -73,6 +73,7 @@ def test_streaming_routes_never_time_out_and_retry_only_before_the_first_message
         assert route["timeout"] == "0s"
         assert route["idle_timeout"] == "120s"
         assert route["retry_policy"]["retry_on"] == "connect-failure,refused-stream,unavailable"
+        assert route["retry_policy"]["retry_host_predicate"][0]["name"] == "envoy.retry_host_predicates.previous_hosts"
     assert routes("rest")[0]["route"]["timeout"] == "0s"
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     assert clusters["router"]["circuit_breakers"]["thresholds"][0]["max_requests"] == 10000
