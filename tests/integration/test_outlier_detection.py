@@ -102,7 +102,9 @@ async def test_a_replica_that_fails_every_call_is_ejected(tmp_path):
 
             first = [await search() for _ in range(20)]
             retries = _counter(envoy, "cluster.tilores_data.upstream_rq_retry")
-            ejections = _counter(envoy, "cluster.tilores_data.outlier_detection.ejections_enforced_consecutive_gateway_failure")
+            ejections = _counter(
+                envoy, "cluster.tilores_data.outlier_detection.ejections_enforced_consecutive_gateway_failure"
+            )
             hosts = _cluster_hosts(envoy, "tilores_data")
             after = [await search() for _ in range(20)]
     finally:
