@@ -1,0 +1,210 @@
+"""Every service as its Kubernetes Deployment runs it, short of a cluster:
+the container's own environment from deploy/k8s, the secrets the README has
+an operator create and nothing else, a read-only root filesystem with
+writable storage only where the pod mounts volumes, peers dialled through
+`dns:///` as in the cluster. Each process runs in a private mount namespace
+(unshare) in which the root filesystem is read-only. Then a chat about the
+demo customer must work end to end, and every process must stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from deploy.edge_envoy import with_parent
+from deploy.topology import load_topology
+from tests.integration.redis_server import RedisServer
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+API_KEY = "sk-pod-test-0123456789"
+# What `kubectl create secret generic gateway-keys` holds (README, Deploy).
+SECRETS = {"gateway": {"GATEWAY_API_KEYS": API_KEY, "GATEWAY_ADMIN_KEYS": "sk-admin-pod-test-0123456789"}}
+
+
+def _deployments() -> dict[str, dict]:
+    found = {}
+    for path in sorted((REPO / "deploy/k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "Deployment":
+                found[doc["metadata"]["name"]] = doc["spec"]["template"]["spec"]
+    return found
+
+
+def _mount_points(*paths: Path) -> set[str]:
+    """The mounts holding these paths: each is made read-only in the pod."""
+    return {
+        subprocess.run(["findmnt", "-T", str(p), "-n", "-o", "TARGET"], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[0]
+        for p in paths
+    }
+
+
+class Pod:
+    """One service process with its Deployment's container settings."""
+
+    def __init__(self, service: str, pod_spec: dict, root: Path):
+        self.service = service
+        self.container = pod_spec["containers"][0]
+        self.root = root / service
+        # Each volume the pod mounts becomes a writable folder of its own.
+        self.volumes = {mount["mountPath"]: self.root / mount["name"] for mount in self.container["volumeMounts"]}
+        for folder in self.volumes.values():
+            folder.mkdir(parents=True)
+        self.port_file = self.volumes["/scratch"] / "port"
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    def environment(self, ports: dict[str, int], redis_url: str) -> dict[str, str]:
+        env = {}
+        for item in self.container["env"]:
+            value = item["value"]
+            for mount, folder in self.volumes.items():
+                value = value.replace(mount, str(folder))
+            env[item["name"]] = value
+        # Loopback stands in for the pod network: the same variables, the
+        # cluster names and ports swapped for this machine's.
+        env["LISTEN_ADDR"] = "127.0.0.1:0"
+        if "METRICS_ADDR" in env:
+            env["METRICS_ADDR"] = "127.0.0.1:0"
+        for name, value in list(env.items()):
+            if name.endswith("_SERVICE_ADDR"):
+                assert value.startswith("dns:///"), (name, value)
+                env[name] = f"dns:///127.0.0.1:{ports[name.removesuffix('_SERVICE_ADDR').lower()]}"
+        if "REDIS_URL" in env:
+            env["REDIS_URL"] = redis_url
+        env["PORT_FILE"] = str(self.port_file)
+        env.update(SECRETS.get(self.service, {}))
+        # What the image sets (Dockerfile ENV), and no other variable.
+        env.update(
+            PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            PYTHONPATH=f"{REPO}:{REPO / 'gen/python'}",
+            PYTHONDONTWRITEBYTECODE="1",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def start(self, env: dict[str, str], read_only: set[str]) -> None:
+        writable = " && ".join(f"mount --bind {folder} {folder}" for folder in self.volumes.values())
+        remounts = " && ".join(f"mount -o remount,bind,ro {target}" for target in sorted(read_only))
+        script = f'mount --make-rprivate / && {writable} && {remounts} && exec "$@"'
+        command = self.container["command"]
+        assert command[:2] == ["python", "-m"], command
+        with open(self.root / "log", "ab") as log:
+            self.process = subprocess.Popen(
+                with_parent(["unshare", "--mount", "--", "sh", "-c", script, "pod", sys.executable, *command[1:]]),
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def log(self) -> str:
+        return (self.root / "log").read_text(errors="replace")
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.port_file.exists():
+            assert self.process.poll() is None, f"{self.service} exited:\n{self.log()[-2000:]}"
+            assert time.monotonic() < deadline, f"{self.service} did not start:\n{self.log()[-2000:]}"
+            time.sleep(0.05)
+        self.port = int(self.port_file.read_text())
+        while not self._ready():
+            assert self.process.poll() is None, f"{self.service} exited:\n{self.log()[-2000:]}"
+            assert time.monotonic() < deadline, f"{self.service} not ready:\n{self.log()[-2000:]}"
+            time.sleep(0.05)
+
+    def _ready(self) -> bool:
+        # The readiness probe of its Deployment: gRPC health or GET path.
+        probe = self.container["readinessProbe"]
+        if "grpc" in probe:
+            with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+                try:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(service=probe["grpc"]["service"]), timeout=1
+                    )
+                except grpc.RpcError:
+                    return False
+                return reply.status == health_pb2.HealthCheckResponse.SERVING
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{probe['httpGet']['path']}", timeout=1) as reply:
+                return reply.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def read_only_mounts() -> set[str]:
+    """The mounts a pod sees read-only, checked: a write there fails."""
+    mounts = _mount_points(Path("/"), REPO, Path(sys.prefix))
+    remounts = " && ".join(f"mount -o remount,bind,ro {target}" for target in sorted(mounts))
+    probe = subprocess.run(
+        ["unshare", "--mount", "--", "sh", "-c", f"mount --make-rprivate / && {remounts} && touch {REPO}/.ro-probe"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Read-only file system" in probe.stderr, f"needs root and mount namespaces (unshare): {probe.stderr}"
+    assert not (REPO / ".ro-probe").exists()
+    return mounts
+
+
+def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read_only_mounts):
+    topology = load_topology(REPO / "deploy/topology.yaml")
+    deployments = _deployments()
+    redis = RedisServer(tmp_path)
+    redis.start()
+    pods: dict[str, Pod] = {}
+    codes: dict[str, int] = {}
+    try:
+        for name in topology.start_order():
+            spec = topology.services[name]
+            pod = Pod(name, deployments[spec.k8s_name], tmp_path / "pods")
+            ports = {peer: pods[peer].port for peer in spec.peers}
+            pod.start(pod.environment(ports, redis.url), read_only_mounts)
+            pods[name] = pod
+            pod.wait_ready()
+
+        question = "What is the status and credit score of edwina.hawthorne@example.com?"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{pods['gateway'].port}/v1/chat/completions",
+            data=json.dumps({"model": "offline", "messages": [{"role": "user", "content": question}]}).encode(),
+            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            answer = json.load(reply)["choices"][0]["message"]["content"]
+    finally:
+        for name in reversed(list(pods)):
+            codes[name] = pods[name].stop()
+        redis.stop()
+
+    assert "Edwina Hawthorne" in answer and "Active" in answer, answer
+    assert codes == dict.fromkeys(pods, 0), {n: pods[n].log()[-1500:] for n, c in codes.items() if c}
+    # State went where the manifests put it: the embedded demo store on the
+    # tilores_data pod's scratch volume, the optimizer's store on its claim.
+    assert (pods["tilores_data"].volumes["/scratch"] / "tilores.db").stat().st_size > 0
+    assert (pods["optimizer"].volumes["/var/lib/optimizer"] / "optimizer.db").stat().st_size > 0
