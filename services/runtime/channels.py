@@ -6,7 +6,7 @@ import json
 
 import grpc
 
-from services.runtime.telemetry import client_interceptors
+from services.runtime.rpc_spans import client_interceptors
 
 # Retry UNAVAILABLE before any response (a peer restarting or draining), and
 # spread calls over every address a `dns:///` name resolves to.

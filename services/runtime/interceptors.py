@@ -1,6 +1,7 @@
 """Server interceptor shared by every service: it puts the caller's request
-id into a ContextVar for the whole call, turns domain faults into gRPC
-statuses with details, and writes one access-log line per call."""
+id into a ContextVar for the whole call, opens the call's trace span,
+turns domain faults into gRPC statuses with details, and writes one
+access-log line per call (carrying the span's trace id)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from grpc_status import rpc_status
 from services.runtime.faults import Fault
 from services.runtime.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED, STREAMS_IN_FLIGHT
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from services.runtime.rpc_spans import ServerSpans, activate, deactivate
 
 log = logging.getLogger("rpc")
 
@@ -51,6 +53,9 @@ def _request_id(details: grpc.HandlerCallDetails) -> str:
 
 
 class RequestInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self) -> None:
+        self.spans = ServerSpans()
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -61,15 +66,16 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or method.startswith(_QUIET_PREFIXES):
             return handler
         request_id = _request_id(handler_call_details)
+        call = _Call(method, request_id, handler_call_details.invocation_metadata, self.spans)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method, request_id),
+                _wrap_unary(handler.unary_unary, call),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method, request_id),
+                _wrap_stream(handler.unary_stream, call),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -90,11 +96,35 @@ def _finished(method: str, kind: str, code: str, started: float) -> None:
     log.info("rpc", extra={"fields": {"method": method, "code": code, "duration_ms": round(elapsed * 1000, 3)}})
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str, request_id: str):
+class _Call:
+    """What the wrappers need of one served call."""
+
+    __slots__ = ("metadata", "method", "request_id", "spans")
+
+    def __init__(self, method: str, request_id: str, metadata, spans: ServerSpans):
+        self.method = method
+        self.request_id = request_id
+        self.metadata = metadata
+        self.spans = spans
+
+    def begin(self) -> tuple[Any, Any]:
+        """Request id and span current for the handler; the span and token."""
+        REQUEST_ID.set(self.request_id)
+        span = self.spans.start(self.method, self.metadata)
+        return span, (activate(span) if span is not None else None)
+
+    def end(self, kind: str, code: str, started: float, span, token) -> None:
+        _finished(self.method, kind, code, started)  # logged while the span is current
+        if span is not None:
+            ServerSpans.end(span, code)
+            deactivate(token)
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]], call: _Call):
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        REQUEST_ID.set(request_id)
+        span, token = call.begin()
         started = time.perf_counter()
-        RPC_STARTED.labels(*_labels(method, "unary")).inc()
+        RPC_STARTED.labels(*_labels(call.method, "unary")).inc()
         code = "OK"
         try:
             return await behavior(request, context)
@@ -106,17 +136,17 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str, request_id
             code = _code_of(error, context)
             raise
         finally:
-            _finished(method, "unary", code, started)
+            call.end("unary", code, started, span, token)
 
     return unary
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str, request_id: str):
+def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], call: _Call):
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        REQUEST_ID.set(request_id)
+        span, token = call.begin()
         started = time.perf_counter()
-        RPC_STARTED.labels(*_labels(method, "server_stream")).inc()
-        in_flight = STREAMS_IN_FLIGHT.labels(*_labels(method, "")[:2])
+        RPC_STARTED.labels(*_labels(call.method, "server_stream")).inc()
+        in_flight = STREAMS_IN_FLIGHT.labels(*_labels(call.method, "")[:2])
         in_flight.inc()
         code = "OK"
         try:
@@ -131,7 +161,7 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str, reque
             raise
         finally:
             in_flight.dec()
-            _finished(method, "server_stream", code, started)
+            call.end("server_stream", code, started, span, token)
 
     return stream
 

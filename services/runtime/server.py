@@ -21,7 +21,7 @@ from services.runtime.interceptors import RequestInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.metrics import serve_metrics
 from services.runtime.settings import ServerSettings, SettingsError, env_str
-from services.runtime.telemetry import configure_tracing, server_interceptors
+from services.runtime.telemetry import configure_tracing
 
 log = logging.getLogger("server")
 
@@ -84,10 +84,7 @@ class RunningServer:
 
 
 async def start_server(component: Component, settings: ServerSettings) -> RunningServer:
-    # The trace span opens first, so the request interceptor's log lines carry its id.
-    server = grpc.aio.server(
-        interceptors=[*server_interceptors(), RequestInterceptor()], options=server_options(settings)
-    )
+    server = grpc.aio.server(interceptors=[RequestInterceptor()], options=server_options(settings))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(component.register(server))

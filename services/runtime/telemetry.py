@@ -1,7 +1,7 @@
 """Tracing shared by every service: OpenTelemetry spans for each gRPC call
-(server and client side, context carried in gRPC metadata), each outgoing
-HTTP call made with aiohttp (the model providers, the Tilores API) and the
-REST gateway's requests.
+(server and client side, context carried in gRPC metadata; see rpc_spans),
+each outgoing HTTP call made with aiohttp (the model providers, the Tilores
+API) and the REST gateway's requests.
 
 `configure_tracing()` runs first in every process, before servers, channels
 and HTTP sessions exist. Spans are always made, so trace ids travel through
@@ -13,7 +13,7 @@ variable asks for it:
   OTEL_SERVICE_NAME      the service name on every span (set per service)
   OTEL_TRACES_SAMPLER    the SDK's samplers (default parentbased_always_on)
   OTEL_PYTHON_GRPC_EXCLUDED_SERVICES  gRPC services without spans
-                         (default grpc.health.v1.Health, reflection)
+                         (default grpc.health.v1.Health and reflection)
   OTEL_SDK_DISABLED      true: no spans, no interceptors, no trace ids
 """
 
@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import os
 
-import grpc
 from opentelemetry import trace
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor, filters
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 from services.runtime.settings import SettingsError
-
-_DEFAULT_EXCLUDED = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
 
 
 def tracing_disabled() -> bool:
@@ -43,11 +40,15 @@ def configure_tracing(service: str) -> TracerProvider | None:
     if tracing_disabled():
         return None
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower() or "none"
+    exporters = [name for name in (part.strip() for part in exporter_name.split(",")) if name != "none"]
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service})
-    provider = TracerProvider(resource=resource)
-    for name in (part.strip() for part in exporter_name.split(",")):
-        if name == "none":
-            continue
+    sampler = None  # the SDK's own, from OTEL_TRACES_SAMPLER (default parentbased_always_on)
+    if not exporters and not os.environ.get("OTEL_TRACES_SAMPLER"):
+        # Nothing would leave the process: spans keep their ids, for the
+        # context carried on and the logs, but record nothing.
+        sampler = ParentBased(ALWAYS_OFF)
+    provider = TracerProvider(resource=resource, sampler=sampler)
+    for name in exporters:
         if name == "otlp":
             # Imported only when asked for: it pulls in the OTLP protobufs.
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
@@ -68,30 +69,6 @@ def instrument_http_clients() -> None:
     instrumentor = AioHttpClientInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument(url_filter=lambda url: str(url.with_query(None)))
-
-
-def _excluded_services() -> list[str]:
-    raw = os.environ.get("OTEL_PYTHON_GRPC_EXCLUDED_SERVICES")
-    if raw is None:
-        return list(_DEFAULT_EXCLUDED)
-    return [name.strip() for name in raw.split(",") if name.strip()]
-
-
-def _grpc_filter():
-    excluded = _excluded_services()
-    if not excluded:
-        return None
-    return filters.negate(filters.any_of(*(filters.service_name(name) for name in excluded)))
-
-
-def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    """The server span of each call: it continues the caller's trace."""
-    return [] if tracing_disabled() else [aio_server_interceptor(filter_=_grpc_filter())]
-
-
-def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    """A client span per call and the trace context in its metadata."""
-    return [] if tracing_disabled() else list(aio_client_interceptors(filter_=_grpc_filter()))
 
 
 def current_trace_id() -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import orjson
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -14,9 +15,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
+from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
 from gateway.app import GatewayApp, GatewaySettings, traced
+from services.runtime.channels import open_channel
 from services.runtime.telemetry import instrument_http_clients
 from tests.emulators.base import Script
 from tests.emulators.openai_api import OpenAIEmulator
@@ -69,7 +72,7 @@ async def test_one_trace_id_across_every_hop(tmp_path, spans):
 
         # The turn's outcome reaches the optimizer just after the answer.
         for _ in range(100):
-            if "/tilores_x.v1.OptimizerService/RecordOutcome" in names():
+            if "tilores_x.v1.OptimizerService/RecordOutcome" in names():
                 break
             await asyncio.sleep(0.05)
     finally:
@@ -86,13 +89,13 @@ async def test_one_trace_id_across_every_hop(tmp_path, spans):
     server_spans = {s.name: s for s in finished if s.kind == SpanKind.SERVER}
     servers = {s.name for s in finished if s.kind == SpanKind.SERVER}
     for hop in (
-        "/tilores_x.v1.RouterService/Chat",
-        "/tilores_x.v1.CacheService/Get",
-        "/tilores_x.v1.TiloresDataService/SearchEntities",
-        "/tilores_x.v1.TiloresDataService/GetCustomer360",
-        "/tilores_x.v1.OptimizerService/GetPrompt",
-        "/tilores_x.v1.OptimizerService/RecordOutcome",
-        "/tilores_x.v1.LlmGatewayService/Generate",
+        "tilores_x.v1.RouterService/Chat",
+        "tilores_x.v1.CacheService/Get",
+        "tilores_x.v1.TiloresDataService/SearchEntities",
+        "tilores_x.v1.TiloresDataService/GetCustomer360",
+        "tilores_x.v1.OptimizerService/GetPrompt",
+        "tilores_x.v1.OptimizerService/RecordOutcome",
+        "tilores_x.v1.LlmGatewayService/Generate",
     ):
         assert hop in servers, (hop, sorted(servers))
 
@@ -102,7 +105,7 @@ async def test_one_trace_id_across_every_hop(tmp_path, spans):
     assert len(genai) == 1
     llm = genai[0]
     assert llm.kind == SpanKind.CLIENT
-    assert llm.parent.span_id == server_spans["/tilores_x.v1.LlmGatewayService/Generate"].context.span_id
+    assert llm.parent.span_id == server_spans["tilores_x.v1.LlmGatewayService/Generate"].context.span_id
     attributes = dict(llm.attributes)
     assert attributes["gen_ai.operation.name"] == "chat"
     assert attributes["gen_ai.provider.name"] == "openai"
@@ -119,8 +122,38 @@ async def test_one_trace_id_across_every_hop(tmp_path, spans):
     # No span per token or per SSE event: the answer had many tokens, the
     # trace has one span per call.
     assert payload.count(b'"content"') > 10
-    assert len([s for s in finished if s.name == "/tilores_x.v1.RouterService/Chat"]) == 2  # client + server
+    chat_spans = {s.kind: s for s in finished if s.name == "tilores_x.v1.RouterService/Chat"}
+    assert set(chat_spans) == {SpanKind.CLIENT, SpanKind.SERVER}
+    # The server span continues the caller's client span across the hop.
+    assert chat_spans[SpanKind.SERVER].parent.span_id == chat_spans[SpanKind.CLIENT].context.span_id
+    assert chat_spans[SpanKind.SERVER].parent.is_remote
+    assert dict(chat_spans[SpanKind.SERVER].attributes) == {
+        "rpc.system": "grpc",
+        "rpc.service": "tilores_x.v1.RouterService",
+        "rpc.method": "Chat",
+        "rpc.grpc.status_code": 0,
+    }
     assert not [s for s in finished if "send" in s.name.split()]
+
+
+async def test_a_failed_call_is_an_error_for_the_caller_and_not_for_the_server(mesh, spans):
+    spans.clear()
+    channel = open_channel(mesh.addr("tilores_data"))
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SearchEntities(
+                tilores_data_pb2.SearchEntitiesRequest(parameters={"SHOE_SIZE": "44"}), timeout=5
+            )
+    finally:
+        await channel.close()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    search = {s.kind: s for s in spans.get_finished_spans() if s.name.endswith("/SearchEntities")}
+    assert set(search) == {SpanKind.CLIENT, SpanKind.SERVER}
+    assert search[SpanKind.CLIENT].status.status_code == StatusCode.ERROR
+    # INVALID_ARGUMENT is the caller's mistake, not a failure of the server.
+    assert search[SpanKind.SERVER].status.status_code == StatusCode.UNSET
+    for span in search.values():
+        assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
 
 async def test_health_checks_make_no_spans(mesh, spans):
