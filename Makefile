@@ -46,12 +46,13 @@ $(DATA_DIR)/tilores.db: $(VENV)/.installed $(GEN)/.stamp
 	mkdir -p $(DATA_DIR)
 	$(PY) -m services.tilores_data.seed --db $@ --customers $(CUSTOMERS)
 
-## bench: figures for the mesh's added latency, tilores_data at 100,000 customers and the router's lookups (prints, never fails on speed)
+## bench: figures for the mesh's added latency, tilores_data at 100,000 customers, the router's lookups and tracing per hop (prints, never fails on speed)
 bench: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.chat_latency
 	$(PY) -m bench.provider_paths
 	$(PY) -m bench.tilores_data
 	$(PY) -m bench.router_paths
+	$(PY) -m bench.rpc_spans
 
 envoy-config: $(VENV)/.installed
 	$(PY) -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml
