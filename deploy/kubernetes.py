@@ -93,7 +93,13 @@ def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
         {"name": "OTEL_TRACES_EXPORTER", "value": "none"},
         {
             "name": "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES",
-            "value": "grpc.health.v1.Health,grpc.reflection.v1alpha.ServerReflection",
+            "value": ",".join(
+                (
+                    "grpc.health.v1.Health",
+                    "grpc.reflection.v1alpha.ServerReflection",
+                    "grpc.reflection.v1.ServerReflection",
+                )
+            ),
         },
         TMP,
     ]
