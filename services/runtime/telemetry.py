@@ -4,14 +4,15 @@ each outgoing HTTP call made with aiohttp (the model providers, the Tilores
 API) and the REST gateway's requests.
 
 `configure_tracing()` runs first in every process, before servers, channels
-and HTTP sessions exist. Spans are always made, so trace ids travel through
-the mesh and into the logs; they leave the process only when the standard
-variable asks for it:
+and HTTP sessions exist. Spans always carry ids, so trace ids travel through
+the mesh and into the logs; they are recorded and leave the process only
+when the standard variables ask for it:
 
   OTEL_TRACES_EXPORTER   none (default), otlp (OTLP/gRPC, configured by
                          OTEL_EXPORTER_OTLP_* as usual) or console
   OTEL_SERVICE_NAME      the service name on every span (set per service)
-  OTEL_TRACES_SAMPLER    the SDK's samplers (default parentbased_always_on)
+  OTEL_TRACES_SAMPLER    the SDK's samplers (default parentbased_always_on
+                         with an exporter, parentbased_always_off without)
   OTEL_PYTHON_GRPC_EXCLUDED_SERVICES  gRPC services without spans
                          (default grpc.health.v1.Health and reflection)
   OTEL_SDK_DISABLED      true: no spans, no interceptors, no trace ids

@@ -9,6 +9,7 @@ demo customer must work end to end, and every process must stop cleanly."""
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -51,6 +52,11 @@ def _mount_points(*paths: Path) -> set[str]:
         .splitlines()[0]
         for p in paths
     }
+
+
+def _read_only(mounts: set[str]) -> str:
+    """Shell that makes these mounts read-only in a private mount namespace."""
+    return " && ".join(f"mount -o remount,bind,ro {shlex.quote(target)}" for target in sorted(mounts))
 
 
 class Pod:
@@ -98,9 +104,10 @@ class Pod:
         return env
 
     def start(self, env: dict[str, str], read_only: set[str]) -> None:
-        writable = " && ".join(f"mount --bind {folder} {folder}" for folder in self.volumes.values())
-        remounts = " && ".join(f"mount -o remount,bind,ro {target}" for target in sorted(read_only))
-        script = f'mount --make-rprivate / && {writable} && {remounts} && exec "$@"'
+        writable = " && ".join(
+            f"mount --bind {shlex.quote(str(f))} {shlex.quote(str(f))}" for f in self.volumes.values()
+        )
+        script = f'mount --make-rprivate / && {writable} && {_read_only(read_only)} && exec "$@"'
         command = self.container["command"]
         assert command[:2] == ["python", "-m"], command
         with open(self.root / "log", "ab") as log:
@@ -160,9 +167,15 @@ class Pod:
 def read_only_mounts() -> set[str]:
     """The mounts a pod sees read-only, checked: a write there fails."""
     mounts = _mount_points(Path("/"), REPO, Path(sys.prefix))
-    remounts = " && ".join(f"mount -o remount,bind,ro {target}" for target in sorted(mounts))
     probe = subprocess.run(
-        ["unshare", "--mount", "--", "sh", "-c", f"mount --make-rprivate / && {remounts} && touch {REPO}/.ro-probe"],
+        [
+            "unshare",
+            "--mount",
+            "--",
+            "sh",
+            "-c",
+            f"mount --make-rprivate / && {_read_only(mounts)} && touch {shlex.quote(str(REPO / '.ro-probe'))}",
+        ],
         capture_output=True,
         text=True,
         check=False,
