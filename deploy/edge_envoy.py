@@ -74,6 +74,9 @@ class EdgeEnvoy:
                         "immediate",
                         "--drain-time-s",
                         str(self.drain_time_s),
+                        # Access log lines reach the file within a second (default 10 s).
+                        "--file-flush-interval-msec",
+                        "1000",
                     ]
                 ),
                 stdout=log,

@@ -41,7 +41,7 @@ ACCESS_LOG = [
                     "service": "envoy",
                     "event": "access",
                     "method": "%REQ(:METHOD)%",
-                    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+                    "path": "%PATH(NQ:ORIG_OR_PATH)%",  # no query string: clients put keys there
                     "status": "%RESPONSE_CODE%",
                     "grpc_status": "%GRPC_STATUS%",
                     "flags": "%RESPONSE_FLAGS%",

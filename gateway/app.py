@@ -2,6 +2,7 @@
 
 POST /v1/chat/completions  streamed (SSE) or whole answers from the router
 GET  /v1/models            the model catalog
+GET  /v1/models/{model}    one model of it
 GET  /health               200 when the router answers its health check
 GET  /health/detailed      every service, its replicas, breakers, cache tiers, Tilores, optimizer
 GET  /health/live          200 while the process runs (liveness)
@@ -15,6 +16,7 @@ import hashlib
 import hmac
 import logging
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,7 +40,9 @@ from gateway import metrics
 from gateway.admin_api import AdminApi, is_admin_path
 from gateway.chat_request import ChatCall, chat_call, parse_batch, parse_chat_request, parse_feedback
 from gateway.health_report import HealthReport
-from gateway.openai_errors import STATUS_MAP, OpenAIError, from_grpc, stream_error_event
+from gateway.json_body import MAX_ID_CHARS
+from gateway.openai_errors import OpenAIError, from_grpc, from_status, stream_error_event
+from gateway.plain_json import enum_word
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.channels import open_channel
 from services.runtime.coalesce import batches, joined
@@ -146,6 +150,10 @@ class GatewayApp:
                 self._allow(method, "GET")
                 self._authenticate(scope)
                 await self._models(response)
+            elif path.startswith("/v1/models/"):
+                self._allow(method, "GET")
+                self._authenticate(scope)
+                await self._model(response, path.removeprefix("/v1/models/"))
             elif path == "/health":
                 self._allow(method, "GET")
                 await self._healthcheck(response)
@@ -161,7 +169,7 @@ class GatewayApp:
             elif path == "/health/live":
                 # Liveness: the process answers; peers do not matter here.
                 self._allow(method, "GET")
-                await response.json(200, {"status": "ok"})
+                await response.json(200, orjson.dumps({"status": "ok"}))
             elif is_admin_path(path):
                 self._authorize_admin(scope)
                 if self._admin is None:
@@ -183,14 +191,15 @@ class GatewayApp:
         finally:
             elapsed = time.perf_counter() - started
             route = metrics.route_of(path)
-            metrics.HTTP_REQUESTS.labels(route, method, str(response.status)).inc()
+            metrics.HTTP_REQUESTS.labels(route, metrics.method_of(method), str(response.status)).inc()
             metrics.HTTP_SECONDS.labels(route).observe(elapsed)
             log.info(
                 "http",
                 extra={
                     "fields": {
-                        "method": method,
-                        "path": path,
+                        "method": metrics.method_of(method),
+                        # The route, not the path: a path may carry what a client typed.
+                        "route": route,
                         "status": response.status,
                         "duration_ms": round(elapsed * 1000, 3),
                     }
@@ -261,7 +270,7 @@ class GatewayApp:
                 body["providers"] = {
                     p.provider: {
                         "configured": p.configured,
-                        "breaker": llm_gateway_pb2.BreakerState.Name(p.breaker).removeprefix("BREAKER_STATE_").lower(),
+                        "breaker": enum_word(llm_gateway_pb2.BreakerState.DESCRIPTOR, p.breaker),
                         "retry_after_ms": p.retry_after_ms,
                         "failures_before_first_token": p.failures_before_first_token,
                         "failures_mid_stream": p.failures_mid_stream,
@@ -270,7 +279,7 @@ class GatewayApp:
                     for p in detail.providers
                 }
                 # "degraded": answers come from the cache's in-process tier while Redis is down.
-                body["cache_redis"] = cache_pb2.RedisState.Name(detail.cache_redis).removeprefix("REDIS_STATE_").lower()
+                body["cache_redis"] = enum_word(cache_pb2.RedisState.DESCRIPTOR, detail.cache_redis)
         await response.json(status, orjson.dumps(body))
 
     async def _feedback(self, receive, response: _Response) -> None:
@@ -291,27 +300,31 @@ class GatewayApp:
             raise from_grpc(error) from None
         await response.json(200, orjson.dumps({"object": "feedback", "completion_id": completion_id, "recorded": True}))
 
-    async def _models(self, response: _Response) -> None:
+    async def _catalog(self, request_id: str) -> list:
         try:
             reply = await self._llm.ListModels(
-                llm_gateway_pb2.ListModelsRequest(), timeout=5.0, metadata=((REQUEST_ID_HEADER, response.request_id),)
+                llm_gateway_pb2.ListModelsRequest(), timeout=5.0, metadata=((REQUEST_ID_HEADER, request_id),)
             )
         except grpc.aio.AioRpcError as error:
             raise from_grpc(error) from None
-        data = [
-            {
-                "id": m.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": m.owned_by,
-                "provider": m.provider,
-                "available": m.available,
-                "unavailable_reason": m.unavailable_reason or None,
-                "context_window": m.context_window,
-            }
-            for m in reply.models
-        ]
+        return list(reply.models)
+
+    async def _models(self, response: _Response) -> None:
+        data = [_model_object(m) for m in await self._catalog(response.request_id)]
         await response.json(200, orjson.dumps({"object": "list", "data": data}))
+
+    async def _model(self, response: _Response, model_id: str) -> None:
+        """`GET /v1/models/{model}`: one model of the catalog, as OpenAI's retrieve answers."""
+        model_id = urllib.parse.unquote(model_id)
+        for model in await self._catalog(response.request_id):
+            if model.id == model_id:
+                await response.json(200, orjson.dumps(_model_object(model)))
+                return
+        shown = model_id if len(model_id) <= MAX_ID_CHARS else model_id[:MAX_ID_CHARS] + "..."
+        raise OpenAIError(
+            404, f"The model '{shown}' does not exist or you do not have access to it.", param="model",
+            code="model_not_found",
+        )  # fmt: skip
 
     async def _chat(self, receive, response: _Response, tenant: str, replay: bool = False) -> None:
         body = await _read_body(receive)
@@ -449,9 +462,7 @@ class GatewayApp:
             elif kind == "finish":
                 finish = FINISH_REASONS.get(event.finish.reason, "stop")
             elif kind == "error":
-                code = getattr(grpc.StatusCode, event.error.code, grpc.StatusCode.INTERNAL)
-                status, kind_name = STATUS_MAP.get(code, (500, "api_error"))
-                raise OpenAIError(status, event.error.message, type=kind_name, code=event.error.code.lower())
+                raise from_status(event.error.code, event.error.message)
             try:
                 event = await call.read()
             except grpc.aio.AioRpcError as error:
@@ -493,13 +504,10 @@ class GatewayApp:
             for (n, chat), item in zip(to_router, reply.items, strict=True):
                 custom_id = items[n][0]
                 if item.WhichOneof("outcome") == "error":
-                    code = getattr(grpc.StatusCode, item.error.code, grpc.StatusCode.INTERNAL)
-                    status, kind = STATUS_MAP.get(code, (500, "api_error"))
+                    # The router names the field within the batch ("requests[3].model").
                     param = item.error.field.split(".", 1)[1] if "." in item.error.field else None
-                    error = OpenAIError(
-                        status, item.error.message, type=kind, param=param, code=item.error.code.lower()
-                    )
-                    outcomes[n] = _batch_line(custom_id, status, error.body())
+                    error = from_status(item.error.code, item.error.message, param)
+                    outcomes[n] = _batch_line(custom_id, error.status, error.body())
                     continue
                 answer = item.answer
                 calls = [
@@ -510,6 +518,20 @@ class GatewayApp:
                 body = completion_body(chat.request.completion_id, chat.model, answer.text, calls, finish, answer.usage)
                 outcomes[n] = _batch_line(custom_id, 200, body)
         await response.json(200, orjson.dumps({"object": "list", "data": outcomes}))
+
+
+def _model_object(model: llm_gateway_pb2.Model) -> dict:
+    """A catalog entry as an OpenAI model object, with this mesh's own fields."""
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": model.owned_by,
+        "provider": model.provider,
+        "available": model.available,
+        "unavailable_reason": model.unavailable_reason or None,
+        "context_window": model.context_window,
+    }
 
 
 def _batch_line(custom_id: str, status: int, body: dict) -> dict:

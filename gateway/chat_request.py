@@ -9,6 +9,16 @@ from dataclasses import dataclass
 import orjson
 from tilores_x.v1 import common_pb2, router_pb2
 
+from gateway.json_body import (
+    INT32_MAX,
+    INT64_MAX,
+    check_integer,
+    check_string,
+    invalid_type,
+    json_object,
+    missing,
+    reject_unknown,
+)
 from gateway.openai_errors import OpenAIError
 
 ROLES = {
@@ -49,26 +59,6 @@ class ChatCall:
     include_usage: bool
 
 
-def _type_name(value: object) -> str:
-    return {
-        str: "a string", bool: "a boolean", int: "an integer", float: "a number",
-        list: "an array", dict: "an object", type(None): "null",
-    }.get(type(value), "a value")  # fmt: skip
-
-
-def _invalid_type(param: str, expected: str, value: object) -> OpenAIError:
-    return OpenAIError(
-        400,
-        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def _missing(param: str) -> OpenAIError:
-    return OpenAIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-
-
 def _content(param: str, value: object) -> str:
     if isinstance(value, str):
         return value
@@ -86,7 +76,7 @@ def _content(param: str, value: object) -> str:
         return "".join(parts)
     if value is None:
         return ""
-    raise _invalid_type(param, "a string or an array of content parts", value)
+    raise invalid_type(param, "a string or an array of content parts", value)
 
 
 def _number(body: dict, name: str, lo: float, hi: float) -> float | None:
@@ -94,7 +84,7 @@ def _number(body: dict, name: str, lo: float, hi: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _invalid_type(name, "a number", value)
+        raise invalid_type(name, "a number", value)
     if not lo <= value <= hi:
         raise OpenAIError(
             400,
@@ -105,35 +95,27 @@ def _number(body: dict, name: str, lo: float, hi: float) -> float | None:
     return float(value)
 
 
-def _positive_int(body: dict, name: str) -> int | None:
+def _positive_int32(body: dict, name: str) -> int | None:
     value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid_type(name, "an integer", value)
-    if value < 1:
-        raise OpenAIError(
-            400, f"Invalid '{name}': integer below minimum value. Expected a value >= 1, but got {value} instead.",
-            param=name, code="integer_below_min_value",
-        )  # fmt: skip
-    return value
+    return None if value is None else check_integer(name, value, 1, INT32_MAX)
 
 
 def _tool_calls(param: str, calls: object) -> list[common_pb2.ToolCall]:
     if not isinstance(calls, list):
-        raise _invalid_type(param, "an array", calls)
+        raise invalid_type(param, "an array", calls)
     out = []
     for k, call in enumerate(calls):
         where = f"{param}[{k}]"
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
-            raise _invalid_type(f"{where}.function", "an object", function)
+            raise invalid_type(f"{where}.function", "an object", function)
         for key, value in (("id", call.get("id")), ("function.name", function.get("name"))):
             if not isinstance(value, str) or not value:
-                raise _missing(f"{where}.{key}")
+                raise missing(f"{where}.{key}")
+            check_string(f"{where}.{key}", value)
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
-            raise _invalid_type(f"{where}.function.arguments", "a string", arguments)
+            raise invalid_type(f"{where}.function.arguments", "a string", arguments)
         out.append(common_pb2.ToolCall(id=call["id"], name=function["name"], arguments=arguments))
     return out
 
@@ -146,15 +128,13 @@ def _options(body: dict, request: router_pb2.ChatRequest) -> None:
     if stop is not None:
         stops = [stop] if isinstance(stop, str) else stop
         if not isinstance(stops, list) or not all(isinstance(x, str) and x for x in stops):
-            raise _invalid_type("stop", "a string or an array of strings", stop)
+            raise invalid_type("stop", "a string or an array of strings", stop)
         if len(stops) > 4:
             raise OpenAIError(400, "Invalid 'stop': at most 4 sequences.", param="stop", code="invalid_value")
         request.options.stop.extend(stops)
     seed = body.get("seed")
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise _invalid_type("seed", "an integer", seed)
-        request.options.seed = seed
+        request.options.seed = check_integer("seed", seed, -INT64_MAX - 1, INT64_MAX)
     response_format = body.get("response_format")
     if response_format is not None:
         kind = response_format.get("type") if isinstance(response_format, dict) else None
@@ -190,7 +170,7 @@ def _tools(body: dict, request: router_pb2.ChatRequest) -> None:
     if tools is None or choice == "none":
         return
     if not isinstance(tools, list):
-        raise _invalid_type("tools", "an array", tools)
+        raise invalid_type("tools", "an array", tools)
     for n, tool in enumerate(tools):
         where = f"tools[{n}]"
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
@@ -200,30 +180,21 @@ def _tools(body: dict, request: router_pb2.ChatRequest) -> None:
         function = tool["function"]
         name = function.get("name")
         if not isinstance(name, str) or not name:
-            raise _missing(f"{where}.function.name")
+            raise missing(f"{where}.function.name")
+        check_string(f"{where}.function.name", name, MAX_FUNCTION_NAME_CHARS)
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
-            raise _invalid_type(f"{where}.function.parameters", "an object", parameters)
+            raise invalid_type(f"{where}.function.parameters", "an object", parameters)
         description = function.get("description") or ""
         if not isinstance(description, str):
-            raise _invalid_type(f"{where}.function.description", "a string", description)
+            raise invalid_type(f"{where}.function.description", "a string", description)
         request.tools.add(
             name=name, description=description, parameters_json=orjson.dumps(parameters).decode() if parameters else ""
         )
 
 
 def parse_chat_request(raw: bytes) -> ChatCall:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise OpenAIError(
-            400,
-            "We could not parse the JSON body of your request. The API expects a JSON payload "
-            "(Content-Type: application/json).",
-        ) from None
-    if not isinstance(body, dict):
-        raise OpenAIError(400, f"Invalid request body: expected a JSON object, but got {_type_name(body)} instead.")
-    return chat_call(body)
+    return chat_call(json_object(raw))
 
 
 def chat_call(body: dict) -> ChatCall:
@@ -238,17 +209,14 @@ def chat_call(body: dict) -> ChatCall:
 
     model = body.get("model")
     if model is None:
-        raise _missing("model")
-    if not isinstance(model, str):
-        raise _invalid_type("model", "a string", model)
-    if not model:
-        raise OpenAIError(400, "Invalid 'model': empty string.", param="model", code="invalid_value")
+        raise missing("model")
+    check_string("model", model, empty=False)
 
     messages = body.get("messages")
     if messages is None:
-        raise _missing("messages")
+        raise missing("messages")
     if not isinstance(messages, list):
-        raise _invalid_type("messages", "an array", messages)
+        raise invalid_type("messages", "an array", messages)
     if not messages:
         raise OpenAIError(
             400,
@@ -260,12 +228,12 @@ def chat_call(body: dict) -> ChatCall:
     for n, message in enumerate(messages):
         param = f"messages[{n}]"
         if not isinstance(message, dict):
-            raise _invalid_type(param, "an object", message)
+            raise invalid_type(param, "an object", message)
         role = message.get("role")
         if role is None:
-            raise _missing(f"{param}.role")
+            raise missing(f"{param}.role")
         if not isinstance(role, str):
-            raise _invalid_type(f"{param}.role", "a string", role)
+            raise invalid_type(f"{param}.role", "a string", role)
         if role not in ROLES:
             raise OpenAIError(
                 400,
@@ -275,37 +243,37 @@ def chat_call(body: dict) -> ChatCall:
                 code="invalid_value",
             )
         if "content" not in message and role != "assistant":
-            raise _missing(f"{param}.content")
+            raise missing(f"{param}.content")
         name = message.get("name")
-        if name is not None and not isinstance(name, str):
-            raise _invalid_type(f"{param}.name", "a string", name)
+        if name is not None:
+            check_string(f"{param}.name", name)
         added = request.messages.add(
             role=ROLES[role], content=_content(f"{param}.content", message.get("content")), name=name or ""
         )
         if role == "tool":
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
-                raise _missing(f"{param}.tool_call_id")
-            added.tool_call_id = call_id
+                raise missing(f"{param}.tool_call_id")
+            added.tool_call_id = check_string(f"{param}.tool_call_id", call_id)
         if role == "assistant" and message.get("tool_calls") is not None:
             added.tool_calls.extend(_tool_calls(f"{param}.tool_calls", message["tool_calls"]))
     _options(body, request)
     _tools(body, request)
     no_fallback = body.get("no_fallback", False)
     if not isinstance(no_fallback, bool):
-        raise _invalid_type("no_fallback", "a boolean", no_fallback)
+        raise invalid_type("no_fallback", "a boolean", no_fallback)
     request.no_fallback = no_fallback
 
     stream = body.get("stream", False)
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
-        raise _invalid_type("stream", "a boolean", stream)
+        raise invalid_type("stream", "a boolean", stream)
     include_usage = False
     options = body.get("stream_options")
     if options is not None:
         if not isinstance(options, dict):
-            raise _invalid_type("stream_options", "an object", options)
+            raise invalid_type("stream_options", "an object", options)
         if not stream:
             raise OpenAIError(
                 400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
@@ -313,87 +281,76 @@ def chat_call(body: dict) -> ChatCall:
             )  # fmt: skip
         include_usage = options.get("include_usage", False)
         if not isinstance(include_usage, bool):
-            raise _invalid_type("stream_options.include_usage", "a boolean", include_usage)
+            raise invalid_type("stream_options.include_usage", "a boolean", include_usage)
     n = body.get("n")
     if n is not None and n != 1:
         raise OpenAIError(400, "Only n=1 is supported.", param="n", code="unsupported_value")
     temperature = _number(body, "temperature", 0, 2)
     if temperature is not None:
         request.temperature = temperature
-    max_tokens = _positive_int(body, "max_completion_tokens") or _positive_int(body, "max_tokens")
+    max_tokens = _positive_int32(body, "max_completion_tokens") or _positive_int32(body, "max_tokens")
     if max_tokens is not None:
         request.max_tokens = max_tokens
     user = body.get("user")
     if user is not None:
-        if not isinstance(user, str):
-            raise _invalid_type("user", "a string", user)
-        request.conversation_id = user
+        request.conversation_id = check_string("user", user)
     return ChatCall(request=request, model=model, stream=stream, include_usage=include_usage)
 
 
 MAX_BATCH = 100
+MAX_FUNCTION_NAME_CHARS = 64  # OpenAI's limit on a function name
+DEFAULT_BATCH_CONCURRENCY = 4
+MAX_CONCURRENCY = 16
+MAX_COMMENT_CHARS = 4000
 
 
 def parse_batch(raw: bytes) -> tuple[list[tuple[str, dict]], int]:
     """`{"requests": [{"custom_id": "q1", "body": {<chat completion>}}, ...],
     "concurrency": 4}` -> ([(custom_id, body)], concurrency). The bodies are
     checked one by one later, so one bad body fails only itself."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise OpenAIError(400, "We could not parse the JSON body of your request.") from None
-    if not isinstance(body, dict):
-        raise OpenAIError(400, f"Invalid request body: expected a JSON object, but got {_type_name(body)} instead.")
-    for name in body:
-        if name not in ("requests", "concurrency"):
-            raise OpenAIError(400, f"Unrecognized request argument supplied: {name}", param=name)
+    body = json_object(raw)
+    reject_unknown(body, ("requests", "concurrency"))
     requests = body.get("requests")
     if requests is None:
-        raise _missing("requests")
+        raise missing("requests")
     if not isinstance(requests, list):
-        raise _invalid_type("requests", "an array", requests)
+        raise invalid_type("requests", "an array", requests)
     if not requests or len(requests) > MAX_BATCH:
         raise OpenAIError(
             400, f"Invalid 'requests': between 1 and {MAX_BATCH} requests, got {len(requests)}.", param="requests"
         )
-    concurrency = body.get("concurrency", 0)
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 0 <= concurrency <= 16:
-        raise OpenAIError(400, "Invalid 'concurrency': an integer from 0 (default 4) to 16.", param="concurrency")
+    concurrency = body.get("concurrency", DEFAULT_BATCH_CONCURRENCY)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise OpenAIError(
+            400,
+            f"Invalid 'concurrency': expected an integer from 1 to {MAX_CONCURRENCY} "
+            f"(default {DEFAULT_BATCH_CONCURRENCY}), but got {concurrency!r} instead.",
+            param="concurrency",
+            code="invalid_value",
+        )
     items = []
     for n, item in enumerate(requests):
         if not isinstance(item, dict) or not isinstance(item.get("body"), dict):
             raise OpenAIError(
                 400, f"Invalid 'requests[{n}]': expected an object with a 'body' object.", param=f"requests[{n}]"
             )
-        custom_id = item.get("custom_id", str(n))
-        if not isinstance(custom_id, str):
-            raise _invalid_type(f"requests[{n}].custom_id", "a string", custom_id)
+        custom_id = check_string(f"requests[{n}].custom_id", item.get("custom_id", str(n)))
         items.append((custom_id, item["body"]))
     return items, concurrency
 
 
 def parse_feedback(raw: bytes) -> tuple[str, bool, str]:
     """`{"completion_id": "chatcmpl-...", "rating": "up" | "down", "comment": "..."}`."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise OpenAIError(400, "We could not parse the JSON body of your request.") from None
-    if not isinstance(body, dict):
-        raise OpenAIError(400, f"Invalid request body: expected a JSON object, but got {_type_name(body)} instead.")
-    for name in body:
-        if name not in ("completion_id", "rating", "comment"):
-            raise OpenAIError(400, f"Unrecognized request argument supplied: {name}", param=name)
+    body = json_object(raw)
+    reject_unknown(body, ("completion_id", "rating", "comment"))
     completion_id = body.get("completion_id")
     if completion_id is None:
-        raise _missing("completion_id")
-    if not isinstance(completion_id, str) or not completion_id:
-        raise _invalid_type("completion_id", "a string", completion_id)
+        raise missing("completion_id")
+    check_string("completion_id", completion_id, empty=False)
     rating = body.get("rating")
     if rating is None:
-        raise _missing("rating")
+        raise missing("rating")
     if rating not in ("up", "down"):
         raise OpenAIError(400, "Invalid 'rating': expected 'up' or 'down'.", param="rating", code="invalid_value")
-    comment = body.get("comment", "")
-    if not isinstance(comment, str):
-        raise _invalid_type("comment", "a string", comment)
+    comment = check_string("comment", body.get("comment", ""), MAX_COMMENT_CHARS)
     return completion_id, rating == "up", comment

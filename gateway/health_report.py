@@ -11,11 +11,8 @@ import asyncio
 import grpc
 from tilores_x.v1 import cache_pb2, llm_gateway_pb2, optimizer_pb2, router_pb2
 
+from gateway.plain_json import enum_word
 from services.runtime.replicas import replica_health
-
-
-def _lower(name: str, prefix: str) -> str:
-    return name.removeprefix(prefix).lower()
 
 
 class HealthReport:
@@ -79,7 +76,7 @@ class HealthReport:
             body["breakers"] = {
                 p.provider: {
                     "configured": p.configured,
-                    "state": _lower(llm_gateway_pb2.BreakerState.Name(p.breaker), "BREAKER_STATE_"),
+                    "state": enum_word(llm_gateway_pb2.BreakerState.DESCRIPTOR, p.breaker),
                     "retry_after_ms": p.retry_after_ms,
                 }
                 for p in detail.providers
@@ -114,7 +111,7 @@ class HealthReport:
 
 def _cache(detail: router_pb2.GetHealthDetailResponse) -> dict:
     if not detail.HasField("cache_stats"):
-        return {"redis": _lower(cache_pb2.RedisState.Name(detail.cache_redis), "REDIS_STATE_")}
+        return {"redis": enum_word(cache_pb2.RedisState.DESCRIPTOR, detail.cache_redis)}
     stats = detail.cache_stats
     tiers: dict[str, dict] = {}
     for tier in stats.tiers:
@@ -123,7 +120,7 @@ def _cache(detail: router_pb2.GetHealthDetailResponse) -> dict:
         entry["misses"] += tier.misses
         entry["errors"] += tier.errors
     return {
-        "redis": _lower(cache_pb2.RedisState.Name(stats.redis_state), "REDIS_STATE_"),
+        "redis": enum_word(cache_pb2.RedisState.DESCRIPTOR, stats.redis_state),
         "l1_entries": stats.l1_entries,
         "l2_keys": stats.l2_keys,
         "tiers": tiers,

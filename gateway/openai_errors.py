@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import orjson
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+
+from services.runtime.rich_status import has_rich_status, status_details
 
 # gRPC status -> (HTTP status, OpenAI error type)
 STATUS_MAP = {
@@ -50,31 +50,31 @@ class OpenAIError(Exception):
         return orjson.dumps(self.body())
 
 
-def from_grpc(error: grpc.aio.AioRpcError) -> OpenAIError:
-    """The OpenAI error for a gRPC failure, keeping the field it names."""
-    code = error.code()
+def from_status(
+    code: grpc.StatusCode | str, message: str, param: str | None = None, retry_after_s: float | None = None
+) -> OpenAIError:
+    """The OpenAI error for a gRPC status (or its name), in one place for
+    calls that failed, error events and batch items alike."""
+    if isinstance(code, str):
+        code = getattr(grpc.StatusCode, code, grpc.StatusCode.INTERNAL)
     status, kind = STATUS_MAP.get(code, (500, "api_error"))
-    message = error.details() or code.name
-    param = None
-    retry_after = None
-    rich = rpc_status.from_call(error) if error.trailing_metadata() else None
-    if rich is None and code == grpc.StatusCode.UNAVAILABLE:
-        # A transport failure: grpc's own text names internal addresses.
-        message = "The service is unavailable right now; please retry shortly."
-    for detail in rich.details if rich else ():
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            if bad.field_violations:
-                param = bad.field_violations[0].field
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            retry_after = info.retry_delay.ToMilliseconds() / 1000
     error_code = code.name.lower()
     if code == grpc.StatusCode.NOT_FOUND and param == "model":
         error_code = "model_not_found"
-    return OpenAIError(status, message, type=kind, param=param, code=error_code, retry_after_s=retry_after)
+    return OpenAIError(
+        status, message or code.name, type=kind, param=param, code=error_code, retry_after_s=retry_after_s
+    )
+
+
+def from_grpc(error: grpc.aio.AioRpcError) -> OpenAIError:
+    """The OpenAI error for a gRPC failure, keeping the field it names."""
+    code = error.code()
+    message = error.details() or code.name
+    param, retry_after = status_details(error)
+    if code == grpc.StatusCode.UNAVAILABLE and not has_rich_status(error):
+        # A transport failure: grpc's own text names internal addresses.
+        message = "The service is unavailable right now; please retry shortly."
+    return from_status(code, message, param, retry_after)
 
 
 def stream_error_event(code: str, message: str) -> bytes:

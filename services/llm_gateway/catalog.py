@@ -116,7 +116,8 @@ class ModelCatalog:
             raise InvalidArgument("model is required", field="model")
         entry = self._by_id.get(model_id)
         if entry is None:
-            raise NotFound(f"The model `{model_id}` does not exist or you do not have access to it.", field="model")
+            shown = model_id if len(model_id) <= 256 else model_id[:256] + "..."
+            raise NotFound(f"The model `{shown}` does not exist or you do not have access to it.", field="model")
         return entry
 
     def chain(self, model_id: str) -> list[ModelEntry]:

@@ -22,6 +22,7 @@ from services.runtime.coalesce import batches, joined
 from services.runtime.customer_identifiers import extract_identifiers
 from services.runtime.faults import Fault, InvalidArgument
 from services.runtime.request_context import PROVIDER_TTFT_HEADER, provider_ttft_ms
+from services.runtime.rich_status import has_rich_status, status_details
 
 ROLE_NAMES = {
     common_pb2.ROLE_SYSTEM: "system",
@@ -257,7 +258,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     own_tools = False
                     del generate.tools[:]
                     continue
-                if error.code() == grpc.StatusCode.UNAVAILABLE and not _has_details(error):
+                if error.code() == grpc.StatusCode.UNAVAILABLE and not has_rich_status(error):
                     # A transport failure: grpc's own text names internal addresses.
                     error = _ModelServiceUnavailable()
                 outcome(error=True)
@@ -346,7 +347,12 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     return
         except _Unanswered as failure:
             error = failure.error
-            item.error.CopyFrom(router_pb2.ChatBatchError(code=error.code().name, message=error.details() or ""))
+            field, _ = status_details(error)
+            item.error.CopyFrom(
+                router_pb2.ChatBatchError(
+                    code=error.code().name, message=error.details() or "", field=f"{prefix}{field}" if field else ""
+                )
+            )
             return
         except Fault as fault:
             field = f"{prefix}{fault.field}" if fault.field else ""
@@ -392,10 +398,6 @@ def _delta_text(event: llm_gateway_pb2.GenerateResponse) -> str | None:
 async def _events(call) -> AsyncIterator:
     while (event := await call.read()) is not grpc.aio.EOF:
         yield event
-
-
-def _has_details(error: grpc.aio.AioRpcError) -> bool:
-    return any(key == "grpc-status-details-bin" for key, _ in error.trailing_metadata() or ())
 
 
 class _Unanswered(Exception):

@@ -12,37 +12,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf import duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from services.runtime.faults import Fault
 from services.runtime.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED, STREAMS_IN_FLIGHT
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from services.runtime.rich_status import fault_status
 from services.runtime.rpc_spans import ServerSpans, activate, deactivate
 
 log = logging.getLogger("rpc")
 
 # Probes and tooling would drown the access log.
 _QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
-
-
-def fault_status(fault: Fault) -> grpc.Status:
-    """The gRPC status for a fault, with BadRequest / RetryInfo details."""
-    details = []
-    if fault.field:
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=fault.field, description=fault.message)]
-        )
-        details.append(bad_request)
-    if fault.retry_after_s is not None:
-        delay = duration_pb2.Duration()
-        delay.FromMilliseconds(int(fault.retry_after_s * 1000))
-        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
-    status = status_pb2.Status(code=code_pb2.Code.Value(fault.code), message=fault.message)
-    for detail in details:
-        status.details.add().Pack(detail)
-    return rpc_status.to_status(status)
 
 
 def _request_id(details: grpc.HandlerCallDetails) -> str:
@@ -63,23 +43,77 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(_QUIET_PREFIXES):
+        if handler is None:
             return handler
+        if method.startswith(_QUIET_PREFIXES):
+            return _refuse_malformed(handler)
         request_id = _request_id(handler_call_details)
         call = _Call(method, request_id, handler_call_details.invocation_metadata, self.spans)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, call),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream, call),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+# A request whose bytes do not parse: grpc would answer UNKNOWN with the
+# parser's exception in the details; the handlers answer INVALID_ARGUMENT.
+MALFORMED = object()
+MALFORMED_DETAILS = "the request is not a valid protobuf message for this method"
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except Exception:
+            return MALFORMED
+
+    return deserialize
+
+
+def _refuse_malformed(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """Health and reflection: no log line or span, but bad bytes still get
+    INVALID_ARGUMENT."""
+    if handler.unary_unary is not None:
+        behavior = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if request is MALFORMED:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
+            return await behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary,
+            request_deserializer=_lenient(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        streaming = handler.unary_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if request is MALFORMED:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
+            async for message in streaming(request, context):
+                yield message
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream,
+            request_deserializer=_lenient(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+    return handler
 
 
 def _labels(method: str, kind: str) -> tuple[str, str, str]:
@@ -127,6 +161,9 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], call: _Call):
         RPC_STARTED.labels(*_labels(call.method, "unary")).inc()
         code = "OK"
         try:
+            if request is MALFORMED:
+                code = "INVALID_ARGUMENT"
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
             return await behavior(request, context)
         except Fault as fault:
             code = fault.code
@@ -150,6 +187,9 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], call: _Call):
         in_flight.inc()
         code = "OK"
         try:
+            if request is MALFORMED:
+                code = "INVALID_ARGUMENT"
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
             async for message in behavior(request, context):
                 yield message
         except Fault as fault:

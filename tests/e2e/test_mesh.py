@@ -342,14 +342,14 @@ def test_the_admin_api_runs_prompts_and_experiments(mesh):
     assert status == 400 and "{secret}" in error["error"]["message"]
     arms = [{"version": 1, "weight": 1}, {"version": version, "weight": 1}]
     status, started = http_json("POST", f"{url}/experiments", {"prompt": "general", "arms": arms}, key=admin)
-    assert status == 200 and started["experiment"]["state"] == "EXPERIMENT_STATE_RUNNING"
+    assert status == 200 and started["experiment"]["state"] == "running"
     experiment_id = started["experiment"]["id"]
     status, error = http_json("POST", f"{url}/experiments", {"prompt": "general", "arms": arms}, key=admin)
     assert status == 400 and "already has a running experiment" in error["error"]["message"]
     status, report = http_json("GET", f"{url}/experiments/{experiment_id}", key=admin)
     assert status == 200 and len(report["experiment"]["arms"]) == 2
     status, stopped = http_json("POST", f"{url}/experiments/{experiment_id}/stop", {"reason": "drill"}, key=admin)
-    assert stopped["experiment"]["state"] == "EXPERIMENT_STATE_KILLED"
+    assert stopped["experiment"]["state"] == "killed"
     status, activated = http_json("POST", f"{url}/prompts/general/activate", {"version": version}, key=admin)
     assert status == 200 and activated["version"]["version"] == version
     status, rolled = http_json("POST", f"{url}/prompts/general/rollback", {"reason": "e2e"}, key=admin)

@@ -1,0 +1,278 @@
+"""What a new user, an SRE and a hostile caller meet first, through Envoy
+with real clients: probes, model retrieval, bad numbers and strings, bad
+protobuf, secrets in query strings, metric labels and small mismatches."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import grpc
+import openai
+import pytest
+from grpc_health.v1 import health_pb2
+from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
+
+from tests.e2e.conftest import API_KEY, http, http_json, wait_for_log
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+USER = {"role": "user", "content": "What is the status of edwina.hawthorne@example.com?"}
+
+
+@pytest.fixture
+def client(mesh):
+    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
+        yield client
+
+
+def _chat(mesh, body: dict):
+    return http_json("POST", f"{mesh.rest_url}/v1/chat/completions", body)
+
+
+def test_the_gateway_liveness_probe_answers_a_whole_json_body(mesh):
+    # What the kubelet asks the gateway's own port, every 10 s.
+    status, headers, body = http("GET", f"http://127.0.0.1:{mesh.ports['gateway']}/health/live")
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert json.loads(body) == {"status": "ok"}
+    assert "Traceback" not in mesh.log_path("gateway").read_text()
+
+
+def test_sdk_retrieves_one_model(client):
+    model = client.models.retrieve("offline")
+    assert (model.id, model.object, model.owned_by) == ("offline", "model", "tilores-x")
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.models.retrieve("no-such-model")
+    assert caught.value.code == "model_not_found" and caught.value.param == "model"
+    assert "no-such-model" in caught.value.message
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is installed by make test")
+def test_node_sdk_lists_retrieves_and_streams(mesh):
+    script = REPO / "tests" / "e2e" / "clients" / "models.mjs"
+    run = subprocess.run(
+        ["node", str(script), f"{mesh.rest_url}/v1", API_KEY],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout)
+    assert "offline" in seen["listed"] and "gpt-4o-mini" in seen["listed"]
+    assert seen["offline"]["id"] == "offline" and seen["offline"]["object"] == "model"
+    assert seen["missing"] == {"status": 404, "code": "model_not_found", "param": "model"}
+    assert "Edwina Hawthorne" in seen["text"] and seen["chunks"] > 10
+    assert seen["model"] == "offline"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("max_tokens", 2**31, "integer_above_max_value"),
+        ("max_completion_tokens", 2**31, "integer_above_max_value"),
+        ("max_tokens", 2**70, "integer_above_max_value"),  # beyond 64 bits
+        ("seed", 2**63, "integer_above_max_value"),
+        ("seed", -(2**63) - 1, "integer_below_min_value"),
+        ("seed", 10**22, "integer_above_max_value"),
+    ],
+)
+def test_integers_beyond_their_range_are_400_naming_the_field(mesh, field, value, code):
+    status, body = _chat(mesh, {"model": "offline", "messages": [USER], field: value})
+    assert status == 400
+    assert body["error"]["param"] == field and body["error"]["code"] == code
+    assert body["error"]["type"] == "invalid_request_error"
+
+
+def test_a_bad_number_in_a_batch_fails_only_its_own_item(mesh):
+    status, reply = http_json(
+        "POST",
+        f"{mesh.rest_url}/v1/chat/batch",
+        {
+            "requests": [
+                {"custom_id": "big", "body": {"model": "offline", "messages": [USER], "max_tokens": 2**31}},
+                {"custom_id": "seed", "body": {"model": "offline", "messages": [USER], "seed": 2**63}},
+                {"custom_id": "fine", "body": {"model": "offline", "messages": [USER]}},
+                {"custom_id": "unknown", "body": {"model": "gpt-9", "messages": [USER]}},
+            ]
+        },
+    )
+    assert status == 200
+    lines = {line["custom_id"]: line["response"] for line in reply["data"]}
+    assert lines["big"]["status_code"] == 400 and lines["big"]["body"]["error"]["param"] == "max_tokens"
+    assert lines["seed"]["status_code"] == 400 and lines["seed"]["body"]["error"]["param"] == "seed"
+    assert lines["fine"]["status_code"] == 200
+    assert "Edwina Hawthorne" in lines["fine"]["body"]["choices"][0]["message"]["content"]
+    # The same error a top-level request gets for an unknown model.
+    assert lines["unknown"]["status_code"] == 404
+    unknown = lines["unknown"]["body"]["error"]
+    assert (unknown["param"], unknown["code"]) == ("model", "model_not_found")
+    status, top = _chat(mesh, {"model": "gpt-9", "messages": [USER]})
+    assert status == 404 and (top["error"]["param"], top["error"]["code"]) == ("model", "model_not_found")
+
+
+@pytest.mark.parametrize("concurrency", [0, 17, True, "4"])
+def test_batch_concurrency_outside_1_to_16_is_named(mesh, concurrency):
+    status, body = http_json(
+        "POST",
+        f"{mesh.rest_url}/v1/chat/batch",
+        {"requests": [{"body": {"model": "offline", "messages": [USER]}}], "concurrency": concurrency},
+    )
+    assert status == 400 and body["error"]["param"] == "concurrency"
+    assert "from 1 to 16 (default 4)" in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "param"),
+    [
+        ("POST", "/v1/prompts/general/activate", {"version": 2**31}, "version"),
+        ("GET", "/v1/experiments/1234567890123456789012", None, "experiment_id"),
+        ("POST", "/v1/experiments/1234567890123456789012/stop", {}, "experiment_id"),
+        (
+            "POST",
+            "/v1/experiments",
+            {"prompt": "general", "arms": [{"version": 1}], "min_samples": 2**40},
+            "min_samples",
+        ),
+        ("POST", "/v1/experiments", {"prompt": "general", "arms": [{"version": 2**31}]}, "arms[0].version"),
+        ("POST", "/v1/experiments", {"prompt": "general", "arms": [{"version": 1, "weight": 1e308 * 10}]}, None),
+        ("POST", "/v1/experiments", {"prompt": "x" * 100_000, "arms": [{"version": 1}]}, "prompt"),
+    ],
+)
+def test_admin_values_beyond_their_range_are_400_naming_the_field(mesh, method, path, body, param):
+    raw = json.dumps(body).encode() if body is not None else None
+    if body is not None and param is None:  # 1e309 is not JSON at all
+        raw = raw.replace(b"Infinity", b"1e999")
+        param = "arms[0].weight"
+    status, error = http_json(method, f"{mesh.rest_url}{path}", key=mesh.admin_key, raw=raw)
+    assert status == 400, error
+    assert error["error"]["param"] == param
+
+
+def test_admin_answers_carry_numbers_and_plain_words(mesh):
+    url = f"{mesh.rest_url}/v1"
+    admin = mesh.admin_key
+    status, created = http_json("POST", f"{url}/prompts/general/versions", {"template": "Hi.\n\n{context}"}, key=admin)
+    assert status == 200
+    arms = [{"version": 1}, {"version": created["version"]["version"]}]
+    status, started = http_json("POST", f"{url}/experiments", {"prompt": "general", "arms": arms}, key=admin)
+    assert status == 200
+    experiment = started["experiment"]
+    try:
+        assert isinstance(experiment["id"], int) and experiment["state"] == "running"
+        assert experiment["arms"][0]["turns"] == 0 and experiment["arms"][0]["p_quality"] is None
+    finally:
+        http_json("POST", f"{url}/experiments/{experiment['id']}/stop", {"reason": "test"}, key=admin)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/chat/completions", {"model": "m" * 1_000_000, "messages": [USER]}, "model"),
+        ("/v1/chat/completions", {"model": "offline", "messages": [USER], "user": "u" * 1_000_000}, "user"),
+        ("/v1/feedback", {"completion_id": "c" * 1_000_000, "rating": "up"}, "completion_id"),
+        ("/v1/chat/batch", {"requests": [{"custom_id": "i" * 1_000_000, "body": {}}]}, "requests[0].custom_id"),
+    ],
+)
+def test_megabyte_ids_are_400_not_a_retryable_429(mesh, path, body, param):
+    status, error = http_json("POST", f"{mesh.rest_url}{path}", body)
+    assert status == 400
+    assert error["error"]["param"] == param and error["error"]["code"] == "string_above_max_length"
+
+
+def test_a_long_model_id_through_grpc_is_refused_cleanly(mesh):
+    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+        router = router_pb2_grpc.RouterServiceStub(channel)
+        request = router_pb2.ChatRequest(
+            model="m" * 1_000_000, messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="hi")]
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            list(router.Chat(request, timeout=10))
+    assert caught.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+    assert len(caught.value.details()) < 2000
+
+
+@pytest.mark.parametrize(
+    ("method", "stream", "metadata"),
+    [
+        ("/tilores_x.v1.TiloresDataService/SearchEntities", False, ()),
+        ("/tilores_x.v1.RouterService/Chat", True, ()),
+        ("/tilores_x.v1.LlmGatewayService/Generate", True, ()),
+        ("/tilores_x.v1.OptimizerService/GetPrompt", False, ()),
+        ("/tilores_x.v1.CacheService/Get", False, ()),
+        ("/grpc.health.v1.Health/Check", False, (("x-mesh-service", "router"),)),
+    ],
+)
+def test_malformed_protobuf_is_invalid_argument_without_internals(mesh, method, stream, metadata):
+    garbage = b"\x0a\xff\xff\xff\xff\x0f\x12"  # a field claiming more bytes than follow
+    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+        call = (channel.unary_stream if stream else channel.unary_unary)(method)
+        with pytest.raises(grpc.RpcError) as caught:
+            reply = call(garbage, timeout=10, metadata=metadata)
+            if stream:
+                list(reply)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    details = caught.value.details()
+    assert "Error" not in details and "class" not in details and "Traceback" not in details
+    # The service is fine afterwards.
+    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        service = method.split(".")[1].split("/")[0] if "tilores_x" in method else "router"
+        names = {
+            "TiloresDataService": "tilores_data",
+            "RouterService": "router",
+            "LlmGatewayService": "llm_gateway",
+            "OptimizerService": "optimizer",
+            "CacheService": "cache",
+        }
+        reply = check(health_pb2.HealthCheckRequest(), metadata=(("x-mesh-service", names.get(service, "router")),))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_keys_in_query_strings_reach_no_log(mesh):
+    secret = "sk-query-secret-5f1c2e"
+    for query in (f"api_key={secret}", f"key={secret}", f"token={secret}&x=1"):
+        status, _, _ = http("GET", f"{mesh.rest_url}/v1/models?{query}", headers={"Authorization": f"Bearer {API_KEY}"})
+        assert status == 200
+        http("GET", f"{mesh.rest_url}/v1/nothing-here?{query}")
+    mesh_logs = [mesh.log_path(name) for name in ("envoy", "gateway")]
+    # Envoy flushes its access log every second.
+    assert wait_for_log(mesh, "envoy", lambda entry: entry.get("path") == "/v1/nothing-here")
+    for path in mesh_logs:
+        text = path.read_text()
+        assert secret not in text, path.name
+    assert any(json.loads(line).get("path") == "/v1/models" for line in _json_lines(mesh.log_path("envoy")))
+
+
+def _json_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def test_metric_labels_never_take_a_path_a_client_made_up(mesh):
+    email = "edwina.hawthorne@example.com"
+    for path in (f"/v1/{email}", f"/v1/models/{urllib.parse.quote(email)}/x", "/v1/prompts/" + "p" * 300):
+        http("GET", f"{mesh.rest_url}{path}", headers={"Authorization": f"Bearer {API_KEY}"})
+    http("BREW", f"{mesh.rest_url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})
+    status, _, body = http("GET", f"http://127.0.0.1:{mesh.ports['gateway']}/metrics")
+    assert status == 200
+    text = body.decode()
+    assert "edwina" not in text and "ppppp" not in text and "BREW" not in text
+    routes = {
+        line.split('route="')[1].split('"')[0] for line in text.splitlines() if line.startswith("http_requests_total{")
+    }
+    assert "unmatched" in routes
+    assert routes <= {
+        "unmatched", "/v1/chat/completions", "/v1/chat/batch", "/v1/feedback", "/v1/models", "/v1/models/{model}",
+        "/health", "/health/live", "/health/detailed", "/metrics", "/v1/prompts/{name}", "/v1/prompts/{name}/{action}",
+        "/v1/experiments", "/v1/experiments/{id}", "/v1/experiments/{id}/stop", "/v1/quality",
+        "/v1/virtuous-cycle/trigger", "/v1/virtuous-cycle/status",
+    }  # fmt: skip
+    assert email not in mesh.log_path("gateway").read_text()
