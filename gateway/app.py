@@ -46,7 +46,13 @@ from gateway.plain_json import enum_word
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.channels import open_channel
 from services.runtime.coalesce import batches, joined
-from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id, provider_ttft_ms
+from services.runtime.request_context import (
+    REQUEST_ID,
+    REQUEST_ID_HEADER,
+    answering_model,
+    new_request_id,
+    provider_ttft_ms,
+)
 from services.runtime.telemetry import tracing_disabled
 
 log = logging.getLogger("gateway")
@@ -356,18 +362,21 @@ class GatewayApp:
                 )
                 return
             first_at = time.perf_counter()
-            provider_ms = provider_ttft_ms(await call.initial_metadata())
+            metadata = await call.initial_metadata()
+            provider_ms = provider_ttft_ms(metadata)
+            # After a failover another model answers: every chunk names it.
+            answering = answering_model(metadata) or chat.model
             ttft_s = first_at - response.started
             added_ms = max(0.0, ttft_s * 1000 - provider_ms)
             response.headers.append((MESH_ADDED_HEADER, f"{added_ms:.2f}".encode()))
             if chat.stream:
                 metrics.STREAMS_IN_FLIGHT.inc()
                 try:
-                    usage = await self._stream(chat, completion_id, call, first, response)
+                    usage = await self._stream(chat, answering, completion_id, call, first, response)
                 finally:
                     metrics.STREAMS_IN_FLIGHT.dec()
             else:
-                usage = await self._whole(chat, completion_id, call, first, response)
+                usage = await self._whole(answering, completion_id, call, first, response)
             metrics.TIME_TO_FIRST_TOKEN.labels(chat.model).observe(ttft_s)
             metrics.MESH_ADDED.labels(chat.model).observe(added_ms / 1000)
             if usage is not None and usage.completion_tokens > 1:
@@ -399,9 +408,9 @@ class GatewayApp:
             if not read.done():
                 read.cancel()
 
-    async def _stream(self, chat: ChatCall, completion_id: str, call, event, response: _Response):
+    async def _stream(self, chat: ChatCall, model: str, completion_id: str, call, event, response: _Response):
         """Relay the answer as SSE; its usage when it ended well, else None."""
-        encoder = ChunkEncoder(completion_id, int(time.time()), chat.model, chat.include_usage)
+        encoder = ChunkEncoder(completion_id, int(time.time()), model, chat.include_usage)
         if not response.status:
             await response.start(200, SSE_HEADERS)
         send = response.send
@@ -440,7 +449,7 @@ class GatewayApp:
         await send({"type": "http.response.body", "body": tail})
         return usage
 
-    async def _whole(self, chat: ChatCall, completion_id: str, call, event, response: _Response):
+    async def _whole(self, model: str, completion_id: str, call, event, response: _Response):
         parts: list[str] = []
         calls: dict[int, dict] = {}
         usage = None
@@ -461,6 +470,7 @@ class GatewayApp:
                 usage = event.usage
             elif kind == "finish":
                 finish = FINISH_REASONS.get(event.finish.reason, "stop")
+                model = event.finish.model or model
             elif kind == "error":
                 raise from_status(event.error.code, event.error.message)
             try:
@@ -468,7 +478,7 @@ class GatewayApp:
             except grpc.aio.AioRpcError as error:
                 raise from_grpc(error) from None
         tool_calls = [calls[index] for index in sorted(calls)]
-        body = completion_body(completion_id, chat.model, "".join(parts), tool_calls, finish, usage)
+        body = completion_body(completion_id, model, "".join(parts), tool_calls, finish, usage)
         await response.json(200, orjson.dumps(body))
         return usage
 
@@ -515,7 +525,8 @@ class GatewayApp:
                     for c in answer.tool_calls
                 ]
                 finish = FINISH_REASONS.get(answer.finish.reason, "stop")
-                body = completion_body(chat.request.completion_id, chat.model, answer.text, calls, finish, answer.usage)
+                model = answer.finish.model or chat.model
+                body = completion_body(chat.request.completion_id, model, answer.text, calls, finish, answer.usage)
                 outcomes[n] = _batch_line(custom_id, 200, body)
         await response.json(200, orjson.dumps({"object": "list", "data": outcomes}))
 

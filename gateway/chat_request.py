@@ -156,41 +156,79 @@ def _options(body: dict, request: router_pb2.ChatRequest) -> None:
             request.options.response_format.json_schema = orjson.dumps(schema).decode()
 
 
+TOOL_CHOICES = {
+    "auto": common_pb2.TOOL_CHOICE_MODE_AUTO,
+    "none": common_pb2.TOOL_CHOICE_MODE_NONE,
+    "required": common_pb2.TOOL_CHOICE_MODE_REQUIRED,
+}
+
+
 def _tools(body: dict, request: router_pb2.ChatRequest) -> None:
     tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise invalid_type("tools", "an array", tools)
+        for n, tool in enumerate(tools):
+            _tool(f"tools[{n}]", tool, request)
+    names = {tool.name for tool in request.tools}
     choice = body.get("tool_choice")
-    if choice not in (None, "auto", "none"):
-        raise OpenAIError(
-            400, "Only tool_choice 'auto' and 'none' are supported.", param="tool_choice", code="unsupported_value"
-        )
-    if body.get("parallel_tool_calls") not in (None, True):
-        raise OpenAIError(
-            400, "Only parallel_tool_calls true is supported.", param="parallel_tool_calls", code="unsupported_value"
-        )
-    if tools is None or choice == "none":
-        return
-    if not isinstance(tools, list):
-        raise invalid_type("tools", "an array", tools)
-    for n, tool in enumerate(tools):
-        where = f"tools[{n}]"
-        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+    if choice is not None:
+        if isinstance(choice, str) and choice in TOOL_CHOICES:
+            request.tool_choice.mode = TOOL_CHOICES[choice]
+        elif isinstance(choice, dict) and choice.get("type") == "function":
+            function = choice.get("function")
+            name = function.get("name") if isinstance(function, dict) else None
+            if not isinstance(name, str) or not name:
+                raise missing("tool_choice.function.name")
+            if name not in names:
+                raise OpenAIError(
+                    400,
+                    f"Invalid 'tool_choice': function '{check_string('tool_choice.function.name', name)}' "
+                    "not found in 'tools'.",
+                    param="tool_choice.function.name",
+                    code="invalid_value",
+                )
+            request.tool_choice.mode = common_pb2.TOOL_CHOICE_MODE_FUNCTION
+            request.tool_choice.function_name = name
+        else:
             raise OpenAIError(
-                400, f"Invalid '{where}': expected a function tool.", param=where, code="invalid_value"
-            )  # fmt: skip
-        function = tool["function"]
-        name = function.get("name")
-        if not isinstance(name, str) or not name:
-            raise missing(f"{where}.function.name")
-        check_string(f"{where}.function.name", name, MAX_FUNCTION_NAME_CHARS)
-        parameters = function.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise invalid_type(f"{where}.function.parameters", "an object", parameters)
-        description = function.get("description") or ""
-        if not isinstance(description, str):
-            raise invalid_type(f"{where}.function.description", "a string", description)
-        request.tools.add(
-            name=name, description=description, parameters_json=orjson.dumps(parameters).decode() if parameters else ""
-        )
+                400,
+                "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
+                '{"type": "function", "function": {"name": ...}}.',
+                param="tool_choice",
+                code="invalid_value",
+            )
+        if choice in ("required",) and not names:
+            raise OpenAIError(
+                400,
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None:
+        if not isinstance(parallel, bool):
+            raise invalid_type("parallel_tool_calls", "a boolean", parallel)
+        request.tool_choice.single_call = not parallel
+
+
+def _tool(where: str, tool: object, request: router_pb2.ChatRequest) -> None:
+    if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+        raise OpenAIError(400, f"Invalid '{where}': expected a function tool.", param=where, code="invalid_value")
+    function = tool["function"]
+    name = function.get("name")
+    if not isinstance(name, str) or not name:
+        raise missing(f"{where}.function.name")
+    check_string(f"{where}.function.name", name, MAX_FUNCTION_NAME_CHARS)
+    parameters = function.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise invalid_type(f"{where}.function.parameters", "an object", parameters)
+    description = function.get("description") or ""
+    if not isinstance(description, str):
+        raise invalid_type(f"{where}.function.description", "a string", description)
+    request.tools.add(
+        name=name, description=description, parameters_json=orjson.dumps(parameters).decode() if parameters else ""
+    )
 
 
 def parse_chat_request(raw: bytes) -> ChatCall:

@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from services.llm_gateway.catalog import ModelCatalog, ModelEntry
 from services.llm_gateway.generation_telemetry import GenerationObservation, GenerationTelemetry
-from services.llm_gateway.providers.events import Finish, GenerationRequest
+from services.llm_gateway.providers.events import Finish, GenerationRequest, Started
 from services.runtime.faults import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -110,46 +110,64 @@ class FailoverChain:
         self.breakers = {name: CircuitBreaker(breaker_threshold, breaker_open_s, clock) for name in names}
         self.counters = {name: ProviderCounters() for name in names}
 
-    def _targets(self, model: str, no_fallback: bool) -> list[ModelEntry]:
-        chain = self.catalog.chain(model)
-        if chain[0].provider not in self.providers and (no_fallback or len(chain) == 1):
-            raise FailedPrecondition(
-                f"model {chain[0].id!r} needs provider {chain[0].provider!r}, which is not configured", field="model"
-            )
-        targets = chain[:1] if no_fallback else chain
-        return [t for t in targets if t.provider in self.providers]
-
     async def stream(self, model: str, request: GenerationRequest, no_fallback: bool = False) -> AsyncIterator[object]:
-        """Events of the first target that starts answering; Finish names it."""
+        """Events of the first target that starts answering: `Started` names
+        it first, and so does the Finish event at the end."""
         deadline = self._clock() + request.timeout_s if request.timeout_s else None
-        targets = self._targets(model, no_fallback)
+        chain = self.catalog.chain(model)
+        requested = chain[0]
         last_fault: Fault | None = None
         skipped_open: list[str] = []
-        for position, target in enumerate(targets):
+        passed_over: list[str] = []  # why a target of the chain did not answer
+        for target in chain[:1] if no_fallback else chain:
+            if target.provider not in self.providers:
+                passed_over.append(f"{target.id}: provider {target.provider!r} is not configured")
+                continue
+            attempt_request = dataclasses.replace(request, upstream_model=target.upstream)
+            if request.tools and not target.supports_tools:
+                if not request.tools_optional:
+                    passed_over.append(f"{target.id}: cannot call tools")
+                    continue
+                # Offered tools only: this model answers from the prompt alone.
+                attempt_request = dataclasses.replace(attempt_request, tools=(), tool_choice=None)
             breaker = self.breakers[target.provider]
             if not breaker.allow():
                 skipped_open.append(target.provider)
+                passed_over.append(f"{target.id}: circuit open for {target.provider}")
                 continue
-            attempt_request = dataclasses.replace(request, upstream_model=target.upstream)
             try:
                 stream, first, observation = await self._start(target, attempt_request, deadline)
-            except InvalidArgument:
-                if position == 0:
+            except InvalidArgument as fault:
+                if target is requested:
                     raise
+                passed_over.append(f"{target.id}: {fault.message}")
                 continue  # a fallback that cannot honour the request is skipped
             except RETRYABLE as fault:
                 last_fault = fault
+                passed_over.append(f"{target.id}: {fault.message}")
                 self.counters[target.provider].fallbacks += 1
                 continue
+            yield Started(target.id, target.provider)
             async for event in self._relay(target, stream, first, observation):
                 yield event
             return
+        if requested.provider not in self.providers:
+            others = f"; {'; '.join(passed_over[1:])}" if passed_over[1:] else ""
+            raise FailedPrecondition(
+                f"model {requested.id!r} needs provider {requested.provider!r}, which is not configured "
+                f"(its API key is not set){others}",
+                field="model",
+            )
         if last_fault is not None and not skipped_open:
-            raise last_fault
+            raise type(last_fault)(
+                f"no model of the chain answered: {'; '.join(passed_over)}",
+                field=last_fault.field,
+                retry_after_s=last_fault.retry_after_s,
+            )
         retry_after = min((self.breakers[p].retry_after_s() for p in skipped_open), default=None)
-        reason = f"; circuit open for {', '.join(sorted(set(skipped_open)))}" if skipped_open else ""
-        last = f"; last error: {last_fault.message}" if last_fault else ""
-        raise Unavailable(f"every provider for model {model!r} is unavailable{reason}{last}", retry_after_s=retry_after)
+        raise Unavailable(
+            f"every provider for model {model!r} is unavailable: {'; '.join(passed_over)}", retry_after_s=retry_after
+        )
 
     async def _start(self, target: ModelEntry, request: GenerationRequest, deadline: float | None):
         """Open the target's stream and read its first event, with retries."""

@@ -13,11 +13,12 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
 
 from services.llm_gateway.failover import CLOSED, HALF_OPEN, OPEN, FailoverChain
 from services.llm_gateway.generation_telemetry import failover_metrics
+from services.llm_gateway.providers.events import Started
 from services.llm_gateway.wire import event_message, generation_request, model_message
 from services.runtime.coalesce import batches, joined
 from services.runtime.faults import Fault, InvalidArgument
 from services.runtime.metrics import SNAPSHOTS
-from services.runtime.request_context import PROVIDER_TTFT_HEADER
+from services.runtime.request_context import ANSWERING_MODEL_HEADER, PROVIDER_TTFT_HEADER
 
 log = logging.getLogger("llm_gateway")
 BREAKER_STATES = {
@@ -38,37 +39,47 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
     async def Generate(self, request, context):
         entry = self._chain.catalog.get(request.model)
         generation = generation_request(request, context.time_remaining())
-        if generation.tools and not entry.supports_tools:
+        if generation.tools and not entry.supports_tools and not generation.tools_optional:
             raise InvalidArgument(f"model {entry.id!r} cannot call tools", field="tools")
         response = llm_gateway_pb2.GenerateResponse
         started = time.perf_counter()
         sent = 0
+        answering = entry.id
         try:
             # Deltas that arrive while the previous message is still being
             # written go out together: fewer messages, same text and order.
             events = self._chain.stream(entry.id, generation, no_fallback=request.no_fallback)
             async for batch in batches(events):
-                if not sent:
-                    # The model's own time to its first chunk (retries and
-                    # failover included), for the callers' added-time figures.
+                items = batch
+                if type(batch[0]) is Started:
+                    # The model that answers, and its own time to the first
+                    # chunk (retries and failover included), for the callers.
+                    answering = batch[0].model
                     ttft_ms = (time.perf_counter() - started) * 1000
-                    await context.send_initial_metadata(((PROVIDER_TTFT_HEADER, f"{ttft_ms:.2f}"),))
-                for item in joined(batch, _provider_text):
+                    await context.send_initial_metadata(
+                        ((PROVIDER_TTFT_HEADER, f"{ttft_ms:.2f}"), (ANSWERING_MODEL_HEADER, answering))
+                    )
+                    items = batch[1:]
+                for item in joined(items, _provider_text):
                     yield response(delta=item) if type(item) is str else event_message(item)
                     sent += 1
         except Fault as fault:
             if not sent:
                 raise
             # Headers and tokens have gone out: end with an explicit error.
-            log.warning("generate.failed_mid_stream", extra={"fields": {"model": entry.id, "code": fault.code}})
+            log.warning("generate.failed_mid_stream", extra={"fields": {"model": answering, "code": fault.code}})
             yield response(error=common_pb2.StreamError(code=fault.code, message=fault.message))
         except asyncio.CancelledError:
-            log.info("generate.cancelled", extra={"fields": {"model": entry.id, "messages_sent": sent}})
+            log.info("generate.cancelled", extra={"fields": {"model": answering, "messages_sent": sent}})
             raise
         log.info(
             "generate.done",
             extra={
-                "fields": {"model": entry.id, "messages": sent, "ms": round((time.perf_counter() - started) * 1000, 2)}
+                "fields": {
+                    "model": answering,
+                    "messages": sent,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                }
             },
         )
 

@@ -17,6 +17,7 @@ from services.llm_gateway.providers.events import (
     Tool,
     ToolCall,
     ToolCallDelta,
+    ToolChoice,
     Usage,
 )
 from services.runtime.faults import InvalidArgument
@@ -76,6 +77,29 @@ def _messages(request: llm_gateway_pb2.GenerateRequest) -> list[Message]:
     return messages
 
 
+TOOL_CHOICE_MODES = {
+    common_pb2.TOOL_CHOICE_MODE_AUTO: "auto",
+    common_pb2.TOOL_CHOICE_MODE_NONE: "none",
+    common_pb2.TOOL_CHOICE_MODE_REQUIRED: "required",
+    common_pb2.TOOL_CHOICE_MODE_FUNCTION: "function",
+}
+
+
+def _tool_choice(choice: common_pb2.ToolChoice, tools: list[Tool]) -> ToolChoice | None:
+    mode = TOOL_CHOICE_MODES.get(choice.mode)
+    if mode is None:
+        if not choice.single_call:
+            return None
+        mode = "auto"
+    if mode in ("required", "function") and not tools:
+        raise InvalidArgument(f"tool_choice {mode!r} needs tools", field="tool_choice")
+    if mode == "function" and choice.function_name not in {t.name for t in tools}:
+        raise InvalidArgument(
+            "tool_choice names a function that is not among the tools", field="tool_choice.function.name"
+        )
+    return ToolChoice(mode, choice.function_name if mode == "function" else "", choice.single_call)
+
+
 def generation_request(request: llm_gateway_pb2.GenerateRequest, timeout_s: float | None) -> GenerationRequest:
     """The provider request; `upstream_model` is filled per failover target."""
     options = request.options
@@ -117,6 +141,7 @@ def generation_request(request: llm_gateway_pb2.GenerateRequest, timeout_s: floa
         tools.append(Tool(tool.name, tool.description, parameters))
     if len({t.name for t in tools}) != len(tools):
         raise InvalidArgument("tool names must be unique", field="tools")
+    tool_choice = _tool_choice(request.tool_choice, tools)
     g = request.grounding
     return GenerationRequest(
         upstream_model="",
@@ -128,6 +153,8 @@ def generation_request(request: llm_gateway_pb2.GenerateRequest, timeout_s: floa
         seed=options.seed if options.HasField("seed") else None,
         response_format=response_format,
         tools=tuple(tools),
+        tool_choice=tool_choice,
+        tools_optional=request.tools_optional,
         grounding=Grounding(
             status=GROUNDING_STATUS.get(g.status, ""),
             query=g.query,

@@ -21,7 +21,12 @@ from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.coalesce import batches, joined
 from services.runtime.customer_identifiers import extract_identifiers
 from services.runtime.faults import Fault, InvalidArgument
-from services.runtime.request_context import PROVIDER_TTFT_HEADER, provider_ttft_ms
+from services.runtime.request_context import (
+    ANSWERING_MODEL_HEADER,
+    PROVIDER_TTFT_HEADER,
+    answering_model,
+    provider_ttft_ms,
+)
 from services.runtime.rich_status import has_rich_status, status_details
 
 ROLE_NAMES = {
@@ -77,7 +82,6 @@ MAX_BATCH = 100
 _WORDS = re.compile(r"\s*\S+\s*|\s+")
 DEFAULT_BATCH_CONCURRENCY = 4
 MAX_BATCH_CONCURRENCY = 16
-WITHOUT_TOOLS_ON = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
 class RouterService(router_pb2_grpc.RouterServiceServicer):
@@ -159,10 +163,22 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         generate.options.CopyFrom(request.options)
         generate.no_fallback = request.no_fallback
         # The caller's own tools go to the model and its calls back to the
-        # caller; otherwise a model that can call tools gets the router's
-        # data tools, which the router runs itself.
-        own_tools = supports_tools and not request.tools and self._tools is not None
-        generate.tools.extend(request.tools or (TOOLS if own_tools else ()))
+        # caller; otherwise a model that can call tools is offered the
+        # router's data tools, which the router runs itself. They are only
+        # offered: the context is in the prompt, so a fallback that cannot
+        # call tools answers without them. tool_choice "none" means no tool
+        # at all.
+        choice = request.tool_choice.mode
+        own_tools = (
+            supports_tools
+            and not request.tools
+            and self._tools is not None
+            and choice in (common_pb2.TOOL_CHOICE_MODE_UNSPECIFIED, common_pb2.TOOL_CHOICE_MODE_AUTO)
+        )
+        if choice != common_pb2.TOOL_CHOICE_MODE_NONE:
+            generate.tools.extend(request.tools or (TOOLS if own_tools else ()))
+            generate.tool_choice.CopyFrom(request.tool_choice)
+        generate.tools_optional = own_tools
         return generate, allowed, own_tools, prompt
 
     async def _answer(
@@ -201,6 +217,8 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         if cache_key:
             cached = await self._peers.cached_answer(request.tenant, cache_key)
             if cached is not None:
+                if timing is not None:
+                    timing.model = cached.finish.model
                 # Word by word, as a model would stream it.
                 for delta in cached.deltas:
                     for word in _WORDS.findall(delta):
@@ -226,8 +244,10 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             try:
                 async for batch in batches(_events(call)):
                     if timing is not None and round_ttft_ms < 0 and not sent:
-                        round_ttft_ms = provider_ttft_ms(await call.initial_metadata())
+                        metadata = await call.initial_metadata()
+                        round_ttft_ms = provider_ttft_ms(metadata)
                         timing.provider_ms += round_ttft_ms
+                        timing.model = answering_model(metadata) or timing.model
                     for item in joined(batch, _delta_text):
                         if type(item) is str:
                             yield response(delta=item)
@@ -251,13 +271,6 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                                 outcome(error=True)
                                 return  # the stream ends with the error, nothing after it
             except grpc.aio.AioRpcError as error:
-                if own_tools and not sent and generate.tools and error.code() in WITHOUT_TOOLS_ON:
-                    # No model that can call tools answered, and the models
-                    # that cannot were skipped for it: the context is in the
-                    # prompt already, so ask again without tools.
-                    own_tools = False
-                    del generate.tools[:]
-                    continue
                 if error.code() == grpc.StatusCode.UNAVAILABLE and not has_rich_status(error):
                     # A transport failure: grpc's own text names internal addresses.
                     error = _ModelServiceUnavailable()
@@ -299,7 +312,10 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             async for event in self._answer(request, lambda: self._remaining(context), timing):
                 if first:
                     first = False
-                    await context.send_initial_metadata(((PROVIDER_TTFT_HEADER, f"{timing.provider_ms:.2f}"),))
+                    metadata = [(PROVIDER_TTFT_HEADER, f"{timing.provider_ms:.2f}")]
+                    if timing.model:
+                        metadata.append((ANSWERING_MODEL_HEADER, timing.model))
+                    await context.send_initial_metadata(tuple(metadata))
                 yield event
         except _Unanswered as failure:
             # Nothing sent yet: relay the status (and its details) as is, so
@@ -410,9 +426,11 @@ class _Unanswered(Exception):
 
 @dataclass
 class TurnTiming:
-    """Model provider time before a turn's first event, in ms."""
+    """Model provider time before a turn's first event, in ms, and the
+    model that answers it."""
 
     provider_ms: float = 0.0
+    model: str = ""
 
 
 def _answer_key(generate: llm_gateway_pb2.GenerateRequest) -> str:

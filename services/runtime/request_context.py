@@ -21,8 +21,19 @@ def outgoing_metadata() -> tuple[tuple[str, str], ...]:
 
 
 # Initial metadata of a streamed answer: how long the model provider took to
-# its first chunk, so each hop can tell its own time from the model's.
+# its first chunk, so each hop can tell its own time from the model's, and
+# the catalog model that answers (after any failover), which every chunk the
+# client sees names.
 PROVIDER_TTFT_HEADER = "x-provider-ttft-ms"
+ANSWERING_MODEL_HEADER = "x-mesh-model"
+
+
+def answering_model(metadata) -> str:
+    """The model named in a call's initial metadata; "" when absent."""
+    for key, value in metadata or ():
+        if key == ANSWERING_MODEL_HEADER:
+            return value if isinstance(value, str) else value.decode()
+    return ""
 
 
 def provider_ttft_ms(metadata) -> float:

@@ -146,7 +146,7 @@ async def test_every_target_open_is_unavailable_with_a_retry_hint():
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await mesh.ask("first")
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "circuit open for anthropic, openai" in caught.value.details()
+        assert "first: circuit open for openai; second: circuit open for anthropic" in caught.value.details()
         metadata = dict(caught.value.trailing_metadata())
         assert "grpc-status-details-bin" in metadata  # RetryInfo rides along
         assert len(mesh.openai.requests) == 1 and len(mesh.anthropic.requests) == 1

@@ -2,6 +2,7 @@
 are in the records, and an honest answer when there are none."""
 
 import asyncio
+import json
 
 import orjson
 import pytest
@@ -211,7 +212,7 @@ def test_offline_stream_honours_stop_and_refuses_what_it_cannot_do():
         ("tools", GenerationRequest("offline", [Message("user", "hi")], tools=(Tool("f"),))),
         (
             "response_format",
-            GenerationRequest("offline", [Message("user", "hi")], response_format=ResponseFormat("json_object")),
+            GenerationRequest("offline", [Message("user", "hi")], response_format=ResponseFormat("json_schema", {})),
         ),
     ):
         try:
@@ -220,3 +221,37 @@ def test_offline_stream_honours_stop_and_refuses_what_it_cannot_do():
             assert fault.field == field
         else:
             raise AssertionError(f"{field} was accepted")
+
+
+def test_offline_answers_a_json_object_from_the_facts_only():
+    grounding = Grounding(
+        status="found",
+        query="email e@example.com",
+        customer_name="Edwina Hawthorne",
+        facts=(
+            Fact("identity", "Name", "Edwina Hawthorne", "003A"),
+            Fact("credit", "TransUnion credit score", "712", "TU-1"),
+            Fact("billing", "Last approved payment date", "2026-10-01", "T-9"),
+        ),
+    )
+    request = GenerationRequest(
+        "offline",
+        [Message("user", "What is her credit score? Answer in JSON.")],
+        response_format=ResponseFormat("json_object"),
+        grounding=grounding,
+    )
+
+    async def collect():
+        return [e async for e in OfflineProvider().stream(request)]
+
+    events = asyncio.run(collect())
+    pieces = [e for e in events if isinstance(e, str)]
+    answer = json.loads("".join(pieces))
+    assert len(pieces) > 5  # streams in pieces like any answer
+    assert answer["customer"] == "Edwina Hawthorne" and answer["status"] == "found"
+    assert answer["source"].startswith("offline")
+    assert {"topic": "credit", "label": "TransUnion credit score", "value": "712", "record_id": "TU-1"} in answer[
+        "facts"
+    ]
+    assert all(f["topic"] != "billing" for f in answer["facts"])  # not asked about
+    assert "712" in answer["answer"]

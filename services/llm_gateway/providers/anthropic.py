@@ -92,6 +92,16 @@ def anthropic_params(request: GenerationRequest, provider: str = "anthropic") ->
             }
             for t in request.tools
         ]
+        choice = request.tool_choice
+        if choice is not None:
+            # Anthropic's words: "any" is OpenAI's "required", "tool" a named function.
+            params["tool_choice"] = (
+                {"type": "tool", "name": choice.function_name}
+                if choice.mode == "function"
+                else {"type": {"required": "any"}.get(choice.mode, choice.mode)}
+            )
+            if choice.single_call and choice.mode != "none":
+                params["tool_choice"]["disable_parallel_tool_use"] = True
     return params
 
 
@@ -149,8 +159,8 @@ class AnthropicProvider:
                         raise faults.broken_stream_fault(self.name, (event.get("error") or {}).get("type", "error"))
         except Fault:
             raise
-        except anthropic.APITimeoutError:
-            raise faults.timeout_fault(self.name) from None
+        except anthropic.APITimeoutError as error:
+            raise faults.timeout_or_connection_fault(self.name, error) from None
         except anthropic.APIConnectionError:
             raise faults.connection_fault(self.name) from None
         except anthropic.APIStatusError as error:

@@ -25,6 +25,24 @@ class Finish:
 
 
 @dataclass(frozen=True, slots=True)
+class Started:
+    """The failover chain's first event: which catalog model answers."""
+
+    model: str
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """OpenAI's tool_choice: "auto", "none", "required" or "function" (with
+    its name); `single_call` is `parallel_tool_calls: false`."""
+
+    mode: str
+    function_name: str = ""
+    single_call: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallDelta:
     """A piece of a streamed tool call: id and name on its first piece."""
 
@@ -96,6 +114,8 @@ class GenerationRequest:
     seed: int | None = None
     response_format: ResponseFormat | None = None
     tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None  # None: the provider's default (auto)
+    tools_optional: bool = False  # offered, not needed: a model without tools answers without them
     grounding: Grounding = field(default_factory=lambda: Grounding(status=""))
     timeout_s: float | None = None
 

@@ -41,6 +41,26 @@ def timeout_fault(provider: str) -> Fault:
     return DeadlineExceeded(f"{provider}: the provider did not answer in time")
 
 
+def timeout_or_connection_fault(provider: str, error: BaseException) -> Fault:
+    """An SDK's timeout error: some HTTP transports report a refused or
+    failed connection as a connect timeout, which is no timeout at all."""
+    return connection_fault(provider) if is_connect_failure(error) else timeout_fault(provider)
+
+
+def is_connect_failure(error: BaseException | None) -> bool:
+    """A connection that could not be made or broke (refused, reset, no
+    route, no such host) somewhere in the exception's cause chain."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, TimeoutError):
+            return False
+        if isinstance(error, OSError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def connection_fault(provider: str) -> Fault:
     return Unavailable(f"{provider}: cannot reach the provider")
 

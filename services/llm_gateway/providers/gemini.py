@@ -101,6 +101,16 @@ def gemini_request(request: GenerationRequest, provider: str = "gemini") -> tupl
                 ]
             )
         ]
+        choice = request.tool_choice
+        if choice is not None:
+            # Gemini's words: ANY is OpenAI's "required"; a named function is
+            # ANY restricted to that name.
+            mode = {"auto": "AUTO", "none": "NONE"}.get(choice.mode, "ANY")
+            config.tool_config = types.ToolConfig(
+                function_calling_config=types.FunctionCallingConfig(
+                    mode=mode, allowed_function_names=[choice.function_name] if choice.mode == "function" else None
+                )
+            )
     return contents, config
 
 
@@ -118,6 +128,7 @@ class GeminiProvider:
         prompt_tokens = completion_tokens = 0
         finish = "stop"
         calls = 0
+        single_call = request.tool_choice is not None and request.tool_choice.single_call
         try:
             stream = await self._client.aio.models.generate_content_stream(
                 model=request.upstream_model, contents=contents, config=config
@@ -128,6 +139,8 @@ class GeminiProvider:
                         if part.text and not part.thought:
                             yield part.text
                         elif part.function_call is not None:
+                            if calls and single_call:
+                                continue  # Gemini has no switch for one call: keep the first
                             call = part.function_call
                             yield ToolCallDelta(
                                 index=calls,

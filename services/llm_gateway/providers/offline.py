@@ -9,6 +9,8 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 
+import orjson
+
 from services.llm_gateway.providers.events import Fact, Finish, GenerationRequest, Usage
 from services.llm_gateway.providers.faults import unsupported
 
@@ -62,13 +64,18 @@ def _fact_text(fact: Fact) -> str:
 
 
 def compose_answer(request: GenerationRequest) -> str:
+    return PREFIX + _answer_text(request)
+
+
+def _answer_text(request: GenerationRequest) -> str:
+    """The answer without the offline prefix."""
     grounding = request.grounding
     question = request.question()
     if grounding.status == "found":
         by_topic: dict[str, list[Fact]] = {}
         for fact in grounding.facts:
             by_topic.setdefault(fact.topic, []).append(fact)
-        parts = [f"{PREFIX}{grounding.customer_name or 'The customer'}."]
+        parts = [f"{grounding.customer_name or 'The customer'}."]
         identity = by_topic.get("identity", [])
         topics = requested_topics(question)
         if identity and "identity" not in topics:
@@ -82,21 +89,42 @@ def compose_answer(request: GenerationRequest) -> str:
         return "\n".join(parts)
     if grounding.status == "not_found":
         return (
-            f"{PREFIX}no customer matches {grounding.query} in Tilores, so there is no data to share. "
+            f"no customer matches {grounding.query} in Tilores, so there is no data to share. "
             "Please check the identifier."
         )
     if grounding.status == "ambiguous":
         candidates = "; ".join(_fact_text(f) for f in grounding.facts)
-        return f"{PREFIX}several customers match {grounding.query}: {candidates}. Which one do you mean?"
+        return f"several customers match {grounding.query}: {candidates}. Which one do you mean?"
     if grounding.status == "unavailable":
         return (
-            f"{PREFIX}customer data is unavailable right now, so I cannot answer about {grounding.query}. "
+            f"customer data is unavailable right now, so I cannot answer about {grounding.query}. "
             "Please try again shortly."
         )
     return (
-        f"{PREFIX}I answer questions about customers from their Tilores records. Please give the customer's "
+        "I answer questions about customers from their Tilores records. Please give the customer's "
         "e-mail, client id, Salesforce contact id or phone number."
     )
+
+
+def compose_json(request: GenerationRequest) -> str:
+    """The same answer as one JSON object (`response_format: json_object`):
+    the sentence, the customer and the facts it rests on, each with its
+    record id; nothing that is not among the facts."""
+    grounding = request.grounding
+    facts = grounding.facts
+    if grounding.status == "found":
+        topics = set(requested_topics(request.question())) | {"identity"}
+        facts = tuple(f for f in facts if f.topic in topics)
+    answer = {
+        "source": "offline: composed from Tilores records, no language model",
+        "status": grounding.status or "no_identifier",
+        "query": grounding.query or None,
+        "customer": grounding.customer_name or None,
+        "answer": _answer_text(request),
+        "facts": [{"topic": f.topic, "label": f.label, "value": f.value, "record_id": f.record_id} for f in facts],
+    }
+    # Indented, so the object streams in pieces like any answer.
+    return orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode()
 
 
 class OfflineProvider:
@@ -106,11 +134,12 @@ class OfflineProvider:
         self._token_delay_s = token_delay_s
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
-        if request.response_format is not None and request.response_format.type != "text":
-            raise unsupported(self.name, "response_format", "the offline model answers in text")
-        if request.tools:
+        kind = request.response_format.type if request.response_format is not None else "text"
+        if kind == "json_schema":
+            raise unsupported(self.name, "response_format", "the offline model cannot follow a JSON schema")
+        if request.tools and (request.tool_choice is None or request.tool_choice.mode != "none"):
             raise unsupported(self.name, "tools", "the offline model calls no tools")
-        answer = compose_answer(request)
+        answer = compose_json(request) if kind == "json_object" else compose_answer(request)
         stopped = False
         for stop in request.stop:
             if stop in answer:

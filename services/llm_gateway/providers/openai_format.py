@@ -78,6 +78,15 @@ def openai_params(request: GenerationRequest, usage_option: bool = True) -> dict
             }
             for t in request.tools
         ]
+        choice = request.tool_choice
+        if choice is not None:
+            params["tool_choice"] = (
+                {"type": "function", "function": {"name": choice.function_name}}
+                if choice.mode == "function"
+                else choice.mode
+            )
+            if choice.single_call:
+                params["parallel_tool_calls"] = False
     return params
 
 
@@ -153,8 +162,8 @@ class OpenAIFormatProvider:
                 await response.close()
         except Fault:
             raise
-        except self._sdk.APITimeoutError:
-            raise faults.timeout_fault(self.name) from None
+        except self._sdk.APITimeoutError as error:
+            raise faults.timeout_or_connection_fault(self.name, error) from None
         except self._sdk.APIConnectionError:
             raise faults.connection_fault(self.name) from None
         except self._sdk.APIStatusError as error:
