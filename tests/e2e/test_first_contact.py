@@ -14,6 +14,7 @@ import grpc
 import openai
 import pytest
 from grpc_health.v1 import health_pb2
+from langchain_openai import ChatOpenAI
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 from tests.e2e.conftest import API_KEY, http, http_json, wait_for_log
@@ -276,3 +277,64 @@ def test_metric_labels_never_take_a_path_a_client_made_up(mesh):
         "/v1/virtuous-cycle/trigger", "/v1/virtuous-cycle/status",
     }  # fmt: skip
     assert email not in mesh.log_path("gateway").read_text()
+
+
+def test_a_model_whose_provider_has_no_key_answers_from_its_chain(client):
+    # No OPENAI_API_KEY here: gpt-4o-mini falls along its chain to offline,
+    # whose answer says so, chunk by chunk.
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", stream=True, messages=[USER]))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "Edwina Hawthorne" in text and text.startswith("Offline answer")
+    assert {c.model for c in chunks} == {"offline"}
+    whole = client.chat.completions.create(model="gpt-4o-mini", messages=[USER])
+    assert whole.model == "offline" and "Edwina Hawthorne" in whole.choices[0].message.content
+
+
+def test_client_tools_on_a_model_without_its_key_name_what_is_missing(client):
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[USER], tools=tools)
+    message = caught.value.message
+    assert "provider 'openai', which is not configured" in message and caught.value.param == "model"
+    assert "offline: cannot call tools" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"tool_choice": "sometimes"}, "tool_choice"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "a"}}], "tool_choice": {"type": "function",
+             "function": {"name": "b"}}},
+            "tool_choice.function.name",
+        ),
+        ({"parallel_tool_calls": "no"}, "parallel_tool_calls"),
+    ],
+)  # fmt: skip
+def test_bad_tool_choices_are_named(mesh, extra, param):
+    status, body = _chat(mesh, {"model": "offline", "messages": [USER], **extra})
+    assert status == 400 and body["error"]["param"] == param
+
+
+def test_tool_choice_none_with_the_clients_tools_on_offline_answers_in_words(client):
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    reply = client.chat.completions.create(model="offline", messages=[USER], tools=tools, tool_choice="none")
+    assert "Edwina Hawthorne" in reply.choices[0].message.content
+    assert reply.choices[0].finish_reason == "stop" and not reply.choices[0].message.tool_calls
+
+
+def test_langchain_json_mode_on_the_offline_model(mesh):
+    chat = ChatOpenAI(model="offline", base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0)
+    structured = chat.with_structured_output(method="json_mode")
+    answer = structured.invoke("As JSON: the credit score of edwina.hawthorne@example.com?")
+    assert answer["customer"] == "Edwina Hawthorne" and answer["status"] == "found"
+    scores = {f["label"].split(" (")[0]: f["value"] for f in answer["facts"] if f["topic"] == "credit"}
+    assert scores["TransUnion credit score"] == "712"
+    assert all(f["record_id"] for f in answer["facts"])
+    # A schema the offline model cannot follow is refused by name, not ignored.
+    with pytest.raises(openai.BadRequestError) as caught:
+        chat.with_structured_output(
+            {"title": "Score", "type": "object", "properties": {"score": {"type": "integer"}}}, method="json_schema"
+        ).invoke("score of edwina.hawthorne@example.com?")
+    assert caught.value.param == "response_format"

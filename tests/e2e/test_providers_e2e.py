@@ -10,6 +10,7 @@ import threading
 import openai
 import orjson
 import pytest
+from langchain_openai import ChatOpenAI
 
 from tests.e2e.conftest import API_KEY, start_local_mesh
 from tests.emulators.anthropic_api import AnthropicEmulator
@@ -174,10 +175,15 @@ def test_a_cut_after_tokens_is_an_sse_error_never_done(client, model, emulators)
 
 
 def test_a_failure_before_the_first_token_fails_over(client, model, emulators):
-    emulators.by_provider[MODELS[model]].script = Script(status=503)
+    failing = emulators.by_provider[MODELS[model]]
+    failing.script = Script(status=503)
     reply = ask(client, model, False)
     assert reply.choices[0].message.content  # another model of the chain answered
     assert reply.choices[0].finish_reason == "stop"
+    # ... and the answer names it, as does every chunk of a stream.
+    assert reply.model != model and MODELS.get(reply.model) not in (MODELS[model],)
+    chunks = list(ask(client, model, True))
+    assert {c.model for c in chunks} == {reply.model}
 
 
 def test_no_fallback_surfaces_the_providers_failure(client, model, emulators):
@@ -195,3 +201,71 @@ def test_parameters_a_provider_cannot_honour_are_refused_by_name(client, model):
     else:
         reply = ask(client, model, False, seed=7, top_p=0.5, stop=["END"], response_format={"type": "json_object"})
         assert reply.choices[0].message.content == REPLY
+
+
+CLIENT_TOOL_CHOICE = {
+    "openai": {"type": "function", "function": {"name": "get_credit_report"}},
+    "groq": {"type": "function", "function": {"name": "get_credit_report"}},
+    "anthropic": {"type": "tool", "name": "get_credit_report", "disable_parallel_tool_use": True},
+    "gemini": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_credit_report"]}},
+}
+
+
+def test_langchain_bind_tools_with_a_named_tool_choice(mesh, model, emulators):
+    emulator = emulators.by_provider[MODELS[model]]
+    emulator.script = Script(text="", tool_calls=CALLS[:1])
+
+    def get_credit_report(client_id: str) -> str:
+        """Credit report of a customer."""
+        return client_id
+
+    chat = ChatOpenAI(model=model, base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0)
+    bound = chat.bind_tools([get_credit_report], tool_choice="get_credit_report", parallel_tool_calls=False)
+    message = bound.invoke("What is the credit report of client 2480135?")
+    assert [(c["name"], c["args"]["client_id"]) for c in message.tool_calls] == [("get_credit_report", "2480135")]
+    sent = emulator.requests[-1]
+    if MODELS[model] == "gemini":
+        assert sent["toolConfig"] == CLIENT_TOOL_CHOICE["gemini"]
+    else:
+        assert sent["tool_choice"] == CLIENT_TOOL_CHOICE[MODELS[model]]
+    if MODELS[model] in ("openai", "groq"):
+        assert sent["parallel_tool_calls"] is False
+
+
+def test_tool_choice_none_offers_the_model_no_tool_at_all(client, model, emulators):
+    emulator = emulators.by_provider[MODELS[model]]
+    emulator.script = Script(text=REPLY)
+    before = len(emulator.requests)
+    reply = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "What is the credit score of edwina.hawthorne@example.com?"}],
+        tools=TOOLS,
+        tool_choice="none",
+    )
+    assert reply.choices[0].message.content == REPLY and not reply.choices[0].message.tool_calls
+    [sent] = emulator.requests[before:]  # one round: no data tool ran
+    assert "tools" not in sent and "tool_choice" not in sent and "toolConfig" not in sent
+    # Without tools of the client's own, "none" keeps the router's data tools away too.
+    before = len(emulator.requests)
+    client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "What is the credit score of edwina.hawthorne@example.com?"}],
+        tool_choice="none",
+    )
+    [sent] = emulator.requests[before:]
+    assert "tools" not in sent
+
+
+def test_tool_choice_required_reaches_the_provider(client, model, emulators):
+    emulator = emulators.by_provider[MODELS[model]]
+    emulator.script = Script(text="", tool_calls=CALLS[:1])
+    reply = ask(client, model, False, tools=TOOLS, tool_choice="required")
+    assert reply.choices[0].finish_reason == "tool_calls"
+    sent = emulator.requests[-1]
+    expected = {
+        "openai": lambda: sent["tool_choice"] == "required",
+        "groq": lambda: sent["tool_choice"] == "required",
+        "anthropic": lambda: sent["tool_choice"] == {"type": "any"},
+        "gemini": lambda: sent["toolConfig"]["functionCallingConfig"]["mode"] == "ANY",
+    }
+    assert expected[MODELS[model]]()
