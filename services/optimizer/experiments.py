@@ -235,21 +235,27 @@ class Experiments:
         error: bool = False,
         weakest: str = "",
     ) -> Decision | None:
-        """One turn's outcome; returns the decision it led to, if any."""
+        """One turn's outcome; returns the decision it led to, if any. A
+        completion id is recorded once: a repeat (a retried delivery)
+        changes nothing, its feedback included."""
         if not completion_id:
             raise InvalidArgument("completion_id is required", field="completion_id")
         if score is not None and not 0.0 <= score <= 1.0:
             raise InvalidArgument("score must be between 0 and 1", field="score")
         with self.storage.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO outcomes(completion_id, experiment_id, prompt, version, model, category, "
-                "score, latency_ms, tokens, error, at, weakest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outcomes(completion_id, experiment_id, prompt, version, model, category, "
+                "score, latency_ms, tokens, error, at, weakest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(completion_id) DO NOTHING",
                 (completion_id, experiment_id or None, prompt, version, model, category, score, latency_ms, tokens,
                  int(error), time.time(), weakest),
             )  # fmt: skip
         if not experiment_id:
             return None
         return self.evaluate(experiment_id)
+
+    def has_outcome(self, completion_id: str) -> bool:
+        return bool(self.storage.query("SELECT 1 FROM outcomes WHERE completion_id = ?", (completion_id,)))
 
     def feedback(self, completion_id: str, thumbs_up: bool, comment: str = "") -> None:
         with self.storage.transaction() as db:

@@ -155,6 +155,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return optimizer_pb2.StopExperimentResponse(experiment=self._experiment(request.experiment_id))
 
     async def RecordOutcome(self, request, context):
+        repeat = bool(request.completion_id) and self._experiments.has_outcome(request.completion_id)
         status = GROUNDING_STATUS.get(request.grounding.status, "")
         category = request.category or quality.category_of(request.question, status)
         score = request.score if request.HasField("score") else None
@@ -179,7 +180,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             if evaluators and min(e.value for e in evaluators) < 1
             else "",
         )
-        if self._judge is not None and request.answer and not request.error and self._judge.wants():
+        if self._judge is not None and request.answer and not request.error and not repeat and self._judge.wants():
             self._in_background(self._judged(request))
         return optimizer_pb2.RecordOutcomeResponse(
             decision=decision.reason if decision else "",

@@ -23,6 +23,7 @@ from tilores_x.v1 import (
     tilores_data_pb2_grpc,
 )
 
+from services.router.outcome_outbox import OutcomeOutbox, RetryLater
 from services.runtime.channels import open_channel
 from services.runtime.customer_keys import CUSTOMER_NAMESPACE, credit_report_key, customer360_key, search_key
 from services.runtime.lru import LruCache
@@ -43,8 +44,20 @@ MODELS_TTL_S = 60.0
 ANSWER_NAMESPACE = "llm_response"
 
 
+# The optimizer is away or slow: keep the outcome and send it again.
+RETRY_OUTCOME_ON = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+OUTCOME_DRAIN_S = 5.0  # at shutdown, how long outcomes still waiting may take
+RECONNECT_WAIT_S = 1.0  # how long a lookup waits for tilores_data to come back
+
+
 class LookupUnavailable(Exception):
     """Customer data could not be read."""
+
+
+class OutcomeRefused(Exception):
+    """The optimizer refused an outcome for good (a bad request)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ class MeshPeers:
         self._prompts = LruCache(max_entries=256, max_bytes=4 * 1024 * 1024)
         self._prompt_ttl_s = prompt_ttl_s
         self._flight: SingleFlight = SingleFlight()
+        self.outcomes: OutcomeOutbox = OutcomeOutbox(self._send_outcome)
         self.tilores_calls = 0
         self.answers_replayed = 0
         self.answers_missed = 0
@@ -89,8 +103,8 @@ class MeshPeers:
             tenant,
             search_key(parameters),
             tilores_data_pb2.SearchEntitiesResponse,
-            lambda metadata: self.tilores.SearchEntities(
-                tilores_data_pb2.SearchEntitiesRequest(parameters=parameters), timeout=timeout_s, metadata=metadata
+            lambda metadata, **call: self.tilores.SearchEntities(
+                tilores_data_pb2.SearchEntitiesRequest(parameters=parameters), metadata=metadata, **call
             ),
             timeout_s,
         )
@@ -106,8 +120,8 @@ class MeshPeers:
                 tenant,
                 customer360_key(entity_id),
                 tilores_data_pb2.GetCustomer360Response,
-                lambda metadata: self.tilores.GetCustomer360(
-                    tilores_data_pb2.GetCustomer360Request(customer=ref), timeout=timeout_s, metadata=metadata
+                lambda metadata, **call: self.tilores.GetCustomer360(
+                    tilores_data_pb2.GetCustomer360Request(customer=ref), metadata=metadata, **call
                 ),
                 timeout_s,
             ),
@@ -115,8 +129,8 @@ class MeshPeers:
                 tenant,
                 credit_report_key(entity_id),
                 tilores_data_pb2.GetCreditReportResponse,
-                lambda metadata: self.tilores.GetCreditReport(
-                    tilores_data_pb2.GetCreditReportRequest(customer=ref), timeout=timeout_s, metadata=metadata
+                lambda metadata, **call: self.tilores.GetCreditReport(
+                    tilores_data_pb2.GetCreditReportRequest(customer=ref), metadata=metadata, **call
                 ),
                 timeout_s,
             ),
@@ -147,7 +161,7 @@ class MeshPeers:
             reply = message_type.FromString(payload)
         else:
             try:
-                reply = await fetch(metadata)
+                reply = await self._fetch(fetch, metadata, timeout_s)
             except grpc.aio.AioRpcError as error:
                 log.warning("tilores.lookup_failed", extra={"fields": {"code": error.code().name}})
                 raise LookupUnavailable(error.code().name) from None
@@ -159,6 +173,19 @@ class MeshPeers:
         if self._near_ttl_s > 0:
             self._near.set((tenant, key), reply, self._near_ttl_s, size=len(payload))
         return reply
+
+    @staticmethod
+    async def _fetch(fetch, metadata, timeout_s: float):
+        """One tilores_data call. When it finds tilores_data unreachable
+        (restarting, a pod being replaced) it waits up to RECONNECT_WAIT_S
+        for the channel to connect again, so a short restart is not an
+        answer that says the data is unavailable."""
+        try:
+            return await fetch(metadata, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or timeout_s <= RECONNECT_WAIT_S:
+                raise
+        return await fetch(metadata, timeout=RECONNECT_WAIT_S, wait_for_ready=True)
 
     async def _store(self, tenant: str, key: str, value: bytes, metadata) -> None:
         try:
@@ -188,15 +215,18 @@ class MeshPeers:
         return router_pb2.CachedAnswer.FromString(cached.value)
 
     def record_outcome(self, outcome: optimizer_pb2.RecordOutcomeRequest) -> None:
-        """Tell the optimizer how a turn went, off the hot path."""
+        """Tell the optimizer how a turn went, off the hot path; kept and
+        retried until it is taken (see OutcomeOutbox)."""
+        self.outcomes.post((outcome, outgoing_metadata()))
 
-        async def send() -> None:
-            try:
-                await self.optimizer.RecordOutcome(outcome, timeout=2.0)
-            except grpc.aio.AioRpcError as error:
-                log.warning("optimizer.record_failed", extra={"fields": {"code": error.code().name}})
-
-        self._in_background(send())
+    async def _send_outcome(self, item: tuple[optimizer_pb2.RecordOutcomeRequest, tuple]) -> None:
+        outcome, metadata = item
+        try:
+            await self.optimizer.RecordOutcome(outcome, timeout=2.0, metadata=metadata)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in RETRY_OUTCOME_ON:
+                raise RetryLater(error.code().name) from None
+            raise OutcomeRefused(error.code().name) from None
 
     def keep_answer(self, tenant: str, key: str, answer: router_pb2.CachedAnswer) -> None:
         """Store an answer for replay, off the hot path (the namespace's TTL)."""
@@ -303,6 +333,7 @@ class MeshPeers:
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
+        await self.outcomes.drain(OUTCOME_DRAIN_S)
         if self._background:
             await asyncio.wait(self._background, timeout=2.0)
         for channel in self._channels.values():

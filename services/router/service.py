@@ -16,11 +16,13 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, optimizer_pb2, router_pb2,
 
 from services.router.field_policy import FieldPolicy
 from services.router.grounding import NO_IDENTIFIER, NOT_FOUND, UNAVAILABLE, CustomerGrounding, ambiguous, found
+from services.router.outcome_outbox import outbox_metrics
 from services.router.peers import LookupUnavailable, MeshPeers
 from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.coalesce import batches, joined
 from services.runtime.customer_identifiers import extract_identifiers
 from services.runtime.faults import Fault, InvalidArgument
+from services.runtime.metrics import SNAPSHOTS
 from services.runtime.request_context import (
     ANSWERING_MODEL_HEADER,
     PROVIDER_TTFT_HEADER,
@@ -454,12 +456,15 @@ class RouterComponent:
         self.peers = peers
         self.default_timeout_s = default_timeout_s
         self.policy = policy
+        self._metrics = outbox_metrics(peers.outcomes)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         router_pb2_grpc.add_RouterServiceServicer_to_server(
             RouterService(self.peers, self.default_timeout_s, self.policy), server
         )
+        SNAPSHOTS.add(self._metrics)
         return [router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name]
 
     async def close(self) -> None:
+        SNAPSHOTS.remove(self._metrics)
         await self.peers.close()

@@ -37,10 +37,10 @@ CHANNEL_OPTIONS = (
     ("grpc.service_config", _SERVICE_CONFIG),
     # grpc's defaults (1 s, then x1.6 up to 120 s) leave a restarted peer
     # unused for seconds after it answers; a reconnect attempt is one cheap
-    # TCP connect, so try every 100 ms at first and at least once a second.
+    # TCP connect, so try every 100 ms at first and at least twice a second.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.max_reconnect_backoff_ms", 500),
 )
 
 

@@ -1,0 +1,134 @@
+"""OutcomeOutbox: turn outcomes on their way to the optimizer, off the hot
+path. Each waits in a bounded buffer until the optimizer has taken it; a
+send that fails for a while (the optimizer restarting, a deploy) is retried
+with jittered exponential backoff rather than lost. Only a full buffer drops
+outcomes, the oldest first, and counts them. Delivery is at least once: the
+optimizer records a completion id once, so a repeat after a lost reply
+changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Generic, TypeVar
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+T = TypeVar("T")
+log = logging.getLogger("router.outcomes")
+
+
+class RetryLater(Exception):
+    """The receiver is away for now; the same item should be sent again."""
+
+
+class OutcomeOutbox(Generic[T]):
+    def __init__(
+        self,
+        send: Callable[[T], Awaitable[None]],
+        *,
+        capacity: int = 10_000,
+        senders: int = 4,
+        first_backoff_s: float = 0.05,
+        max_backoff_s: float = 2.0,
+    ):
+        self._send = send
+        self._pending: deque[T] = deque()
+        self._capacity = capacity
+        self._senders = senders
+        self._first_backoff_s = first_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._ready = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._tasks: list[asyncio.Task] = []
+        self._in_flight = 0
+        self.delivered = 0
+        self.dropped = 0
+        self.rejected = 0
+
+    @property
+    def pending(self) -> int:
+        """Outcomes not yet taken by the receiver (waiting or being sent)."""
+        return len(self._pending) + self._in_flight
+
+    def post(self, item: T) -> None:
+        """Queue an outcome; never waits."""
+        if self._pending and len(self._pending) + self._in_flight >= self._capacity:
+            self._pending.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("outcomes.dropped", extra={"fields": {"dropped": self.dropped}})
+        self._pending.append(item)
+        self._empty.clear()
+        self._ready.set()
+        if not self._tasks:
+            self._tasks = [asyncio.ensure_future(self._deliver()) for _ in range(self._senders)]
+
+    async def _deliver(self) -> None:
+        while True:
+            if not self._pending:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            item = self._pending.popleft()
+            self._in_flight += 1
+            try:
+                await self._until_taken(item)
+            finally:
+                self._in_flight -= 1
+                if not self._pending and not self._in_flight:
+                    self._empty.set()
+
+    async def _until_taken(self, item: T) -> None:
+        backoff = self._first_backoff_s
+        while True:
+            try:
+                await self._send(item)
+            except RetryLater:
+                # Jittered, so replicas that saw the same outage do not return in step.
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self._max_backoff_s)
+                continue
+            except Exception as error:  # refused for good: retrying cannot help
+                self.rejected += 1
+                log.warning("outcomes.rejected", extra={"fields": {"error": type(error).__name__}})
+                return
+            self.delivered += 1
+            return
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for the buffer to empty, then stop sending;
+        the number of outcomes left undelivered."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._empty.wait(), timeout_s)
+        left = self.pending
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if left:
+            log.warning("outcomes.undelivered_at_shutdown", extra={"fields": {"pending": left}})
+        return left
+
+
+def outbox_metrics(outbox: OutcomeOutbox) -> Callable[[], Iterable[Metric]]:
+    """Scrape-time figures: outcomes waiting, delivered, refused and dropped."""
+
+    def collect() -> Iterable[Metric]:
+        pending = GaugeMetricFamily("router_outcomes_pending", "Turn outcomes not yet taken by the optimizer.")
+        pending.add_metric([], outbox.pending)
+        handled = CounterMetricFamily("router_outcomes", "Turn outcomes by what became of them.", labels=["result"])
+        handled.add_metric(["delivered"], outbox.delivered)
+        handled.add_metric(["rejected"], outbox.rejected)
+        handled.add_metric(["dropped"], outbox.dropped)
+        return [pending, handled]
+
+    return collect

@@ -1,0 +1,55 @@
+"""OutcomeOutbox: outcomes survive a receiver that is away for a while, a
+full buffer drops the oldest and says so, a refusal is not retried."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.router.outcome_outbox import OutcomeOutbox, RetryLater
+
+
+class Receiver:
+    def __init__(self, away_for: int = 0, refuse: set[int] | None = None):
+        self.away_for = away_for  # calls answered "retry later" first
+        self.refuse = refuse or set()
+        self.calls = 0
+        self.taken: list[int] = []
+
+    async def __call__(self, item: int) -> None:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.calls <= self.away_for:
+            raise RetryLater("away")
+        if item in self.refuse:
+            raise ValueError("bad outcome")
+        self.taken.append(item)
+
+
+async def test_every_outcome_arrives_after_an_outage():
+    receiver = Receiver(away_for=40)
+    outbox = OutcomeOutbox(receiver, first_backoff_s=0.001, max_backoff_s=0.01)
+    for n in range(100):
+        outbox.post(n)
+    assert await outbox.drain(5.0) == 0
+    assert sorted(receiver.taken) == list(range(100))
+    assert (outbox.delivered, outbox.dropped, outbox.rejected, outbox.pending) == (100, 0, 0, 0)
+
+
+async def test_a_full_buffer_drops_the_oldest_and_counts_them():
+    receiver = Receiver(away_for=10**9)  # never back
+    outbox = OutcomeOutbox(receiver, capacity=10, senders=1, first_backoff_s=0.001, max_backoff_s=0.001)
+    for n in range(25):
+        outbox.post(n)
+    await asyncio.sleep(0.01)
+    assert outbox.pending == 10 and outbox.dropped == 15
+    assert await outbox.drain(0.05) == 10
+
+
+async def test_a_refused_outcome_is_not_retried():
+    receiver = Receiver(refuse={3})
+    outbox = OutcomeOutbox(receiver)
+    for n in range(5):
+        outbox.post(n)
+    assert await outbox.drain(1.0) == 0
+    assert sorted(receiver.taken) == [0, 1, 2, 4] and receiver.calls == 5
+    assert outbox.rejected == 1
