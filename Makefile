@@ -8,7 +8,7 @@ DATA_DIR ?= .data
 CUSTOMERS ?= 1000
 PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 
-.PHONY: run test lint fmt protos seed bench envoy-config k8s clean redis-server
+.PHONY: run test lint fmt protos seed customers bench envoy-config k8s clean redis-server
 
 REPLICAS ?=
 
@@ -46,6 +46,10 @@ $(DATA_DIR)/tilores.db: $(VENV)/.installed $(GEN)/.stamp
 	mkdir -p $(DATA_DIR)
 	$(PY) -m services.tilores_data.seed --db $@ --customers $(CUSTOMERS)
 
+## customers: five sample customers to ask about (name, e-mail, client id, phone, contact id)
+customers: seed
+	@$(PY) -m services.tilores_data.seed --db $(DATA_DIR)/tilores.db --list 5
+
 ## bench: figures for the mesh's added latency, tilores_data at 100,000 customers, the router's lookups and tracing per hop (prints, never fails on speed)
 bench: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.chat_latency
@@ -66,7 +70,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
 		(apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV))
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@echo "installing the pinned Python packages into $(VENV) (a few minutes on a new machine) ..."
+	@# One line per package as it comes; pip's own errors go to stderr as they are.
+	@set -o pipefail; $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt \
+		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; }
 	@# The repository and the generated code are importable from the venv.
 	echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
 	echo "$(CURDIR)/$(GEN)" >> $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
@@ -80,6 +87,7 @@ redis-server:
 node_modules/.installed: package.json package-lock.json
 	@# buf ships through npm; a machine without Node.js gets it from Debian (needs root).
 	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm)
+	@echo "installing buf and the openai Node SDK with npm ..."
 	npm ci --silent --no-audit --no-fund
 	touch $@
 

@@ -11,6 +11,7 @@ Tests use the same class with `free_ports=True`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -21,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -32,6 +34,12 @@ from deploy.topology import Topology, TopologyError, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_QUESTION = "What is the status and credit score of edwina.hawthorne@example.com?"
+DEMO_TOKEN_DELAY_MS = "15"
+
+
+# Seconds before a dead process is started again, by restarts in a row.
+RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+STAYED_UP_S = 60.0
 
 
 class MeshError(RuntimeError):
@@ -72,6 +80,7 @@ class LocalMesh:
         grace_period_s: float = 10.0,
         start_timeout_s: float = 90.0,
         replicas: dict[str, int] | None = None,
+        progress: Callable[[str], None] | None = None,
     ):
         self.topology = topology
         self.replicas = {name: (replicas or {}).get(name, 1) for name in topology.services}
@@ -95,6 +104,10 @@ class LocalMesh:
         self._fixed_ports: dict[str, int] = {}
         self._logs: list = []
         self.edge: EdgeEnvoy | None = None
+        self.progress = progress or (lambda message: None)
+        self._launched_at: dict[str, float] = {}
+        self._restarts: dict[str, int] = {}  # restarts in a row of a process that keeps dying
+        self._restart_due: dict[str, float] = {}  # process -> when it is started again
 
     # -- addresses -----------------------------------------------------
     @property
@@ -150,18 +163,40 @@ class LocalMesh:
     def start(self) -> None:
         for folder in (self.run_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        self._rotate_logs()
         try:
+            started = time.monotonic()
             self._start_redis()
+            if self.redis_url:
+                self.progress(f"  {'redis':<14} ready on {self.redis_url.removeprefix('redis://')}")
             for service in self.topology.start_order():
                 # Replicas of one service start together, then are awaited.
                 for name in self.instances(service):
                     self._launch(name)
                 for name in self.instances(service):
+                    began = time.monotonic()
                     self._await_serving(name)
+                    self.progress(
+                        f"  {name:<14} ready on 127.0.0.1:{self.ports[name]} ({time.monotonic() - began:.1f} s)"
+                    )
             self._start_envoy()
+            self.progress(f"  {'envoy':<14} ready on {self.rest_url} ({time.monotonic() - started:.1f} s in all)")
         except BaseException:
             self.stop()
             raise
+
+    def _rotate_logs(self) -> None:
+        """Each run starts with empty logs; the previous run's are kept in
+        `logs/previous/`, so the first line a user reads is this run's."""
+        logs = sorted(self.log_dir.glob("*.log"))
+        if not logs:
+            return
+        previous = self.log_dir / "previous"
+        if previous.exists():
+            shutil.rmtree(previous)
+        previous.mkdir()
+        for log in logs:
+            log.rename(previous / log.name)
 
     def _listen_port(self, name: str) -> int:
         if name in self._fixed_ports:
@@ -262,6 +297,8 @@ class LocalMesh:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._launched_at[name] = time.monotonic()
+        (self.run_dir / f"{name}.pid").write_text(f"{self.processes[name].pid}\n")
 
     def _await_serving(self, name: str) -> None:
         spec = self.topology.services[self.service_of(name)]
@@ -288,8 +325,25 @@ class LocalMesh:
     def _check_alive(self, name: str) -> None:
         process = self.processes[name]
         if process.poll() is not None:
-            tail = self.log_path(name).read_text(errors="replace").splitlines()[-5:]
-            raise MeshError(f"{name}: exited with code {process.returncode}: " + " | ".join(tail))
+            raise MeshError(
+                f"{name} exited with code {process.returncode}: {self.exit_cause(name)} (log: {self.log_path(name)})"
+            )
+
+    def exit_cause(self, name: str) -> str:
+        """Why a process ended, from its log: the last error it logged (a
+        bad setting names the variable), else its last line."""
+        lines = [line for line in self.log_path(name).read_text(errors="replace").splitlines() if line.strip()]
+        for line in reversed(lines[-50:]):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                if "Error" in line or "error" in line:
+                    return line.strip()
+                continue
+            if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+                error = str(entry.get("error") or "").strip().splitlines()
+                return f"{entry.get('event', '')}: {error[-1] if error else ''}".strip(": ") or line
+        return lines[-1].strip() if lines else "no output"
 
     def _wait_grpc_serving(self, name: str, deadline: float) -> None:
         with grpc.insecure_channel(self.service_addr(name)) as channel:
@@ -327,6 +381,8 @@ class LocalMesh:
             if self.free_ports
             else {"rest": envoy.rest_port, "grpc": envoy.grpc_port, "admin": envoy.admin_port}
         )
+        # A restarted Envoy listens where the first one did.
+        listener_ports = {name: self.envoy_ports.get(name, port) for name, port in listener_ports.items()}
         replica_ports = {service: self.replica_ports(service) for service in self.topology.services}
         config = render_envoy_config(self.topology, ports=replica_ports, listener_ports=listener_ports)
         self.edge = EdgeEnvoy(config, self.run_dir, self.log_path("envoy"), drain_time_s=int(self.grace_period_s))
@@ -338,8 +394,55 @@ class LocalMesh:
         finally:
             if self.edge.process is not None:
                 self.processes["envoy"] = self.edge.process
+                self._launched_at["envoy"] = time.monotonic()
         # Ready once Envoy's own health checks see the gateway.
         self._wait_http_ok("envoy", f"{self.rest_url}/health", deadline)
+
+    # -- supervise -----------------------------------------------------
+    def supervise(self) -> list[str]:
+        """Start again what died, as Kubernetes would: after 1 s, then 2, 4,
+        ... up to 30 s while it keeps dying, afresh once it stayed up a
+        minute. The other processes keep serving meanwhile (callers and
+        Envoy send to the replicas that answer). Returns what happened, to
+        print."""
+        notes = []
+        now = time.monotonic()
+        for name, process in list(self.processes.items()):
+            if process.poll() is None or name in self._restart_due:
+                continue
+            if now - self._launched_at.get(name, now) >= STAYED_UP_S:
+                self._restarts[name] = 0
+            attempt = self._restarts.get(name, 0)
+            delay = RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)]
+            self._restart_due[name] = now + delay
+            code = process.returncode
+            if code < 0:
+                cause = f"killed by {signal.Signals(-code).name}"
+            else:
+                cause = f"exit code {code}: {self.exit_cause(name) if name != 'envoy' else 'see its log'}"
+            notes.append(f"{name} stopped ({cause}); restarting it in {delay:g} s")
+        for name, due in list(self._restart_due.items()):
+            if now < due:
+                continue
+            del self._restart_due[name]
+            self._restarts[name] = self._restarts.get(name, 0) + 1
+            try:
+                self._relaunch(name)
+            except (MeshError, EnvoyError, OSError) as error:
+                notes.append(f"{name} could not be restarted: {error}")
+                continue
+            notes.append(f"{name} restarted (pid {self.processes[name].pid}, restart {self._restarts[name]})")
+        return notes
+
+    def _relaunch(self, name: str) -> None:
+        if name == "redis":
+            self._start_redis()
+            self._launched_at[name] = time.monotonic()
+        elif name == "envoy":
+            self._start_envoy()
+        else:
+            self._fixed_ports[name] = self.ports[name]
+            self._launch(name)  # not awaited: callers use it once it answers
 
     # -- stop ----------------------------------------------------------
     def stop(self) -> dict[str, int]:
@@ -394,6 +497,15 @@ class LocalMesh:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def _gateway_url(self) -> str:
+        return f"http://localhost:{self.ports.get(self.topology.rest_service.name, 0)}"
+
+    def _metrics_urls(self) -> str:
+        urls = [
+            f"{name} :{port}" for name, port in self.metrics_ports.items() if name != self.topology.rest_service.name
+        ]
+        return ", ".join(urls) + "   (GET /metrics on each)"
+
     def banner(self) -> str:
         return f"""
 Tilores X Mesh is running.
@@ -401,7 +513,9 @@ Tilores X Mesh is running.
   REST (OpenAI-compatible)  {self.rest_url.replace("127.0.0.1", "localhost")}/v1
   gRPC (every service)      localhost:{self.envoy_ports["grpc"]}
   replicas                  {", ".join(f"{name}={count}" for name, count in self.replicas.items())}
-  Envoy admin               {self.admin_url}
+  Envoy admin               {self.admin_url}   (stats, clusters; localhost only)
+  SRE endpoints             {self._gateway_url()}/health/detailed   {self._gateway_url()}/metrics
+  metrics per service       {self._metrics_urls()}
   dev API key               {self.api_key}
   dev admin key             {self.admin_key}   (prompts, experiments, quality)
   cache tier 2 (Redis)      {self.redis_url or os.environ.get("REDIS_URL") or "none: redis-server is not installed"}
@@ -453,9 +567,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     mesh = LocalMesh(
-        topology, args.data_dir, free_ports=args.free_ports, grace_period_s=args.grace_period_s, replicas=replicas
+        topology,
+        args.data_dir,
+        free_ports=args.free_ports,
+        grace_period_s=args.grace_period_s,
+        replicas=replicas,
+        # The demo model streams at a readable pace (OFFLINE_TOKEN_DELAY_MS=0: all at once).
+        env={"OFFLINE_TOKEN_DELAY_MS": os.environ.get("OFFLINE_TOKEN_DELAY_MS", DEMO_TOKEN_DELAY_MS)},
+        progress=lambda message: print(message, file=sys.stderr, flush=True),
     )
-    print("starting the mesh ...", file=sys.stderr, flush=True)
+    print(f"starting the mesh (logs in {mesh.log_dir}/) ...", file=sys.stderr, flush=True)
     try:
         mesh.start()
     except MeshError as error:
@@ -465,10 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         while not stopping:
-            for name, process in mesh.processes.items():
-                if process.poll() is not None:
-                    print(f"{name} exited with code {process.returncode}; stopping the mesh", file=sys.stderr)
-                    stopping, code = True, 1
+            for note in mesh.supervise():
+                print(note, file=sys.stderr, flush=True)
             time.sleep(0.2)
     finally:
         print("stopping the mesh ...", file=sys.stderr, flush=True)

@@ -1,5 +1,6 @@
 """Build the embedded store with sample customers:
-`python -m services.tilores_data.seed --db .data/tilores.db --customers 1000`."""
+`python -m services.tilores_data.seed --db .data/tilores.db --customers 1000`;
+`--list 5` prints five customers of an existing store to ask about."""
 
 from __future__ import annotations
 
@@ -29,12 +30,34 @@ def seed(path: str, customers: int, seed_value: int = 7) -> int:
     return added
 
 
+def customers_to_try(path: str, count: int) -> list[str]:
+    """One line per customer: name, e-mail, client id, phone, Salesforce contact id."""
+    store = EmbeddedEntityStore(path)
+    try:
+        lines = []
+        for contact in store.first_contacts(count):
+            lines.append(
+                f"{contact.get('FIRST_NAME', '')} {contact.get('LAST_NAME', '')}  {contact.get('EMAIL', '')}  "
+                f"client id {contact.get('CLIENT_ID', '')}  {contact.get('PHONE_NUMBER', '')}  {contact.get('id', '')}"
+            )
+        return lines
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", required=True, help="SQLite file to create")
     parser.add_argument("--customers", type=int, default=1000, help="number of customers (default 1000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument("--list", type=int, metavar="N", help="print N customers of the existing store and exit")
     args = parser.parse_args(argv)
+    if args.list is not None:
+        if not os.path.exists(args.db):
+            parser.error(f"--db {args.db}: no such store (make run or make seed builds it)")
+        for line in customers_to_try(args.db, args.list):
+            print(line)
+        return 0
     if args.customers < 1:
         parser.error("--customers must be at least 1")
     started = time.perf_counter()

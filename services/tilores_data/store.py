@@ -322,6 +322,17 @@ class EmbeddedEntityStore:
             self._shares = (self._version, shares)
             return shares
 
+    def first_contacts(self, count: int) -> list[dict]:
+        """The first Contact record of the first `count` entities."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM records WHERE source = 'Contact' AND position = ("
+                "SELECT MIN(position) FROM records AS first WHERE first.entity_id = records.entity_id "
+                "AND first.source = 'Contact') ORDER BY rowid LIMIT ?",
+                (max(0, count),),
+            ).fetchall()
+        return [orjson.loads(data) for (data,) in rows]
+
     def count_entities(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM entities").fetchone()[0]

@@ -1,16 +1,27 @@
-"""`python -m deploy.local_mesh`, the command behind `make run`: it prints
-how to use the mesh and stops every process on SIGTERM."""
+"""`python -m deploy.local_mesh`, the command behind `make run`: it shows
+its progress, prints how to use the mesh, keeps serving when a replica dies
+(and starts it again), names the cause of a failed start first, starts each
+run with fresh logs and stops every process on SIGTERM."""
 
+from __future__ import annotations
+
+import http.client
+import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.e2e
+KEY = "sk-runner-test"
 
 
 def listening(port: int) -> bool:
@@ -19,32 +30,131 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_runner_prints_how_to_use_it_and_stops_everything(tmp_path):
-    env = {**os.environ, "SAMPLE_CUSTOMERS": "50", "GATEWAY_API_KEYS": "sk-runner-test"}
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "deploy.local_mesh", "--data-dir", str(tmp_path), "--free-ports"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-    )
-    lines = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = runner.stdout.readline()
-        lines.append(line)
-        if "Ctrl-C stops everything" in line or not line:
-            break
-    output = "".join(lines)
-    assert "Tilores X Mesh is running." in output, output
-    assert "sk-runner-test" in output and "curl -N http://localhost:" in output
-    assert "from openai import OpenAI" in output
-    run = tmp_path / "run"
-    ports = [int((run / f"{name}.port").read_text()) for name in ("gateway", "router", "llm_gateway", "cache")]
-    admin = int((run / "envoy-admin").read_text().rsplit(":", 1)[1])
-    assert all(listening(port) for port in [*ports, admin])
+class Runner:
+    """The runner as a user starts it, its output read line by line."""
 
-    runner.send_signal(signal.SIGTERM)
-    assert runner.wait(timeout=60) == 0
-    assert "stopped." in runner.stdout.read()
-    assert not any(listening(port) for port in [*ports, admin])
+    def __init__(self, data_dir: Path, *args: str, **env: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.local_mesh", "--data-dir", str(data_dir), "--free-ports", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "SAMPLE_CUSTOMERS": "50", "GATEWAY_API_KEYS": KEY, **env},
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put("")
+
+    def wait_for(self, text: str, timeout_s: float = 90) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self.output.append(line)
+            if text in line:
+                return "".join(self.output)
+            if not line:
+                break  # the runner ended
+        raise AssertionError(f"{text!r} never came:\n{''.join(self.output)}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+def rest_port(output: str) -> int:
+    return int(output.split("REST (OpenAI-compatible)")[1].split("localhost:")[1].split("/", maxsplit=1)[0])
+
+
+def stream(port: int) -> bytes:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    body = {
+        "model": "offline",
+        "stream": True,
+        "messages": [{"role": "user", "content": "What is the status of edwina.hawthorne@example.com?"}],
+    }
+    connection.request(
+        "POST",
+        "/v1/chat/completions",
+        json.dumps(body),
+        {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return payload if response.status == 200 else f"HTTP {response.status}: ".encode() + payload
+
+
+def test_runner_shows_progress_survives_a_dead_replica_and_stops_everything(tmp_path):
+    runner = Runner(tmp_path, "--replicas", "router=2", OFFLINE_TOKEN_DELAY_MS="1")
+    try:
+        output = runner.wait_for("Ctrl-C stops everything")
+        # Progress, then how to use it, SRE endpoints included.
+        assert output.index("tilores_data") < output.index("router-2") < output.index("Tilores X Mesh is running.")
+        assert "ready on 127.0.0.1:" in output
+        assert KEY in output and "curl -N http://localhost:" in output and "from openai import OpenAI" in output
+        assert "/health/detailed" in output and "/metrics" in output and "metrics per service" in output
+        run = tmp_path / "run"
+        port = rest_port(output)
+
+        # One router replica dies: the mesh keeps answering and starts it again.
+        old_pid = int((run / "router-2.pid").read_text())
+        router_port = int((run / "router-2.port").read_text())
+        os.kill(old_pid, signal.SIGKILL)
+        with ThreadPoolExecutor(10) as pool:
+            answers = list(pool.map(lambda _: stream(port), range(100)))
+        failed = [a[:200] for a in answers if not a.rstrip().endswith(b"data: [DONE]") or b"Edwina" not in a]
+        assert not failed, failed[:3]
+        runner.wait_for("router-2 restarted")
+        assert "router-2 stopped (killed by SIGKILL); restarting it in 1 s" in "".join(runner.output)
+        new_pid = int((run / "router-2.pid").read_text())
+        assert new_pid != old_pid
+        deadline = time.monotonic() + 30
+        while not listening(router_port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert listening(router_port)
+        ports = [int((run / f"{name}.port").read_text()) for name in ("gateway", "router", "llm_gateway", "cache")]
+        admin = int((run / "envoy-admin").read_text().rsplit(":", 1)[1])
+        assert all(listening(p) for p in [*ports, router_port, admin])
+    finally:
+        code = runner.stop()
+    assert code == 0
+    assert not any(listening(p) for p in [*ports, router_port, admin])
+    assert "stopped." in runner.wait_for("stopped.", timeout_s=10)
+
+
+def test_a_failed_start_names_its_cause_first_and_each_run_has_fresh_logs(tmp_path):
+    runner = Runner(tmp_path)
+    runner.wait_for("Ctrl-C stops everything")
+    assert runner.stop() == 0
+    first_run = (tmp_path / "logs" / "router.log").read_text()
+    assert first_run
+    # `make customers`: five different customers to ask about.
+    listed = subprocess.run(
+        [sys.executable, "-m", "services.tilores_data.seed", "--db", str(tmp_path / "tilores.db"), "--list", "5"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    emails = [line.split()[2] for line in listed]
+    assert len(set(emails)) == 5 and emails[0] == "edwina.hawthorne@example.com"
+
+    # A bad setting: the runner's own message says which service and why.
+    broken = Runner(tmp_path, LLM_TIMEOUT_S="soon")
+    output = broken.wait_for("could not start the mesh")
+    assert broken.process.wait(timeout=60) == 1
+    message = output.splitlines()[-1]
+    assert message.startswith("could not start the mesh: llm_gateway exited with code 2")
+    assert "LLM_TIMEOUT_S" in message
+    # The failed run's logs start clean; the earlier run's are kept aside.
+    assert "LLM_TIMEOUT_S" in (tmp_path / "logs" / "llm_gateway.log").read_text().splitlines()[0]
+    assert (tmp_path / "logs" / "previous" / "router.log").read_text() == first_run
+    assert not (tmp_path / "logs" / "router.log").exists()  # never started this time
