@@ -133,7 +133,10 @@ def test_runner_shows_progress_survives_a_dead_replica_and_stops_everything(tmp_
 
 def test_a_failed_start_names_its_cause_first_and_each_run_has_fresh_logs(tmp_path):
     runner = Runner(tmp_path)
-    runner.wait_for("Ctrl-C stops everything")
+    output = runner.wait_for("Ctrl-C stops everything")
+    # The README's demo streams token by token, not as one block.
+    events = [e for e in stream(rest_port(output)).split(b"\n\n") if b'"content":"' in e]
+    assert len(events) > 20
     assert runner.stop() == 0
     first_run = (tmp_path / "logs" / "router.log").read_text()
     assert first_run
