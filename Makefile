@@ -8,7 +8,7 @@ DATA_DIR ?= .data
 CUSTOMERS ?= 1000
 PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 
-.PHONY: run test lint fmt protos seed customers bench envoy-config k8s clean redis-server
+.PHONY: run test lint fmt protos seed customers bench soak envoy-config k8s clean redis-server
 
 REPLICAS ?=
 
@@ -57,6 +57,10 @@ bench: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.tilores_data
 	$(PY) -m bench.router_paths
 	$(PY) -m bench.rpc_spans
+
+## soak: 1,000 slow streams at once through Envoy and every hop; each must finish (prints figures, fails on a cut stream)
+soak: $(VENV)/.installed $(GEN)/.stamp
+	$(PY) -m bench.soak --streams 1000 --token-delay-ms 60
 
 envoy-config: $(VENV)/.installed
 	$(PY) -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml

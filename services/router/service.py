@@ -20,7 +20,7 @@ from services.router.outcome_outbox import outbox_metrics
 from services.router.peers import LookupUnavailable, MeshPeers
 from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.coalesce import batches, joined
-from services.runtime.customer_identifiers import extract_identifiers
+from services.runtime.customer_identifiers import Identifiers, identifiers_by_message
 from services.runtime.faults import Fault, InvalidArgument
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.request_context import (
@@ -100,28 +100,64 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         return self._default_timeout_s if remaining is None else max(remaining, 0.001)
 
     async def _grounding(self, messages, conversation_id: str, timeout_s: float, tenant: str):
-        identifiers = extract_identifiers(messages)
-        if not identifiers:
+        candidates = identifiers_by_message(messages)
+        if not candidates:
             prompt = await self._peers.prompt("general", conversation_id, timeout_s)
             return CustomerGrounding(NO_IDENTIFIER), prompt
         # The prompt and the customer are independent: fetch them together.
         prompt_task = asyncio.ensure_future(self._peers.prompt("customer", conversation_id, timeout_s))
-        query = identifiers.describe()
         try:
-            entities = await self._peers.find_entities(identifiers.search_parameters(), timeout_s, tenant)
-            if not entities:
-                grounding = CustomerGrounding(NOT_FOUND, query)
-            elif len(entities) > 1:
-                grounding = ambiguous(query, entities)
-            else:
-                view, credit = await self._peers.customer_view(entities[0].id, timeout_s, tenant)
-                grounding = found(query, view, credit)
-        except LookupUnavailable:
-            grounding = CustomerGrounding(UNAVAILABLE, query)
+            grounding = await self._customer(candidates, timeout_s, tenant)
         except BaseException:
             prompt_task.cancel()
             raise
+        if grounding.status == NO_IDENTIFIER:  # the names named nobody
+            prompt_task.cancel()
+            return grounding, await self._peers.prompt("general", conversation_id, timeout_s)
         return grounding, await prompt_task
+
+    async def _customer(self, candidates: list[Identifiers], timeout_s: float, tenant: str) -> CustomerGrounding:
+        """The customer of the newest message that names one. An exact
+        identifier decides at once; names are looked up together and the
+        first that finds a customer wins. Names typed as names ("Jasper
+        Abbott") that find nobody are an answer (no customer matches);
+        word pairs that merely could be names send the search on to the
+        message before."""
+        for identifiers in candidates:
+            if identifiers.exact:
+                return await self._lookup(identifiers.describe(), identifiers.search_parameters(), timeout_s, tenant)
+            names = identifiers.names
+            try:
+                found_by_name = await asyncio.gather(
+                    *(self._peers.find_entities(n.search_parameters(), timeout_s, tenant) for n in names)
+                )
+            except LookupUnavailable:
+                return CustomerGrounding(UNAVAILABLE, names[0].describe())
+            for name, entities in zip(names, found_by_name, strict=True):
+                if entities:
+                    return await self._grounded(name.describe(), entities, timeout_s, tenant)
+            said = next((n for n in names if n.written_as_name), None)
+            if said is not None:
+                return CustomerGrounding(NOT_FOUND, said.describe())
+        return CustomerGrounding(NO_IDENTIFIER)
+
+    async def _lookup(self, query: str, parameters: dict[str, str], timeout_s: float, tenant: str):
+        try:
+            entities = await self._peers.find_entities(parameters, timeout_s, tenant)
+        except LookupUnavailable:
+            return CustomerGrounding(UNAVAILABLE, query)
+        return await self._grounded(query, entities, timeout_s, tenant)
+
+    async def _grounded(self, query: str, entities, timeout_s: float, tenant: str) -> CustomerGrounding:
+        if not entities:
+            return CustomerGrounding(NOT_FOUND, query)
+        if len(entities) > 1:
+            return ambiguous(query, entities)
+        try:
+            view, credit = await self._peers.customer_view(entities[0].id, timeout_s, tenant)
+        except LookupUnavailable:
+            return CustomerGrounding(UNAVAILABLE, query)
+        return found(query, view, credit)
 
     async def _model_limits(self, request) -> tuple[frozenset[str], int | None, bool]:
         """The personal data every provider that may answer is allowed to

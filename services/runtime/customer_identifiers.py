@@ -2,15 +2,23 @@
 
 Looks for a Salesforce contact id (003…, 15 or 18 characters), a client id
 (7–10 digits; never an amount, a date or part of a phone number), an e-mail
-a phone number (normalised to E.164) and a "First Last" name. The newest user
+a phone number (normalised to E.164) and candidate names. The newest user
 message that names a customer wins, so a follow-up ("and her last
 payment?") keeps the customer of an earlier turn. Within a message the most
 precise identifier is searched: contact id > client id > e-mail > phone >
 name.
+
+A name is not decided here: every pair of neighbouring words that could be
+a first and a last name is a candidate, most likely first (both words
+capitalised as typed), and the store decides which of them names a
+customer. Words that are never names (question words, the domain's own
+vocabulary) make no candidate; words that are names and ordinary words
+(June, May, Grace, Will) make one only when capitalised.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -21,25 +29,56 @@ CONTACT_ID = re.compile(r"\b003[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?\b")
 CLIENT_ID_CUE = re.compile(r"\b(?:client|customer|account)[\s_-]*(?:id|number|no\.?|#)\s*[:#]?\s*(\d{7,10})\b", re.I)
 # Digits that stand alone: not after a currency sign or decimal point, not
 # followed by decimals, not inside a date, a phone number or a longer id.
-# "First Last": two capitalised words, O'Brien and Smith-Jones included.
-_NAME_WORD = r"(?:[A-Z]['’][A-Z][a-z]+|Ma?c[A-Z][a-z]+|[A-Z][a-z]+(?:-[A-Z][a-z]+)?)"
-NAME = re.compile(rf"\b({_NAME_WORD})\s+({_NAME_WORD})\b")
-# Capitalised words that are not names: sentence openers, question words,
-# the domain's own vocabulary, bureaus, days and months.
+# A word of a name as typed: letters, with O'Brien, Smith-Jones and a
+# possessive 's allowed ("Hawthorne's").
+_WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*(?:-[A-Za-z]+)*")
+_POSSESSIVE = re.compile(r"['’]s$", re.I)
+# Words that are never a first or a last name here: function words, question
+# words, the domain's own vocabulary, bureaus, days and honorifics.
 NOT_NAMES = frozenset(
     """
-    a an and any are as at be but by can could did do does for from get give has have he hello her hi his how i if
-    in is it its let look me my no not of on or our please pull she show so tell thanks thank that the their them
-    then there they this to up was we what when where which who why will with would you your
-    account active address balance bill billing call calls card client contact credit customer data date due email
-    enrolled experian equifax fee history id info last latest next number payment phone plan product profile record
-    report score status summary ticket tickets transunion new san los las north south east west saint st mr mrs ms
-    dr sir madam
-    monday tuesday wednesday thursday friday saturday sunday january february march april may june july august
-    september october november december
+    a about after again all also am an and any anything are as ask at back be because been before being below
+    between both but by can cannot could did do does doing done down during each either else ever every few
+    find for from further get gets getting give given go going good got had has have having he hello her here
+    hers herself hey hi him himself his how i if in into is it its itself just know let like look looking make
+    many me might mine more most much must my myself need no nor not now of off often on once one only or other
+    our ours out over own please pull quick quickly really right same see send shall she should show since so
+    some something still such sure tell than thanks thank that the their theirs them themselves then there these
+    they thing this those through to today too under until up us very want was we well were what whatever when
+    where whether which while who whom whose why with within without would yes yet you your yours yourself
+    account accounts active address amount balance bank bill billing bureau call called calls card cards case
+    cases check client contact credit customer customers data date dates day days due email emails enrolled
+    enrollment experian equifax fee fees file history id info information late latest lookup month months next
+    number numbers owe owed paid past pay payment payments phone plan plans previous product products profile
+    rating record records report reports score scores status summary ticket tickets total transaction
+    transactions transunion utilization year years new san los las north south east west saint st mr mrs ms
+    dr sir madam monday tuesday wednesday thursday friday saturday sunday january february march september
+    october november december
+    """.split()
+)
+# Ordinary words that are also first names: a candidate only when capitalised.
+NAME_WORDS = frozenset(
+    """
+    april may june august will grace rose hope faith joy dawn summer mark bill pat sue ray max jack frank rich
+    art bob don guy carol kit hazel iris pearl opal dean crane gale nash wren mercer sterling
     """.split()
 )
 BARE_NUMBER = re.compile(r"(?<![\w$€£.,/:-])(\d{7,10})(?![\w.,/:-]\d|\w|%)")
+
+
+@dataclass(frozen=True)
+class PersonName:
+    """Two neighbouring words that may be a customer's first and last name."""
+
+    first: str
+    last: str
+    written_as_name: bool = True  # both capitalised as typed: said to be a name
+
+    def search_parameters(self) -> dict[str, str]:
+        return {"FIRST_NAME": self.first, "LAST_NAME": self.last}
+
+    def describe(self) -> str:
+        return f"name {self.first} {self.last}"
 
 
 @dataclass(frozen=True)
@@ -50,11 +89,23 @@ class Identifiers:
     client_id: str = ""
     email: str = ""
     phone: str = ""  # E.164, e.g. +13125550142
-    first_name: str = ""
-    last_name: str = ""
+    names: tuple[PersonName, ...] = ()  # candidates, most likely first
 
     def __bool__(self) -> bool:
-        return bool(self.contact_id or self.client_id or self.email or self.phone or self.last_name)
+        return self.exact or bool(self.names)
+
+    @property
+    def exact(self) -> bool:
+        """An identifier that is not a name: it names a customer or none."""
+        return bool(self.contact_id or self.client_id or self.email or self.phone)
+
+    @property
+    def first_name(self) -> str:
+        return self.names[0].first if self.names else ""
+
+    @property
+    def last_name(self) -> str:
+        return self.names[0].last if self.names else ""
 
     def search_parameters(self) -> dict[str, str]:
         """Tilores search parameters for the most precise identifier: contact
@@ -71,7 +122,7 @@ class Identifiers:
             return {"EMAIL": self.email}
         if self.phone:
             return {"PHONE_NUMBER": self.phone}
-        return {"FIRST_NAME": self.first_name, "LAST_NAME": self.last_name} if self.last_name else {}
+        return self.names[0].search_parameters() if self.names else {}
 
     def describe(self) -> str:
         """How an answer names the lookup, e.g. "email a@example.com"."""
@@ -83,7 +134,7 @@ class Identifiers:
             return f"email {self.email}"
         if self.phone:
             return f"phone {self.phone}"
-        return f"name {self.first_name} {self.last_name}"
+        return self.names[0].describe() if self.names else ""
 
 
 def _phones(text: str) -> list[tuple[int, int, str]]:
@@ -116,27 +167,50 @@ def identifiers_in(text: str) -> Identifiers:
                 without_phones = without_phones[:start] + " " + without_phones[end:]
         bare = BARE_NUMBER.search(without_phones)
         client_id = bare.group(1) if bare else ""
-    first = last = ""
-    for match in NAME.finditer(scrubbed):
-        if match.group(1).lower() not in NOT_NAMES and match.group(2).lower() not in NOT_NAMES:
-            first, last = match.group(1), match.group(2)
-            break
     return Identifiers(
         contact_id=contact.group(0) if contact else "",
         client_id=client_id,
         email=email.group(0).lower() if email else "",
         phone=phone,
-        first_name=first,
-        last_name=last,
+        names=name_candidates(scrubbed),
     )
+
+
+def name_candidates(text: str, limit: int = 4) -> tuple[PersonName, ...]:
+    """Neighbouring word pairs that may be a first and a last name: pairs
+    capitalised as typed first, then the others (a name typed in lower
+    case), each group in reading order; at most `limit`."""
+    words = [(m.start(), m.end(), _POSSESSIVE.sub("", m.group(0))) for m in _WORD.finditer(text)]
+    said, maybe = [], []
+    for (_, first_end, first), (second_start, _, last) in itertools.pairwise(words):
+        if text[first_end:second_start].strip():
+            continue  # not neighbours: punctuation or a number between them
+        if not (_could_be_name(first) and _could_be_name(last)):
+            continue
+        capitalised = first[0].isupper() and last[0].isupper()
+        if not capitalised and (first.lower() in NAME_WORDS or last.lower() in NAME_WORDS):
+            continue  # "will", "may" in lower case are the words
+        (said if capitalised else maybe).append(PersonName(first, last, capitalised))
+    return tuple(dict.fromkeys([*said, *maybe]))[:limit]
+
+
+def _could_be_name(word: str) -> bool:
+    return len(word) >= 2 and word.lower() not in NOT_NAMES
 
 
 def extract_identifiers(messages: list[tuple[str, str]]) -> Identifiers:
     """Identifiers from the newest user message that has any."""
+    return next(iter(identifiers_by_message(messages)), Identifiers())
+
+
+def identifiers_by_message(messages: list[tuple[str, str]]) -> list[Identifiers]:
+    """The identifiers of every user message that has any, newest first: a
+    caller that finds no customer by one message's names goes on to the
+    next."""
+    found = []
     for role, content in reversed(messages):
-        if role != "user":
-            continue
-        found = identifiers_in(content)
-        if found:
-            return found
-    return Identifiers()
+        if role == "user":
+            identifiers = identifiers_in(content)
+            if identifiers:
+                found.append(identifiers)
+    return found

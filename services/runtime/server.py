@@ -43,10 +43,15 @@ class Component(Protocol):
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
     age_ms = int(settings.max_connection_age_s * 1000)
     return [
-        # Clients re-resolve and spread over new replicas; the grace covers
-        # the longest stream so ageing never cuts a live answer.
+        # Clients re-resolve and spread over new replicas. New calls go to
+        # the new connection at once; calls still open on the old one get
+        # as long as the longest stream may last (the shutdown grace, which
+        # is often shorter, would cut live answers) before it is closed.
         ("grpc.max_connection_age_ms", age_ms),
-        ("grpc.max_connection_age_grace_ms", int(settings.grace_period_s * 1000) + 5_000),
+        (
+            "grpc.max_connection_age_grace_ms",
+            int(max(settings.max_stream_s, settings.grace_period_s) * 1000) + 5_000,
+        ),
         # Accept the clients' 30 s keepalive pings.
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),

@@ -338,3 +338,61 @@ def test_langchain_json_mode_on_the_offline_model(mesh):
             {"title": "Score", "type": "object", "properties": {"score": {"type": "integer"}}}, method="json_schema"
         ).invoke("score of edwina.hawthorne@example.com?")
     assert caught.value.param == "response_format"
+
+
+def _unique_named(customers, first_names: tuple[str, ...] = ()) -> dict:
+    """The Contact record of a customer whose full name no other customer has."""
+    counts: dict[tuple[str, str], int] = {}
+    for customer in customers:
+        contact = customer.records[0]
+        key = (contact["FIRST_NAME"], contact["LAST_NAME"])
+        counts[key] = counts.get(key, 0) + 1
+    for customer in customers:
+        contact = customer.records[0]
+        if counts[(contact["FIRST_NAME"], contact["LAST_NAME"])] == 1 and (
+            not first_names or contact["FIRST_NAME"] in first_names
+        ):
+            return contact
+    raise AssertionError("no such customer in the sample")
+
+
+def _ask(client, *turns: str) -> str:
+    messages = []
+    for n, turn in enumerate(turns):
+        messages.append({"role": "user" if n % 2 == 0 else "assistant", "content": turn})
+    return client.chat.completions.create(model="offline", messages=messages).choices[0].message.content
+
+
+def test_names_as_agents_type_them_find_the_customer(client, customers):
+    contact = _unique_named(customers[1:])
+    first, last = contact["FIRST_NAME"], contact["LAST_NAME"]
+    status = f"Account status: {contact['STATUS']}"
+    for question in (
+        f"what is the status of {first.lower()} {last.lower()}?",
+        f"Does {first} {last} have an active account?",
+        f"Is {first} {last} still active?",
+        f"{first} {last}'s status please",
+    ):
+        answer = _ask(client, question)
+        assert f"{first} {last}" in answer and status in answer, (question, answer)
+
+
+def test_first_names_that_are_also_words_are_names_when_capitalised(client, customers):
+    contact = _unique_named(customers, ("Kit", "Hazel", "Iris", "Pearl", "Dean", "Opal", "June"))
+    answer = _ask(client, f"Does {contact['FIRST_NAME']} {contact['LAST_NAME']} have a ticket open?")
+    assert f"{contact['FIRST_NAME']} {contact['LAST_NAME']}" in answer and "no customer matches" not in answer
+
+
+def test_an_unknown_name_is_no_match_not_a_request_for_an_identifier(client):
+    answer = _ask(client, "Does Zebedee Quackenbush have a credit score on file?")
+    assert "no customer matches name Zebedee Quackenbush" in answer
+
+
+def test_word_pairs_that_name_nobody_keep_the_earlier_customer(client):
+    answer = _ask(
+        client,
+        "What is the status of edwina.hawthorne@example.com?",
+        "Edwina Hawthorne is Active.",
+        "thanks, anything overdue lately?",
+    )
+    assert "Edwina Hawthorne" in answer and "no customer matches" not in answer

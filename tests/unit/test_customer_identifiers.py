@@ -1,6 +1,13 @@
 import pytest
 
-from services.runtime.customer_identifiers import Identifiers, extract_identifiers, identifiers_in
+from services.runtime.customer_identifiers import (
+    Identifiers,
+    PersonName,
+    extract_identifiers,
+    identifiers_by_message,
+    identifiers_in,
+    name_candidates,
+)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +91,10 @@ def test_a_full_name_is_the_last_resort():
         "FIRST_NAME": "Mary",
         "LAST_NAME": "O'Brien",
     }
+    assert [n.describe() for n in identifiers_in("Mary O'Brien and Ann McDonald").names] == [
+        "name Mary O'Brien",
+        "name Ann McDonald",
+    ]
     # A more precise identifier wins over the name.
     assert identifiers_in("Edwina Hawthorne, client id 2480135").search_parameters() == {"CLIENT_ID": "2480135"}
 
@@ -91,3 +102,37 @@ def test_a_full_name_is_the_last_resort():
 def test_capitalised_words_that_are_not_names():
     for text in ("What Is The Status", "Show Credit Score", "TransUnion Report please", "Hello Edwina", "Mr Smith"):
         assert not identifiers_in(text), text
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("Does Jasper Abbott have a balance?", PersonName("Jasper", "Abbott")),
+        ("Is Levi Norwood still active?", PersonName("Levi", "Norwood")),
+        ("what is the status of edwina hawthorne", PersonName("edwina", "hawthorne", written_as_name=False)),
+        ("Edwina Hawthorne's balance", PersonName("Edwina", "Hawthorne")),
+        ("What about June Crane?", PersonName("June", "Crane")),
+        ("Will Smith, please", PersonName("Will", "Smith")),
+        ("Does Kit Gale have a ticket open?", PersonName("Kit", "Gale")),
+    ],
+)
+def test_name_candidates_put_the_likely_name_first(text, first):
+    assert name_candidates(text)[0] == first
+
+
+def test_ordinary_words_in_lower_case_are_no_name():
+    for text in ("will smith pay on time", "how many late payments does she have", "can you check quickly", "may i"):
+        assert not name_candidates(text), text
+
+
+def test_every_message_that_may_name_someone_is_offered_newest_first():
+    messages = [
+        ("user", "What is the status of edwina.hawthorne@example.com?"),
+        ("assistant", "Edwina Hawthorne is Active."),
+        ("user", "thanks, anything overdue lately?"),
+    ]
+    found = identifiers_by_message(messages)
+    # "overdue lately" could be a name in lower case; the store decides, and
+    # the e-mail of the earlier turn comes next.
+    assert [bool(i.exact) for i in found] == [False, True]
+    assert found[1].email == "edwina.hawthorne@example.com"
