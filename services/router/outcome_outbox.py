@@ -4,12 +4,14 @@ send that fails for a while (the optimizer restarting, a deploy) is retried
 with jittered exponential backoff rather than lost. Only a full buffer drops
 outcomes, the oldest first, and counts them. Delivery is at least once: the
 optimizer records a completion id once, so a repeat after a lost reply
-changes nothing."""
+changes nothing. Each send runs in the context the outcome was posted from,
+so its request id and trace are the turn's."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 from collections import deque
@@ -38,7 +40,7 @@ class OutcomeOutbox(Generic[T]):
         max_backoff_s: float = 2.0,
     ):
         self._send = send
-        self._pending: deque[T] = deque()
+        self._pending: deque[tuple[T, contextvars.Context]] = deque()
         self._capacity = capacity
         self._senders = senders
         self._first_backoff_s = first_backoff_s
@@ -64,7 +66,7 @@ class OutcomeOutbox(Generic[T]):
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("outcomes.dropped", extra={"fields": {"dropped": self.dropped}})
-        self._pending.append(item)
+        self._pending.append((item, contextvars.copy_context()))
         self._empty.clear()
         self._ready.set()
         if not self._tasks:
@@ -76,20 +78,20 @@ class OutcomeOutbox(Generic[T]):
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            item = self._pending.popleft()
+            item, context = self._pending.popleft()
             self._in_flight += 1
             try:
-                await self._until_taken(item)
+                await self._until_taken(item, context)
             finally:
                 self._in_flight -= 1
                 if not self._pending and not self._in_flight:
                     self._empty.set()
 
-    async def _until_taken(self, item: T) -> None:
+    async def _until_taken(self, item: T, context: contextvars.Context) -> None:
         backoff = self._first_backoff_s
         while True:
             try:
-                await self._send(item)
+                await asyncio.create_task(self._send(item), context=context)
             except RetryLater:
                 # Jittered, so replicas that saw the same outage do not return in step.
                 await asyncio.sleep(backoff * (0.5 + random.random()))

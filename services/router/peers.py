@@ -217,12 +217,11 @@ class MeshPeers:
     def record_outcome(self, outcome: optimizer_pb2.RecordOutcomeRequest) -> None:
         """Tell the optimizer how a turn went, off the hot path; kept and
         retried until it is taken (see OutcomeOutbox)."""
-        self.outcomes.post((outcome, outgoing_metadata()))
+        self.outcomes.post(outcome)
 
-    async def _send_outcome(self, item: tuple[optimizer_pb2.RecordOutcomeRequest, tuple]) -> None:
-        outcome, metadata = item
+    async def _send_outcome(self, outcome: optimizer_pb2.RecordOutcomeRequest) -> None:
         try:
-            await self.optimizer.RecordOutcome(outcome, timeout=2.0, metadata=metadata)
+            await self.optimizer.RecordOutcome(outcome, timeout=2.0, metadata=outgoing_metadata())
         except grpc.aio.AioRpcError as error:
             if error.code() in RETRY_OUTCOME_ON:
                 raise RetryLater(error.code().name) from None
