@@ -13,7 +13,9 @@ from gateway.json_body import (
     INT32_MAX,
     INT64_MAX,
     check_integer,
+    check_number,
     check_string,
+    field,
     invalid_type,
     json_object,
     missing,
@@ -80,19 +82,9 @@ def _content(param: str, value: object) -> str:
 
 
 def _number(body: dict, name: str, lo: float, hi: float) -> float | None:
-    value = body.get(name)
-    if value is None:
+    if body.get(name) is None:  # null is as good as absent
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise invalid_type(name, "a number", value)
-    if not lo <= value <= hi:
-        raise OpenAIError(
-            400,
-            f"Invalid '{name}': expected a value between {lo:g} and {hi:g}, but got {value} instead.",
-            param=name,
-            code="invalid_value",
-        )
-    return float(value)
+    return check_number(name, field(body, name, (int, float)), lo, hi)
 
 
 def _positive_int32(body: dict, name: str) -> int | None:

@@ -7,6 +7,7 @@ import time
 import urllib.error
 import urllib.request
 
+import openai
 import pytest
 
 from deploy.local_mesh import LocalMesh
@@ -39,6 +40,13 @@ def mesh(tmp_path_factory):
     mesh = start_local_mesh(tmp_path_factory.mktemp("mesh"), OFFLINE_TOKEN_DELAY_MS="2", ROUTER_PROMPT_TTL_S="0")
     yield mesh
     mesh.stop()
+
+
+@pytest.fixture
+def client(mesh):
+    """The official openai SDK pointed at the mesh of the test's module."""
+    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

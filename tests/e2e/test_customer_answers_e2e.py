@@ -12,12 +12,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-import openai
 import pytest
 from google.protobuf.struct_pb2 import Struct
 from tilores_x.v1 import cache_pb2, cache_pb2_grpc, tilores_data_pb2, tilores_data_pb2_grpc
 
-from tests.e2e.conftest import API_KEY, http_json, start_local_mesh
+from tests.e2e.conftest import http_json, start_local_mesh
 from tests.e2e.test_providers_e2e import Emulators
 from tests.emulators.base import Script
 
@@ -44,12 +43,6 @@ def mesh(tmp_path_factory, emulators):
     )
     yield mesh
     mesh.stop()
-
-
-@pytest.fixture
-def client(mesh):
-    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
-        yield client
 
 
 def ask(client, *questions: str, model: str = "offline") -> str:

@@ -9,7 +9,7 @@ import socket
 import openai
 import pytest
 
-from tests.e2e.conftest import API_KEY, start_local_mesh
+from tests.e2e.conftest import start_local_mesh
 
 pytestmark = pytest.mark.e2e
 QUESTION = {"role": "user", "content": "What is the status of edwina.hawthorne@example.com?"}
@@ -31,12 +31,6 @@ def mesh(tmp_path_factory):
     )
     yield mesh
     mesh.stop()
-
-
-@pytest.fixture
-def client(mesh):
-    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
-        yield client
 
 
 def test_a_refused_connection_fails_over_at_once(client):

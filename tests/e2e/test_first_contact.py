@@ -24,12 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 USER = {"role": "user", "content": "What is the status of edwina.hawthorne@example.com?"}
 
 
-@pytest.fixture
-def client(mesh):
-    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
-        yield client
-
-
 def _chat(mesh, body: dict):
     return http_json("POST", f"{mesh.rest_url}/v1/chat/completions", body)
 

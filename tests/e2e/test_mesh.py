@@ -18,12 +18,6 @@ pytestmark = pytest.mark.e2e
 QUESTION = "What is the status and credit score of edwina.hawthorne@example.com?"
 
 
-@pytest.fixture
-def client(mesh):
-    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
-        yield client
-
-
 def test_streamed_answer_holds_the_customers_facts(client):
     chunks = list(
         client.chat.completions.create(

@@ -103,12 +103,6 @@ def mesh(tmp_path_factory, emulators):
     mesh.stop()
 
 
-@pytest.fixture
-def client(mesh):
-    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
-        yield client
-
-
 @pytest.fixture(params=list(MODELS), ids=list(MODELS.values()))
 def model(request, emulators):
     for emulator in (emulators.openai, emulators.anthropic, emulators.gemini):
