@@ -76,7 +76,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 		(apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV))
 	@echo "installing the pinned Python packages into $(VENV) (a few minutes on a new machine) ..."
 	@# One line per package as it comes; pip's own errors go to stderr as they are.
-	@set -o pipefail; $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt \
+	@set -o pipefail; PYTHONUNBUFFERED=1 $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt \
 		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; }
 	@# The repository and the generated code are importable from the venv.
 	echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
