@@ -407,6 +407,9 @@ class LocalMesh:
         print."""
         notes = []
         now = time.monotonic()
+        for name, port in self._new_metrics_ports().items():
+            self.metrics_ports[name] = port
+            notes.append(f"{name} serves /metrics on 127.0.0.1:{port} now")
         for name, process in list(self.processes.items()):
             if process.poll() is None or name in self._restart_due:
                 continue
@@ -433,6 +436,19 @@ class LocalMesh:
                 continue
             notes.append(f"{name} restarted (pid {self.processes[name].pid}, restart {self._restarts[name]})")
         return notes
+
+    def _new_metrics_ports(self) -> dict[str, int]:
+        """Metrics ports a restarted service has taken (a free port each time)."""
+        found = {}
+        for name in self.metrics_ports:
+            path = self.run_dir / f"{name}.port.metrics"
+            try:
+                port = int(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if port != self.metrics_ports[name]:
+                found[name] = port
+        return found
 
     def _relaunch(self, name: str) -> None:
         if name == "redis":

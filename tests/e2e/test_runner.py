@@ -114,6 +114,7 @@ def test_runner_shows_progress_survives_a_dead_replica_and_stops_everything(tmp_
         failed = [a[:200] for a in answers if not a.rstrip().endswith(b"data: [DONE]") or b"Edwina" not in a]
         assert not failed, failed[:3]
         runner.wait_for("router-2 restarted")
+        runner.wait_for("router-2 serves /metrics on 127.0.0.1:")  # where an SRE scrapes it now
         assert "router-2 stopped (killed by SIGKILL); restarting it in 1 s" in "".join(runner.output)
         new_pid = int((run / "router-2.pid").read_text())
         assert new_pid != old_pid
