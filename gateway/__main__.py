@@ -1,13 +1,6 @@
-"""Start the REST gateway: `python -m gateway`.
+"""Start the REST gateway: `python -m gateway` (its settings: gateway/settings.py).
 
-GATEWAY_API_KEYS          comma-separated API keys clients must send as Bearer (required)
-GATEWAY_ADMIN_KEYS        comma-separated admin keys for /v1/prompts, /v1/experiments, /v1/quality
 LISTEN_ADDR               host:port to listen on (default 127.0.0.1:8000)
-ROUTER_SERVICE_ADDR       router address (default 127.0.0.1:50051)
-LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for GET /v1/models (default 127.0.0.1:50052)
-OPTIMIZER_SERVICE_ADDR    optimizer address, for feedback and the admin API (default 127.0.0.1:50055)
-GATEWAY_CHAT_TIMEOUT_S    deadline of one chat request (default 300)
-GATEWAY_HEARTBEAT_S       `: ping` interval while a stream waits for its first token (default 15)
 GRACE_PERIOD_S            how long in-flight streams may finish on SIGTERM (default 30)
 PORT_FILE                 file to write the bound port to (for port 0)
 """
@@ -24,9 +17,10 @@ import socket
 import uvicorn
 import uvloop
 
-from gateway.app import GatewaySettings, build_asgi_app
+from gateway.app import build_asgi_app
+from gateway.settings import GatewaySettings
 from services.runtime.logs import configure_logging
-from services.runtime.settings import SettingsError, env_float, env_str, peer_addr
+from services.runtime.settings import SettingsError, env_float, env_str
 from services.runtime.telemetry import configure_tracing
 
 log = logging.getLogger("gateway")
@@ -44,21 +38,6 @@ class GracefulServer(uvicorn.Server):
         yield
 
 
-def settings_from_env() -> GatewaySettings:
-    keys = tuple(k.strip() for k in env_str("GATEWAY_API_KEYS").split(",") if k.strip())
-    if not keys:
-        raise SettingsError("GATEWAY_API_KEYS: at least one API key is required")
-    return GatewaySettings(
-        router_addr=peer_addr("router"),
-        llm_gateway_addr=peer_addr("llm_gateway"),
-        optimizer_addr=peer_addr("optimizer"),
-        api_keys=keys,
-        chat_timeout_s=env_float("GATEWAY_CHAT_TIMEOUT_S", 300.0, minimum=1.0),
-        heartbeat_s=env_float("GATEWAY_HEARTBEAT_S", 15.0, minimum=0.01),
-        admin_keys=tuple(k.strip() for k in env_str("GATEWAY_ADMIN_KEYS").split(",") if k.strip()),
-    )
-
-
 def bind(listen_addr: str) -> socket.socket:
     host, _, port = listen_addr.rpartition(":")
     if not host or not port.isdigit():
@@ -71,7 +50,7 @@ def bind(listen_addr: str) -> socket.socket:
 
 
 async def serve() -> None:
-    settings = settings_from_env()
+    settings = GatewaySettings.from_env()
     sock = bind(env_str("LISTEN_ADDR", "127.0.0.1:8000"))
     config = uvicorn.Config(
         build_asgi_app(settings),

@@ -1,4 +1,4 @@
-"""AdminApi: the optimizer's REST surface, for admin keys only.
+"""AdminRoutes: the optimizer's REST surface, for admin keys only.
 
   GET  /v1/prompts/{name}                    versions, active version, history
   POST /v1/prompts/{name}/versions           {"template", "note"?, "activate"?}
@@ -17,24 +17,17 @@ proto field names; errors are OpenAI error JSON naming the field."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 import grpc
 import orjson
 from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
+from gateway.exchange import Exchange
 from gateway.json_body import INT32_MAX, INT64_MAX, check_integer, check_number, check_string, field, json_object
 from gateway.openai_errors import OpenAIError, from_grpc
 from gateway.plain_json import plain_dict
+from gateway.routes import ADMIN, Route
 
-ADMIN_PREFIXES = ("/v1/prompts/", "/v1/experiments", "/v1/quality", "/v1/virtuous-cycle/")
-_PROMPT = re.compile(r"^/v1/prompts/([A-Za-z0-9_-]{1,64})(/versions|/activate|/rollback)?$")
-_EXPERIMENT = re.compile(r"^/v1/experiments(?:/(\d+)(/stop)?)?$")
-
-
-def is_admin_path(path: str) -> bool:
-    return path.startswith(ADMIN_PREFIXES)
+PATH_PARAMS = {"name": r"[A-Za-z0-9_-]{1,64}", "experiment_id": r"\d+"}
 
 
 MAX_NAME_CHARS = 64
@@ -42,7 +35,8 @@ MAX_NOTE_CHARS = 4000
 MAX_TEMPLATE_CHARS = 100_000
 
 
-def _body(raw: bytes) -> dict:
+async def _body(exchange: Exchange) -> dict:
+    raw = await exchange.body()
     return json_object(raw) if raw else {}
 
 
@@ -71,89 +65,107 @@ def _json(message) -> bytes:
     return orjson.dumps(plain_dict(message))
 
 
-class AdminApi:
-    def __init__(self, optimizer: optimizer_pb2_grpc.OptimizerServiceStub, metadata: Callable[[], tuple]):
+class AdminRoutes:
+    def __init__(self, optimizer: optimizer_pb2_grpc.OptimizerServiceStub):
         self._optimizer = optimizer
-        self._metadata = metadata
 
-    async def handle(self, method: str, path: str, query: str, raw: bytes) -> bytes:
-        """The JSON answer; OpenAIError for anything wrong."""
-        rpc, request = None, None
-        prompt = _PROMPT.match(path)
-        experiment = _EXPERIMENT.match(path)
-        if prompt:
-            name, action = prompt.groups()
-            body = _body(raw) if method == "POST" else {}
-            if action is None and method == "GET":
-                rpc, request = self._optimizer.ListPromptVersions, optimizer_pb2.ListPromptVersionsRequest(name=name)
-            elif action == "/versions" and method == "POST":
-                request = optimizer_pb2.CreatePromptVersionRequest(
-                    name=name,
-                    template=_text(body, "template", MAX_TEMPLATE_CHARS, required=True),
-                    note=_text(body, "note", MAX_NOTE_CHARS),
-                    activate=field(body, "activate", bool, default=False),
-                )
-                rpc = self._optimizer.CreatePromptVersion
-            elif action == "/activate" and method == "POST":
-                request = optimizer_pb2.ActivatePromptVersionRequest(
-                    name=name, version=_int32(body, "version", lo=1, required=True)
-                )
-                rpc = self._optimizer.ActivatePromptVersion
-            elif action == "/rollback" and method == "POST":
-                request = optimizer_pb2.RollbackPromptRequest(name=name, reason=_text(body, "reason", MAX_NOTE_CHARS))
-                rpc = self._optimizer.RollbackPrompt
-        elif experiment:
-            experiment_id, stop = experiment.groups()
-            body = _body(raw) if method == "POST" else {}
-            if experiment_id is None and method == "POST":
-                arms = field(body, "arms", list, required=True)
-                parsed = []
-                for n, arm in enumerate(arms):
-                    if not isinstance(arm, dict):
-                        raise OpenAIError(400, f"Invalid 'arms[{n}]': expected an object.", param=f"arms[{n}]")
-                    parsed.append(
-                        optimizer_pb2.ExperimentArm(
-                            version=_int32(arm, "version", lo=1, required=True, param=f"arms[{n}].version"),
-                            weight=check_number(
-                                f"arms[{n}].weight",
-                                field(arm, "weight", (int, float), default=1, param=f"arms[{n}].weight"),
-                                0,
-                                1e6,
-                            ),
-                        )
-                    )
-                request = optimizer_pb2.StartExperimentRequest(
-                    prompt=_text(body, "prompt", MAX_NAME_CHARS, required=True),
-                    arms=parsed,
-                    min_samples=_int32(body, "min_samples"),
-                    alpha=check_number("alpha", field(body, "alpha", (int, float), default=0), 0, 1),
-                    auto_promote=field(body, "auto_promote", bool, default=False),
-                )
-                rpc = self._optimizer.StartExperiment
-            elif experiment_id and not stop and method == "GET":
-                request = optimizer_pb2.GetExperimentRequest(experiment_id=_path_id(experiment_id))
-                rpc = self._optimizer.GetExperiment
-            elif experiment_id and stop and method == "POST":
-                request = optimizer_pb2.StopExperimentRequest(
-                    experiment_id=_path_id(experiment_id), reason=_text(body, "reason", MAX_NOTE_CHARS)
-                )
-                rpc = self._optimizer.StopExperiment
-        elif path == "/v1/virtuous-cycle/trigger" and method == "POST":
-            body = _body(raw)
-            rpc = self._optimizer.TriggerCycle
-            request = optimizer_pb2.TriggerCycleRequest(
-                prompt=_text(body, "prompt", MAX_NAME_CHARS),
-                category=_text(body, "category", MAX_NAME_CHARS),
-                reason=_text(body, "reason", MAX_NOTE_CHARS),
-            )
-        elif path == "/v1/virtuous-cycle/status" and method == "GET":
-            rpc, request = self._optimizer.GetCycleStatus, optimizer_pb2.GetCycleStatusRequest()
-        elif path == "/v1/quality" and method == "GET":
-            request = optimizer_pb2.GetQualityRequest(check_now="check=now" in query)
-            rpc = self._optimizer.GetQuality
-        if rpc is None:
-            raise OpenAIError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+    def routes(self) -> list[Route]:
+        def admin(method: str, template: str, handler) -> Route:
+            return Route(method, template, handler, ADMIN, PATH_PARAMS)
+
+        return [
+            admin("GET", "/v1/prompts/{name}", self.list_versions),
+            admin("POST", "/v1/prompts/{name}/versions", self.create_version),
+            admin("POST", "/v1/prompts/{name}/activate", self.activate),
+            admin("POST", "/v1/prompts/{name}/rollback", self.rollback),
+            admin("POST", "/v1/experiments", self.start_experiment),
+            admin("GET", "/v1/experiments/{experiment_id}", self.experiment),
+            admin("POST", "/v1/experiments/{experiment_id}/stop", self.stop_experiment),
+            admin("GET", "/v1/quality", self.quality),
+            admin("POST", "/v1/virtuous-cycle/trigger", self.trigger_cycle),
+            admin("GET", "/v1/virtuous-cycle/status", self.cycle_status),
+        ]
+
+    @staticmethod
+    async def _call(exchange: Exchange, rpc, request) -> None:
         try:
-            return _json(await rpc(request, timeout=10.0, metadata=self._metadata()))
+            reply = await rpc(request, timeout=10.0)
         except grpc.aio.AioRpcError as error:
             raise from_grpc(error) from None
+        await exchange.json(200, _json(reply))
+
+    async def list_versions(self, exchange: Exchange, name: str) -> None:
+        await self._call(
+            exchange, self._optimizer.ListPromptVersions, optimizer_pb2.ListPromptVersionsRequest(name=name)
+        )
+
+    async def create_version(self, exchange: Exchange, name: str) -> None:
+        body = await _body(exchange)
+        request = optimizer_pb2.CreatePromptVersionRequest(
+            name=name,
+            template=_text(body, "template", MAX_TEMPLATE_CHARS, required=True),
+            note=_text(body, "note", MAX_NOTE_CHARS),
+            activate=field(body, "activate", bool, default=False),
+        )
+        await self._call(exchange, self._optimizer.CreatePromptVersion, request)
+
+    async def activate(self, exchange: Exchange, name: str) -> None:
+        body = await _body(exchange)
+        request = optimizer_pb2.ActivatePromptVersionRequest(
+            name=name, version=_int32(body, "version", lo=1, required=True)
+        )
+        await self._call(exchange, self._optimizer.ActivatePromptVersion, request)
+
+    async def rollback(self, exchange: Exchange, name: str) -> None:
+        body = await _body(exchange)
+        request = optimizer_pb2.RollbackPromptRequest(name=name, reason=_text(body, "reason", MAX_NOTE_CHARS))
+        await self._call(exchange, self._optimizer.RollbackPrompt, request)
+
+    async def start_experiment(self, exchange: Exchange) -> None:
+        body = await _body(exchange)
+        arms = []
+        for n, arm in enumerate(field(body, "arms", list, required=True)):
+            if not isinstance(arm, dict):
+                raise OpenAIError(400, f"Invalid 'arms[{n}]': expected an object.", param=f"arms[{n}]")
+            weight = field(arm, "weight", (int, float), default=1, param=f"arms[{n}].weight")
+            arms.append(
+                optimizer_pb2.ExperimentArm(
+                    version=_int32(arm, "version", lo=1, required=True, param=f"arms[{n}].version"),
+                    weight=check_number(f"arms[{n}].weight", weight, 0, 1e6),
+                )
+            )
+        request = optimizer_pb2.StartExperimentRequest(
+            prompt=_text(body, "prompt", MAX_NAME_CHARS, required=True),
+            arms=arms,
+            min_samples=_int32(body, "min_samples"),
+            alpha=check_number("alpha", field(body, "alpha", (int, float), default=0), 0, 1),
+            auto_promote=field(body, "auto_promote", bool, default=False),
+        )
+        await self._call(exchange, self._optimizer.StartExperiment, request)
+
+    async def experiment(self, exchange: Exchange, experiment_id: str) -> None:
+        request = optimizer_pb2.GetExperimentRequest(experiment_id=_path_id(experiment_id))
+        await self._call(exchange, self._optimizer.GetExperiment, request)
+
+    async def stop_experiment(self, exchange: Exchange, experiment_id: str) -> None:
+        body = await _body(exchange)
+        request = optimizer_pb2.StopExperimentRequest(
+            experiment_id=_path_id(experiment_id), reason=_text(body, "reason", MAX_NOTE_CHARS)
+        )
+        await self._call(exchange, self._optimizer.StopExperiment, request)
+
+    async def quality(self, exchange: Exchange) -> None:
+        request = optimizer_pb2.GetQualityRequest(check_now="check=now" in exchange.query)
+        await self._call(exchange, self._optimizer.GetQuality, request)
+
+    async def trigger_cycle(self, exchange: Exchange) -> None:
+        body = await _body(exchange)
+        request = optimizer_pb2.TriggerCycleRequest(
+            prompt=_text(body, "prompt", MAX_NAME_CHARS),
+            category=_text(body, "category", MAX_NAME_CHARS),
+            reason=_text(body, "reason", MAX_NOTE_CHARS),
+        )
+        await self._call(exchange, self._optimizer.TriggerCycle, request)
+
+    async def cycle_status(self, exchange: Exchange) -> None:
+        await self._call(exchange, self._optimizer.GetCycleStatus, optimizer_pb2.GetCycleStatusRequest())

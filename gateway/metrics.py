@@ -10,35 +10,13 @@ status codes and catalog models of answered requests.
 
 from __future__ import annotations
 
-import re
+import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from services.runtime.metrics import LATENCY_BUCKETS
 
-# Route labels are these templates; any other path is one value, so a path
-# a client makes up (an e-mail, a key) never becomes a label.
-ROUTES = frozenset(
-    {"/v1/chat/completions", "/v1/chat/batch", "/v1/feedback", "/v1/models", "/health", "/health/live",
-     "/health/detailed", "/metrics", "/v1/experiments", "/v1/quality", "/v1/virtuous-cycle/trigger",
-     "/v1/virtuous-cycle/status"}
-)  # fmt: skip
-_TEMPLATES = (
-    (re.compile(r"^/v1/models/[^/]+$"), "/v1/models/{model}"),
-    (re.compile(r"^/v1/prompts/[A-Za-z0-9_-]+$"), "/v1/prompts/{name}"),
-    (re.compile(r"^/v1/prompts/[A-Za-z0-9_-]+/(versions|activate|rollback)$"), "/v1/prompts/{name}/{action}"),
-    (re.compile(r"^/v1/experiments/\d+$"), "/v1/experiments/{id}"),
-    (re.compile(r"^/v1/experiments/\d+/stop$"), "/v1/experiments/{id}/stop"),
-)
-UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-
-
-def method_of(method: str) -> str:
-    """The method label: a standard method, else `other`."""
-    return method if method in METHODS else "other"
-
-
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 ADDED_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -71,14 +49,17 @@ MESH_ADDED = Histogram(
 )
 
 
-def route_of(path: str) -> str:
-    """The route template a path belongs to; `unmatched` for any other."""
-    if path in ROUTES:
-        return path
-    for pattern, template in _TEMPLATES:
-        if pattern.match(path):
-            return template
-    return UNMATCHED
+def method_of(method: str) -> str:
+    """The method label: a standard method, else `other`."""
+    return method if method in METHODS else "other"
+
+
+def observe_answer(model: str, ttft_s: float, added_ms: float, first_at: float, usage) -> None:
+    """The GenAI server figures of one answered chat request."""
+    TIME_TO_FIRST_TOKEN.labels(model).observe(ttft_s)
+    MESH_ADDED.labels(model).observe(added_ms / 1000)
+    if usage is not None and usage.completion_tokens > 1:
+        TIME_PER_OUTPUT_TOKEN.labels(model).observe((time.perf_counter() - first_at) / (usage.completion_tokens - 1))
 
 
 def exposition() -> tuple[bytes, bytes]:

@@ -6,6 +6,7 @@ import json
 
 import grpc
 
+from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER
 from services.runtime.rpc_spans import client_interceptors
 
 # Retry UNAVAILABLE before any response (a peer restarting or draining), and
@@ -45,5 +46,31 @@ CHANNEL_OPTIONS = (
 
 
 def open_channel(addr: str) -> grpc.aio.Channel:
-    """One channel per peer, opened at start-up and reused for every call."""
-    return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS, interceptors=client_interceptors())
+    """One channel per peer, opened at start-up and reused for every call;
+    every call carries the request id of the request being served."""
+    interceptors = [_RequestIdUnaryUnary(), _RequestIdUnaryStream(), *client_interceptors()]
+    return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS, interceptors=interceptors)
+
+
+def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    request_id = REQUEST_ID.get()
+    metadata = tuple(details.metadata or ())
+    if not request_id or any(key == REQUEST_ID_HEADER for key, _ in metadata):
+        return details
+    return grpc.aio.ClientCallDetails(
+        details.method,
+        details.timeout,
+        grpc.aio.Metadata(*metadata, (REQUEST_ID_HEADER, request_id)),
+        details.credentials,
+        details.wait_for_ready,
+    )
+
+
+class _RequestIdUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        return await continuation(_with_request_id(client_call_details), request)
+
+
+class _RequestIdUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, client_call_details, request):
+        return await continuation(_with_request_id(client_call_details), request)

@@ -3,7 +3,8 @@
 import orjson
 import pytest
 
-from gateway.app import GatewayApp, GatewaySettings
+from gateway.app import GatewayApp
+from gateway.settings import GatewaySettings
 from tests.integration.asgi_call import call_asgi
 
 KEY = "sk-integration"

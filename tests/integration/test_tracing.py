@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
-from gateway.app import GatewayApp, GatewaySettings, traced
+from gateway.app import GatewayApp, traced
+from gateway.settings import GatewaySettings
 from services.runtime.channels import open_channel
 from services.runtime.telemetry import instrument_http_clients
 from tests.emulators.base import Script

@@ -1,0 +1,92 @@
+"""Exchange: one HTTP request and its response over ASGI — the request's
+method, path, headers and body, and the response as it is sent, whose
+status the access log and the metrics report."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+
+from gateway.openai_errors import OpenAIError
+from services.runtime.request_context import REQUEST_ID_HEADER
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class Exchange:
+    def __init__(self, scope: dict, receive, send, request_id: str):
+        self.scope = scope
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: str = scope.get("query_string", b"").decode("latin-1")
+        self.receive = receive
+        self.request_id = request_id
+        self.status = 0  # 0 until the response starts
+        self.started = time.perf_counter()
+        self.headers: list[tuple[bytes, bytes]] = []  # added to whatever starts the response
+        self.tenant = ""  # set once the API key is known
+        self._send = send
+
+    def header(self, name: bytes) -> bytes:
+        """The first request header of that (lower-case) name, or b""."""
+        return next((value for key, value in self.scope["headers"] if key == name), b"")
+
+    async def body(self) -> bytes | None:
+        """The request body; None when the client hung up while sending it."""
+        chunks = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise OpenAIError(413, f"Request body is larger than {MAX_BODY_BYTES} bytes.", code="request_too_large")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, *self.headers, (REQUEST_ID_HEADER.encode(), self.request_id.encode())],
+            }
+        )
+
+    async def send(self, body: bytes, more: bool = False) -> None:
+        await self._send({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def json(self, status: int, body: bytes | dict | list, headers: list[tuple[bytes, bytes]] = ()) -> None:
+        await self.start(status, [*JSON_HEADERS, *headers])
+        await self.send(body if isinstance(body, bytes) else orjson.dumps(body))
+
+    async def error(self, error: OpenAIError) -> None:
+        retry = [(b"retry-after", str(max(1, round(error.retry_after_s))).encode())] if error.retry_after_s else []
+        await self.json(error.status, error.json(), retry)
+
+
+class HangUp:
+    """Cancels a call the moment the client disconnects."""
+
+    def __init__(self, receive, call):
+        self.happened = False
+        self._call = call
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.happened = True
+                self._call.cancel()
+                return
+
+    def stop(self) -> None:
+        self._task.cancel()
