@@ -32,7 +32,8 @@ import orjson
 import uvloop
 
 from services.llm_gateway.providers.environment import build_providers
-from services.llm_gateway.providers.events import GenerationRequest, Message
+from services.llm_gateway.providers.events import GenerationRequest
+from services.runtime.conversation import Message
 from tests.emulators.openai_api import OpenAIEmulator
 
 SYSTEM = "Answer from the data. " * 40

@@ -18,7 +18,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from services.llm_gateway.catalog import ModelCatalog, ModelEntry
 from services.llm_gateway.generation_telemetry import GenerationObservation, GenerationTelemetry
-from services.llm_gateway.providers.events import Finish, GenerationRequest, Started
+from services.llm_gateway.providers.events import GenerationRequest, Started
+from services.runtime.conversation import Finish
 from services.runtime.faults import (
     DeadlineExceeded,
     FailedPrecondition,

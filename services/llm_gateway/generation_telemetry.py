@@ -22,7 +22,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from services.llm_gateway.catalog import ModelEntry
-from services.llm_gateway.providers.events import Finish, GenerationRequest, Usage
+from services.llm_gateway.providers.events import GenerationRequest
+from services.runtime.conversation import Finish, Usage
 
 # Our provider names -> gen_ai.provider.name values.
 PROVIDER_NAMES = {

@@ -7,11 +7,10 @@ import orjson
 from tilores_x.v1 import common_pb2, llm_gateway_pb2
 
 from services.llm_gateway.catalog import ModelEntry
-from services.llm_gateway.providers.events import (
+from services.llm_gateway.providers.events import GenerationRequest, Grounding
+from services.runtime.conversation import (
     Fact,
     Finish,
-    GenerationRequest,
-    Grounding,
     Message,
     ResponseFormat,
     Tool,

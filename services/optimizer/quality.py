@@ -4,9 +4,10 @@ reason, run on every recorded answer.
 groundedness  every figure, date, e-mail and record id the answer states
               appears in what the model was given (the context or the
               question); an unsupported one is named in the reason
-coverage      each topic the question asks about (status, credit, billing,
-              contact, tickets, calls) is answered from that topic's facts
-              or said to be not on file
+coverage      each topic the question asks about (the words of
+              services/runtime/topics.py, which the offline model answers
+              by) is answered from that topic's facts or said to be not on
+              file
 refusal       no customer found -> the answer says so; a customer found ->
               it does not claim otherwise
 format        not empty, no template placeholder left, not cut short, at
@@ -20,6 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from services.runtime.conversation import Fact
+from services.runtime.topics import TOPIC_WORDS, topics_asked
+
 WEIGHTS = {"groundedness": 0.4, "coverage": 0.3, "refusal": 0.2, "format": 0.1}
 MAX_CHARS = 4000
 CATEGORIES = ("customer profile", "credit", "transactions/billing", "calls and tickets", "relationships", "general")
@@ -27,14 +31,6 @@ CATEGORIES = ("customer profile", "credit", "transactions/billing", "calls and t
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?%?")
-TOPIC_WORDS = {
-    "status": re.compile(r"\b(status|active|cancel\w*|enrol\w*|product|plan)\b", re.I),
-    "credit": re.compile(r"\b(credit|scores?|fico|bureaus?|utili[sz]ation)\b", re.I),
-    "billing": re.compile(r"\b(payments?|paid|billing|bill|charges?|transactions?|balance|due|fees?)\b", re.I),
-    "contact": re.compile(r"\b(e-?mail|phone|address|contact)\b", re.I),
-    "tickets": re.compile(r"\b(tickets?|support|complaints?)\b", re.I),
-    "calls": re.compile(r"\b(calls?|called)\b", re.I),
-}
 NOT_ON_FILE = re.compile(
     r"\b(not on file|no \w+( \w+)? (is|are) on file|not in the data|no record|unavailable)\b", re.I
 )
@@ -46,14 +42,6 @@ class Score:
     name: str
     value: float
     reason: str
-
-
-@dataclass(frozen=True)
-class Fact:
-    topic: str
-    label: str
-    value: str
-    record_id: str
 
 
 def category_of(question: str, status: str) -> str:
@@ -92,7 +80,7 @@ def groundedness(answer: str, context: str, question: str) -> Score:
 
 
 def coverage(question: str, answer: str, facts: list[Fact]) -> Score:
-    asked = [t for t, pattern in TOPIC_WORDS.items() if pattern.search(question)]
+    asked = topics_asked(question)
     if not asked:
         return Score("coverage", 1.0, "asks about no particular topic")
     missing = []

@@ -20,6 +20,7 @@ from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
+from services.runtime.conversation import Fact
 from services.runtime.faults import FailedPrecondition, InvalidArgument
 
 STATES = {
@@ -161,7 +162,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         score = request.score if request.HasField("score") else None
         evaluators: list[quality.Score] = []
         if score is None and not request.error and request.answer:
-            facts = [quality.Fact(f.topic, f.label, f.value, f.record_id) for f in request.grounding.facts]
+            facts = [Fact(f.topic, f.label, f.value, f.record_id) for f in request.grounding.facts]
             score, evaluators = quality.evaluate(
                 request.question, request.answer, status, request.grounding.text, facts
             )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from services.router.grounding import Fact
+from services.runtime.conversation import Fact
 
 PII_KINDS = frozenset({"ssn", "card_number", "cvv", "driving_licence", "date_of_birth", "address"})
 BUNDLED = Path(__file__).with_name("field_policy.yaml")

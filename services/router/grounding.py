@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import orjson
 from tilores_x.v1 import common_pb2, tilores_data_pb2
 
+from services.runtime.conversation import Fact
+
 FOUND = "found"
 NOT_FOUND = "not_found"
 AMBIGUOUS = "ambiguous"
@@ -23,15 +25,6 @@ MAX_CANDIDATES = 10
 TOPIC_OF_SECTION = {"enrollment": "status", "transactions": "billing", "relationships": "identity"}
 # When the context must be shortened, facts of the later topics go first.
 TOPIC_PRIORITY = ("identity", "status", "credit", "billing", "contact", "tickets", "calls")
-
-
-@dataclass(frozen=True, slots=True)
-class Fact:
-    topic: str
-    label: str
-    value: str
-    record_id: str
-    pii_kind: str = ""
 
 
 @dataclass

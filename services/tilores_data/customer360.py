@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from services.runtime.conversation import Fact
 from services.tilores_data import normalize
 from services.tilores_data.credit_report import INSUFFICIENT_DATA, assess, bureau_summaries
 from services.tilores_data.entity_quality import consistency
@@ -38,15 +39,6 @@ RULE_REASONS = {
     "R4RECORD": "same record id",
     "R5NAME": "same name and date of birth or postal code",
 }
-
-
-@dataclass(frozen=True)
-class Fact:
-    topic: str
-    label: str
-    value: str
-    record_id: str
-    pii_kind: str = ""
 
 
 @dataclass

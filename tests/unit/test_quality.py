@@ -1,4 +1,5 @@
-from services.optimizer.quality import Fact, category_of, evaluate, groundedness
+from services.optimizer.quality import category_of, evaluate, groundedness
+from services.runtime.conversation import Fact
 
 CONTEXT = (
     "Customer data from Tilores (lookup by client id 2480135). Customer: Edwina Hawthorne.\n"

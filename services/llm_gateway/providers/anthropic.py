@@ -16,7 +16,8 @@ import anthropic
 import orjson
 
 from services.llm_gateway.providers import faults
-from services.llm_gateway.providers.events import Finish, GenerationRequest, ToolCallDelta, Usage
+from services.llm_gateway.providers.events import GenerationRequest
+from services.runtime.conversation import Finish, ToolCallDelta, Usage
 from services.runtime.faults import Fault
 
 STOP_REASONS = {

@@ -1,27 +1,12 @@
-"""What a provider receives and yields. Text deltas are plain `str` so the
-per-token path allocates nothing extra; everything else is a small frozen
-dataclass."""
+"""What a provider receives, beyond the shared conversation vocabulary
+(`services/runtime/conversation.py`): the generation request with its
+customer grounding, and the failover chain's Started event."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    reason: str  # "stop", "length", "tool_calls" or "content_filter"
-    model: str = ""  # catalog model that answered (set by the failover chain)
-    provider: str = ""
+from services.runtime.conversation import Fact, Message, ResponseFormat, Tool, ToolChoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,61 +17,6 @@ class Started:
     provider: str
 
 
-@dataclass(frozen=True, slots=True)
-class ToolChoice:
-    """OpenAI's tool_choice: "auto", "none", "required" or "function" (with
-    its name); `single_call` is `parallel_tool_calls: false`."""
-
-    mode: str
-    function_name: str = ""
-    single_call: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallDelta:
-    """A piece of a streamed tool call: id and name on its first piece."""
-
-    index: int
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # JSON text
-
-
-@dataclass(frozen=True, slots=True)
-class Tool:
-    name: str
-    description: str = ""
-    parameters: dict | None = None  # JSON Schema
-
-    def schema(self) -> dict:
-        """The argument schema; a function without one takes no arguments."""
-        return self.parameters or {"type": "object", "properties": {}}
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    role: str  # "system", "user", "assistant" or "tool"
-    content: str
-    tool_calls: tuple[ToolCall, ...] = ()
-    tool_call_id: str = ""
-    name: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Fact:
-    topic: str
-    label: str
-    value: str
-    record_id: str
-
-
 @dataclass(frozen=True)
 class Grounding:
     """The customer data behind a prompt (see common.proto Grounding)."""
@@ -95,12 +25,6 @@ class Grounding:
     query: str = ""
     customer_name: str = ""
     facts: tuple[Fact, ...] = ()
-
-
-@dataclass(frozen=True)
-class ResponseFormat:
-    type: str  # "text", "json_object" or "json_schema"
-    json_schema: dict | None = None  # the OpenAI json_schema object
 
 
 @dataclass(frozen=True)

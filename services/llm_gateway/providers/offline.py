@@ -11,25 +11,13 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from services.llm_gateway.providers.events import Fact, Finish, GenerationRequest, Usage
+from services.llm_gateway.providers.events import GenerationRequest
 from services.llm_gateway.providers.faults import unsupported
+from services.runtime.conversation import Fact, Finish, Usage
+from services.runtime.topics import topics_asked
 
 PREFIX = "Offline answer (composed from Tilores records, no language model): "
 
-# Question words -> fact topics they ask about (whole words only, so "case"
-# does not match "because").
-TOPIC_WORDS = {
-    topic: re.compile(pattern, re.I)
-    for topic, pattern in {
-        "identity": r"\b(name|who|born|birth\w*|age|client id|profile)\b",
-        "contact": r"\b(e-?mail|phone|address|contact|reach|lives?|city)\b",
-        "status": r"\b(status|account|active|cancel\w*|enrol\w*|product|plan|subscription)\b",
-        "credit": r"\b(credit|scores?|fico|bureaus?|utili[sz]ation|reports?)\b",
-        "billing": r"\b(payments?|paid|pay|billing|bill|charges?|transactions?|balance|due|card|fees?)\b",
-        "tickets": r"\b(tickets?|support|complaints?|zoho|cases?)\b",
-        "calls": r"\b(calls?|called|phoned)\b",
-    }.items()
-}
 OVERVIEW_TOPICS = ("status", "credit", "billing")
 TOPIC_TITLES = {
     "identity": "Identity",
@@ -54,8 +42,8 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def requested_topics(question: str) -> list[str]:
-    topics = [topic for topic, pattern in TOPIC_WORDS.items() if pattern.search(question)]
-    return topics or list(OVERVIEW_TOPICS)
+    """The topics to answer: those asked about, else an overview."""
+    return topics_asked(question) or list(OVERVIEW_TOPICS)
 
 
 def _fact_text(fact: Fact) -> str:

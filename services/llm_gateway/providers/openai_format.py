@@ -18,7 +18,8 @@ import aiohttp
 import orjson
 
 from services.llm_gateway.providers import faults
-from services.llm_gateway.providers.events import Finish, GenerationRequest, Message, ToolCallDelta, Usage
+from services.llm_gateway.providers.events import GenerationRequest
+from services.runtime.conversation import Finish, Message, ToolCallDelta, Usage
 from services.runtime.faults import Fault
 
 # What `with_streaming_response` sets: the SDK hands back the raw response
