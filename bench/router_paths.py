@@ -31,7 +31,7 @@ from tilores_x.v1 import cache_pb2, cache_pb2_grpc, common_pb2, router_pb2, rout
 from bench.chat_latency import machine
 from deploy.local_mesh import LocalMesh
 from deploy.topology import load_topology
-from services.router.peers import MeshPeers
+from services.router.clients import RouterClients
 from services.router.service import RouterService
 from services.tilores_data.sample import generate_customers
 
@@ -55,15 +55,15 @@ async def timed(service: RouterService, requests: list[router_pb2.ChatRequest]) 
     out = []
     for request in requests:
         started = time.perf_counter()
-        await service.prepare(request, 10.0)
+        await service.turn(request, lambda: 10.0).plan()
         out.append((time.perf_counter() - started) * 1000)
     return out
 
 
 async def measure(mesh: LocalMesh, customers: list, count: int) -> tuple[dict[str, list[float]], float, tuple]:
     addrs = {name: mesh.service_addr(name) for name in ("cache", "tilores_data", "optimizer", "llm_gateway")}
-    plain = MeshPeers(addrs, 3600.0, near_cache_ttl_s=0.0, prompt_ttl_s=300.0)
-    near = MeshPeers(addrs, 3600.0, near_cache_ttl_s=300.0, prompt_ttl_s=300.0)
+    plain = RouterClients(addrs, 3600.0, near_cache_ttl_s=0.0, prompt_ttl_s=300.0)
+    near = RouterClients(addrs, 3600.0, near_cache_ttl_s=300.0, prompt_ttl_s=300.0)
     router, nearby = RouterService(plain, 30.0), RouterService(near, 30.0)
     requests = [turn(c.records[0]["CLIENT_ID"]) for c in customers[1 : count + 1]]
     await timed(router, [turn("2480135")] * 20)  # channels, prompt and model list warm
@@ -74,7 +74,7 @@ async def measure(mesh: LocalMesh, customers: list, count: int) -> tuple[dict[st
     await plain.close()
     await near.close()
     mesh.restart("cache")  # its in-process tier is empty; Redis keeps everything
-    plain = MeshPeers(addrs, 3600.0, near_cache_ttl_s=0.0, prompt_ttl_s=300.0)
+    plain = RouterClients(addrs, 3600.0, near_cache_ttl_s=0.0, prompt_ttl_s=300.0)
     router = RouterService(plain, 30.0)
     await timed(router, [turn("2480135")] * 20)
     rows["cache L2 hit (Redis)"] = await timed(router, requests)

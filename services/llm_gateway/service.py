@@ -14,8 +14,9 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
 from services.llm_gateway.failover import CLOSED, HALF_OPEN, OPEN, FailoverChain
 from services.llm_gateway.generation_telemetry import failover_metrics
 from services.llm_gateway.providers.events import Started
-from services.llm_gateway.wire import event_message, generation_request, model_message
+from services.llm_gateway.wire import generation_request, model_message
 from services.runtime.coalesce import batches, joined
+from services.runtime.conversation_wire import stream_message
 from services.runtime.faults import Fault, InvalidArgument
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.request_context import ANSWERING_MODEL_HEADER, PROVIDER_TTFT_HEADER
@@ -61,7 +62,7 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
                     )
                     items = batch[1:]
                 for item in joined(items, _provider_text):
-                    yield response(delta=item) if type(item) is str else event_message(item)
+                    yield stream_message(item, response)
                     sent += 1
         except Fault as fault:
             if not sent:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from services.router.clients import RouterClients
 from services.router.field_policy import FieldPolicy, PolicyError
-from services.router.peers import MeshPeers
 from services.router.service import RouterComponent
 from services.runtime.server import main
 from services.runtime.settings import SettingsError, env_float, env_str, peer_addr
@@ -24,7 +24,7 @@ from services.runtime.settings import SettingsError, env_float, env_str, peer_ad
 
 async def build() -> RouterComponent:
     addrs = {name: peer_addr(name) for name in ("cache", "tilores_data", "optimizer", "llm_gateway")}
-    peers = MeshPeers(
+    clients = RouterClients(
         addrs,
         customer_ttl_s=env_float("CUSTOMER_CACHE_TTL_S", 3600.0, minimum=1.0),
         near_cache_ttl_s=env_float("ROUTER_NEAR_CACHE_TTL_S", 30.0),
@@ -35,7 +35,7 @@ async def build() -> RouterComponent:
         policy = FieldPolicy.from_yaml(Path(path).read_text()) if path else FieldPolicy.bundled()
     except (OSError, PolicyError, yaml.YAMLError) as error:
         raise SettingsError(f"ROUTER_FIELD_POLICY_PATH: {error}") from None
-    return RouterComponent(peers, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), policy)
+    return RouterComponent(clients, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), policy)
 
 
 if __name__ == "__main__":

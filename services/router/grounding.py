@@ -1,16 +1,12 @@
-"""Grounding: the facts of a chat turn and the context text a model sees.
-
-Facts come from tilores_data's Customer 360 view and credit report, each
-with the id of the record it came from and its kind of personal data; the
-router adds nothing the data does not say. The text is trimmed to fit the
-model's context window, least needed topics first, and says so."""
+"""CustomerGrounding: the facts of a chat turn and the context text a model
+sees. Facts come from tilores_data's Customer 360 view and credit report,
+each with the id of the record it came from and its kind of personal data;
+the router adds nothing the data does not say. The text is trimmed to fit
+the model's context window, least needed topics first, and says so."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import orjson
-from tilores_x.v1 import common_pb2, tilores_data_pb2
 
 from services.runtime.conversation import Fact
 
@@ -21,8 +17,6 @@ NO_IDENTIFIER = "no_identifier"
 UNAVAILABLE = "unavailable"
 MAX_CANDIDATES = 10
 
-# 360 sections -> the fact topics answers are organised by.
-TOPIC_OF_SECTION = {"enrollment": "status", "transactions": "billing", "relationships": "identity"}
 # When the context must be shortened, facts of the later topics go first.
 TOPIC_PRIORITY = ("identity", "status", "credit", "billing", "contact", "tickets", "calls")
 
@@ -67,38 +61,17 @@ def _fit(header: str, facts: list[Fact], max_chars: int | None, line) -> str:
     return text
 
 
-def found(
-    query: str, view: tilores_data_pb2.GetCustomer360Response, credit: tilores_data_pb2.GetCreditReportResponse
-) -> CustomerGrounding:
+def found(query: str, customer_name: str, facts: list[Fact]) -> CustomerGrounding:
+    return CustomerGrounding(FOUND, query, customer_name, facts)
+
+
+def ambiguous(query: str, candidates: list[tuple[str, str]]) -> CustomerGrounding:
+    """Several customers match: each candidate's summary and record, at most
+    MAX_CANDIDATES, then how many more."""
     facts = [
-        Fact(TOPIC_OF_SECTION.get(section.name, section.name), f.label, f.value, f.record_id, f.pii_kind)
-        for section in view.sections
-        for f in section.facts
+        Fact("identity", f"Candidate {n}", summary, record_id)
+        for n, (summary, record_id) in enumerate(candidates[:MAX_CANDIDATES], start=1)
     ]
-    for advice in credit.assessment.recommendations:
-        # Advice is read from one bureau's report: cite that report.
-        source = next((b.record_id for b in credit.bureaus if b.bureau in advice), "")
-        facts.append(Fact("credit", "Credit advice", advice, source))
-    return CustomerGrounding(FOUND, query, view.customer_name, facts)
-
-
-def _candidate(entity: common_pb2.Entity) -> tuple[str, str]:
-    records = [orjson.loads(r.data_json) for r in entity.records]
-    contact = next((r for r in records if r.get("FIRST_NAME")), records[0] if records else {})
-    name = " ".join(str(contact[k]) for k in ("FIRST_NAME", "LAST_NAME") if contact.get(k))
-    parts = [name or "name not on file"]
-    for label, key in (("client id", "CLIENT_ID"), ("email", "EMAIL")):
-        value = next((r[key] for r in records if r.get(key)), "")
-        if value:
-            parts.append(f"{label} {value}")
-    return ", ".join(parts), str(contact.get("id", ""))
-
-
-def ambiguous(query: str, entities: list[common_pb2.Entity]) -> CustomerGrounding:
-    facts = []
-    for n, entity in enumerate(entities[:MAX_CANDIDATES], start=1):
-        summary, record_id = _candidate(entity)
-        facts.append(Fact("identity", f"Candidate {n}", summary, record_id))
-    if len(entities) > MAX_CANDIDATES:
-        facts.append(Fact("identity", "More candidates", f"{len(entities) - MAX_CANDIDATES} more match", ""))
+    if len(candidates) > MAX_CANDIDATES:
+        facts.append(Fact("identity", "More candidates", f"{len(candidates) - MAX_CANDIDATES} more match", ""))
     return CustomerGrounding(AMBIGUOUS, query, facts=facts)

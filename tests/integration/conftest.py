@@ -18,7 +18,7 @@ from services.llm_gateway.providers.offline import OfflineProvider
 from services.llm_gateway.service import LlmGatewayComponent
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
-from services.router.peers import MeshPeers
+from services.router.clients import RouterClients
 from services.router.service import RouterComponent
 from services.runtime.lru import LruCache
 from services.runtime.server import RunningServer, start_server
@@ -82,8 +82,8 @@ async def start_mesh(
     llm = LlmGatewayComponent(FailoverChain(ModelCatalog.from_yaml(CATALOG), providers, **chain_options))
     mesh.servers["llm_gateway"] = await start_server(llm, free_port_settings("llm_gateway"))
     addrs = {n: mesh.addr(n) for n in ("cache", "tilores_data", "optimizer", "llm_gateway")}
-    peers = MeshPeers(addrs, 60.0, near_cache_ttl_s=near_cache_ttl_s)
-    mesh.servers["router"] = await start_server(RouterComponent(peers, 30.0), free_port_settings("router"))
+    clients = RouterClients(addrs, 60.0, near_cache_ttl_s=near_cache_ttl_s)
+    mesh.servers["router"] = await start_server(RouterComponent(clients, 30.0), free_port_settings("router"))
     return mesh
 
 

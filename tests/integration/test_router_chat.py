@@ -232,8 +232,8 @@ async def test_concurrent_turns_about_one_uncached_customer_make_one_lookup(tmp_
         question = f"status of client id {customer.records[0]['CLIENT_ID']}"
         answers = await asyncio.gather(*(collect(stub, chat_request(question)) for _ in range(20)))
         assert all(customer.records[0]["FIRST_NAME"] in text for text, _ in answers)
-        peers = mesh.servers["router"].component.peers
-        assert peers.tilores_calls == 3  # one search, one 360 view, one credit report for all 20 turns
+        customers = mesh.servers["router"].component.clients.customers
+        assert customers.tilores_calls == 3  # one search, one 360 view, one credit report for all 20 turns
     finally:
         await stop_mesh(mesh)
 

@@ -6,10 +6,10 @@ import json
 
 import orjson
 import pytest
-from tilores_x.v1 import common_pb2
 
 from services.llm_gateway.providers.events import GenerationRequest, Grounding
 from services.llm_gateway.providers.offline import OfflineProvider, compose_answer, requested_topics
+from services.router.clients import CustomerMatch, profile_of
 from services.router.field_policy import FieldPolicy, PolicyError
 from services.router.grounding import AMBIGUOUS, FOUND, NOT_FOUND, CustomerGrounding, ambiguous, found
 from services.runtime.conversation import Fact, Finish, Message, ResponseFormat, Tool, Usage
@@ -35,7 +35,8 @@ def _view(customer) -> tuple:
 
 
 def _demo_grounding():
-    return found("email edwina.hawthorne@example.com", *_view(next(iter(generate_customers(1)))))
+    profile = profile_of(*_view(next(iter(generate_customers(1)))))
+    return found("email edwina.hawthorne@example.com", profile.customer_name, profile.facts())
 
 
 def _as_provider_grounding(grounding) -> Grounding:
@@ -47,11 +48,8 @@ def _as_provider_grounding(grounding) -> Grounding:
     )
 
 
-def _entity(customer) -> common_pb2.Entity:
-    return common_pb2.Entity(
-        id=customer.entity_id,
-        records=[common_pb2.Record(id=r["id"], data_json=orjson.dumps(r)) for r in customer.records],
-    )
+def _match(customer) -> CustomerMatch:
+    return CustomerMatch(customer.entity_id, tuple(orjson.dumps(r).decode() for r in customer.records))
 
 
 def test_facts_come_from_the_360_view_with_their_record_ids():
@@ -87,7 +85,7 @@ def test_grounding_states():
     one = _demo_grounding()
     assert one.status == FOUND and "Edwina Hawthorne" in one.text()
     customers = list(generate_customers(3))
-    many = ambiguous("name Ada Abbott", [_entity(c) for c in customers[:2]])
+    many = ambiguous("name Ada Abbott", [_match(c).summary() for c in customers[:2]])
     assert many.status == AMBIGUOUS
     text = many.text()
     assert "Candidate 1" in text and "Candidate 2" in text and "client id 2480135" in text

@@ -1,0 +1,364 @@
+"""Turn: one chat turn as plain code. Find the customer, build the context
+the model may see, ask the model, run its data-tool calls and ask again,
+replay or keep a deterministic answer, record how it went. Everything
+outside the router is reached through the adapters of
+`services/router/clients.py`, so a turn can be tested with fakes.
+
+The turn yields the answer's events as they arrive: a str per run of text,
+then ToolCallDelta (the caller's own tools), Finish and Usage, or a
+StreamError that ends it. A failure before anything was yielded is raised
+(a Fault), so the caller can still answer with a status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+
+from services.router.clients import (
+    AnswerCache,
+    CustomerDataUnavailable,
+    CustomerMatch,
+    GenerationCall,
+    Grounding,
+    KeptAnswer,
+    NoSuchCustomer,
+    Outcome,
+    Prompt,
+)
+from services.router.field_policy import FieldPolicy
+from services.router.grounding import NO_IDENTIFIER, NOT_FOUND, UNAVAILABLE, CustomerGrounding, ambiguous, found
+from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
+from services.runtime.coalesce import batches, joined
+from services.runtime.conversation import (
+    Finish,
+    Message,
+    ResponseFormat,
+    StreamError,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+)
+from services.runtime.customer_identifiers import Identifiers, identifiers_by_message
+from services.runtime.faults import Fault
+
+# The share of a model's context window the customer context may fill, at
+# roughly four characters a token; the rest is for the conversation and the
+# answer.
+CONTEXT_SHARE = 0.5
+CHARS_PER_TOKEN = 4
+MIN_CONTEXT_CHARS = 1500
+_WORDS = re.compile(r"\s*\S+\s*|\s+")
+
+
+@dataclass
+class TurnRequest:
+    """What the caller asks: the model, the conversation so far (the last
+    user message is the question) and how to answer."""
+
+    model: str
+    messages: list[Message]
+    tenant: str = ""
+    conversation_id: str = ""
+    completion_id: str = ""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    response_format: ResponseFormat | None = None
+    tools: tuple[Tool, ...] = ()  # the caller's own: their calls go back to the caller
+    tool_choice: ToolChoice | None = None
+    no_fallback: bool = False
+    cache_response: bool = False
+
+    def question(self) -> str:
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
+    @property
+    def replayable(self) -> bool:
+        """A deterministic request: an identical earlier answer may be replayed."""
+        return self.cache_response or self.temperature == 0
+
+
+@dataclass
+class Plan:
+    """What a turn settled before its first model call."""
+
+    call: GenerationCall
+    allowed: frozenset[str]  # personal data every model that may answer may see
+    runs_tools: bool  # the router's data tools are on offer, and it runs them
+    prompt: Prompt
+
+
+@dataclass
+class Round:
+    """One model call's end: the data-tool calls it made, its finish and usage."""
+
+    calls: dict[int, ToolCall] = field(default_factory=dict)
+    finish: Finish | None = None
+    usage: Usage = field(default_factory=lambda: Usage(0, 0))
+
+
+class Turn:
+    def __init__(
+        self,
+        request: TurnRequest,
+        clients,
+        policy: FieldPolicy,
+        tools: ToolRunner | None,
+        remaining: Callable[[], float],
+    ):
+        self.request = request
+        self._clients = clients
+        self._policy = policy
+        self._tools = tools
+        self._remaining = remaining
+        self._started = time.perf_counter()
+        self._sent = 0
+        self.provider_ms = 0.0  # the model provider's share of the time before the first event
+        self.model = ""  # the model that answers, once known
+
+    async def events(self) -> AsyncIterator[object]:
+        plan = await self.plan()
+        key = AnswerCache.key(plan.call) if self.request.replayable else ""
+        if key:
+            kept = await self._clients.answers.get(self.request.tenant, key)
+            if kept is not None:
+                async for event in self._replay(kept):
+                    yield event
+                return
+        kept = KeptAnswer() if key else None
+        text: list[str] = []
+        usage = Usage(0, 0)
+        finish = None
+        for round_number in range(MAX_ROUNDS + 1):
+            if round_number == MAX_ROUNDS and plan.runs_tools:
+                plan.call.tools = ()  # the last round must answer in words
+            result = Round()
+            async for event in self._ask(plan, result):
+                if type(event) is str:
+                    text.append(event)
+                    if kept is not None:
+                        kept.deltas.append(event)
+                elif kept is not None:
+                    kept = None  # a tool call or an error: not replayable
+                if isinstance(event, StreamError):
+                    self._record(plan, text, error=True)
+                yield event
+                if isinstance(event, StreamError):
+                    return
+            usage = Usage(
+                usage.prompt_tokens + result.usage.prompt_tokens,
+                usage.completion_tokens + result.usage.completion_tokens,
+            )
+            finish = result.finish
+            if not result.calls or not plan.call.tools:
+                break  # an answer; or calls made without tools on offer, which nothing runs
+            await self._run_tools(plan, result.calls)
+        if finish is not None:
+            yield finish
+        yield usage
+        self._record(plan, text, error=False, usage=usage, model=finish.model if finish else "")
+        if kept is not None and finish is not None:
+            kept.finish, kept.usage = finish, usage
+            self._clients.answers.keep(self.request.tenant, key, kept)
+
+    async def plan(self) -> Plan:
+        """Everything before the first model call: the customer and the
+        prompt, the models that may answer and what they may see, the
+        context, the tools on offer."""
+        request = self.request
+        timeout_s = self._remaining()
+        (grounding, prompt), (allowed, budget, supports_tools) = await asyncio.gather(
+            self._grounding(timeout_s), self._model_limits()
+        )
+        grounding.facts = self._policy.apply(grounding.facts, allowed)
+        context = grounding.text(budget)
+        system = Message("system", prompt.template.replace("{context}", context))
+        # The caller's own tools go to the model and its calls back to the
+        # caller; otherwise a model that can call tools is offered the
+        # router's data tools, which the router runs itself. They are only
+        # offered: the context is in the prompt, so a fallback that cannot
+        # call tools answers without them. tool_choice "none": no tool at all.
+        choice = request.tool_choice.mode if request.tool_choice else "auto"
+        runs_tools = supports_tools and not request.tools and self._tools is not None and choice == "auto"
+        offered = () if choice == "none" else request.tools or (TOOLS if runs_tools else ())
+        call = GenerationCall(
+            model=request.model,
+            messages=[system, *request.messages],
+            grounding=Grounding(
+                grounding.status, grounding.query, grounding.customer_name, context, tuple(grounding.facts)
+            ),
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            top_p=request.top_p,
+            stop=request.stop,
+            seed=request.seed,
+            response_format=request.response_format,
+            tools=offered,
+            tool_choice=request.tool_choice if offered else None,
+            tools_optional=runs_tools,
+            no_fallback=request.no_fallback,
+        )
+        return Plan(call, allowed, runs_tools, prompt)
+
+    async def _grounding(self, timeout_s: float) -> tuple[CustomerGrounding, Prompt]:
+        prompts = self._clients.prompts
+        request = self.request
+        candidates = identifiers_by_message([(m.role, m.content) for m in request.messages])
+        if not candidates:
+            return CustomerGrounding(NO_IDENTIFIER), await prompts.prompt("general", request.conversation_id, timeout_s)
+        # The prompt and the customer are independent: fetch them together.
+        prompt = asyncio.ensure_future(prompts.prompt("customer", request.conversation_id, timeout_s))
+        try:
+            grounding = await self._customer(candidates, timeout_s)
+        except BaseException:
+            prompt.cancel()
+            raise
+        if grounding.status == NO_IDENTIFIER:  # the names named nobody
+            prompt.cancel()
+            return grounding, await prompts.prompt("general", request.conversation_id, timeout_s)
+        return grounding, await prompt
+
+    async def _customer(self, candidates: list[Identifiers], timeout_s: float) -> CustomerGrounding:
+        """The customer of the newest message that names one. An exact
+        identifier decides at once; names are looked up together and the
+        first that finds a customer wins. Names typed as names ("Jasper
+        Abbott") that find nobody are an answer (no customer matches); word
+        pairs that merely could be names send the search on to the message
+        before."""
+        customers = self._clients.customers
+        tenant = self.request.tenant
+        for identifiers in candidates:
+            if identifiers.exact:
+                lookups = [(identifiers.describe(), identifiers.search_parameters())]
+            else:
+                lookups = [(name.describe(), name.search_parameters()) for name in identifiers.names]
+            try:
+                found_each = await asyncio.gather(*(customers.find(p, tenant, timeout_s) for _, p in lookups))
+                for (query, _), matches in zip(lookups, found_each, strict=True):
+                    if matches or identifiers.exact:
+                        return await self._grounded(query, matches, timeout_s)
+            except (CustomerDataUnavailable, NoSuchCustomer):
+                return CustomerGrounding(UNAVAILABLE, lookups[0][0])
+            said = next((n for n in identifiers.names if n.written_as_name), None)
+            if said is not None:
+                return CustomerGrounding(NOT_FOUND, said.describe())
+        return CustomerGrounding(NO_IDENTIFIER)
+
+    async def _grounded(self, query: str, matches: list[CustomerMatch], timeout_s: float) -> CustomerGrounding:
+        if not matches:
+            return CustomerGrounding(NOT_FOUND, query)
+        if len(matches) > 1:
+            return ambiguous(query, [match.summary() for match in matches])
+        profile = await self._clients.customers.profile(matches[0].entity_id, self.request.tenant, timeout_s)
+        return found(query, profile.customer_name, profile.facts())
+
+    async def _model_limits(self) -> tuple[frozenset[str], int | None, bool]:
+        """The personal data every provider that may answer is allowed to
+        see, the context budget in characters, and whether the model can
+        call tools."""
+        models = await self._clients.models.models()
+        model = models.get(self.request.model)
+        if model is None:
+            return self._policy.allowed([""]), MIN_CONTEXT_CHARS, False  # unknown: the default policy
+        chain = [model.provider]
+        if not self.request.no_fallback:
+            chain += [models[f].provider for f in model.fallbacks if f in models]
+        budget = None
+        if model.context_window:
+            conversation = sum(len(m.content) for m in self.request.messages)
+            budget = max(MIN_CONTEXT_CHARS, int(model.context_window * CHARS_PER_TOKEN * CONTEXT_SHARE) - conversation)
+        return self._policy.allowed(chain), budget, model.supports_tools
+
+    async def _ask(self, plan: Plan, result: Round) -> AsyncIterator[object]:
+        """One model call: its text and the caller's tool calls as they
+        arrive (runs of text that piled up go on as one); the router's own
+        tool calls, the finish and the usage into `result`."""
+        stream = self._clients.generation.open(plan.call, self._remaining())
+        started = time.perf_counter()
+        timed = False
+        try:
+            async for batch in batches(stream.events()):
+                if not timed and not self._sent:
+                    timed = True
+                    self.provider_ms += stream.provider_ms
+                    self.model = stream.model or self.model
+                for event in joined(batch, _text):
+                    if isinstance(event, Usage):
+                        result.usage = event
+                    elif isinstance(event, Finish):
+                        result.finish = event
+                    elif isinstance(event, ToolCallDelta) and plan.runs_tools:
+                        _gather(result.calls, event)
+                    else:
+                        self._sent += 1
+                        yield event
+        except Fault as fault:
+            if not self._sent:
+                self._record(plan, [], error=True)
+                raise
+            yield StreamError(fault.code, fault.message)
+            return
+        if result.calls and not self._sent:
+            # A tool round before any answer: all of its model time counts.
+            self.provider_ms += (time.perf_counter() - started) * 1000 - stream.provider_ms
+
+    async def _run_tools(self, plan: Plan, calls: dict[int, ToolCall]) -> None:
+        """Run the model's calls and give it the results for the next round."""
+        timeout_s = self._remaining()
+        ordered = list(calls.values())
+        results = await asyncio.gather(
+            *(self._tools.run(c.name, c.arguments, plan.allowed, self.request.tenant, timeout_s) for c in ordered)
+        )
+        plan.call.messages.append(Message("assistant", "", tuple(ordered)))
+        plan.call.messages.extend(
+            Message("tool", result, tool_call_id=c.id) for c, result in zip(ordered, results, strict=True)
+        )
+
+    async def _replay(self, kept: KeptAnswer) -> AsyncIterator[object]:
+        """A kept answer word by word, as a model would stream it."""
+        self.model = kept.finish.model if kept.finish else ""
+        for delta in kept.deltas:
+            for word in _WORDS.findall(delta):
+                yield word
+        if kept.finish is not None:
+            yield kept.finish
+        yield kept.usage or Usage(0, 0)
+
+    def _record(self, plan: Plan, text: list[str], *, error: bool, usage: Usage | None = None, model: str = ""):
+        # Off the hot path: the optimizer scores the turn and feeds experiments.
+        if not (self.request.completion_id and plan.prompt.version):
+            return
+        self._clients.outcomes.post(
+            Outcome(
+                completion_id=self.request.completion_id,
+                prompt=plan.prompt,
+                model=model or self.request.model,
+                latency_ms=(time.perf_counter() - self._started) * 1000,
+                tokens=usage.total_tokens if usage else 0,
+                error=error,
+                question=self.request.question(),
+                answer="".join(text),
+                grounding=plan.call.grounding,
+            )
+        )
+
+
+def _text(event: object) -> str | None:
+    return event if type(event) is str else None
+
+
+def _gather(calls: dict[int, ToolCall], piece: ToolCallDelta) -> None:
+    """Streamed call pieces into whole calls: the first piece of a call
+    names it, later ones append to its arguments."""
+    call = calls.get(piece.index) or ToolCall("", "", "")
+    calls[piece.index] = replace(
+        call, id=piece.id or call.id, name=piece.name or call.name, arguments=call.arguments + piece.arguments
+    )

@@ -1,0 +1,182 @@
+"""The conversation vocabulary on the wire: one translation each way
+between `services/runtime/conversation.py` and the protos of
+`common.proto` (roles, finish reasons, grounding statuses, tool choices,
+messages, tools, facts and stream events). ChatResponse and
+GenerateResponse carry the same events, so one function builds either."""
+
+from __future__ import annotations
+
+import orjson
+from tilores_x.v1 import common_pb2
+
+from services.runtime.conversation import (
+    Fact,
+    Finish,
+    Message,
+    ResponseFormat,
+    StreamError,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+)
+from services.runtime.faults import InvalidArgument
+
+ROLE_OF = {
+    common_pb2.ROLE_SYSTEM: "system",
+    common_pb2.ROLE_USER: "user",
+    common_pb2.ROLE_ASSISTANT: "assistant",
+    common_pb2.ROLE_TOOL: "tool",
+}
+ROLE_ENUM = {name: number for number, name in ROLE_OF.items()}
+FINISH_OF = {
+    common_pb2.FINISH_REASON_STOP: "stop",
+    common_pb2.FINISH_REASON_LENGTH: "length",
+    common_pb2.FINISH_REASON_TOOL_CALLS: "tool_calls",
+    common_pb2.FINISH_REASON_CONTENT_FILTER: "content_filter",
+}
+FINISH_ENUM = {name: number for number, name in FINISH_OF.items()}
+GROUNDING_OF = {
+    common_pb2.GROUNDING_STATUS_FOUND: "found",
+    common_pb2.GROUNDING_STATUS_NOT_FOUND: "not_found",
+    common_pb2.GROUNDING_STATUS_AMBIGUOUS: "ambiguous",
+    common_pb2.GROUNDING_STATUS_NO_IDENTIFIER: "no_identifier",
+    common_pb2.GROUNDING_STATUS_UNAVAILABLE: "unavailable",
+}
+GROUNDING_ENUM = {name: number for number, name in GROUNDING_OF.items()}
+TOOL_CHOICE_OF = {
+    common_pb2.TOOL_CHOICE_MODE_AUTO: "auto",
+    common_pb2.TOOL_CHOICE_MODE_NONE: "none",
+    common_pb2.TOOL_CHOICE_MODE_REQUIRED: "required",
+    common_pb2.TOOL_CHOICE_MODE_FUNCTION: "function",
+}
+TOOL_CHOICE_ENUM = {name: number for number, name in TOOL_CHOICE_OF.items()}
+RESPONSE_FORMAT_OF = {
+    common_pb2.RESPONSE_FORMAT_TYPE_TEXT: "text",
+    common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT: "json_object",
+    common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA: "json_schema",
+}
+RESPONSE_FORMAT_ENUM = {name: number for number, name in RESPONSE_FORMAT_OF.items()}
+
+
+def json_object_field(text: str, field: str) -> dict:
+    """A field that holds a JSON object as text (a schema, tool parameters)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise InvalidArgument(f"{field} is not valid JSON", field=field) from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field} must be a JSON object", field=field)
+    return value
+
+
+def response_format_of(response_format: common_pb2.ResponseFormat, field: str) -> ResponseFormat | None:
+    """None when not set (free text)."""
+    kind = RESPONSE_FORMAT_OF.get(response_format.type)
+    if kind is None:
+        return None
+    if kind != "json_schema":
+        return ResponseFormat(kind)
+    return ResponseFormat(kind, json_object_field(response_format.json_schema, f"{field}.json_schema"))
+
+
+def response_format_proto(response_format: ResponseFormat | None) -> common_pb2.ResponseFormat:
+    if response_format is None:
+        return common_pb2.ResponseFormat()
+    schema = orjson.dumps(response_format.json_schema).decode() if response_format.json_schema is not None else ""
+    return common_pb2.ResponseFormat(type=RESPONSE_FORMAT_ENUM[response_format.type], json_schema=schema)
+
+
+def message_of(message: common_pb2.ChatMessage) -> Message:
+    """A message as the services speak it; an unset role stays ""."""
+    calls = tuple(ToolCall(c.id, c.name, c.arguments) for c in message.tool_calls)
+    return Message(ROLE_OF.get(message.role, ""), message.content, calls, message.tool_call_id, message.name)
+
+
+def message_proto(message: Message) -> common_pb2.ChatMessage:
+    return common_pb2.ChatMessage(
+        role=ROLE_ENUM[message.role],
+        content=message.content,
+        name=message.name,
+        tool_call_id=message.tool_call_id,
+        tool_calls=[common_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in message.tool_calls],
+    )
+
+
+def tool_proto(tool: Tool) -> common_pb2.Tool:
+    parameters = orjson.dumps(tool.parameters).decode() if tool.parameters else ""
+    return common_pb2.Tool(name=tool.name, description=tool.description, parameters_json=parameters)
+
+
+def tool_choice_of(choice: common_pb2.ToolChoice) -> ToolChoice | None:
+    """None when nothing is asked for: the model decides."""
+    mode = TOOL_CHOICE_OF.get(choice.mode)
+    if mode is None and not choice.single_call:
+        return None
+    name = choice.function_name if mode == "function" else ""
+    return ToolChoice(mode or "auto", name, choice.single_call)
+
+
+def tool_choice_proto(choice: ToolChoice | None) -> common_pb2.ToolChoice:
+    if choice is None:
+        return common_pb2.ToolChoice()
+    return common_pb2.ToolChoice(
+        mode=TOOL_CHOICE_ENUM[choice.mode], function_name=choice.function_name, single_call=choice.single_call
+    )
+
+
+def fact_of(fact: common_pb2.Fact) -> Fact:
+    return Fact(fact.topic, fact.label, fact.value, fact.record_id, fact.pii_kind)
+
+
+def fact_proto(fact: Fact) -> common_pb2.Fact:
+    return common_pb2.Fact(
+        topic=fact.topic, label=fact.label, value=fact.value, record_id=fact.record_id, pii_kind=fact.pii_kind
+    )
+
+
+def usage_proto(usage: Usage) -> common_pb2.Usage:
+    return common_pb2.Usage(
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens
+    )
+
+
+def stream_event_of(message) -> object:
+    """A ChatResponse or GenerateResponse as the event it carries: the text
+    of a delta (a str), ToolCallDelta, Finish, Usage or StreamError."""
+    kind = message.WhichOneof("event")
+    if kind == "delta":
+        return message.delta
+    if kind == "tool_call":
+        piece = message.tool_call
+        return ToolCallDelta(piece.index, piece.id, piece.name, piece.arguments)
+    if kind == "finish":
+        finish = message.finish
+        return Finish(FINISH_OF.get(finish.reason, "stop"), finish.model, finish.provider)
+    if kind == "usage":
+        return Usage(message.usage.prompt_tokens, message.usage.completion_tokens)
+    if kind == "error":
+        return StreamError(message.error.code, message.error.message)
+    raise ValueError(f"a stream message without an event: {kind!r}")
+
+
+def stream_message(event: object, message_type):
+    """An event as a ChatResponse or GenerateResponse (`message_type`)."""
+    if type(event) is str:
+        return message_type(delta=event)
+    if isinstance(event, ToolCallDelta):
+        return message_type(
+            tool_call=common_pb2.ToolCallDelta(
+                index=event.index, id=event.id, name=event.name, arguments=event.arguments
+            )
+        )
+    if isinstance(event, Finish):
+        return message_type(
+            finish=common_pb2.Finish(reason=FINISH_ENUM[event.reason], model=event.model, provider=event.provider)
+        )
+    if isinstance(event, Usage):
+        return message_type(usage=usage_proto(event))
+    if isinstance(event, StreamError):
+        return message_type(error=common_pb2.StreamError(code=event.code, message=event.message))
+    raise TypeError(f"unexpected stream event {type(event).__name__}")
