@@ -21,16 +21,11 @@ from gateway.openai_errors import OpenAIError, from_grpc, from_status, stream_er
 from gateway.routes import Route
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.coalesce import batches, joined
+from services.runtime.conversation_wire import FINISH_OF
 from services.runtime.request_context import answering_model, provider_ttft_ms
 
 log = logging.getLogger("gateway")
 
-FINISH_REASONS = {
-    common_pb2.FINISH_REASON_STOP: "stop",
-    common_pb2.FINISH_REASON_LENGTH: "length",
-    common_pb2.FINISH_REASON_TOOL_CALLS: "tool_calls",
-    common_pb2.FINISH_REASON_CONTENT_FILTER: "content_filter",
-}
 RESPONSE_CACHE_HEADER = b"x-response-cache"
 # The mesh's own time before the first token, in ms (the provider's excluded).
 MESH_ADDED_HEADER = b"x-mesh-added-ms"
@@ -191,7 +186,7 @@ async def _stream(
                     piece = item.tool_call
                     out.append(encoder.tool_call(piece.index, piece.id, piece.name, piece.arguments))
                 elif kind == "finish":
-                    out.append(encoder.finish(FINISH_REASONS.get(item.finish.reason, "stop")))
+                    out.append(encoder.finish(FINISH_OF.get(item.finish.reason, "stop")))
                 elif kind == "usage":
                     usage = item.usage
                 elif kind == "error":
@@ -227,7 +222,7 @@ async def _whole(exchange: Exchange, model: str, completion_id: str, events) -> 
             elif kind == "usage":
                 usage = event.usage
             elif kind == "finish":
-                finish = FINISH_REASONS.get(event.finish.reason, "stop")
+                finish = FINISH_OF.get(event.finish.reason, "stop")
                 model = event.finish.model or model
             elif kind == "error":
                 raise from_status(event.error.code, event.error.message)
@@ -256,7 +251,7 @@ def _batch_answer(custom_id: str, chat: ChatCall, item: router_pb2.ChatBatchItem
         {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
         for c in answer.tool_calls
     ]
-    finish = FINISH_REASONS.get(answer.finish.reason, "stop")
+    finish = FINISH_OF.get(answer.finish.reason, "stop")
     model = answer.finish.model or chat.model
     body = completion_body(chat.request.completion_id, model, answer.text, calls, finish, answer.usage)
     return _batch_line(custom_id, 200, body)

@@ -22,14 +22,11 @@ from gateway.json_body import (
     reject_unknown,
 )
 from gateway.openai_errors import OpenAIError
+from services.runtime.conversation_wire import RESPONSE_FORMAT_ENUM, ROLE_ENUM, TOOL_CHOICE_ENUM
+from services.runtime.limits import DEFAULT_BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_CONCURRENCY
 
-ROLES = {
-    "system": common_pb2.ROLE_SYSTEM,
-    "developer": common_pb2.ROLE_SYSTEM,
-    "user": common_pb2.ROLE_USER,
-    "assistant": common_pb2.ROLE_ASSISTANT,
-    "tool": common_pb2.ROLE_TOOL,
-}
+# OpenAI's "developer" is its newer name for the system role.
+ROLES = {**ROLE_ENUM, "developer": ROLE_ENUM["system"]}
 # Accepted and honoured. `no_fallback` is this gateway's own: answer from the
 # requested model only.
 KNOWN_FIELDS = {
@@ -44,11 +41,6 @@ UNSUPPORTED_FIELDS = {
     "presence_penalty", "frequency_penalty", "audio", "modalities", "prediction",
     "reasoning_effort", "web_search_options",
 }  # fmt: skip
-RESPONSE_FORMATS = {
-    "text": common_pb2.RESPONSE_FORMAT_TYPE_TEXT,
-    "json_object": common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
-    "json_schema": common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
-}
 
 
 @dataclass
@@ -130,14 +122,14 @@ def _options(body: dict, request: router_pb2.ChatRequest) -> None:
     response_format = body.get("response_format")
     if response_format is not None:
         kind = response_format.get("type") if isinstance(response_format, dict) else None
-        if kind not in RESPONSE_FORMATS:
+        if kind not in RESPONSE_FORMAT_ENUM:
             raise OpenAIError(
                 400,
                 "Invalid 'response_format.type': expected 'text', 'json_object' or 'json_schema'.",
                 param="response_format.type",
                 code="invalid_value",
             )
-        request.options.response_format.type = RESPONSE_FORMATS[kind]
+        request.options.response_format.type = RESPONSE_FORMAT_ENUM[kind]
         if kind == "json_schema":
             schema = response_format.get("json_schema")
             if not isinstance(schema, dict) or not isinstance(schema.get("schema"), dict):
@@ -148,11 +140,7 @@ def _options(body: dict, request: router_pb2.ChatRequest) -> None:
             request.options.response_format.json_schema = orjson.dumps(schema).decode()
 
 
-TOOL_CHOICES = {
-    "auto": common_pb2.TOOL_CHOICE_MODE_AUTO,
-    "none": common_pb2.TOOL_CHOICE_MODE_NONE,
-    "required": common_pb2.TOOL_CHOICE_MODE_REQUIRED,
-}
+TOOL_CHOICES = {name: TOOL_CHOICE_ENUM[name] for name in ("auto", "none", "required")}
 
 
 def _tools(body: dict, request: router_pb2.ChatRequest) -> None:
@@ -327,10 +315,7 @@ def chat_call(body: dict) -> ChatCall:
     return ChatCall(request=request, model=model, stream=stream, include_usage=include_usage)
 
 
-MAX_BATCH = 100
 MAX_FUNCTION_NAME_CHARS = 64  # OpenAI's limit on a function name
-DEFAULT_BATCH_CONCURRENCY = 4
-MAX_CONCURRENCY = 16
 MAX_COMMENT_CHARS = 4000
 
 
@@ -350,10 +335,14 @@ def parse_batch(raw: bytes) -> tuple[list[tuple[str, dict]], int]:
             400, f"Invalid 'requests': between 1 and {MAX_BATCH} requests, got {len(requests)}.", param="requests"
         )
     concurrency = body.get("concurrency", DEFAULT_BATCH_CONCURRENCY)
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_BATCH_CONCURRENCY
+    ):
         raise OpenAIError(
             400,
-            f"Invalid 'concurrency': expected an integer from 1 to {MAX_CONCURRENCY} "
+            f"Invalid 'concurrency': expected an integer from 1 to {MAX_BATCH_CONCURRENCY} "
             f"(default {DEFAULT_BATCH_CONCURRENCY}), but got {concurrency!r} instead.",
             param="concurrency",
             code="invalid_value",

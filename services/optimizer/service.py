@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 import grpc
-from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
+from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
 from services.optimizer import experiments as states
 from services.optimizer import quality
@@ -20,7 +20,7 @@ from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
-from services.runtime.conversation import Fact
+from services.runtime.conversation_wire import GROUNDING_OF, fact_of
 from services.runtime.faults import FailedPrecondition, InvalidArgument
 
 STATES = {
@@ -33,13 +33,6 @@ STATES = {
 
 
 log = logging.getLogger("optimizer")
-GROUNDING_STATUS = {
-    common_pb2.GROUNDING_STATUS_FOUND: "found",
-    common_pb2.GROUNDING_STATUS_NOT_FOUND: "not_found",
-    common_pb2.GROUNDING_STATUS_AMBIGUOUS: "ambiguous",
-    common_pb2.GROUNDING_STATUS_NO_IDENTIFIER: "no_identifier",
-    common_pb2.GROUNDING_STATUS_UNAVAILABLE: "unavailable",
-}
 
 
 def version_message(v: PromptVersion) -> optimizer_pb2.PromptVersion:
@@ -157,12 +150,12 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
 
     async def RecordOutcome(self, request, context):
         repeat = bool(request.completion_id) and self._experiments.has_outcome(request.completion_id)
-        status = GROUNDING_STATUS.get(request.grounding.status, "")
+        status = GROUNDING_OF.get(request.grounding.status, "")
         category = request.category or quality.category_of(request.question, status)
         score = request.score if request.HasField("score") else None
         evaluators: list[quality.Score] = []
         if score is None and not request.error and request.answer:
-            facts = [Fact(f.topic, f.label, f.value, f.record_id) for f in request.grounding.facts]
+            facts = [fact_of(f) for f in request.grounding.facts]
             score, evaluators = quality.evaluate(
                 request.question, request.answer, status, request.grounding.text, facts
             )

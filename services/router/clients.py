@@ -496,6 +496,16 @@ class Generation:
         return GenerationStream(self._llm.Generate(generate_request(call), timeout=timeout_s))
 
 
+def grounding_proto(grounding: Grounding) -> common_pb2.Grounding:
+    return common_pb2.Grounding(
+        status=GROUNDING_ENUM.get(grounding.status, common_pb2.GROUNDING_STATUS_UNSPECIFIED),
+        query=grounding.query,
+        customer_name=grounding.customer_name,
+        text=grounding.text,
+        facts=[fact_proto(f) for f in grounding.facts],
+    )
+
+
 def generate_request(call: GenerationCall) -> llm_gateway_pb2.GenerateRequest:
     """The GenerateRequest for a call, built once on the way out."""
     request = llm_gateway_pb2.GenerateRequest(
@@ -504,13 +514,7 @@ def generate_request(call: GenerationCall) -> llm_gateway_pb2.GenerateRequest:
         tools=[tool_proto(t) for t in call.tools],
         no_fallback=call.no_fallback,
         tools_optional=call.tools_optional,
-        grounding=common_pb2.Grounding(
-            status=GROUNDING_ENUM.get(call.grounding.status, common_pb2.GROUNDING_STATUS_UNSPECIFIED),
-            query=call.grounding.query,
-            customer_name=call.grounding.customer_name,
-            text=call.grounding.text,
-            facts=[fact_proto(f) for f in call.grounding.facts],
-        ),
+        grounding=grounding_proto(call.grounding),
     )
     if call.tool_choice is not None:
         request.tool_choice.CopyFrom(tool_choice_proto(call.tool_choice))
@@ -637,7 +641,6 @@ class Outcomes:
         self.outbox.post(outcome)
 
     async def _send(self, outcome: Outcome) -> None:
-        grounding = outcome.grounding
         request = optimizer_pb2.RecordOutcomeRequest(
             completion_id=outcome.completion_id,
             prompt=outcome.prompt.name,
@@ -649,13 +652,7 @@ class Outcomes:
             error=outcome.error,
             question=outcome.question,
             answer=outcome.answer,
-            grounding=common_pb2.Grounding(
-                status=GROUNDING_ENUM.get(grounding.status, common_pb2.GROUNDING_STATUS_UNSPECIFIED),
-                query=grounding.query,
-                customer_name=grounding.customer_name,
-                text=grounding.text,
-                facts=[fact_proto(f) for f in grounding.facts],
-            ),
+            grounding=grounding_proto(outcome.grounding),
         )
         try:
             await self._optimizer.RecordOutcome(request, timeout=2.0)

@@ -27,12 +27,9 @@ from services.runtime.conversation_wire import (
     usage_proto,
 )
 from services.runtime.faults import Fault, InvalidArgument
+from services.runtime.limits import DEFAULT_BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_CONCURRENCY
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.request_context import ANSWERING_MODEL_HEADER, PROVIDER_TTFT_HEADER
-
-MAX_BATCH = 100
-DEFAULT_BATCH_CONCURRENCY = 4
-MAX_BATCH_CONCURRENCY = 16
 
 
 class RouterService(router_pb2_grpc.RouterServiceServicer):

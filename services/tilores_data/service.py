@@ -12,6 +12,7 @@ from google.protobuf.json_format import MessageToDict
 from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
 from services.runtime.faults import Fault, InvalidArgument, NotFound
+from services.runtime.limits import MAX_BATCH
 from services.tilores_data.credit_report import assess, bureau_summaries
 from services.tilores_data.customer360 import RULE_REASONS, build_customer360
 from services.tilores_data.entity_source import EntitySource
@@ -22,7 +23,6 @@ from services.tilores_data.store import EntityView
 from services.tilores_data.wire import credit_report_message, customer360_message, entity_message, record_message
 
 MAX_PAGE_SIZE = 1000
-MAX_BATCH = 100
 DEFAULT_BATCH_CONCURRENCY = 8
 MAX_BATCH_CONCURRENCY = 32
 
