@@ -9,12 +9,10 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-import grpc
-from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
-
+from services.cache.clients import CustomerDataUnavailable, CustomerSource
 from services.cache.two_tier import TwoTierCache
 from services.runtime.customer_identifiers import identifiers_in
-from services.runtime.customer_keys import CUSTOMER_NAMESPACE, credit_report_key, customer360_key, search_key
+from services.runtime.customer_keys import CUSTOMER_NAMESPACE
 
 MAX_IDENTIFIERS = 1000
 
@@ -32,8 +30,8 @@ def read_identifiers(text: str) -> list[str]:
 
 
 class Prewarmer:
-    def __init__(self, tilores: tilores_data_pb2_grpc.TiloresDataServiceStub, cache: TwoTierCache, ttl_s: float):
-        self._tilores = tilores
+    def __init__(self, customers: CustomerSource, cache: TwoTierCache, ttl_s: float):
+        self._customers = customers
         self._cache = cache
         self._ttl_s = ttl_s
 
@@ -60,26 +58,13 @@ class Prewarmer:
         if not parameters:
             return "not an e-mail, client id, phone number or Salesforce contact id"
         try:
-            found = await self._tilores.SearchEntities(
-                tilores_data_pb2.SearchEntitiesRequest(parameters=parameters), timeout=5.0
-            )
-            if not found.entities:
+            key, answer, entity_ids = await self._customers.lookup(parameters)
+            if not entity_ids:
                 return "no customer matches"
-            await self._cache.set(
-                tenant, CUSTOMER_NAMESPACE, search_key(parameters), found.SerializeToString(), self._ttl_s
-            )
-            for entity in found.entities:
-                ref = tilores_data_pb2.CustomerRef(entity_id=entity.id)
-                view, credit = await asyncio.gather(
-                    self._tilores.GetCustomer360(tilores_data_pb2.GetCustomer360Request(customer=ref), timeout=5.0),
-                    self._tilores.GetCreditReport(tilores_data_pb2.GetCreditReportRequest(customer=ref), timeout=5.0),
-                )
-                await self._cache.set(
-                    tenant, CUSTOMER_NAMESPACE, customer360_key(entity.id), view.SerializeToString(), self._ttl_s
-                )
-                await self._cache.set(
-                    tenant, CUSTOMER_NAMESPACE, credit_report_key(entity.id), credit.SerializeToString(), self._ttl_s
-                )
-        except grpc.aio.AioRpcError as error:
-            return f"tilores_data answered {error.code().name}"
+            await self._cache.set(tenant, CUSTOMER_NAMESPACE, key, answer, self._ttl_s)
+            for entity_id in entity_ids:
+                for key, value in await self._customers.customer(entity_id):
+                    await self._cache.set(tenant, CUSTOMER_NAMESPACE, key, value, self._ttl_s)
+        except CustomerDataUnavailable as error:
+            return str(error)
         return ""

@@ -19,6 +19,7 @@ import os
 
 from tilores_x.v1 import llm_gateway_pb2_grpc
 
+from services.optimizer.clients import TextGeneration
 from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor, Thresholds
 from services.optimizer.service import OptimizerComponent
@@ -55,7 +56,7 @@ async def build() -> OptimizerComponent:
         raise SettingsError("OPTIMIZER_JUDGE_SAMPLE: a share between 0 and 1")
     if variant_model or judge_model:
         channel = open_channel(peer_addr("llm_gateway"))
-        llm = llm_gateway_pb2_grpc.LlmGatewayServiceStub(channel)
+        llm = TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(channel))
         writer = LlmVariantWriter(llm, variant_model) if variant_model else None
         judge = LlmJudge(llm, judge_model, sample) if judge_model else None
     return OptimizerComponent(

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import random
 
-import grpc
 import orjson
-from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
+
+from services.optimizer.clients import GenerationFailed, TextGeneration
+from services.runtime.conversation import Message, ResponseFormat
 
 RUBRIC = """You grade one answer of a customer-data assistant in a credit-services call centre.
 Grade from 0 to 1:
@@ -23,7 +24,7 @@ Reply with JSON only: {"score": <0..1>, "reason": "<one sentence>"}."""
 class LlmJudge:
     def __init__(
         self,
-        llm: llm_gateway_pb2_grpc.LlmGatewayServiceStub,
+        llm: TextGeneration,
         model: str,
         sample_rate: float,
         rng: random.Random | None = None,
@@ -40,24 +41,22 @@ class LlmJudge:
 
     async def grade(self, question: str, answer: str, context: str) -> tuple[float, str] | None:
         """(score, reason), or None when the judge failed or answered nonsense."""
-        request = llm_gateway_pb2.GenerateRequest(model=self._model, no_fallback=True, temperature=0.0)
-        request.options.response_format.type = common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT
-        request.messages.add(role=common_pb2.ROLE_SYSTEM, content=RUBRIC)
-        request.messages.add(
-            role=common_pb2.ROLE_USER,
-            content=f"Customer data:\n{context}\n\nQuestion: {question}\n\nAnswer: {answer}",
-        )
-        parts: list[str] = []
+        messages = [
+            Message("system", RUBRIC),
+            Message("user", f"Customer data:\n{context}\n\nQuestion: {question}\n\nAnswer: {answer}"),
+        ]
         try:
-            async for event in self._llm.Generate(request, timeout=self._timeout_s):
-                if event.WhichOneof("event") == "delta":
-                    parts.append(event.delta)
-                elif event.WhichOneof("event") == "error":
-                    return None
-        except grpc.aio.AioRpcError:
+            text = await self._llm.complete(
+                self._model,
+                messages,
+                temperature=0.0,
+                response_format=ResponseFormat("json_object"),
+                timeout_s=self._timeout_s,
+            )
+        except GenerationFailed:
             return None
         try:
-            verdict = orjson.loads("".join(parts))
+            verdict = orjson.loads(text)
             score = float(verdict["score"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-import grpc
-from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
-
+from services.optimizer.clients import GenerationFailed, TextGeneration
+from services.runtime.conversation import Message
 from services.runtime.faults import Unavailable
 
 SEPARATOR = "\n---\n"
@@ -29,9 +28,7 @@ WEAKNESSES = {
 
 
 class LlmVariantWriter:
-    def __init__(
-        self, llm: llm_gateway_pb2_grpc.LlmGatewayServiceStub, model: str, count: int = 2, timeout_s: float = 60
-    ):
+    def __init__(self, llm: TextGeneration, model: str, count: int = 2, timeout_s: float = 60):
         self._llm = llm
         self._model = model
         self._count = count
@@ -42,20 +39,12 @@ class LlmVariantWriter:
             "; ".join(f"{n} answers {WEAKNESSES.get(name, name)}" for name, n in evidence.most_common() if name)
             or "no specific weakness recorded"
         )
-        request = llm_gateway_pb2.GenerateRequest(model=self._model, no_fallback=True, temperature=0.7)
-        request.messages.add(role=common_pb2.ROLE_SYSTEM, content=INSTRUCTIONS.format(count=self._count))
-        request.messages.add(
-            role=common_pb2.ROLE_USER,
-            content=f"The worst recent answers: {problems}.\n\nThe current prompt:\n\n{template}",
-        )
-        parts: list[str] = []
+        messages = [
+            Message("system", INSTRUCTIONS.format(count=self._count)),
+            Message("user", f"The worst recent answers: {problems}.\n\nThe current prompt:\n\n{template}"),
+        ]
         try:
-            async for event in self._llm.Generate(request, timeout=self._timeout_s):
-                kind = event.WhichOneof("event")
-                if kind == "delta":
-                    parts.append(event.delta)
-                elif kind == "error":
-                    raise Unavailable(f"the variant model failed: {event.error.message}")
-        except grpc.aio.AioRpcError as error:
-            raise Unavailable(f"the variant model is unavailable ({error.code().name})") from None
-        return [v.strip() for v in "".join(parts).split(SEPARATOR) if v.strip()][: self._count]
+            text = await self._llm.complete(self._model, messages, temperature=0.7, timeout_s=self._timeout_s)
+        except GenerationFailed as failure:
+            raise Unavailable(f"no variants from {self._model}: {failure}") from None
+        return [v.strip() for v in text.split(SEPARATOR) if v.strip()][: self._count]

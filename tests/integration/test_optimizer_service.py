@@ -10,6 +10,7 @@ import grpc
 import pytest
 from tilores_x.v1 import common_pb2, llm_gateway_pb2_grpc, optimizer_pb2, optimizer_pb2_grpc
 
+from services.optimizer.clients import TextGeneration
 from services.optimizer.judge import LlmJudge
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
@@ -151,7 +152,7 @@ async def test_a_model_writes_the_cycles_variants(tmp_path):
     try:
         storage = OptimizerStorage(str(tmp_path / "cycle.db"))
         writer = LlmVariantWriter(
-            llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway")), "gpt-4o-mini"
+            TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway"))), "gpt-4o-mini"
         )
         component = OptimizerComponent(storage, variant_writer=writer)
         for n in range(15):
@@ -180,7 +181,10 @@ async def test_a_judge_grades_a_sample_of_answers_beside_the_score(tmp_path):
     mesh = await start_mesh(tmp_path, providers=providers)
     storage = OptimizerStorage(str(tmp_path / "judged.db"))
     judge = LlmJudge(
-        llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway")), "gpt-4o-mini", 0.5, random.Random(3)
+        TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway"))),
+        "gpt-4o-mini",
+        0.5,
+        random.Random(3),
     )
     running = await start_server(OptimizerComponent(storage, judge=judge), free_port_settings("optimizer"))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
