@@ -186,21 +186,38 @@ def parse_topology(text: str) -> Topology:
     doc = yaml.safe_load(text)
     if not isinstance(doc, dict):
         raise TopologyError("topology: expected a mapping with 'envoy' and 'services'")
-    envoy = doc.get("envoy")
+    unknown = set(doc) - {"envoy", "services", "kubernetes"}
+    if unknown:
+        raise TopologyError(f"{sorted(unknown)[0]}: unknown field")
+    envoy = _envoy(doc.get("envoy"))
+    raw_services = doc.get("services")
+    if not isinstance(raw_services, dict) or not raw_services:
+        raise TopologyError("services: required non-empty mapping")
+    services = {name: _service(name, raw) for name, raw in raw_services.items()}
+    for name, spec in services.items():
+        for peer in spec.peers:
+            if peer not in services:
+                raise TopologyError(f"services.{name}.peers: unknown service {peer!r}")
+    if sum(1 for s in services.values() if s.protocol == "http") != 1:
+        raise TopologyError("services: exactly one service must have protocol: http (the REST gateway)")
+    topology = Topology(envoy=envoy, services=services, kubernetes=_kubernetes(doc.get("kubernetes")))
+    topology.start_order()
+    return topology
+
+
+_ENVOY_FIELDS = {
+    "rest_port", "grpc_port", "admin_port", "stream_idle_timeout_s", "max_stream_duration_s", "rate_limit_rps",
+    "rate_limit_burst",
+}  # fmt: skip
+
+
+def _envoy(envoy: object) -> EnvoySpec:
     if not isinstance(envoy, dict):
         raise TopologyError("envoy: required mapping")
-    unknown = set(envoy) - {
-        "rest_port",
-        "grpc_port",
-        "admin_port",
-        "stream_idle_timeout_s",
-        "max_stream_duration_s",
-        "rate_limit_rps",
-        "rate_limit_burst",
-    }
+    unknown = set(envoy) - _ENVOY_FIELDS
     if unknown:
         raise TopologyError(f"envoy.{sorted(unknown)[0]}: unknown field")
-    envoy_spec = EnvoySpec(
+    spec = EnvoySpec(
         rest_port=_port(envoy.get("rest_port"), "envoy.rest_port"),
         grpc_port=_port(envoy.get("grpc_port"), "envoy.grpc_port"),
         admin_port=_port(envoy.get("admin_port"), "envoy.admin_port"),
@@ -209,77 +226,65 @@ def parse_topology(text: str) -> Topology:
         rate_limit_rps=_count(envoy.get("rate_limit_rps"), "envoy.rate_limit_rps", 200),
         rate_limit_burst=_count(envoy.get("rate_limit_burst"), "envoy.rate_limit_burst", 400),
     )
-    if envoy_spec.rate_limit_burst < envoy_spec.rate_limit_rps:
+    if spec.rate_limit_burst < spec.rate_limit_rps:
         raise TopologyError(
-            f"envoy.rate_limit_burst: {envoy_spec.rate_limit_burst} is below rate_limit_rps "
-            f"({envoy_spec.rate_limit_rps}); a bucket cannot hold less than one second's refill"
+            f"envoy.rate_limit_burst: {spec.rate_limit_burst} is below rate_limit_rps "
+            f"({spec.rate_limit_rps}); a bucket cannot hold less than one second's refill"
         )
-    raw_services = doc.get("services")
-    if not isinstance(raw_services, dict) or not raw_services:
-        raise TopologyError("services: required non-empty mapping")
-    services: dict[str, ServiceSpec] = {}
-    for name, raw in raw_services.items():
-        where = f"services.{name}"
-        if not isinstance(raw, dict):
-            raise TopologyError(f"{where}: expected a mapping")
-        unknown = set(raw) - _SERVICE_FIELDS
-        if unknown:
-            raise TopologyError(f"{where}.{sorted(unknown)[0]}: unknown field")
-        protocol = raw.get("protocol", "grpc")
-        if protocol not in ("grpc", "http"):
-            raise TopologyError(f"{where}.protocol: expected 'grpc' or 'http', got {protocol!r}")
-        grpc_service = raw.get("grpc_service", "")
-        if protocol == "grpc" and (not isinstance(grpc_service, str) or "." not in grpc_service):
-            raise TopologyError(f"{where}.grpc_service: required full service name, e.g. tilores_x.v1.RouterService")
-        peers = raw.get("peers", [])
-        if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
-            raise TopologyError(f"{where}.peers: expected a list of service names")
-        streaming = raw.get("streaming", False)
-        if not isinstance(streaming, bool):
-            raise TopologyError(f"{where}.streaming: expected true or false")
-        if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", str(name)):
-            raise TopologyError(f"{where}: service names are lower-case letters, digits and underscores")
-        replicas = _count(raw.get("replicas"), f"{where}.replicas", 1)
-        max_replicas = _count(raw.get("max_replicas"), f"{where}.max_replicas", max(10, replicas))
-        if max_replicas < replicas:
-            raise TopologyError(f"{where}.max_replicas: {max_replicas} is below replicas ({replicas})")
-        volume = raw.get("volume", "")
-        if not isinstance(volume, str) or (volume and not volume.startswith("/")):
-            raise TopologyError(f"{where}.volume: expected an absolute mount path, got {volume!r}")
-        if volume and max_replicas != 1:
-            # The state is a single-writer file (SQLite): one pod owns it.
-            raise TopologyError(f"{where}.max_replicas: a service with a volume runs exactly one replica")
-        egress = raw.get("egress_https", False)
-        if not isinstance(egress, bool):
-            raise TopologyError(f"{where}.egress_https: expected true or false")
-        services[name] = ServiceSpec(
-            name=name,
-            port=_port(raw.get("port"), f"{where}.port"),
-            protocol=protocol,
-            grpc_service=grpc_service,
-            streaming=streaming,
-            peers=tuple(peers),
-            replicas=replicas,
-            max_replicas=max_replicas,
-            cpu=_quantity(raw.get("cpu"), f"{where}.cpu", "250m", _CPU),
-            memory=_quantity(raw.get("memory"), f"{where}.memory", "256Mi", _BYTES),
-            volume=volume,
-            volume_size=_quantity(raw.get("volume_size"), f"{where}.volume_size", "1Gi", _BYTES),
-            egress_https=egress,
-            env=_env(raw.get("env"), f"{where}.env"),
-        )
-    for name, spec in services.items():
-        for peer in spec.peers:
-            if peer not in services:
-                raise TopologyError(f"services.{name}.peers: unknown service {peer!r}")
-    if sum(1 for s in services.values() if s.protocol == "http") != 1:
-        raise TopologyError("services: exactly one service must have protocol: http (the REST gateway)")
-    unknown = set(doc) - {"envoy", "services", "kubernetes"}
+    return spec
+
+
+def _service(name: str, raw: object) -> ServiceSpec:
+    where = f"services.{name}"
+    if not isinstance(raw, dict):
+        raise TopologyError(f"{where}: expected a mapping")
+    unknown = set(raw) - _SERVICE_FIELDS
     if unknown:
-        raise TopologyError(f"{sorted(unknown)[0]}: unknown field")
-    topology = Topology(envoy=envoy_spec, services=services, kubernetes=_kubernetes(doc.get("kubernetes")))
-    topology.start_order()
-    return topology
+        raise TopologyError(f"{where}.{sorted(unknown)[0]}: unknown field")
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", str(name)):
+        raise TopologyError(f"{where}: service names are lower-case letters, digits and underscores")
+    protocol = raw.get("protocol", "grpc")
+    if protocol not in ("grpc", "http"):
+        raise TopologyError(f"{where}.protocol: expected 'grpc' or 'http', got {protocol!r}")
+    grpc_service = raw.get("grpc_service", "")
+    if protocol == "grpc" and (not isinstance(grpc_service, str) or "." not in grpc_service):
+        raise TopologyError(f"{where}.grpc_service: required full service name, e.g. tilores_x.v1.RouterService")
+    peers = raw.get("peers", [])
+    if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
+        raise TopologyError(f"{where}.peers: expected a list of service names")
+    replicas = _count(raw.get("replicas"), f"{where}.replicas", 1)
+    max_replicas = _count(raw.get("max_replicas"), f"{where}.max_replicas", max(10, replicas))
+    if max_replicas < replicas:
+        raise TopologyError(f"{where}.max_replicas: {max_replicas} is below replicas ({replicas})")
+    volume = raw.get("volume", "")
+    if not isinstance(volume, str) or (volume and not volume.startswith("/")):
+        raise TopologyError(f"{where}.volume: expected an absolute mount path, got {volume!r}")
+    if volume and max_replicas != 1:
+        # The state is a single-writer file (SQLite): one pod owns it.
+        raise TopologyError(f"{where}.max_replicas: a service with a volume runs exactly one replica")
+    return ServiceSpec(
+        name=name,
+        port=_port(raw.get("port"), f"{where}.port"),
+        protocol=protocol,
+        grpc_service=grpc_service,
+        streaming=_flag(raw, "streaming", where),
+        peers=tuple(peers),
+        replicas=replicas,
+        max_replicas=max_replicas,
+        cpu=_quantity(raw.get("cpu"), f"{where}.cpu", "250m", _CPU),
+        memory=_quantity(raw.get("memory"), f"{where}.memory", "256Mi", _BYTES),
+        volume=volume,
+        volume_size=_quantity(raw.get("volume_size"), f"{where}.volume_size", "1Gi", _BYTES),
+        egress_https=_flag(raw, "egress_https", where),
+        env=_env(raw.get("env"), f"{where}.env"),
+    )
+
+
+def _flag(raw: dict, name: str, where: str) -> bool:
+    value = raw.get(name, False)
+    if not isinstance(value, bool):
+        raise TopologyError(f"{where}.{name}: expected true or false")
+    return value
 
 
 def load_topology(path: str | Path) -> Topology:

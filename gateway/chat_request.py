@@ -217,89 +217,18 @@ def parse_chat_request(raw: bytes) -> ChatCall:
 
 def chat_call(body: dict) -> ChatCall:
     """A parsed chat-completions body; OpenAIError naming the field."""
-    for name in body:
-        if name in UNSUPPORTED_FIELDS:
-            raise OpenAIError(
-                400, f"'{name}' is not supported by this gateway.", param=name, code="unsupported_parameter"
-            )
-        if name not in KNOWN_FIELDS:
-            raise OpenAIError(400, f"Unrecognized request argument supplied: {name}", param=name)
-
+    _known_fields(body)
     model = body.get("model")
     if model is None:
         raise missing("model")
     check_string("model", model, empty=False)
-
-    messages = body.get("messages")
-    if messages is None:
-        raise missing("messages")
-    if not isinstance(messages, list):
-        raise invalid_type("messages", "an array", messages)
-    if not messages:
-        raise OpenAIError(
-            400,
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
-            param="messages",
-            code="empty_array",
-        )
     request = router_pb2.ChatRequest(model=model)
-    for n, message in enumerate(messages):
-        param = f"messages[{n}]"
-        if not isinstance(message, dict):
-            raise invalid_type(param, "an object", message)
-        role = message.get("role")
-        if role is None:
-            raise missing(f"{param}.role")
-        if not isinstance(role, str):
-            raise invalid_type(f"{param}.role", "a string", role)
-        if role not in ROLES:
-            raise OpenAIError(
-                400,
-                f"Invalid value: '{role}'. Supported values are: "
-                "'system', 'assistant', 'user', 'tool', and 'developer'.",
-                param=f"{param}.role",
-                code="invalid_value",
-            )
-        if "content" not in message and role != "assistant":
-            raise missing(f"{param}.content")
-        name = message.get("name")
-        if name is not None:
-            check_string(f"{param}.name", name)
-        added = request.messages.add(
-            role=ROLES[role], content=_content(f"{param}.content", message.get("content")), name=name or ""
-        )
-        if role == "tool":
-            call_id = message.get("tool_call_id")
-            if not isinstance(call_id, str) or not call_id:
-                raise missing(f"{param}.tool_call_id")
-            added.tool_call_id = check_string(f"{param}.tool_call_id", call_id)
-        if role == "assistant" and message.get("tool_calls") is not None:
-            added.tool_calls.extend(_tool_calls(f"{param}.tool_calls", message["tool_calls"]))
+    _messages(body, request)
     _options(body, request)
     _tools(body, request)
-    no_fallback = body.get("no_fallback", False)
-    if not isinstance(no_fallback, bool):
-        raise invalid_type("no_fallback", "a boolean", no_fallback)
-    request.no_fallback = no_fallback
-
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise invalid_type("stream", "a boolean", stream)
-    include_usage = False
-    options = body.get("stream_options")
-    if options is not None:
-        if not isinstance(options, dict):
-            raise invalid_type("stream_options", "an object", options)
-        if not stream:
-            raise OpenAIError(
-                400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                param="stream_options", code="invalid_value",
-            )  # fmt: skip
-        include_usage = options.get("include_usage", False)
-        if not isinstance(include_usage, bool):
-            raise invalid_type("stream_options.include_usage", "a boolean", include_usage)
+    request.no_fallback = _boolean(body, "no_fallback")
+    stream = _boolean(body, "stream")
+    include_usage = _stream_options(body, stream)
     n = body.get("n")
     if n is not None and n != 1:
         raise OpenAIError(400, "Only n=1 is supported.", param="n", code="unsupported_value")
@@ -313,6 +242,93 @@ def chat_call(body: dict) -> ChatCall:
     if user is not None:
         request.conversation_id = check_string("user", user)
     return ChatCall(request=request, model=model, stream=stream, include_usage=include_usage)
+
+
+def _known_fields(body: dict) -> None:
+    for name in body:
+        if name in UNSUPPORTED_FIELDS:
+            raise OpenAIError(
+                400, f"'{name}' is not supported by this gateway.", param=name, code="unsupported_parameter"
+            )
+        if name not in KNOWN_FIELDS:
+            raise OpenAIError(400, f"Unrecognized request argument supplied: {name}", param=name)
+
+
+def _boolean(body: dict, name: str) -> bool:
+    value = body.get(name)
+    if value is None:  # null is as good as absent
+        return False
+    if not isinstance(value, bool):
+        raise invalid_type(name, "a boolean", value)
+    return value
+
+
+def _stream_options(body: dict, stream: bool) -> bool:
+    """Whether a streamed answer ends with a usage chunk."""
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise invalid_type("stream_options", "an object", options)
+    if not stream:
+        raise OpenAIError(
+            400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options", code="invalid_value",
+        )  # fmt: skip
+    include_usage = options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise invalid_type("stream_options.include_usage", "a boolean", include_usage)
+    return include_usage
+
+
+def _messages(body: dict, request: router_pb2.ChatRequest) -> None:
+    messages = body.get("messages")
+    if messages is None:
+        raise missing("messages")
+    if not isinstance(messages, list):
+        raise invalid_type("messages", "an array", messages)
+    if not messages:
+        raise OpenAIError(
+            400,
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
+    for n, message in enumerate(messages):
+        request.messages.append(_message(f"messages[{n}]", message))
+
+
+def _message(param: str, message: object) -> common_pb2.ChatMessage:
+    if not isinstance(message, dict):
+        raise invalid_type(param, "an object", message)
+    role = message.get("role")
+    if role is None:
+        raise missing(f"{param}.role")
+    if not isinstance(role, str):
+        raise invalid_type(f"{param}.role", "a string", role)
+    if role not in ROLES:
+        raise OpenAIError(
+            400,
+            f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'tool', and 'developer'.",
+            param=f"{param}.role",
+            code="invalid_value",
+        )
+    if "content" not in message and role != "assistant":
+        raise missing(f"{param}.content")
+    name = message.get("name")
+    if name is not None:
+        check_string(f"{param}.name", name)
+    parsed = common_pb2.ChatMessage(
+        role=ROLES[role], content=_content(f"{param}.content", message.get("content")), name=name or ""
+    )
+    if role == "tool":
+        call_id = message.get("tool_call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise missing(f"{param}.tool_call_id")
+        parsed.tool_call_id = check_string(f"{param}.tool_call_id", call_id)
+    if role == "assistant" and message.get("tool_calls") is not None:
+        parsed.tool_calls.extend(_tool_calls(f"{param}.tool_calls", message["tool_calls"]))
+    return parsed
 
 
 MAX_FUNCTION_NAME_CHARS = 64  # OpenAI's limit on a function name

@@ -82,31 +82,37 @@ class HealthReport:
                 for p in detail.providers
             }
             body["cache"] = _cache(detail)
-            body["tilores"] = (
-                {
-                    "backend": detail.tilores_backend.backend,
-                    "reachable": detail.tilores_backend.reachable,
-                    "latency_ms": round(detail.tilores_backend.latency_ms, 2),
-                    "detail": detail.tilores_backend.detail or None,
-                }
-                if detail.HasField("tilores_backend")
-                else {"reachable": False, "detail": "tilores_data did not answer"}
-            )
+            body["tilores"] = _tilores(detail)
         body["optimizer"] = optimizer
         router_up = services.get("router", {}).get("replicas_serving")
-        degraded = (
-            detail is None
-            or any(
-                s["replicas_total"] is not None and s["replicas_serving"] < s["replicas_total"]
-                for s in services.values()
-            )
-            or any(s["status"] != "SERVING" for s in services.values())
-            or not body.get("tilores", {}).get("reachable", False)
-            or body.get("cache", {}).get("redis") == "degraded"
-            or any(b["state"] != "closed" for b in body.get("breakers", {}).values() if b["configured"])
-        )
-        body["status"] = "unavailable" if not router_up else ("degraded" if degraded else "ok")
+        body["status"] = "unavailable" if not router_up else ("degraded" if _degraded(body, detail) else "ok")
         return (200 if router_up else 503), body
+
+
+def _degraded(body: dict, detail: router_pb2.GetHealthDetailResponse | None) -> bool:
+    """A replica or a peer is not serving, Tilores is unreachable, Redis is
+    away or a configured provider's breaker is not closed."""
+    services = body["services"].values()
+    return (
+        detail is None
+        or any(s["replicas_total"] is not None and s["replicas_serving"] < s["replicas_total"] for s in services)
+        or any(s["status"] != "SERVING" for s in services)
+        or not body.get("tilores", {}).get("reachable", False)
+        or body.get("cache", {}).get("redis") == "degraded"
+        or any(b["state"] != "closed" for b in body.get("breakers", {}).values() if b["configured"])
+    )
+
+
+def _tilores(detail: router_pb2.GetHealthDetailResponse) -> dict:
+    if not detail.HasField("tilores_backend"):
+        return {"reachable": False, "detail": "tilores_data did not answer"}
+    backend = detail.tilores_backend
+    return {
+        "backend": backend.backend,
+        "reachable": backend.reachable,
+        "latency_ms": round(backend.latency_ms, 2),
+        "detail": backend.detail or None,
+    }
 
 
 def _cache(detail: router_pb2.GetHealthDetailResponse) -> dict:

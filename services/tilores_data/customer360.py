@@ -97,8 +97,23 @@ def build_customer360(view: EntityView) -> Customer360:
     first = _first_with(records, "FIRST_NAME")
     name_parts = [str(first.get(k)) for k in ("FIRST_NAME", "LAST_NAME") if first and first.get(k)]
     customer_name = normalize.person_name(" ".join(name_parts)) if name_parts else ""
+    _identity(records, sections["identity"], first, customer_name)
+    _contact(records, sections["contact"])
+    _status(records, sections["status"], sections["enrollment"])
+    _billing(records, sections["billing"], sections["transactions"])
+    _calls_and_tickets(records, sections["calls"], sections["tickets"])
+    _relationships(view, sections["relationships"])
+    summaries = _credit(records, sections["credit"])
+    insights = _insights(records, sections, summaries)
+    return Customer360(
+        entity_id=view.id,
+        customer_name=customer_name,
+        sections={name: s.facts for name, s in sections.items() if s.facts},
+        insights=insights,
+    )
 
-    identity = sections["identity"]
+
+def _identity(records: list[dict], identity: _Section, first: dict | None, customer_name: str) -> None:
     if first is not None and customer_name:
         identity.value("Name", customer_name, first)
     identity.add("Client ID", _first_with(records, "CLIENT_ID"), "CLIENT_ID")
@@ -110,7 +125,8 @@ def build_customer360(view: EntityView) -> Customer360:
     identity.add("Language", _first_with(records, "LANGUAGE"), "LANGUAGE")
     identity.add("Driving licence number", _first_with(records, "DRIVING_LICENSE_NUMBER"), "DRIVING_LICENSE_NUMBER")
 
-    contact = sections["contact"]
+
+def _contact(records: list[dict], contact: _Section) -> None:
     email_record = _first_with(records, "EMAIL")
     if email_record is not None:
         contact.value("Email", normalize.email(email_record["EMAIL"]), email_record)
@@ -127,7 +143,8 @@ def build_customer360(view: EntityView) -> Customer360:
     ):
         contact.add(label, _first_with(records, key), key)
 
-    status = sections["status"]
+
+def _status(records: list[dict], status: _Section, enrollment: _Section) -> None:
     for label, key in (
         ("Account status", "STATUS"),
         ("Product", "CURRENT_PRODUCT"),
@@ -140,7 +157,6 @@ def build_customer360(view: EntityView) -> Customer360:
     ):
         status.add(label, _first_with(records, key), key)
 
-    enrollment = sections["enrollment"]
     for label, key in (
         ("Enrolled on", "ENROLL_DATE"),
         ("Days since enrollment", "DAYS_SINCE_ENROLL"),
@@ -151,8 +167,9 @@ def build_customer360(view: EntityView) -> Customer360:
     ):
         enrollment.add(label, _first_with(records, key), key)
 
+
+def _billing(records: list[dict], billing: _Section, transactions: _Section) -> None:
     charges = _by(records, "Transaction", "TRANSACTION_CREATED_DATE")
-    billing = sections["billing"]
     billing.add("Monthly fee", _first_with(records, "RECURRING_MONTHLY_FEE"), "RECURRING_MONTHLY_FEE")
     billing.add("Net balance due", _first_with(records, "NET_BALANCE_DUE"), "NET_BALANCE_DUE")
     approved = [c for c in charges if str(c.get("RESPONSE_STATUS", "")).lower() == "approved"]
@@ -175,14 +192,14 @@ def build_customer360(view: EntityView) -> Customer360:
     if card is not None:
         billing.value("Payment card", f"{card['CARD_TYPE']} ending {card['CARD_LAST_4']}", card)
 
-    transactions = sections["transactions"]
     for charge in reversed(charges[-RECENT_TRANSACTIONS:]):
         parts = [str(charge[k]) for k in ("TRANSACTION_AMOUNT", "RESPONSE_STATUS", "TYPE") if charge.get(k)]
         transactions.value(
             f"Charge on {charge.get('TRANSACTION_CREATED_DATE', 'unknown date')}", ", ".join(parts), charge
         )
 
-    calls = sections["calls"]
+
+def _calls_and_tickets(records: list[dict], calls: _Section, tickets: _Section) -> None:
     for call in reversed(_by(records, "calls", "CALL_START_TIME")[-RECENT_CALLS:]):
         details = [str(call.get("CALL_TYPE") or "")]
         if call.get("CALL_DURATION"):
@@ -193,7 +210,6 @@ def build_customer360(view: EntityView) -> Customer360:
             details.append(f"campaign {call['CAMPAIGN_NAME']}")
         calls.value(f"Call at {call.get('CALL_START_TIME', 'unknown time')}", ", ".join(d for d in details if d), call)
 
-    tickets = sections["tickets"]
     for ticket in reversed(_by(records, "zoho_tickets", "CREATEDTIME")[-RECENT_TICKETS:]):
         details = [f"{ticket.get('SUBJECT', '')}".strip(), str(ticket.get("ZOHO_STATUS") or "")]
         if ticket.get("CATEGORY"):
@@ -208,7 +224,9 @@ def build_customer360(view: EntityView) -> Customer360:
             f"Ticket {ticket.get('TICKETNUMBER', ticket.get('id'))}", ", ".join(d for d in details if d), ticket
         )
 
-    relationships = sections["relationships"]
+
+def _relationships(view: EntityView, relationships: _Section) -> None:
+    records = view.records
     sources = Counter(str(r.get("SOURCE") or "unknown") for r in records)
     anchor = records[0] if records else {}
     relationships.value("Records on file", ", ".join(f"{s} {n}" for s, n in sorted(sources.items())), anchor)
@@ -217,7 +235,10 @@ def build_customer360(view: EntityView) -> Customer360:
         linked = ", ".join(f"{RULE_REASONS.get(rule, rule)} ({n})" for rule, n in sorted(rules.items()))
         relationships.value("Records linked by", linked, anchor)
 
-    credit = sections["credit"]
+
+def _credit(records: list[dict], credit: _Section) -> list:
+    """The bureaus' figures and the assessment; the bureau summaries."""
+    anchor = records[0] if records else {}
     summaries = bureau_summaries(records)
     for summary in summaries:
         latest = summary.latest
@@ -250,13 +271,7 @@ def build_customer360(view: EntityView) -> Customer360:
         )
         credit.value("Credit risk level", assessment.risk_level, {"id": weakest.record_id})
 
-    insights = _insights(records, sections, summaries)
-    return Customer360(
-        entity_id=view.id,
-        customer_name=customer_name,
-        sections={name: s.facts for name, s in sections.items() if s.facts},
-        insights=insights,
-    )
+    return summaries
 
 
 def _insights(records: list[dict], sections: dict[str, _Section], summaries: list) -> Insights:

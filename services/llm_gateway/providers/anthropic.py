@@ -17,7 +17,7 @@ import orjson
 
 from services.llm_gateway.providers import faults
 from services.llm_gateway.providers.events import GenerationRequest
-from services.runtime.conversation import Finish, ToolCallDelta, Usage
+from services.runtime.conversation import Finish, Message, ToolCallDelta, Usage
 from services.runtime.faults import Fault
 
 STOP_REASONS = {
@@ -41,31 +41,7 @@ def anthropic_params(request: GenerationRequest, provider: str = "anthropic") ->
     if request.seed is not None:
         raise faults.unsupported(provider, "seed", "Anthropic has no sampling seed")
     system = "\n\n".join(m.content for m in request.messages if m.role == "system" and m.content)
-    turns: list[dict] = []
-    for message in request.messages:
-        if message.role == "system":
-            continue
-        if message.role == "tool":
-            role = "user"
-            blocks = [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}]
-        elif message.role == "assistant":
-            role = "assistant"
-            blocks = [{"type": "text", "text": message.content}] if message.content else []
-            for call in message.tool_calls:
-                try:
-                    arguments = orjson.loads(call.arguments or "{}")
-                except orjson.JSONDecodeError:
-                    raise faults.unsupported(provider, "messages.tool_calls.arguments", "not JSON") from None
-                blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
-        else:
-            role = "user"
-            blocks = [{"type": "text", "text": message.content}]
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)  # Anthropic wants alternating turns
-        else:
-            turns.append({"role": role, "content": blocks})
+    turns = _turns(request, provider)
     params: dict = {
         "model": request.upstream_model,
         "messages": turns,
@@ -77,13 +53,7 @@ def anthropic_params(request: GenerationRequest, provider: str = "anthropic") ->
     if request.stop:
         params["stop_sequences"] = list(request.stop)
     if request.response_format is not None and request.response_format.type != "text":
-        # Structured outputs: a JSON object is a schema of type object.
-        schema = {"type": "object"}
-        if request.response_format.type == "json_schema":
-            schema = (request.response_format.json_schema or {}).get("schema")
-            if not isinstance(schema, dict):
-                raise faults.unsupported(provider, "response_format.json_schema.schema", "missing")
-        params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        params["output_config"] = {"format": {"type": "json_schema", "schema": _output_schema(request, provider)}}
     if request.tools:
         params["tools"] = [
             {
@@ -106,6 +76,94 @@ def anthropic_params(request: GenerationRequest, provider: str = "anthropic") ->
     return params
 
 
+def _turns(request: GenerationRequest, provider: str) -> list[dict]:
+    """The conversation as Anthropic's alternating user/assistant turns:
+    tool results in a user turn, tool calls as tool_use blocks."""
+    turns: list[dict] = []
+    for message in request.messages:
+        if message.role == "system":
+            continue
+        role, blocks = _blocks(message, provider)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)  # Anthropic wants alternating turns
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
+
+
+def _blocks(message: Message, provider: str) -> tuple[str, list[dict]]:
+    if message.role == "tool":
+        return "user", [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}]
+    if message.role != "assistant":
+        return "user", [{"type": "text", "text": message.content}]
+    blocks = [{"type": "text", "text": message.content}] if message.content else []
+    for call in message.tool_calls:
+        try:
+            arguments = orjson.loads(call.arguments or "{}")
+        except orjson.JSONDecodeError:
+            raise faults.unsupported(provider, "messages.tool_calls.arguments", "not JSON") from None
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
+    return "assistant", blocks
+
+
+def _output_schema(request: GenerationRequest, provider: str) -> dict:
+    """Structured outputs: a JSON object is a schema of type object."""
+    if request.response_format.type != "json_schema":
+        return {"type": "object"}
+    schema = (request.response_format.json_schema or {}).get("schema")
+    if not isinstance(schema, dict):
+        raise faults.unsupported(provider, "response_format.json_schema.schema", "missing")
+    return schema
+
+
+class _StreamReader:
+    """Anthropic's SSE events (message_start, content_block_start / delta /
+    stop, message_delta, message_stop) as provider events; the usage and
+    finish reason it gathers on the way."""
+
+    def __init__(self, provider: str):
+        self._provider = provider
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.finish = "stop"
+        self._tool_index: dict[int, int] = {}  # content block index -> tool call index
+
+    def read(self, event: dict) -> object | None:
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            return self._delta(event)
+        if kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                index = self._tool_index[event.get("index", 0)] = len(self._tool_index)
+                return ToolCallDelta(index=index, id=block["id"], name=block["name"])
+        elif kind == "message_start":
+            usage = (event.get("message") or {}).get("usage") or {}
+            self.prompt_tokens = usage.get("input_tokens") or 0
+            self.completion_tokens = usage.get("output_tokens") or 0
+        elif kind == "message_delta":
+            reason = (event.get("delta") or {}).get("stop_reason")
+            if reason:
+                self.finish = STOP_REASONS.get(reason, "stop")
+            usage = event.get("usage") or {}
+            self.completion_tokens = usage.get("output_tokens", self.completion_tokens) or self.completion_tokens
+        elif kind == "error":
+            raise faults.broken_stream_fault(self._provider, (event.get("error") or {}).get("type", "error"))
+        return None  # message_stop and pings carry nothing for the caller
+
+    def _delta(self, event: dict) -> object | None:
+        delta = event["delta"]
+        if delta.get("type") == "text_delta":
+            return delta.get("text") or None
+        if delta.get("type") == "input_json_delta":
+            index = self._tool_index.get(event.get("index", 0))
+            if index is not None and delta.get("partial_json"):
+                return ToolCallDelta(index=index, arguments=delta["partial_json"])
+        return None
+
+
 class AnthropicProvider:
     def __init__(self, api_key: str, base_url: str | None, timeout_s: float, name: str = "anthropic"):
         self.name = name
@@ -118,46 +176,15 @@ class AnthropicProvider:
     async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
         params = anthropic_params(request, self.name)
         params["timeout"] = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
-        prompt_tokens = completion_tokens = 0
-        finish = "stop"
-        tool_index: dict[int, int] = {}  # content block index -> tool call index
+        reader = _StreamReader(self.name)
         try:
             async with self._client.messages.with_streaming_response.create(**params) as response:
                 async for line in response.iter_lines():
                     if not line.startswith("data:"):
                         continue  # "event:" lines repeat the type that the data carries
-                    event = orjson.loads(line[5:])
-                    kind = event.get("type")
-                    if kind == "content_block_delta":
-                        delta = event["delta"]
-                        if delta.get("type") == "text_delta":
-                            if delta.get("text"):
-                                yield delta["text"]
-                        elif delta.get("type") == "input_json_delta":
-                            index = tool_index.get(event.get("index", 0))
-                            if index is not None and delta.get("partial_json"):
-                                yield ToolCallDelta(index=index, arguments=delta["partial_json"])
-                    elif kind == "content_block_start":
-                        block = event.get("content_block") or {}
-                        if block.get("type") == "tool_use":
-                            tool_index[event.get("index", 0)] = len(tool_index)
-                            yield ToolCallDelta(
-                                index=tool_index[event.get("index", 0)], id=block["id"], name=block["name"]
-                            )
-                    elif kind == "message_start":
-                        usage = (event.get("message") or {}).get("usage") or {}
-                        prompt_tokens = usage.get("input_tokens") or 0
-                        completion_tokens = usage.get("output_tokens") or 0
-                    elif kind == "message_delta":
-                        reason = (event.get("delta") or {}).get("stop_reason")
-                        if reason:
-                            finish = STOP_REASONS.get(reason, "stop")
-                        usage = event.get("usage") or {}
-                        completion_tokens = usage.get("output_tokens", completion_tokens) or completion_tokens
-                    elif kind == "message_stop":
-                        continue  # read to the end so the connection is reused
-                    elif kind == "error":
-                        raise faults.broken_stream_fault(self.name, (event.get("error") or {}).get("type", "error"))
+                    event = reader.read(orjson.loads(line[5:]))
+                    if event is not None:
+                        yield event
         except Fault:
             raise
         except anthropic.APITimeoutError as error:
@@ -176,8 +203,8 @@ class AnthropicProvider:
             if faults.is_transport_error(error):
                 raise faults.broken_stream_fault(self.name, type(error).__name__) from None
             raise
-        yield Finish(finish)
-        yield Usage(prompt_tokens, completion_tokens)
+        yield Finish(reader.finish)
+        yield Usage(reader.prompt_tokens, reader.completion_tokens)
 
     async def close(self) -> None:
         await self._client.close()

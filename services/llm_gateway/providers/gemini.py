@@ -17,7 +17,7 @@ from google.genai import errors, types
 
 from services.llm_gateway.providers import faults
 from services.llm_gateway.providers.events import GenerationRequest
-from services.runtime.conversation import Finish, ToolCallDelta, Usage
+from services.runtime.conversation import Finish, Message, ToolCallDelta, Usage
 from services.runtime.faults import Fault
 
 FINISH_REASONS = {
@@ -38,42 +38,44 @@ def gemini_request(request: GenerationRequest, provider: str = "gemini") -> tupl
     for message in request.messages:
         if message.role == "system":
             continue
-        if message.role == "tool":
-            name = names_by_call.get(message.tool_call_id)
-            if name is None:
-                raise faults.unsupported(provider, "messages.tool_call_id", "answers no earlier tool call")
-            try:
-                result = orjson.loads(message.content)
-            except orjson.JSONDecodeError:
-                result = message.content
-            parts = [
-                types.Part(
-                    function_response=types.FunctionResponse(
-                        id=message.tool_call_id,
-                        name=name,
-                        response=result if isinstance(result, dict) else {"result": result},
-                    )
-                )
-            ]
-            role = "user"
-        elif message.role == "assistant":
-            role = "model"
-            parts = [types.Part(text=message.content)] if message.content else []
-            for call in message.tool_calls:
-                try:
-                    arguments = orjson.loads(call.arguments or "{}")
-                except orjson.JSONDecodeError:
-                    raise faults.unsupported(provider, "messages.tool_calls.arguments", "not JSON") from None
-                parts.append(types.Part(function_call=types.FunctionCall(id=call.id, name=call.name, args=arguments)))
-        else:
-            role = "user"
-            parts = [types.Part(text=message.content)]
+        role, parts = _parts(message, names_by_call, provider)
         if not parts:
             continue
         if contents and contents[-1].role == role:
             contents[-1].parts.extend(parts)
         else:
             contents.append(types.Content(role=role, parts=parts))
+    return contents, _config(request, provider)
+
+
+def _parts(message: Message, names_by_call: dict[str, str], provider: str) -> tuple[str, list[types.Part]]:
+    """A message as Gemini's role and parts: tool results as function
+    responses of the user, tool calls as the model's function calls."""
+    if message.role == "tool":
+        name = names_by_call.get(message.tool_call_id)
+        if name is None:
+            raise faults.unsupported(provider, "messages.tool_call_id", "answers no earlier tool call")
+        try:
+            result = orjson.loads(message.content)
+        except orjson.JSONDecodeError:
+            result = message.content
+        response = result if isinstance(result, dict) else {"result": result}
+        return "user", [
+            types.Part(function_response=types.FunctionResponse(id=message.tool_call_id, name=name, response=response))
+        ]
+    if message.role != "assistant":
+        return "user", [types.Part(text=message.content)]
+    parts = [types.Part(text=message.content)] if message.content else []
+    for call in message.tool_calls:
+        try:
+            arguments = orjson.loads(call.arguments or "{}")
+        except orjson.JSONDecodeError:
+            raise faults.unsupported(provider, "messages.tool_calls.arguments", "not JSON") from None
+        parts.append(types.Part(function_call=types.FunctionCall(id=call.id, name=call.name, args=arguments)))
+    return "model", parts
+
+
+def _config(request: GenerationRequest, provider: str) -> types.GenerateContentConfig:
     system = "\n\n".join(m.content for m in request.messages if m.role == "system" and m.content)
     config = types.GenerateContentConfig(
         system_instruction=system or None,
@@ -112,7 +114,43 @@ def gemini_request(request: GenerationRequest, provider: str = "gemini") -> tupl
                     mode=mode, allowed_function_names=[choice.function_name] if choice.mode == "function" else None
                 )
             )
-    return contents, config
+    return config
+
+
+class _ChunkReader:
+    """GenerateContentResponse chunks as provider events; the finish reason
+    and usage they carry. Gemini has no switch for a single tool call, so
+    with `single_call` only the first is kept."""
+
+    def __init__(self, single_call: bool):
+        self._single_call = single_call
+        self.calls = 0
+        self.finish = "stop"
+        self.prompt_tokens = self.completion_tokens = 0
+
+    def read(self, chunk) -> list[object]:
+        events: list[object] = []
+        for candidate in (chunk.candidates or [])[:1]:
+            for part in (candidate.content.parts if candidate.content else None) or ():
+                if part.text and not part.thought:
+                    events.append(part.text)
+                elif part.function_call is not None and not (self.calls and self._single_call):
+                    call = part.function_call
+                    events.append(
+                        ToolCallDelta(
+                            index=self.calls,
+                            id=call.id or f"call_{self.calls}",
+                            name=call.name or "",
+                            arguments=orjson.dumps(call.args or {}).decode(),
+                        )
+                    )
+                    self.calls += 1
+            if candidate.finish_reason:
+                self.finish = FINISH_REASONS.get(str(candidate.finish_reason.value), "stop")
+        if chunk.usage_metadata:
+            self.prompt_tokens = chunk.usage_metadata.prompt_token_count or self.prompt_tokens
+            self.completion_tokens = chunk.usage_metadata.candidates_token_count or self.completion_tokens
+        return events
 
 
 class GeminiProvider:
@@ -126,35 +164,14 @@ class GeminiProvider:
         contents, config = gemini_request(request, self.name)
         timeout_s = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
         config.http_options = types.HttpOptions(timeout=int(timeout_s * 1000))
-        prompt_tokens = completion_tokens = 0
-        finish = "stop"
-        calls = 0
-        single_call = request.tool_choice is not None and request.tool_choice.single_call
+        reader = _ChunkReader(request.tool_choice is not None and request.tool_choice.single_call)
         try:
             stream = await self._client.aio.models.generate_content_stream(
                 model=request.upstream_model, contents=contents, config=config
             )
             async for chunk in stream:
-                for candidate in (chunk.candidates or [])[:1]:
-                    for part in (candidate.content.parts if candidate.content else None) or ():
-                        if part.text and not part.thought:
-                            yield part.text
-                        elif part.function_call is not None:
-                            if calls and single_call:
-                                continue  # Gemini has no switch for one call: keep the first
-                            call = part.function_call
-                            yield ToolCallDelta(
-                                index=calls,
-                                id=call.id or f"call_{calls}",
-                                name=call.name or "",
-                                arguments=orjson.dumps(call.args or {}).decode(),
-                            )
-                            calls += 1
-                    if candidate.finish_reason:
-                        finish = FINISH_REASONS.get(str(candidate.finish_reason.value), "stop")
-                if chunk.usage_metadata:
-                    prompt_tokens = chunk.usage_metadata.prompt_token_count or prompt_tokens
-                    completion_tokens = chunk.usage_metadata.candidates_token_count or completion_tokens
+                for event in reader.read(chunk):
+                    yield event
         except Fault:
             raise
         except errors.APIError as error:
@@ -172,10 +189,9 @@ class GeminiProvider:
             if faults.is_transport_error(error):
                 raise faults.broken_stream_fault(self.name, type(error).__name__) from None
             raise
-        if calls and finish == "stop":
-            finish = "tool_calls"
+        finish = "tool_calls" if reader.calls and reader.finish == "stop" else reader.finish
         yield Finish(finish)
-        yield Usage(prompt_tokens, completion_tokens)
+        yield Usage(reader.prompt_tokens, reader.completion_tokens)
 
     async def close(self) -> None:
         await self._client.aio.aclose()

@@ -91,6 +91,41 @@ def openai_params(request: GenerationRequest, usage_option: bool = True) -> dict
     return params
 
 
+class _ChunkReader:
+    """chat.completion.chunk objects as provider events; the finish reason
+    and usage they carry on the way (Groq's under `x_groq`)."""
+
+    def __init__(self, provider: str):
+        self._provider = provider
+        self.finish = "stop"
+        self.usage: Usage | None = None
+
+    def read(self, chunk: dict) -> list[object]:
+        if "error" in chunk:
+            raise faults.broken_stream_fault(self._provider, "error event")
+        events: list[object] = []
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                events.append(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") or {}
+                events.append(
+                    ToolCallDelta(
+                        index=call.get("index", 0),
+                        id=call.get("id") or "",
+                        name=function.get("name") or "",
+                        arguments=function.get("arguments") or "",
+                    )
+                )
+            if choice.get("finish_reason"):
+                self.finish = FINISH_REASONS.get(choice["finish_reason"], "stop")
+        counts = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+        if counts:
+            self.usage = Usage(counts.get("prompt_tokens") or 0, counts.get("completion_tokens") or 0)
+        return events
+
+
 class OpenAIFormatProvider:
     """`client` is an SDK client with the OpenAI chat-completions surface:
     `openai.AsyncOpenAI` or `groq.AsyncGroq`. `sdk` is that SDK's module,
@@ -117,8 +152,7 @@ class OpenAIFormatProvider:
     async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
         body = orjson.dumps(openai_params(request, self._usage_option))
         timeout = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
-        finish = "stop"
-        usage = None
+        reader = _ChunkReader(self.name)
         try:
             response = await self._client.post(
                 self._path,
@@ -137,27 +171,8 @@ class OpenAIFormatProvider:
                         # a fully read response returns its connection to
                         # the pool instead of closing it.
                         continue
-                    chunk = orjson.loads(data)
-                    if "error" in chunk:
-                        raise faults.broken_stream_fault(self.name, "error event")
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content")
-                        if text:
-                            yield text
-                        for call in delta.get("tool_calls") or ():
-                            function = call.get("function") or {}
-                            yield ToolCallDelta(
-                                index=call.get("index", 0),
-                                id=call.get("id") or "",
-                                name=function.get("name") or "",
-                                arguments=function.get("arguments") or "",
-                            )
-                        if choice.get("finish_reason"):
-                            finish = FINISH_REASONS.get(choice["finish_reason"], "stop")
-                    counts = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
-                    if counts:
-                        usage = Usage(counts.get("prompt_tokens") or 0, counts.get("completion_tokens") or 0)
+                    for event in reader.read(orjson.loads(data)):
+                        yield event
             finally:
                 # Closes the upstream stream at once, also when cancelled.
                 await response.close()
@@ -177,8 +192,8 @@ class OpenAIFormatProvider:
             if faults.is_transport_error(error):
                 raise faults.broken_stream_fault(self.name, type(error).__name__) from None
             raise
-        yield Finish(finish)
-        yield usage or Usage(0, 0)
+        yield Finish(reader.finish)
+        yield reader.usage or Usage(0, 0)
 
     async def close(self) -> None:
         await self._client.close()
