@@ -64,10 +64,6 @@ class RouteTable:
         """The metrics label of a path: its route's template, else `unmatched`."""
         return next((route.template for route, pattern in self._routes if pattern.match(path)), UNMATCHED)
 
-    @property
-    def templates(self) -> list[str]:
-        return list(dict.fromkeys(route.template for route, _ in self._routes))
-
 
 def unavailable(routes: list[Route], message: str) -> list[Route]:
     """The same routes answering 503 with `message`: a peer they need is

@@ -547,8 +547,6 @@ class AnswerCache:
     def __init__(self, cache: cache_pb2_grpc.CacheServiceStub):
         self._cache = cache
         self._background: set[asyncio.Task] = set()
-        self.replayed = 0
-        self.missed = 0
 
     @staticmethod
     def key(call: GenerationCall) -> str:
@@ -566,9 +564,7 @@ class AnswerCache:
             log.warning("cache.get_failed", extra={"fields": {"code": error.code().name}})
             cached = None
         if cached is None or not cached.found:
-            self.missed += 1
             return None
-        self.replayed += 1
         kept = router_pb2.CachedAnswer.FromString(cached.value)
         finish = stream_event_of(router_pb2.ChatResponse(finish=kept.finish)) if kept.HasField("finish") else None
         usage = Usage(kept.usage.prompt_tokens, kept.usage.completion_tokens)

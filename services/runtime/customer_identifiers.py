@@ -99,14 +99,6 @@ class Identifiers:
         """An identifier that is not a name: it names a customer or none."""
         return bool(self.contact_id or self.client_id or self.email or self.phone)
 
-    @property
-    def first_name(self) -> str:
-        return self.names[0].first if self.names else ""
-
-    @property
-    def last_name(self) -> str:
-        return self.names[0].last if self.names else ""
-
     def search_parameters(self) -> dict[str, str]:
         """Tilores search parameters for the most precise identifier: contact
         id > client id > email > phone. A bare ten-digit number is both a

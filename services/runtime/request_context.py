@@ -14,12 +14,6 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def outgoing_metadata() -> tuple[tuple[str, str], ...]:
-    """Metadata to send on a downstream call so the id travels with it."""
-    request_id = REQUEST_ID.get()
-    return ((REQUEST_ID_HEADER, request_id),) if request_id else ()
-
-
 # Initial metadata of a streamed answer: how long the model provider took to
 # its first chunk, so each hop can tell its own time from the model's, and
 # the catalog model that answers (after any failover), which every chunk the

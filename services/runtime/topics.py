@@ -19,9 +19,8 @@ TOPIC_WORDS = {
         "calls": r"\b(calls?|called|phoned)\b",
     }.items()
 }
-TOPICS = tuple(TOPIC_WORDS)
 
 
 def topics_asked(question: str) -> list[str]:
-    """The topics a question names, in TOPICS order; none for a general one."""
+    """The topics a question names, in TOPIC_WORDS order; none for a general one."""
     return [topic for topic, pattern in TOPIC_WORDS.items() if pattern.search(question)]

@@ -1,5 +1,6 @@
-"""provider_fault: one mapping from an upstream HTTP failure to the fault the
-caller sees, shared by every provider. Messages never echo API keys."""
+"""Provider faults: one mapping from an upstream failure (an HTTP status, a
+timeout, a refused connection, a broken stream) to the fault the caller
+sees, shared by every provider. Messages never echo API keys."""
 
 from __future__ import annotations
 
