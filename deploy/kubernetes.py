@@ -107,19 +107,18 @@ def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
         env.append({"name": "METRICS_ADDR", "value": f"0.0.0.0:{topology.kubernetes.metrics_port}"})
     for peer in spec.peers:
         env.append({"name": f"{peer.upper()}_SERVICE_ADDR", "value": peer_address(topology.services[peer], topology)})
+    if spec.redis and not any(key == "REDIS_URL" for key, _ in spec.env):
+        env.append({"name": "REDIS_URL", "value": f"redis://redis:{REDIS_PORT}/0"})
     env.extend({"name": key, "value": value} for key, value in spec.env)
     return env
 
 
 def _secret_env(spec: ServiceSpec) -> list[dict]:
-    """Secrets the service reads, created by the operator (see README)."""
-    if spec.name == "llm_gateway":
-        return [{"secretRef": {"name": "llm-providers", "optional": True}}]
-    if spec.name == "tilores_data":
-        return [{"secretRef": {"name": "tilores-api", "optional": True}}]
-    if spec.protocol == "http":
-        return [{"secretRef": {"name": "gateway-keys"}}]
-    return []
+    """Secrets the service reads, as the topology names them, created by the
+    operator (see README)."""
+    return [
+        {"secretRef": {"name": name, **({"optional": True} if optional else {})}} for name, optional in spec.secrets
+    ]
 
 
 def _probes(spec: ServiceSpec) -> dict:
@@ -154,6 +153,59 @@ def _probes(spec: ServiceSpec) -> dict:
     }
 
 
+ROLLING = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
+# A single writer is replaced, never doubled: two pods would share the file.
+RECREATE = {"type": "Recreate"}
+
+
+def _deployment_manifest(
+    name: str,
+    topology: Topology,
+    component: str,
+    *,
+    replicas: int,
+    container: dict,
+    volumes: list[dict],
+    uid: int,
+    strategy: dict = ROLLING,
+    grace_s: int | None = None,
+    annotations: dict | None = None,
+    spread: bool = False,
+) -> dict:
+    """The one Deployment shape of the mesh: its own service account with no
+    token, a non-root pod, one container."""
+    template_metadata: dict = {"labels": _labels(name, component)}
+    if annotations:
+        template_metadata["annotations"] = annotations
+    pod: dict = {"serviceAccountName": name, "automountServiceAccountToken": False}
+    if grace_s is not None:
+        pod["terminationGracePeriodSeconds"] = grace_s
+    pod["securityContext"] = _pod_security(uid)
+    if spread:
+        pod["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": _selector(name)},
+            }
+        ]
+    pod["containers"] = [container]
+    pod["volumes"] = volumes
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, topology, component),
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 5,
+            "strategy": strategy,
+            "selector": {"matchLabels": _selector(name)},
+            "template": {"metadata": template_metadata, "spec": pod},
+        },
+    }
+
+
 def _deployment(spec: ServiceSpec, topology: Topology) -> dict:
     name = spec.k8s_name
     metrics_port = topology.kubernetes.metrics_port if spec.protocol == "grpc" else spec.port
@@ -182,49 +234,23 @@ def _deployment(spec: ServiceSpec, topology: Topology) -> dict:
         "securityContext": _container_security(),
         "volumeMounts": mounts,
     }
-    # A single writer is replaced, never doubled: two pods would share the file.
-    strategy = (
-        {"type": "Recreate"}
-        if spec.volume
-        else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
-    )
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(name, topology),
-        "spec": {
-            "replicas": spec.replicas,
-            "revisionHistoryLimit": 5,
-            "strategy": strategy,
-            "selector": {"matchLabels": _selector(name)},
-            "template": {
-                "metadata": {
-                    "labels": _labels(name),
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(metrics_port),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": {
-                    "serviceAccountName": name,
-                    "automountServiceAccountToken": False,
-                    "terminationGracePeriodSeconds": grace_period_s(topology),
-                    "securityContext": _pod_security(10001),
-                    "topologySpreadConstraints": [
-                        {
-                            "maxSkew": 1,
-                            "topologyKey": "kubernetes.io/hostname",
-                            "whenUnsatisfiable": "ScheduleAnyway",
-                            "labelSelector": {"matchLabels": _selector(name)},
-                        }
-                    ],
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
+    return _deployment_manifest(
+        name,
+        topology,
+        "service",
+        replicas=spec.replicas,
+        container=container,
+        volumes=volumes,
+        uid=10001,
+        strategy=RECREATE if spec.volume else ROLLING,
+        grace_s=grace_period_s(topology),
+        annotations={
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(metrics_port),
+            "prometheus.io/path": "/metrics",
         },
-    }
+        spread=True,
+    )
 
 
 def _services(spec: ServiceSpec, topology: Topology) -> list[dict]:
@@ -335,7 +361,7 @@ def _network_policy(spec: ServiceSpec, topology: Topology) -> dict:
         }
         for peer in spec.peers
     ]
-    if any(key == "REDIS_URL" for key, _ in spec.env):
+    if spec.redis:
         egress.append({"to": _from_pods("redis"), "ports": [{"protocol": "TCP", "port": REDIS_PORT}]})
     if spec.egress_https:
         egress.append(_https_egress())
@@ -380,9 +406,8 @@ def service_manifests(spec: ServiceSpec, topology: Topology) -> list[dict]:
     ]
 
 
-def envoy_manifests(topology: Topology) -> list[dict]:
+def _envoy_deployment(topology: Topology, config: str) -> dict:
     envoy = topology.envoy
-    config = dump_envoy(render_envoy_config(topology, kubernetes=True))
     drain_s = envoy.max_stream_duration_s
     # The image has no curl: POST through bash's /dev/tcp (GET would be refused).
     drain = (
@@ -401,68 +426,47 @@ def envoy_manifests(topology: Topology) -> list[dict]:
         "failureThreshold": 2,
         "timeoutSeconds": 2,
     }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta("envoy", topology, "edge"),
-        "spec": {
-            "replicas": topology.kubernetes.envoy_replicas,
-            "revisionHistoryLimit": 5,
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
-            "selector": {"matchLabels": _selector("envoy")},
-            "template": {
-                "metadata": {
-                    "labels": _labels("envoy", "edge"),
-                    "annotations": {"checksum/config": _checksum(config)},
-                },
-                "spec": {
-                    "serviceAccountName": "envoy",
-                    "automountServiceAccountToken": False,
-                    "terminationGracePeriodSeconds": drain_s + 20,
-                    "securityContext": _pod_security(101),
-                    "containers": [
-                        {
-                            "name": "envoy",
-                            "image": topology.kubernetes.envoy_image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["envoy"],
-                            "args": [
-                                "-c",
-                                "/etc/envoy/envoy.yaml",
-                                "--disable-hot-restart",
-                                "--drain-strategy",
-                                "immediate",
-                                "--drain-time-s",
-                                str(drain_s),
-                                "--log-level",
-                                "warn",
-                            ],
-                            "ports": ports,
-                            "resources": _limits("500m", "256Mi"),
-                            "startupProbe": {**ready, "periodSeconds": 2, "failureThreshold": 30},
-                            "readinessProbe": ready,
-                            "livenessProbe": {
-                                "tcpSocket": {"port": envoy.rest_port},
-                                "periodSeconds": 10,
-                                "failureThreshold": 3,
-                            },
-                            "lifecycle": {"preStop": {"exec": {"command": ["/bin/bash", "-c", drain]}}},
-                            "securityContext": _container_security(),
-                            "volumeMounts": [
-                                {"name": "config", "mountPath": "/etc/envoy", "readOnly": True},
-                                {"name": "scratch", "mountPath": "/tmp"},
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": "envoy-config"}},
-                        {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}},
-                    ],
-                },
-            },
-        },
-    }
-    services = [
+    container = {
+        "name": "envoy",
+        "image": topology.kubernetes.envoy_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["envoy"],
+        "args": [
+            "-c", "/etc/envoy/envoy.yaml", "--disable-hot-restart", "--drain-strategy", "immediate",
+            "--drain-time-s", str(drain_s), "--log-level", "warn",
+        ],
+        "ports": ports,
+        "resources": _limits("500m", "256Mi"),
+        "startupProbe": {**ready, "periodSeconds": 2, "failureThreshold": 30},
+        "readinessProbe": ready,
+        "livenessProbe": {"tcpSocket": {"port": envoy.rest_port}, "periodSeconds": 10, "failureThreshold": 3},
+        "lifecycle": {"preStop": {"exec": {"command": ["/bin/bash", "-c", drain]}}},
+        "securityContext": _container_security(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/envoy", "readOnly": True},
+            {"name": "scratch", "mountPath": "/tmp"},
+        ],
+    }  # fmt: skip
+    deployment = _deployment_manifest(
+        "envoy",
+        topology,
+        "edge",
+        replicas=topology.kubernetes.envoy_replicas,
+        container=container,
+        volumes=[
+            {"name": "config", "configMap": {"name": "envoy-config"}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}},
+        ],
+        uid=101,
+        grace_s=drain_s + 20,
+        annotations={"checksum/config": _checksum(config)},
+    )
+    return deployment
+
+
+def _envoy_services(topology: Topology) -> list[dict]:
+    envoy = topology.envoy
+    return [
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -485,7 +489,11 @@ def envoy_manifests(topology: Topology) -> list[dict]:
             },
         },
     ]
-    policy = {
+
+
+def _envoy_network_policy(topology: Topology) -> dict:
+    envoy = topology.envoy
+    return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _meta("envoy", topology, "edge"),
@@ -507,7 +515,11 @@ def envoy_manifests(topology: Topology) -> list[dict]:
             ],
         },
     }
-    autoscaler = {
+
+
+def _envoy_autoscaler(topology: Topology) -> dict:
+    drain_s = topology.envoy.max_stream_duration_s
+    return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": _meta("envoy", topology, "edge"),
@@ -524,6 +536,11 @@ def envoy_manifests(topology: Topology) -> list[dict]:
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": max(600, drain_s + 20)}},
         },
     }
+
+
+def envoy_manifests(topology: Topology) -> list[dict]:
+    """The edge: its config in a ConfigMap, its Deployment, Services, autoscaler, budget and policy."""
+    config = dump_envoy(render_envoy_config(topology, kubernetes=True))
     return [
         _service_account("envoy", topology, "edge"),
         {
@@ -532,64 +549,51 @@ def envoy_manifests(topology: Topology) -> list[dict]:
             "metadata": _meta("envoy-config", topology, "edge"),
             "data": {"envoy.yaml": config},
         },
-        deployment,
-        *services,
-        autoscaler,
+        _envoy_deployment(topology, config),
+        *_envoy_services(topology),
+        _envoy_autoscaler(topology),
         _disruption_budget("envoy", topology, "edge"),
-        policy,
+        _envoy_network_policy(topology),
     ]
 
 
 def redis_manifests(topology: Topology) -> list[dict]:
     """The cache's second tier: a cache, so no persistence; a managed Redis
     replaces it by pointing the cache's REDIS_URL elsewhere."""
-    callers = [spec.k8s_name for spec in topology.services.values() if any(k == "REDIS_URL" for k, _ in spec.env)]
+    callers = [spec.k8s_name for spec in topology.services.values() if spec.redis]
     probe = {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 2}
     return [
         _service_account("redis", topology, "cache-store"),
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": _meta("redis", topology, "cache-store"),
-            "spec": {
-                "replicas": 1,
-                "revisionHistoryLimit": 5,
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": _selector("redis")},
-                "template": {
-                    "metadata": {"labels": _labels("redis", "cache-store")},
-                    "spec": {
-                        "serviceAccountName": "redis",
-                        "automountServiceAccountToken": False,
-                        "securityContext": _pod_security(999),
-                        "containers": [
-                            {
-                                "name": "redis",
-                                "image": topology.kubernetes.redis_image,
-                                "imagePullPolicy": "IfNotPresent",
-                                "args": [
-                                    "--save",
-                                    "",
-                                    "--appendonly",
-                                    "no",
-                                    "--maxmemory",
-                                    "384mb",
-                                    "--maxmemory-policy",
-                                    "allkeys-lru",
-                                ],
-                                "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
-                                "resources": _limits("100m", "512Mi"),
-                                "readinessProbe": probe,
-                                "livenessProbe": {**probe, "periodSeconds": 10},
-                                "securityContext": _container_security(),
-                                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                            }
-                        ],
-                        "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "64Mi"}}],
-                    },
-                },
+        _deployment_manifest(
+            "redis",
+            topology,
+            "cache-store",
+            replicas=1,
+            container={
+                "name": "redis",
+                "image": topology.kubernetes.redis_image,
+                "imagePullPolicy": "IfNotPresent",
+                "args": [
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--maxmemory",
+                    "384mb",
+                    "--maxmemory-policy",
+                    "allkeys-lru",
+                ],
+                "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+                "resources": _limits("100m", "512Mi"),
+                "readinessProbe": probe,
+                "livenessProbe": {**probe, "periodSeconds": 10},
+                "securityContext": _container_security(),
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
             },
-        },
+            volumes=[{"name": "data", "emptyDir": {"sizeLimit": "64Mi"}}],
+            uid=999,
+            strategy=RECREATE,
+        ),
         {
             "apiVersion": "v1",
             "kind": "Service",

@@ -89,9 +89,9 @@ class LocalMesh:
         self.log_dir = self.data_dir / "logs"
         self.free_ports = free_ports
         self.env = dict(env or {})
-        self.api_key = api_key or self._dev_key()
+        self.api_key = api_key or self._dev_key("GATEWAY_API_KEYS", "dev-api-key", "sk-dev-")
         self.admin_key = self.env.get("GATEWAY_ADMIN_KEYS", "").split(",")[0].strip() or self._dev_key(
-            "dev-admin-key", "sk-admin-"
+            "GATEWAY_ADMIN_KEYS", "dev-admin-key", "sk-admin-"
         )
         self.grace_period_s = grace_period_s
         self.start_timeout_s = start_timeout_s
@@ -145,8 +145,9 @@ class LocalMesh:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def _dev_key(self, file: str = "dev-api-key", prefix: str = "sk-dev-") -> str:
-        variable = "GATEWAY_API_KEYS" if file == "dev-api-key" else "GATEWAY_ADMIN_KEYS"
+    def _dev_key(self, variable: str, file: str, prefix: str) -> str:
+        """The first key the variable sets, else the one kept in the data
+        directory, else a new one kept there."""
         configured = os.environ.get(variable, "").split(",")[0].strip()
         if configured:
             return configured
@@ -224,7 +225,7 @@ class LocalMesh:
         )
         for peer in spec.peers:
             env[f"{peer.upper()}_SERVICE_ADDR"] = self.peer_addr(peer)
-        if spec.name == "cache" and self.redis_url and not env.get("REDIS_URL"):
+        if spec.redis and self.redis_url and not env.get("REDIS_URL"):
             env["REDIS_URL"] = self.redis_url
         return env
 

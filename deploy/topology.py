@@ -30,6 +30,8 @@ class ServiceSpec:
     volume_size: str = "1Gi"
     egress_https: bool = False  # calls APIs outside the cluster
     env: tuple[tuple[str, str], ...] = ()  # production settings for Kubernetes
+    secrets: tuple[tuple[str, bool], ...] = ()  # Kubernetes Secrets read as env: (name, optional)
+    redis: bool = False  # uses the Redis store (REDIS_URL is set for it, egress allowed)
 
     @property
     def k8s_name(self) -> str:
@@ -119,6 +121,8 @@ def _quantity(value: object, where: str, default: str, pattern: str) -> str:
 _CPU = r"[0-9]+(\.[0-9]+)?m?"
 _BYTES = r"[0-9]+(Ki|Mi|Gi|Ti)"
 _SERVICE_FIELDS = {
+    "secrets",
+    "redis",
     "port",
     "protocol",
     "grpc_service",
@@ -277,7 +281,27 @@ def _service(name: str, raw: object) -> ServiceSpec:
         volume_size=_quantity(raw.get("volume_size"), f"{where}.volume_size", "1Gi", _BYTES),
         egress_https=_flag(raw, "egress_https", where),
         env=_env(raw.get("env"), f"{where}.env"),
+        secrets=_secrets(raw.get("secrets"), f"{where}.secrets"),
+        redis=_flag(raw, "redis", where),
     )
+
+
+def _secrets(raw: object, where: str) -> tuple[tuple[str, bool], ...]:
+    """`[{name: llm-providers, optional: true}, ...]`"""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise TopologyError(f"{where}: expected a list of {{name, optional}}")
+    secrets = []
+    for n, entry in enumerate(raw):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
+            raise TopologyError(f"{where}[{n}].name: expected a Kubernetes Secret name")
+        unknown = set(entry) - {"name", "optional"}
+        if unknown:
+            raise TopologyError(f"{where}[{n}].{sorted(unknown)[0]}: unknown field")
+        secrets.append((name, _flag(entry, "optional", f"{where}[{n}]")))
+    return tuple(secrets)
 
 
 def _flag(raw: dict, name: str, where: str) -> bool:

@@ -1,5 +1,6 @@
 """Topology validation and the generated Envoy config (checked by Envoy)."""
 
+import re
 import subprocess
 
 import pytest
@@ -38,11 +39,24 @@ services:
         (("peers: [cache]", "peers: [gateway]"), "dependency cycle"),
         (("rest_port: 8080", "rest_port: 8080, rate_limit_rps: 0"), "envoy.rate_limit_rps"),
         (("rest_port: 8080", "rest_port: 8080, rate_limit_rps: 10, rate_limit_burst: 5"), "envoy.rate_limit_burst"),
+        (("port: 2,", "port: 2, secrets: [{name: Bad_Name}],"), "services.cache.secrets[0].name"),
+        (("port: 2,", "port: 2, secrets: [{name: keys, optional: maybe}],"), "services.cache.secrets[0].optional"),
+        (("port: 2,", "port: 2, secrets: [{name: keys, mount: /x}],"), "services.cache.secrets[0].mount"),
+        (("port: 2,", "port: 2, redis: yes please,"), "services.cache.redis"),
     ],
 )
 def test_bad_topology_names_the_field(change, message):
-    with pytest.raises(TopologyError, match=message.replace(".", r"\.")):
+    with pytest.raises(TopologyError, match=re.escape(message)):
         parse_topology(BASE.replace(*change))
+
+
+def test_secrets_and_redis_use_are_read_from_the_topology():
+    topology = parse_topology(
+        BASE.replace("port: 2,", "port: 2, redis: true, secrets: [{name: cache-keys, optional: true}],")
+    )
+    cache = topology.services["cache"]
+    assert cache.redis and cache.secrets == (("cache-keys", True),)
+    assert not topology.services["router"].redis and topology.services["router"].secrets == ()
 
 
 def test_generated_config_passes_envoy_validation(tmp_path):
