@@ -10,6 +10,7 @@ ALERT_WEBHOOK_URL         alerts are POSTed here as JSON, with retries (default:
 OPTIMIZER_VARIANT_MODEL   a model (via llm_gateway) that writes prompt variants; unset: refinement patterns
 OPTIMIZER_JUDGE_MODEL     a model (via llm_gateway) that grades a sample of answers by a rubric; unset: none
 OPTIMIZER_JUDGE_SAMPLE    share of answers the judge grades (default 0.05)
+FIELD_POLICY_PATH         what the judge's provider may see of a turn (default: the bundled field_policy.yaml)
 LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for those models (default 127.0.0.1:50052)
 """
 
@@ -26,6 +27,7 @@ from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
 from services.optimizer.variant_writer import LlmVariantWriter
 from services.runtime.channels import open_channel
+from services.runtime.field_policy import FieldPolicy
 from services.runtime.server import main
 from services.runtime.settings import SettingsError, env_float, env_int, env_str, peer_addr
 
@@ -58,7 +60,7 @@ async def build() -> OptimizerComponent:
         channel = open_channel(peer_addr("llm_gateway"))
         llm = TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(channel))
         writer = LlmVariantWriter(llm, variant_model) if variant_model else None
-        judge = LlmJudge(llm, judge_model, sample) if judge_model else None
+        judge = LlmJudge(llm, judge_model, sample, policy=FieldPolicy.from_env()) if judge_model else None
     return OptimizerComponent(
         storage,
         monitor,

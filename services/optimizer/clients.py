@@ -17,6 +17,18 @@ class GenerationFailed(Exception):
 class TextGeneration:
     def __init__(self, llm: llm_gateway_pb2_grpc.LlmGatewayServiceStub):
         self._llm = llm
+        self._providers: dict[str, str] = {}
+
+    async def provider_of(self, model: str) -> str:
+        """The provider that serves a catalog model; "" when llm_gateway
+        cannot say (a caller then assumes the strictest policy)."""
+        if model not in self._providers:
+            try:
+                reply = await self._llm.ListModels(llm_gateway_pb2.ListModelsRequest(), timeout=5.0)
+            except grpc.aio.AioRpcError:
+                return ""
+            self._providers = {m.id: m.provider for m in reply.models}
+        return self._providers.get(model, "")
 
     async def complete(
         self,

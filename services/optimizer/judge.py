@@ -1,6 +1,8 @@
 """LlmJudge: a model grades a sample of answers against a written rubric,
 through llm_gateway, off the hot path. Its grade is kept beside the
-deterministic score (never instead of it), so the two can be compared."""
+deterministic score (never instead of it), so the two can be compared. The
+turn it is shown is masked by the field policy for the judge's provider:
+an answer of the offline model may hold what a cloud judge may not see."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import random
 import orjson
 
 from services.optimizer.clients import GenerationFailed, TextGeneration
-from services.runtime.conversation import Message, ResponseFormat
+from services.runtime.conversation import Fact, Message, ResponseFormat
+from services.runtime.field_policy import FieldPolicy
 
 RUBRIC = """You grade one answer of a customer-data assistant in a credit-services call centre.
 Grade from 0 to 1:
@@ -29,8 +32,10 @@ class LlmJudge:
         sample_rate: float,
         rng: random.Random | None = None,
         timeout_s: float = 60.0,
+        policy: FieldPolicy | None = None,
     ):
         self._llm = llm
+        self._policy = policy or FieldPolicy.bundled()
         self._model = model
         self.sample_rate = sample_rate
         self._rng = rng or random.Random()
@@ -39,8 +44,10 @@ class LlmJudge:
     def wants(self) -> bool:
         return self._rng.random() < self.sample_rate
 
-    async def grade(self, question: str, answer: str, context: str) -> tuple[float, str] | None:
+    async def grade(self, question: str, answer: str, context: str, facts: list[Fact] = ()) -> tuple[float, str] | None:
         """(score, reason), or None when the judge failed or answered nonsense."""
+        allowed = self._policy.allowed([await self._llm.provider_of(self._model)])
+        question, answer, context = (self._policy.mask_text(t, facts, allowed) for t in (question, answer, context))
         messages = [
             Message("system", RUBRIC),
             Message("user", f"Customer data:\n{context}\n\nQuestion: {question}\n\nAnswer: {answer}"),

@@ -218,7 +218,8 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return message
 
     async def _judged(self, request) -> None:
-        verdict = await self._judge.grade(request.question, request.answer, request.grounding.text)
+        facts = [fact_of(f) for f in request.grounding.facts]
+        verdict = await self._judge.grade(request.question, request.answer, request.grounding.text, facts)
         if verdict is None:
             log.warning("judge.no_verdict", extra={"fields": {"completion_id": request.completion_id}})
             return

@@ -6,20 +6,16 @@ ROUTER_TIMEOUT_S          deadline of a turn when the caller sets none (default 
 CUSTOMER_CACHE_TTL_S      how long a customer lookup stays cached (default 3600)
 ROUTER_NEAR_CACHE_TTL_S   how long the router keeps a lookup in its own memory (default 30; 0 turns it off)
 ROUTER_PROMPT_TTL_S       how long the router reuses the active prompt (default 5; 0 asks every turn)
-ROUTER_FIELD_POLICY_PATH  which personal data each provider may see (default: the bundled field_policy.yaml)
+FIELD_POLICY_PATH         which personal data each provider may see (default: the bundled field_policy.yaml)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
 from services.router.clients import RouterClients
-from services.router.field_policy import FieldPolicy, PolicyError
 from services.router.service import RouterComponent
+from services.runtime.field_policy import FieldPolicy
 from services.runtime.server import main
-from services.runtime.settings import SettingsError, env_float, env_str, peer_addr
+from services.runtime.settings import env_float, peer_addr
 
 
 async def build() -> RouterComponent:
@@ -30,12 +26,7 @@ async def build() -> RouterComponent:
         near_cache_ttl_s=env_float("ROUTER_NEAR_CACHE_TTL_S", 30.0),
         prompt_ttl_s=env_float("ROUTER_PROMPT_TTL_S", 5.0),
     )
-    path = env_str("ROUTER_FIELD_POLICY_PATH")
-    try:
-        policy = FieldPolicy.from_yaml(Path(path).read_text()) if path else FieldPolicy.bundled()
-    except (OSError, PolicyError, yaml.YAMLError) as error:
-        raise SettingsError(f"ROUTER_FIELD_POLICY_PATH: {error}") from None
-    return RouterComponent(clients, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), policy)
+    return RouterComponent(clients, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), FieldPolicy.from_env())
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import grpc
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 from services.router.clients import RouterClients
-from services.router.field_policy import FieldPolicy
 from services.router.outcome_outbox import outbox_metrics
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
@@ -27,6 +26,7 @@ from services.runtime.conversation_wire import (
     usage_proto,
 )
 from services.runtime.faults import Fault, InvalidArgument
+from services.runtime.field_policy import FieldPolicy
 from services.runtime.limits import DEFAULT_BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_CONCURRENCY
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.request_context import ANSWERING_MODEL_HEADER, PROVIDER_TTFT_HEADER

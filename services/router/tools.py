@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import orjson
 
 from services.router.clients import CustomerData, CustomerDataUnavailable, NoSuchCustomer
-from services.router.field_policy import FieldPolicy
 from services.runtime.conversation import Fact, Tool
 from services.runtime.customer_identifiers import identifiers_in
+from services.runtime.field_policy import FieldPolicy
 
 MAX_ROUNDS = 3
 _ENTITY = {

@@ -29,7 +29,6 @@ from services.router.clients import (
     Outcome,
     Prompt,
 )
-from services.router.field_policy import FieldPolicy
 from services.router.grounding import NO_IDENTIFIER, NOT_FOUND, UNAVAILABLE, CustomerGrounding, ambiguous, found
 from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.coalesce import batches, joined
@@ -46,6 +45,7 @@ from services.runtime.conversation import (
 )
 from services.runtime.customer_identifiers import Identifiers, identifiers_by_message
 from services.runtime.faults import Fault
+from services.runtime.field_policy import FieldPolicy
 
 # The share of a model's context window the customer context may fill, at
 # roughly four characters a token; the rest is for the conversation and the
@@ -178,9 +178,14 @@ class Turn:
         (grounding, prompt), (allowed, budget, supports_tools) = await asyncio.gather(
             self._grounding(timeout_s), self._model_limits()
         )
-        grounding.facts = self._policy.apply(grounding.facts, allowed)
+        known = grounding.facts
+        grounding.facts = self._policy.apply(known, allowed)
         context = grounding.text(budget)
         system = Message("system", prompt.template.replace("{context}", context))
+        # What the client sends back (earlier answers, tool results, its own
+        # words) is masked like the context: an earlier answer of the offline
+        # model may hold a date of birth a cloud model may not see.
+        history = [self._masked(m, known, allowed) for m in request.messages]
         # The caller's own tools go to the model and its calls back to the
         # caller; otherwise a model that can call tools is offered the
         # router's data tools, which the router runs itself. They are only
@@ -191,7 +196,7 @@ class Turn:
         offered = () if choice == "none" else request.tools or (TOOLS if runs_tools else ())
         call = GenerationCall(
             model=request.model,
-            messages=[system, *request.messages],
+            messages=[system, *history],
             grounding=Grounding(
                 grounding.status, grounding.query, grounding.customer_name, context, tuple(grounding.facts)
             ),
@@ -207,6 +212,11 @@ class Turn:
             no_fallback=request.no_fallback,
         )
         return Plan(call, allowed, runs_tools, prompt)
+
+    def _masked(self, message: Message, known: list, allowed: frozenset[str]) -> Message:
+        mask = self._policy.mask_text
+        calls = tuple(replace(c, arguments=mask(c.arguments, known, allowed)) for c in message.tool_calls)
+        return replace(message, content=mask(message.content, known, allowed), tool_calls=calls)
 
     async def _grounding(self, timeout_s: float) -> tuple[CustomerGrounding, Prompt]:
         prompts = self._clients.prompts

@@ -7,6 +7,7 @@ import asyncio
 import random
 
 import grpc
+import orjson
 import pytest
 from tilores_x.v1 import common_pb2, llm_gateway_pb2_grpc, optimizer_pb2, optimizer_pb2_grpc
 
@@ -211,5 +212,71 @@ async def test_a_judge_grades_a_sample_of_answers_beside_the_score(tmp_path):
     finally:
         await channel.close()
         await running.stop(0)
+        await stop_mesh(mesh)
+        await emulator.stop()
+
+
+async def test_the_judge_of_a_cloud_provider_never_sees_what_the_policy_withholds(tmp_path):
+    emulator = OpenAIEmulator(Script(text='{"score": 1.0, "reason": "complete"}'))
+    await emulator.start()
+    mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
+    storage = OptimizerStorage(str(tmp_path / "judged.db"))
+    judge = LlmJudge(
+        TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway"))), "gpt-4o-mini", 1.0
+    )
+    running = await start_server(OptimizerComponent(storage, judge=judge), free_port_settings("optimizer"))
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    # A turn the offline model answered: it may see everything, the judge may not.
+    grounding = common_pb2.Grounding(
+        status=common_pb2.GROUNDING_STATUS_FOUND,
+        text="- [identity] Date of birth: 1984-06-12 (record 003A)\n- [identity] Driving licence number: D1234567",
+        facts=[
+            common_pb2.Fact(topic="identity", label="Date of birth", value="1984-06-12", record_id="003A",
+                            pii_kind="date_of_birth"),
+            common_pb2.Fact(topic="identity", label="Driving licence number", value="D1234567", record_id="003A",
+                            pii_kind="driving_licence"),
+        ],
+    )  # fmt: skip
+    try:
+        await optimizer_pb2_grpc.OptimizerServiceStub(channel).RecordOutcome(
+            optimizer_pb2.RecordOutcomeRequest(
+                completion_id="chatcmpl-pii", prompt="customer", version=1, model="offline",
+                question="When was she born, and her licence? SSN 123-45-6789",
+                answer="Born 1984-06-12; driving licence D1234567; card 4111 1111 1111 1111.", grounding=grounding,
+            )
+        )  # fmt: skip
+        for _ in range(100):
+            if emulator.requests:
+                break
+            await asyncio.sleep(0.05)
+        sent = orjson.dumps(emulator.requests[0]["messages"]).decode()
+        for secret in ("1984-06-12", "D1234567", "123-45-6789", "4111 1111 1111 1111"):
+            assert secret not in sent, secret
+        assert "[withheld: date of birth]" in sent and "[withheld: driving licence number]" in sent
+    finally:
+        await channel.close()
+        await running.stop(0)
+        await stop_mesh(mesh)
+        await emulator.stop()
+
+
+async def test_the_variant_writer_is_shown_no_customer_data(tmp_path):
+    emulator = OpenAIEmulator(Script(text="Be exact.\n\n{context}\n---\nCite records.\n\n{context}"))
+    await emulator.start()
+    mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
+    try:
+        storage = OptimizerStorage(str(tmp_path / "cycle.db"))
+        writer = LlmVariantWriter(
+            TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway"))), "gpt-4o-mini"
+        )
+        component = OptimizerComponent(storage, variant_writer=writer)
+        for n in range(15):
+            component.experiments.record(f"v{n}", "customer", 1, category="credit", score=0.5, weakest="coverage")
+        await component.cycle.trigger("customer", "credit")
+        sent = orjson.dumps(emulator.requests[-1]["messages"]).decode()
+        # The template and the names of weaknesses; no customer, no record.
+        assert "{context}" in sent and "@" not in sent and "record 0" not in sent
+        storage.close()
+    finally:
         await stop_mesh(mesh)
         await emulator.stop()

@@ -393,3 +393,57 @@ async def test_every_answer_is_scored_and_recorded_for_the_optimizer(mesh):
     [(prompt, version, score, category, error, tokens)] = rows
     assert (prompt, version, category, error) == ("customer", 1, "credit", 0)
     assert score == 1.0 and tokens > 0  # the offline answer states only facts it was given
+
+
+SECRETS = ("1984-06-12", "D1234567", "123-45-6789", "4111 1111 1111 1111")
+
+
+async def test_no_path_hands_a_cloud_model_what_the_policy_withholds(tmp_path):
+    """The context, the conversation the client sends back (an earlier
+    offline answer, the user's own words, a tool result), the router's data
+    tools and a batch: a capturing emulator sees none of the withheld values."""
+    emulator = OpenAIEmulator(Script(text="Noted."))
+    await emulator.start()
+    mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
+    try:
+        stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+        user, assistant, tool = common_pb2.ROLE_USER, common_pb2.ROLE_ASSISTANT, common_pb2.ROLE_TOOL
+        history = router_pb2.ChatRequest(
+            model="gpt-4o-mini",
+            messages=[
+                common_pb2.ChatMessage(role=user, content="When was client id 2480135 born?"),
+                common_pb2.ChatMessage(
+                    role=assistant,
+                    content="Offline answer: Date of birth: 1984-06-12; driving licence D1234567.",
+                    tool_calls=[common_pb2.ToolCall(id="c1", name="lookup", arguments='{"dob": "1984-06-12"}')],
+                ),
+                common_pb2.ChatMessage(role=tool, tool_call_id="c1", content='{"born": "1984-06-12"}'),
+                common_pb2.ChatMessage(
+                    role=user, content="Her SSN is 123-45-6789 and card 4111 1111 1111 1111; is client id 2480135 ok?"
+                ),
+            ],
+            tools=[common_pb2.Tool(name="lookup")],
+        )
+        await collect(stub, history)
+        # The router's own data tools: the model asks for the 360 view.
+        emulator.queue = [
+            Script(text="", tool_calls=[("t1", "get_customer_360", orjson.dumps({"entity_id": "x"}).decode())]),
+        ]
+        entity = mesh.customers[0].entity_id
+        emulator.queue[0].tool_calls[0] = ("t1", "get_customer_360", orjson.dumps({"entity_id": entity}).decode())
+        await collect(stub, chat_request("Tell me about client id 2480135", model="gpt-4o-mini"))
+        await stub.ChatBatch(
+            router_pb2.ChatBatchRequest(requests=[history, chat_request("DOB of client id 2480135?", "gpt-4o-mini")]),
+            timeout=10,
+        )
+        assert len(emulator.requests) >= 5
+        for sent in emulator.requests:
+            text = orjson.dumps(sent["messages"]).decode()
+            for secret in SECRETS:
+                assert secret not in text, (secret, text[:300])
+        tool_result = next(m for s in emulator.requests for m in s["messages"] if m["role"] == "tool" and "t1" in
+                           m.get("tool_call_id", ""))  # fmt: skip
+        assert "[withheld: date of birth]" in tool_result["content"]
+    finally:
+        await stop_mesh(mesh)
+        await emulator.stop()

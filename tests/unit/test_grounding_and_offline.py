@@ -10,10 +10,10 @@ import pytest
 from services.llm_gateway.providers.events import GenerationRequest, Grounding
 from services.llm_gateway.providers.offline import OfflineProvider, compose_answer, requested_topics
 from services.router.clients import CustomerMatch, profile_of
-from services.router.field_policy import FieldPolicy, PolicyError
 from services.router.grounding import AMBIGUOUS, FOUND, NOT_FOUND, CustomerGrounding, ambiguous, found
 from services.runtime.conversation import Fact, Finish, Message, ResponseFormat, Tool, Usage
 from services.runtime.faults import InvalidArgument
+from services.runtime.field_policy import FieldPolicy, PolicyError
 from services.tilores_data.credit_report import assess, bureau_summaries
 from services.tilores_data.customer360 import build_customer360
 from services.tilores_data.sample import generate_customers

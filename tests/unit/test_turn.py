@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from services.router.clients import CustomerMatch, CustomerProfile, ModelInfo, Prompt
-from services.router.field_policy import FieldPolicy
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
 from services.runtime.conversation import Fact, Finish, Message, StreamError, ToolCallDelta, Usage
 from services.runtime.faults import Unavailable
+from services.runtime.field_policy import FieldPolicy
 
 EDWINA = CustomerProfile(
     entity_id="e-1",
