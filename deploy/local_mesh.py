@@ -11,6 +11,7 @@ Tests use the same class with `free_ports=True`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -160,6 +161,28 @@ class LocalMesh:
         path.chmod(0o600)
         return key
 
+    def _key_file(self) -> Path:
+        """The gateway's key records for this run: the dev key and the dev
+        admin key, as hashes (the keys themselves are printed, not stored
+        there)."""
+        path = self.data_dir / "gateway-keys.yaml"
+        records = [
+            {"id": "dev", "sha256": hashlib.sha256(self.api_key.encode()).hexdigest(),
+             "scopes": ["chat", "feedback", "models"]},
+            {"id": "dev-admin", "sha256": hashlib.sha256(self.admin_key.encode()).hexdigest(),
+             "scopes": ["chat", "feedback", "models", "admin"]},
+        ]  # fmt: skip
+        path.write_text(
+            "# API keys of the REST gateway (GATEWAY_KEYS_FILE): only a hash of each key is stored.\n"
+            "# Add one: python -m gateway.api_keys add --file "
+            + str(path)
+            + " --id NAME\n"
+            + json.dumps({"keys": records}, indent=2)
+            + "\n"
+        )
+        path.chmod(0o600)
+        return path
+
     # -- start ---------------------------------------------------------
     def start(self) -> None:
         for folder in (self.run_dir, self.log_dir):
@@ -219,8 +242,7 @@ class LocalMesh:
                 "GRACE_PERIOD_S": str(self.grace_period_s),
                 "TILORES_DB_PATH": env.get("TILORES_DB_PATH") or str(self.data_dir / "tilores.db"),
                 "OPTIMIZER_DB_PATH": env.get("OPTIMIZER_DB_PATH") or str(self.data_dir / "optimizer.db"),
-                "GATEWAY_API_KEYS": env.get("GATEWAY_API_KEYS") or self.api_key,
-                "GATEWAY_ADMIN_KEYS": env.get("GATEWAY_ADMIN_KEYS") or self.admin_key,
+                "GATEWAY_KEYS_FILE": env.get("GATEWAY_KEYS_FILE") or str(self._key_file()),
             }
         )
         for peer in spec.peers:

@@ -25,7 +25,7 @@ from gateway.exchange import Exchange
 from gateway.json_body import INT32_MAX, INT64_MAX, check_integer, check_number, check_string, field, json_object
 from gateway.openai_errors import OpenAIError, from_grpc
 from gateway.plain_json import plain_dict
-from gateway.routes import ADMIN, Route
+from gateway.routes import Route
 
 PATH_PARAMS = {"name": r"[A-Za-z0-9_-]{1,64}", "experiment_id": r"\d+"}
 
@@ -71,7 +71,7 @@ class AdminRoutes:
 
     def routes(self) -> list[Route]:
         def admin(method: str, template: str, handler) -> Route:
-            return Route(method, template, handler, ADMIN, PATH_PARAMS)
+            return Route(method, template, handler, "admin", PATH_PARAMS)
 
         return [
             admin("GET", "/v1/prompts/{name}", self.list_versions),

@@ -1,45 +1,174 @@
 """ApiKeys: who a request comes from, by its `Authorization: Bearer` key.
-A key's tenant is a digest, so the key itself goes no further than the
-gateway; admin keys may also use the admin API."""
+
+Keys are records, not a list: an id, the SHA-256 of the key (the key itself
+is never stored), the tenant whose data it may use, its scopes and its
+limits. They come from GATEWAY_KEYS_FILE, re-read when the file changes, so
+a key is added or revoked without a restart (`python -m gateway.api_keys`
+writes the file); GATEWAY_API_KEYS and GATEWAY_ADMIN_KEYS still name plain
+keys for a quick start. Verification compares the digest against every
+record in constant time, so timing says nothing about which is close.
+
+```yaml
+keys:
+  - id: agent-desk-1
+    sha256: 9f86d0...            # of the key
+    tenant: acme                 # default: the key's own digest
+    scopes: [chat, feedback, models]
+    limits: {requests_per_minute: 100, tokens_per_minute: 200000, customers_per_hour: 200}
+```
+"""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
 
 from gateway.exchange import Exchange
 from gateway.openai_errors import OpenAIError
+from services.runtime.settings import SettingsError
 
+SCOPES = ("chat", "feedback", "models", "admin")
+DEFAULT_SCOPES = ("chat", "feedback", "models")
+LIMITS = ("requests_per_minute", "tokens_per_minute", "customers_per_hour")
+# The seed's defaults: chat 100 requests a minute per key.
+DEFAULT_LIMITS = {"requests_per_minute": 100, "tokens_per_minute": 200_000, "customers_per_hour": 200}
+RELOAD_EVERY_S = 1.0
 NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
     "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
 
 
-class ApiKeys:
-    def __init__(self, keys: tuple[str, ...], admin_keys: tuple[str, ...] = ()):
-        self._keys = tuple(key.encode() for key in keys)
-        self._tenants = {key: "k" + hashlib.sha256(key).hexdigest()[:16] for key in self._keys}
-        self._admin_keys = tuple(key.encode() for key in admin_keys)
+class KeyFileError(SettingsError):
+    """The keys file is malformed; the message names the entry."""
 
-    def tenant(self, exchange: Exchange) -> str:
-        """The tenant of a valid key; 401 for a missing or unknown one."""
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    digest: bytes  # SHA-256 of the key
+    tenant: str
+    scopes: frozenset[str]
+    limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+
+
+def digest_of(key: str | bytes) -> bytes:
+    return hashlib.sha256(key.encode() if isinstance(key, str) else key).digest()
+
+
+def _plain(keys: tuple[str, ...], scopes: tuple[str, ...], prefix: str) -> list[ApiKey]:
+    """Records for keys given in the environment: the tenant is a digest."""
+    return [
+        ApiKey(f"{prefix}-{n}", digest_of(key), "k" + digest_of(key).hex()[:16], frozenset(scopes))
+        for n, key in enumerate(keys, start=1)
+    ]
+
+
+def read_key_file(text: str) -> list[ApiKey]:
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("keys", []), list):
+        raise KeyFileError("expected a mapping with a list 'keys'")
+    records, ids = [], set()
+    for n, entry in enumerate(data.get("keys") or []):
+        where = f"keys[{n}]"
+        if not isinstance(entry, dict):
+            raise KeyFileError(f"{where}: expected a mapping")
+        unknown = set(entry) - {"id", "sha256", "tenant", "scopes", "limits"}
+        if unknown:
+            raise KeyFileError(f"{where}.{sorted(unknown)[0]}: unknown field")
+        key_id, digest = entry.get("id"), entry.get("sha256")
+        if not isinstance(key_id, str) or not key_id or key_id in ids:
+            raise KeyFileError(f"{where}.id: a unique name is required")
+        ids.add(key_id)
+        try:
+            raw = bytes.fromhex(digest) if isinstance(digest, str) else b""
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise KeyFileError(f"{where}.sha256: expected the 64 hex digits of the key's SHA-256")
+        scopes = entry.get("scopes", list(DEFAULT_SCOPES))
+        if not isinstance(scopes, list) or not set(scopes) <= set(SCOPES):
+            raise KeyFileError(f"{where}.scopes: expected a list of {', '.join(SCOPES)}")
+        limits = entry.get("limits") or {}
+        if not isinstance(limits, dict) or not set(limits) <= set(LIMITS):
+            raise KeyFileError(f"{where}.limits: expected a mapping of {', '.join(LIMITS)}")
+        for name, value in limits.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise KeyFileError(f"{where}.limits.{name}: expected a positive integer")
+        tenant = entry.get("tenant") or "k" + digest.lower()[:16]
+        if not isinstance(tenant, str):
+            raise KeyFileError(f"{where}.tenant: expected a string")
+        records.append(ApiKey(key_id, raw, tenant, frozenset(scopes), {**DEFAULT_LIMITS, **limits}))
+    return records
+
+
+class ApiKeys:
+    def __init__(
+        self, keys: tuple[str, ...] = (), admin_keys: tuple[str, ...] = (), key_file: str = "", clock=time.monotonic
+    ):
+        self._plain = _plain(keys, DEFAULT_SCOPES, "key") + _plain(admin_keys, (*DEFAULT_SCOPES, "admin"), "admin")
+        self._file = Path(key_file) if key_file else None
+        self._clock = clock
+        self._records: list[ApiKey] = list(self._plain)
+        self._checked_at = float("-inf")
+        self._mtime: float | None = None
+        self._reload()
+
+    def _reload(self) -> None:
+        """Re-read the key file when it changed (checked at most once a
+        second); a file that turned bad keeps the last good keys."""
+        now = self._clock()
+        if self._file is None or now - self._checked_at < RELOAD_EVERY_S:
+            return
+        self._checked_at = now
+        try:
+            mtime = self._file.stat().st_mtime
+            if mtime == self._mtime:
+                return
+            records = read_key_file(self._file.read_text())
+        except (OSError, KeyFileError, yaml.YAMLError) as error:
+            if self._mtime is None:
+                raise KeyFileError(f"GATEWAY_KEYS_FILE {self._file}: {error}") from None
+            return
+        self._mtime = mtime
+        self._records = [*self._plain, *records]
+
+    def verify(self, exchange: Exchange) -> ApiKey:
+        """The record of a valid key; 401 for a missing or unknown one."""
         key = _bearer(exchange)
         if not key:
             raise OpenAIError(401, NO_KEY, type="invalid_request_error")
-        if not _known(key, self._keys):
+        self._reload()
+        digest = digest_of(key)
+        found = None
+        for record in self._records:  # every record, so timing says nothing
+            if hmac.compare_digest(digest, record.digest):
+                found = record
+        if found is None:
             raise OpenAIError(401, "Incorrect API key provided.", type="invalid_request_error", code="invalid_api_key")
-        return self._tenants[key]
+        return found
 
-    def admin(self, exchange: Exchange) -> None:
-        """Admin keys pass; an ordinary key gets 403, no key 401."""
-        key = _bearer(exchange)
-        if key and _known(key, self._admin_keys):
-            return
-        self.tenant(exchange)  # 401 for a missing or unknown key
-        raise OpenAIError(
-            403, "This endpoint needs an admin key.", type="invalid_request_error", code="insufficient_permissions"
-        )
+    def authorize(self, exchange: Exchange, scope: str) -> ApiKey:
+        """The key's record when it holds `scope`; 401 without a valid key,
+        403 with one that lacks the scope."""
+        record = self.verify(exchange)
+        if scope not in record.scopes:
+            message = "This endpoint needs an admin key." if scope == "admin" else f"This key lacks the {scope} scope."
+            raise OpenAIError(403, message, type="invalid_request_error", code="insufficient_permissions")
+        return record
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._records)
 
 
 def _bearer(exchange: Exchange) -> bytes:
@@ -47,6 +176,58 @@ def _bearer(exchange: Exchange) -> bytes:
     return key.strip() if scheme.lower() == b"bearer" else b""
 
 
-def _known(key: bytes, keys: tuple[bytes, ...]) -> bool:
-    # Compare against every key so timing says nothing about which is close.
-    return any([hmac.compare_digest(key, known) for known in keys])
+def add_key(path: Path, key_id: str, scopes: list[str], tenant: str = "", key: str = "") -> str:
+    """Add a key to a keys file (created when missing); the new key, shown once."""
+    data = yaml.safe_load(path.read_text()) if path.exists() else None
+    data = data or {"keys": []}
+    if any(entry.get("id") == key_id for entry in data["keys"]):
+        raise KeyFileError(f"a key named {key_id!r} exists; revoke it first")
+    key = key or "sk-" + secrets.token_hex(24)
+    entry: dict = {"id": key_id, "sha256": digest_of(key).hex(), "scopes": scopes}
+    if tenant:
+        entry["tenant"] = tenant
+    data["keys"].append(entry)
+    _write(path, data)
+    return key
+
+
+def revoke_key(path: Path, key_id: str) -> None:
+    data = yaml.safe_load(path.read_text()) or {"keys": []}
+    kept = [entry for entry in data["keys"] if entry.get("id") != key_id]
+    if len(kept) == len(data["keys"]):
+        raise KeyFileError(f"no key named {key_id!r}")
+    _write(path, {**data, "keys": kept})
+
+
+def _write(path: Path, data: dict) -> None:
+    read_key_file(yaml.safe_dump(data))  # never write a file the gateway would refuse
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(
+        "# API keys of the REST gateway: only a hash of each key is stored.\n" + yaml.safe_dump(data, sort_keys=False)
+    )
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)  # the gateway picks it up within a second
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gateway.api_keys add|revoke --file F --id ID [--scopes chat,feedback]`"""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("add", "revoke"))
+    parser.add_argument("--file", required=True, type=Path, help="the keys file (GATEWAY_KEYS_FILE)")
+    parser.add_argument("--id", required=True, help="the key's name")
+    parser.add_argument("--scopes", default=",".join(DEFAULT_SCOPES), help=f"comma-separated: {', '.join(SCOPES)}")
+    parser.add_argument("--tenant", default="", help="whose cached data the key uses (default: its own)")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "add":
+            print(add_key(args.file, args.id, [s for s in args.scopes.split(",") if s], args.tenant))
+        else:
+            revoke_key(args.file, args.id)
+    except (KeyFileError, OSError, yaml.YAMLError) as error:
+        print(f"{args.file}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

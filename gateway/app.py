@@ -4,7 +4,7 @@ A table of routes to handlers, one module per family: chat and batch
 (`gateway/chat.py`), models, feedback, the admin API and health. Each
 request gets an id (the caller's `x-request-id` or a new one) that every
 gRPC call carries on, is checked against the route's access (public, API
-key, admin key), and ends in one access-log line and the HTTP metrics,
+key holding the route's scope), and ends in one access-log line and the HTTP metrics,
 labelled by route template. Any error is OpenAI error JSON.
 """
 
@@ -28,7 +28,7 @@ from gateway.health import HealthRoutes
 from gateway.health_report import HealthReport
 from gateway.models import ModelRoutes
 from gateway.openai_errors import OpenAIError
-from gateway.routes import ADMIN, KEY, RouteTable, unavailable
+from gateway.routes import PUBLIC, RouteTable, unavailable
 from gateway.settings import GatewaySettings
 from services.runtime.channels import open_channel
 from services.runtime.request_context import REQUEST_ID, new_request_id
@@ -41,7 +41,7 @@ NO_OPTIMIZER = "The optimizer is not configured."
 class GatewayApp:
     def __init__(self, settings: GatewaySettings):
         self._settings = settings
-        self._keys = ApiKeys(settings.api_keys, settings.admin_keys)
+        self._keys = ApiKeys(settings.api_keys, settings.admin_keys, settings.key_file)
         self._channels: list[grpc.aio.Channel] = []
         self._routes = RouteTable([])
 
@@ -86,10 +86,8 @@ class GatewayApp:
         REQUEST_ID.set(exchange.request_id)
         try:
             route, params = self._routes.match(exchange.method, exchange.path)
-            if route.access == KEY:
-                exchange.tenant = self._keys.tenant(exchange)
-            elif route.access == ADMIN:
-                self._keys.admin(exchange)
+            if route.access != PUBLIC:
+                exchange.key = self._keys.authorize(exchange, route.access)
             await route.handler(exchange, **params)
         except OpenAIError as error:
             if exchange.status:

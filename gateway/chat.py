@@ -44,8 +44,8 @@ class ChatRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("POST", "/v1/chat/completions", self.completions),
-            Route("POST", "/v1/chat/batch", self.batch),
+            Route("POST", "/v1/chat/completions", self.completions, "chat"),
+            Route("POST", "/v1/chat/batch", self.batch, "chat"),
         ]
 
     async def completions(self, exchange: Exchange) -> None:
@@ -145,7 +145,8 @@ class ChatRoutes:
 def _for_router(request: router_pb2.ChatRequest, exchange: Exchange) -> None:
     """What the gateway adds to a parsed request: whose it is, its id, and
     whether an identical earlier answer may be replayed."""
-    request.tenant = exchange.tenant
+    request.tenant = exchange.key.tenant
+    request.key_id = exchange.key.id
     # Opt in to replaying an identical earlier answer (temperature 0 implies it).
     request.cache_response = exchange.header(RESPONSE_CACHE_HEADER).strip().lower() in (b"on", b"true", b"1")
     request.completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"

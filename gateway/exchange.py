@@ -27,7 +27,7 @@ class Exchange:
         self.status = 0  # 0 until the response starts
         self.started = time.perf_counter()
         self.headers: list[tuple[bytes, bytes]] = []  # added to whatever starts the response
-        self.tenant = ""  # set once the API key is known
+        self.key = None  # the caller's ApiKey record, once verified
         self._send = send
 
     def header(self, name: bytes) -> bytes:

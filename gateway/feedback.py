@@ -17,7 +17,7 @@ class FeedbackRoute:
         self._optimizer = optimizer
 
     def routes(self) -> list[Route]:
-        return [Route("POST", "/v1/feedback", self.record)]
+        return [Route("POST", "/v1/feedback", self.record, "feedback")]
 
     async def record(self, exchange: Exchange) -> None:
         raw = await exchange.body()

@@ -19,7 +19,10 @@ class ModelRoutes:
         self._llm = llm
 
     def routes(self) -> list[Route]:
-        return [Route("GET", "/v1/models", self.list), Route("GET", "/v1/models/{model}", self.retrieve)]
+        return [
+            Route("GET", "/v1/models", self.list, "models"),
+            Route("GET", "/v1/models/{model}", self.retrieve, "models"),
+        ]
 
     async def _catalog(self) -> list[llm_gateway_pb2.Model]:
         try:

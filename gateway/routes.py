@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from gateway.openai_errors import OpenAIError
 
-PUBLIC, KEY, ADMIN = "public", "key", "admin"  # who may call a route
+PUBLIC = "public"  # a route anyone may call; any other access is the scope an API key needs
 UNMATCHED = "unmatched"  # the metrics label of any path no route knows
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -19,12 +19,13 @@ Handler = Callable[..., Awaitable[None]]
 
 @dataclass(frozen=True)
 class Route:
-    """`handler(exchange, **path_params)` answers `method template`."""
+    """`handler(exchange, **path_params)` answers `method template`, for
+    anyone (PUBLIC) or for a key with the scope `access`."""
 
     method: str
     template: str
     handler: Handler
-    access: str = KEY
+    access: str
     # Patterns of path parameters other than "one path segment".
     params: dict[str, str] = field(default_factory=dict)
 

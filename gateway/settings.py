@@ -1,7 +1,8 @@
 """GatewaySettings: what the REST gateway is told by its environment.
 
-GATEWAY_API_KEYS          comma-separated API keys clients must send as Bearer (required)
-GATEWAY_ADMIN_KEYS        comma-separated admin keys for /v1/prompts, /v1/experiments, /v1/quality
+GATEWAY_KEYS_FILE         the API key records (ids, hashes, tenants, scopes, limits); re-read when it changes
+GATEWAY_API_KEYS          comma-separated plain API keys (scopes chat, feedback, models)
+GATEWAY_ADMIN_KEYS        comma-separated plain admin keys (also scope admin)
 ROUTER_SERVICE_ADDR       router address (default 127.0.0.1:50051)
 LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for GET /v1/models (default 127.0.0.1:50052)
 OPTIMIZER_SERVICE_ADDR    optimizer address, for feedback and the admin API (default 127.0.0.1:50055)
@@ -25,12 +26,13 @@ class GatewaySettings:
     heartbeat_s: float = 15.0
     optimizer_addr: str = ""
     admin_keys: tuple[str, ...] = ()
+    key_file: str = ""
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
-        keys = _keys("GATEWAY_API_KEYS")
-        if not keys:
-            raise SettingsError("GATEWAY_API_KEYS: at least one API key is required")
+        keys, key_file = _keys("GATEWAY_API_KEYS"), env_str("GATEWAY_KEYS_FILE")
+        if not keys and not key_file:
+            raise SettingsError("GATEWAY_KEYS_FILE or GATEWAY_API_KEYS: at least one API key is required")
         return cls(
             router_addr=peer_addr("router"),
             llm_gateway_addr=peer_addr("llm_gateway"),
@@ -39,6 +41,7 @@ class GatewaySettings:
             chat_timeout_s=env_float("GATEWAY_CHAT_TIMEOUT_S", 300.0, minimum=1.0),
             heartbeat_s=env_float("GATEWAY_HEARTBEAT_S", 15.0, minimum=0.01),
             admin_keys=_keys("GATEWAY_ADMIN_KEYS"),
+            key_file=key_file,
         )
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -391,3 +393,59 @@ def test_word_pairs_that_name_nobody_keep_the_earlier_customer(client):
         "thanks, anything overdue lately?",
     )
     assert "Edwina Hawthorne" in answer and "no customer matches" not in answer
+
+
+def _wait_status(url: str, key: str, expected: int) -> int:
+    status = 0
+    for _ in range(60):  # the gateway re-reads its key file within a second
+        status, _ = http_json("GET", url, key=key)
+        if status == expected:
+            break
+        time.sleep(0.1)
+    return status
+
+
+def test_keys_are_added_scoped_and_revoked_without_a_restart(mesh):
+    key_file = mesh.data_dir / "gateway-keys.yaml"
+    assert "sk-" not in key_file.read_text()  # hashes only
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.api_keys",
+            "add",
+            "--file",
+            str(key_file),
+            "--id",
+            "desk-7",
+            "--scopes",
+            "chat",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = run.stdout.strip()
+    assert key.startswith("sk-") and key not in key_file.read_text()
+    status, answer = http_json("POST", f"{mesh.rest_url}/v1/chat/completions", {"model": "offline", "messages": [USER]},
+                               key=key)  # fmt: skip
+    for _ in range(60):
+        if status == 200:
+            break
+        time.sleep(0.1)
+        status, answer = http_json(
+            "POST", f"{mesh.rest_url}/v1/chat/completions", {"model": "offline", "messages": [USER]}, key=key
+        )
+    assert status == 200 and "Edwina Hawthorne" in answer["choices"][0]["message"]["content"]
+    # Its scopes are all it may use.
+    status, error = http_json("GET", f"{mesh.rest_url}/v1/models", key=key)
+    assert (
+        status == 403 and error["error"]["code"] == "insufficient_permissions" and "models" in error["error"]["message"]
+    )
+    subprocess.run(
+        [sys.executable, "-m", "gateway.api_keys", "revoke", "--file", str(key_file), "--id", "desk-7"], check=True
+    )
+    assert _wait_status(f"{mesh.rest_url}/v1/models", key, 401) == 401
+    # The printed dev keys still work.
+    assert http_json("GET", f"{mesh.rest_url}/v1/models")[0] == 200
+    assert http_json("GET", f"{mesh.rest_url}/v1/quality", key=mesh.admin_key)[0] == 200
