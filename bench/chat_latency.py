@@ -38,7 +38,7 @@ import orjson
 import uvloop
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2, router_pb2_grpc
 
-from deploy.local_mesh import LocalMesh
+from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
 from deploy.topology import load_topology
 from services.tilores_data.sample import generate_customers
 from tests.emulators.openai_api import OpenAIEmulator
@@ -294,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                 tmp,
                 free_ports=True,
                 api_key=API_KEY,
+                key_limits=UNMETERED_KEY_LIMITS,
                 env={
-                    "GATEWAY_API_KEYS": API_KEY,
                     "SAMPLE_CUSTOMERS": str(CUSTOMERS),
                     "OPENAI_API_KEY": OpenAIEmulator.api_key,
                     "OPENAI_BASE_URL": upstream,

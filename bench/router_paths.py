@@ -29,7 +29,7 @@ import uvloop
 from tilores_x.v1 import cache_pb2, cache_pb2_grpc, common_pb2, router_pb2, router_pb2_grpc
 
 from bench.chat_latency import machine
-from deploy.local_mesh import LocalMesh
+from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
 from deploy.topology import load_topology
 from services.router.clients import RouterClients
 from services.router.service import RouterService
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             tmp,
             free_ports=True,
             api_key=API_KEY,
+            key_limits=UNMETERED_KEY_LIMITS,
             env={
-                "GATEWAY_API_KEYS": API_KEY,
                 "SAMPLE_CUSTOMERS": str(len(customers)),
                 "OFFLINE_TOKEN_DELAY_MS": "2",
                 "LOG_LEVEL": "WARNING",

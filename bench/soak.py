@@ -28,7 +28,7 @@ import aiohttp
 import orjson
 import uvloop
 
-from deploy.local_mesh import LocalMesh, parse_replicas
+from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh, parse_replicas
 from deploy.topology import load_topology
 
 API_KEY = "sk-soak"
@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             data_dir,
             free_ports=True,
             api_key=API_KEY,
+            key_limits=UNMETERED_KEY_LIMITS,
             replicas=parse_replicas(args.replicas, topology) if args.replicas else None,
             env={
-                "GATEWAY_API_KEYS": API_KEY,
                 "SAMPLE_CUSTOMERS": "200",
                 "OFFLINE_TOKEN_DELAY_MS": f"{args.token_delay_ms:g}",
                 "MAX_CONNECTION_AGE_S": f"{args.max_connection_age_s:g}",

@@ -15,6 +15,7 @@ keys:
     tenant: acme                 # default: the key's own digest
     scopes: [chat, feedback, models]
     limits: {requests_per_minute: 100, tokens_per_minute: 200000, customers_per_hour: 200}
+    model_limits: {gpt-4o-mini: {requests_per_minute: 20, tokens_per_minute: 40000}}
 ```
 """
 
@@ -59,6 +60,8 @@ class ApiKey:
     tenant: str
     scopes: frozenset[str]
     limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    # Per model: requests_per_minute and tokens_per_minute of this key for it.
+    model_limits: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def digest_of(key: str | bytes) -> bytes:
@@ -77,38 +80,53 @@ def read_key_file(text: str) -> list[ApiKey]:
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict) or not isinstance(data.get("keys", []), list):
         raise KeyFileError("expected a mapping with a list 'keys'")
-    records, ids = [], set()
-    for n, entry in enumerate(data.get("keys") or []):
-        where = f"keys[{n}]"
-        if not isinstance(entry, dict):
-            raise KeyFileError(f"{where}: expected a mapping")
-        unknown = set(entry) - {"id", "sha256", "tenant", "scopes", "limits"}
-        if unknown:
-            raise KeyFileError(f"{where}.{sorted(unknown)[0]}: unknown field")
-        key_id, digest = entry.get("id"), entry.get("sha256")
-        if not isinstance(key_id, str) or not key_id or key_id in ids:
-            raise KeyFileError(f"{where}.id: a unique name is required")
-        ids.add(key_id)
-        try:
-            raw = bytes.fromhex(digest) if isinstance(digest, str) else b""
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise KeyFileError(f"{where}.sha256: expected the 64 hex digits of the key's SHA-256")
-        scopes = entry.get("scopes", list(DEFAULT_SCOPES))
-        if not isinstance(scopes, list) or not set(scopes) <= set(SCOPES):
-            raise KeyFileError(f"{where}.scopes: expected a list of {', '.join(SCOPES)}")
-        limits = entry.get("limits") or {}
-        if not isinstance(limits, dict) or not set(limits) <= set(LIMITS):
-            raise KeyFileError(f"{where}.limits: expected a mapping of {', '.join(LIMITS)}")
-        for name, value in limits.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise KeyFileError(f"{where}.limits.{name}: expected a positive integer")
-        tenant = entry.get("tenant") or "k" + digest.lower()[:16]
-        if not isinstance(tenant, str):
-            raise KeyFileError(f"{where}.tenant: expected a string")
-        records.append(ApiKey(key_id, raw, tenant, frozenset(scopes), {**DEFAULT_LIMITS, **limits}))
+    records = [_record(f"keys[{n}]", entry) for n, entry in enumerate(data.get("keys") or [])]
+    ids = [record.id for record in records]
+    duplicate = next((key_id for key_id in ids if ids.count(key_id) > 1), None)
+    if duplicate is not None:
+        raise KeyFileError(f"keys[{ids.index(duplicate, ids.index(duplicate) + 1)}].id: {duplicate!r} is taken")
     return records
+
+
+def _record(where: str, entry: object) -> ApiKey:
+    if not isinstance(entry, dict):
+        raise KeyFileError(f"{where}: expected a mapping")
+    unknown = set(entry) - {"id", "sha256", "tenant", "scopes", "limits", "model_limits"}
+    if unknown:
+        raise KeyFileError(f"{where}.{sorted(unknown)[0]}: unknown field")
+    key_id, digest = entry.get("id"), entry.get("sha256")
+    if not isinstance(key_id, str) or not key_id:
+        raise KeyFileError(f"{where}.id: a unique name is required")
+    try:
+        raw = bytes.fromhex(digest) if isinstance(digest, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise KeyFileError(f"{where}.sha256: expected the 64 hex digits of the key's SHA-256")
+    scopes = entry.get("scopes", list(DEFAULT_SCOPES))
+    if not isinstance(scopes, list) or not set(scopes) <= set(SCOPES):
+        raise KeyFileError(f"{where}.scopes: expected a list of {', '.join(SCOPES)}")
+    tenant = entry.get("tenant") or "k" + digest.lower()[:16]
+    if not isinstance(tenant, str):
+        raise KeyFileError(f"{where}.tenant: expected a string")
+    limits = _limits(f"{where}.limits", entry.get("limits") or {}, LIMITS)
+    model_limits = entry.get("model_limits") or {}
+    if not isinstance(model_limits, dict):
+        raise KeyFileError(f"{where}.model_limits: expected a mapping of model to limits")
+    per_model = {
+        model: _limits(f"{where}.model_limits.{model}", value, ("requests_per_minute", "tokens_per_minute"))
+        for model, value in model_limits.items()
+    }
+    return ApiKey(key_id, raw, tenant, frozenset(scopes), {**DEFAULT_LIMITS, **limits}, per_model)
+
+
+def _limits(where: str, limits: object, names: tuple[str, ...]) -> dict[str, int]:
+    if not isinstance(limits, dict) or not set(limits) <= set(names):
+        raise KeyFileError(f"{where}: expected a mapping of {', '.join(names)}")
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise KeyFileError(f"{where}.{name}: expected a positive integer")
+    return dict(limits)
 
 
 class ApiKeys:
@@ -140,7 +158,9 @@ class ApiKeys:
                 raise KeyFileError(f"GATEWAY_KEYS_FILE {self._file}: {error}") from None
             return
         self._mtime = mtime
-        self._records = [*self._plain, *records]
+        # A key named in both places is the file's record.
+        listed = {record.digest for record in records}
+        self._records = [*records, *(record for record in self._plain if record.digest not in listed)]
 
     def verify(self, exchange: Exchange) -> ApiKey:
         """The record of a valid key; 401 for a missing or unknown one."""
@@ -151,7 +171,7 @@ class ApiKeys:
         digest = digest_of(key)
         found = None
         for record in self._records:  # every record, so timing says nothing
-            if hmac.compare_digest(digest, record.digest):
+            if hmac.compare_digest(digest, record.digest) and found is None:
                 found = record
         if found is None:
             raise OpenAIError(401, "Incorrect API key provided.", type="invalid_request_error", code="invalid_api_key")
@@ -176,7 +196,15 @@ def _bearer(exchange: Exchange) -> bytes:
     return key.strip() if scheme.lower() == b"bearer" else b""
 
 
-def add_key(path: Path, key_id: str, scopes: list[str], tenant: str = "", key: str = "") -> str:
+def add_key(
+    path: Path,
+    key_id: str,
+    scopes: list[str],
+    tenant: str = "",
+    key: str = "",
+    limits: dict[str, int] | None = None,
+    model_limits: dict[str, dict[str, int]] | None = None,
+) -> str:
     """Add a key to a keys file (created when missing); the new key, shown once."""
     data = yaml.safe_load(path.read_text()) if path.exists() else None
     data = data or {"keys": []}
@@ -186,6 +214,10 @@ def add_key(path: Path, key_id: str, scopes: list[str], tenant: str = "", key: s
     entry: dict = {"id": key_id, "sha256": digest_of(key).hex(), "scopes": scopes}
     if tenant:
         entry["tenant"] = tenant
+    if limits:
+        entry["limits"] = limits
+    if model_limits:
+        entry["model_limits"] = model_limits
     data["keys"].append(entry)
     _write(path, data)
     return key
@@ -217,10 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", required=True, help="the key's name")
     parser.add_argument("--scopes", default=",".join(DEFAULT_SCOPES), help=f"comma-separated: {', '.join(SCOPES)}")
     parser.add_argument("--tenant", default="", help="whose cached data the key uses (default: its own)")
+    parser.add_argument("--limits", default="", help=f"e.g. requests_per_minute=60 (of {', '.join(LIMITS)})")
     args = parser.parse_args(argv)
     try:
+        limits = {}
+        for item in filter(None, args.limits.split(",")):
+            name, _, value = item.partition("=")
+            if not value.isdigit():
+                raise KeyFileError(f"--limits {item!r}: expected name=number")
+            limits[name.strip()] = int(value)
         if args.action == "add":
-            print(add_key(args.file, args.id, [s for s in args.scopes.split(",") if s], args.tenant))
+            scopes = [s for s in args.scopes.split(",") if s]
+            print(add_key(args.file, args.id, scopes, args.tenant, limits=limits))
         else:
             revoke_key(args.file, args.id)
     except (KeyFileError, OSError, yaml.YAMLError) as error:

@@ -28,6 +28,7 @@ from gateway.health import HealthRoutes
 from gateway.health_report import HealthReport
 from gateway.models import ModelRoutes
 from gateway.openai_errors import OpenAIError
+from gateway.quotas import Quotas
 from gateway.routes import PUBLIC, RouteTable, unavailable
 from gateway.settings import GatewaySettings
 from services.runtime.channels import open_channel
@@ -42,6 +43,7 @@ class GatewayApp:
     def __init__(self, settings: GatewaySettings):
         self._settings = settings
         self._keys = ApiKeys(settings.api_keys, settings.admin_keys, settings.key_file)
+        self._quotas = Quotas(settings.redis_url)
         self._channels: list[grpc.aio.Channel] = []
         self._routes = RouteTable([])
 
@@ -62,7 +64,7 @@ class GatewayApp:
             router, health_pb2_grpc.HealthStub(router_channel), HealthReport(router, optimizer, addrs)
         )
         routes = [
-            *ChatRoutes(router, settings.chat_timeout_s, settings.heartbeat_s).routes(),
+            *ChatRoutes(router, self._quotas, settings.chat_timeout_s, settings.heartbeat_s).routes(),
             *ModelRoutes(llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)).routes(),
             *health.routes(),
         ]
@@ -73,6 +75,7 @@ class GatewayApp:
         self._routes = RouteTable(routes)
 
     async def shutdown(self) -> None:
+        await self._quotas.close()
         for channel in self._channels:
             await channel.close()
 
@@ -88,6 +91,8 @@ class GatewayApp:
             route, params = self._routes.match(exchange.method, exchange.path)
             if route.access != PUBLIC:
                 exchange.key = self._keys.authorize(exchange, route.access)
+            if route.access not in (PUBLIC, "chat"):  # chat counts once it knows the model
+                exchange.headers.extend((await self._quotas.admit(exchange.key, route.access)).headers())
             await route.handler(exchange, **params)
         except OpenAIError as error:
             if exchange.status:

@@ -18,6 +18,7 @@ from gateway import metrics
 from gateway.chat_request import ChatCall, chat_call, parse_batch, parse_chat_request
 from gateway.exchange import Exchange, HangUp
 from gateway.openai_errors import OpenAIError, from_grpc, from_status, stream_error_event
+from gateway.quotas import Quotas
 from gateway.routes import Route
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
 from services.runtime.coalesce import batches, joined
@@ -37,8 +38,9 @@ SSE_HEADERS = [
 
 
 class ChatRoutes:
-    def __init__(self, router: router_pb2_grpc.RouterServiceStub, timeout_s: float, heartbeat_s: float):
+    def __init__(self, router: router_pb2_grpc.RouterServiceStub, quotas: Quotas, timeout_s: float, heartbeat_s: float):
         self._router = router
+        self._quotas = quotas
         self._timeout_s = timeout_s
         self._heartbeat_s = heartbeat_s
 
@@ -54,6 +56,7 @@ class ChatRoutes:
             log.info("chat.client_hung_up")  # before the request was even complete
             return
         chat = parse_chat_request(body)
+        exchange.headers.extend((await self._quotas.admit(exchange.key, "chat", chat.model)).headers())
         _for_router(chat.request, exchange)
         call = self._router.Chat(chat.request, timeout=self._timeout_s)
         hangup = HangUp(exchange.receive, call)
@@ -92,6 +95,8 @@ class ChatRoutes:
         else:
             usage = await _whole(exchange, model, completion_id, _events(call, first))
         metrics.observe_answer(chat.model, ttft_s, added_ms, first_at, usage)
+        if usage is not None:
+            await self._quotas.spend_tokens(exchange.key, chat.model, usage.total_tokens)
 
     async def _first_event(self, call, chat: ChatCall, exchange: Exchange):
         """The router's first event. A streaming client gets `: ping` comments
@@ -117,6 +122,7 @@ class ChatRoutes:
         if raw is None:
             return
         items, concurrency = parse_batch(raw)
+        exchange.headers.extend((await self._quotas.admit(exchange.key, "chat", requests=len(items))).headers())
         lines: list[dict | None] = [None] * len(items)
         to_router: list[tuple[int, ChatCall]] = []
         for n, (custom_id, body) in enumerate(items):
@@ -139,6 +145,8 @@ class ChatRoutes:
                 raise from_grpc(error) from None
             for (n, chat), item in zip(to_router, reply.items, strict=True):
                 lines[n] = _batch_answer(items[n][0], chat, item)
+            tokens = sum(item.answer.usage.total_tokens for item in reply.items if item.HasField("answer"))
+            await self._quotas.spend_tokens(exchange.key, "", tokens)
         await exchange.json(200, {"object": "list", "data": lines})
 
 

@@ -69,7 +69,7 @@ class Exchange:
 
     async def error(self, error: OpenAIError) -> None:
         retry = [(b"retry-after", str(max(1, round(error.retry_after_s))).encode())] if error.retry_after_s else []
-        await self.json(error.status, error.json(), retry)
+        await self.json(error.status, error.json(), [*retry, *error.headers])
 
 
 class HangUp:

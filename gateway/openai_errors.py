@@ -42,6 +42,7 @@ class OpenAIError(Exception):
         self.param = param
         self.code = code
         self.retry_after_s = retry_after_s
+        self.headers: list[tuple[bytes, bytes]] = []  # sent with the error (rate-limit figures)
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}

@@ -8,6 +8,7 @@ LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for GET /v1/models (default 127.0
 OPTIMIZER_SERVICE_ADDR    optimizer address, for feedback and the admin API (default 127.0.0.1:50055)
 GATEWAY_CHAT_TIMEOUT_S    deadline of one chat request (default 300)
 GATEWAY_HEARTBEAT_S       `: ping` interval while a stream waits for its first token (default 15)
+REDIS_URL                 where the per-key quotas are counted, exact across replicas (default: in process)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class GatewaySettings:
     optimizer_addr: str = ""
     admin_keys: tuple[str, ...] = ()
     key_file: str = ""
+    redis_url: str = ""
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -42,6 +44,7 @@ class GatewaySettings:
             heartbeat_s=env_float("GATEWAY_HEARTBEAT_S", 15.0, minimum=0.01),
             admin_keys=_keys("GATEWAY_ADMIN_KEYS"),
             key_file=key_file,
+            redis_url=env_str("REDIS_URL"),
         )
 
 

@@ -10,7 +10,7 @@ import urllib.request
 import openai
 import pytest
 
-from deploy.local_mesh import LocalMesh
+from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
 from deploy.topology import load_topology
 from services.tilores_data.sample import generate_customers
 
@@ -25,7 +25,8 @@ def start_local_mesh(data_dir, **env) -> LocalMesh:
         free_ports=True,
         api_key=API_KEY,
         grace_period_s=10.0,
-        env={"SAMPLE_CUSTOMERS": str(SAMPLE_CUSTOMERS), "GATEWAY_API_KEYS": API_KEY, **env},
+        env={"SAMPLE_CUSTOMERS": str(SAMPLE_CUSTOMERS), **env},
+        key_limits=UNMETERED_KEY_LIMITS,
     )
     mesh.start()
     return mesh

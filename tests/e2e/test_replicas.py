@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from deploy.local_mesh import LocalMesh, MeshError, parse_replicas
+from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh, MeshError, parse_replicas
 from deploy.topology import load_topology
 from tests.e2e.conftest import API_KEY, SAMPLE_CUSTOMERS
 
@@ -35,7 +35,8 @@ def replicated(tmp_path_factory):
         grace_period_s=10.0,
         replicas=REPLICAS,
         # Tokens 5 ms apart: an answer streams for about a second and a half.
-        env={"SAMPLE_CUSTOMERS": str(SAMPLE_CUSTOMERS), "GATEWAY_API_KEYS": API_KEY, "OFFLINE_TOKEN_DELAY_MS": "5"},
+        env={"SAMPLE_CUSTOMERS": str(SAMPLE_CUSTOMERS), "OFFLINE_TOKEN_DELAY_MS": "5"},
+        key_limits=UNMETERED_KEY_LIMITS,
     )
     mesh.start()
     yield mesh

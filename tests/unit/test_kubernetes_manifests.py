@@ -160,7 +160,7 @@ def test_network_policies_deny_by_default_and_admit_only_callers(documents):
     assert callers("llm-gateway") == ["envoy", "gateway", "optimizer", "router"]
     assert callers("tilores-data") == ["cache", "envoy", "router"]
     assert callers("router") == ["envoy", "gateway"]
-    assert callers("redis") == ["cache"]
+    assert callers("redis") == ["cache", "gateway"]  # the services with redis: true
     router_egress = policies["router"]["spec"]["egress"]
     assert {rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for rule in router_egress} == {
         "cache",
