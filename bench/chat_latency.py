@@ -189,8 +189,8 @@ async def measure(mesh: LocalMesh, upstream: str, levels: list[int], per_level: 
         # Where the time goes: the same request entering the mesh at each hop.
         question = [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=QUESTION)]
         async with (
-            grpc.aio.insecure_channel(mesh.service_addr("llm_gateway")) as llm_channel,
-            grpc.aio.insecure_channel(mesh.service_addr("router")) as router_channel,
+            grpc.aio.secure_channel(mesh.service_addr("llm_gateway"), mesh.client_credentials()) as llm_channel,
+            grpc.aio.secure_channel(mesh.service_addr("router"), mesh.client_credentials()) as router_channel,
         ):
             llm = llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)
             router = router_pb2_grpc.RouterServiceStub(router_channel)

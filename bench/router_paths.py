@@ -33,6 +33,7 @@ from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
 from deploy.topology import load_topology
 from services.router.clients import RouterClients
 from services.router.service import RouterService
+from services.runtime.identity import configure_identity
 from services.tilores_data.sample import generate_customers
 
 API_KEY = "sk-bench"
@@ -61,6 +62,7 @@ async def timed(service: RouterService, requests: list[router_pb2.ChatRequest]) 
 
 
 async def measure(mesh: LocalMesh, customers: list, count: int) -> tuple[dict[str, list[float]], float, tuple]:
+    configure_identity(mesh.client_tls("service", "router"))  # this process calls the peers as the router does
     addrs = {name: mesh.service_addr(name) for name in ("cache", "tilores_data", "optimizer", "llm_gateway")}
     plain = RouterClients(addrs, 3600.0, near_cache_ttl_s=0.0, prompt_ttl_s=300.0)
     near = RouterClients(addrs, 3600.0, near_cache_ttl_s=300.0, prompt_ttl_s=300.0)
@@ -80,13 +82,13 @@ async def measure(mesh: LocalMesh, customers: list, count: int) -> tuple[dict[st
     rows["cache L2 hit (Redis)"] = await timed(router, requests)
     await plain.close()
 
-    async with grpc.aio.insecure_channel(mesh.service_addr("cache")) as channel:
+    async with grpc.aio.secure_channel(mesh.service_addr("cache"), mesh.client_credentials()) as channel:
         cache = cache_pb2_grpc.CacheServiceStub(channel)
         fresh = [c.records[0]["CLIENT_ID"] for c in customers[count + 1 : 2 * count + 1]]
         reply = await cache.Prewarm(cache_pb2.PrewarmRequest(identifiers=fresh, concurrency=8), timeout=120)
         prewarm_ms = reply.elapsed_ms / max(1, reply.customers_loaded)
 
-    async with grpc.aio.insecure_channel(mesh.service_addr("router")) as channel:
+    async with grpc.aio.secure_channel(mesh.service_addr("router"), mesh.client_credentials()) as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
         sequential, batch = [], []
         for n in range(12):

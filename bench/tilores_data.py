@@ -72,7 +72,15 @@ async def batch_versus_sequential(addr: str, sample: list, rounds: int) -> tuple
 
 def start_service(tmp: Path, name: str, env: dict) -> tuple[subprocess.Popen, str]:
     port_file = tmp / f"{name}.port"
-    env = dict(os.environ, LISTEN_ADDR="127.0.0.1:0", PORT_FILE=str(port_file), LOG_LEVEL="WARNING", **env)
+    # The store's speed, not the transport's: no TLS (MESH_PLAINTEXT).
+    env = dict(
+        os.environ,
+        LISTEN_ADDR="127.0.0.1:0",
+        PORT_FILE=str(port_file),
+        LOG_LEVEL="WARNING",
+        MESH_PLAINTEXT="true",
+        **env,
+    )
     process = subprocess.Popen([sys.executable, "-m", "services.tilores_data"], env=env)
     while not port_file.exists():
         if process.poll() is not None:

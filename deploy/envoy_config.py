@@ -22,7 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from deploy.certificates import MOUNTED, IssuedCertificate
 from deploy.topology import ServiceSpec, Topology, TopologyError, load_topology
+from services.runtime.identity import spiffe_id
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER_FILTER = {
@@ -50,6 +52,7 @@ ACCESS_LOG = [
                     "bytes_sent": "%BYTES_SENT%",
                     "upstream": "%UPSTREAM_HOST%",
                     "request_id": "%REQ(X-REQUEST-ID)%",
+                    "caller": "%DOWNSTREAM_PEER_URI_SAN%",  # the client certificate's id; "-" without
                 }
             },
         },
@@ -79,7 +82,59 @@ def _address(port: int, host: str = "127.0.0.1") -> dict:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool) -> dict:
+TLS_SOCKET = "envoy.transport_sockets.tls"
+TLS_TYPES = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+
+
+def _tls_files(tls: IssuedCertificate) -> dict:
+    return {
+        "tls_certificates": [
+            {"certificate_chain": {"filename": str(tls.cert_file)}, "private_key": {"filename": str(tls.key_file)}}
+        ],
+        "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+    }
+
+
+def _upstream_tls(spec: ServiceSpec, tls: IssuedCertificate) -> dict:
+    """Mutual TLS to a service: Envoy shows its certificate and accepts only
+    the service's own (its SPIFFE id, signed by the mesh CA)."""
+    return {
+        "name": TLS_SOCKET,
+        "typed_config": {
+            "@type": TLS_TYPES + "UpstreamTlsContext",
+            "common_tls_context": {
+                **_tls_files(tls),
+                "alpn_protocols": ["h2"],
+                "validation_context": {
+                    "trusted_ca": {"filename": str(tls.ca_file)},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": spiffe_id("service", spec.name)}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _downstream_tls(tls: IssuedCertificate) -> dict:
+    """TLS on the gRPC listener: a client certificate is checked against the
+    mesh CA when shown (a forged one fails the handshake) but not required,
+    so a caller without one hears UNAUTHENTICATED from the service."""
+    return {
+        "name": TLS_SOCKET,
+        "typed_config": {
+            "@type": TLS_TYPES + "DownstreamTlsContext",
+            "require_client_certificate": False,
+            "common_tls_context": {
+                **_tls_files(tls),
+                "alpn_protocols": ["h2"],
+                "validation_context": {"trusted_ca": {"filename": str(tls.ca_file)}},
+            },
+        },
+    }
+
+
+def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool, tls: IssuedCertificate | None) -> dict:
     cluster: dict = {
         "name": spec.name,
         # In Kubernetes the headless Service resolves to every ready pod;
@@ -141,6 +196,8 @@ def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool) -> 
             }
         }
         check["grpc_health_check"] = {"service_name": "readiness"}
+        if tls is not None:
+            cluster["transport_socket"] = _upstream_tls(spec, tls)
     else:
         check["http_health_check"] = {"path": "/health"}
     cluster["health_checks"] = [check]
@@ -250,7 +307,9 @@ def _health_filter() -> dict:
     }
 
 
-def _listener(name: str, address: dict, routes: list[dict], topology: Topology) -> dict:
+def _listener(
+    name: str, address: dict, routes: list[dict], topology: Topology, tls: IssuedCertificate | None = None
+) -> dict:
     filters = [_rate_limit_filter(name, topology), ROUTER_FILTER]
     if name == "rest":
         filters.insert(0, _health_filter())  # `/ready` answers even while the guard limits
@@ -272,6 +331,10 @@ def _listener(name: str, address: dict, routes: list[dict], topology: Topology) 
                             "request_headers_timeout": "10s",
                             "drain_timeout": "10s",
                             "access_log": ACCESS_LOG,
+                            # Only Envoy says who the caller is: whatever a
+                            # client sent as x-forwarded-client-cert is replaced.
+                            "forward_client_cert_details": "SANITIZE_SET" if tls is not None else "SANITIZE",
+                            **({"set_current_client_cert_details": {"uri": True}} if tls is not None else {}),
                             **({"local_reply_config": OPENAI_LOCAL_REPLIES} if name == "rest" else {}),
                             "route_config": {
                                 "name": name,
@@ -280,7 +343,8 @@ def _listener(name: str, address: dict, routes: list[dict], topology: Topology) 
                             "http_filters": filters,
                         },
                     }
-                ]
+                ],
+                **({"transport_socket": _downstream_tls(tls)} if tls is not None else {}),
             }
         ],
     }
@@ -292,6 +356,7 @@ def render_envoy_config(
     listener_ports: dict[str, int] | None = None,
     *,
     kubernetes: bool = False,
+    tls: IssuedCertificate | None = None,
 ) -> dict:
     """Envoy bootstrap for the topology.
 
@@ -299,7 +364,11 @@ def render_envoy_config(
     service's replica ports (default: its topology port) and
     `listener_ports` Envoy's own (`rest`, `grpc`, `admin`; 0 lets the kernel
     choose). With `kubernetes`: listeners on every interface, STRICT_DNS
-    clusters on each service's headless Service; admin stays on localhost."""
+    clusters on each service's headless Service; admin stays on localhost;
+    TLS with the certificate mounted from the Envoy's Secret. `tls`: Envoy's
+    certificate in the mesh (None: plaintext, for Envoy on its own)."""
+    if kubernetes:
+        tls = MOUNTED
     ports = ports or {}
     listener_ports = listener_ports or {}
     namespace = topology.kubernetes.namespace
@@ -373,9 +442,10 @@ def render_envoy_config(
                     _address(listener_ports.get("grpc", topology.envoy.grpc_port), listen_host),
                     grpc_routes,
                     topology,
+                    tls,
                 ),
             ],
-            "clusters": [_cluster(spec, endpoints(spec), kubernetes) for spec in topology.services.values()],
+            "clusters": [_cluster(spec, endpoints(spec), kubernetes, tls) for spec in topology.services.values()],
         },
     }
 

@@ -17,18 +17,26 @@ from pathlib import Path
 
 import yaml
 
+from deploy.certificates import MOUNTED
 from deploy.envoy_config import ConfigDumper, render_envoy_config
 from deploy.envoy_config import dump as dump_envoy
 from deploy.topology import ServiceSpec, Topology, TopologyError, load_topology
 
 PART_OF = "tilores-x-mesh"
 REDIS_PORT = 6379
-# Pods with this label may call the internal gRPC listener of the edge Envoy.
-GRPC_CLIENT_LABEL = "tilores-x/grpc-client"
 # Prometheus scrapes from this namespace.
 MONITORING_NAMESPACE = "monitoring"
 PRESTOP_SLEEP_S = 5  # endpoint removal reaches Envoy (5 s DNS refresh) and clients before draining
 TMP = {"name": "TMPDIR", "value": "/scratch"}
+
+
+def _tls_volume(name: str) -> tuple[dict, dict]:
+    """The pod's certificate in the mesh: the Secret `<name>-tls` (type
+    kubernetes.io/tls with `ca.crt`), readable by the pod's group only.
+    Processes read it at start: `kubectl rollout restart` after rotating."""
+    volume = {"name": "tls", "secret": {"secretName": f"{name}-tls", "defaultMode": 0o440}}
+    mount = {"name": "tls", "mountPath": str(MOUNTED.cert_file.parent), "readOnly": True}
+    return volume, mount
 
 
 def _labels(name: str, component: str = "service") -> dict:
@@ -105,6 +113,8 @@ def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
     ]
     if spec.protocol == "grpc":
         env.append({"name": "METRICS_ADDR", "value": f"0.0.0.0:{topology.kubernetes.metrics_port}"})
+        env.append({"name": "PROBE_ADDR", "value": f"0.0.0.0:{topology.kubernetes.probe_port}"})
+    env.extend({"name": key, "value": value} for key, value in MOUNTED.env().items())
     for peer in spec.peers:
         env.append({"name": f"{peer.upper()}_SERVICE_ADDR", "value": peer_address(topology.services[peer], topology)})
     if spec.redis and not any(key == "REDIS_URL" for key, _ in spec.env):
@@ -121,12 +131,13 @@ def _secret_env(spec: ServiceSpec) -> list[dict]:
     ]
 
 
-def _probes(spec: ServiceSpec) -> dict:
+def _probes(spec: ServiceSpec, topology: Topology) -> dict:
     if spec.protocol == "grpc":
-        # Native gRPC probes need a port number, not a name.
+        # Native gRPC probes need a port number, not a name, and speak
+        # plaintext: they ask the probe port, which serves health alone.
         def grpc(service: str, period: int, failures: int) -> dict:
             return {
-                "grpc": {"port": spec.port, "service": service},
+                "grpc": {"port": topology.kubernetes.probe_port, "service": service},
                 "periodSeconds": period,
                 "failureThreshold": failures,
                 "timeoutSeconds": 2,
@@ -213,8 +224,9 @@ def _deployment(spec: ServiceSpec, topology: Topology) -> dict:
     if spec.protocol == "grpc":
         ports.append({"name": "metrics", "containerPort": metrics_port})
     command = ["python", "-m", "gateway" if spec.protocol == "http" else f"services.{spec.name}"]
-    mounts = [{"name": "scratch", "mountPath": "/scratch"}]
-    volumes: list[dict] = [{"name": "scratch", "emptyDir": {"sizeLimit": "256Mi"}}]
+    tls_volume, tls_mount = _tls_volume(name)
+    mounts = [{"name": "scratch", "mountPath": "/scratch"}, tls_mount]
+    volumes: list[dict] = [{"name": "scratch", "emptyDir": {"sizeLimit": "256Mi"}}, tls_volume]
     if spec.volume:
         mounts.append({"name": "state", "mountPath": spec.volume})
         volumes.append({"name": "state", "persistentVolumeClaim": {"claimName": f"{name}-state"}})
@@ -227,7 +239,7 @@ def _deployment(spec: ServiceSpec, topology: Topology) -> dict:
         "env": _service_env(spec, topology),
         **({"envFrom": _secret_env(spec)} if _secret_env(spec) else {}),
         "resources": _limits(spec.cpu, spec.memory),
-        **_probes(spec),
+        **_probes(spec, topology),
         # Endpoint removal travels to Envoy and the clients' resolvers while
         # the pod still serves; then SIGTERM starts the drain.
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
@@ -445,6 +457,7 @@ def _envoy_deployment(topology: Topology, config: str) -> dict:
         "volumeMounts": [
             {"name": "config", "mountPath": "/etc/envoy", "readOnly": True},
             {"name": "scratch", "mountPath": "/tmp"},
+            _tls_volume("envoy")[1],
         ],
     }  # fmt: skip
     deployment = _deployment_manifest(
@@ -456,6 +469,7 @@ def _envoy_deployment(topology: Topology, config: str) -> dict:
         volumes=[
             {"name": "config", "configMap": {"name": "envoy-config"}},
             {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}},
+            _tls_volume("envoy")[0],
         ],
         uid=101,
         grace_s=drain_s + 20,
@@ -493,6 +507,23 @@ def _envoy_services(topology: Topology) -> list[dict]:
 
 def _envoy_network_policy(topology: Topology) -> dict:
     envoy = topology.envoy
+    ingress: list[dict] = [{"ports": [{"protocol": "TCP", "port": envoy.rest_port}]}]  # chat clients, from anywhere
+    if topology.kubernetes.grpc_clients:
+        # Callers of gRPC: only the pods the topology names, each in its own
+        # namespace (both selectors in one peer: AND). None named: no rule,
+        # since a rule with no peers would admit everyone.
+        ingress.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                        "podSelector": {"matchLabels": dict(labels)},
+                    }
+                    for namespace, labels in topology.kubernetes.grpc_clients
+                ],
+                "ports": [{"protocol": "TCP", "port": envoy.grpc_port}],
+            }
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -500,15 +531,7 @@ def _envoy_network_policy(topology: Topology) -> dict:
         "spec": {
             "podSelector": {"matchLabels": _selector("envoy")},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                {"ports": [{"protocol": "TCP", "port": envoy.rest_port}]},  # chat clients, from anywhere
-                {
-                    "from": [
-                        {"namespaceSelector": {}, "podSelector": {"matchLabels": {GRPC_CLIENT_LABEL: "true"}}},
-                    ],
-                    "ports": [{"protocol": "TCP", "port": envoy.grpc_port}],
-                },
-            ],
+            "ingress": ingress,
             "egress": [
                 {"to": _from_pods(spec.k8s_name), "ports": [{"protocol": "TCP", "port": spec.port}]}
                 for spec in topology.services.values()

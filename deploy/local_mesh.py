@@ -29,9 +29,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from deploy.certificates import IssuedCertificate, MeshCertificates
 from deploy.edge_envoy import EdgeEnvoy, EnvoyError, with_parent
 from deploy.envoy_config import render_envoy_config
 from deploy.topology import Topology, TopologyError, load_topology
+from services.runtime.identity import MeshTls
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_QUESTION = "What is the status and credit score of edwina.hawthorne@example.com?"
@@ -111,6 +113,10 @@ class LocalMesh:
         self.edge: EdgeEnvoy | None = None
         self.progress = progress or (lambda message: None)
         self.key_limits = dict(key_limits or {})  # of the dev keys; default: the gateway's own
+        # The development CA and every member's certificate, made once per
+        # data directory; `operator` is the client certificate printed for
+        # grpcurl and used by the tests.
+        self.certificates = MeshCertificates(self.data_dir / "certs")
         self._written: set[Path] = set()
         self._launched_at: dict[str, float] = {}
         self._restarts: dict[str, int] = {}  # restarts in a row of a process that keeps dying
@@ -148,6 +154,23 @@ class LocalMesh:
 
     def service_of(self, instance: str) -> str:
         return instance if instance in self.topology.services else instance.rsplit("-", 1)[0]
+
+    @property
+    def operator(self) -> IssuedCertificate:
+        """The client certificate of `client/operator`, a caller from outside."""
+        return self.certificates.issue("client", "operator")
+
+    def client_tls(self, kind: str = "client", name: str = "operator") -> MeshTls:
+        """The certificate of a caller of :9090 or of a service (mutual TLS)."""
+        issued = self.certificates.issue(kind, name)
+        return MeshTls.from_files(str(issued.cert_file), str(issued.key_file), str(issued.ca_file))
+
+    def client_credentials(self, kind: str = "client", name: str = "operator") -> grpc.ChannelCredentials:
+        return self.client_tls(kind, name).channel_credentials()
+
+    def anonymous_credentials(self) -> grpc.ChannelCredentials:
+        """TLS that trusts the mesh CA but shows no certificate."""
+        return grpc.ssl_channel_credentials(root_certificates=self.certificates.ca_file.read_bytes())
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -255,6 +278,10 @@ class LocalMesh:
                 "TILORES_DB_PATH": env.get("TILORES_DB_PATH") or str(self.data_dir / "tilores.db"),
                 "OPTIMIZER_DB_PATH": env.get("OPTIMIZER_DB_PATH") or str(self.data_dir / "optimizer.db"),
                 "GATEWAY_KEYS_FILE": env.get("GATEWAY_KEYS_FILE") or str(self._key_file()),
+                # Health checks in plaintext on a port of their own; the
+                # service port itself speaks only mutual TLS.
+                "PROBE_ADDR": "127.0.0.1:0",
+                **self.certificates.issue("service", spec.name).env(),
             }
         )
         for peer in spec.peers:
@@ -321,6 +348,7 @@ class LocalMesh:
         port_file = self.run_dir / f"{name}.port"
         port_file.unlink(missing_ok=True)
         (self.run_dir / f"{name}.port.metrics").unlink(missing_ok=True)
+        (self.run_dir / f"{name}.port.probe").unlink(missing_ok=True)
         module = "gateway" if spec.protocol == "http" else f"services.{spec.name}"
         log = open(self.log_path(name), "ab")  # noqa: SIM115 - open for the process lifetime
         self._logs.append(log)
@@ -353,7 +381,7 @@ class LocalMesh:
         elif spec.protocol == "http":
             self.metrics_ports[name] = self.ports[name]  # the gateway serves /metrics itself
         if spec.protocol == "grpc":
-            self._wait_grpc_serving(name, deadline)
+            self._wait_grpc_serving(name, int((self.run_dir / f"{name}.port.probe").read_text()), deadline)
         else:
             self._wait_http_ok(name, f"http://127.0.0.1:{self.ports[name]}/health", deadline)
 
@@ -380,8 +408,8 @@ class LocalMesh:
                 return f"{entry.get('event', '')}: {error[-1] if error else ''}".strip(": ") or line
         return lines[-1].strip() if lines else "no output"
 
-    def _wait_grpc_serving(self, name: str, deadline: float) -> None:
-        with grpc.insecure_channel(self.service_addr(name)) as channel:
+    def _wait_grpc_serving(self, name: str, probe_port: int, deadline: float) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{probe_port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 self._check_alive(name)
@@ -419,7 +447,12 @@ class LocalMesh:
         # A restarted Envoy listens where the first one did.
         listener_ports = {name: self.envoy_ports.get(name, port) for name, port in listener_ports.items()}
         replica_ports = {service: self.replica_ports(service) for service in self.topology.services}
-        config = render_envoy_config(self.topology, ports=replica_ports, listener_ports=listener_ports)
+        config = render_envoy_config(
+            self.topology,
+            ports=replica_ports,
+            listener_ports=listener_ports,
+            tls=self.certificates.issue("edge", "envoy"),
+        )
         self.edge = EdgeEnvoy(config, self.run_dir, self.log_path("envoy"), drain_time_s=int(self.grace_period_s))
         deadline = time.monotonic() + self.start_timeout_s
         try:

@@ -60,6 +60,9 @@ class KubernetesSpec:
     redis_image: str = "redis:7.4.2-alpine"
     metrics_port: int = 9464
     envoy_replicas: int = 2
+    probe_port: int = 9465  # plaintext grpc.health.v1 for the kubelet; the service port is mutual TLS
+    # Who may reach Envoy's gRPC listener: (namespace, pod labels) pairs.
+    grpc_clients: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,46 @@ _SERVICE_FIELDS = {
     "egress_https",
     "env",
 }
-_KUBERNETES_FIELDS = {"namespace", "image", "envoy_image", "redis_image", "metrics_port", "envoy_replicas"}
+_KUBERNETES_FIELDS = {
+    "namespace",
+    "image",
+    "envoy_image",
+    "redis_image",
+    "metrics_port",
+    "probe_port",
+    "envoy_replicas",
+    "grpc_clients",
+}
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_LABEL_KEY = r"([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"
+
+
+def _grpc_clients(raw: object) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """`[{namespace: call-centre, labels: {app.kubernetes.io/name: agent-desk}}]`:
+    the pods, by namespace and labels, that may call Envoy's gRPC listener."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise TopologyError("kubernetes.grpc_clients: expected a list of {namespace, labels}")
+    clients = []
+    for index, entry in enumerate(raw):
+        where = f"kubernetes.grpc_clients[{index}]"
+        if not isinstance(entry, dict) or set(entry) - {"namespace", "labels"}:
+            raise TopologyError(f"{where}: expected {{namespace, labels}}")
+        namespace, labels = entry.get("namespace"), entry.get("labels")
+        if not isinstance(namespace, str) or not re.fullmatch(_DNS_LABEL, namespace):
+            raise TopologyError(f"{where}.namespace: expected a namespace name, got {namespace!r}")
+        if not isinstance(labels, dict) or not labels:
+            # Every pod of a namespace is too wide for credit data.
+            raise TopologyError(f"{where}.labels: expected at least one pod label")
+        for key, value in labels.items():
+            if not (isinstance(key, str) and re.fullmatch(_LABEL_KEY, key)):
+                raise TopologyError(f"{where}.labels: {key!r} is not a label key")
+            if not (isinstance(value, str) and re.fullmatch(_LABEL_VALUE, value)):
+                raise TopologyError(f"{where}.labels.{key}: expected a label value, got {value!r}")
+        clients.append((namespace, tuple(sorted(labels.items()))))
+    return tuple(clients)
 
 
 def _kubernetes(raw: object) -> KubernetesSpec:
@@ -150,7 +192,7 @@ def _kubernetes(raw: object) -> KubernetesSpec:
         raise TopologyError(f"kubernetes.{sorted(unknown)[0]}: unknown field")
     defaults = KubernetesSpec()
     namespace = raw.get("namespace", defaults.namespace)
-    if not isinstance(namespace, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+    if not isinstance(namespace, str) or not re.fullmatch(_DNS_LABEL, namespace):
         raise TopologyError(f"kubernetes.namespace: expected a DNS label, got {namespace!r}")
     images = {}
     for key in ("image", "envoy_image", "redis_image"):
@@ -166,6 +208,8 @@ def _kubernetes(raw: object) -> KubernetesSpec:
     return KubernetesSpec(
         namespace=namespace,
         metrics_port=_port(raw.get("metrics_port", defaults.metrics_port), "kubernetes.metrics_port"),
+        probe_port=_port(raw.get("probe_port", defaults.probe_port), "kubernetes.probe_port"),
+        grpc_clients=_grpc_clients(raw.get("grpc_clients")),
         envoy_replicas=_count(raw.get("envoy_replicas"), "kubernetes.envoy_replicas", defaults.envoy_replicas),
         **images,
     )

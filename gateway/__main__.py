@@ -3,6 +3,7 @@
 LISTEN_ADDR               host:port to listen on (default 127.0.0.1:8000)
 GRACE_PERIOD_S            how long in-flight streams may finish on SIGTERM (default 30)
 PORT_FILE                 file to write the bound port to (for port 0)
+TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE   its certificate in the mesh (services/runtime/identity.py)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uvloop
 
 from gateway.app import build_asgi_app
 from gateway.settings import GatewaySettings
+from services.runtime.identity import configure_identity, tls_from_env
 from services.runtime.logs import configure_logging
 from services.runtime.settings import SettingsError, env_float, env_str
 from services.runtime.telemetry import configure_tracing
@@ -51,6 +53,7 @@ def bind(listen_addr: str) -> socket.socket:
 
 async def serve() -> None:
     settings = GatewaySettings.from_env()
+    configure_identity(tls_from_env())  # the gateway calls the mesh with its own certificate
     sock = bind(env_str("LISTEN_ADDR", "127.0.0.1:8000"))
     config = uvicorn.Config(
         build_asgi_app(settings),

@@ -1,5 +1,6 @@
-"""Server interceptor shared by every service: it puts the caller's request
-id into a ContextVar for the whole call, opens the call's trace span,
+"""Server interceptor shared by every service: it refuses a call without a
+verified caller where the server demands one (health checks excepted),
+puts the caller and its request id into ContextVars for the whole call, opens the call's trace span,
 turns domain faults into gRPC statuses with details, and writes one
 access-log line per call (carrying the span's trace id)."""
 
@@ -14,6 +15,7 @@ from typing import Any
 import grpc
 
 from services.runtime.faults import Fault
+from services.runtime.identity import CALLER, caller_of
 from services.runtime.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED, STREAMS_IN_FLIGHT
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from services.runtime.rich_status import fault_status
@@ -22,7 +24,8 @@ from services.runtime.rpc_spans import ServerSpans, activate, deactivate
 log = logging.getLogger("rpc")
 
 # Probes and tooling would drown the access log.
-_QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+_REFLECTION = "/grpc.reflection."
+_QUIET_PREFIXES = ("/grpc.health.v1.", _REFLECTION)
 
 
 def _request_id(details: grpc.HandlerCallDetails) -> str:
@@ -33,8 +36,9 @@ def _request_id(details: grpc.HandlerCallDetails) -> str:
 
 
 class RequestInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self) -> None:
+    def __init__(self, require_identity: bool = False) -> None:
         self.spans = ServerSpans()
+        self.require_identity = require_identity
 
     async def intercept_service(
         self,
@@ -45,10 +49,12 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None:
             return handler
+        if method.startswith(_REFLECTION) and self.require_identity and handler.stream_stream is not None:
+            return _identified_bidi(handler)  # the schema is for members of the mesh
         if method.startswith(_QUIET_PREFIXES):
             return _refuse_malformed(handler)
         request_id = _request_id(handler_call_details)
-        call = _Call(method, request_id, handler_call_details.invocation_metadata, self.spans)
+        call = _Call(method, request_id, handler_call_details.invocation_metadata, self.spans, self.require_identity)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, call),
@@ -68,6 +74,10 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
 # parser's exception in the details; the handlers answer INVALID_ARGUMENT.
 MALFORMED = object()
 MALFORMED_DETAILS = "the request is not a valid protobuf message for this method"
+NO_IDENTITY = (
+    "a verified caller is required: connect with a client certificate of the mesh CA "
+    "(through Envoy's gRPC listener, or mutual TLS to the service)"
+)
 
 
 def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
@@ -116,6 +126,20 @@ def _refuse_malformed(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     return handler
 
 
+def _identified_bidi(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    behavior = handler.stream_stream
+
+    async def bidi(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if caller_of(context) is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, NO_IDENTITY)
+        async for message in behavior(requests, context):
+            yield message
+
+    return grpc.stream_stream_rpc_method_handler(
+        bidi, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+    )
+
+
 def _labels(method: str, kind: str) -> tuple[str, str, str]:
     service, _, name = method.lstrip("/").partition("/")
     return service, name, kind
@@ -127,19 +151,34 @@ def _finished(method: str, kind: str, code: str, started: float) -> None:
     labels = _labels(method, kind)
     RPC_HANDLED.labels(*labels, code).inc()
     RPC_SECONDS.labels(*labels).observe(elapsed)
-    log.info("rpc", extra={"fields": {"method": method, "code": code, "duration_ms": round(elapsed * 1000, 3)}})
+    caller = CALLER.get()
+    fields = {"method": method, "code": code, "duration_ms": round(elapsed * 1000, 3)}
+    if caller is not None:
+        fields["caller"] = caller.name
+    log.info("rpc", extra={"fields": fields})
 
 
 class _Call:
     """What the wrappers need of one served call."""
 
-    __slots__ = ("metadata", "method", "request_id", "spans")
+    __slots__ = ("metadata", "method", "request_id", "require_identity", "spans")
 
-    def __init__(self, method: str, request_id: str, metadata, spans: ServerSpans):
+    def __init__(self, method: str, request_id: str, metadata, spans: ServerSpans, require_identity: bool):
         self.method = method
         self.request_id = request_id
         self.metadata = metadata
         self.spans = spans
+        self.require_identity = require_identity
+
+    async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+        """Refuse a call before its handler runs: bad bytes, or no verified
+        caller where the server demands one; else make the caller current."""
+        if request is MALFORMED:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
+        caller = caller_of(context) if self.require_identity else None
+        if self.require_identity and caller is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, NO_IDENTITY)
+        CALLER.set(caller)
 
     def begin(self) -> tuple[Any, Any]:
         """Request id and span current for the handler; the span and token."""
@@ -161,9 +200,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], call: _Call):
         RPC_STARTED.labels(*_labels(call.method, "unary")).inc()
         code = "OK"
         try:
-            if request is MALFORMED:
-                code = "INVALID_ARGUMENT"
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
+            await call.admit(request, context)
             return await behavior(request, context)
         except Fault as fault:
             code = fault.code
@@ -187,9 +224,7 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], call: _Call):
         in_flight.inc()
         code = "OK"
         try:
-            if request is MALFORMED:
-                code = "INVALID_ARGUMENT"
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
+            await call.admit(request, context)
             async for message in behavior(request, context):
                 yield message
         except Fault as fault:

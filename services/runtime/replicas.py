@@ -10,6 +10,9 @@ import socket
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.runtime.channels import tls_name_options
+from services.runtime.identity import mesh_tls
+
 
 async def resolve_replicas(target: str) -> list[str]:
     """The `host:port` of every replica a channel target reaches:
@@ -28,7 +31,13 @@ async def resolve_replicas(target: str) -> list[str]:
 
 
 async def _serving(address: str, timeout_s: float) -> bool:
-    async with grpc.aio.insecure_channel(address) as channel:
+    tls = mesh_tls()
+    channel = (
+        grpc.aio.secure_channel(address, tls.channel_credentials(), options=tls_name_options(address))
+        if tls is not None
+        else grpc.aio.insecure_channel(address)
+    )
+    async with channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service="readiness"), timeout=timeout_s

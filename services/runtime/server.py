@@ -17,6 +17,7 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.runtime.identity import MeshTls, configure_identity, tls_from_env
 from services.runtime.interceptors import RequestInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.metrics import serve_metrics
@@ -69,6 +70,7 @@ class RunningServer:
         names: Sequence[str],
         component: Component,
         settings: ServerSettings,
+        probe: tuple[grpc.aio.Server, int] | None = None,
     ):
         self.server = server
         self.health = health_servicer
@@ -76,6 +78,7 @@ class RunningServer:
         self.names = names
         self.component = component
         self.settings = settings
+        self.probe_server, self.probe_port = probe or (None, 0)
 
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
@@ -85,27 +88,52 @@ class RunningServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info("shutdown", extra={"fields": {"grace_s": grace}})
         await self.server.stop(grace)
+        if self.probe_server is not None:
+            await self.probe_server.stop(0)  # answered liveness while the calls drained
         await self.component.close()
 
 
-async def start_server(component: Component, settings: ServerSettings) -> RunningServer:
-    server = grpc.aio.server(interceptors=[RequestInterceptor()], options=server_options(settings))
+async def _probe_server(addr: str, health_servicer: health.aio.HealthServicer) -> tuple[grpc.aio.Server, int]:
+    """grpc.health.v1 alone, in plaintext, for the kubelet (which shows no
+    certificate): the same health states as the service port."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(addr)
+    if port == 0:
+        raise SettingsError(f"PROBE_ADDR: cannot bind {addr!r}")
+    await server.start()
+    return server, port
+
+
+async def start_server(component: Component, settings: ServerSettings, tls: MeshTls | None = None) -> RunningServer:
+    """The component's services with health and reflection. With `tls` the
+    port speaks only mutual TLS and every call but a health check needs a
+    verified caller; PROBE_ADDR adds a plaintext port for health alone."""
+    server = grpc.aio.server(
+        interceptors=[RequestInterceptor(require_identity=tls is not None)], options=server_options(settings)
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(component.register(server))
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(settings.listen_addr)
+    if tls is not None:
+        port = server.add_secure_port(settings.listen_addr, tls.server_credentials())
+    else:
+        port = server.add_insecure_port(settings.listen_addr)
     if port == 0:
         raise SettingsError(f"LISTEN_ADDR: cannot bind {settings.listen_addr!r}")
     for name in ("", READINESS, *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    probe = await _probe_server(settings.probe_addr, health_servicer) if settings.probe_addr else None
     await server.start()
     for name in ("", READINESS, LIVENESS, *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving", extra={"fields": {"port": port, "services": names}})
-    return RunningServer(server, health_servicer, port, names, component, settings)
+    log.info(
+        "serving", extra={"fields": {"port": port, "probe_port": probe[1] if probe else 0, "tls": tls is not None}}
+    )
+    return RunningServer(server, health_servicer, port, names, component, settings, probe)
 
 
 def write_port_file(path: str, port: int) -> None:
@@ -117,14 +145,18 @@ def write_port_file(path: str, port: int) -> None:
 
 async def _serve(service: str, build: Callable[[], Awaitable[Component]]) -> None:
     settings = ServerSettings.from_env(service)
+    tls = tls_from_env()
+    configure_identity(tls)  # before any channel: peers are called with this identity
     component = await build()
-    running = await start_server(component, settings)
+    running = await start_server(component, settings, tls)
     if settings.metrics_addr:
         metrics_port = serve_metrics(settings.metrics_addr)
         log.info("metrics", extra={"fields": {"port": metrics_port}})
         if settings.port_file:
             write_port_file(f"{settings.port_file}.metrics", metrics_port)
     if settings.port_file:
+        if running.probe_port:
+            write_port_file(f"{settings.port_file}.probe", running.probe_port)
         write_port_file(settings.port_file, running.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

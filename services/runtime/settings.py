@@ -90,6 +90,7 @@ class ServerSettings:
     max_connection_age_s: float
     metrics_addr: str = ""  # host:port of GET /metrics; empty: not served
     max_stream_s: float = 300.0  # the longest stream a client may hold open (the chat deadline)
+    probe_addr: str = ""  # host:port of a plaintext port that serves grpc.health.v1 only (kubelet probes)
 
     @classmethod
     def from_env(cls, service: str) -> ServerSettings:
@@ -104,4 +105,5 @@ class ServerSettings:
             max_connection_age_s=env_float("MAX_CONNECTION_AGE_S", 300.0, minimum=1.0),
             metrics_addr=_host_port("METRICS_ADDR", env_str("METRICS_ADDR")),
             max_stream_s=env_float("MAX_STREAM_S", 300.0, minimum=1.0),
+            probe_addr=_host_port("PROBE_ADDR", env_str("PROBE_ADDR")),
         )

@@ -57,7 +57,7 @@ def ask(client, *questions: str, model: str = "offline") -> str:
 
 
 def grpc_stub(mesh, stub_type, service: str):
-    channel = grpc.insecure_channel(mesh.grpc_addr)
+    channel = grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials())
     return channel, stub_type(channel), (("x-mesh-service", service),)
 
 

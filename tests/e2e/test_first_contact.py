@@ -182,7 +182,7 @@ def test_megabyte_ids_are_400_not_a_retryable_429(mesh, path, body, param):
 
 
 def test_a_long_model_id_through_grpc_is_refused_cleanly(mesh):
-    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
         router = router_pb2_grpc.RouterServiceStub(channel)
         request = router_pb2.ChatRequest(
             model="m" * 1_000_000, messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="hi")]
@@ -206,7 +206,7 @@ def test_a_long_model_id_through_grpc_is_refused_cleanly(mesh):
 )
 def test_malformed_protobuf_is_invalid_argument_without_internals(mesh, method, stream, metadata):
     garbage = b"\x0a\xff\xff\xff\xff\x0f\x12"  # a field claiming more bytes than follow
-    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
         call = (channel.unary_stream if stream else channel.unary_unary)(method)
         with pytest.raises(grpc.RpcError) as caught:
             reply = call(garbage, timeout=10, metadata=metadata)
@@ -216,7 +216,7 @@ def test_malformed_protobuf_is_invalid_argument_without_internals(mesh, method, 
     details = caught.value.details()
     assert "Error" not in details and "class" not in details and "Traceback" not in details
     # The service is fine afterwards.
-    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
         check = channel.unary_unary(
             "/grpc.health.v1.Health/Check",
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,

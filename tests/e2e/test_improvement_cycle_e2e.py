@@ -35,7 +35,7 @@ def wait_for(predicate, timeout_s: float = 30.0):
 def test_a_weak_category_is_improved_and_the_decision_shows(mesh):
     admin = mesh.admin_key
     status_url = f"{mesh.rest_url}/v1/virtuous-cycle/status"
-    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
         optimizer = optimizer_pb2_grpc.OptimizerServiceStub(channel)
         metadata = (("x-mesh-service", "optimizer"),)
         # Credit answers that state a score the data does not hold.

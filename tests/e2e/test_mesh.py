@@ -221,7 +221,7 @@ def test_request_id_travels_to_every_hop(mesh, customers):
 
 
 def test_grpc_clients_reach_every_service_through_envoy(mesh):
-    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
         router = router_pb2_grpc.RouterServiceStub(channel)
         request = router_pb2.ChatRequest(
             model="offline", messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=QUESTION)]
@@ -246,7 +246,7 @@ def test_grpc_clients_reach_every_service_through_envoy(mesh):
 
 def test_every_service_reports_serving_on_its_own_port(mesh):
     for service in ("router", "llm_gateway", "tilores_data", "cache", "optimizer"):
-        with grpc.insecure_channel(mesh.service_addr(service)) as channel:
+        with grpc.secure_channel(mesh.service_addr(service), mesh.client_credentials()) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
     status, body = http_json("GET", f"{mesh.rest_url}/health", key=None)

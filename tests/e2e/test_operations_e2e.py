@@ -152,7 +152,7 @@ def test_one_trace_id_follows_a_request_through_every_service(mesh, customers):
 def test_logs_hold_no_secrets_and_no_customer_pii(mesh):
     record = Struct()
     record.update(QUENTIN)
-    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
         tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SubmitRecords(
             tilores_data_pb2.SubmitRecordsRequest(records=[record]), metadata=(("x-mesh-service", "tilores_data"),)
         )

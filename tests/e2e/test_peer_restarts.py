@@ -84,7 +84,7 @@ def test_recording_an_outcome_twice_keeps_its_feedback(mesh):
     status, _ = http_json("POST", f"{mesh.rest_url}/v1/feedback", {"completion_id": reply.id, "rating": "down"})
     assert status == 200
     # A delivery repeated after a lost reply, straight to the optimizer.
-    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
         optimizer_pb2_grpc.OptimizerServiceStub(channel).RecordOutcome(
             optimizer_pb2.RecordOutcomeRequest(completion_id=reply.id, prompt="customer", version=1, error=True),
             timeout=5,

@@ -1,6 +1,6 @@
 """Every service as its Kubernetes Deployment runs it, short of a cluster:
 the container's own environment from deploy/k8s, the secrets the README has
-an operator create and nothing else, a read-only root filesystem with
+an operator create (API keys, each pod's certificate) and nothing else, a read-only root filesystem with
 writable storage only where the pod mounts volumes, peers dialled through
 `dns:///` as in the cluster. Each process runs in a private mount namespace
 (unshare) in which the root filesystem is read-only. Then a chat about the
@@ -23,6 +23,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from deploy.certificates import MeshCertificates, secret_folders
 from deploy.edge_envoy import with_parent
 from deploy.topology import load_topology
 from tests.integration.redis_server import RedisServer
@@ -73,6 +74,13 @@ class Pod:
         self.port_file = self.volumes["/scratch"] / "port"
         self.process: subprocess.Popen | None = None
         self.port = 0
+        self.probe_port = 0
+
+    def install_secret(self, folder: Path) -> None:
+        """What Kubernetes mounts from the pod's `<name>-tls` Secret."""
+        volume = next(v for v in self.container["volumeMounts"] if v["name"] == "tls")
+        for item in folder.iterdir():
+            (self.volumes[volume["mountPath"]] / item.name).write_bytes(item.read_bytes())
 
     def environment(self, ports: dict[str, int], redis_url: str) -> dict[str, str]:
         env = {}
@@ -84,8 +92,9 @@ class Pod:
         # Loopback stands in for the pod network: the same variables, the
         # cluster names and ports swapped for this machine's.
         env["LISTEN_ADDR"] = "127.0.0.1:0"
-        if "METRICS_ADDR" in env:
-            env["METRICS_ADDR"] = "127.0.0.1:0"
+        for name in ("METRICS_ADDR", "PROBE_ADDR"):
+            if name in env:
+                env[name] = "127.0.0.1:0"
         for name, value in list(env.items()):
             if name.endswith("_SERVICE_ADDR"):
                 assert value.startswith("dns:///"), (name, value)
@@ -129,6 +138,8 @@ class Pod:
             assert time.monotonic() < deadline, f"{self.service} did not start:\n{self.log()[-2000:]}"
             time.sleep(0.05)
         self.port = int(self.port_file.read_text())
+        probe_file = self.port_file.with_name("port.probe")
+        self.probe_port = int(probe_file.read_text()) if probe_file.exists() else 0
         while not self._ready():
             assert self.process.poll() is None, f"{self.service} exited:\n{self.log()[-2000:]}"
             assert time.monotonic() < deadline, f"{self.service} not ready:\n{self.log()[-2000:]}"
@@ -138,7 +149,8 @@ class Pod:
         # The readiness probe of its Deployment: gRPC health or GET path.
         probe = self.container["readinessProbe"]
         if "grpc" in probe:
-            with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            # The kubelet asks the plaintext probe port; the service port is mutual TLS.
+            with grpc.insecure_channel(f"127.0.0.1:{self.probe_port}") as channel:
                 try:
                     reply = health_pb2_grpc.HealthStub(channel).Check(
                         health_pb2.HealthCheckRequest(service=probe["grpc"]["service"]), timeout=1
@@ -192,10 +204,13 @@ def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read
     redis.start()
     pods: dict[str, Pod] = {}
     codes: dict[str, int] = {}
+    # The Secrets the README has an operator create (python -m deploy.certificates).
+    secrets = secret_folders(topology, MeshCertificates(tmp_path / "certs"))
     try:
         for name in topology.start_order():
             spec = topology.services[name]
             pod = Pod(name, deployments[spec.k8s_name], tmp_path / "pods")
+            pod.install_secret(secrets[f"{spec.k8s_name}-tls"])
             ports = {peer: pods[peer].port for peer in spec.peers}
             pod.start(pod.environment(ports, redis.url), read_only_mounts)
             pods[name] = pod

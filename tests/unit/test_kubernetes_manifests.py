@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deploy.certificates import MOUNTED, MeshCertificates, secret_folders
 from deploy.edge_envoy import envoy_binary
 from deploy.envoy_config import render_envoy_config
 from deploy.kubernetes import grace_period_s, render_manifests
@@ -64,10 +65,14 @@ def test_schema_validation_rejects_an_unknown_field(tmp_path, documents):
     assert "bogusField" in result.stdout + result.stderr
 
 
-def test_envoy_config_in_the_configmap_passes_envoy_validation(tmp_path, documents):
+def test_envoy_config_in_the_configmap_passes_envoy_validation(tmp_path, documents, topology):
     config = _kinds(documents, "ConfigMap")["envoy-config"]["data"]["envoy.yaml"]
+    # The files Envoy's Secret mounts must exist to validate: a real certificate there.
+    mounted = MOUNTED.cert_file.parent
+    folder = secret_folders(topology, MeshCertificates(tmp_path / "certs"))["envoy-tls"]
+    assert str(mounted) in config
     path = tmp_path / "envoy.yaml"
-    path.write_text(config)
+    path.write_text(config.replace(str(mounted), str(folder)))
     result = subprocess.run(
         [envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
         capture_output=True,
@@ -113,8 +118,15 @@ def test_every_pod_is_hardened_and_probed(documents, topology):
         assert pod["terminationGracePeriodSeconds"] >= topology.envoy.max_stream_duration_s
         assert pod["terminationGracePeriodSeconds"] == grace_period_s(topology)
         if spec.protocol == "grpc":
-            assert container["readinessProbe"]["grpc"] == {"port": spec.port, "service": "readiness"}
-            assert container["livenessProbe"]["grpc"] == {"port": spec.port, "service": "liveness"}
+            # The kubelet shows no certificate: it asks the plaintext probe port.
+            probe_port = topology.kubernetes.probe_port
+            assert container["readinessProbe"]["grpc"] == {"port": probe_port, "service": "readiness"}
+            assert container["livenessProbe"]["grpc"] == {"port": probe_port, "service": "liveness"}
+            env = {item["name"]: item.get("value") for item in container["env"]}
+            assert env["PROBE_ADDR"] == f"0.0.0.0:{probe_port}"
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert env["TLS_CERT_FILE"] == str(MOUNTED.cert_file)
+        assert {"name": "tls", "secret": {"secretName": f"{spec.k8s_name}-tls", "defaultMode": 0o440}} in pod["volumes"]
 
 
 def test_each_service_has_headless_and_clusterip_services_an_autoscaler_and_a_budget(documents, topology):
@@ -173,6 +185,28 @@ def test_network_policies_deny_by_default_and_admit_only_callers(documents):
     assert https == {"llm-gateway", "tilores-data"}
 
 
+def test_envoys_grpc_port_admits_only_the_pods_the_topology_names(documents, topology):
+    rules = _kinds(documents, "NetworkPolicy")["envoy"]["spec"]["ingress"]
+    grpc_rules = [r for r in rules if {"protocol": "TCP", "port": topology.envoy.grpc_port} in r["ports"]]
+    assert len(grpc_rules) == 1
+    peers = grpc_rules[0]["from"]
+    assert peers == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "podSelector": {"matchLabels": dict(labels)},
+        }
+        for namespace, labels in topology.kubernetes.grpc_clients
+    ]
+    assert {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in peers} == {
+        "call-centre",
+        "tilores-x-ops",
+    }
+    # No callers named: no rule at all (a rule without peers would admit everyone).
+    bare = render_manifests(parse_topology(BASE))
+    envoy_policy = next(d for d in yaml.safe_load_all(bare["90-envoy.yaml"]) if d["kind"] == "NetworkPolicy")
+    assert envoy_policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+
+
 def test_envoy_drains_before_it_stops(documents, topology):
     envoy = _kinds(documents, "Deployment")["envoy"]["spec"]["template"]["spec"]
     container = envoy["containers"][0]
@@ -203,6 +237,12 @@ services:
         (('image: "mesh:1.0"', 'image: "mesh:latest"'), "kubernetes.image"),
         (("namespace: tx", "namespace: Tx_1"), "kubernetes.namespace"),
         (("replicas: 2,", "replicas: 2, cpu: lots,"), "services.router.cpu"),
+        (('image: "mesh:1.0"', 'image: "mesh:1.0", grpc_clients: [{namespace: ops}]'), "at least one pod label"),
+        (
+            ('image: "mesh:1.0"', 'image: "mesh:1.0", grpc_clients: [{namespace: Ops, labels: {a: b}}]'),
+            "expected a namespace name",
+        ),
+        (('image: "mesh:1.0"', 'image: "mesh:1.0", probe_port: 99999'), "kubernetes.probe_port"),
     ],
 )
 def test_bad_topology_for_kubernetes_names_the_field(change, message):

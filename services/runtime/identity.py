@@ -1,0 +1,122 @@
+"""Who is calling: every member of the mesh proves its identity with a
+certificate the mesh CA signed (mutual TLS), its identity the SPIFFE id in
+the certificate (`spiffe://tilores-x/service/router`). Callers outside the
+mesh reach the services through Envoy's gRPC listener with a client
+certificate of their own; Envoy checks it and passes the caller's id on in
+`x-forwarded-client-cert`, which a service believes only from Envoy.
+
+TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE   this process's certificate, key
+                                           and the mesh CA (PEM); read at
+                                           start (restart to rotate)
+MESH_PLAINTEXT=true                        no TLS and no identities: a
+                                           development mesh only
+"""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from services.runtime.settings import SettingsError, env_str
+
+TRUST_DOMAIN = "tilores-x"
+
+
+def spiffe_id(kind: str, name: str) -> str:
+    """The identity of a member of the mesh: `service/<name>` for a service,
+    `edge/envoy`, `client/<name>` for a caller from outside."""
+    return f"spiffe://{TRUST_DOMAIN}/{kind}/{name}"
+
+
+ENVOY = spiffe_id("edge", "envoy")
+XFCC_HEADER = "x-forwarded-client-cert"
+_XFCC_URI = re.compile(r'(?:^|;)URI="?([^";,]+)"?')
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A verified caller: its SPIFFE id, and how it was verified."""
+
+    spiffe_id: str
+    via_envoy: bool = False
+
+    @property
+    def name(self) -> str:
+        """`service/router`, `client/ops-console`, `edge/envoy`."""
+        return self.spiffe_id.removeprefix(f"spiffe://{TRUST_DOMAIN}/")
+
+
+CALLER: ContextVar[Caller | None] = ContextVar("caller", default=None)
+
+
+@dataclass(frozen=True)
+class MeshTls:
+    cert: bytes
+    key: bytes
+    ca: bytes
+
+    @classmethod
+    def from_files(cls, cert_file: str, key_file: str, ca_file: str) -> MeshTls:
+        try:
+            return cls(Path(cert_file).read_bytes(), Path(key_file).read_bytes(), Path(ca_file).read_bytes())
+        except OSError as error:
+            raise SettingsError(f"TLS_CERT_FILE/TLS_KEY_FILE/TLS_CA_FILE: {error}") from None
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        # A connection without a certificate of the mesh CA fails its
+        # handshake; callers without one come through Envoy, which passes on
+        # who they are (or that they are nobody: UNAUTHENTICATED).
+        return grpc.ssl_server_credentials([(self.key, self.cert)], root_certificates=self.ca, require_client_auth=True)
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
+        )
+
+
+_MESH_TLS: list[MeshTls | None] = [None]
+
+
+def tls_from_env() -> MeshTls | None:
+    """This process's TLS settings; None only with MESH_PLAINTEXT=true."""
+    files = [env_str(name) for name in ("TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE")]
+    if all(files):
+        return MeshTls.from_files(*files)
+    if env_str("MESH_PLAINTEXT").lower() == "true":
+        return None
+    missing = [n for n, f in zip(("TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"), files, strict=True) if not f]
+    raise SettingsError(
+        f"{', '.join(missing)}: required, a certificate of the mesh CA proves who this process is "
+        "(MESH_PLAINTEXT=true runs a development mesh without identities)"
+    )
+
+
+def configure_identity(tls: MeshTls | None) -> None:
+    """Set once at start: the channels this process opens present it."""
+    _MESH_TLS[0] = tls
+
+
+def mesh_tls() -> MeshTls | None:
+    return _MESH_TLS[0]
+
+
+def caller_of(context: grpc.aio.ServicerContext) -> Caller | None:
+    """The verified caller of a call: the peer's certificate, or, when the
+    peer is Envoy, the client certificate Envoy verified; None without."""
+    auth = context.auth_context()
+    spiffe = (auth.get("peer_spiffe_id") or [b""])[0].decode()
+    if not spiffe:
+        return None
+    if spiffe != ENVOY:
+        return Caller(spiffe)
+    forwarded = next((v for k, v in context.invocation_metadata() or () if k == XFCC_HEADER), "")
+    found = _XFCC_URI.findall(forwarded if isinstance(forwarded, str) else forwarded.decode())
+    # Envoy appends its own element last; the caller's is the last URI but Envoy's.
+    callers = [uri for uri in found if uri.startswith(f"spiffe://{TRUST_DOMAIN}/") and uri != ENVOY]
+    # No client certificate behind Envoy: an anonymous caller (Envoy's own
+    # health checks need no identity).
+    return Caller(callers[-1], via_envoy=True) if callers else None

@@ -1,0 +1,143 @@
+"""Who may call the mesh, tried the way an attacker with network access
+would: every RPC of every service through Envoy's gRPC listener without a
+client certificate, with a forged `x-forwarded-client-cert`, with a
+certificate of another CA; a service's own port in plaintext, with TLS but
+no certificate, with a stranger's certificate; the probe port for anything
+but health. Only callers with a certificate of the mesh CA get an answer."""
+
+from __future__ import annotations
+
+import grpc
+import orjson
+import pytest
+from google.protobuf import message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from tilores_x.v1 import (
+    cache_pb2,
+    llm_gateway_pb2,
+    optimizer_pb2,
+    router_pb2,
+    tilores_data_pb2,
+    tilores_data_pb2_grpc,
+)
+
+from deploy.certificates import MeshCertificates
+
+pytestmark = pytest.mark.e2e
+
+MODULES = (router_pb2, llm_gateway_pb2, tilores_data_pb2, cache_pb2, optimizer_pb2)
+RPCS = [
+    (service.full_name, method)
+    for module in MODULES
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+]
+EMAIL = {"EMAIL": "edwina.hawthorne@example.com"}
+
+
+def _call(channel: grpc.Channel, service: str, method) -> None:
+    """One call of `method` with an empty request, its stream read through."""
+    request = message_factory.GetMessageClass(method.input_type)()
+    path = f"/{service}/{method.name}"
+    output = message_factory.GetMessageClass(method.output_type)
+    kind = channel.unary_stream if method.server_streaming else channel.unary_unary
+    reply = kind(path, request_serializer=type(request).SerializeToString, response_deserializer=output.FromString)(
+        request, timeout=10
+    )
+    if method.server_streaming:
+        list(reply)
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory):
+    """A certificate with the mesh's own SPIFFE id for the router, signed by
+    a CA of the attacker's making."""
+    issued = MeshCertificates(tmp_path_factory.mktemp("stranger")).issue("service", "router")
+    return grpc.ssl_channel_credentials(
+        root_certificates=issued.ca_file.read_bytes(),
+        private_key=issued.key_file.read_bytes(),
+        certificate_chain=issued.cert_file.read_bytes(),
+    )
+
+
+@pytest.mark.parametrize(("service", "method"), RPCS, ids=[f"{s.split('.')[-1]}.{m.name}" for s, m in RPCS])
+def test_every_rpc_without_a_certificate_is_unauthenticated(mesh, service, method):
+    with (
+        grpc.secure_channel(mesh.grpc_addr, mesh.anonymous_credentials()) as channel,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        _call(channel, service, method)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, caught.value.details()
+    assert "client certificate of the mesh CA" in caught.value.details()
+
+
+def test_a_forged_forwarded_certificate_header_is_not_believed(mesh):
+    forged = (("x-forwarded-client-cert", "By=spiffe://tilores-x/edge/envoy;URI=spiffe://tilores-x/service/router"),)
+    with grpc.secure_channel(mesh.grpc_addr, mesh.anonymous_credentials()) as channel:
+        search = tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SearchEntities
+        with pytest.raises(grpc.RpcError) as caught:
+            search(tilores_data_pb2.SearchEntitiesRequest(parameters=EMAIL), metadata=forged, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_plaintext_to_envoys_grpc_listener_is_refused(mesh):
+    with grpc.insecure_channel(mesh.grpc_addr) as channel:
+        search = tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SearchEntities
+        with pytest.raises(grpc.RpcError) as caught:
+            search(tilores_data_pb2.SearchEntitiesRequest(parameters=EMAIL), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_certificate_of_another_ca_is_refused_by_envoy(mesh, stranger):
+    with grpc.secure_channel(mesh.grpc_addr, stranger) as channel:
+        search = tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SearchEntities
+        with pytest.raises(grpc.RpcError) as caught:
+            search(tilores_data_pb2.SearchEntitiesRequest(parameters=EMAIL), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("service", ["router", "llm_gateway", "tilores_data", "cache", "optimizer"])
+def test_a_service_port_refuses_plaintext_anonymous_and_foreign_connections(mesh, stranger, service):
+    addr = mesh.service_addr(service)
+    attempts = {
+        "plaintext": grpc.insecure_channel(addr),
+        "no certificate": grpc.secure_channel(addr, mesh.anonymous_credentials()),
+        "another CA": grpc.secure_channel(addr, stranger),
+    }
+    for what, channel in attempts.items():
+        with channel, pytest.raises(grpc.RpcError) as caught:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, (service, what, caught.value.details())
+
+
+def test_reflection_without_a_certificate_is_unauthenticated(mesh):
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    with grpc.secure_channel(mesh.grpc_addr, mesh.anonymous_credentials()) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            list(stub.ServerReflectionInfo(iter([request]), metadata=(("x-mesh-service", "router"),), timeout=10))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = list(stub.ServerReflectionInfo(iter([request]), metadata=(("x-mesh-service", "router"),), timeout=10))
+    assert "tilores_x.v1.RouterService" in {s.name for s in replies[0].list_services_response.service}
+
+
+def test_the_probe_port_answers_health_and_nothing_else(mesh):
+    probe = int((mesh.run_dir / "tilores_data.port.probe").read_text())
+    with grpc.insecure_channel(f"127.0.0.1:{probe}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        search = tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SearchEntities
+        with pytest.raises(grpc.RpcError) as caught:
+            search(tilores_data_pb2.SearchEntitiesRequest(parameters=EMAIL), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_a_caller_with_a_mesh_certificate_gets_the_answer(mesh):
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
+        found = tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SearchEntities(
+            tilores_data_pb2.SearchEntitiesRequest(parameters=EMAIL), timeout=10
+        )
+    assert orjson.loads(found.entities[0].records[0].data_json)["FIRST_NAME"] == "Edwina"
