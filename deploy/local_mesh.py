@@ -223,6 +223,7 @@ class LocalMesh:
         for folder in (self.run_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._rotate_logs()
+        self.certificates.issue("client", "operator")  # for the user's own gRPC calls (README)
         try:
             started = time.monotonic()
             self._start_redis()
@@ -595,7 +596,8 @@ class LocalMesh:
 Tilores X Mesh is running.
 
   REST (OpenAI-compatible)  {self.rest_url.replace("127.0.0.1", "localhost")}/v1
-  gRPC (every service)      localhost:{self.envoy_ports["grpc"]}
+  gRPC (every service)      localhost:{self.envoy_ports["grpc"]}   (TLS, client certificate required)
+  gRPC client certificate   {self.operator.cert_file}   (with {self.operator.key_file.name}, ca.pem)
   replicas                  {", ".join(f"{name}={count}" for name, count in self.replicas.items())}
   Envoy admin               {self.admin_url}   (stats, clusters; localhost only)
   SRE endpoints             {self._gateway_url()}/health/detailed   {self._gateway_url()}/metrics

@@ -7,6 +7,8 @@ but health. Only callers with a certificate of the mesh CA get an answer."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import orjson
 import pytest
@@ -141,3 +143,15 @@ def test_a_caller_with_a_mesh_certificate_gets_the_answer(mesh):
             tilores_data_pb2.SearchEntitiesRequest(parameters=EMAIL), timeout=10
         )
     assert orjson.loads(found.entities[0].records[0].data_json)["FIRST_NAME"] == "Edwina"
+
+
+def test_the_readmes_grpc_example_runs_as_written(mesh, capsys):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Identities and certificates") :]
+    example = section[section.index("```python\n") + len("```python\n") :]
+    example = example[: example.index("```")]
+    example = example.replace('".data/certs"', repr(str(mesh.certificates.directory)))
+    example = example.replace('"localhost:9090"', repr(mesh.grpc_addr.replace("127.0.0.1", "localhost")))
+    exec(compile(example, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert 'FIRST_NAME\\": \\"Edwina' in printed or "Edwina" in printed, printed
