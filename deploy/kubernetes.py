@@ -115,6 +115,7 @@ def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
         env.append({"name": "METRICS_ADDR", "value": f"0.0.0.0:{topology.kubernetes.metrics_port}"})
         env.append({"name": "PROBE_ADDR", "value": f"0.0.0.0:{topology.kubernetes.probe_port}"})
     env.extend({"name": key, "value": value} for key, value in MOUNTED.env().items())
+    env.append({"name": "MESH_GRANTS", "value": topology.grants().render()})
     for peer in spec.peers:
         env.append({"name": f"{peer.upper()}_SERVICE_ADDR", "value": peer_address(topology.services[peer], topology)})
     if spec.redis and not any(key == "REDIS_URL" for key, _ in spec.env):

@@ -33,6 +33,7 @@ from deploy.certificates import IssuedCertificate, MeshCertificates
 from deploy.edge_envoy import EdgeEnvoy, EnvoyError, with_parent
 from deploy.envoy_config import render_envoy_config
 from deploy.topology import Topology, TopologyError, load_topology
+from services.runtime.access import SCOPES
 from services.runtime.identity import MeshTls
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,6 +89,7 @@ class LocalMesh:
         replicas: dict[str, int] | None = None,
         progress: Callable[[str], None] | None = None,
         key_limits: dict[str, int] | None = None,
+        grants: dict[str, frozenset[str]] | None = None,
     ):
         self.topology = topology
         self.replicas = {name: (replicas or {}).get(name, 1) for name in topology.services}
@@ -117,6 +119,8 @@ class LocalMesh:
         # data directory; `operator` is the client certificate printed for
         # grpcurl and used by the tests.
         self.certificates = MeshCertificates(self.data_dir / "certs")
+        # The topology's grants, and every scope for the development operator.
+        self.grants = topology.grants({"client/operator": SCOPES, **(grants or {})})
         self._written: set[Path] = set()
         self._launched_at: dict[str, float] = {}
         self._restarts: dict[str, int] = {}  # restarts in a row of a process that keeps dying
@@ -282,6 +286,7 @@ class LocalMesh:
                 # Health checks in plaintext on a port of their own; the
                 # service port itself speaks only mutual TLS.
                 "PROBE_ADDR": "127.0.0.1:0",
+                "MESH_GRANTS": self.grants.render(),
                 **self.certificates.issue("service", spec.name).env(),
             }
         )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from services.runtime.access import SCOPES, Grants
+
 
 class TopologyError(ValueError):
     """The topology file is wrong; the message names the field."""
@@ -32,6 +34,7 @@ class ServiceSpec:
     env: tuple[tuple[str, str], ...] = ()  # production settings for Kubernetes
     secrets: tuple[tuple[str, bool], ...] = ()  # Kubernetes Secrets read as env: (name, optional)
     redis: bool = False  # uses the Redis store (REDIS_URL is set for it, egress allowed)
+    scopes: tuple[str, ...] = ()  # what it may call its peers for (services/runtime/access.py)
 
     @property
     def k8s_name(self) -> str:
@@ -70,6 +73,17 @@ class Topology:
     envoy: EnvoySpec
     services: dict[str, ServiceSpec] = field(default_factory=dict)
     kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
+    # Callers from outside the mesh (client certificates `client/<name>`) and their scopes.
+    clients: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def grants(self, extra: dict[str, frozenset[str]] | None = None) -> Grants:
+        """Who holds which scope (MESH_GRANTS): each service, each client,
+        and `extra` (a development operator, tests)."""
+        held = {f"service/{name}": frozenset(spec.scopes) for name, spec in self.services.items() if spec.scopes}
+        held.update({f"client/{name}": frozenset(scopes) for name, scopes in self.clients.items()})
+        for caller, scopes in (extra or {}).items():
+            held[caller] = held.get(caller, frozenset()) | scopes
+        return Grants(held)
 
     def callers(self, name: str) -> list[str]:
         """Services that list `name` among their peers."""
@@ -124,6 +138,7 @@ def _quantity(value: object, where: str, default: str, pattern: str) -> str:
 _CPU = r"[0-9]+(\.[0-9]+)?m?"
 _BYTES = r"[0-9]+(Ki|Mi|Gi|Ti)"
 _SERVICE_FIELDS = {
+    "scopes",
     "secrets",
     "redis",
     "port",
@@ -234,7 +249,7 @@ def parse_topology(text: str) -> Topology:
     doc = yaml.safe_load(text)
     if not isinstance(doc, dict):
         raise TopologyError("topology: expected a mapping with 'envoy' and 'services'")
-    unknown = set(doc) - {"envoy", "services", "kubernetes"}
+    unknown = set(doc) - {"envoy", "services", "kubernetes", "clients"}
     if unknown:
         raise TopologyError(f"{sorted(unknown)[0]}: unknown field")
     envoy = _envoy(doc.get("envoy"))
@@ -248,7 +263,12 @@ def parse_topology(text: str) -> Topology:
                 raise TopologyError(f"services.{name}.peers: unknown service {peer!r}")
     if sum(1 for s in services.values() if s.protocol == "http") != 1:
         raise TopologyError("services: exactly one service must have protocol: http (the REST gateway)")
-    topology = Topology(envoy=envoy, services=services, kubernetes=_kubernetes(doc.get("kubernetes")))
+    topology = Topology(
+        envoy=envoy,
+        services=services,
+        kubernetes=_kubernetes(doc.get("kubernetes")),
+        clients=_clients(doc.get("clients")),
+    )
     topology.start_order()
     return topology
 
@@ -327,7 +347,33 @@ def _service(name: str, raw: object) -> ServiceSpec:
         env=_env(raw.get("env"), f"{where}.env"),
         secrets=_secrets(raw.get("secrets"), f"{where}.secrets"),
         redis=_flag(raw, "redis", where),
+        scopes=_scopes(raw.get("scopes"), f"{where}.scopes"),
     )
+
+
+def _scopes(raw: object, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise TopologyError(f"{where}: expected a list of scopes")
+    unknown = sorted(set(raw) - SCOPES)
+    if unknown:
+        raise TopologyError(f"{where}: unknown scope {unknown[0]!r} (known: {', '.join(sorted(SCOPES))})")
+    return tuple(sorted(set(raw)))
+
+
+def _clients(raw: object) -> dict[str, tuple[str, ...]]:
+    """`{agent-desk: [chat], ...}`: callers from outside and their scopes."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise TopologyError("clients: expected a mapping of client names to scopes")
+    clients = {}
+    for name, scopes in raw.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+            raise TopologyError(f"clients: {name!r} is not a client name (lower-case letters, digits, dashes)")
+        clients[name] = _scopes(scopes, f"clients.{name}")
+    return clients
 
 
 def _secrets(raw: object, where: str) -> tuple[tuple[str, bool], ...]:

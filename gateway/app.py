@@ -31,6 +31,7 @@ from gateway.openai_errors import OpenAIError
 from gateway.quotas import Quotas
 from gateway.routes import PUBLIC, RouteTable, unavailable
 from gateway.settings import GatewaySettings
+from services.runtime.access import PRINCIPAL, Principal
 from services.runtime.channels import open_channel
 from services.runtime.request_context import REQUEST_ID, new_request_id
 from services.runtime.telemetry import tracing_disabled
@@ -91,6 +92,8 @@ class GatewayApp:
             route, params = self._routes.match(exchange.method, exchange.path)
             if route.access != PUBLIC:
                 exchange.key = self._keys.authorize(exchange, route.access)
+                # Every call the request makes in the mesh says on whose behalf.
+                PRINCIPAL.set(Principal(key_id=exchange.key.id, tenant=exchange.key.tenant))
             if route.access not in (PUBLIC, "chat"):  # chat counts once it knows the model
                 exchange.headers.extend((await self._quotas.admit(exchange.key, route.access)).headers())
             await route.handler(exchange, **params)

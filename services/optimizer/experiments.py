@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from services.optimizer.arm_statistics import ArmSummary, proportion_p_value, summarise, welch_p_value
-from services.optimizer.prompts import PromptRegistry, PromptVersion
+from services.optimizer.prompts import SELF, PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
 from services.runtime.faults import InvalidArgument, NotFound
 
@@ -59,6 +59,7 @@ class Experiment:
     created_at: float
     ended_at: float | None
     decision: str
+    started_by: str = ""
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Experiments:
         alpha: float = 0.05,
         auto_promote: bool = False,
         salt: str | None = None,
+        started_by: str = SELF,
     ) -> Experiment:
         control = self.registry.active(prompt)
         if len(arms) < 2:
@@ -143,7 +145,7 @@ class Experiments:
                 raise InvalidArgument(f"prompt {prompt!r} already has a running experiment", field="prompt")
             cursor = db.execute(
                 "INSERT INTO experiments(prompt, salt, state, control_version, min_samples, alpha, auto_promote, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     prompt,
                     secrets.token_hex(8),
@@ -153,6 +155,7 @@ class Experiments:
                     alpha,
                     int(auto_promote),
                     time.time(),
+                    started_by,
                 ),
             )
             experiment_id = cursor.lastrowid
@@ -165,12 +168,12 @@ class Experiments:
     def get(self, experiment_id: int) -> Experiment:
         rows = self.storage.query(
             "SELECT id, prompt, salt, state, control_version, min_samples, alpha, auto_promote, created_at, ended_at, "
-            "decision FROM experiments WHERE id = ?",
+            "decision, started_by FROM experiments WHERE id = ?",
             (experiment_id,),
         )
         if not rows:
             raise NotFound(f"no experiment {experiment_id}", field="experiment_id")
-        (eid, prompt, salt, state, control, min_samples, alpha, auto, created, ended, decision) = rows[0]
+        (eid, prompt, salt, state, control, min_samples, alpha, auto, created, ended, decision, started_by) = rows[0]
         arms = tuple(
             Arm(v, w)
             for v, w in self.storage.query(
@@ -178,7 +181,19 @@ class Experiments:
             )
         )
         return Experiment(
-            eid, prompt, salt, state, control, arms, min_samples, alpha, bool(auto), created, ended, decision
+            eid,
+            prompt,
+            salt,
+            state,
+            control,
+            arms,
+            min_samples,
+            alpha,
+            bool(auto),
+            created,
+            ended,
+            decision,
+            started_by,
         )
 
     def list(self, prompt: str = "") -> list[Experiment]:
@@ -204,9 +219,9 @@ class Experiments:
             )
         return experiment
 
-    def kill(self, experiment_id: int, reason: str = "") -> Experiment:
+    def kill(self, experiment_id: int, reason: str = "", actor: str = SELF) -> Experiment:
         """The kill switch: the experiment ends now and the control stays."""
-        return self.end(experiment_id, KILLED, f"killed: {reason or 'by an operator'}")
+        return self.end(experiment_id, KILLED, f"killed by {actor}: {reason or 'no reason given'}")
 
     # Serving.
 

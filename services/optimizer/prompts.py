@@ -34,6 +34,10 @@ DEFAULT_PROMPTS = {
 }
 
 
+# The actor of the optimizer's own decisions (a cycle's versions, a promotion).
+SELF = "optimizer"
+
+
 @dataclass(frozen=True)
 class PromptVersion:
     name: str
@@ -51,6 +55,7 @@ class AuditEntry:
     version: int
     previous_version: int | None
     detail: str
+    actor: str = ""  # key/<id>, client/<name>, or optimizer
 
 
 def template_variables(template: str) -> tuple[str, ...]:
@@ -122,36 +127,38 @@ class PromptRegistry:
     def history(self, name: str) -> list[AuditEntry]:
         self.active(name)
         rows = self.storage.query(
-            "SELECT at, action, version, previous_version, detail FROM prompt_audit WHERE name = ? ORDER BY id",
+            "SELECT at, action, version, previous_version, detail, actor FROM prompt_audit WHERE name = ? ORDER BY id",
             (name,),
         )
         return [AuditEntry(*row) for row in rows]
 
-    def create(self, name: str, template: str, note: str = "", activate: bool = False) -> PromptVersion:
-        """A new version (a new prompt when the name is new)."""
+    def create(
+        self, name: str, template: str, note: str = "", activate: bool = False, actor: str = SELF
+    ) -> PromptVersion:
+        """A new version (a new prompt when the name is new); `actor` did it."""
         if not name or not name.replace("_", "").replace("-", "").isalnum():
             raise InvalidArgument("name: letters, digits, '-' and '_' only", field="name")
         variables = template_variables(template)
         with self.storage.transaction() as db:
             version = self.storage.add_version(db, name, template, list(variables), note)
-            self.storage.audit(db, name, "created", version, None, note)
+            self.storage.audit(db, name, "created", version, None, note, actor)
             if version == 1:
                 db.execute("INSERT INTO active_prompts(name, version) VALUES (?, 1)", (name,))
-                self.storage.audit(db, name, "activated", 1, None, "first version")
+                self.storage.audit(db, name, "activated", 1, None, "first version", actor)
         if activate and version != 1:
-            self.activate(name, version, "activated on creation")
+            self.activate(name, version, "activated on creation", actor)
         return self.get(name, version)
 
-    def activate(self, name: str, version: int, detail: str = "") -> PromptVersion:
+    def activate(self, name: str, version: int, detail: str = "", actor: str = SELF) -> PromptVersion:
         target = self.get(name, version)
         with self.storage.transaction() as db:
             (previous,) = db.execute("SELECT version FROM active_prompts WHERE name = ?", (name,)).fetchone()
             if previous != version:
                 db.execute("UPDATE active_prompts SET version = ? WHERE name = ?", (version, name))
-                self.storage.audit(db, name, "activated", version, previous, detail)
+                self.storage.audit(db, name, "activated", version, previous, detail, actor)
         return target
 
-    def rollback(self, name: str, detail: str = "") -> PromptVersion:
+    def rollback(self, name: str, detail: str = "", actor: str = SELF) -> PromptVersion:
         """Back to the version that was active before the current one."""
         current = self.active(name)
         with self.storage.transaction() as db:
@@ -164,5 +171,5 @@ class PromptRegistry:
                 raise InvalidArgument(f"prompt {name!r} has no earlier active version to roll back to", field="name")
             (previous,) = row
             db.execute("UPDATE active_prompts SET version = ? WHERE name = ?", (previous, name))
-            self.storage.audit(db, name, "rolled_back", previous, current.version, detail)
+            self.storage.audit(db, name, "rolled_back", previous, current.version, detail, actor)
         return self.get(name, previous)

@@ -20,6 +20,7 @@ from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
+from services.runtime.access import PRINCIPAL
 from services.runtime.conversation_wire import GROUNDING_OF, fact_of
 from services.runtime.faults import FailedPrecondition, InvalidArgument
 
@@ -43,6 +44,12 @@ def version_message(v: PromptVersion) -> optimizer_pb2.PromptVersion:
 
 def _finite(value: float) -> float:
     return 0.0 if math.isnan(value) else value
+
+
+def _actor() -> str:
+    """Who asked for a change: the API key or caller the call is made for."""
+    principal = PRINCIPAL.get()
+    return principal.who if principal is not None else "unknown"
 
 
 class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
@@ -74,6 +81,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             auto_promote=e.auto_promote,
             decision=e.decision if e.state != states.RUNNING else report.decision.reason,
             created_at=e.created_at,
+            started_by=e.started_by,
         )
         for arm in report.arms:
             stats = message.arms.add(
@@ -101,15 +109,15 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         )
 
     async def CreatePromptVersion(self, request, context):
-        created = self._registry.create(request.name, request.template, request.note, request.activate)
+        created = self._registry.create(request.name, request.template, request.note, request.activate, _actor())
         return optimizer_pb2.CreatePromptVersionResponse(version=version_message(created))
 
     async def ActivatePromptVersion(self, request, context):
-        active = self._registry.activate(request.name, request.version, "activated by an operator")
+        active = self._registry.activate(request.name, request.version, "activated by request", _actor())
         return optimizer_pb2.ActivatePromptVersionResponse(version=version_message(active))
 
     async def RollbackPrompt(self, request, context):
-        active = self._registry.rollback(request.name, request.reason)
+        active = self._registry.rollback(request.name, request.reason, _actor())
         return optimizer_pb2.RollbackPromptResponse(version=version_message(active))
 
     async def ListPromptVersions(self, request, context):
@@ -124,6 +132,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
                     version=h.version,
                     previous_version=h.previous_version or 0,
                     detail=h.detail,
+                    actor=h.actor,
                 )
                 for h in self._registry.history(request.name)
             ],
@@ -138,6 +147,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             min_samples=request.min_samples or 100,
             alpha=request.alpha or 0.05,
             auto_promote=request.auto_promote,
+            started_by=_actor(),
         )
         return optimizer_pb2.StartExperimentResponse(experiment=self._experiment(experiment.id))
 
@@ -145,7 +155,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return optimizer_pb2.GetExperimentResponse(experiment=self._experiment(request.experiment_id))
 
     async def StopExperiment(self, request, context):
-        self._experiments.kill(request.experiment_id, request.reason)
+        self._experiments.kill(request.experiment_id, request.reason, _actor())
         return optimizer_pb2.StopExperimentResponse(experiment=self._experiment(request.experiment_id))
 
     async def RecordOutcome(self, request, context):
@@ -237,7 +247,8 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
     async def TriggerCycle(self, request, context):
         if self._cycle_runner is None:
             raise FailedPrecondition("the improvement cycle is not configured", field="prompt")
-        record = await self._cycle_runner.trigger(request.prompt or "customer", request.category, request.reason)
+        reason = f"asked by {_actor()}" + (f": {request.reason}" if request.reason else "")
+        record = await self._cycle_runner.trigger(request.prompt or "customer", request.category, reason)
         return optimizer_pb2.TriggerCycleResponse(cycle=self._cycle(record))
 
     async def GetCycleStatus(self, request, context):

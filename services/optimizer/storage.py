@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS prompt_audit (
     action TEXT NOT NULL,
     version INTEGER NOT NULL,
     previous_version INTEGER,
-    detail TEXT NOT NULL DEFAULT ''
+    detail TEXT NOT NULL DEFAULT '',
+    actor TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS experiments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     created_at REAL NOT NULL,
     ended_at REAL,
     decision TEXT NOT NULL DEFAULT '',
-    looks INTEGER NOT NULL DEFAULT 0
+    looks INTEGER NOT NULL DEFAULT 0,
+    started_by TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS experiments_running ON experiments(prompt, state);
 CREATE TABLE IF NOT EXISTS arms (
@@ -109,6 +111,10 @@ class OptimizerStorage:
             if column not in columns:
                 default = "'[]'" if column == "variables" else "''"
                 self._db.execute(f"ALTER TABLE prompt_versions ADD COLUMN {column} TEXT NOT NULL DEFAULT {default}")
+        # Stores written before changes and experiments named who made them.
+        for table, column in (("prompt_audit", "actor"), ("experiments", "started_by")):
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
         self._lock = threading.RLock()
 
     def close(self) -> None:
@@ -143,8 +149,11 @@ class OptimizerStorage:
         )
         return version
 
-    def audit(self, db, name: str, action: str, version: int, previous: int | None, detail: str = "") -> None:
+    def audit(
+        self, db, name: str, action: str, version: int, previous: int | None, detail: str = "", actor: str = ""
+    ) -> None:
         db.execute(
-            "INSERT INTO prompt_audit(at, name, action, version, previous_version, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), name, action, version, previous, detail),
+            "INSERT INTO prompt_audit(at, name, action, version, previous_version, detail, actor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), name, action, version, previous, detail, actor),
         )

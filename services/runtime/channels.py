@@ -6,6 +6,7 @@ import json
 
 import grpc
 
+from services.runtime.access import PRINCIPAL, PRINCIPAL_HEADER
 from services.runtime.identity import mesh_tls
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER
 from services.runtime.rpc_spans import client_interceptors
@@ -69,14 +70,21 @@ def tls_name_options(addr: str) -> tuple[tuple[str, str], ...]:
 
 
 def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    """The served request's id and principal travel on with every call."""
     request_id = REQUEST_ID.get()
+    principal = PRINCIPAL.get()
     metadata = tuple(details.metadata or ())
-    if not request_id or any(key == REQUEST_ID_HEADER for key, _ in metadata):
+    added = []
+    if request_id and not any(key == REQUEST_ID_HEADER for key, _ in metadata):
+        added.append((REQUEST_ID_HEADER, request_id))
+    if principal is not None and not any(key == PRINCIPAL_HEADER for key, _ in metadata):
+        added.append((PRINCIPAL_HEADER, principal.header()))
+    if not added:
         return details
     return grpc.aio.ClientCallDetails(
         details.method,
         details.timeout,
-        grpc.aio.Metadata(*metadata, (REQUEST_ID_HEADER, request_id)),
+        grpc.aio.Metadata(*metadata, *added),
         details.credentials,
         details.wait_for_ready,
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from services.runtime.access import PRINCIPAL, Grants, principal_of, required_scope
 from services.runtime.faults import Fault
 from services.runtime.identity import CALLER, caller_of
 from services.runtime.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED, STREAMS_IN_FLIGHT
@@ -36,9 +37,14 @@ def _request_id(details: grpc.HandlerCallDetails) -> str:
 
 
 class RequestInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, require_identity: bool = False) -> None:
+    """With `grants`, every call needs a verified caller holding the scope
+    its RPC names (health checks excepted); without, a mesh with no
+    identities (MESH_PLAINTEXT, in-process tests)."""
+
+    def __init__(self, grants: Grants | None = None) -> None:
         self.spans = ServerSpans()
-        self.require_identity = require_identity
+        self.grants = grants
+        self.require_identity = grants is not None
 
     async def intercept_service(
         self,
@@ -54,7 +60,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         if method.startswith(_QUIET_PREFIXES):
             return _refuse_malformed(handler)
         request_id = _request_id(handler_call_details)
-        call = _Call(method, request_id, handler_call_details.invocation_metadata, self.spans, self.require_identity)
+        call = _Call(method, request_id, handler_call_details.invocation_metadata, self.spans, self.grants)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, call),
@@ -161,24 +167,35 @@ def _finished(method: str, kind: str, code: str, started: float) -> None:
 class _Call:
     """What the wrappers need of one served call."""
 
-    __slots__ = ("metadata", "method", "request_id", "require_identity", "spans")
+    __slots__ = ("grants", "metadata", "method", "request_id", "spans")
 
-    def __init__(self, method: str, request_id: str, metadata, spans: ServerSpans, require_identity: bool):
+    def __init__(self, method: str, request_id: str, metadata, spans: ServerSpans, grants: Grants | None):
         self.method = method
         self.request_id = request_id
         self.metadata = metadata
         self.spans = spans
-        self.require_identity = require_identity
+        self.grants = grants
 
     async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> None:
-        """Refuse a call before its handler runs: bad bytes, or no verified
-        caller where the server demands one; else make the caller current."""
+        """Refuse a call before its handler runs: bad bytes, no verified
+        caller, or a caller without the RPC's scope; else make the caller
+        and on whose behalf it calls current."""
         if request is MALFORMED:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
-        caller = caller_of(context) if self.require_identity else None
-        if self.require_identity and caller is None:
+        if self.grants is None:
+            PRINCIPAL.set(principal_of(None, self.metadata, trust_header=True))
+            return
+        caller = caller_of(context)
+        if caller is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, NO_IDENTITY)
+        scope = required_scope(self.method)
+        if not self.grants.allows(caller, scope):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{caller.name} does not hold the scope {scope or 'none'!r} that {self.method.lstrip('/')} needs",
+            )
         CALLER.set(caller)
+        PRINCIPAL.set(principal_of(caller, self.metadata))
 
     def begin(self) -> tuple[Any, Any]:
         """Request id and span current for the handler; the span and token."""

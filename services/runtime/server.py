@@ -17,6 +17,7 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.runtime.access import Grants
 from services.runtime.identity import MeshTls, configure_identity, tls_from_env
 from services.runtime.interceptors import RequestInterceptor
 from services.runtime.logs import configure_logging
@@ -105,12 +106,17 @@ async def _probe_server(addr: str, health_servicer: health.aio.HealthServicer) -
     return server, port
 
 
-async def start_server(component: Component, settings: ServerSettings, tls: MeshTls | None = None) -> RunningServer:
+async def start_server(
+    component: Component, settings: ServerSettings, tls: MeshTls | None = None, grants: Grants | None = None
+) -> RunningServer:
     """The component's services with health and reflection. With `tls` the
     port speaks only mutual TLS and every call but a health check needs a
-    verified caller; PROBE_ADDR adds a plaintext port for health alone."""
+    verified caller holding its RPC's scope in `grants`; PROBE_ADDR adds a
+    plaintext port for health alone."""
+    if tls is not None and grants is None:
+        raise SettingsError("MESH_GRANTS: required with TLS")
     server = grpc.aio.server(
-        interceptors=[RequestInterceptor(require_identity=tls is not None)], options=server_options(settings)
+        interceptors=[RequestInterceptor(grants if tls is not None else None)], options=server_options(settings)
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -146,9 +152,10 @@ def write_port_file(path: str, port: int) -> None:
 async def _serve(service: str, build: Callable[[], Awaitable[Component]]) -> None:
     settings = ServerSettings.from_env(service)
     tls = tls_from_env()
+    grants = Grants.from_env() if tls is not None else None
     configure_identity(tls)  # before any channel: peers are called with this identity
     component = await build()
-    running = await start_server(component, settings, tls)
+    running = await start_server(component, settings, tls, grants)
     if settings.metrics_addr:
         metrics_port = serve_metrics(settings.metrics_addr)
         log.info("metrics", extra={"fields": {"port": metrics_port}})

@@ -12,10 +12,14 @@ import pytest
 
 from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
 from deploy.topology import load_topology
+from services.runtime.access import SCOPES
 from services.tilores_data.sample import generate_customers
 
 API_KEY = "sk-e2e-test-key-0123456789"
 SAMPLE_CUSTOMERS = 300
+# Callers the tests make besides the operator (who holds every scope): one
+# per scope holding that scope alone.
+GRANTS = {f"client/holds-{scope}": frozenset({scope}) for scope in SCOPES}
 
 
 def start_local_mesh(data_dir, **env) -> LocalMesh:
@@ -27,6 +31,7 @@ def start_local_mesh(data_dir, **env) -> LocalMesh:
         grace_period_s=10.0,
         env={"SAMPLE_CUSTOMERS": str(SAMPLE_CUSTOMERS), **env},
         key_limits=UNMETERED_KEY_LIMITS,
+        grants=GRANTS,
     )
     mesh.start()
     return mesh

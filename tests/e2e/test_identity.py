@@ -19,12 +19,15 @@ from tilores_x.v1 import (
     cache_pb2,
     llm_gateway_pb2,
     optimizer_pb2,
+    optimizer_pb2_grpc,
     router_pb2,
     tilores_data_pb2,
     tilores_data_pb2_grpc,
 )
 
 from deploy.certificates import MeshCertificates
+from services.runtime.access import SCOPES, required_scope
+from tests.e2e.conftest import http_json
 
 pytestmark = pytest.mark.e2e
 
@@ -38,9 +41,14 @@ RPCS = [
 EMAIL = {"EMAIL": "edwina.hawthorne@example.com"}
 
 
+# Requests that would change the shared mesh when empty (a cycle on the
+# live prompt) ask for something that is not there instead.
+HARMLESS = {"TriggerCycle": {"prompt": "no-such-prompt"}}
+
+
 def _call(channel: grpc.Channel, service: str, method) -> None:
     """One call of `method` with an empty request, its stream read through."""
-    request = message_factory.GetMessageClass(method.input_type)()
+    request = message_factory.GetMessageClass(method.input_type)(**HARMLESS.get(method.name, {}))
     path = f"/{service}/{method.name}"
     output = message_factory.GetMessageClass(method.output_type)
     kind = channel.unary_stream if method.server_streaming else channel.unary_unary
@@ -72,6 +80,36 @@ def test_every_rpc_without_a_certificate_is_unauthenticated(mesh, service, metho
         _call(channel, service, method)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, caught.value.details()
     assert "client certificate of the mesh CA" in caught.value.details()
+
+
+def _code(channel: grpc.Channel, service: str, method) -> grpc.StatusCode:
+    try:
+        _call(channel, service, method)
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize(("service", "method"), RPCS, ids=[f"{s.split('.')[-1]}.{m.name}" for s, m in RPCS])
+def test_every_rpc_needs_its_scope(mesh, service, method):
+    """No scope, another scope: PERMISSION_DENIED; its own scope: the call
+    reaches its handler (an empty request may still be refused there)."""
+    scope = required_scope(f"/{service}/{method.name}")
+    assert scope in SCOPES, f"{service}/{method.name} names no scope"
+    other = sorted(SCOPES - {scope})[0]
+    for caller in ("nobody", f"holds-{other}"):
+        with (
+            grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials("client", caller)) as channel,
+            pytest.raises(grpc.RpcError) as caught,
+        ):
+            _call(channel, service, method)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED, (caller, caught.value.details())
+        assert caught.value.details() == (
+            f"client/{caller} does not hold the scope {scope!r} that {service}/{method.name} needs"
+        )
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials("client", f"holds-{scope}")) as channel:
+        code = _code(channel, service, method)
+    assert code not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED), code
 
 
 def test_a_forged_forwarded_certificate_header_is_not_believed(mesh):
@@ -155,3 +193,33 @@ def test_the_readmes_grpc_example_runs_as_written(mesh, capsys):
     exec(compile(example, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert 'FIRST_NAME\\": \\"Edwina' in printed or "Edwina" in printed, printed
+
+
+def test_admin_changes_are_recorded_with_who_made_them(mesh):
+    """Over REST the admin key's id is the actor; over gRPC the caller's
+    certificate; the history says which, never "an operator"."""
+    template = "You answer from {context}. Be brief."
+    status, _ = http_json(
+        "POST", f"{mesh.rest_url}/v1/prompts/audited/versions", {"template": template}, key=mesh.admin_key
+    )
+    assert status == 200
+    status, _ = http_json(
+        "POST",
+        f"{mesh.rest_url}/v1/prompts/audited/versions",
+        {"template": template + " Cite the record.", "activate": True},
+        key=mesh.admin_key,
+    )
+    assert status == 200
+    admin = mesh.client_credentials("client", "holds-prompts.admin")
+    with grpc.secure_channel(mesh.grpc_addr, admin) as channel:
+        optimizer = optimizer_pb2_grpc.OptimizerServiceStub(channel)
+        optimizer.RollbackPrompt(optimizer_pb2.RollbackPromptRequest(name="audited", reason="too terse"), timeout=10)
+    status, body = http_json("GET", f"{mesh.rest_url}/v1/prompts/audited", key=mesh.admin_key)
+    assert status == 200
+    assert [(h["action"], h["version"], h["actor"]) for h in body["history"]] == [
+        ("created", 1, "key/dev-admin"),
+        ("activated", 1, "key/dev-admin"),
+        ("created", 2, "key/dev-admin"),
+        ("activated", 2, "key/dev-admin"),
+        ("rolled_back", 1, "client/holds-prompts.admin"),
+    ]

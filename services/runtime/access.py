@@ -1,0 +1,141 @@
+"""Authorization per RPC and on whose behalf a call is made.
+
+Every RPC names the scope it needs in its proto (`required_scope`, see
+protos/tilores_x/v1/access.proto); which caller holds which scope is
+configuration, read once at start:
+
+MESH_GRANTS   `service/router=customers.read,models.generate;client/agent-desk=chat`:
+              each verified caller (its SPIFFE id without the trust domain)
+              and the scopes it holds; generated from the topology
+
+A call from a member of the mesh may say whose request it serves: the REST
+gateway puts the API key's id and tenant on its calls, and each service
+passes them on (`x-mesh-principal`). Only a service of the mesh is believed;
+for a caller from outside, the principal is the caller itself.
+"""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import cache
+
+from google.protobuf import descriptor_pool
+from tilores_x.v1 import access_pb2
+
+from services.runtime.identity import Caller
+from services.runtime.settings import SettingsError, env_str
+
+
+def scope_name(value: int) -> str:
+    """`SCOPE_CUSTOMERS_READ` -> `customers.read`."""
+    return access_pb2.Scope.Name(value).removeprefix("SCOPE_").lower().replace("_", ".", 1)
+
+
+SCOPES: frozenset[str] = frozenset(
+    scope_name(value) for value in access_pb2.Scope.values() if value != access_pb2.SCOPE_UNSPECIFIED
+)
+
+
+@cache
+def required_scope(method: str) -> str | None:
+    """The scope an RPC (`/tilores_x.v1.CacheService/Set`) needs; None for
+    a method that names none, which nobody may call."""
+    service, _, name = method.lstrip("/").partition("/")
+    try:
+        found = descriptor_pool.Default().FindServiceByName(service).methods_by_name[name]
+    except KeyError:
+        return None
+    value = found.GetOptions().Extensions[access_pb2.required_scope]
+    return scope_name(value) if value != access_pb2.SCOPE_UNSPECIFIED else None
+
+
+_CALLER = re.compile(r"(service|client|edge)/[a-z0-9][a-z0-9_.-]{0,62}")
+
+
+@dataclass(frozen=True)
+class Grants:
+    """Which caller holds which scopes; anyone not named holds none."""
+
+    held: dict[str, frozenset[str]]
+
+    @classmethod
+    def parse(cls, text: str, where: str = "MESH_GRANTS") -> Grants:
+        held: dict[str, frozenset[str]] = {}
+        for entry in filter(None, (part.strip() for part in text.split(";"))):
+            caller, equals, scopes = entry.partition("=")
+            caller = caller.strip()
+            if not equals or not _CALLER.fullmatch(caller):
+                raise SettingsError(f"{where}: expected 'service/<name>=scope,scope;...', got {entry!r}")
+            names = frozenset(s.strip() for s in scopes.split(",") if s.strip())
+            unknown = sorted(names - SCOPES)
+            if unknown:
+                raise SettingsError(
+                    f"{where}: {caller}: unknown scope {unknown[0]!r} (known: {', '.join(sorted(SCOPES))})"
+                )
+            held[caller] = held.get(caller, frozenset()) | names
+        return cls(held)
+
+    @classmethod
+    def from_env(cls) -> Grants:
+        text = env_str("MESH_GRANTS")
+        if not text:
+            raise SettingsError("MESH_GRANTS: required with TLS, the scopes each caller holds (nobody holds any)")
+        return cls.parse(text)
+
+    def allows(self, caller: Caller, scope: str | None) -> bool:
+        return scope is not None and scope in self.held.get(caller.name, frozenset())
+
+    def render(self) -> str:
+        return ";".join(f"{caller}={','.join(sorted(scopes))}" for caller, scopes in sorted(self.held.items()))
+
+
+# -- on whose behalf ------------------------------------------------------
+PRINCIPAL_HEADER = "x-mesh-principal"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Whose request a call serves: an API key (its id and tenant), or a
+    caller of the mesh acting on its own account."""
+
+    key_id: str = ""
+    tenant: str = ""
+    caller: str = ""  # `client/agent-desk`, `service/optimizer`: when no key is behind the call
+
+    @property
+    def who(self) -> str:
+        """`key/desk-7` or `client/agent-desk`: what an audit record names."""
+        return f"key/{self.key_id}" if self.key_id else self.caller
+
+    def header(self) -> str:
+        return f"key={self.key_id};tenant={self.tenant}" if self.key_id else f"caller={self.caller}"
+
+
+PRINCIPAL: ContextVar[Principal | None] = ContextVar("principal", default=None)
+_FIELD = re.compile(r"[A-Za-z0-9_./:@+-]{1,128}")
+
+
+def principal_of(caller: Caller | None, metadata, trust_header: bool = False) -> Principal | None:
+    """The principal of a served call: what a service of the mesh says it
+    acts for, else the caller itself. `trust_header`: a mesh without
+    identities (MESH_PLAINTEXT), where every caller is taken at its word."""
+    if trust_header or (caller is not None and caller.name.startswith("service/") and not caller.via_envoy):
+        for key, value in metadata or ():
+            if key == PRINCIPAL_HEADER:
+                said = _parse_principal(value if isinstance(value, str) else value.decode())
+                if said is not None:
+                    return said
+    return Principal(caller=caller.name) if caller is not None else None
+
+
+def _parse_principal(text: str) -> Principal | None:
+    fields = dict(part.partition("=")[::2] for part in text.split(";") if "=" in part)
+    if any(not _FIELD.fullmatch(value) for value in fields.values()):
+        return None
+    if fields.get("key"):
+        return Principal(key_id=fields["key"], tenant=fields.get("tenant", ""))
+    if fields.get("caller"):
+        return Principal(caller=fields["caller"])
+    return None
