@@ -43,7 +43,7 @@ DEMO_TOKEN_DELAY_MS = "15"
 
 # Limits of the dev keys for benchmarks and tests, which ask thousands of
 # questions a minute with one key (quotas are tested with keys of their own).
-UNMETERED_KEY_LIMITS = {"requests_per_minute": 10_000_000, "tokens_per_minute": 10**12}
+UNMETERED_KEY_LIMITS = {"requests_per_minute": 10_000_000, "tokens_per_minute": 10**12, "customers_per_hour": 10**9}
 # Seconds before a dead process is started again, by restarts in a row.
 RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STAYED_UP_S = 60.0
@@ -206,7 +206,7 @@ class LocalMesh:
             {"id": "dev", "sha256": hashlib.sha256(self.api_key.encode()).hexdigest(),
              "scopes": ["chat", "feedback", "models"]},
             {"id": "dev-admin", "sha256": hashlib.sha256(self.admin_key.encode()).hexdigest(),
-             "scopes": ["chat", "feedback", "models", "admin"]},
+             "scopes": ["chat", "feedback", "models", "admin", "audit"]},
         ]  # fmt: skip
         if self.key_limits:
             for record in records:
@@ -282,6 +282,7 @@ class LocalMesh:
                 "GRACE_PERIOD_S": str(self.grace_period_s),
                 "TILORES_DB_PATH": env.get("TILORES_DB_PATH") or str(self.data_dir / "tilores.db"),
                 "OPTIMIZER_DB_PATH": env.get("OPTIMIZER_DB_PATH") or str(self.data_dir / "optimizer.db"),
+                "AUDIT_DB_PATH": env.get("AUDIT_DB_PATH") or str(self.data_dir / "audit.db"),
                 "GATEWAY_KEYS_FILE": env.get("GATEWAY_KEYS_FILE") or str(self._key_file()),
                 # Health checks in plaintext on a port of their own; the
                 # service port itself speaks only mutual TLS.

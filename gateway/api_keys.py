@@ -37,7 +37,7 @@ from gateway.exchange import Exchange
 from gateway.openai_errors import OpenAIError
 from services.runtime.settings import SettingsError
 
-SCOPES = ("chat", "feedback", "models", "admin")
+SCOPES = ("chat", "feedback", "models", "admin", "audit")
 DEFAULT_SCOPES = ("chat", "feedback", "models")
 LIMITS = ("requests_per_minute", "tokens_per_minute", "customers_per_hour")
 # The seed's defaults: chat 100 requests a minute per key.
@@ -133,7 +133,9 @@ class ApiKeys:
     def __init__(
         self, keys: tuple[str, ...] = (), admin_keys: tuple[str, ...] = (), key_file: str = "", clock=time.monotonic
     ):
-        self._plain = _plain(keys, DEFAULT_SCOPES, "key") + _plain(admin_keys, (*DEFAULT_SCOPES, "admin"), "admin")
+        self._plain = _plain(keys, DEFAULT_SCOPES, "key") + _plain(
+            admin_keys, (*DEFAULT_SCOPES, "admin", "audit"), "admin"
+        )
         self._file = Path(key_file) if key_file else None
         self._clock = clock
         self._records: list[ApiKey] = list(self._plain)

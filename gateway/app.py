@@ -16,9 +16,10 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from tilores_x.v1 import llm_gateway_pb2_grpc, optimizer_pb2_grpc, router_pb2_grpc
+from tilores_x.v1 import audit_pb2_grpc, llm_gateway_pb2_grpc, optimizer_pb2_grpc, router_pb2_grpc
 
 from gateway import metrics
+from gateway.access_log_api import AccessLogRoute
 from gateway.admin_api import AdminRoutes
 from gateway.api_keys import ApiKeys
 from gateway.chat import ChatRoutes
@@ -69,6 +70,10 @@ class GatewayApp:
             *ModelRoutes(llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)).routes(),
             *health.routes(),
         ]
+        if settings.audit_addr:
+            audit_channel = open_channel(settings.audit_addr)
+            self._channels.append(audit_channel)
+            routes += AccessLogRoute(audit_pb2_grpc.AuditServiceStub(audit_channel)).routes()
         if optimizer is not None:
             routes += [*FeedbackRoute(optimizer).routes(), *AdminRoutes(optimizer).routes()]
         else:
@@ -93,7 +98,8 @@ class GatewayApp:
             if route.access != PUBLIC:
                 exchange.key = self._keys.authorize(exchange, route.access)
                 # Every call the request makes in the mesh says on whose behalf.
-                PRINCIPAL.set(Principal(key_id=exchange.key.id, tenant=exchange.key.tenant))
+                key = exchange.key
+                PRINCIPAL.set(Principal(key.id, key.tenant, customers_per_hour=key.limits.get("customers_per_hour", 0)))
             if route.access not in (PUBLIC, "chat"):  # chat counts once it knows the model
                 exchange.headers.extend((await self._quotas.admit(exchange.key, route.access)).headers())
             await route.handler(exchange, **params)

@@ -2,10 +2,11 @@
 
 GATEWAY_KEYS_FILE         the API key records (ids, hashes, tenants, scopes, limits); re-read when it changes
 GATEWAY_API_KEYS          comma-separated plain API keys (scopes chat, feedback, models)
-GATEWAY_ADMIN_KEYS        comma-separated plain admin keys (also scope admin)
+GATEWAY_ADMIN_KEYS        comma-separated plain admin keys (also scopes admin and audit)
 ROUTER_SERVICE_ADDR       router address (default 127.0.0.1:50051)
 LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for GET /v1/models (default 127.0.0.1:50052)
 OPTIMIZER_SERVICE_ADDR    optimizer address, for feedback and the admin API (default 127.0.0.1:50055)
+AUDIT_SERVICE_ADDR        audit address, for GET /v1/access-log (default 127.0.0.1:50056)
 GATEWAY_CHAT_TIMEOUT_S    deadline of one chat request (default 300)
 GATEWAY_HEARTBEAT_S       `: ping` interval while a stream waits for its first token (default 15)
 REDIS_URL                 where the per-key quotas are counted, exact across replicas (default: in process)
@@ -29,6 +30,7 @@ class GatewaySettings:
     admin_keys: tuple[str, ...] = ()
     key_file: str = ""
     redis_url: str = ""
+    audit_addr: str = ""
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -45,6 +47,7 @@ class GatewaySettings:
             admin_keys=_keys("GATEWAY_ADMIN_KEYS"),
             key_file=key_file,
             redis_url=env_str("REDIS_URL"),
+            audit_addr=peer_addr("audit"),
         )
 
 

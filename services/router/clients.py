@@ -26,6 +26,7 @@ import orjson
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tilores_x.v1 import (
+    audit_pb2_grpc,
     cache_pb2,
     cache_pb2_grpc,
     common_pb2,
@@ -38,7 +39,9 @@ from tilores_x.v1 import (
     tilores_data_pb2_grpc,
 )
 
-from services.router.outcome_outbox import OutcomeOutbox, RetryLater
+from services.router.lookup_limit import LookupLimit, LookupLimitReached
+from services.runtime.access import PRINCIPAL
+from services.runtime.access_ledger import AccessLedger
 from services.runtime.channels import open_channel
 from services.runtime.conversation import Fact, Finish, Message, ResponseFormat, Tool, ToolChoice, Usage
 from services.runtime.conversation_wire import (
@@ -65,6 +68,7 @@ from services.runtime.faults import (
     Unavailable,
 )
 from services.runtime.lru import LruCache
+from services.runtime.outbox import Outbox, RetryLater
 from services.runtime.replicas import replica_health
 from services.runtime.request_context import answering_model, provider_ttft_ms
 from services.runtime.rich_status import has_rich_status, status_details
@@ -630,7 +634,7 @@ class OutcomeRefused(Exception):
 class Outcomes:
     def __init__(self, optimizer: optimizer_pb2_grpc.OptimizerServiceStub):
         self._optimizer = optimizer
-        self.outbox: OutcomeOutbox = OutcomeOutbox(self._send)
+        self.outbox: Outbox = Outbox(self._send, name="outcomes")
 
     def post(self, outcome: Outcome) -> None:
         """Off the hot path; kept and retried until the optimizer takes it."""
@@ -705,6 +709,41 @@ class PeerHealth:
             return None
 
 
+# -- looking at customers ---------------------------------------------------
+
+
+class CustomerAccessGate:
+    """Before a turn or a data tool shows customers: the principal's limit
+    of distinct customers an hour (checked before their data is read),
+    then the access log (written before the answer goes out)."""
+
+    def __init__(self, limit: LookupLimit | None, ledger: AccessLedger | None):
+        self._limit = limit
+        self._ledger = ledger
+
+    async def admit(self, entity_ids: list[str]) -> None:
+        """Raises LookupLimitReached when these would be too many new customers."""
+        if self._limit is None:
+            return
+        principal = PRINCIPAL.get()
+        who = principal.who if principal is not None else "anonymous"
+        try:
+            await self._limit.admit(who, entity_ids, principal.customers_per_hour if principal is not None else 0)
+        except LookupLimitReached:
+            self.record(entity_ids, "refused.lookup_limit", set())  # attempts are on record too
+            raise
+
+    def record(self, entity_ids: list[str], action: str, field_kinds: set[str]) -> None:
+        if self._ledger is not None:
+            self._ledger.record(entity_ids, action, field_kinds)
+
+    async def close(self) -> None:
+        if self._ledger is not None:
+            await self._ledger.close()
+        if self._limit is not None:
+            await self._limit.close()
+
+
 # -- all of them -----------------------------------------------------------
 
 
@@ -712,8 +751,15 @@ class RouterClients:
     """One long-lived channel per peer and the adapters over them."""
 
     def __init__(
-        self, addrs: dict[str, str], customer_ttl_s: float, near_cache_ttl_s: float = 30.0, prompt_ttl_s: float = 5.0
+        self,
+        addrs: dict[str, str],
+        customer_ttl_s: float,
+        near_cache_ttl_s: float = 30.0,
+        prompt_ttl_s: float = 5.0,
+        lookup_limit: LookupLimit | None = None,
     ):
+        """`addrs` names every peer; without `audit` no access is recorded
+        (a router in a test), without `lookup_limit` none is limited."""
         self._channels = {name: open_channel(addr) for name, addr in addrs.items()}
         self.tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(self._channels["tilores_data"])
         self.cache = cache_pb2_grpc.CacheServiceStub(self._channels["cache"])
@@ -726,9 +772,12 @@ class RouterClients:
         self.outcomes = Outcomes(optimizer)
         self.generation = Generation(self.llm)
         self.health = PeerHealth(self._channels, dict(addrs), self)
+        ledger = AccessLedger(audit_pb2_grpc.AuditServiceStub(self._channels["audit"])) if "audit" in addrs else None
+        self.access = CustomerAccessGate(lookup_limit, ledger)
 
     async def close(self) -> None:
         await self.outcomes.outbox.drain(OUTCOME_DRAIN_S)
+        await self.access.close()
         await self.answers.close()
         for channel in self._channels.values():
             await channel.close()

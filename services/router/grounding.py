@@ -61,6 +61,12 @@ def _fit(header: str, facts: list[Fact], max_chars: int | None, line) -> str:
     return text
 
 
+def fact_kinds(facts: list[Fact]) -> set[str]:
+    """What an access record names of facts: their topics and kinds of
+    personal data, never their values."""
+    return {f.topic for f in facts} | {f.pii_kind for f in facts if f.pii_kind}
+
+
 def found(query: str, customer_name: str, facts: list[Fact]) -> CustomerGrounding:
     return CustomerGrounding(FOUND, query, customer_name, facts)
 

@@ -12,9 +12,9 @@ import grpc
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 from services.router.clients import RouterClients
-from services.router.outcome_outbox import outbox_metrics
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
+from services.runtime.access import PURPOSE
 from services.runtime.conversation import Finish, StreamError, Tool, ToolCallDelta, Usage
 from services.runtime.conversation_wire import (
     FINISH_ENUM,
@@ -29,6 +29,7 @@ from services.runtime.faults import Fault, InvalidArgument
 from services.runtime.field_policy import FieldPolicy
 from services.runtime.limits import DEFAULT_BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_CONCURRENCY
 from services.runtime.metrics import SNAPSHOTS
+from services.runtime.outbox import outbox_metrics
 from services.runtime.request_context import ANSWERING_MODEL_HEADER, PROVIDER_TTFT_HEADER
 
 
@@ -39,9 +40,14 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         self._clients = clients
         self._default_timeout_s = default_timeout_s
         self._policy = policy or FieldPolicy.bundled()
-        self._tools = ToolRunner(clients.customers, self._policy) if tools else None
+        self._tools = ToolRunner(clients.customers, self._policy, clients.access) if tools else None
 
     def turn(self, request: router_pb2.ChatRequest, remaining: Callable[[], float]) -> Turn:
+        """The turn of one request; the customers it looks at are on record
+        as looked at for its completion (this call's context, or a batch
+        item's task)."""
+        if request.completion_id:
+            PURPOSE.set(request.completion_id)
         return Turn(turn_request(request), self._clients, self._policy, self._tools, remaining)
 
     def _remaining(self, context: grpc.aio.ServicerContext) -> Callable[[], float]:
@@ -173,7 +179,7 @@ class RouterComponent:
         self.clients = clients
         self.default_timeout_s = default_timeout_s
         self.policy = policy
-        self._metrics = outbox_metrics(clients.outcomes.outbox)
+        self._metrics = outbox_metrics(clients.outcomes.outbox, "router_outcomes", "Turn outcomes")
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         router_pb2_grpc.add_RouterServiceServicer_to_server(

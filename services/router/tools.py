@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from services.router.clients import CustomerData, CustomerDataUnavailable, NoSuchCustomer
+from services.router.clients import CustomerAccessGate, CustomerData, CustomerDataUnavailable, NoSuchCustomer
+from services.router.grounding import MAX_CANDIDATES, fact_kinds
+from services.router.lookup_limit import LookupLimitReached
 from services.runtime.conversation import Fact, Tool
 from services.runtime.customer_identifiers import identifiers_in
 from services.runtime.field_policy import FieldPolicy
@@ -78,9 +80,10 @@ class ToolCounters:
 
 
 class ToolRunner:
-    def __init__(self, customers: CustomerData, policy: FieldPolicy):
+    def __init__(self, customers: CustomerData, policy: FieldPolicy, access: CustomerAccessGate | None = None):
         self._customers = customers
         self._policy = policy
+        self._access = access
         self._tools: dict[str, Callable[..., Awaitable[dict]]] = {
             "search_customer": self.search_customer,
             "get_customer_360": self.get_customer_360,
@@ -105,7 +108,7 @@ class ToolRunner:
             if not isinstance(args, dict):
                 raise ToolError("the arguments must be a JSON object")
             result = await tool(args, allowed, tenant, timeout_s)
-        except (ToolError, CustomerDataUnavailable, NoSuchCustomer) as error:
+        except (ToolError, CustomerDataUnavailable, NoSuchCustomer, LookupLimitReached) as error:
             if counters is not None:
                 counters.failures += 1
             result = {"error": _reason(error)}
@@ -114,6 +117,14 @@ class ToolRunner:
                 counters.calls += 1
                 counters.latencies_ms.append((time.perf_counter() - started) * 1000)
         return orjson.dumps(result).decode()
+
+    async def _looking_at(self, entity_ids: list[str]) -> None:
+        if self._access is not None:
+            await self._access.admit(entity_ids)
+
+    def _looked_at(self, entity_ids: list[str], tool: str, kinds: set[str]) -> None:
+        if self._access is not None:
+            self._access.record(entity_ids, f"tool.{tool}", kinds)
 
     @staticmethod
     def _entity_id(args: dict) -> str:
@@ -130,14 +141,23 @@ class ToolRunner:
         if not identifiers:
             raise ToolError("query holds no e-mail, client id, phone number, contact id or full name")
         matches = await self._customers.find(identifiers.search_parameters(), tenant, timeout_s)
+        shown = matches[:MAX_CANDIDATES]
+        await self._looking_at([m.entity_id for m in shown])
         customers = []
-        for match in matches:
+        for match in shown:
             summary, record_id = match.summary()
             customers.append({"entity_id": match.entity_id, "summary": summary, "record": record_id})
-        return {"lookup": identifiers.describe(), "customers": customers}
+        self._looked_at([m.entity_id for m in shown], "search_customer", {"identity", "contact"})
+        result: dict = {"lookup": identifiers.describe(), "customers": customers}
+        if len(matches) > len(shown):
+            result["more"] = len(matches) - len(shown)
+        return result
 
     async def get_customer_360(self, args: dict, allowed, tenant: str, timeout_s: float) -> dict:
-        profile = await self._customers.profile(self._entity_id(args), tenant, timeout_s)
+        entity_id = self._entity_id(args)
+        await self._looking_at([entity_id])
+        profile = await self._customers.profile(entity_id, tenant, timeout_s)
+        self._looked_at([entity_id], "get_customer_360", fact_kinds(profile.facts()))
         sections = {
             name: [{"label": f.label, "value": f.value, "record": f.record_id} for f in self._masked(facts, allowed)]
             for name, facts in profile.sections.items()
@@ -148,10 +168,16 @@ class ToolRunner:
         return self._policy.apply(list(facts), allowed)
 
     async def get_credit_report(self, args: dict, allowed, tenant: str, timeout_s: float) -> dict:
-        return (await self._customers.profile(self._entity_id(args), tenant, timeout_s)).credit
+        entity_id = self._entity_id(args)
+        await self._looking_at([entity_id])
+        credit = (await self._customers.profile(entity_id, tenant, timeout_s)).credit
+        self._looked_at([entity_id], "get_credit_report", {"credit"})
+        return credit
 
     async def get_relationships(self, args: dict, allowed, tenant: str, timeout_s: float) -> dict:
         entity_id = self._entity_id(args)
+        await self._looking_at([entity_id])
+        self._looked_at([entity_id], "get_relationships", {"identity"})
         return {"entity_id": entity_id, "links": await self._customers.relationships(entity_id, timeout_s)}
 
     async def list_fields(self, args: dict, allowed, tenant: str, timeout_s: float) -> dict:

@@ -29,7 +29,16 @@ from services.router.clients import (
     Outcome,
     Prompt,
 )
-from services.router.grounding import NO_IDENTIFIER, NOT_FOUND, UNAVAILABLE, CustomerGrounding, ambiguous, found
+from services.router.grounding import (
+    MAX_CANDIDATES,
+    NO_IDENTIFIER,
+    NOT_FOUND,
+    UNAVAILABLE,
+    CustomerGrounding,
+    ambiguous,
+    fact_kinds,
+    found,
+)
 from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.coalesce import batches, joined
 from services.runtime.conversation import (
@@ -263,11 +272,19 @@ class Turn:
         return CustomerGrounding(NO_IDENTIFIER)
 
     async def _grounded(self, query: str, matches: list[CustomerMatch], timeout_s: float) -> CustomerGrounding:
+        """The customer's facts, or the candidates; each customer shown is
+        first admitted by the lookup limit and then put on record."""
+        access = self._clients.access
         if not matches:
             return CustomerGrounding(NOT_FOUND, query)
         if len(matches) > 1:
+            shown = [m.entity_id for m in matches[:MAX_CANDIDATES]]
+            await access.admit(shown)
+            access.record(shown, "chat.candidates", {"identity", "contact"})
             return ambiguous(query, [match.summary() for match in matches])
+        await access.admit([matches[0].entity_id])
         profile = await self._clients.customers.profile(matches[0].entity_id, self.request.tenant, timeout_s)
+        access.record([matches[0].entity_id], "chat.turn", fact_kinds(profile.facts()))
         return found(query, profile.customer_name, profile.facts())
 
     async def _model_limits(self) -> tuple[frozenset[str], int | None, bool]:

@@ -103,6 +103,7 @@ class Principal:
     key_id: str = ""
     tenant: str = ""
     caller: str = ""  # `client/agent-desk`, `service/optimizer`: when no key is behind the call
+    customers_per_hour: int = 0  # the key's own limit of distinct customers (0: the router's default)
 
     @property
     def who(self) -> str:
@@ -110,10 +111,29 @@ class Principal:
         return f"key/{self.key_id}" if self.key_id else self.caller
 
     def header(self) -> str:
-        return f"key={self.key_id};tenant={self.tenant}" if self.key_id else f"caller={self.caller}"
+        if not self.key_id:
+            return f"caller={self.caller}"
+        limit = f";lookups={self.customers_per_hour}" if self.customers_per_hour else ""
+        return f"key={self.key_id};tenant={self.tenant}{limit}"
 
 
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("principal", default=None)
+
+# Why data is looked at: the chat completion a call serves, carried on from
+# the router to tilores_data so both access records name it.
+PURPOSE_HEADER = "x-mesh-completion-id"
+PURPOSE: ContextVar[str] = ContextVar("purpose", default="")
+
+
+def purpose_of(metadata) -> str:
+    """The completion id a served call says it is for ("" without)."""
+    for key, value in metadata or ():
+        if key == PURPOSE_HEADER:
+            text = value if isinstance(value, str) else value.decode()
+            return text if _FIELD.fullmatch(text) else ""
+    return ""
+
+
 _FIELD = re.compile(r"[A-Za-z0-9_./:@+-]{1,128}")
 
 
@@ -135,7 +155,12 @@ def _parse_principal(text: str) -> Principal | None:
     if any(not _FIELD.fullmatch(value) for value in fields.values()):
         return None
     if fields.get("key"):
-        return Principal(key_id=fields["key"], tenant=fields.get("tenant", ""))
+        lookups = fields.get("lookups", "0")
+        return Principal(
+            key_id=fields["key"],
+            tenant=fields.get("tenant", ""),
+            customers_per_hour=int(lookups) if lookups.isdigit() else 0,
+        )
     if fields.get("caller"):
         return Principal(caller=fields["caller"])
     return None

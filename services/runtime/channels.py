@@ -6,7 +6,7 @@ import json
 
 import grpc
 
-from services.runtime.access import PRINCIPAL, PRINCIPAL_HEADER
+from services.runtime.access import PRINCIPAL, PRINCIPAL_HEADER, PURPOSE, PURPOSE_HEADER
 from services.runtime.identity import mesh_tls
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER
 from services.runtime.rpc_spans import client_interceptors
@@ -70,7 +70,7 @@ def tls_name_options(addr: str) -> tuple[tuple[str, str], ...]:
 
 
 def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    """The served request's id and principal travel on with every call."""
+    """The served request's id, principal and purpose travel on with every call."""
     request_id = REQUEST_ID.get()
     principal = PRINCIPAL.get()
     metadata = tuple(details.metadata or ())
@@ -79,6 +79,9 @@ def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCall
         added.append((REQUEST_ID_HEADER, request_id))
     if principal is not None and not any(key == PRINCIPAL_HEADER for key, _ in metadata):
         added.append((PRINCIPAL_HEADER, principal.header()))
+    purpose = PURPOSE.get()
+    if purpose and not any(key == PURPOSE_HEADER for key, _ in metadata):
+        added.append((PURPOSE_HEADER, purpose))
     if not added:
         return details
     return grpc.aio.ClientCallDetails(

@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from services.runtime.access import PRINCIPAL, Grants, principal_of, required_scope
+from services.runtime.access import PRINCIPAL, PURPOSE, Grants, principal_of, purpose_of, required_scope
 from services.runtime.faults import Fault
 from services.runtime.identity import CALLER, caller_of
 from services.runtime.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED, STREAMS_IN_FLIGHT
@@ -182,6 +182,7 @@ class _Call:
         and on whose behalf it calls current."""
         if request is MALFORMED:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
+        PURPOSE.set(purpose_of(self.metadata))
         if self.grants is None:
             PRINCIPAL.set(principal_of(None, self.metadata, trust_header=True))
             return

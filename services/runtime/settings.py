@@ -14,6 +14,7 @@ DEFAULT_PORTS = {
     "tilores_data": 50053,
     "cache": 50054,
     "optimizer": 50055,
+    "audit": 50056,
 }
 
 

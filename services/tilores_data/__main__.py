@@ -5,6 +5,8 @@ TILORES_DB_PATH  SQLite file of the embedded store (default .data/tilores.db);
 SAMPLE_CUSTOMERS how many sample customers a new store gets (default 1000).
 With TILORES_API_URL (or TILORES_GRAPHQL_API_URL) set, the service reads the
 real Tilores API instead; see services/tilores_data/tilores_client.py.
+AUDIT_SERVICE_ADDR where every read and write of a customer is recorded
+                 (default 127.0.0.1:50056)
 """
 
 from __future__ import annotations
@@ -12,14 +14,23 @@ from __future__ import annotations
 import logging
 import os
 
+from tilores_x.v1 import audit_pb2_grpc
+
+from services.runtime.access_ledger import AccessLedger
+from services.runtime.channels import open_channel
 from services.runtime.faults import Fault
 from services.runtime.server import main
-from services.runtime.settings import SettingsError, env_int, env_str
+from services.runtime.settings import SettingsError, env_int, env_str, peer_addr
 from services.tilores_data.entity_source import EmbeddedEntitySource
 from services.tilores_data.seed import seed
 from services.tilores_data.service import TiloresDataComponent
 from services.tilores_data.store import EmbeddedEntityStore
 from services.tilores_data.tilores_client import TiloresGraphQLClient
+
+
+def _ledger() -> tuple[AccessLedger, object]:
+    channel = open_channel(peer_addr("audit"))
+    return AccessLedger(audit_pb2_grpc.AuditServiceStub(channel)), channel.close
 
 
 async def build() -> TiloresDataComponent:
@@ -30,13 +41,13 @@ async def build() -> TiloresDataComponent:
         except Fault as error:
             await client.close()
             raise SettingsError(f"TILORES_API_URL: {error.message}") from None
-        return TiloresDataComponent(client)
+        return TiloresDataComponent(client, *_ledger())
     path = env_str("TILORES_DB_PATH", ".data/tilores.db")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         added = seed(path, env_int("SAMPLE_CUSTOMERS", 1000, minimum=1))
         logging.getLogger("seed").info("seeded embedded store", extra={"fields": {"records": added}})
-    return TiloresDataComponent(EmbeddedEntitySource(EmbeddedEntityStore(path)))
+    return TiloresDataComponent(EmbeddedEntitySource(EmbeddedEntityStore(path)), *_ledger())
 
 
 if __name__ == "__main__":

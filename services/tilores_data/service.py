@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import grpc
 from google.protobuf.json_format import MessageToDict
 from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
+from services.runtime.access_ledger import AccessLedger
 from services.runtime.faults import Fault, InvalidArgument, NotFound
 from services.runtime.limits import MAX_BATCH
 from services.tilores_data.credit_report import assess, bureau_summaries
 from services.tilores_data.customer360 import RULE_REASONS, build_customer360
 from services.tilores_data.entity_source import EntitySource
-from services.tilores_data.field_catalog import CATEGORIES, OTHER, describe_fields
+from services.tilores_data.field_catalog import CATEGORIES, OTHER, describe_fields, pii_kind
 from services.tilores_data.record_input import checked_records
 from services.tilores_data.search_parameters import search_parameters
 from services.tilores_data.store import EntityView
@@ -27,16 +28,36 @@ DEFAULT_BATCH_CONCURRENCY = 8
 MAX_BATCH_CONCURRENCY = 32
 
 
+def field_kinds(records: Iterable[dict]) -> set[str]:
+    """The kinds of personal data these records carry."""
+    return {
+        kind
+        for record in records
+        for name, value in record.items()
+        if value not in (None, "") and (kind := pii_kind(name))
+    }
+
+
 class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
-    def __init__(self, source: EntitySource):
+    def __init__(self, source: EntitySource, ledger: AccessLedger | None = None):
         self._source = source
+        self._ledger = ledger
+
+    def _looked_at(self, views: Sequence[EntityView], method: str, kinds: set[str] | None = None) -> None:
+        """On record before the data leaves: who read which customers."""
+        if self._ledger is not None and views:
+            self._ledger.record(
+                [v.id for v in views],
+                f"TiloresDataService.{method}",
+                field_kinds(r for v in views for r in v.records) if kinds is None else kinds,
+            )
 
     async def _search(
         self,
         request: tilores_data_pb2.SearchEntitiesRequest,
         into: tilores_data_pb2.SearchEntitiesResponse,
         prefix: str = "",
-    ) -> None:
+    ) -> list[EntityView]:
         if request.page < 0:
             raise InvalidArgument("page must be 0 (all) or a 1-based page number", field=f"{prefix}page")
         if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
@@ -47,10 +68,11 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
             raise InvalidArgument(error.message, field=f"{prefix}{error.field}") from None
         views = await self._source.search(parameters, page=request.page, page_size=request.page_size)
         into.entities.extend(entity_message(v) for v in views)
+        return views
 
     async def SearchEntities(self, request, context):
         reply = tilores_data_pb2.SearchEntitiesResponse()
-        await self._search(request, reply)
+        self._looked_at(await self._search(request, reply), "SearchEntities")
         return reply
 
     async def GetEntity(self, request, context):
@@ -59,6 +81,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         view = await self._source.entity(request.entity_id)
         if view is None:
             raise NotFound(f"no entity with id {request.entity_id!r}", field="entity_id")
+        self._looked_at([view], "GetEntity")
         return tilores_data_pb2.GetEntityResponse(entity=entity_message(view))
 
     async def GetEntityByRecord(self, request, context):
@@ -67,6 +90,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         view = await self._source.entity_by_record(request.record_id)
         if view is None:
             raise NotFound(f"no record with id {request.record_id!r}", field="record_id")
+        self._looked_at([view], "GetEntityByRecord")
         return tilores_data_pb2.GetEntityByRecordResponse(entity=entity_message(view))
 
     async def _customer(self, request) -> EntityView:
@@ -84,6 +108,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
 
     async def GetRelationships(self, request, context):
         view = await self._customer(request)
+        self._looked_at([view], "GetRelationships")
         by_id = {str(r.get("id")): r for r in view.records}
         reply = tilores_data_pb2.GetRelationshipsResponse(entity_id=view.id)
         for edge in view.edges:
@@ -96,10 +121,13 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         return reply
 
     async def GetCustomer360(self, request, context):
-        return customer360_message(build_customer360(await self._customer(request)))
+        view = await self._customer(request)
+        self._looked_at([view], "GetCustomer360")
+        return customer360_message(build_customer360(view))
 
     async def GetCreditReport(self, request, context):
         view = await self._customer(request)
+        self._looked_at([view], "GetCreditReport", {"credit"})
         summaries = bureau_summaries(view.records)
         return credit_report_message(view.id, summaries, assess(summaries))
 
@@ -130,6 +158,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
             if view is None:
                 raise NotFound(f"no entity with id {request.entity_id!r}", field="entity_id")
             carried = {k for r in view.records for k, v in r.items() if v not in (None, "")}
+            self._looked_at([view], "ListFields", set())  # which fields a customer has, not their values
         schema = await self._source.schema()
         shares = await self._source.field_shares()
         reply = tilores_data_pb2.ListFieldsResponse()
@@ -163,7 +192,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         async def one(n: int, search) -> None:
             async with gate:
                 try:
-                    await self._search(search, results[n].response, f"searches[{n}].")
+                    self._looked_at(await self._search(search, results[n].response, f"searches[{n}]."), "BatchSearch")
                 except Fault as fault:
                     results[n].error.CopyFrom(
                         tilores_data_pb2.BatchSearchError(
@@ -177,16 +206,29 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
     async def SubmitRecords(self, request, context):
         records = checked_records([MessageToDict(r) for r in request.records], await self._source.schema())
         added = await self._source.submit(records)
+        if self._ledger is not None:
+            # The customers the records joined (or made), by what they wrote.
+            written = [await self._source.entity_by_record(str(r["id"])) for r in records if r.get("id")]
+            views = [v for v in written if v is not None]
+            self._looked_at(views, "SubmitRecords", field_kinds(records))
         return tilores_data_pb2.SubmitRecordsResponse(records_added=added)
 
 
 class TiloresDataComponent:
-    def __init__(self, source: EntitySource):
+    def __init__(self, source: EntitySource, ledger: AccessLedger | None = None, on_close=None):
         self.source = source
+        self.ledger = ledger
+        self._on_close = on_close
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        tilores_data_pb2_grpc.add_TiloresDataServiceServicer_to_server(TiloresDataService(self.source), server)
+        tilores_data_pb2_grpc.add_TiloresDataServiceServicer_to_server(
+            TiloresDataService(self.source, self.ledger), server
+        )
         return [tilores_data_pb2.DESCRIPTOR.services_by_name["TiloresDataService"].full_name]
 
     async def close(self) -> None:
+        if self.ledger is not None:
+            await self.ledger.close()
+        if self._on_close is not None:
+            await self._on_close()
         await self.source.close()

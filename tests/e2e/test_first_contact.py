@@ -268,7 +268,7 @@ def test_metric_labels_never_take_a_path_a_client_made_up(mesh):
     assert "unmatched" in routes
     assert routes <= {
         "unmatched", "/v1/chat/completions", "/v1/chat/batch", "/v1/feedback", "/v1/models", "/v1/models/{model}",
-        "/health", "/health/live", "/health/detailed", "/metrics", "/v1/prompts/{name}",
+        "/health", "/health/live", "/health/detailed", "/metrics", "/v1/prompts/{name}", "/v1/access-log",
         "/v1/prompts/{name}/versions", "/v1/prompts/{name}/activate", "/v1/prompts/{name}/rollback",
         "/v1/experiments", "/v1/experiments/{experiment_id}", "/v1/experiments/{experiment_id}/stop", "/v1/quality",
         "/v1/virtuous-cycle/trigger", "/v1/virtuous-cycle/status",

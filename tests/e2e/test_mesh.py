@@ -245,13 +245,13 @@ def test_grpc_clients_reach_every_service_through_envoy(mesh):
 
 
 def test_every_service_reports_serving_on_its_own_port(mesh):
-    for service in ("router", "llm_gateway", "tilores_data", "cache", "optimizer"):
+    for service in ("router", "llm_gateway", "tilores_data", "cache", "optimizer", "audit"):
         with grpc.secure_channel(mesh.service_addr(service), mesh.client_credentials()) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
     status, body = http_json("GET", f"{mesh.rest_url}/health", key=None)
     assert (status, body["status"], body["router"]) == (200, "ok", "SERVING")
-    assert body["peers"] == {n: "SERVING" for n in ("cache", "llm_gateway", "optimizer", "tilores_data")}
+    assert body["peers"] == {n: "SERVING" for n in ("audit", "cache", "llm_gateway", "optimizer", "tilores_data")}
     assert body["providers"]["offline"] == {
         "configured": True,
         "breaker": "closed",

@@ -66,7 +66,12 @@ def test_the_topology_grants_services_what_they_call_and_nothing_else():
     grants = load_topology("deploy/topology.yaml").grants()
     assert grants.held["service/cache"] == {"customers.read"}
     assert "customers.write" not in set().union(*grants.held.values())  # no service writes customers
-    assert "service/tilores_data" not in grants.held and "service/llm_gateway" not in grants.held
+    assert grants.held["service/tilores_data"] == {"audit.write"}  # it only records who read what
+    assert "service/llm_gateway" not in grants.held and "service/audit" not in grants.held
+    assert {c for c, scopes in grants.held.items() if "audit.read" in scopes} == {
+        "service/gateway",
+        "client/ops-console",
+    }
     assert grants.held["client/agent-desk"] == {"chat"}
 
 

@@ -171,14 +171,17 @@ def test_network_policies_deny_by_default_and_admit_only_callers(documents):
 
     assert callers("llm-gateway") == ["envoy", "gateway", "optimizer", "router"]
     assert callers("tilores-data") == ["cache", "envoy", "router"]
+    assert callers("audit") == ["envoy", "gateway", "router", "tilores-data"]
     assert callers("router") == ["envoy", "gateway"]
-    assert callers("redis") == ["cache", "gateway"]  # the services with redis: true
+    assert callers("redis") == ["cache", "gateway", "router"]  # the services with redis: true
     router_egress = policies["router"]["spec"]["egress"]
     assert {rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for rule in router_egress} == {
         "cache",
         "tilores-data",
         "optimizer",
         "llm-gateway",
+        "audit",
+        "redis",
     }
     # Only the services that call outside APIs may open HTTPS connections.
     https = {name for name, p in policies.items() if any("ipBlock" in str(r) for r in p["spec"].get("egress", []))}

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from services.router.clients import CustomerMatch, CustomerProfile, ModelInfo, Prompt
+from services.router.lookup_limit import LookupLimitReached
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
 from services.runtime.conversation import Fact, Finish, Message, StreamError, ToolCallDelta, Usage
@@ -100,8 +101,27 @@ class FakeGeneration:
         return FakeStream(self._scripts.pop(0), call.model)
 
 
+class FakeAccess:
+    """The lookup limit and the access log: admits up to `limit` customers."""
+
+    def __init__(self, limit: int = 10):
+        self.limit = limit
+        self.admitted: list[str] = []
+        self.records: list[tuple[list[str], str, set[str]]] = []
+
+    async def admit(self, entity_ids):
+        new = [e for e in entity_ids if e not in self.admitted]
+        if len(self.admitted) + len(new) > self.limit:
+            raise LookupLimitReached("key/desk-7 has looked at 0 different customers this hour, the limit is 0")
+        self.admitted += new
+
+    def record(self, entity_ids, action, field_kinds):
+        self.records.append((list(entity_ids), action, set(field_kinds)))
+
+
 class Clients:
     def __init__(self, generation):
+        self.access = FakeAccess()
         self.customers = FakeCustomers()
         self.prompts = FakePrompts()
         self.models = FakeModels()
@@ -113,7 +133,7 @@ class Clients:
 def _turn(clients: Clients, model: str, question: str) -> Turn:
     policy = FieldPolicy.bundled()
     request = TurnRequest(model=model, messages=[Message("user", question)], completion_id="chatcmpl-1")
-    return Turn(request, clients, policy, ToolRunner(clients.customers, policy), lambda: 10.0)
+    return Turn(request, clients, policy, ToolRunner(clients.customers, policy, clients.access), lambda: 10.0)
 
 
 async def _events(turn: Turn) -> list:
@@ -134,6 +154,10 @@ async def test_the_customer_becomes_the_context_the_model_sees_masked_for_its_pr
     assert call.tools_optional  # offered, not needed: a fallback without tools answers anyway
     [outcome] = clients.outcomes.posted
     assert (outcome.completion_id, outcome.error, outcome.answer) == ("chatcmpl-1", False, "Edwina is Active.")
+    # On record: which customer the turn looked at and the kinds of data, no values.
+    [(entities, action, kinds)] = clients.access.records
+    assert (entities, action) == (["e-1"], "chat.turn")
+    assert {"identity", "status", "date_of_birth"} <= kinds and not any("1984" in k for k in kinds)
 
 
 async def test_the_models_data_tool_calls_are_run_and_answered():
@@ -151,6 +175,17 @@ async def test_the_models_data_tool_calls_are_run_and_answered():
     assert second.messages[-2].tool_calls[0].name == "search_customer"
     result = orjson.loads(second.messages[-1].content)
     assert result["customers"][0]["entity_id"] == "e-1" and second.messages[-1].tool_call_id == "call-1"
+    assert clients.access.records == [(["e-1"], "tool.search_customer", {"identity", "contact"})]
+
+
+async def test_a_customer_beyond_the_lookup_limit_is_refused_before_its_data_is_read():
+    clients = Clients(FakeGeneration(["never asked"]))
+    clients.access.limit = 0
+    read = []
+    clients.customers.profile = lambda *args: read.append(args)  # would be called to read the data
+    with pytest.raises(LookupLimitReached, match="the limit is 0"):
+        await _events(_turn(clients, "offline", "Status of edwina.hawthorne@example.com?"))
+    assert read == [] and clients.access.records == [] and clients.generation.calls == []
 
 
 async def test_a_failure_before_any_word_is_raised_and_after_it_ends_the_stream():

@@ -1,11 +1,11 @@
-"""OutcomeOutbox: turn outcomes on their way to the optimizer, off the hot
-path. Each waits in a bounded buffer until the optimizer has taken it; a
-send that fails for a while (the optimizer restarting, a deploy) is retried
-with jittered exponential backoff rather than lost. Only a full buffer drops
-outcomes, the oldest first, and counts them. Delivery is at least once: the
-optimizer records a completion id once, so a repeat after a lost reply
-changes nothing. Each send runs in the context the outcome was posted from,
-so its request id and trace are the turn's."""
+"""Outbox: items on their way to another service, off the hot path (turn
+outcomes to the optimizer, access records to the audit log). Each waits in
+a bounded buffer until the receiver has taken it; a send that fails for a
+while (the receiver restarting, a deploy) is retried with jittered
+exponential backoff rather than lost. Only a full buffer drops items, the
+oldest first, and counts them. Delivery is at least once. Each send runs in
+the context the item was posted from, so its request id and trace are the
+ones of the call that posted it."""
 
 from __future__ import annotations
 
@@ -22,24 +22,26 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 T = TypeVar("T")
-log = logging.getLogger("router.outcomes")
+log = logging.getLogger("outbox")
 
 
 class RetryLater(Exception):
     """The receiver is away for now; the same item should be sent again."""
 
 
-class OutcomeOutbox(Generic[T]):
+class Outbox(Generic[T]):
     def __init__(
         self,
         send: Callable[[T], Awaitable[None]],
         *,
+        name: str = "outcomes",
         capacity: int = 10_000,
         senders: int = 4,
         first_backoff_s: float = 0.05,
         max_backoff_s: float = 2.0,
     ):
         self._send = send
+        self.name = name  # in logs and metrics: `outcomes`, `access_records`
         self._pending: deque[tuple[T, contextvars.Context]] = deque()
         self._capacity = capacity
         self._senders = senders
@@ -56,16 +58,16 @@ class OutcomeOutbox(Generic[T]):
 
     @property
     def pending(self) -> int:
-        """Outcomes not yet taken by the receiver (waiting or being sent)."""
+        """Items not yet taken by the receiver (waiting or being sent)."""
         return len(self._pending) + self._in_flight
 
     def post(self, item: T) -> None:
-        """Queue an outcome; never waits."""
+        """Queue an item; never waits."""
         if self._pending and len(self._pending) + self._in_flight >= self._capacity:
             self._pending.popleft()
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("outcomes.dropped", extra={"fields": {"dropped": self.dropped}})
+                log.warning(f"{self.name}.dropped", extra={"fields": {"dropped": self.dropped}})
         self._pending.append((item, contextvars.copy_context()))
         self._empty.clear()
         self._ready.set()
@@ -99,14 +101,14 @@ class OutcomeOutbox(Generic[T]):
                 continue
             except Exception as error:  # refused for good: retrying cannot help
                 self.rejected += 1
-                log.warning("outcomes.rejected", extra={"fields": {"error": type(error).__name__}})
+                log.warning(f"{self.name}.rejected", extra={"fields": {"error": type(error).__name__}})
                 return
             self.delivered += 1
             return
 
     async def drain(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for the buffer to empty, then stop sending;
-        the number of outcomes left undelivered."""
+        the number of items left undelivered."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._empty.wait(), timeout_s)
         left = self.pending
@@ -117,17 +119,18 @@ class OutcomeOutbox(Generic[T]):
                 await task
         self._tasks = []
         if left:
-            log.warning("outcomes.undelivered_at_shutdown", extra={"fields": {"pending": left}})
+            log.warning(f"{self.name}.undelivered_at_shutdown", extra={"fields": {"pending": left}})
         return left
 
 
-def outbox_metrics(outbox: OutcomeOutbox) -> Callable[[], Iterable[Metric]]:
-    """Scrape-time figures: outcomes waiting, delivered, refused and dropped."""
+def outbox_metrics(outbox: Outbox, prefix: str, what: str) -> Callable[[], Iterable[Metric]]:
+    """Scrape-time figures (`<prefix>_pending`, `<prefix>_total{result}`):
+    items waiting, delivered, refused and dropped."""
 
     def collect() -> Iterable[Metric]:
-        pending = GaugeMetricFamily("router_outcomes_pending", "Turn outcomes not yet taken by the optimizer.")
+        pending = GaugeMetricFamily(f"{prefix}_pending", f"{what} not yet taken by the receiver.")
         pending.add_metric([], outbox.pending)
-        handled = CounterMetricFamily("router_outcomes", "Turn outcomes by what became of them.", labels=["result"])
+        handled = CounterMetricFamily(prefix, f"{what} by what became of them.", labels=["result"])
         handled.add_metric(["delivered"], outbox.delivered)
         handled.add_metric(["rejected"], outbox.rejected)
         handled.add_metric(["dropped"], outbox.dropped)

@@ -1,11 +1,11 @@
-"""OutcomeOutbox: outcomes survive a receiver that is away for a while, a
+"""Outbox: outcomes survive a receiver that is away for a while, a
 full buffer drops the oldest and says so, a refusal is not retried."""
 
 from __future__ import annotations
 
 import asyncio
 
-from services.router.outcome_outbox import OutcomeOutbox, RetryLater
+from services.runtime.outbox import Outbox, RetryLater
 
 
 class Receiver:
@@ -27,7 +27,7 @@ class Receiver:
 
 async def test_every_outcome_arrives_after_an_outage():
     receiver = Receiver(away_for=40)
-    outbox = OutcomeOutbox(receiver, first_backoff_s=0.001, max_backoff_s=0.01)
+    outbox = Outbox(receiver, first_backoff_s=0.001, max_backoff_s=0.01)
     for n in range(100):
         outbox.post(n)
     assert await outbox.drain(5.0) == 0
@@ -37,7 +37,7 @@ async def test_every_outcome_arrives_after_an_outage():
 
 async def test_a_full_buffer_drops_the_oldest_and_counts_them():
     receiver = Receiver(away_for=10**9)  # never back
-    outbox = OutcomeOutbox(receiver, capacity=10, senders=1, first_backoff_s=0.001, max_backoff_s=0.001)
+    outbox = Outbox(receiver, capacity=10, senders=1, first_backoff_s=0.001, max_backoff_s=0.001)
     for n in range(25):
         outbox.post(n)
     await asyncio.sleep(0.01)
@@ -47,7 +47,7 @@ async def test_a_full_buffer_drops_the_oldest_and_counts_them():
 
 async def test_a_refused_outcome_is_not_retried():
     receiver = Receiver(refuse={3})
-    outbox = OutcomeOutbox(receiver)
+    outbox = Outbox(receiver)
     for n in range(5):
         outbox.post(n)
     assert await outbox.drain(1.0) == 0

@@ -1,0 +1,64 @@
+"""AuditService servicer: appends access records (stamped with the
+verified service that sent them) and answers queries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import grpc
+from tilores_x.v1 import audit_pb2, audit_pb2_grpc
+
+from services.audit.access_log import MAX_LIMIT, AccessLog, AccessQuery
+from services.runtime.access_ledger import access_message, access_of
+from services.runtime.faults import InvalidArgument
+from services.runtime.identity import CALLER
+
+MAX_RECORDS = 1000
+
+
+class AuditService(audit_pb2_grpc.AuditServiceServicer):
+    def __init__(self, log: AccessLog):
+        self._log = log
+
+    async def RecordAccess(self, request, context):
+        if len(request.records) > MAX_RECORDS:
+            raise InvalidArgument(f"records: at most {MAX_RECORDS} in one request", field="records")
+        entries = [access_of(r) for r in request.records]
+        for n, entry in enumerate(entries):
+            problem = entry.problem()
+            if problem:
+                raise InvalidArgument(f"records[{n}].{problem}", field=f"records[{n}].{problem.split()[0].rstrip(':')}")
+        caller = CALLER.get()
+        # Who touched the data is the verified caller, not what it says.
+        recorded_by = caller.name if caller is not None else ""
+        appended = await asyncio.to_thread(self._log.append, entries, recorded_by)
+        return audit_pb2.RecordAccessResponse(appended=appended)
+
+    async def QueryAccess(self, request, context):
+        if request.limit < 0 or request.limit > MAX_LIMIT:
+            raise InvalidArgument(f"limit: 1 to {MAX_LIMIT} (0: 100)", field="limit")
+        if request.since < 0 or request.until < 0:
+            raise InvalidArgument("since and until are seconds since the epoch", field="since")
+        query = AccessQuery(
+            entity_id=request.entity_id,
+            who=request.who,
+            completion_id=request.completion_id,
+            since=request.since,
+            until=request.until,
+            limit=request.limit,
+        )
+        records, truncated = await asyncio.to_thread(self._log.query, query)
+        return audit_pb2.QueryAccessResponse(records=[access_message(r) for r in records], truncated=truncated)
+
+
+class AuditComponent:
+    def __init__(self, log: AccessLog):
+        self.log = log
+
+    def register(self, server: grpc.aio.Server) -> Sequence[str]:
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditService(self.log), server)
+        return [audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name]
+
+    async def close(self) -> None:
+        self.log.close()

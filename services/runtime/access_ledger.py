@@ -1,0 +1,91 @@
+"""AccessLedger: a service's records of the customers it looked at, on
+their way to the audit service (AuditService.RecordAccess), off the hot
+path through an Outbox: queued before the data is answered, retried while
+the audit service is away, drained on shutdown. Who, tenant, why and the
+request id come from the call being served."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import grpc
+from tilores_x.v1 import audit_pb2, audit_pb2_grpc
+
+from services.runtime.access import PRINCIPAL, PURPOSE
+from services.runtime.customer_access import CustomerAccess
+from services.runtime.outbox import Outbox, RetryLater
+from services.runtime.request_context import REQUEST_ID
+
+log = logging.getLogger("access")
+RETRY_ON = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+DRAIN_S = 5.0
+
+
+def access_message(entry: CustomerAccess) -> audit_pb2.AccessRecord:
+    return audit_pb2.AccessRecord(
+        at=entry.at,
+        who=entry.who,
+        tenant=entry.tenant,
+        recorded_by=entry.recorded_by,
+        entity_id=entry.entity_id,
+        action=entry.action,
+        field_kinds=list(entry.field_kinds),
+        completion_id=entry.completion_id,
+        request_id=entry.request_id,
+    )
+
+
+def access_of(message: audit_pb2.AccessRecord) -> CustomerAccess:
+    return CustomerAccess(
+        who=message.who,
+        entity_id=message.entity_id,
+        action=message.action,
+        field_kinds=tuple(message.field_kinds),
+        tenant=message.tenant,
+        completion_id=message.completion_id,
+        request_id=message.request_id,
+        recorded_by=message.recorded_by,
+        at=message.at,
+    )
+
+
+class AccessLedger:
+    def __init__(self, audit: audit_pb2_grpc.AuditServiceStub, capacity: int = 100_000):
+        self._audit = audit
+        self.outbox: Outbox = Outbox(self._send, name="access_records", capacity=capacity, senders=2)
+
+    def record(self, entity_ids: Iterable[str], action: str, field_kinds: Iterable[str] = ()) -> None:
+        """One record per customer, for the call being served; never waits."""
+        principal = PRINCIPAL.get()
+        kinds = tuple(sorted(set(field_kinds)))
+        entries = [
+            CustomerAccess(
+                who=principal.who if principal is not None else "anonymous",
+                entity_id=entity_id,
+                action=action,
+                field_kinds=kinds,
+                tenant=principal.tenant if principal is not None else "",
+                completion_id=PURPOSE.get(),
+                request_id=REQUEST_ID.get(),
+            )
+            for entity_id in dict.fromkeys(entity_ids)
+            if entity_id
+        ]
+        if entries:
+            self.outbox.post(entries)
+
+    async def _send(self, entries: list[CustomerAccess]) -> None:
+        request = audit_pb2.RecordAccessRequest(records=[access_message(e) for e in entries])
+        try:
+            await self._audit.RecordAccess(request, timeout=2.0)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in RETRY_ON:
+                raise RetryLater(error.code().name) from None
+            log.error("access.refused", extra={"fields": {"code": error.code().name, "records": len(entries)}})
+            raise
+
+    async def close(self) -> None:
+        await self.outbox.drain(DRAIN_S)

@@ -1,0 +1,65 @@
+"""LookupLimit against a real redis-server: two routers share one count of
+distinct customers per principal and hour; a customer already seen stays
+available; the next hour starts afresh; with Redis gone each router counts
+on its own rather than refusing or admitting everything."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.router.lookup_limit import LookupLimit, LookupLimitReached
+from tests.integration.redis_server import RedisServer
+
+
+class Clock:
+    def __init__(self, now: float = 7200.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def redis(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_two_replicas_share_one_count_per_principal(redis):
+    clock = Clock()
+    one, two = LookupLimit(3, redis.url, clock), LookupLimit(3, redis.url, clock)
+    await one.admit("key/desk-7", ["e1", "e2"])
+    await two.admit("key/desk-7", ["e3"])
+    with pytest.raises(LookupLimitReached, match="key/desk-7 has looked at 3 different customers this hour") as caught:
+        await two.admit("key/desk-7", ["e4"])
+    assert caught.value.retry_after_s == 3600  # the next hour of the clock
+    await one.admit("key/desk-7", ["e1", "e3"])  # seen already: always allowed
+    await one.admit("key/other", ["e4"])  # another principal counts its own
+    # A batch that would cross the limit is refused whole.
+    with pytest.raises(LookupLimitReached):
+        await one.admit("key/other", ["e5", "e6", "e7"])
+    await one.admit("key/other", ["e5", "e6"])
+    clock.now += 3600
+    await two.admit("key/desk-7", ["e4", "e5", "e6"])
+    await one.close()
+    await two.close()
+
+
+async def test_a_key_record_may_set_its_own_limit(redis):
+    limit = LookupLimit(100, redis.url, Clock())
+    await limit.admit("key/narrow", ["a"], per_hour=1)
+    with pytest.raises(LookupLimitReached, match="the limit is 1"):
+        await limit.admit("key/narrow", ["b"], per_hour=1)
+    await limit.close()
+
+
+async def test_without_redis_each_replica_counts_its_own(redis):
+    limit = LookupLimit(2, redis.url, Clock())
+    await limit.admit("key/desk-7", ["e1"])
+    redis.stop()
+    await limit.admit("key/desk-7", ["e2"])  # counted locally: e1 was seen while Redis was up
+    with pytest.raises(LookupLimitReached):
+        await limit.admit("key/desk-7", ["e3"])
+    await limit.close()
