@@ -50,13 +50,14 @@ $(DATA_DIR)/tilores.db: $(VENV)/.installed $(GEN)/.stamp
 customers: seed
 	@$(PY) -m services.tilores_data.seed --db $(DATA_DIR)/tilores.db --list 5
 
-## bench: figures for the mesh's added latency, tilores_data at 100,000 customers, the router's lookups and tracing per hop (prints, never fails on speed)
+## bench: figures for the mesh's added latency, tilores_data at 100,000 customers, the router's lookups, tracing and identities per hop (prints, never fails on speed)
 bench: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.chat_latency
 	$(PY) -m bench.provider_paths
 	$(PY) -m bench.tilores_data
 	$(PY) -m bench.router_paths
 	$(PY) -m bench.rpc_spans
+	$(PY) -m bench.identity_cost
 
 ## soak: 1,000 slow streams at once through Envoy and every hop; each must finish (prints figures, fails on a cut stream)
 soak: $(VENV)/.installed $(GEN)/.stamp
