@@ -24,7 +24,6 @@ import argparse
 import datetime
 import ipaddress
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from deploy.topology import Topology, TopologyError, load_topology
+from deploy.topology import Topology, topology_for_command
 from services.runtime.identity import TRUST_DOMAIN, spiffe_id
 
 LEAF_DAYS = 30
@@ -199,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, help="where the CA and the certificates are kept")
     parser.add_argument("--client", action="append", default=[], help="a client certificate for an outside caller")
     args = parser.parse_args(argv)
-    try:
-        topology = load_topology(args.topology)
-    except TopologyError as error:
-        print(f"{args.topology}: {error}", file=sys.stderr)
-        return 2
+    topology = topology_for_command(args.topology)
     namespace = topology.kubernetes.namespace
     for secret, folder in secret_folders(topology, MeshCertificates(args.dir), tuple(args.client)).items():
         print(f"kubectl -n {namespace} create secret generic {secret} --type=kubernetes.io/tls --from-file={folder}/")

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from deploy.certificates import MOUNTED, IssuedCertificate
-from deploy.topology import ServiceSpec, Topology, TopologyError, load_topology
+from deploy.topology import ServiceSpec, Topology, topology_for_command
 from services.runtime.identity import spiffe_id
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -476,11 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--kubernetes", action="store_true", help="STRICT_DNS clusters on the headless Services")
     args = parser.parse_args(argv)
-    try:
-        topology = load_topology(args.topology)
-    except TopologyError as error:
-        print(f"{args.topology}: {error}", file=sys.stderr)
-        return 2
+    topology = topology_for_command(args.topology)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(dump(render_envoy_config(topology, kubernetes=args.kubernetes)))
     print(f"wrote {args.out}", file=sys.stderr)

@@ -20,7 +20,7 @@ import yaml
 from deploy.certificates import MOUNTED
 from deploy.envoy_config import ConfigDumper, render_envoy_config
 from deploy.envoy_config import dump as dump_envoy
-from deploy.topology import ServiceSpec, Topology, TopologyError, load_topology
+from deploy.topology import ServiceSpec, Topology, topology_for_command
 
 PART_OF = "tilores-x-mesh"
 REDIS_PORT = 6379
@@ -713,11 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topology", default="deploy/topology.yaml")
     parser.add_argument("--out", default="deploy/k8s")
     args = parser.parse_args(argv)
-    try:
-        topology = load_topology(args.topology)
-    except TopologyError as error:
-        print(f"{args.topology}: {error}", file=sys.stderr)
-        return 2
+    topology = topology_for_command(args.topology)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rendered = render_manifests(topology)

@@ -4,6 +4,7 @@ checked field by field."""
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,6 +244,16 @@ def _env(raw: object, where: str) -> tuple[tuple[str, str], ...]:
             raise TopologyError(f"{where}.{key}: expected a string or number")
         pairs.append((key, str(value)))
     return tuple(pairs)
+
+
+def topology_for_command(path: str) -> Topology:
+    """The topology a command line names; a bad one ends the command with
+    the field named (exit code 2)."""
+    try:
+        return load_topology(path)
+    except TopologyError as error:
+        print(f"{path}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def parse_topology(text: str) -> Topology:

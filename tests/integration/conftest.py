@@ -27,6 +27,7 @@ from services.tilores_data.entity_source import EmbeddedEntitySource
 from services.tilores_data.sample import generate_customers
 from services.tilores_data.service import TiloresDataComponent
 from services.tilores_data.store import EmbeddedEntityStore
+from tests.integration.redis_server import RedisServer
 
 CATALOG = Path("services/llm_gateway/models.yaml").read_text()
 
@@ -110,3 +111,12 @@ async def slow_mesh(tmp_path):
     mesh = await start_mesh(tmp_path, token_delay_s=0.02)
     yield mesh
     await stop_mesh(mesh)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server for one test, stopped after it."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -21,17 +21,8 @@ from services.runtime.lru import LruCache
 from services.runtime.server import start_server
 from tests.integration.conftest import free_port_settings, start_mesh, stop_mesh
 from tests.integration.grpc_errors import field_violations
-from tests.integration.redis_server import RedisServer
 
 TTL = {"customer": 60.0}
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def cache_service(redis_url: str | None, prewarmer=None, reconnect_every_s: float = 0.1):

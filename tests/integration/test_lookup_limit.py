@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from services.router.lookup_limit import LookupLimit, LookupLimitReached
-from tests.integration.redis_server import RedisServer
 
 
 class Clock:
@@ -19,17 +18,9 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def redis(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-async def test_two_replicas_share_one_count_per_principal(redis):
+async def test_two_replicas_share_one_count_per_principal(redis_server):
     clock = Clock()
-    one, two = LookupLimit(3, redis.url, clock), LookupLimit(3, redis.url, clock)
+    one, two = LookupLimit(3, redis_server.url, clock), LookupLimit(3, redis_server.url, clock)
     await one.admit("key/desk-7", ["e1", "e2"])
     await two.admit("key/desk-7", ["e3"])
     with pytest.raises(LookupLimitReached, match="key/desk-7 has looked at 3 different customers this hour") as caught:
@@ -47,18 +38,18 @@ async def test_two_replicas_share_one_count_per_principal(redis):
     await two.close()
 
 
-async def test_a_key_record_may_set_its_own_limit(redis):
-    limit = LookupLimit(100, redis.url, Clock())
+async def test_a_key_record_may_set_its_own_limit(redis_server):
+    limit = LookupLimit(100, redis_server.url, Clock())
     await limit.admit("key/narrow", ["a"], per_hour=1)
     with pytest.raises(LookupLimitReached, match="the limit is 1"):
         await limit.admit("key/narrow", ["b"], per_hour=1)
     await limit.close()
 
 
-async def test_without_redis_each_replica_counts_its_own(redis):
-    limit = LookupLimit(2, redis.url, Clock())
+async def test_without_redis_each_replica_counts_its_own(redis_server):
+    limit = LookupLimit(2, redis_server.url, Clock())
     await limit.admit("key/desk-7", ["e1"])
-    redis.stop()
+    redis_server.stop()
     await limit.admit("key/desk-7", ["e2"])  # counted locally: e1 was seen while Redis was up
     with pytest.raises(LookupLimitReached):
         await limit.admit("key/desk-7", ["e3"])
