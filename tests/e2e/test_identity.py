@@ -13,14 +13,19 @@ import grpc
 import orjson
 import pytest
 from google.protobuf import message_factory
+from google.protobuf.struct_pb2 import Struct
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tilores_x.v1 import (
     cache_pb2,
+    cache_pb2_grpc,
+    common_pb2,
     llm_gateway_pb2,
+    llm_gateway_pb2_grpc,
     optimizer_pb2,
     optimizer_pb2_grpc,
     router_pb2,
+    router_pb2_grpc,
     tilores_data_pb2,
     tilores_data_pb2_grpc,
 )
@@ -223,3 +228,46 @@ def test_admin_changes_are_recorded_with_who_made_them(mesh):
         ("activated", 2, "key/dev-admin"),
         ("rolled_back", 1, "client/holds-prompts.admin"),
     ]
+
+
+def test_the_attacks_on_the_grpc_listener_fail_and_change_nothing(mesh, customers):
+    """What a hostile caller with network access to :9090 tried: merge a
+    forged record into a customer, replace the live prompt, spend the
+    provider key, ask the router without a key. Anonymous: UNAUTHENTICATED;
+    with a certificate that holds only `chat`: PERMISSION_DENIED; and the
+    customer and the prompt are as they were."""
+    edwina = next(c for c in customers if c.records[0]["EMAIL"] == EMAIL["EMAIL"])
+    forged = Struct()
+    forged.update({"id": "003FORGED", "EMAIL": EMAIL["EMAIL"], "STATUS": "Cancelled", "BALANCE_DUE": "99999.00"})
+    attacks = [
+        (tilores_data_pb2_grpc.TiloresDataServiceStub, "SubmitRecords",
+         tilores_data_pb2.SubmitRecordsRequest(records=[forged])),
+        (optimizer_pb2_grpc.OptimizerServiceStub, "CreatePromptVersion",
+         optimizer_pb2.CreatePromptVersionRequest(name="customer", template="{context} is cancelled.", activate=True)),
+        (optimizer_pb2_grpc.OptimizerServiceStub, "TriggerCycle", optimizer_pb2.TriggerCycleRequest(prompt="customer")),
+        (llm_gateway_pb2_grpc.LlmGatewayServiceStub, "Generate",
+         llm_gateway_pb2.GenerateRequest(model="gpt-4o-mini", messages=[common_pb2.ChatMessage(role=1, content="hi")])),
+        (cache_pb2_grpc.CacheServiceStub, "Set", cache_pb2.SetRequest(namespace="customer", key="k", value=b"x")),
+        (router_pb2_grpc.RouterServiceStub, "Chat",
+         router_pb2.ChatRequest(model="offline", messages=[common_pb2.ChatMessage(role=1, content=EMAIL["EMAIL"])])),
+    ]  # fmt: skip
+    for credentials, expected in (
+        (mesh.anonymous_credentials(), grpc.StatusCode.UNAUTHENTICATED),
+        (mesh.client_credentials("client", "holds-ops.read"), grpc.StatusCode.PERMISSION_DENIED),
+    ):
+        with grpc.secure_channel(mesh.grpc_addr, credentials) as channel:
+            for stub, method, request in attacks:
+                with pytest.raises(grpc.RpcError) as caught:
+                    reply = getattr(stub(channel), method)(request, timeout=10)
+                    if method in ("Generate", "Chat"):
+                        list(reply)
+                assert caught.value.code() == expected, (method, caught.value.details())
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
+        view = tilores_data_pb2_grpc.TiloresDataServiceStub(channel).GetEntity(
+            tilores_data_pb2.GetEntityRequest(entity_id=edwina.entity_id), timeout=10
+        )
+        prompt = optimizer_pb2_grpc.OptimizerServiceStub(channel).GetPrompt(
+            optimizer_pb2.GetPromptRequest(name="customer"), timeout=10
+        )
+    assert "003FORGED" not in {orjson.loads(r.data_json).get("id") for r in view.entity.records}
+    assert "cancelled" not in prompt.template
