@@ -609,7 +609,7 @@ Tilores X Mesh is running.
   SRE endpoints             {self._gateway_url()}/health/detailed   {self._gateway_url()}/metrics
   metrics per service       {self._metrics_urls()}
   dev API key               {self.api_key}
-  dev admin key             {self.admin_key}   (prompts, experiments, quality)
+  dev admin key             {self.admin_key}   (prompts, experiments, quality, access log)
   cache tier 2 (Redis)      {self.redis_url or os.environ.get("REDIS_URL") or "none: redis-server is not installed"}
   logs                      {self.log_dir}/
 
