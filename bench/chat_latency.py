@@ -156,7 +156,9 @@ def rss_mb(pid: int) -> float:
 async def measure(mesh: LocalMesh, upstream: str, levels: list[int], per_level: dict[int, int]) -> tuple[list, list]:
     client_ids = [c.records[0]["CLIENT_ID"] for c in generate_customers(CUSTOMERS)][1:]
     cold = iter(client_ids)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    # The gateway's own port is HTTPS with the mesh CA; the other URLs are plain HTTP.
+    connector = aiohttp.TCPConnector(limit=0, ssl=mesh.ssl_context())
+    async with aiohttp.ClientSession(connector=connector) as session:
         paths = {
             "direct": lambda n: sse_request(
                 session, f"{upstream}/chat/completions", OpenAIEmulator.api_key, body(QUESTION)
@@ -196,7 +198,7 @@ async def measure(mesh: LocalMesh, upstream: str, levels: list[int], per_level: 
             router = router_pb2_grpc.RouterServiceStub(router_channel)
             generate = llm_gateway_pb2.GenerateRequest(model="gpt-4o-mini", messages=question)
             chat = router_pb2.ChatRequest(model="gpt-4o-mini", messages=question)
-            gateway = f"http://{mesh.service_addr('gateway')}/v1/chat/completions"
+            gateway = f"{mesh.gateway_url}/v1/chat/completions"
             hops = {
                 "llm_gateway (gRPC)": lambda n: grpc_request(llm.Generate(generate, timeout=30)),
                 "router (gRPC)": lambda n: grpc_request(router.Chat(chat, timeout=30)),

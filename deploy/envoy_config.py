@@ -96,15 +96,16 @@ def _tls_files(tls: IssuedCertificate) -> dict:
 
 
 def _upstream_tls(spec: ServiceSpec, tls: IssuedCertificate) -> dict:
-    """Mutual TLS to a service: Envoy shows its certificate and accepts only
-    the service's own (its SPIFFE id, signed by the mesh CA)."""
+    """TLS to a service: Envoy shows its certificate (the gRPC services
+    require it) and accepts only the service's own (its SPIFFE id, signed by
+    the mesh CA)."""
     return {
         "name": TLS_SOCKET,
         "typed_config": {
             "@type": TLS_TYPES + "UpstreamTlsContext",
             "common_tls_context": {
                 **_tls_files(tls),
-                "alpn_protocols": ["h2"],
+                "alpn_protocols": ["h2"] if spec.protocol == "grpc" else ["http/1.1"],
                 "validation_context": {
                     "trusted_ca": {"filename": str(tls.ca_file)},
                     "match_typed_subject_alt_names": [
@@ -196,10 +197,10 @@ def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool, tls
             }
         }
         check["grpc_health_check"] = {"service_name": "readiness"}
-        if tls is not None:
-            cluster["transport_socket"] = _upstream_tls(spec, tls)
     else:
         check["http_health_check"] = {"path": "/health"}
+    if tls is not None:
+        cluster["transport_socket"] = _upstream_tls(spec, tls)
     cluster["health_checks"] = [check]
     return cluster
 

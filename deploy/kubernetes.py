@@ -152,7 +152,8 @@ def _probes(spec: ServiceSpec, topology: Topology) -> dict:
 
     def http(path: str, period: int, failures: int) -> dict:
         return {
-            "httpGet": {"path": path, "port": spec.port},
+            # The gateway serves HTTPS with its certificate; the kubelet does not verify it.
+            "httpGet": {"path": path, "port": spec.port, "scheme": "HTTPS"},
             "periodSeconds": period,
             "failureThreshold": failures,
             "timeoutSeconds": 2,
@@ -261,6 +262,8 @@ def _deployment(spec: ServiceSpec, topology: Topology) -> dict:
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(metrics_port),
             "prometheus.io/path": "/metrics",
+            # The gateway serves /metrics on its HTTPS port.
+            "prometheus.io/scheme": "https" if spec.protocol == "http" else "http",
         },
         spread=True,
     )

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -171,6 +172,15 @@ class LocalMesh:
 
     def client_credentials(self, kind: str = "client", name: str = "operator") -> grpc.ChannelCredentials:
         return self.client_tls(kind, name).channel_credentials()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Trusts the mesh CA: for the gateway's own HTTPS port."""
+        return ssl.create_default_context(cafile=str(self.certificates.ca_file))
+
+    @property
+    def gateway_url(self) -> str:
+        """The gateway's own port (HTTPS, the mesh CA), not through Envoy."""
+        return f"https://127.0.0.1:{self.ports[self.topology.rest_service.name]}"
 
     def anonymous_credentials(self) -> grpc.ChannelCredentials:
         """TLS that trusts the mesh CA but shows no certificate."""
@@ -390,7 +400,7 @@ class LocalMesh:
         if spec.protocol == "grpc":
             self._wait_grpc_serving(name, int((self.run_dir / f"{name}.port.probe").read_text()), deadline)
         else:
-            self._wait_http_ok(name, f"http://127.0.0.1:{self.ports[name]}/health", deadline)
+            self._wait_http_ok(name, f"{self.gateway_url}/health", deadline)
 
     def _check_alive(self, name: str) -> None:
         process = self.processes[name]
@@ -435,7 +445,8 @@ class LocalMesh:
             if name in self.processes:
                 self._check_alive(name)
             try:
-                with urllib.request.urlopen(url, timeout=1.0) as reply:
+                context = self.ssl_context() if url.startswith("https:") else None
+                with urllib.request.urlopen(url, timeout=1.0, context=context) as reply:
                     if reply.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -589,7 +600,7 @@ class LocalMesh:
         self.stop()
 
     def _gateway_url(self) -> str:
-        return f"http://localhost:{self.ports.get(self.topology.rest_service.name, 0)}"
+        return f"https://localhost:{self.ports.get(self.topology.rest_service.name, 0)}"
 
     def _metrics_urls(self) -> str:
         urls = [
@@ -607,6 +618,7 @@ Tilores X Mesh is running.
   replicas                  {", ".join(f"{name}={count}" for name, count in self.replicas.items())}
   Envoy admin               {self.admin_url}   (stats, clusters; localhost only)
   SRE endpoints             {self._gateway_url()}/health/detailed   {self._gateway_url()}/metrics
+                            (HTTPS with the mesh CA: curl --cacert {self.certificates.ca_file} ...)
   metrics per service       {self._metrics_urls()}
   dev API key               {self.api_key}
   dev admin key             {self.admin_key}   (prompts, experiments, quality, access log)

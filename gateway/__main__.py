@@ -3,7 +3,9 @@
 LISTEN_ADDR               host:port to listen on (default 127.0.0.1:8000)
 GRACE_PERIOD_S            how long in-flight streams may finish on SIGTERM (default 30)
 PORT_FILE                 file to write the bound port to (for port 0)
-TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE   its certificate in the mesh (services/runtime/identity.py)
+TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE   its certificate in the mesh (services/runtime/identity.py):
+                          it calls the mesh with it and serves HTTPS with it (Envoy checks it is the
+                          gateway; callers prove who they are with API keys)
 """
 
 from __future__ import annotations
@@ -53,7 +55,11 @@ def bind(listen_addr: str) -> socket.socket:
 
 async def serve() -> None:
     settings = GatewaySettings.from_env()
-    configure_identity(tls_from_env())  # the gateway calls the mesh with its own certificate
+    tls = tls_from_env()
+    configure_identity(tls)  # the gateway calls the mesh with its own certificate
+    # ... and serves with it, so the hop from Envoy is encrypted and Envoy
+    # knows it reached the gateway.
+    served_tls = {"ssl_certfile": env_str("TLS_CERT_FILE"), "ssl_keyfile": env_str("TLS_KEY_FILE")} if tls else {}
     sock = bind(env_str("LISTEN_ADDR", "127.0.0.1:8000"))
     config = uvicorn.Config(
         build_asgi_app(settings),
@@ -64,6 +70,7 @@ async def serve() -> None:
         log_config=None,
         proxy_headers=False,  # Envoy in front; client addresses are not used
         timeout_graceful_shutdown=int(env_float("GRACE_PERIOD_S", 30.0)),
+        **served_tls,
     )
     server = GracefulServer(config)
     port_file = env_str("PORT_FILE")

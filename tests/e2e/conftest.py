@@ -61,21 +61,26 @@ def customers():
     return list(generate_customers(SAMPLE_CUSTOMERS))
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict | None = None, context=None
+) -> tuple[int, dict, bytes]:
+    """`context`: an SSLContext for the gateway's own HTTPS port (mesh.ssl_context())."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
+        with urllib.request.urlopen(request, timeout=30, context=context) as reply:
             return reply.status, dict(reply.headers), reply.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
 
 
-def http_json(method: str, url: str, body: object = None, key: str | None = API_KEY, raw: bytes | None = None):
+def http_json(
+    method: str, url: str, body: object = None, key: str | None = API_KEY, raw: bytes | None = None, context=None
+):
     headers = {"Content-Type": "application/json"}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    status, _, payload = http(method, url, data, headers)
+    status, _, payload = http(method, url, data, headers, context)
     return status, json.loads(payload)
 
 

@@ -32,7 +32,7 @@ def _chat(mesh, body: dict):
 
 def test_the_gateway_liveness_probe_answers_a_whole_json_body(mesh):
     # What the kubelet asks the gateway's own port, every 10 s.
-    status, headers, body = http("GET", f"http://127.0.0.1:{mesh.ports['gateway']}/health/live")
+    status, headers, body = http("GET", f"{mesh.gateway_url}/health/live", context=mesh.ssl_context())
     assert status == 200 and headers["content-type"] == "application/json"
     assert json.loads(body) == {"status": "ok"}
     assert "Traceback" not in mesh.log_path("gateway").read_text()
@@ -258,7 +258,7 @@ def test_metric_labels_never_take_a_path_a_client_made_up(mesh):
     for path in (f"/v1/{email}", f"/v1/models/{urllib.parse.quote(email)}/x", "/v1/prompts/" + "p" * 300):
         http("GET", f"{mesh.rest_url}{path}", headers={"Authorization": f"Bearer {API_KEY}"})
     http("BREW", f"{mesh.rest_url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})
-    status, _, body = http("GET", f"http://127.0.0.1:{mesh.ports['gateway']}/metrics")
+    status, _, body = http("GET", f"{mesh.gateway_url}/metrics", context=mesh.ssl_context())
     assert status == 200
     text = body.decode()
     assert "edwina" not in text and "ppppp" not in text and "BREW" not in text

@@ -61,8 +61,11 @@ def chat(mesh, question: str, stream: bool = True, request_id: str | None = None
     return http("POST", f"{mesh.rest_url}/v1/chat/completions", body.encode(), headers)
 
 
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+def scrape(mesh, instance: str) -> str:
+    """GET /metrics of an instance: the gateway serves it on its HTTPS port."""
+    scheme, context = ("https", mesh.ssl_context()) if instance == "gateway" else ("http", None)
+    url = f"{scheme}://127.0.0.1:{mesh.metrics_ports[instance]}/metrics"
+    with urllib.request.urlopen(url, timeout=5, context=context) as reply:
         assert reply.headers["Content-Type"].startswith("text/plain")
         return reply.read().decode()
 
@@ -112,7 +115,7 @@ def test_every_service_serves_prometheus_metrics(mesh):
         ],
     }
     for instance, names in expected.items():
-        text = scrape(mesh.metrics_ports[instance])
+        text = scrape(mesh, instance)
         for name in names:
             assert name in text, (instance, name)
         # Bounded labels: no identifiers, e-mails or question text.
@@ -120,7 +123,7 @@ def test_every_service_serves_prometheus_metrics(mesh):
 
 
 def test_detailed_health_shows_every_service_and_dependency(mesh):
-    status, body = http_json("GET", f"http://127.0.0.1:{mesh.ports['gateway']}/health/detailed", key=None)
+    status, body = http_json("GET", f"{mesh.gateway_url}/health/detailed", key=None, context=mesh.ssl_context())
     assert status == 200, body
     assert body["status"] == "ok", body
     for name in ("router", "llm_gateway", "optimizer", "cache", "tilores_data"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -75,12 +76,15 @@ class Pod:
         self.process: subprocess.Popen | None = None
         self.port = 0
         self.probe_port = 0
+        self.ssl_context: ssl.SSLContext | None = None
 
     def install_secret(self, folder: Path) -> None:
         """What Kubernetes mounts from the pod's `<name>-tls` Secret."""
         volume = next(v for v in self.container["volumeMounts"] if v["name"] == "tls")
         for item in folder.iterdir():
             (self.volumes[volume["mountPath"]] / item.name).write_bytes(item.read_bytes())
+        # The kubelet would not verify the gateway's certificate; this test does.
+        self.ssl_context = ssl.create_default_context(cafile=str(folder / "ca.crt"))
 
     def environment(self, ports: dict[str, int], redis_url: str) -> dict[str, str]:
         env = {}
@@ -158,8 +162,10 @@ class Pod:
                 except grpc.RpcError:
                     return False
                 return reply.status == health_pb2.HealthCheckResponse.SERVING
+        scheme = probe["httpGet"].get("scheme", "HTTP").lower()
+        url = f"{scheme}://127.0.0.1:{self.port}{probe['httpGet']['path']}"
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{probe['httpGet']['path']}", timeout=1) as reply:
+            with urllib.request.urlopen(url, timeout=1, context=self.ssl_context) as reply:
                 return reply.status == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -218,12 +224,12 @@ def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read
 
         question = "What is the status and credit score of edwina.hawthorne@example.com?"
         request = urllib.request.Request(
-            f"http://127.0.0.1:{pods['gateway'].port}/v1/chat/completions",
+            f"https://127.0.0.1:{pods['gateway'].port}/v1/chat/completions",
             data=json.dumps({"model": "offline", "messages": [{"role": "user", "content": question}]}).encode(),
             headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=30) as reply:
+        with urllib.request.urlopen(request, timeout=30, context=pods["gateway"].ssl_context) as reply:
             answer = json.load(reply)["choices"][0]["message"]["content"]
     finally:
         for name in reversed(list(pods)):
