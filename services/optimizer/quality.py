@@ -1,40 +1,57 @@
 """Deterministic answer quality: four evaluators, each a score 0..1 with a
 reason, run on every recorded answer.
 
-groundedness  every figure, date, e-mail and record id the answer states
-              appears in what the model was given (the context or the
-              question); an unsupported one is named in the reason
-coverage      each topic the question asks about (the words of
-              services/runtime/topics.py, which the offline model answers
-              by) is answered from that topic's facts or said to be not on
-              file
+groundedness  every claim of the answer (figure, amount, date, e-mail,
+              phone, identifier: whole normalised values, services/
+              optimizer/claims.py) is traced to a record of this customer's
+              facts or to the question; a claim cited to a record is
+              checked against that record. A changed figure, a shifted
+              date, an invented amount or another customer's value is named
+              in the reason
+coverage      what the question asks for (services/runtime/topics.py) and
+              the facts hold is stated in the answer; an omission is named
 refusal       no customer found -> the answer says so; a customer found ->
               it does not claim otherwise
 format        not empty, no template placeholder left, not cut short, at
               most 4,000 characters
 
-overall = 0.4 groundedness + 0.3 coverage + 0.2 refusal + 0.1 format.
+overall = 0.4 groundedness + 0.3 coverage + 0.2 refusal + 0.1 format, and
+an answer with an error in any of the first three scores at most 0.80: one
+wrong figure or one omission puts it below the critical level (0.85), so
+rolling quality, alerts and the improvement cycle see it.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.optimizer.claims import IDENTIFIER, NUMBER, Claim, claims_of, values_of
 from services.runtime.conversation import Fact
-from services.runtime.topics import TOPIC_WORDS, topics_asked
+from services.runtime.topics import label_matches, labels_asked, topics_asked
 
 WEIGHTS = {"groundedness": 0.4, "coverage": 0.3, "refusal": 0.2, "format": 0.1}
+ERROR_CEILING = 0.80
 MAX_CHARS = 4000
 CATEGORIES = ("customer profile", "credit", "transactions/billing", "calls and tickets", "relationships", "general")
+CATEGORY_OF_TOPIC = {
+    "relationships": "relationships",
+    "history": "relationships",
+    "credit": "credit",
+    "billing": "transactions/billing",
+    "tickets": "calls and tickets",
+    "calls": "calls and tickets",
+}
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
-_NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?%?")
 NOT_ON_FILE = re.compile(
     r"\b(not on file|no \w+( \w+)? (is|are) on file|not in the data|no record|unavailable)\b", re.I
 )
 NOT_FOUND = re.compile(r"\b(no customer matches|not found|could not find|no match|no customer)\b", re.I)
+_CITATION = re.compile(r"[\[(]records? ([\w, ]+?)[\])]", re.I)
+_WITHHELD = re.compile(r"withheld", re.I)
 
 
 @dataclass(frozen=True)
@@ -45,53 +62,158 @@ class Score:
 
 
 def category_of(question: str, status: str) -> str:
-    """The question category used for rolling quality."""
+    """The question category used for rolling quality: the first topic
+    asked, in the order of CATEGORY_OF_TOPIC."""
     if status in ("", "no_identifier"):
         return "general"
-    q = question.lower()
-    if re.search(r"\b(relationship|linked|related|records? of)\b", q):
-        return "relationships"
-    if TOPIC_WORDS["credit"].search(q):
-        return "credit"
-    if TOPIC_WORDS["billing"].search(q):
-        return "transactions/billing"
-    if TOPIC_WORDS["tickets"].search(q) or TOPIC_WORDS["calls"].search(q):
-        return "calls and tickets"
-    return "customer profile"
+    asked = set(topics_asked(question))
+    return next((category for topic, category in CATEGORY_OF_TOPIC.items() if topic in asked), "customer profile")
 
 
-def _claims(answer: str) -> list[str]:
-    claims = _EMAIL.findall(answer) + _DATE.findall(answer)
-    rest = _DATE.sub(" ", _EMAIL.sub(" ", answer))
-    claims += [n.rstrip("%").replace(",", "") for n in _NUMBER.findall(rest)]
-    return [c for c in claims if c.strip("+-")]
+_SEGMENT = re.compile(r"[.;!?](?=\s|$)|\n")
+# Label words too common to tell one fact from another.
+_GENERIC = {"credit", "score", "scores", "report", "date", "with", "from", "since", "that", "this", "the", "days"}
+_WORD = re.compile(r"[a-z]{3,}")
 
 
-def groundedness(answer: str, context: str, question: str) -> Score:
-    known = f"{context}\n{question}".lower().replace(",", "")
-    claims = _claims(answer)
+def _keywords(label: str) -> set[str]:
+    return {w for w in _WORD.findall(label.lower()) if w not in _GENERIC}
+
+
+def _match(keywords: frozenset[str] | set[str], words: set[str]) -> float:
+    """How well a sentence names a fact: the share of its label's words in it."""
+    return len(keywords & words) / len(keywords) if keywords else 0.0
+
+
+def _segments(answer: str) -> list[tuple[int, int]]:
+    """Sentence and list-item spans: where a claim and its label sit."""
+    cuts = [0, *(m.end() for m in _SEGMENT.finditer(answer)), len(answer)]
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+
+
+@dataclass(frozen=True)
+class _FactValues:
+    fact: Fact
+    values: frozenset[tuple[str, str]]
+    keywords: frozenset[str]
+
+
+def _indexed(facts: Sequence[Fact]) -> list[_FactValues]:
+    return [_FactValues(f, frozenset(values_of(f"{f.label}: {f.value}")), frozenset(_keywords(f.label))) for f in facts]
+
+
+def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
+    """Each claim traced to a fact: the fact its sentence names (by its
+    label's words) where it names one, of the record it cites where it
+    cites one, else any fact of this customer; or to the question."""
+    indexed = _indexed(facts)
+    anywhere = set().union(*(f.values for f in indexed)) if indexed else set()
+    from_question = values_of(question)
+    record_ids = {(c.kind, c.value) for f in facts if f.record_id for c in claims_of(f.record_id)}
+    citations = [(m.start(), m.end(), set(re.split(r"[,\s]+", m.group(1).strip()))) for m in _CITATION.finditer(answer)]
+    claims = claims_of(answer)
     if not claims:
-        return Score("groundedness", 1.0, "states no figures, dates or e-mails")
-    unsupported = [c for c in claims if c.lower().lstrip("+") not in known]
-    value = 1 - len(unsupported) / len(claims)
-    if unsupported:
-        return Score("groundedness", value, "not in the context: " + ", ".join(dict.fromkeys(unsupported)))
-    return Score("groundedness", value, f"all {len(claims)} figures are in the context")
+        return Score("groundedness", 1.0, "states no figures, dates or identifiers")
+    segments = _segments(answer)
+    problems: list[str] = []
+    for claim in claims:
+        key = (claim.kind, claim.value)
+        if any(start <= claim.start < end for start, end, _ in citations):
+            if key not in record_ids:
+                problems.append(f"cites record {claim.text}, which is not among this customer's records")
+            continue
+        if key in from_question:
+            continue
+        if key not in anywhere:
+            problems.append(f"{claim.text} is not in this customer's records")
+            continue
+        start, end = next(((a, b) for a, b in segments if a <= claim.start < b), (0, len(answer)))
+        segment = answer[start:end]
+        cited = set().union(*(ids for s, _e, ids in citations if start <= s < end))
+        candidates = [f for f in indexed if not cited or f.fact.record_id in cited]
+        words = set(_WORD.findall(segment.lower()))
+        best = max((_match(f.keywords, words) for f in candidates), default=0.0)
+        # The facts the sentence names: "last payment of $79 on October 26"
+        # names both the date and the amount of the last payment.
+        named = [f for f in candidates if best > 0 and _match(f.keywords, words) >= best / 2]
+        closest = [f for f in named if _match(f.keywords, words) == best]
+        if named and (not any(key in f.values for f in named) or _repeated_beyond(claim, segment, start, closest)):
+            problems.append(f"{claim.text} is not what the records say of {closest[0].fact.label}")
+        elif not named and not any(key in f.values for f in candidates):
+            problems.append(f"{claim.text} is not what record {', '.join(sorted(cited))} says")
+    value = 1 - len(problems) / len(claims)
+    if problems:
+        return Score("groundedness", round(value, 4), "; ".join(dict.fromkeys(problems)))
+    return Score("groundedness", 1.0, f"all {len(claims)} claims are traced to records")
 
 
-def coverage(question: str, answer: str, facts: list[Fact]) -> Score:
-    asked = topics_asked(question)
+def _repeated_beyond(claim: Claim, segment: str, start: int, named: list[_FactValues]) -> bool:
+    """In a sentence naming one composite fact ("Contact 7, Opportunity 1,
+    calls 2"), a value stated more often than the fact holds it is a
+    changed one."""
+    if len(named) != 1:
+        return False
+    held = Counter((c.kind, c.value) for c in claims_of(named[0].fact.value))
+    if sum(held.values()) < 3:
+        return False
+    key = (claim.kind, claim.value)
+    said = [c for c in claims_of(segment) if (c.kind, c.value) == key]
+    # Only the occurrences beyond what the fact holds are wrong.
+    return len(said) > held[key] and said[-1].start + start == claim.start
+
+
+def _stated(fact: _FactValues, answer: str, segments: list[tuple[int, int]], indexed: list[_FactValues]) -> bool:
+    """A sentence of the answer holds the fact's values (and its words
+    beyond them) and names it at least as well as any other fact holding
+    those values ("Open tickets: 2" does not state "Tickets on file: 2")."""
+    f = fact.fact
+    values = values_of(f.value) - {(IDENTIFIER, f.record_id), (NUMBER, f.record_id)}
+    words = set(_WORD.findall(re.sub(r"[\w.+-]+@\S+|\d\S*", " ", f.value.lower())))
+    rivals = [r for r in indexed if r is not fact and values and values <= r.values]
+    for start, end in segments:
+        segment = answer[start:end]
+        lowered = segment.lower()
+        if values and not values <= values_of(segment):
+            continue
+        if not values and f.value.lower() not in lowered:
+            continue
+        said = set(_WORD.findall(lowered))
+        if not words <= said:
+            continue
+        mine = _match(fact.keywords, said)
+        if any(_match(r.keywords, said) > mine for r in rivals):
+            continue
+        return True
+    return False
+
+
+def coverage(question: str, answer: str, facts: Sequence[Fact], context: str = "") -> Score:
+    """What the question asks for and the facts hold must be stated."""
+    asked = labels_asked(question)
     if not asked:
         return Score("coverage", 1.0, "asks about no particular topic")
-    missing = []
-    for topic in asked:
-        values = [f.value for f in facts if f.topic == topic]
-        answered = any(v and v in answer for v in values) or NOT_ON_FILE.search(answer)
-        if not answered:
-            missing.append(topic)
-    value = 1 - len(missing) / len(asked)
-    reason = "answers " + ", ".join(asked) if not missing else "does not answer " + ", ".join(missing)
-    return Score("coverage", value, reason)
+    segments = _segments(answer)
+    indexed = {id(f.fact): f for f in _indexed(facts)}
+    everything = list(indexed.values())
+    missing: list[str] = []
+    wanted = 0
+    for topic, patterns in asked.items():
+        matching = [f for f in facts if f.topic == topic and any(label_matches(p, f.label) for p in patterns)]
+        needed = [f for f in matching if not _WITHHELD.search(f.value) and (not context or f.label in context)]
+        if matching and not needed:
+            continue  # withheld from this model by the field policy, or cut to fit its window
+        wanted += max(1, len(needed))
+        if not needed:
+            if not NOT_ON_FILE.search(answer):
+                missing.append(f"that no {topic} data is on file")
+            continue
+        missing += [f.label for f in needed if not _stated(indexed[id(f)], answer, segments, everything)]
+    if not wanted:
+        return Score("coverage", 1.0, "the records hold nothing the question asks for")
+    value = max(0.0, 1 - len(missing) / wanted)
+    if missing:
+        return Score("coverage", round(value, 4), "leaves out " + ", ".join(dict.fromkeys(missing)))
+    return Score("coverage", 1.0, "states what was asked: " + ", ".join(asked))
 
 
 def refusal(status: str, answer: str) -> Score:
@@ -120,11 +242,14 @@ def format_score(answer: str) -> Score:
 
 
 def evaluate(question: str, answer: str, status: str, context: str, facts: list[Fact]) -> tuple[float, list[Score]]:
+    found = status == "found"
     scores = [
-        groundedness(answer, context, question),
-        coverage(question, answer, facts),
+        groundedness(answer, facts, question),
+        coverage(question, answer, facts, context) if found else Score("coverage", 1.0, "no customer data to cover"),
         refusal(status, answer),
         format_score(answer),
     ]
     overall = sum(WEIGHTS[s.name] * s.value for s in scores)
+    if any(s.value < 1 for s in scores if s.name != "format"):
+        overall = min(overall, ERROR_CEILING)
     return round(overall, 4), scores

@@ -88,7 +88,7 @@ FALLBACK_TEMPLATE = (
     "never invent customer data.\n\n{context}"
 )
 # 360 sections -> the fact topics answers are organised by.
-TOPIC_OF_SECTION = {"enrollment": "status", "transactions": "billing", "relationships": "identity"}
+TOPIC_OF_SECTION = {"enrollment": "status", "transactions": "billing"}
 
 
 class CustomerDataUnavailable(Exception):

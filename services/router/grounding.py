@@ -6,6 +6,7 @@ the model's context window, least needed topics first, and says so."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.runtime.conversation import Fact
@@ -17,8 +18,9 @@ NO_IDENTIFIER = "no_identifier"
 UNAVAILABLE = "unavailable"
 MAX_CANDIDATES = 10
 
-# When the context must be shortened, facts of the later topics go first.
-TOPIC_PRIORITY = ("identity", "status", "credit", "billing", "contact", "tickets", "calls")
+# When the context must be shortened, facts of the topics the question asks
+# about stay longest; of the others, the later topics here go first.
+TOPIC_PRIORITY = ("identity", "status", "credit", "billing", "contact", "tickets", "calls", "relationships", "history")
 
 
 @dataclass
@@ -28,12 +30,17 @@ class CustomerGrounding:
     customer_name: str = ""
     facts: list[Fact] = field(default_factory=list)
 
-    def text(self, max_chars: int | None = None) -> str:
-        """The context block for the system prompt, at most `max_chars`."""
+    def text(self, max_chars: int | None = None, asked: Sequence[str] = ()) -> str:
+        """The context block for the system prompt, at most `max_chars`;
+        when it must be cut, the facts of the `asked` topics go last."""
         if self.status == FOUND:
             header = f"Customer data from Tilores (lookup by {self.query}). Customer: {self.customer_name}."
             return _fit(
-                header, self.facts, max_chars, lambda f: f"- [{f.topic}] {f.label}: {f.value} (record {f.record_id})"
+                header,
+                self.facts,
+                max_chars,
+                lambda f: f"- [{f.topic}] {f.label}: {f.value} (record {f.record_id})",
+                asked,
             )
         if self.status == NOT_FOUND:
             return f"Tilores lookup by {self.query}: no customer matches. There is no customer data for this question."
@@ -45,12 +52,13 @@ class CustomerGrounding:
         return "No customer identifier was given, so no customer data was looked up."
 
 
-def _fit(header: str, facts: list[Fact], max_chars: int | None, line) -> str:
+def _fit(header: str, facts: list[Fact], max_chars: int | None, line, asked: Sequence[str] = ()) -> str:
     kept = list(facts)
     text = "\n".join([header, *map(line, kept)])
     if max_chars is None or len(text) <= max_chars:
         return text
-    rank = {topic: n for n, topic in enumerate(TOPIC_PRIORITY)}
+    order = [*asked, *(t for t in TOPIC_PRIORITY if t not in asked)]
+    rank = {topic: n for n, topic in enumerate(order)}
     # Drop the last fact of the least needed topic until the text fits.
     while kept and len(text) > max_chars:
         victim = max(range(len(kept)), key=lambda i: (rank.get(kept[i].topic, len(rank)), i))

@@ -55,6 +55,7 @@ from services.runtime.conversation import (
 from services.runtime.customer_identifiers import Identifiers, identifiers_by_message
 from services.runtime.faults import Fault
 from services.runtime.field_policy import FieldPolicy
+from services.runtime.topics import topics_asked
 
 # The share of a model's context window the customer context may fill, at
 # roughly four characters a token; the rest is for the conversation and the
@@ -189,7 +190,7 @@ class Turn:
         )
         known = grounding.facts
         grounding.facts = self._policy.apply(known, allowed)
-        context = grounding.text(budget)
+        context = grounding.text(budget, topics_asked(request.question()))
         system = Message("system", prompt.template.replace("{context}", context))
         # What the client sends back (earlier answers, tool results, its own
         # words) is masked like the context: an earlier answer of the offline

@@ -4,7 +4,9 @@ that record's id, so an answer can cite it; a value that is not on file is
 simply absent, never filled in.
 
 Sections, in order: identity, contact, status, enrollment, billing,
-transactions, calls, tickets, relationships, credit.
+transactions, calls, tickets, relationships, history, credit. Counts (calls,
+tickets, failed payments, records) are stated as facts of their own, so an
+answer to "how many" is a value on file, not a model's arithmetic.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from services.tilores_data.store import EntityView
 
 SECTIONS = (
     "identity", "contact", "status", "enrollment", "billing", "transactions", "calls", "tickets",
-    "relationships", "credit",
+    "relationships", "history", "credit",
 )  # fmt: skip
 RECENT_TRANSACTIONS = 6
 RECENT_CALLS = 5
@@ -32,6 +34,8 @@ PROFILE_FIELDS = (
     "MAILING_CITY", "MAILING_STATE", "MAILING_POSTAL_CODE", "STATUS", "CURRENT_PRODUCT", "ENROLL_DATE",
 )  # fmt: skip
 FAILED_RESULTS = {"declined", "failed", "error", "rejected"}
+REFUND_TYPES = {"refund", "chargeback", "credit"}
+OPEN_TICKET = {"open", "on hold", "escalated", "pending"}
 RULE_REASONS = {
     "R1EXACT": "same e-mail",
     "R2EXACT": "same client id",
@@ -103,6 +107,7 @@ def build_customer360(view: EntityView) -> Customer360:
     _billing(records, sections["billing"], sections["transactions"])
     _calls_and_tickets(records, sections["calls"], sections["tickets"])
     _relationships(view, sections["relationships"])
+    _history(records, sections["history"])
     summaries = _credit(records, sections["credit"])
     insights = _insights(records, sections, summaries)
     return Customer360(
@@ -188,6 +193,11 @@ def _billing(records: list[dict], billing: _Section, transactions: _Section) -> 
     billing.add(
         "Payment method", _first_with(list(reversed(charges)), "PAYMENT_METHOD", "Transaction"), "PAYMENT_METHOD"
     )
+    if charges:
+        refunds = [c for c in charges if str(c.get("TYPE", "")).lower() in REFUND_TYPES]
+        billing.value("Payments on file", str(len(approved)), charges[-1])
+        billing.value("Failed payments", str(len(failed)), failed[-1] if failed else charges[-1])
+        billing.value("Refunds", str(len(refunds)), refunds[-1] if refunds else charges[-1])
     card = next((c for c in reversed(charges) if c.get("CARD_TYPE") and c.get("CARD_LAST_4")), None)
     if card is not None:
         billing.value("Payment card", f"{card['CARD_TYPE']} ending {card['CARD_LAST_4']}", card)
@@ -200,7 +210,21 @@ def _billing(records: list[dict], billing: _Section, transactions: _Section) -> 
 
 
 def _calls_and_tickets(records: list[dict], calls: _Section, tickets: _Section) -> None:
-    for call in reversed(_by(records, "calls", "CALL_START_TIME")[-RECENT_CALLS:]):
+    all_calls = _by(records, "calls", "CALL_START_TIME")
+    if all_calls:
+        latest = all_calls[-1]
+        calls.value("Calls on file", str(len(all_calls)), latest)
+        calls.value(
+            "Last call",
+            ", ".join(str(latest[k]) for k in ("CALL_START_TIME", "CALL_TYPE") if latest.get(k)),
+            latest,
+        )
+    all_tickets = _by(records, "zoho_tickets", "CREATEDTIME")
+    if all_tickets:
+        still_open = [t for t in all_tickets if str(t.get("ZOHO_STATUS", "")).lower() in OPEN_TICKET]
+        tickets.value("Tickets on file", str(len(all_tickets)), all_tickets[-1])
+        tickets.value("Open tickets", str(len(still_open)), still_open[-1] if still_open else all_tickets[-1])
+    for call in reversed(all_calls[-RECENT_CALLS:]):
         details = [str(call.get("CALL_TYPE") or "")]
         if call.get("CALL_DURATION"):
             details.append(f"{call['CALL_DURATION']} s")
@@ -210,7 +234,7 @@ def _calls_and_tickets(records: list[dict], calls: _Section, tickets: _Section) 
             details.append(f"campaign {call['CAMPAIGN_NAME']}")
         calls.value(f"Call at {call.get('CALL_START_TIME', 'unknown time')}", ", ".join(d for d in details if d), call)
 
-    for ticket in reversed(_by(records, "zoho_tickets", "CREATEDTIME")[-RECENT_TICKETS:]):
+    for ticket in reversed(all_tickets[-RECENT_TICKETS:]):
         details = [f"{ticket.get('SUBJECT', '')}".strip(), str(ticket.get("ZOHO_STATUS") or "")]
         if ticket.get("CATEGORY"):
             details.append(f"category {ticket['CATEGORY']}")
@@ -229,11 +253,31 @@ def _relationships(view: EntityView, relationships: _Section) -> None:
     records = view.records
     sources = Counter(str(r.get("SOURCE") or "unknown") for r in records)
     anchor = records[0] if records else {}
+    relationships.value("Records in all", str(len(records)), anchor)
     relationships.value("Records on file", ", ".join(f"{s} {n}" for s, n in sorted(sources.items())), anchor)
     rules = Counter(edge.rsplit(":", 1)[-1] for edge in view.edges)
     if rules:
         linked = ", ".join(f"{RULE_REASONS.get(rule, rule)} ({n})" for rule, n in sorted(rules.items()))
         relationships.value("Records linked by", linked, anchor)
+
+
+# Where each kind of record keeps the date it happened on.
+ACTIVITY_DATES = {"Transaction": "TRANSACTION_CREATED_DATE", "calls": "CALL_START_TIME", "zoho_tickets": "CREATEDTIME"}
+ACTIVITY_NAMES = {"Transaction": "charge", "calls": "call", "zoho_tickets": "ticket opened"}
+
+
+def _history(records: list[dict], history: _Section) -> None:
+    created = sorted((r for r in records if r.get("CREATED_DATE")), key=lambda r: str(r["CREATED_DATE"]))
+    if created:
+        history.add("Customer since", created[0], "CREATED_DATE")
+    charges = _by(records, "Transaction", "TRANSACTION_CREATED_DATE")
+    if charges:
+        history.add("First charge on", charges[0], "TRANSACTION_CREATED_DATE")
+    dated = [(str(r[key]), source, r) for source, key in ACTIVITY_DATES.items() for r in records
+             if r.get("SOURCE") == source and r.get(key)]  # fmt: skip
+    if dated:
+        when, source, record = max(dated, key=lambda d: d[0])
+        history.value("Last activity", f"{ACTIVITY_NAMES[source]} on {when}", record)
 
 
 def _credit(records: list[dict], credit: _Section) -> list:

@@ -14,20 +14,11 @@ import orjson
 from services.llm_gateway.providers.events import GenerationRequest
 from services.llm_gateway.providers.faults import unsupported
 from services.runtime.conversation import Fact, Finish, Usage
-from services.runtime.topics import topics_asked
+from services.runtime.topics import TOPIC_BY_NAME, label_matches, labels_asked, topics_asked
 
 PREFIX = "Offline answer (composed from Tilores records, no language model): "
 
 OVERVIEW_TOPICS = ("status", "credit", "billing")
-TOPIC_TITLES = {
-    "identity": "Identity",
-    "contact": "Contact",
-    "status": "Account",
-    "credit": "Credit",
-    "billing": "Billing",
-    "tickets": "Support tickets",
-    "calls": "Calls",
-}
 NOT_ON_FILE = {
     "status": "No account status is on file.",
     "credit": "No credit score is on file for this customer.",
@@ -36,6 +27,8 @@ NOT_ON_FILE = {
     "tickets": "No support tickets are on file.",
     "calls": "No calls are on file.",
     "identity": "No identity details are on file.",
+    "relationships": "No linked records are on file.",
+    "history": "No record history is on file.",
 }
 _WORD = re.compile(r"\S+\s*")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -68,12 +61,9 @@ def _answer_text(request: GenerationRequest) -> str:
         topics = requested_topics(question)
         if identity and "identity" not in topics:
             parts.append(_fact_text(identity[0]) + ".")
+        wanted = labels_asked(question)
         for topic in topics:
-            facts = by_topic.get(topic)
-            if facts:
-                parts.append(f"{TOPIC_TITLES[topic]} — " + "; ".join(_fact_text(f) for f in facts) + ".")
-            else:
-                parts.append(NOT_ON_FILE[topic])
+            parts.append(_topic_text(topic, by_topic.get(topic, []), wanted.get(topic, ())))
         return "\n".join(parts)
     if grounding.status == "not_found":
         return (
@@ -92,6 +82,23 @@ def _answer_text(request: GenerationRequest) -> str:
         "I answer questions about customers from their Tilores records. Please give the customer's "
         "e-mail, client id, Salesforce contact id or phone number."
     )
+
+
+def _topic_text(topic: str, facts: list[Fact], wanted: tuple[str, ...]) -> str:
+    """One topic's sentence: for a narrow question the facts it asks for
+    (and the topic's headline), else every fact of the topic."""
+    if not facts:
+        return NOT_ON_FILE[topic]
+    title = TOPIC_BY_NAME[topic].title
+    headline = TOPIC_BY_NAME[topic].headline
+    if not wanted or wanted == headline:
+        return f"{title} — " + "; ".join(_fact_text(f) for f in facts) + "."
+    asked = [f for f in facts if any(label_matches(p, f.label) for p in wanted)]
+    rest = [f for f in facts if f not in asked and any(label_matches(p, f.label) for p in headline)]
+    text = f"{title} — " + "; ".join(_fact_text(f) for f in asked + rest) + "." if asked + rest else ""
+    if not asked:
+        text = f"{title}: no record on file answers that. {text}".strip()
+    return text
 
 
 def compose_json(request: GenerationRequest) -> str:
