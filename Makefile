@@ -8,7 +8,7 @@ DATA_DIR ?= .data
 CUSTOMERS ?= 1000
 PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 
-.PHONY: run test lint fmt protos seed customers bench soak envoy-config k8s clean redis-server
+.PHONY: run test lint fmt protos seed customers bench eval soak envoy-config k8s clean redis-server
 
 REPLICAS ?=
 
@@ -58,6 +58,13 @@ bench: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.router_paths
 	$(PY) -m bench.rpc_spans
 	$(PY) -m bench.identity_cost
+
+## eval: an evaluation run of the offline model (MODELS="offline,gpt-4o-mini" for others) on 320 questions over
+##       7 spectrums; prints the matrix, writes build/eval/<run>.json and .html, and the scorer's planted-error figures
+MODELS ?= offline
+eval: $(VENV)/.installed $(GEN)/.stamp redis-server
+	$(PY) -m bench.planted_errors
+	$(PY) -m bench.evaluate --models "$(MODELS)"
 
 ## soak: 1,000 slow streams at once through Envoy and every hop; each must finish (prints figures, fails on a cut stream)
 soak: $(VENV)/.installed $(GEN)/.stamp

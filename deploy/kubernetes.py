@@ -116,7 +116,7 @@ def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
         env.append({"name": "PROBE_ADDR", "value": f"0.0.0.0:{topology.kubernetes.probe_port}"})
     env.extend({"name": key, "value": value} for key, value in MOUNTED.env().items())
     env.append({"name": "MESH_GRANTS", "value": topology.grants().render()})
-    for peer in spec.peers:
+    for peer in spec.all_peers:
         env.append({"name": f"{peer.upper()}_SERVICE_ADDR", "value": peer_address(topology.services[peer], topology)})
     if spec.redis and not any(key == "REDIS_URL" for key, _ in spec.env):
         env.append({"name": "REDIS_URL", "value": f"redis://redis:{REDIS_PORT}/0"})
@@ -375,7 +375,7 @@ def _network_policy(spec: ServiceSpec, topology: Topology) -> dict:
             "to": _from_pods(topology.services[peer].k8s_name),
             "ports": [{"protocol": "TCP", "port": topology.services[peer].port}],
         }
-        for peer in spec.peers
+        for peer in spec.all_peers
     ]
     if spec.redis:
         egress.append({"to": _from_pods("redis"), "ports": [{"protocol": "TCP", "port": REDIS_PORT}]})

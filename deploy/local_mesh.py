@@ -241,6 +241,7 @@ class LocalMesh:
         try:
             started = time.monotonic()
             self._start_redis()
+            self._reserve_later_peer_ports()
             if self.redis_url:
                 self.progress(f"  {'redis':<14} ready on {self.redis_url.removeprefix('redis://')}")
             for service in self.topology.start_order():
@@ -258,6 +259,23 @@ class LocalMesh:
         except BaseException:
             self.stop()
             raise
+
+    def _reserve_later_peer_ports(self) -> None:
+        """A service some other service calls only later (`later_peers`) may
+        start after its caller: its ports are chosen now, so the caller is
+        given its address at launch."""
+        later = {peer for spec in self.topology.services.values() for peer in spec.later_peers}
+        for service in later:
+            for name in self.instances(service):
+                if name in self._fixed_ports:
+                    continue
+                port = self._listen_port(name)
+                if port == 0:
+                    with socket.socket() as probe:
+                        probe.bind(("127.0.0.1", 0))
+                        port = probe.getsockname()[1]
+                self._fixed_ports[name] = port
+                self.ports[name] = port
 
     def _rotate_logs(self) -> None:
         """Each run starts with empty logs; the previous run's are kept in
@@ -301,7 +319,7 @@ class LocalMesh:
                 **self.certificates.issue("service", spec.name).env(),
             }
         )
-        for peer in spec.peers:
+        for peer in spec.all_peers:
             env[f"{peer.upper()}_SERVICE_ADDR"] = self.peer_addr(peer)
         if spec.redis and self.redis_url and not env.get("REDIS_URL"):
             env["REDIS_URL"] = self.redis_url

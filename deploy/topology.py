@@ -25,6 +25,9 @@ class ServiceSpec:
     grpc_service: str = ""
     streaming: bool = False
     peers: tuple[str, ...] = ()
+    # Peers it calls only for work asked of it once it serves (not to start):
+    # they may call it too, so they do not order the start.
+    later_peers: tuple[str, ...] = ()
     replicas: int = 1  # Kubernetes minimum (HPA minReplicas)
     max_replicas: int = 10
     cpu: str = "250m"  # requests; limits are derived
@@ -36,6 +39,10 @@ class ServiceSpec:
     secrets: tuple[tuple[str, bool], ...] = ()  # Kubernetes Secrets read as env: (name, optional)
     redis: bool = False  # uses the Redis store (REDIS_URL is set for it, egress allowed)
     scopes: tuple[str, ...] = ()  # what it may call its peers for (services/runtime/access.py)
+
+    @property
+    def all_peers(self) -> tuple[str, ...]:
+        return self.peers + self.later_peers
 
     @property
     def k8s_name(self) -> str:
@@ -88,7 +95,7 @@ class Topology:
 
     def callers(self, name: str) -> list[str]:
         """Services that list `name` among their peers."""
-        return [other for other, spec in self.services.items() if name in spec.peers]
+        return [other for other, spec in self.services.items() if name in spec.all_peers]
 
     def start_order(self) -> list[str]:
         """Services ordered so that every peer starts before its callers."""
@@ -147,6 +154,7 @@ _SERVICE_FIELDS = {
     "grpc_service",
     "streaming",
     "peers",
+    "later_peers",
     "replicas",
     "max_replicas",
     "cpu",
@@ -269,9 +277,10 @@ def parse_topology(text: str) -> Topology:
         raise TopologyError("services: required non-empty mapping")
     services = {name: _service(name, raw) for name, raw in raw_services.items()}
     for name, spec in services.items():
-        for peer in spec.peers:
-            if peer not in services:
-                raise TopologyError(f"services.{name}.peers: unknown service {peer!r}")
+        for key, peers in (("peers", spec.peers), ("later_peers", spec.later_peers)):
+            for peer in peers:
+                if peer not in services:
+                    raise TopologyError(f"services.{name}.{key}: unknown service {peer!r}")
     if sum(1 for s in services.values() if s.protocol == "http") != 1:
         raise TopologyError("services: exactly one service must have protocol: http (the REST gateway)")
     topology = Topology(
@@ -331,6 +340,9 @@ def _service(name: str, raw: object) -> ServiceSpec:
     peers = raw.get("peers", [])
     if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
         raise TopologyError(f"{where}.peers: expected a list of service names")
+    later_peers = raw.get("later_peers", [])
+    if not isinstance(later_peers, list) or not all(isinstance(p, str) for p in later_peers):
+        raise TopologyError(f"{where}.later_peers: expected a list of service names")
     replicas = _count(raw.get("replicas"), f"{where}.replicas", 1)
     max_replicas = _count(raw.get("max_replicas"), f"{where}.max_replicas", max(10, replicas))
     if max_replicas < replicas:
@@ -348,6 +360,7 @@ def _service(name: str, raw: object) -> ServiceSpec:
         grpc_service=grpc_service,
         streaming=_flag(raw, "streaming", where),
         peers=tuple(peers),
+        later_peers=tuple(later_peers),
         replicas=replicas,
         max_replicas=max_replicas,
         cpu=_quantity(raw.get("cpu"), f"{where}.cpu", "250m", _CPU),

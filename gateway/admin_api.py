@@ -11,6 +11,10 @@
   GET  /v1/quality                           rolling quality and recent alerts (?check=now checks first)
   POST /v1/virtuous-cycle/trigger            {"prompt"?, "category"?, "reason"?}: start an improvement cycle
   GET  /v1/virtuous-cycle/status             cycles, experiments, quality by category, decisions, learning
+  POST /v1/evaluations                       {"models", "customers", "questions"?, "seed"?, "prompt_version"?,
+                                              "note"?}: start an evaluation run
+  GET  /v1/evaluations/{id}                  progress; when done the matrix and the report (JSON)
+  GET  /v1/evaluations/{id}/report.html      the report as a self-contained HTML page with heatmaps
 
 Bodies are JSON; answers are the optimizer's messages as JSON with their
 proto field names; errors are OpenAI error JSON naming the field."""
@@ -27,7 +31,10 @@ from gateway.openai_errors import OpenAIError, from_grpc
 from gateway.plain_json import plain_dict
 from gateway.routes import Route
 
-PATH_PARAMS = {"name": r"[A-Za-z0-9_-]{1,64}", "experiment_id": r"\d+"}
+PATH_PARAMS = {"name": r"[A-Za-z0-9_-]{1,64}", "experiment_id": r"\d+", "run_id": r"eval-[0-9a-f]{1,32}"}
+MAX_EVALUATION_MODELS = 16
+MAX_EVALUATION_CUSTOMERS = 500
+MAX_IDENTIFIER_CHARS = 256
 
 
 MAX_NAME_CHARS = 64
@@ -47,6 +54,14 @@ def _int32(body: dict, name: str, *, lo: int = 0, required: bool = False, defaul
 
 def _text(body: dict, name: str, max_chars: int, *, required: bool = False) -> str:
     return check_string(name, field(body, name, str, required=required, default=""), max_chars)
+
+
+def _strings(body: dict, name: str, max_items: int, max_chars: int) -> list[str]:
+    values = field(body, name, list, required=True)
+    if not values or len(values) > max_items:
+        raise OpenAIError(400, f"Invalid '{name}': expected 1 to {max_items} strings.", param=name)
+    return [check_string(f"{name}[{n}]", field({"v": v}, "v", str, param=f"{name}[{n}]"), max_chars)
+            for n, v in enumerate(values)]  # fmt: skip
 
 
 def _path_id(text: str) -> int:
@@ -84,6 +99,9 @@ class AdminRoutes:
             admin("GET", "/v1/quality", self.quality),
             admin("POST", "/v1/virtuous-cycle/trigger", self.trigger_cycle),
             admin("GET", "/v1/virtuous-cycle/status", self.cycle_status),
+            admin("POST", "/v1/evaluations", self.start_evaluation),
+            admin("GET", "/v1/evaluations/{run_id}", self.evaluation),
+            admin("GET", "/v1/evaluations/{run_id}/report.html", self.evaluation_report),
         ]
 
     @staticmethod
@@ -153,6 +171,44 @@ class AdminRoutes:
             experiment_id=_path_id(experiment_id), reason=_text(body, "reason", MAX_NOTE_CHARS)
         )
         await self._call(exchange, self._optimizer.StopExperiment, request)
+
+    async def start_evaluation(self, exchange: Exchange) -> None:
+        body = await _body(exchange)
+        models = _strings(body, "models", MAX_EVALUATION_MODELS, MAX_NAME_CHARS)
+        customers = _strings(body, "customers", MAX_EVALUATION_CUSTOMERS, MAX_IDENTIFIER_CHARS)
+        request = optimizer_pb2.StartEvaluationRequest(
+            models=models,
+            customers=customers,
+            questions=_int32(body, "questions"),
+            seed=check_integer("seed", field(body, "seed", int, default=0), 0, INT64_MAX),
+            prompt_version=_int32(body, "prompt_version"),
+            note=_text(body, "note", MAX_NOTE_CHARS),
+        )
+        try:
+            reply = await self._optimizer.StartEvaluation(request, timeout=30.0)
+        except grpc.aio.AioRpcError as error:
+            raise from_grpc(error) from None
+        await exchange.json(202, _json(reply))
+
+    async def evaluation(self, exchange: Exchange, run_id: str) -> None:
+        reply = await self._evaluation(run_id)
+        answer = plain_dict(reply.run)
+        # The report is JSON already: embedded as an object, not a string.
+        answer = {"run": answer, "report": orjson.loads(reply.report_json) if reply.report_json else None}
+        await exchange.json(200, orjson.dumps(answer))
+
+    async def evaluation_report(self, exchange: Exchange, run_id: str) -> None:
+        reply = await self._evaluation(run_id)
+        if not reply.report_html:
+            raise OpenAIError(409, f"Evaluation {run_id} has not finished yet.", code="evaluation_running")
+        await exchange.start(200, [(b"content-type", b"text/html; charset=utf-8")])
+        await exchange.send(reply.report_html.encode())
+
+    async def _evaluation(self, run_id: str) -> optimizer_pb2.GetEvaluationResponse:
+        try:
+            return await self._optimizer.GetEvaluation(optimizer_pb2.GetEvaluationRequest(run_id=run_id), timeout=10.0)
+        except grpc.aio.AioRpcError as error:
+            raise from_grpc(error) from None
 
     async def quality(self, exchange: Exchange) -> None:
         request = optimizer_pb2.GetQualityRequest(check_now="check=now" in exchange.query)

@@ -11,16 +11,18 @@ OPTIMIZER_VARIANT_MODEL   a model (via llm_gateway) that writes prompt variants;
 OPTIMIZER_JUDGE_MODEL     a model (via llm_gateway) that grades a sample of answers by a rubric; unset: none
 OPTIMIZER_JUDGE_SAMPLE    share of answers the judge grades (default 0.05)
 FIELD_POLICY_PATH         what the judge's provider may see of a turn (default: the bundled field_policy.yaml)
-LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for those models (default 127.0.0.1:50052)
+LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for those models and the catalog's prices (default 127.0.0.1:50052)
+ROUTER_SERVICE_ADDR       router address: evaluation runs ask their questions there (default 127.0.0.1:50051)
+TILORES_DATA_SERVICE_ADDR tilores_data address: evaluation runs read their customers there (default 127.0.0.1:50053)
 """
 
 from __future__ import annotations
 
 import os
 
-from tilores_x.v1 import llm_gateway_pb2_grpc
+from tilores_x.v1 import llm_gateway_pb2_grpc, router_pb2_grpc, tilores_data_pb2_grpc
 
-from services.optimizer.clients import TextGeneration
+from services.optimizer.clients import EvaluationPeers, TextGeneration
 from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor, Thresholds
 from services.optimizer.service import OptimizerComponent
@@ -51,23 +53,36 @@ async def build() -> OptimizerComponent:
         cooldown_s=env_float("ALERT_COOLDOWN_S", 900.0, minimum=0.0),
         webhook_url=env_str("ALERT_WEBHOOK_URL"),
     )
-    writer, judge, channel = None, None, None
+    writer, judge = None, None
     variant_model, judge_model = env_str("OPTIMIZER_VARIANT_MODEL"), env_str("OPTIMIZER_JUDGE_MODEL")
     sample = env_float("OPTIMIZER_JUDGE_SAMPLE", 0.05, minimum=0.0)
     if sample > 1:
         raise SettingsError("OPTIMIZER_JUDGE_SAMPLE: a share between 0 and 1")
+    # Channels connect on first use: a peer that is not up yet costs nothing.
+    channels = {name: open_channel(peer_addr(name)) for name in ("llm_gateway", "router", "tilores_data")}
+    llm_stub = llm_gateway_pb2_grpc.LlmGatewayServiceStub(channels["llm_gateway"])
     if variant_model or judge_model:
-        channel = open_channel(peer_addr("llm_gateway"))
-        llm = TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(channel))
+        llm = TextGeneration(llm_stub)
         writer = LlmVariantWriter(llm, variant_model) if variant_model else None
         judge = LlmJudge(llm, judge_model, sample, policy=FieldPolicy.from_env()) if judge_model else None
+    peers = EvaluationPeers(
+        router_pb2_grpc.RouterServiceStub(channels["router"]),
+        tilores_data_pb2_grpc.TiloresDataServiceStub(channels["tilores_data"]),
+        llm_stub,
+    )
+
+    async def close_channels() -> None:
+        for channel in channels.values():
+            await channel.close()
+
     return OptimizerComponent(
         storage,
         monitor,
         env_float("QUALITY_CHECK_INTERVAL_S", 60.0, minimum=0.0),
         variant_writer=writer,
-        on_close=channel.close if channel is not None else None,
+        on_close=close_channels,
         judge=judge,
+        evaluation_peers=peers,
     )
 
 

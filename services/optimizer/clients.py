@@ -1,13 +1,28 @@
-"""The optimizer's adapter to llm_gateway: a whole model answer as text,
-for the judge and the variant writer, which never see a proto."""
+"""The optimizer's adapters to its peers: a whole model answer as text, for
+the judge and the variant writer; and what an evaluation run asks of the
+mesh. Nothing outside this module sees a proto of a peer."""
 
 from __future__ import annotations
 
-import grpc
-from tilores_x.v1 import llm_gateway_pb2, llm_gateway_pb2_grpc
+import time
 
+import grpc
+import orjson
+from tilores_x.v1 import (
+    llm_gateway_pb2,
+    llm_gateway_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+    tilores_data_pb2,
+    tilores_data_pb2_grpc,
+)
+
+from services.optimizer.evaluation import Answer, Price
+from services.optimizer.question_set import CustomerRecords, Question
 from services.runtime.conversation import Message, ResponseFormat
 from services.runtime.conversation_wire import message_proto, response_format_proto
+from services.runtime.customer_identifiers import identifiers_in
+from services.runtime.request_context import ANSWERING_MODEL_HEADER
 
 
 class GenerationFailed(Exception):
@@ -56,3 +71,92 @@ class TextGeneration:
         except grpc.aio.AioRpcError as error:
             raise GenerationFailed(f"the model service is unavailable ({error.code().name})") from None
         return "".join(parts)
+
+
+class EvaluationPeers:
+    """What an evaluation run needs of the mesh, as plain types: a customer's
+    records and links (tilores_data), an answer as a chat client gets it
+    (the router), and the catalog's prices (llm_gateway)."""
+
+    def __init__(
+        self,
+        router: router_pb2_grpc.RouterServiceStub,
+        tilores: tilores_data_pb2_grpc.TiloresDataServiceStub,
+        llm: llm_gateway_pb2_grpc.LlmGatewayServiceStub,
+        answer_timeout_s: float = 120.0,
+    ):
+        self._router = router
+        self._tilores = tilores
+        self._llm = llm
+        self._answer_timeout_s = answer_timeout_s
+
+    async def customer(self, identifier: str) -> CustomerRecords | None:
+        """The one customer an identifier names; None when it names none or
+        several."""
+        parameters = identifiers_in(identifier).search_parameters()
+        if not parameters:
+            return None
+        try:
+            reply = await self._tilores.SearchEntities(
+                tilores_data_pb2.SearchEntitiesRequest(parameters=parameters), timeout=10.0
+            )
+        except grpc.aio.AioRpcError as error:
+            raise EvaluationPeerFailed(f"tilores_data did not answer ({error.code().name})") from None
+        if len(reply.entities) != 1:
+            return None
+        entity = reply.entities[0]
+        records = tuple({"id": r.id, "SOURCE": r.source} | orjson.loads(r.data_json) for r in entity.records)
+        return CustomerRecords(entity.id, records, tuple(entity.edges))
+
+    async def models(self) -> dict[str, Price]:
+        """Every catalog model with its prices."""
+        try:
+            reply = await self._llm.ListModels(llm_gateway_pb2.ListModelsRequest(), timeout=5.0)
+        except grpc.aio.AioRpcError as error:
+            raise EvaluationPeerFailed(f"llm_gateway did not answer ({error.code().name})") from None
+        return {m.id: Price(m.input_price_per_million, m.output_price_per_million) for m in reply.models}
+
+    async def ask(self, question: Question, model: str, run_id: str, prompt_version: int) -> Answer:
+        """The question asked of the router as one chat turn, timed like a
+        client times it."""
+        request = router_pb2.ChatRequest(
+            model=model,
+            messages=[message_proto(Message("user", question.text))],
+            completion_id=f"{run_id}-{question.id}-{model}",
+            conversation_id=f"{run_id}-{question.id}",
+            evaluation=router_pb2.EvaluationTurn(run_id=run_id, prompt_version=prompt_version),
+        )
+        started = time.perf_counter()
+        first: float | None = None
+        parts: list[str] = []
+        usage = (0, 0)
+        error = ""
+        call = self._router.Chat(request, timeout=self._answer_timeout_s)
+        try:
+            async for event in call:
+                kind = event.WhichOneof("event")
+                if kind == "delta":
+                    if first is None:
+                        first = time.perf_counter()
+                    parts.append(event.delta)
+                elif kind == "usage":
+                    usage = (event.usage.prompt_tokens, event.usage.completion_tokens)
+                elif kind == "error":
+                    error = event.error.message or "the answer failed"
+            answered_by = dict(await call.initial_metadata()).get(ANSWERING_MODEL_HEADER, model)
+        except grpc.aio.AioRpcError as failure:
+            error, answered_by = f"{failure.code().name}: {failure.details()}", model
+        done = time.perf_counter()
+        return Answer(
+            text="".join(parts),
+            model=str(answered_by),
+            ttft_ms=((first or done) - started) * 1000,
+            total_ms=(done - started) * 1000,
+            prompt_tokens=usage[0],
+            completion_tokens=usage[1],
+            error=error,
+        )
+
+
+class EvaluationPeerFailed(Exception):
+    """A peer an evaluation needs did not answer."""

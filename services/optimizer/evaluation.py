@@ -191,6 +191,7 @@ class EvaluationRun:
     grades: list[Grade] = field(default_factory=list)
     prompt: str = ""
     version: int = 0
+    note: str = ""
 
     @property
     def total(self) -> int:

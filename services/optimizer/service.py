@@ -12,8 +12,10 @@ from collections.abc import Sequence
 import grpc
 from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
+from services.optimizer import evaluation_report, quality
 from services.optimizer import experiments as states
-from services.optimizer import quality
+from services.optimizer.evaluation import EvaluationRun
+from services.optimizer.evaluation_runs import EvaluationRuns
 from services.optimizer.experiments import Experiments
 from services.optimizer.improvement import ImprovementCycle
 from services.optimizer.judge import LlmJudge
@@ -42,6 +44,47 @@ def version_message(v: PromptVersion) -> optimizer_pb2.PromptVersion:
     )
 
 
+EVALUATION_STATES = {
+    "running": optimizer_pb2.EVALUATION_STATE_RUNNING,
+    "succeeded": optimizer_pb2.EVALUATION_STATE_SUCCEEDED,
+    "failed": optimizer_pb2.EVALUATION_STATE_FAILED,
+}
+
+
+def evaluation_message(run: EvaluationRun) -> optimizer_pb2.EvaluationRun:
+    message = optimizer_pb2.EvaluationRun(
+        id=run.id,
+        state=EVALUATION_STATES[run.state],
+        models=run.models,
+        questions=run.questions,
+        done=run.done,
+        total=run.total,
+        started_by=run.started_by,
+        error=run.error,
+        prompt_version=run.version,
+        note=run.note,
+    )
+    message.started_at.FromNanoseconds(int(run.started_at * 1e9))
+    if run.finished_at is not None:
+        message.finished_at.FromNanoseconds(int(run.finished_at * 1e9))
+    for c in run.cells:
+        cell = message.cells.add(
+            model=c.model,
+            spectrum=c.spectrum,
+            questions=c.questions,
+            refusal_accuracy=c.refusal_accuracy,
+            ttft_p50_ms=c.ttft_p50_ms,
+            total_p50_ms=c.total_p50_ms,
+            tokens=c.tokens,
+            cost_usd=c.cost_usd,
+            errors=c.errors,
+        )
+        for name in ("precision", "recall", "quality"):
+            if getattr(c, name) is not None:
+                setattr(cell, name, getattr(c, name))
+    return message
+
+
 def _finite(value: float) -> float:
     return 0.0 if math.isnan(value) else value
 
@@ -60,12 +103,14 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         monitor: QualityMonitor | None = None,
         cycle: ImprovementCycle | None = None,
         judge: LlmJudge | None = None,
+        evaluations: EvaluationRuns | None = None,
     ):
         self._registry = registry
         self._experiments = experiments
         self._monitor = monitor
         self._cycle_runner = cycle
         self._judge = judge
+        self._evaluations = evaluations
         self._background: set[asyncio.Task] = set()
 
     def _experiment(self, experiment_id: int) -> optimizer_pb2.Experiment:
@@ -159,6 +204,8 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return optimizer_pb2.StopExperimentResponse(experiment=self._experiment(request.experiment_id))
 
     async def RecordOutcome(self, request, context):
+        if request.evaluation_run_id:
+            return self._evaluation_outcome(request)
         repeat = bool(request.completion_id) and self._experiments.has_outcome(request.completion_id)
         status = GROUNDING_OF.get(request.grounding.status, "")
         category = request.category or quality.category_of(request.question, status)
@@ -191,6 +238,50 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             score=score or 0.0,
             evaluators=[optimizer_pb2.EvaluatorScore(name=e.name, score=e.value, reason=e.reason) for e in evaluators],
             category=category,
+        )
+
+    def _evaluation_outcome(self, request) -> optimizer_pb2.RecordOutcomeResponse:
+        """An answer of an evaluation run: scored for the run, kept out of
+        live quality and experiments."""
+        status = GROUNDING_OF.get(request.grounding.status, "")
+        score, evaluators = None, []
+        if not request.error and request.answer:
+            facts = [fact_of(f) for f in request.grounding.facts]
+            score, evaluators = quality.evaluate(
+                request.question, request.answer, status, request.grounding.text, facts
+            )
+        if self._evaluations is not None:
+            self._evaluations.deliver_score(request.completion_id, score)
+        return optimizer_pb2.RecordOutcomeResponse(
+            score=score or 0.0,
+            evaluators=[optimizer_pb2.EvaluatorScore(name=e.name, score=e.value, reason=e.reason) for e in evaluators],
+            category=quality.category_of(request.question, status),
+        )
+
+    async def StartEvaluation(self, request, context):
+        if self._evaluations is None:
+            raise FailedPrecondition("evaluation runs are not configured on this optimizer")
+        run = await self._evaluations.start(
+            request.models,
+            request.customers,
+            _actor(),
+            questions=request.questions,
+            seed=request.seed,
+            prompt_version=request.prompt_version,
+            note=request.note,
+        )
+        return optimizer_pb2.StartEvaluationResponse(run=evaluation_message(run))
+
+    async def GetEvaluation(self, request, context):
+        if self._evaluations is None:
+            raise FailedPrecondition("evaluation runs are not configured on this optimizer")
+        if not request.run_id:
+            raise InvalidArgument("run_id is required", field="run_id")
+        run, report = self._evaluations.get(request.run_id)
+        return optimizer_pb2.GetEvaluationResponse(
+            run=evaluation_message(run),
+            report_json=report,
+            report_html=evaluation_report.to_html(report) if report else "",
         )
 
     async def GetQuality(self, request, context):
@@ -284,8 +375,10 @@ class OptimizerComponent:
         variant_writer=None,
         on_close=None,
         judge: LlmJudge | None = None,
+        evaluation_peers=None,
     ):
         self.storage = storage
+        self.evaluations = EvaluationRuns(storage, evaluation_peers)
         self.registry = PromptRegistry(storage)
         self.experiments = Experiments(storage, self.registry)
         self.monitor = monitor or QualityMonitor(storage)
@@ -297,7 +390,8 @@ class OptimizerComponent:
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(
-            OptimizerService(self.registry, self.experiments, self.monitor, self.cycle, self.judge), server
+            OptimizerService(self.registry, self.experiments, self.monitor, self.cycle, self.judge, self.evaluations),
+            server,
         )
         if self._check_every_s > 0:
             self._task = asyncio.ensure_future(self._watch())
@@ -314,6 +408,7 @@ class OptimizerComponent:
                 log.exception("quality.check_failed")
 
     async def close(self) -> None:
+        await self.evaluations.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

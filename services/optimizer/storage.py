@@ -92,6 +92,13 @@ CREATE TABLE IF NOT EXISTS cycle_variants (
     PRIMARY KEY (cycle_id, version)
 );
 CREATE TABLE IF NOT EXISTS learning (pattern TEXT PRIMARY KEY, wins INTEGER NOT NULL, losses INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    report TEXT NOT NULL DEFAULT ''
+);
 """
 
 
@@ -157,3 +164,23 @@ class OptimizerStorage:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (time.time(), name, action, version, previous, detail, actor),
         )
+
+    # Evaluation runs.
+
+    def save_evaluation(self, run_id: str, started_at: float, state: str, summary: dict, report: str = "") -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO evaluations(id, started_at, state, summary, report) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, summary = excluded.summary, "
+                "report = excluded.report",
+                (run_id, started_at, state, orjson.dumps(summary).decode(), report),
+            )
+
+    def evaluation(self, run_id: str) -> tuple[dict, str] | None:
+        """A run's summary and its report (JSON text, "" while running)."""
+        rows = self.query("SELECT summary, report FROM evaluations WHERE id = ?", (run_id,))
+        return (orjson.loads(rows[0][0]), rows[0][1]) if rows else None
+
+    def evaluations(self, limit: int = 20) -> list[dict]:
+        rows = self.query("SELECT summary FROM evaluations ORDER BY started_at DESC LIMIT ?", (limit,))
+        return [orjson.loads(r[0]) for r in rows]

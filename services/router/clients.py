@@ -349,17 +349,21 @@ class Prompts:
         self._kept = LruCache(max_entries=256, max_bytes=4 * 1024 * 1024)
         self._ttl_s = ttl_s
 
-    async def prompt(self, name: str, conversation_id: str, timeout_s: float) -> Prompt:
-        """The version this conversation gets. Reused for a few seconds: per
-        prompt while no experiment runs, per conversation while one does
-        (experiments assign by conversation). The optimizer away: a
-        fallback instruction, never none."""
-        kept = self._kept.get((name,)) or self._kept.get((name, conversation_id))
+    async def prompt(self, name: str, conversation_id: str, timeout_s: float, version: int = 0) -> Prompt:
+        """The version this conversation gets, or the `version` pinned.
+        Reused for a few seconds: per prompt while no experiment runs, per
+        conversation while one does (experiments assign by conversation).
+        The optimizer away: a fallback instruction, never none."""
+        if version:
+            kept = self._kept.get((name, "version", version))
+        else:
+            kept = self._kept.get((name,)) or self._kept.get((name, conversation_id))
         if kept is not None:
             return kept
         try:
             response = await self._optimizer.GetPrompt(
-                optimizer_pb2.GetPromptRequest(name=name, conversation_id=conversation_id), timeout=min(1.0, timeout_s)
+                optimizer_pb2.GetPromptRequest(name=name, conversation_id=conversation_id, version=version),
+                timeout=min(1.0, timeout_s),
             )
         except grpc.aio.AioRpcError as error:
             log.warning("optimizer.get_prompt_failed", extra={"fields": {"code": error.code().name}})
@@ -367,6 +371,7 @@ class Prompts:
         prompt = Prompt(response.name, response.version, response.template, response.experiment_id)
         if self._ttl_s > 0:
             key = (name, conversation_id) if prompt.experiment_id else (name,)
+            key = (name, "version", version) if version else key
             self._kept.set(key, prompt, self._ttl_s, size=len(prompt.template))
         return prompt
 
@@ -619,6 +624,7 @@ class Outcome:
     question: str
     answer: str
     grounding: Grounding
+    evaluation_run_id: str = ""
 
 
 # The optimizer is away or slow: keep the outcome and send it again.
@@ -653,6 +659,7 @@ class Outcomes:
             question=outcome.question,
             answer=outcome.answer,
             grounding=grounding_proto(outcome.grounding),
+            evaluation_run_id=outcome.evaluation_run_id,
         )
         try:
             await self._optimizer.RecordOutcome(request, timeout=2.0)

@@ -157,6 +157,8 @@ def turn_request(request: router_pb2.ChatRequest) -> TurnRequest:
         tool_choice=tool_choice_of(request.tool_choice),
         no_fallback=request.no_fallback,
         cache_response=request.cache_response,
+        evaluation_run_id=request.evaluation.run_id,
+        prompt_version=request.evaluation.prompt_version,
     )
 
 

@@ -86,6 +86,8 @@ class TurnRequest:
     tool_choice: ToolChoice | None = None
     no_fallback: bool = False
     cache_response: bool = False
+    evaluation_run_id: str = ""  # asked by an evaluation run: no response cache, outcome scored for the run
+    prompt_version: int = 0  # a pinned prompt version (evaluations); 0: the selection's
 
     def question(self) -> str:
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
@@ -93,7 +95,7 @@ class TurnRequest:
     @property
     def replayable(self) -> bool:
         """A deterministic request: an identical earlier answer may be replayed."""
-        return self.cache_response or self.temperature == 0
+        return not self.evaluation_run_id and (self.cache_response or self.temperature == 0)
 
 
 @dataclass
@@ -235,7 +237,9 @@ class Turn:
         if not candidates:
             return CustomerGrounding(NO_IDENTIFIER), await prompts.prompt("general", request.conversation_id, timeout_s)
         # The prompt and the customer are independent: fetch them together.
-        prompt = asyncio.ensure_future(prompts.prompt("customer", request.conversation_id, timeout_s))
+        prompt = asyncio.ensure_future(
+            prompts.prompt("customer", request.conversation_id, timeout_s, request.prompt_version)
+        )
         try:
             grounding = await self._customer(candidates, timeout_s)
         except BaseException:
@@ -375,6 +379,7 @@ class Turn:
                 question=self.request.question(),
                 answer="".join(text),
                 grounding=plan.call.grounding,
+                evaluation_run_id=self.request.evaluation_run_id,
             )
         )
 
