@@ -50,7 +50,7 @@ class AnthropicEmulator(Emulator):
         roles = [m["role"] for m in body["messages"]]
         if any(a == b for a, b in itertools.pairwise(roles)) or (roles and roles[0] != "user"):
             return self._error(400, "messages: roles must alternate between user and assistant, starting with user")
-        script = self.next_script()
+        script = self.next_script(body)
         await self.prelude(request, script)
         if script.status:
             headers = {"retry-after": script.retry_after} if script.retry_after else None

@@ -6,6 +6,7 @@ malformed chunk mid-stream, a hang), and a record of what the SDKs sent."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -38,6 +39,8 @@ class Emulator:
 
     def __init__(self, script: Script | None = None):
         self.script = script or Script()
+        # Answers each request from what it asks (tests/emulators/grounded_answers.py); the queue still wins.
+        self.responder: Callable[[dict], Script] | None = None
         self.queue: list[Script] = []  # used first, one per request
         self.requests: list[dict] = []
         self.headers: list[dict] = []
@@ -68,8 +71,12 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def next_script(self) -> Script:
-        return self.queue.pop(0) if self.queue else self.script
+    def next_script(self, body: dict | None = None) -> Script:
+        if self.queue:
+            return self.queue.pop(0)
+        if self.responder is not None and body is not None:
+            return self.responder(body)
+        return self.script
 
     async def prelude(self, request: web.Request, script: Script) -> None:
         """Faults that happen before any answer. A hang lasts until the

@@ -32,7 +32,7 @@ class GeminiEmulator(Emulator):
         body["_model"] = model
         self.requests.append(body)
         self.headers.append(dict(request.headers))
-        script = self.next_script()
+        script = self.next_script(body)
         await self.prelude(request, script)
         if script.status:
             headers = {"retry-after": script.retry_after} if script.retry_after else None

@@ -34,7 +34,7 @@ class OpenAIEmulator(Emulator):
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
-        script = self.next_script()
+        script = self.next_script(body)
         await self.prelude(request, script)
         if script.status:
             kinds = {429: ("requests", "rate_limit_exceeded"), 400: ("invalid_request_error", None)}
