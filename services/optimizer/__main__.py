@@ -12,6 +12,9 @@ OPTIMIZER_JUDGE_MODEL     a model (via llm_gateway) that grades a sample of answ
 OPTIMIZER_JUDGE_SAMPLE    share of answers the judge grades (default 0.05)
 FIELD_POLICY_PATH         what the judge's provider may see of a turn (default: the bundled field_policy.yaml)
 LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for those models and the catalog's prices (default 127.0.0.1:50052)
+OPTIMIZER_GATE_MODEL      a catalog model that evaluates an improvement cycle's candidates offline before any
+                          enters an experiment (with OPTIMIZER_GATE_CUSTOMERS); unset: no offline gate
+OPTIMIZER_GATE_CUSTOMERS  customers (e-mails, client ids, phones; comma-separated) the gate's questions are about
 ROUTER_SERVICE_ADDR       router address: evaluation runs ask their questions there (default 127.0.0.1:50051)
 TILORES_DATA_SERVICE_ADDR tilores_data address: evaluation runs read their customers there (default 127.0.0.1:50053)
 """
@@ -83,6 +86,8 @@ async def build() -> OptimizerComponent:
         on_close=close_channels,
         judge=judge,
         evaluation_peers=peers,
+        gate_model=env_str("OPTIMIZER_GATE_MODEL"),
+        gate_customers=[c.strip() for c in env_str("OPTIMIZER_GATE_CUSTOMERS").split(",") if c.strip()],
     )
 
 

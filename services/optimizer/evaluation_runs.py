@@ -55,6 +55,7 @@ class EvaluationRuns:
         self._runs: dict[str, EvaluationRun] = {}
         self._scores: dict[str, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._by_run: dict[str, asyncio.Task] = {}
 
     async def start(
         self,
@@ -95,8 +96,17 @@ class EvaluationRuns:
         self._save(run)
         task = asyncio.create_task(self._run(run, customers, seed, catalog))
         self._tasks.add(task)
+        self._by_run[run.id] = task
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _t, run_id=run.id: self._by_run.pop(run_id, None))
         return run
+
+    async def finished(self, run: EvaluationRun) -> EvaluationRun:
+        """The run once it has ended (for the improvement cycle's gate)."""
+        task = self._by_run.get(run.id)
+        if task is not None:
+            await asyncio.shield(task)
+        return self.get(run.id)[0]
 
     def get(self, run_id: str) -> tuple[EvaluationRun, str]:
         """A run and its report JSON ("" while it runs)."""
@@ -184,3 +194,29 @@ class EvaluationRuns:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class OfflineGate:
+    """The improvement cycle's gate: each prompt version evaluated on the
+    same question set with the same model before any enters an online
+    experiment; a version's figure is its mean quality score."""
+
+    def __init__(self, runs: EvaluationRuns, model: str, customers: Sequence[str], questions: int = 70):
+        self._runs = runs
+        self.model = model
+        self._customers = list(customers)
+        self._questions = questions
+
+    async def __call__(self, versions: Sequence[int]) -> dict[int, float]:
+        scores: dict[int, float] = {}
+        for version in versions:
+            run = await self._runs.start(
+                [self.model], self._customers, "optimizer/improvement-cycle", self._questions,
+                seed=11, prompt_version=version, note=f"offline gate of prompt version {version}",
+            )  # fmt: skip
+            run = await self._runs.finished(run)
+            overall = next((c for c in run.cells if c.spectrum == "all"), None)
+            if run.state != "succeeded" or overall is None or overall.quality is None:
+                raise RuntimeError(f"the offline evaluation of version {version} failed: {run.error or 'no score'}")
+            scores[version] = overall.quality
+        return scores

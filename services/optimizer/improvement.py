@@ -75,6 +75,7 @@ class ImprovementCycle:
         variant_writer=None,
         min_samples: int = 50,
         cooldown_s: float = 3600.0,
+        offline_gate=None,
     ):
         self.storage = storage
         self.registry = registry
@@ -85,6 +86,9 @@ class ImprovementCycle:
         # After a cycle ends, the rolling window still holds the turns that
         # started it: wait for fresh evidence before starting another.
         self.cooldown_s = cooldown_s
+        # async (versions) -> {version: score}: candidates are evaluated
+        # offline first; one scoring below the active version never starts.
+        self.offline_gate = offline_gate
 
     # Learning.
 
@@ -154,20 +158,48 @@ class ImprovementCycle:
             (self.registry.create(prompt, template, note=f"improvement cycle: {pattern} ({why})"), pattern)
             for template, pattern in variants
         ]
-        arms = [(current.version, 1.0)] + [(v.version, 1.0) for v, _ in versions]
-        experiment = self.experiments.start(prompt, arms, min_samples=self.min_samples, auto_promote=True)
+        gate_note, versions = await self._gated(current.version, versions)
+        experiment = None
+        if versions:
+            arms = [(current.version, 1.0)] + [(v.version, 1.0) for v, _ in versions]
+            experiment = self.experiments.start(prompt, arms, min_samples=self.min_samples, auto_promote=True)
         with self.storage.transaction() as db:
             cursor = db.execute(
-                "INSERT INTO cycles(prompt, category, reason, experiment_id, started_at) VALUES (?, ?, ?, ?, ?)",
-                (prompt, category, why, experiment.id, time.time()),
+                "INSERT INTO cycles(prompt, category, reason, experiment_id, started_at, ended_at, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    prompt,
+                    category,
+                    why,
+                    experiment.id if experiment else None,
+                    time.time(),
+                    None if experiment else time.time(),
+                    gate_note if experiment is None else "",
+                ),
             )
             cycle_id = cursor.lastrowid
             db.executemany(
                 "INSERT INTO cycle_variants(cycle_id, version, pattern) VALUES (?, ?, ?)",
                 [(cycle_id, v.version, pattern) for v, pattern in versions],
             )
-        log.info("cycle.started", extra={"fields": {"cycle": cycle_id, "experiment": experiment.id, "why": why}})
+        log.info(
+            "cycle.started",
+            extra={"fields": {"cycle": cycle_id, "experiment": experiment.id if experiment else None, "why": why,
+                              "offline_gate": gate_note}},
+        )  # fmt: skip
         return self.get(cycle_id)
+
+    async def _gated(self, control: int, versions: list) -> tuple[str, list]:
+        """The candidates that score at least as well as the active version
+        on the offline evaluation (all of them without a gate)."""
+        if self.offline_gate is None or not versions:
+            return "", versions
+        scores = await self.offline_gate([control, *(v.version for v, _ in versions)])
+        kept = [(v, pattern) for v, pattern in versions if scores[v.version] >= scores[control]]
+        figures = ", ".join(f"v{version} {score:.3f}" for version, score in scores.items())
+        if not kept:
+            return f"no candidate scored as well as the active version offline ({figures})", []
+        return f"offline: {figures}", kept
 
     def sync(self) -> None:
         """Close cycles whose experiment ended, crediting their patterns."""

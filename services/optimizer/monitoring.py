@@ -185,6 +185,21 @@ class QualityMonitor:
         )
         return [(Alert(k, s, m, v, a), bool(d)) for k, s, m, v, a, d in rows]
 
+    def judge_agreement(self, limit: int = 1000) -> tuple[int, float | None, float]:
+        """Over the latest turns both the judge and the scorer graded: how
+        many, the share on the same side of the target level, and the mean
+        absolute difference of their scores."""
+        rows = self.storage.query(
+            "SELECT score, judge_score FROM outcomes WHERE score IS NOT NULL AND judge_score IS NOT NULL "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        if not rows:
+            return 0, None, 0.0
+        target = self.thresholds.target
+        same = sum((s >= target) == (j >= target) for s, j in rows)
+        return len(rows), round(same / len(rows), 4), round(sum(abs(s - j) for s, j in rows) / len(rows), 4)
+
 
 def _slope(scores: list[float]) -> float:
     """Least-squares slope per turn; 0 unless the fall is significant."""

@@ -15,7 +15,7 @@ from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 from services.optimizer import evaluation_report, quality
 from services.optimizer import experiments as states
 from services.optimizer.evaluation import EvaluationRun
-from services.optimizer.evaluation_runs import EvaluationRuns
+from services.optimizer.evaluation_runs import EvaluationRuns, OfflineGate
 from services.optimizer.experiments import Experiments
 from services.optimizer.improvement import ImprovementCycle
 from services.optimizer.judge import LlmJudge
@@ -289,6 +289,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             return optimizer_pb2.GetQualityResponse()
         if request.check_now:
             await self._monitor.check()
+        turns, agreement, difference = self._monitor.judge_agreement()
         return optimizer_pb2.GetQualityResponse(
             groups=[
                 optimizer_pb2.GroupQuality(
@@ -302,6 +303,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
                 )
                 for a, delivered in self._monitor.alerts()
             ],
+            judge_agreement=optimizer_pb2.JudgeAgreement(turns=turns, agreement=agreement, mean_difference=difference),
         )
 
     def _cycle(self, record) -> optimizer_pb2.ImprovementCycleRecord:
@@ -376,13 +378,18 @@ class OptimizerComponent:
         on_close=None,
         judge: LlmJudge | None = None,
         evaluation_peers=None,
+        gate_model: str = "",
+        gate_customers: Sequence[str] = (),
     ):
         self.storage = storage
         self.evaluations = EvaluationRuns(storage, evaluation_peers)
+        gate = OfflineGate(self.evaluations, gate_model, gate_customers) if gate_model and gate_customers else None
         self.registry = PromptRegistry(storage)
         self.experiments = Experiments(storage, self.registry)
         self.monitor = monitor or QualityMonitor(storage)
-        self.cycle = ImprovementCycle(storage, self.registry, self.experiments, self.monitor, variant_writer)
+        self.cycle = ImprovementCycle(
+            storage, self.registry, self.experiments, self.monitor, variant_writer, offline_gate=gate
+        )
         self._on_close = on_close
         self.judge = judge
         self._check_every_s = check_every_s

@@ -209,6 +209,10 @@ async def test_a_judge_grades_a_sample_of_answers_beside_the_score(tmp_path):
         assert all(score is not None for score, _, _ in rows)  # beside the deterministic score, not instead
         assert "Grade from 0 to 1" in emulator.requests[0]["messages"][0]["content"]
         assert emulator.requests[0]["response_format"] == {"type": "json_object"}
+        # Both see the invented score: the judge and the scorer agree on every turn.
+        quality = await optimizer.GetQuality(optimizer_pb2.GetQualityRequest())
+        assert quality.judge_agreement.turns == len(rows) and quality.judge_agreement.agreement == 1.0
+        assert quality.judge_agreement.mean_difference == pytest.approx(abs(rows[0][0] - 0.4), abs=1e-3)
     finally:
         await channel.close()
         await running.stop(0)

@@ -82,3 +82,38 @@ async def test_no_new_cycle_right_after_one_ended(parts):
     assert await cycle.watch() is None
     cycle.cooldown_s = 0
     assert (await cycle.watch()) is not None
+
+
+async def test_candidates_scoring_worse_offline_than_the_active_version_never_start(tmp_path):
+    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
+    registry = PromptRegistry(storage)
+    experiments = Experiments(storage, registry)
+    asked: list[list[int]] = []
+
+    async def gate(versions):
+        asked.append(list(versions))
+        return {1: 0.93, 2: 0.90, 3: 0.88}  # both candidates below the active version
+
+    cycle = ImprovementCycle(storage, registry, experiments, QualityMonitor(storage), offline_gate=gate)
+    record = await cycle.trigger("customer", reason="requested")
+    assert asked == [[1, 2, 3]]
+    assert record.experiment_id is None and experiments.running("customer") is None
+    assert record.outcome == "no candidate scored as well as the active version offline (v1 0.930, v2 0.900, v3 0.880)"
+    assert registry.active("customer").version == 1
+    storage.close()
+
+
+async def test_only_candidates_at_least_as_good_offline_enter_the_experiment(tmp_path):
+    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
+    registry = PromptRegistry(storage)
+    experiments = Experiments(storage, registry)
+
+    async def gate(versions):
+        return {1: 0.93, 2: 0.95, 3: 0.80}
+
+    cycle = ImprovementCycle(storage, registry, experiments, QualityMonitor(storage), offline_gate=gate)
+    record = await cycle.trigger("customer")
+    experiment = experiments.get(record.experiment_id)
+    assert [a.version for a in experiment.arms] == [1, 2]
+    assert [v for v, _ in record.variants] == [2]
+    storage.close()

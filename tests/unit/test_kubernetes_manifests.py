@@ -170,9 +170,9 @@ def test_network_policies_deny_by_default_and_admit_only_callers(documents):
         return sorted(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in rule["from"])
 
     assert callers("llm-gateway") == ["envoy", "gateway", "optimizer", "router"]
-    assert callers("tilores-data") == ["cache", "envoy", "router"]
+    assert callers("tilores-data") == ["cache", "envoy", "optimizer", "router"]  # the optimizer: evaluation runs
     assert callers("audit") == ["envoy", "gateway", "router", "tilores-data"]
-    assert callers("router") == ["envoy", "gateway"]
+    assert callers("router") == ["envoy", "gateway", "optimizer"]
     assert callers("redis") == ["cache", "gateway", "router"]  # the services with redis: true
     router_egress = policies["router"]["spec"]["egress"]
     assert {rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for rule in router_egress} == {

@@ -47,7 +47,7 @@ class FakeCustomers:
 
 
 class FakePrompts:
-    async def prompt(self, name, conversation_id, timeout_s):
+    async def prompt(self, name, conversation_id, timeout_s, version=0):
         return Prompt(name, 1, f"[{name} prompt]\n{{context}}")
 
 
