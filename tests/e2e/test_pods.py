@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -86,7 +87,7 @@ class Pod:
         # The kubelet would not verify the gateway's certificate; this test does.
         self.ssl_context = ssl.create_default_context(cafile=str(folder / "ca.crt"))
 
-    def environment(self, ports: dict[str, int], redis_url: str) -> dict[str, str]:
+    def environment(self, ports: dict[str, int], redis_url: str, listen_port: int = 0) -> dict[str, str]:
         env = {}
         for item in self.container["env"]:
             value = item["value"]
@@ -95,7 +96,7 @@ class Pod:
             env[item["name"]] = value
         # Loopback stands in for the pod network: the same variables, the
         # cluster names and ports swapped for this machine's.
-        env["LISTEN_ADDR"] = "127.0.0.1:0"
+        env["LISTEN_ADDR"] = f"127.0.0.1:{listen_port}"
         for name in ("METRICS_ADDR", "PROBE_ADDR"):
             if name in env:
                 env[name] = "127.0.0.1:0"
@@ -203,6 +204,12 @@ def read_only_mounts() -> set[str]:
     return mounts
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read_only_mounts):
     topology = load_topology(REPO / "deploy/topology.yaml")
     deployments = _deployments()
@@ -212,13 +219,16 @@ def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read
     codes: dict[str, int] = {}
     # The Secrets the README has an operator create (python -m deploy.certificates).
     secrets = secret_folders(topology, MeshCertificates(tmp_path / "certs"))
+    # A service called only later (`later_peers`) may start after its
+    # caller: its port is chosen first, as a cluster's DNS name exists first.
+    reserved = {peer: _free_port() for spec in topology.services.values() for peer in spec.later_peers}
     try:
         for name in topology.start_order():
             spec = topology.services[name]
             pod = Pod(name, deployments[spec.k8s_name], tmp_path / "pods")
             pod.install_secret(secrets[f"{spec.k8s_name}-tls"])
-            ports = {peer: pods[peer].port for peer in spec.peers}
-            pod.start(pod.environment(ports, redis.url), read_only_mounts)
+            ports = {peer: pods[peer].port for peer in spec.peers} | {p: reserved[p] for p in spec.later_peers}
+            pod.start(pod.environment(ports, redis.url, reserved.get(name, 0)), read_only_mounts)
             pods[name] = pod
             pod.wait_ready()
 

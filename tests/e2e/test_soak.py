@@ -18,10 +18,11 @@ STREAMS = 100
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    # Offline tokens 80 ms apart: every answer streams for about 20 s, far
-    # longer than a connection lives here (3 s) and than the shutdown grace.
+    # Offline tokens 150 ms apart: every answer (about 100 tokens) streams for
+    # about 15 s, far longer than a connection lives here (3 s) and than the
+    # shutdown grace.
     mesh = start_local_mesh(
-        tmp_path_factory.mktemp("soak"), OFFLINE_TOKEN_DELAY_MS="80", MAX_CONNECTION_AGE_S="3", LOG_LEVEL="WARNING"
+        tmp_path_factory.mktemp("soak"), OFFLINE_TOKEN_DELAY_MS="150", MAX_CONNECTION_AGE_S="3", LOG_LEVEL="WARNING"
     )
     yield mesh
     mesh.stop()
