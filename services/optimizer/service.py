@@ -24,7 +24,7 @@ from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
 from services.runtime.access import PRINCIPAL
 from services.runtime.conversation_wire import GROUNDING_OF, fact_of
-from services.runtime.faults import FailedPrecondition, InvalidArgument
+from services.runtime.faults import FailedPrecondition, InvalidArgument, NotFound
 
 STATES = {
     states.RUNNING: optimizer_pb2.EXPERIMENT_STATE_RUNNING,
@@ -148,6 +148,9 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return message
 
     async def GetPrompt(self, request, context):
+        if request.version:  # pinned: an evaluation of a version that need not be active
+            pinned = self._registry.get(request.name, request.version)
+            return optimizer_pb2.GetPromptResponse(name=pinned.name, version=pinned.version, template=pinned.template)
         prompt, experiment_id = self._experiments.choose(request.name, request.conversation_id)
         return optimizer_pb2.GetPromptResponse(
             name=prompt.name, version=prompt.version, template=prompt.template, experiment_id=experiment_id
@@ -261,6 +264,14 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
     async def StartEvaluation(self, request, context):
         if self._evaluations is None:
             raise FailedPrecondition("evaluation runs are not configured on this optimizer")
+        if request.prompt_version > 0:
+            try:
+                self._registry.get("customer", request.prompt_version)
+            except NotFound:
+                raise InvalidArgument(
+                    f"prompt_version: the customer prompt has no version {request.prompt_version}",
+                    field="prompt_version",
+                ) from None
         run = await self._evaluations.start(
             request.models,
             request.customers,

@@ -173,6 +173,7 @@ def test_a_run_started_over_grpc_reports_progress_and_finishes(mesh):
         ({"models": ["offline"], "customers": [7]}, "customers[0]"),
         ({"models": ["no-such-model"], "customers": ["a@example.com"]}, "models"),
         ({"models": ["offline"], "customers": ["a@example.com"], "questions": 5000}, "questions"),
+        ({"models": ["offline"], "customers": ["a@example.com"], "prompt_version": 99}, "prompt_version"),
     ],
 )
 def test_bad_input_is_refused_naming_the_field(mesh, body, param):
@@ -241,3 +242,26 @@ def test_the_readmes_evaluation_commands_run_as_written(mesh, tmp_path):
     assert json.loads(run(commands[1], started["id"]))["run"]["state"] == answer["run"]["state"] == "succeeded"
     run(commands[2], started["id"])
     assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_a_version_that_is_not_active_is_evaluated_with_its_own_template(mesh, emulators):
+    template = "PINNED-CANDIDATE: answer from the data below only.\n\n{context}"
+    status, created = _admin(mesh, "POST", "/v1/prompts/customer/versions", {"template": template})
+    assert status == 200, created
+    version = created["version"]["version"]
+    seen = len(emulators.openai.requests)
+    status, started = _admin(
+        mesh,
+        "POST",
+        "/v1/evaluations",
+        {"models": [CAREFUL], "customers": _customers(2), "questions": 7, "prompt_version": version},
+    )
+    assert status == 202, started
+    answer = _finished(mesh, started["run"]["id"])
+    assert answer["run"]["state"] == "succeeded" and answer["run"]["prompt_version"] == version
+    systems = [r["messages"][0]["content"] for r in emulators.openai.requests[seen:]]
+    customer_turns = [text for text in systems if "Customer data from Tilores" in text]
+    assert customer_turns and all(text.startswith("PINNED-CANDIDATE") for text in customer_turns)
+    # The live prompt is unchanged.
+    status, prompts = _admin(mesh, "GET", "/v1/prompts/customer")
+    assert prompts["active_version"] != version, prompts
