@@ -57,7 +57,7 @@ class ChatRoutes:
             return
         chat = parse_chat_request(body)
         exchange.headers.extend((await self._quotas.admit(exchange.key, "chat", chat.model)).headers())
-        _for_router(chat.request, exchange)
+        for_router(chat.request, exchange)
         call = self._router.Chat(chat.request, timeout=self._timeout_s)
         hangup = HangUp(exchange.receive, call)
         try:
@@ -89,11 +89,11 @@ class ChatRoutes:
         if chat.stream:
             metrics.STREAMS_IN_FLIGHT.inc()
             try:
-                usage = await _stream(exchange, chat, model, completion_id, _events(call, first))
+                usage = await _stream(exchange, chat, model, completion_id, relay_events(call, first))
             finally:
                 metrics.STREAMS_IN_FLIGHT.dec()
         else:
-            usage = await _whole(exchange, model, completion_id, _events(call, first))
+            usage = await _whole(exchange, model, completion_id, relay_events(call, first))
         metrics.observe_answer(chat.model, ttft_s, added_ms, first_at, usage)
         if usage is not None:
             await self._quotas.spend_tokens(exchange.key, chat.model, usage.total_tokens)
@@ -133,7 +133,7 @@ class ChatRoutes:
             except OpenAIError as error:
                 lines[n] = _batch_line(custom_id, error.status, error.body())
                 continue
-            _for_router(chat.request, exchange)
+            for_router(chat.request, exchange)
             to_router.append((n, chat))
         if to_router:
             try:
@@ -150,7 +150,7 @@ class ChatRoutes:
         await exchange.json(200, {"object": "list", "data": lines})
 
 
-def _for_router(request: router_pb2.ChatRequest, exchange: Exchange) -> None:
+def for_router(request: router_pb2.ChatRequest, exchange: Exchange) -> None:
     """What the gateway adds to a parsed request: whose it is, its id, and
     whether an identical earlier answer may be replayed."""
     request.tenant = exchange.key.tenant
@@ -161,7 +161,7 @@ def _for_router(request: router_pb2.ChatRequest, exchange: Exchange) -> None:
     request.conversation_id = request.conversation_id or request.completion_id
 
 
-async def _events(call, first) -> AsyncIterator[router_pb2.ChatResponse]:
+async def relay_events(call, first) -> AsyncIterator[router_pb2.ChatResponse]:
     if first is not grpc.aio.EOF:
         yield first
     while (event := await call.read()) is not grpc.aio.EOF:

@@ -1,0 +1,207 @@
+"""CompletionRoutes: OpenAI's legacy `POST /v1/completions`, answered through
+the same router path as a chat turn (the prompt is the user's message: a
+customer it names is found and the answer grounded), in the `text_completion`
+shapes, streamed (SSE) or whole.
+
+`prompt` is a string or a list of strings (one choice each, `index` in
+order); token-id prompts, `suffix`, `logprobs` and `best_of` above 1 are
+refused by name; `n` must be 1; `echo` puts the prompt before the answer.
+`max_tokens` defaults to 16, as OpenAI's does."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import grpc
+import orjson
+
+from gateway.chat import for_router, relay_events
+from gateway.chat_request import chat_call
+from gateway.exchange import Exchange
+from gateway.json_body import check_integer, field, invalid_type, json_object, missing
+from gateway.openai_errors import OpenAIError, from_grpc, from_status, stream_error_event
+from gateway.quotas import Quotas
+from gateway.routes import Route
+from gateway.sse import DONE
+from services.runtime.conversation_wire import FINISH_OF
+from services.runtime.request_context import answering_model
+
+DEFAULT_MAX_TOKENS = 16
+MAX_PROMPTS = 16
+SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+# Passed on as the chat fields of the same name.
+SHARED_FIELDS = ("model", "max_tokens", "temperature", "top_p", "stop", "seed", "user", "stream", "stream_options")
+REFUSED = {
+    "suffix": "suffix (insertion) is not supported",
+    "logprobs": "log probabilities are not returned",
+    "logit_bias": "logit_bias is not supported",
+    "presence_penalty": "presence_penalty is not supported",
+    "frequency_penalty": "frequency_penalty is not supported",
+}
+KNOWN = {*SHARED_FIELDS, "prompt", "n", "best_of", "echo", *REFUSED}
+
+
+def _prompts(body: dict) -> list[str]:
+    if "prompt" not in body:
+        raise missing("prompt")
+    prompt = body["prompt"]
+    if isinstance(prompt, str):
+        return [prompt]
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        if len(prompt) > MAX_PROMPTS:
+            raise OpenAIError(400, f"Invalid 'prompt': at most {MAX_PROMPTS} prompts.", param="prompt")
+        return prompt
+    if isinstance(prompt, list) and prompt and all(isinstance(p, (int, list)) for p in prompt):
+        raise OpenAIError(
+            400,
+            "Invalid 'prompt': token-id prompts are not supported; send text.",
+            param="prompt",
+            code="invalid_value",
+        )
+    raise invalid_type("prompt", "a string or an array of strings", prompt)
+
+
+def _checked(body: dict) -> dict:
+    unknown = sorted(set(body) - KNOWN)
+    if unknown:
+        raise OpenAIError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+    for name, why in REFUSED.items():
+        if body.get(name) not in (None, 0, False, ""):
+            raise OpenAIError(
+                400, f"Invalid '{name}': {why} by this gateway.", param=name, code="unsupported_parameter"
+            )
+    for name in ("n", "best_of"):
+        if body.get(name) is not None:
+            check_integer(name, field(body, name, int), 1, 1)
+    return body
+
+
+class CompletionRoutes:
+    def __init__(self, router, quotas: Quotas, timeout_s: float):
+        self._router = router
+        self._quotas = quotas
+        self._timeout_s = timeout_s
+
+    def routes(self) -> list[Route]:
+        return [Route("POST", "/v1/completions", self.completions, "chat")]
+
+    async def completions(self, exchange: Exchange) -> None:
+        raw = await exchange.body()
+        if raw is None:
+            return
+        body = _checked(json_object(raw))
+        prompts = _prompts(body)
+        echo = field(body, "echo", bool, default=False)
+        calls = []
+        for prompt in prompts:
+            chat_body = {k: body[k] for k in SHARED_FIELDS if k in body}
+            chat_body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+            chat_body["messages"] = [{"role": "user", "content": prompt}]
+            try:
+                calls.append(chat_call(chat_body))
+            except OpenAIError as error:
+                raise _renamed(error) from None
+        first = calls[0]
+        exchange.headers.extend((await self._quotas.admit(exchange.key, "chat", first.model)).headers())
+        completion_id = f"cmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        if first.stream:
+            await exchange.start(200, SSE_HEADERS)
+        texts, finishes, usages, model = [], [], [], first.model
+        for index, (prompt, chat) in enumerate(zip(prompts, calls, strict=True)):
+            for_router(chat.request, exchange)
+            chat.request.completion_id = f"{completion_id}-{index}" if len(prompts) > 1 else completion_id
+            call = self._router.Chat(chat.request, timeout=self._timeout_s)
+            head = {"id": completion_id, "object": "text_completion", "created": created}
+            try:
+                result = await self._one(exchange, call, chat, index, prompt if echo else "", head)
+            except grpc.aio.AioRpcError as error:
+                if not exchange.status:
+                    raise from_grpc(error) from None
+                await exchange.send(stream_error_event(error.code().name, error.details()))
+                return
+            if result is None:  # a stream that ended in an error event
+                return
+            text, finish, usage, model = result
+            texts.append(text)
+            finishes.append(finish)
+            usages.append(usage)
+        prompt_tokens = sum(u.prompt_tokens for u in usages if u is not None)
+        completion_tokens = sum(u.completion_tokens for u in usages if u is not None)
+        await self._quotas.spend_tokens(exchange.key, first.model, prompt_tokens + completion_tokens)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if first.stream:
+            tail = DONE
+            if first.include_usage:
+                chunk = {"id": completion_id, "object": "text_completion", "created": created, "model": model}
+                tail = b"data: " + orjson.dumps(chunk | {"choices": [], "usage": usage}) + b"\n\n" + DONE
+            await exchange.send(tail)
+            return
+        choices = [
+            {"text": text, "index": n, "logprobs": None, "finish_reason": finish}
+            for n, (text, finish) in enumerate(zip(texts, finishes, strict=True))
+        ]
+        await exchange.json(
+            200,
+            {
+                "id": completion_id,
+                "object": "text_completion",
+                "created": created,
+                "model": model,
+                "system_fingerprint": None,
+                "choices": choices,
+                "usage": usage,
+            },
+        )
+
+    async def _one(self, exchange: Exchange, call, chat, index: int, echoed: str, head: dict):
+        """One prompt's answer: streamed as chunks of choice `index`, or
+        gathered; (text, finish reason, usage, model), or None after an
+        error event went out."""
+        model = chat.model
+        parts: list[str] = [echoed] if echoed else []
+        finish, usage = "stop", None
+        started = False
+        async for event in relay_events(call, await call.read()):
+            if not started:
+                model = answering_model(await call.initial_metadata()) or model
+                started = True
+                if chat.stream and echoed:
+                    await exchange.send(_chunk(head, model, index, echoed, None), more=True)
+            kind = event.WhichOneof("event")
+            if kind == "delta":
+                parts.append(event.delta)
+                if chat.stream:
+                    await exchange.send(_chunk(head, model, index, event.delta, None), more=True)
+            elif kind == "finish":
+                finish = FINISH_OF.get(event.finish.reason, "stop")
+                model = event.finish.model or model
+                if chat.stream:
+                    await exchange.send(_chunk(head, model, index, "", finish), more=True)
+            elif kind == "usage":
+                usage = event.usage
+            elif kind == "error":
+                if chat.stream:
+                    await exchange.send(stream_error_event(event.error.code, event.error.message))
+                    return None
+                raise from_status(event.error.code, event.error.message)
+        return "".join(parts), finish, usage, model
+
+
+def _chunk(head: dict, model: str, index: int, text: str, finish: str | None) -> bytes:
+    choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
+    return b"data: " + orjson.dumps(head | {"model": model, "choices": [choice]}) + b"\n\n"
+
+
+def _renamed(error: OpenAIError) -> OpenAIError:
+    """A chat field's error in the words of this endpoint: the prompt is
+    the chat's first message."""
+    if error.param and error.param.startswith("messages[0]"):
+        message = error.message.replace(error.param, "prompt")
+        return OpenAIError(error.status, message, param="prompt", code=error.code)
+    return error
