@@ -1,5 +1,6 @@
 """AdminRoutes: the optimizer's REST surface, for admin keys only.
 
+  GET  /v1/prompts                           every prompt with its active version
   GET  /v1/prompts/{name}                    versions, active version, history
   POST /v1/prompts/{name}/versions           {"template", "note"?, "activate"?}
   POST /v1/prompts/{name}/activate           {"version"}
@@ -89,6 +90,7 @@ class AdminRoutes:
             return Route(method, template, handler, "admin", PATH_PARAMS)
 
         return [
+            admin("GET", "/v1/prompts", self.list_prompts),
             admin("GET", "/v1/prompts/{name}", self.list_versions),
             admin("POST", "/v1/prompts/{name}/versions", self.create_version),
             admin("POST", "/v1/prompts/{name}/activate", self.activate),
@@ -111,6 +113,9 @@ class AdminRoutes:
         except grpc.aio.AioRpcError as error:
             raise from_grpc(error) from None
         await exchange.json(200, _json(reply))
+
+    async def list_prompts(self, exchange: Exchange) -> None:
+        await self._call(exchange, self._optimizer.ListPrompts, optimizer_pb2.ListPromptsRequest())
 
     async def list_versions(self, exchange: Exchange, name: str) -> None:
         await self._call(

@@ -115,6 +115,14 @@ class PromptRegistry:
             raise NotFound(f"prompt {name!r} has no version {version}", field="version")
         return self._row(rows[0])
 
+    def names(self) -> list[tuple[str, int, int, float]]:
+        """Every prompt: (name, active version, versions, when its newest version was made)."""
+        rows = self.storage.query(
+            "SELECT v.name, a.version, COUNT(*), MAX(v.created_at) FROM prompt_versions v "
+            "JOIN active_prompts a ON a.name = v.name GROUP BY v.name, a.version ORDER BY v.name"
+        )
+        return [(name, int(active), int(count), float(at)) for name, active, count, at in rows]
+
     def versions(self, name: str) -> list[PromptVersion]:
         self.active(name)
         rows = self.storage.query(

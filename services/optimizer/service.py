@@ -168,6 +168,21 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         active = self._registry.rollback(request.name, request.reason, _actor())
         return optimizer_pb2.RollbackPromptResponse(version=version_message(active))
 
+    async def ListPrompts(self, request, context):
+        prompts = []
+        for name, active, versions, updated_at in self._registry.names():
+            running = self._experiments.running(name)
+            prompts.append(
+                optimizer_pb2.PromptSummary(
+                    name=name,
+                    active_version=active,
+                    versions=versions,
+                    running_experiment_id=running.id if running else 0,
+                    updated_at=updated_at,
+                )
+            )
+        return optimizer_pb2.ListPromptsResponse(prompts=prompts)
+
     async def ListPromptVersions(self, request, context):
         versions = self._registry.versions(request.name)
         return optimizer_pb2.ListPromptVersionsResponse(

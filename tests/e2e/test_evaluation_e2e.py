@@ -262,6 +262,11 @@ def test_a_version_that_is_not_active_is_evaluated_with_its_own_template(mesh, e
     systems = [r["messages"][0]["content"] for r in emulators.openai.requests[seen:]]
     customer_turns = [text for text in systems if "Customer data from Tilores" in text]
     assert customer_turns and all(text.startswith("PINNED-CANDIDATE") for text in customer_turns)
-    # The live prompt is unchanged.
+    # The live prompt is unchanged, as the list of prompts shows.
     status, prompts = _admin(mesh, "GET", "/v1/prompts/customer")
     assert prompts["active_version"] != version, prompts
+    status, listed = _admin(mesh, "GET", "/v1/prompts")
+    by_name = {p["name"]: p for p in listed["prompts"]}
+    assert status == 200 and set(by_name) >= {"customer", "general"}
+    assert by_name["customer"]["active_version"] == prompts["active_version"]
+    assert by_name["customer"]["versions"] >= version and by_name["customer"]["running_experiment_id"] == 0
