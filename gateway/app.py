@@ -24,6 +24,7 @@ from gateway.admin_api import AdminRoutes
 from gateway.api_keys import ApiKeys
 from gateway.chat import ChatRoutes
 from gateway.completions import CompletionRoutes
+from gateway.credit_api import CreditRoutes
 from gateway.exchange import Exchange
 from gateway.feedback import FeedbackRoute
 from gateway.health import HealthRoutes
@@ -69,6 +70,7 @@ class GatewayApp:
         routes = [
             *ChatRoutes(router, self._quotas, settings.chat_timeout_s, settings.heartbeat_s).routes(),
             *CompletionRoutes(router, self._quotas, settings.chat_timeout_s).routes(),
+            *CreditRoutes(router, self._quotas).routes(),
             *ModelRoutes(llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)).routes(),
             *health.routes(),
         ]

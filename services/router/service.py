@@ -9,9 +9,11 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 import grpc
+import orjson
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
-from services.router.clients import RouterClients
+from services.router.clients import CustomerDataUnavailable, NoSuchCustomer, RouterClients
+from services.router.credit_lookup import CreditLookup
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
 from services.runtime.access import PURPOSE
@@ -25,12 +27,14 @@ from services.runtime.conversation_wire import (
     tool_choice_of,
     usage_proto,
 )
-from services.runtime.faults import Fault, InvalidArgument
+from services.runtime.faults import Fault, InvalidArgument, NotFound, Unavailable
 from services.runtime.field_policy import FieldPolicy
 from services.runtime.limits import DEFAULT_BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_CONCURRENCY
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.outbox import outbox_metrics
 from services.runtime.request_context import ANSWERING_MODEL_HEADER, PROVIDER_TTFT_HEADER
+
+MAX_IDENTIFIER_CHARS = 256
 
 
 class RouterService(router_pb2_grpc.RouterServiceServicer):
@@ -41,6 +45,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         self._default_timeout_s = default_timeout_s
         self._policy = policy or FieldPolicy.bundled()
         self._tools = ToolRunner(clients.customers, self._policy, clients.access) if tools else None
+        self._credit = CreditLookup(clients.customers, clients.access)
 
     def turn(self, request: router_pb2.ChatRequest, remaining: Callable[[], float]) -> Turn:
         """The turn of one request; the customers it looks at are on record
@@ -93,6 +98,22 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
 
         items = await asyncio.gather(*(one(n, turn) for n, turn in enumerate(request.requests)))
         return router_pb2.ChatBatchResponse(items=items)
+
+    async def GetCustomerCredit(self, request, context):
+        if len(request.identifier) > MAX_IDENTIFIER_CHARS:
+            raise InvalidArgument(f"identifier: at most {MAX_IDENTIFIER_CHARS} characters", field="identifier")
+        try:
+            found = await self._credit.credit(request.identifier, request.tenant, self._remaining(context)())
+        except CustomerDataUnavailable:
+            raise Unavailable("customer data is unavailable right now") from None
+        except NoSuchCustomer:
+            raise NotFound("the customer's records are gone", field="identifier") from None
+        return router_pb2.GetCustomerCreditResponse(
+            entity_id=found.entity_id,
+            customer_name=found.customer_name,
+            lookup=found.lookup,
+            credit_json=orjson.dumps(found.credit).decode(),
+        )
 
     async def GetToolStats(self, request, context):
         reply = router_pb2.GetToolStatsResponse()

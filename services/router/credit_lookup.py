@@ -1,0 +1,47 @@
+"""CreditLookup: one customer's credit report by an identifier, for the REST
+credit endpoints. The same lookup, lookup limit and access log as a chat
+turn; the report as the get_credit_report data tool gives it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.router.clients import CustomerAccessGate, CustomerData
+from services.runtime.customer_identifiers import identifiers_in
+from services.runtime.faults import FailedPrecondition, InvalidArgument, NotFound
+
+
+@dataclass(frozen=True)
+class CustomerCredit:
+    entity_id: str
+    customer_name: str
+    lookup: str
+    credit: dict
+
+
+class CreditLookup:
+    def __init__(self, customers: CustomerData, access: CustomerAccessGate | None):
+        self._customers = customers
+        self._access = access
+
+    async def credit(self, identifier: str, tenant: str, timeout_s: float) -> CustomerCredit:
+        identifiers = identifiers_in(identifier)
+        if not identifiers.exact:
+            raise InvalidArgument(
+                "identifier: give an e-mail, client id, phone number or Salesforce contact id", field="identifier"
+            )
+        lookup = identifiers.describe()
+        matches = await self._customers.find(identifiers.search_parameters(), tenant, timeout_s)
+        if not matches:
+            raise NotFound(f"no customer matches {lookup}", field="identifier")
+        if len(matches) > 1:
+            raise FailedPrecondition(
+                f"{len(matches)} customers match {lookup}; use an exact identifier", field="identifier"
+            )
+        entity_id = matches[0].entity_id
+        if self._access is not None:
+            await self._access.admit([entity_id])
+        profile = await self._customers.profile(entity_id, tenant, timeout_s)
+        if self._access is not None:
+            self._access.record([entity_id], "credit.report", {"credit", "identity"})
+        return CustomerCredit(entity_id, profile.customer_name, lookup, profile.credit)

@@ -1,0 +1,87 @@
+"""The original assistant's credit endpoints through Envoy: a customer's
+credit report by any identifier, several side by side, the errors by field,
+and every look at a customer in the access log."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import quote
+
+from tests.e2e.conftest import API_KEY, http
+
+EDWINA = "edwina.hawthorne@example.com"
+
+
+def _get(mesh, path: str, key: str = API_KEY) -> tuple[int, dict]:
+    status, _headers, raw = http("GET", f"{mesh.rest_url}{path}", headers={"Authorization": f"Bearer {key}"})
+    return status, json.loads(raw)
+
+
+def _post(mesh, path: str, body: dict, key: str = API_KEY) -> tuple[int, dict]:
+    status, _headers, raw = http(
+        "POST",
+        f"{mesh.rest_url}{path}",
+        json.dumps(body).encode(),
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    return status, json.loads(raw)
+
+
+def test_the_credit_report_of_a_customer_by_every_identifier_kind(mesh):
+    reports = [
+        _get(mesh, f"/v1/credit-report/{quote(identifier)}")
+        for identifier in (EDWINA, "2480135", "(312) 555-0142", "003OeHwdFcAefAZhnM")
+    ]
+    assert all(status == 200 for status, _ in reports), reports
+    assert len({r["entity_id"] for _, r in reports}) == 1
+    report = reports[0][1]
+    assert report["object"] == "credit_report" and report["customer_name"] == "Edwina Hawthorne"
+    latest = {b["bureau"]: b["scores"][-1]["value"] for b in report["bureaus"]}
+    assert latest == {"Equifax": 705, "Experian": 698, "TransUnion": 712}
+    assert report["assessment"]["band"] == "Good" and report["assessment"]["score"] == 698
+    assert all(b["scores"][-1]["record"] for b in report["bureaus"])
+
+
+def test_unknown_and_unusable_identifiers_are_clear_errors(mesh):
+    status, body = _get(mesh, "/v1/credit-report/nobody%40example.invalid")
+    assert status == 404 and body["error"]["param"] == "identifier"
+    assert "no customer matches email nobody@example.invalid" in body["error"]["message"]
+    status, body = _get(mesh, "/v1/credit-report/Edwina")
+    assert status == 400 and body["error"]["param"] == "identifier"
+    status, body = _get(mesh, f"/v1/credit-report/{'9' * 300}")
+    assert status == 400 and body["error"]["param"] == "identifier"
+
+
+def test_customers_side_by_side_with_an_error_in_its_place(mesh, customers):
+    others = [c.records[0]["EMAIL"] for c in customers[1:3]]
+    status, body = _post(mesh, "/v1/credit-comparison", {"customers": [EDWINA, *others, "nobody@example.invalid"]})
+    assert status == 200 and body["object"] == "credit_comparison"
+    rows = body["customers"]
+    assert [r["identifier"] for r in rows] == [EDWINA, *others, "nobody@example.invalid"]
+    assert rows[0]["bureaus"]["TransUnion"]["score"] == 712 and rows[0]["band"] == "Good"
+    assert rows[0]["bureaus"]["Experian"]["late_payments_30_60_90"] == [3, 1, 1]
+    assert rows[3]["error"]["param"] == "customers[3]" and "no customer matches" in rows[3]["error"]["message"]
+
+
+def test_comparison_bodies_are_checked_by_field(mesh):
+    status, body = _post(mesh, "/v1/credit-comparison", {"customers": [EDWINA]})
+    assert status == 400 and body["error"]["param"] == "customers"
+    status, body = _post(mesh, "/v1/credit-comparison", {"customers": [EDWINA, 7]})
+    assert status == 400 and body["error"]["param"] == "customers[1]"
+    status, body = _post(mesh, "/v1/credit-comparison", {})
+    assert status == 400 and body["error"]["param"] == "customers"
+
+
+def test_no_key_no_report_and_each_look_is_on_record(mesh):
+    status, _headers, _raw = http("GET", f"{mesh.rest_url}/v1/credit-report/{EDWINA}")
+    assert status == 401
+    _status, report = _get(mesh, f"/v1/credit-report/{EDWINA}")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, log = _get(mesh, f"/v1/access-log?entity_id={report['entity_id']}", key=mesh.admin_key)
+        looks = [r for r in log.get("data", []) if r["action"] == "credit.report"]
+        if looks:
+            break
+        time.sleep(0.2)
+    assert looks and looks[0]["who"].startswith("key/"), log
