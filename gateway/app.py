@@ -27,6 +27,7 @@ from gateway.completions import CompletionRoutes
 from gateway.credit_api import CreditRoutes
 from gateway.exchange import Exchange
 from gateway.feedback import FeedbackRoute
+from gateway.field_discovery import FieldDiscoveryRoute
 from gateway.health import HealthRoutes
 from gateway.health_report import HealthReport
 from gateway.models import ModelRoutes
@@ -71,6 +72,7 @@ class GatewayApp:
             *ChatRoutes(router, self._quotas, settings.chat_timeout_s, settings.heartbeat_s).routes(),
             *CompletionRoutes(router, self._quotas, settings.chat_timeout_s).routes(),
             *CreditRoutes(router, self._quotas).routes(),
+            *FieldDiscoveryRoute(router, self._quotas).routes(),
             *ModelRoutes(llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)).routes(),
             *health.routes(),
         ]

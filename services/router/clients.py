@@ -95,6 +95,10 @@ class CustomerDataUnavailable(Exception):
     """Customer data could not be read (tilores_data or the backend is away)."""
 
 
+class UnknownCategory(Exception):
+    """tilores_data knows no field category of that name."""
+
+
 class NoSuchCustomer(Exception):
     """No customer has that entity id."""
 
@@ -214,6 +218,19 @@ class CustomerData:
         for f in reply.fields:
             by_category.setdefault(f.category, []).append(f.name)
         return by_category
+
+    async def field_infos(self, category: str, timeout_s: float) -> list:
+        """Every field of a category with its share of customers (the
+        tilores_data messages, passed on as they are)."""
+        try:
+            reply = await self._tilores.ListFields(
+                tilores_data_pb2.ListFieldsRequest(category=category), timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise UnknownCategory(error.details()) from None
+            raise CustomerDataUnavailable(error.code().name) from None
+        return list(reply.fields)
 
     @staticmethod
     async def _call(call):

@@ -12,7 +12,7 @@ import grpc
 import orjson
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
-from services.router.clients import CustomerDataUnavailable, NoSuchCustomer, RouterClients
+from services.router.clients import CustomerDataUnavailable, NoSuchCustomer, RouterClients, UnknownCategory
 from services.router.credit_lookup import CreditLookup
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
@@ -114,6 +114,15 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             lookup=found.lookup,
             credit_json=orjson.dumps(found.credit).decode(),
         )
+
+    async def DiscoverFields(self, request, context):
+        try:
+            fields = await self._clients.customers.field_infos(request.category, self._remaining(context)())
+        except UnknownCategory as error:
+            raise InvalidArgument(str(error), field="category") from None
+        except CustomerDataUnavailable:
+            raise Unavailable("customer data is unavailable right now") from None
+        return router_pb2.DiscoverFieldsResponse(fields=fields)
 
     async def GetToolStats(self, request, context):
         reply = router_pb2.GetToolStatsResponse()

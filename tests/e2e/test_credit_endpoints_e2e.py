@@ -85,3 +85,17 @@ def test_no_key_no_report_and_each_look_is_on_record(mesh):
             break
         time.sleep(0.2)
     assert looks and looks[0]["who"].startswith("key/"), log
+
+
+def test_fields_by_category_with_the_share_of_customers_that_carry_them(mesh):
+    status, body = _get(mesh, "/v1/field-discovery/identity")
+    assert status == 200 and body["object"] == "list" and body["data"]
+    by_name = {f["name"]: f for f in body["data"]}
+    assert {f["category"] for f in body["data"]} == {"identity"}
+    assert by_name["DATE_OF_BIRTH"]["pii_kind"] == "date_of_birth" and 0 < by_name["DATE_OF_BIRTH"]["share"] <= 1
+    status, everything = _get(mesh, "/v1/field-discovery/all")
+    assert status == 200 and len(everything["data"]) > len(body["data"])
+    assert next(f for f in everything["data"] if f["name"] == "EMAIL")["category"] == "contact"
+    assert {"credit", "billing", "contact"} <= {f["category"] for f in everything["data"]}
+    status, body = _get(mesh, "/v1/field-discovery/horoscope")
+    assert status == 400 and body["error"]["param"] == "category" and "horoscope" in body["error"]["message"]
