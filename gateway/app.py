@@ -16,12 +16,13 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from tilores_x.v1 import audit_pb2_grpc, llm_gateway_pb2_grpc, optimizer_pb2_grpc, router_pb2_grpc
+from tilores_x.v1 import audit_pb2_grpc, cache_pb2_grpc, llm_gateway_pb2_grpc, optimizer_pb2_grpc, router_pb2_grpc
 
 from gateway import metrics
 from gateway.access_log_api import AccessLogRoute
 from gateway.admin_api import AdminRoutes
 from gateway.api_keys import ApiKeys
+from gateway.cache_admin import CacheAdminRoute
 from gateway.chat import ChatRoutes
 from gateway.completions import CompletionRoutes
 from gateway.credit_api import CreditRoutes
@@ -80,6 +81,10 @@ class GatewayApp:
             audit_channel = open_channel(settings.audit_addr)
             self._channels.append(audit_channel)
             routes += AccessLogRoute(audit_pb2_grpc.AuditServiceStub(audit_channel)).routes()
+        if settings.cache_addr:
+            cache_channel = open_channel(settings.cache_addr)
+            self._channels.append(cache_channel)
+            routes += CacheAdminRoute(cache_pb2_grpc.CacheServiceStub(cache_channel)).routes()
         if optimizer is not None:
             routes += [*FeedbackRoute(optimizer).routes(), *AdminRoutes(optimizer).routes()]
         else:

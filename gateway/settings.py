@@ -7,6 +7,7 @@ ROUTER_SERVICE_ADDR       router address (default 127.0.0.1:50051)
 LLM_GATEWAY_SERVICE_ADDR  llm_gateway address, for GET /v1/models (default 127.0.0.1:50052)
 OPTIMIZER_SERVICE_ADDR    optimizer address, for feedback and the admin API (default 127.0.0.1:50055)
 AUDIT_SERVICE_ADDR        audit address, for GET /v1/access-log (default 127.0.0.1:50056)
+CACHE_SERVICE_ADDR        cache address, for POST /v1/clear-cache (default 127.0.0.1:50054)
 GATEWAY_CHAT_TIMEOUT_S    deadline of one chat request (default 300)
 GATEWAY_HEARTBEAT_S       `: ping` interval while a stream waits for its first token (default 15)
 REDIS_URL                 where the per-key quotas are counted, exact across replicas (default: in process)
@@ -31,6 +32,7 @@ class GatewaySettings:
     key_file: str = ""
     redis_url: str = ""
     audit_addr: str = ""
+    cache_addr: str = ""
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -48,6 +50,7 @@ class GatewaySettings:
             key_file=key_file,
             redis_url=env_str("REDIS_URL"),
             audit_addr=peer_addr("audit"),
+            cache_addr=peer_addr("cache"),
         )
 
 

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("cache.redis")
 
+CLEAR_CHANNEL = "tx:v1:clear"  # "<tenant>\x00<namespace>" of a clear, for every replica's own tier
 DISABLED = "disabled"
 CONNECTED = "connected"
 DEGRADED = "degraded"
@@ -45,6 +46,7 @@ class RedisTier:
         self.state = CONNECTED
         self.last_error = ""
         self._watcher: asyncio.Task | None = None
+        self._listener: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Check the server once; a dead Redis at start-up is DEGRADED, not fatal."""
@@ -114,6 +116,45 @@ class RedisTier:
             self._failed(error)
             return False
 
+    async def clear(self, prefix: str, announce: str) -> int:
+        """Unlink every key under `prefix` (SCAN, never KEYS) and tell every
+        replica (`announce` on CLEAR_CHANNEL); how many keys went."""
+        if not self.available:
+            return 0
+        removed = 0
+        try:
+            batch: list[bytes] = []
+            async for key in self._client.scan_iter(match=f"{prefix}*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    removed += await self._client.unlink(*batch)
+                    batch = []
+            if batch:
+                removed += await self._client.unlink(*batch)
+            await self._client.publish(CLEAR_CHANNEL, announce)
+        except (RedisError, OSError) as error:
+            self._failed(error)
+        return removed
+
+    def listen_for_clears(self, on_clear) -> None:
+        """Call `on_clear(tenant, namespace)` for every clear any replica
+        announces, resubscribing after Redis comes back."""
+        self._listener = asyncio.ensure_future(self._listen(on_clear))
+
+    async def _listen(self, on_clear) -> None:
+        while True:
+            try:
+                async with self._client.pubsub() as pubsub:
+                    await pubsub.subscribe(CLEAR_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            tenant, _, namespace = message["data"].decode().partition("\x00")
+                            on_clear(tenant, namespace)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                await asyncio.sleep(self._reconnect_every_s)
+
     async def size(self) -> int | None:
         if not self.available:
             return None
@@ -124,6 +165,7 @@ class RedisTier:
             return None
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._listener):
+            if task is not None:
+                task.cancel()
         await self._client.aclose()

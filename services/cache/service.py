@@ -37,6 +37,9 @@ def _checked(request) -> tuple[str, str, str]:
     return _tenant(request.tenant), request.namespace, request.key
 
 
+_NAMESPACE = re.compile(r"^[a-z0-9_]{1,64}$")
+
+
 def _tenant(tenant: str) -> str:
     if not tenant:
         return DEFAULT_TENANT
@@ -76,6 +79,12 @@ class CacheService(cache_pb2_grpc.CacheServiceServicer):
 
     async def Delete(self, request, context):
         return cache_pb2.DeleteResponse(deleted=await self.cache.delete(*_checked(request)))
+
+    async def Clear(self, request, context):
+        if request.namespace and not _NAMESPACE.match(request.namespace):
+            raise InvalidArgument("namespace: lower-case letters, digits and '_' only, at most 64", field="namespace")
+        remote, local = await self.cache.clear(_tenant(request.tenant), request.namespace)
+        return cache_pb2.ClearResponse(redis_removed=remote, local_removed=local)
 
     async def Stats(self, request, context):
         l2 = self.cache.l2

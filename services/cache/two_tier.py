@@ -25,6 +25,8 @@ class TwoTierCache:
         self.l1 = l1
         self.l2 = l2
         self.stats = stats or CacheStats()
+        if l2 is not None:
+            l2.listen_for_clears(self.clear_local)
 
     async def get(self, tenant: str, namespace: str, key: str) -> bytes | None:
         started = time.perf_counter()
@@ -59,6 +61,19 @@ class TwoTierCache:
         if self.l2 is not None:
             deleted = await self.l2.delete(redis_key(tenant, namespace, key)) or deleted
         return deleted
+
+    def clear_local(self, tenant: str, namespace: str) -> int:
+        """This process's values of a tenant (of one namespace, or all)."""
+        return self.l1.delete_prefix(f"{tenant}\x00{namespace}\x00" if namespace else f"{tenant}\x00")
+
+    async def clear(self, tenant: str, namespace: str) -> tuple[int, int]:
+        """(removed from Redis, removed here); every other replica is told."""
+        local = self.clear_local(tenant, namespace)
+        remote = 0
+        if self.l2 is not None:
+            prefix = f"tx:v1:{tenant}:{namespace}:" if namespace else f"tx:v1:{tenant}:"
+            remote = await self.l2.clear(prefix, f"{tenant}\x00{namespace}")
+        return remote, local
 
     async def close(self) -> None:
         if self.l2 is not None:

@@ -61,6 +61,13 @@ class LruCache:
     def delete(self, key: str) -> bool:
         return self._remove(key)
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every entry whose key starts with `prefix`; how many went."""
+        doomed = [key for key in self._entries if key.startswith(prefix)]
+        for key in doomed:
+            self._remove(key)
+        return len(doomed)
+
     def _remove(self, key: str) -> bool:
         entry = self._entries.pop(key, None)
         if entry is None:

@@ -4,9 +4,12 @@ and every look at a customer in the access log."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from urllib.parse import quote
+
+import redis
 
 from tests.e2e.conftest import API_KEY, http
 
@@ -99,3 +102,38 @@ def test_fields_by_category_with_the_share_of_customers_that_carry_them(mesh):
     assert {"credit", "billing", "contact"} <= {f["category"] for f in everything["data"]}
     status, body = _get(mesh, "/v1/field-discovery/horoscope")
     assert status == 400 and body["error"]["param"] == "category" and "horoscope" in body["error"]["message"]
+
+
+def _cached_keys(mesh, pattern: str) -> int:
+    client = redis.Redis.from_url(mesh.redis_url)
+    try:
+        return sum(1 for _ in client.scan_iter(match=pattern, count=1000))
+    finally:
+        client.close()
+
+
+def test_an_admin_clears_a_tenants_cached_customers(mesh, client):
+    tenant = "k" + hashlib.sha256(API_KEY.encode()).hexdigest()[:16]  # the tenant of a key from the environment
+    client.chat.completions.create(
+        model="offline", messages=[{"role": "user", "content": f"What is the status of {EDWINA}?"}]
+    )
+    assert _cached_keys(mesh, f"tx:v1:{tenant}:customer:*") > 0
+    status, body = _post(mesh, "/v1/clear-cache", {"tenant": tenant, "namespace": "customer"}, key=mesh.admin_key)
+    assert status == 200 and body["redis_removed"] > 0 and body["namespace"] == "customer"
+    assert _cached_keys(mesh, f"tx:v1:{tenant}:customer:*") == 0
+    # Cleared, not broken: the next question reads the customer afresh.
+    answer = client.chat.completions.create(
+        model="offline", messages=[{"role": "user", "content": f"What is the status of {EDWINA}?"}]
+    )
+    assert "Active" in answer.choices[0].message.content
+
+
+def test_clearing_needs_an_admin_key_and_a_valid_tenant(mesh):
+    status, body = _post(mesh, "/v1/clear-cache", {"tenant": "acme"})
+    assert status == 403 and body["error"]["message"] == "This endpoint needs an admin key."
+    status, body = _post(mesh, "/v1/clear-cache", {"tenant": "acme*"}, key=mesh.admin_key)
+    assert status == 400 and body["error"]["param"] == "tenant"
+    status, body = _post(mesh, "/v1/clear-cache", {"tenant": "acme", "namespace": "x y"}, key=mesh.admin_key)
+    assert status == 400 and body["error"]["param"] == "namespace"
+    status, body = _post(mesh, "/v1/clear-cache", {}, key=mesh.admin_key)
+    assert status == 400 and body["error"]["param"] == "tenant"

@@ -236,3 +236,36 @@ async def test_a_prewarm_file_is_loaded_at_start_up(tmp_path):
     finally:
         await running.stop(0)
         await stop_mesh(mesh)
+
+
+async def test_clear_removes_a_tenants_values_from_redis_and_every_replicas_own_tier(redis_server):
+    first = await cache_service(redis_server.url)
+    second = await cache_service(redis_server.url)
+    try:
+        a, b = first[2], second[2]
+        for stub in (a, b):  # each replica keeps the values in its own tier too
+            for key in ("k1", "k2"):
+                await stub.Set(cache_pb2.SetRequest(tenant="acme", namespace="customer", key=key, value=b"v"))
+            await stub.Set(cache_pb2.SetRequest(tenant="acme", namespace="llm_response", key="q", value=b"a"))
+            await stub.Set(cache_pb2.SetRequest(tenant="other", namespace="customer", key="k1", value=b"o"))
+        reply = await a.Clear(cache_pb2.ClearRequest(tenant="acme", namespace="customer"))
+        assert reply.redis_removed == 2 and reply.local_removed == 2
+        for _ in range(50):  # the other replica hears of it through Redis
+            if not (await b.Get(cache_pb2.GetRequest(tenant="acme", namespace="customer", key="k1"))).found:
+                break
+            await asyncio.sleep(0.02)
+        for stub in (a, b):
+            gone = await stub.Get(cache_pb2.GetRequest(tenant="acme", namespace="customer", key="k1"))
+            kept = await stub.Get(cache_pb2.GetRequest(tenant="acme", namespace="llm_response", key="q"))
+            theirs = await stub.Get(cache_pb2.GetRequest(tenant="other", namespace="customer", key="k1"))
+            assert not gone.found and kept.value == b"a" and theirs.value == b"o"
+        everything = await b.Clear(cache_pb2.ClearRequest(tenant="acme"))
+        assert everything.redis_removed == 1
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await a.Clear(cache_pb2.ClearRequest(tenant="acme", namespace="Customer*"))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(refused.value) == ["namespace"]
+    finally:
+        for running, channel, _stub in (first, second):
+            await channel.close()
+            await running.stop(0)
