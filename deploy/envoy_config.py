@@ -384,6 +384,7 @@ def render_envoy_config(
     rest_routes = [
         {"match": {"prefix": "/v1/"}, "route": _stream_route(rest.name, topology, True)},
         {"match": {"path": "/health"}, "route": {"cluster": rest.name, "timeout": "5s"}},
+        {"match": {"path": "/openapi.json"}, "route": {"cluster": rest.name, "timeout": "5s"}},
     ]
     rest_routes[0]["route"]["retry_policy"] = {
         "retry_on": "connect-failure,refused-stream",

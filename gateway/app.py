@@ -33,6 +33,7 @@ from gateway.health import HealthRoutes
 from gateway.health_report import HealthReport
 from gateway.models import ModelRoutes
 from gateway.openai_errors import OpenAIError
+from gateway.openapi import OpenApiRoute
 from gateway.quotas import Quotas
 from gateway.routes import PUBLIC, RouteTable, unavailable
 from gateway.settings import GatewaySettings
@@ -89,6 +90,7 @@ class GatewayApp:
             routes += [*FeedbackRoute(optimizer).routes(), *AdminRoutes(optimizer).routes()]
         else:
             routes += unavailable([*FeedbackRoute(None).routes(), *AdminRoutes(None).routes()], NO_OPTIMIZER)
+        routes += OpenApiRoute(list(routes)).routes()
         self._routes = RouteTable(routes)
 
     async def shutdown(self) -> None:
