@@ -26,6 +26,7 @@ from gateway.cache_admin import CacheAdminRoute
 from gateway.chat import ChatRoutes
 from gateway.completions import CompletionRoutes
 from gateway.credit_api import CreditRoutes
+from gateway.embeddings import EmbeddingRoute
 from gateway.exchange import Exchange
 from gateway.feedback import FeedbackRoute
 from gateway.field_discovery import FieldDiscoveryRoute
@@ -76,6 +77,7 @@ class GatewayApp:
             *CreditRoutes(router, self._quotas).routes(),
             *FieldDiscoveryRoute(router, self._quotas).routes(),
             *ModelRoutes(llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)).routes(),
+            *EmbeddingRoute(llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel), self._quotas).routes(),
             *health.routes(),
         ]
         if settings.audit_addr:

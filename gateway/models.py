@@ -60,4 +60,11 @@ def model_object(model: llm_gateway_pb2.Model) -> dict:
         "available": model.available,
         "unavailable_reason": model.unavailable_reason or None,
         "context_window": model.context_window,
+        "kind": model.kind or "chat",
+        **(
+            {"dimensions": model.dimensions, "adjustable_dimensions": model.adjustable_dimensions}
+            if model.kind == "embedding"
+            else {}
+        ),
+        "description": model.description or None,
     }

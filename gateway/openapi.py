@@ -135,6 +135,21 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
         200,
         "json",
     ),
+    ("POST", "/v1/embeddings"): (
+        "Vectors of texts or token ids from an embedding model",
+        _body(
+            _object(
+                ["model", "input"],
+                model={"type": "string", "maxLength": 256, "examples": ["offline-embedding"]},
+                input={"type": ["string", "array"]},
+                encoding_format={"type": "string", "enum": ["float", "base64"]},
+                dimensions={"type": "integer", "minimum": 1},
+                user={"type": "string", "maxLength": 256},
+            )
+        ),
+        200,
+        "json",
+    ),
     ("GET", "/v1/models"): ("The model catalog", None, 200, "json"),
     ("GET", "/v1/models/{model}"): ("One catalog model", None, 200, "json"),
     ("GET", "/v1/access-log"): ("Who looked at which customer, newest first", None, 200, "json"),

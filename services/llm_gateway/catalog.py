@@ -10,6 +10,7 @@ import yaml
 from services.runtime.faults import InvalidArgument, NotFound
 
 PROVIDERS = ("offline", "openai", "anthropic", "groq", "gemini", "openai_compatible")
+CHAT, EMBEDDING = "chat", "embedding"
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class ModelEntry:
     supports_tools: bool = False
     supports_streaming: bool = True
     fallbacks: tuple[str, ...] = ()
+    kind: str = CHAT
+    dimensions: int = 0  # an embedding model's vector length
+    adjustable_dimensions: bool = False  # it can return shorter vectors
+    max_inputs: int = 2048  # inputs per request the provider takes
+    description: str = ""
 
 
 class CatalogError(ValueError):
@@ -49,6 +55,10 @@ def _entry(n: int, raw: object) -> ModelEntry:
         "price",
         "capabilities",
         "fallbacks",
+        "kind",
+        "dimensions",
+        "max_inputs",
+        "description",
     }
     if unknown:
         raise CatalogError(f"{where}.{sorted(unknown)[0]}: unknown field")
@@ -64,11 +74,20 @@ def _entry(n: int, raw: object) -> ModelEntry:
     if not isinstance(price, dict) or set(price) - {"input", "output"}:
         raise CatalogError(f"{where}.price: expected {{input: N, output: N}}")
     capabilities = raw.get("capabilities") or {}
-    if not isinstance(capabilities, dict) or set(capabilities) - {"tools", "streaming"}:
-        raise CatalogError(f"{where}.capabilities: expected {{tools: bool, streaming: bool}}")
+    if not isinstance(capabilities, dict) or set(capabilities) - {"tools", "streaming", "dimensions"}:
+        raise CatalogError(f"{where}.capabilities: expected {{tools: bool, streaming: bool, dimensions: bool}}")
     for name, value in capabilities.items():
         if not isinstance(value, bool):
             raise CatalogError(f"{where}.capabilities.{name}: expected true or false")
+    kind = raw.get("kind", CHAT)
+    if kind not in (CHAT, EMBEDDING):
+        raise CatalogError(f"{where}.kind: expected {CHAT} or {EMBEDDING}")
+    dimensions = raw.get("dimensions", 0)
+    if isinstance(dimensions, bool) or not isinstance(dimensions, int) or (kind == EMBEDDING) != (dimensions > 0):
+        raise CatalogError(f"{where}.dimensions: a positive integer for an embedding model, and only for one")
+    max_inputs = raw.get("max_inputs", 2048)
+    if isinstance(max_inputs, bool) or not isinstance(max_inputs, int) or max_inputs < 1:
+        raise CatalogError(f"{where}.max_inputs: expected a positive integer")
     fallbacks = raw.get("fallbacks") or []
     if not isinstance(fallbacks, list) or not all(isinstance(f, str) and f for f in fallbacks):
         raise CatalogError(f"{where}.fallbacks: expected a list of model ids")
@@ -83,6 +102,11 @@ def _entry(n: int, raw: object) -> ModelEntry:
         supports_tools=capabilities.get("tools", False),
         supports_streaming=capabilities.get("streaming", True),
         fallbacks=tuple(fallbacks),
+        kind=kind,
+        dimensions=dimensions,
+        adjustable_dimensions=capabilities.get("dimensions", False),
+        max_inputs=max_inputs,
+        description=str(raw.get("description") or ""),
     )
 
 
@@ -109,7 +133,18 @@ class ModelCatalog:
                     raise CatalogError(f"models[{n}].fallbacks: unknown model {fallback!r}")
                 if fallback == entry.id:
                     raise CatalogError(f"models[{n}].fallbacks: a model cannot fall back to itself")
+                if entry.kind == EMBEDDING:
+                    # Another model's vectors live in another space: never comparable.
+                    raise CatalogError(f"models[{n}].fallbacks: an embedding model has no fallbacks")
+                if next(e.kind for e in entries if e.id == fallback) != CHAT:
+                    raise CatalogError(f"models[{n}].fallbacks: {fallback!r} is not a chat model")
         return cls(entries)
+
+    def embedding(self, model_id: str) -> ModelEntry:
+        entry = self.get(model_id)
+        if entry.kind != EMBEDDING:
+            raise InvalidArgument(f"`{model_id}` is not an embedding model", field="model")
+        return entry
 
     def get(self, model_id: str) -> ModelEntry:
         if not model_id:
@@ -123,4 +158,6 @@ class ModelCatalog:
     def chain(self, model_id: str) -> list[ModelEntry]:
         """The model, then its fallbacks in order."""
         entry = self.get(model_id)
+        if entry.kind != CHAT:
+            raise InvalidArgument(f"`{model_id}` is an embedding model: use /v1/embeddings", field="model")
         return [entry, *(self._by_id[f] for f in entry.fallbacks)]

@@ -125,4 +125,8 @@ def model_message(entry: ModelEntry, configured: bool) -> llm_gateway_pb2.Model:
         supports_streaming=entry.supports_streaming,
         fallbacks=list(entry.fallbacks),
         upstream_model=entry.upstream,
+        kind=entry.kind,
+        dimensions=entry.dimensions,
+        adjustable_dimensions=entry.adjustable_dimensions,
+        description=entry.description,
     )

@@ -263,3 +263,24 @@ def test_tool_choice_required_reaches_the_provider(client, model, emulators):
         "gemini": lambda: sent["toolConfig"]["functionCallingConfig"]["mode"] == "ANY",
     }
     assert expected[MODELS[model]]()
+
+
+def test_openai_embeddings_through_the_sdk_and_the_emulator(client, emulators):
+    seen = len(emulators.openai.requests)
+    reply = client.embeddings.create(model="text-embedding-3-small", input=["credit score", "billing"], dimensions=64)
+    assert [len(d.embedding) for d in reply.data] == [64, 64] and reply.model == "text-embedding-3-small"
+    assert abs(sum(x * x for x in reply.data[0].embedding) - 1) < 1e-4 and reply.usage.prompt_tokens == 3
+    sent = emulators.openai.requests[seen:]
+    assert len(sent) == 1 and sent[0]["model"] == "text-embedding-3-small" and sent[0]["dimensions"] == 64
+    assert sent[0]["input"] == ["credit score", "billing"]
+    full = client.embeddings.create(model="text-embedding-3-small", input="credit score")
+    assert len(full.data[0].embedding) == 1536
+
+
+def test_a_failing_embedding_provider_is_a_clear_error_and_no_other_model_answers(client, emulators):
+    # The mesh's channels try an unavailable peer 3 times in all: fail each.
+    emulators.openai.queue.extend([Script(status=500)] * 3)
+    with pytest.raises(openai.APIStatusError) as failed:
+        client.embeddings.create(model="text-embedding-3-small", input="credit score")
+    assert failed.value.status_code >= 500 and "openai" in failed.value.body["message"]
+    assert not emulators.openai.queue  # every attempt reached OpenAI; no other model was asked

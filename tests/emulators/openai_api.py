@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import math
 import os
+import random
 import time
 
 import orjson
@@ -22,11 +25,33 @@ class OpenAIEmulator(Emulator):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/openai/v1/chat/completions", self._chat)  # Groq
+        app.router.add_post("/v1/embeddings", self._embeddings)
 
     @staticmethod
     def _error(status: int, message: str, kind: str, code: str | None, headers=None) -> web.Response:
         body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
         return web.json_response(body, status=status, headers=headers)
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """Deterministic unit vectors (a digest of each input seeds them)."""
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        body = await request.json()
+        self.requests.append(body)
+        script = self.next_script()
+        if script.status:
+            return self._error(script.status, f"Emulated HTTP {script.status}.", "server_error", None)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        size = body.get("dimensions") or 1536
+        data = []
+        for index, item in enumerate(inputs):
+            rng = random.Random(hashlib.sha256(orjson.dumps(item)).digest())
+            vector = [rng.gauss(0, 1) for _ in range(size)]
+            norm = math.sqrt(sum(x * x for x in vector))
+            data.append({"object": "embedding", "index": index, "embedding": [x / norm for x in vector]})
+        tokens = sum(len(str(item).split()) for item in inputs)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":

@@ -13,6 +13,7 @@ import orjson
 
 from services.llm_gateway.providers.events import GenerationRequest
 from services.llm_gateway.providers.faults import unsupported
+from services.llm_gateway.providers.hashed_embedding import embed_texts, tokens_as_text
 from services.runtime.conversation import Fact, Finish, Usage
 from services.runtime.topics import TOPIC_BY_NAME, label_matches, labels_asked, topics_asked
 
@@ -124,6 +125,13 @@ def compose_json(request: GenerationRequest) -> str:
 
 class OfflineProvider:
     name = "offline"
+
+    async def embed(
+        self, upstream: str, texts: list[str], token_inputs: list[list[int]], dimensions: int, timeout_s: float | None
+    ) -> tuple[list[list[float]], int]:
+        """Vectors of the offline embedding model (hashed character n-grams)."""
+        inputs = texts or [tokens_as_text(ids) for ids in token_inputs]
+        return embed_texts(inputs, dimensions)
 
     def __init__(self, token_delay_s: float = 0.0):
         self._token_delay_s = token_delay_s

@@ -195,6 +195,30 @@ class OpenAIFormatProvider:
         yield Finish(reader.finish)
         yield reader.usage or Usage(0, 0)
 
+    async def embed(
+        self, upstream: str, texts: list[str], token_inputs: list[list[int]], dimensions: int, timeout_s: float | None
+    ) -> tuple[list[list[float]], int]:
+        """One embeddings call through the SDK; vectors in input order."""
+        embeddings = getattr(self._client, "embeddings", None)
+        if embeddings is None:
+            raise faults.unsupported(self.name, "model", f"{self.name} offers no embeddings")
+        timeout = min(self._timeout_s, timeout_s) if timeout_s else self._timeout_s
+        options = {"dimensions": dimensions} if dimensions else {}
+        try:
+            reply = await embeddings.create(
+                model=upstream, input=texts or token_inputs, encoding_format="float", timeout=timeout, **options
+            )
+        except self._sdk.APITimeoutError as error:
+            raise faults.timeout_or_connection_fault(self.name, error) from None
+        except self._sdk.APIConnectionError:
+            raise faults.connection_fault(self.name) from None
+        except self._sdk.APIStatusError as error:
+            raise faults.status_fault(
+                self.name, error.status_code, _error_message(error), faults.retry_after_s(error.response.headers)
+            ) from None
+        ordered = sorted(reply.data, key=lambda d: d.index)
+        return [list(d.embedding) for d in ordered], reply.usage.prompt_tokens if reply.usage else 0
+
     async def close(self) -> None:
         await self._client.close()
 
