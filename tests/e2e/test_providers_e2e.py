@@ -284,3 +284,18 @@ def test_a_failing_embedding_provider_is_a_clear_error_and_no_other_model_answer
         client.embeddings.create(model="text-embedding-3-small", input="credit score")
     assert failed.value.status_code >= 500 and "openai" in failed.value.body["message"]
     assert not emulators.openai.queue  # every attempt reached OpenAI; no other model was asked
+
+
+def test_gemini_embeddings_in_batches_of_what_the_api_takes(client, emulators):
+    seen = len(emulators.gemini.requests)
+    texts = [f"customer note {n}" for n in range(150)]
+    reply = client.embeddings.create(model="text-embedding-004", input=texts, dimensions=32)
+    assert len(reply.data) == 150 and all(len(d.embedding) == 32 for d in reply.data)
+    assert [d.index for d in reply.data] == list(range(150))
+    calls = emulators.gemini.requests[seen:]
+    assert [len(c["requests"]) for c in calls] == [100, 50]  # the API's 100 per call
+    again = client.embeddings.create(model="text-embedding-004", input="customer note 120", dimensions=32)
+    assert again.data[0].embedding == pytest.approx(reply.data[120].embedding, abs=1e-6)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.embeddings.create(model="text-embedding-004", input=[[1, 2, 3]])
+    assert refused.value.body["param"] == "input"

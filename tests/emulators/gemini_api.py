@@ -3,6 +3,10 @@ with alt=sse) for driving the official `google-genai` SDK with no network."""
 
 from __future__ import annotations
 
+import hashlib
+import math
+import random
+
 import orjson
 from aiohttp import web
 
@@ -21,11 +25,33 @@ class GeminiEmulator(Emulator):
         body = {"error": {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}}
         return web.json_response(body, status=status, headers=headers)
 
+    async def _embed(self, request: web.Request, model: str) -> web.Response:
+        """batchEmbedContents: a deterministic unit vector per request."""
+        body = await request.json()
+        body["_model"] = model
+        self.requests.append(body)
+        script = self.next_script()
+        if script.status:
+            return self._error(script.status, f"Emulated HTTP {script.status}.")
+        embeddings = []
+        for item in body.get("requests", []):
+            text = " ".join(p.get("text", "") for p in item.get("content", {}).get("parts", []))
+            size = item.get("outputDimensionality") or (item.get("embedContentConfig") or {}).get(
+                "outputDimensionality"
+            ) or 768  # fmt: skip
+            rng = random.Random(hashlib.sha256(text.encode()).digest())
+            vector = [rng.gauss(0, 1) for _ in range(size)]
+            norm = math.sqrt(sum(x * x for x in vector))
+            embeddings.append({"values": [x / norm for x in vector]})
+        return web.json_response({"embeddings": embeddings})
+
     async def _call(self, request: web.Request) -> web.StreamResponse:
         key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if key != self.api_key:
             return self._error(400, "API key not valid. Please pass a valid API key.")
         model, _, method = request.match_info["call"].partition(":")
+        if method == "batchEmbedContents":
+            return await self._embed(request, model)
         if method not in ("generateContent", "streamGenerateContent"):
             return self._error(404, f"method {method} not found")
         body = await request.json()

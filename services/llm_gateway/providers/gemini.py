@@ -193,5 +193,30 @@ class GeminiProvider:
         yield Finish(finish)
         yield Usage(reader.prompt_tokens, reader.completion_tokens)
 
+    async def embed(
+        self, upstream: str, texts: list[str], token_inputs: list[list[int]], dimensions: int, timeout_s: float | None
+    ) -> tuple[list[list[float]], int]:
+        """One batchEmbedContents call through google-genai; text only."""
+        if token_inputs:
+            raise faults.unsupported(self.name, "input", "Gemini embeds text, not token ids")
+        timeout = min(self._timeout_s, timeout_s) if timeout_s else self._timeout_s
+        config = types.EmbedContentConfig(
+            output_dimensionality=dimensions or None, http_options=types.HttpOptions(timeout=int(timeout * 1000))
+        )
+        try:
+            reply = await self._client.aio.models.embed_content(model=upstream, contents=texts, config=config)
+        except errors.APIError as error:
+            headers = getattr(error.response, "headers", None)
+            raise faults.status_fault(
+                self.name, error.code, error.message or "", faults.retry_after_s(headers)
+            ) from None
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise faults.timeout_fault(self.name) from None
+        except aiohttp.ClientConnectorError:
+            raise faults.connection_fault(self.name) from None
+        vectors = [list(e.values or ()) for e in reply.embeddings or ()]
+        # The Gemini API does not count embedding tokens: words stand in.
+        return vectors, sum(len(text.split()) for text in texts)
+
     async def close(self) -> None:
         await self._client.aio.aclose()
