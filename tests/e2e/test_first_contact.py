@@ -49,7 +49,7 @@ def test_sdk_retrieves_one_model(client):
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is installed by make test")
-def test_node_sdk_lists_retrieves_and_streams(mesh):
+def test_node_sdk_lists_retrieves_streams_completes_and_embeds(mesh):
     script = REPO / "tests" / "e2e" / "clients" / "models.mjs"
     run = subprocess.run(
         ["node", str(script), f"{mesh.rest_url}/v1", API_KEY],
@@ -66,6 +66,8 @@ def test_node_sdk_lists_retrieves_and_streams(mesh):
     assert seen["missing"] == {"status": 404, "code": "model_not_found", "param": "model"}
     assert "Edwina Hawthorne" in seen["text"] and seen["chunks"] > 10
     assert seen["model"] == "offline"
+    assert "Edwina Hawthorne" in seen["completion"] and "712" in seen["completion"]
+    assert seen["embeddings"] == [256, 256]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 // The official openai Node SDK against the mesh: list and retrieve models,
-// a streamed chat. Prints one JSON object for the test to check.
+// a streamed chat, a legacy completion and embeddings. Prints one JSON
+// object for the test to check.
 // Usage: node models.mjs <base url> <api key>
 import OpenAI from "openai";
 
@@ -31,4 +32,14 @@ for await (const chunk of stream) {
     chunks += 1;
   }
 }
-console.log(JSON.stringify({ listed, offline, missing, text, chunks, model }));
+const completion = await client.completions.create({
+  model: "offline",
+  prompt: "What is the credit score of edwina.hawthorne@example.com?",
+  max_tokens: 400,
+});
+// The Node SDK asks for base64 and decodes it, as the Python one does.
+const embedded = await client.embeddings.create({ model: "offline-embedding", input: ["credit score", "billing"] });
+const embeddings = embedded.data.map((item) => item.embedding.length);
+console.log(
+  JSON.stringify({ listed, offline, missing, text, chunks, model, completion: completion.choices[0].text, embeddings }),
+);
