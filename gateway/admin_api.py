@@ -27,7 +27,16 @@ import orjson
 from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
 from gateway.exchange import Exchange
-from gateway.json_body import INT32_MAX, INT64_MAX, check_integer, check_number, check_string, field, json_object
+from gateway.json_body import (
+    INT32_MAX,
+    INT64_MAX,
+    check_integer,
+    check_number,
+    check_string,
+    field,
+    invalid_type,
+    json_object,
+)
 from gateway.openai_errors import OpenAIError, from_grpc
 from gateway.plain_json import plain_dict
 from gateway.routes import Route
@@ -61,8 +70,11 @@ def _strings(body: dict, name: str, max_items: int, max_chars: int) -> list[str]
     values = field(body, name, list, required=True)
     if not values or len(values) > max_items:
         raise OpenAIError(400, f"Invalid '{name}': expected 1 to {max_items} strings.", param=name)
-    return [check_string(f"{name}[{n}]", field({"v": v}, "v", str, param=f"{name}[{n}]"), max_chars)
-            for n, v in enumerate(values)]  # fmt: skip
+    for n, value in enumerate(values):
+        if not isinstance(value, str):
+            raise invalid_type(f"{name}[{n}]", "a string", value)
+        check_string(f"{name}[{n}]", value, max_chars)
+    return values
 
 
 def _path_id(text: str) -> int:

@@ -179,7 +179,7 @@ class EvaluationRuns:
     async def _shared_names(self, customers: list[CustomerRecords]) -> frozenset[str]:
         """Names that do not name one customer in the store: not used as
         identifiers (the right answer to them is a question back)."""
-        names = {Truth(c).name for c in customers if Truth(c).name}
+        names = {name for c in customers if (name := Truth(c).name)}
         named = await asyncio.gather(*(self._peers.customer(n) for n in names))
         return frozenset(n.lower() for n, c in zip(names, named, strict=True) if c is None)
 

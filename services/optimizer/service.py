@@ -222,9 +222,6 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return optimizer_pb2.StopExperimentResponse(experiment=self._experiment(request.experiment_id))
 
     async def RecordOutcome(self, request, context):
-        if request.evaluation_run_id:
-            return self._evaluation_outcome(request)
-        repeat = bool(request.completion_id) and self._experiments.has_outcome(request.completion_id)
         status = GROUNDING_OF.get(request.grounding.status, "")
         category = request.category or quality.category_of(request.question, status)
         score = request.score if request.HasField("score") else None
@@ -234,6 +231,14 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             score, evaluators = quality.evaluate(
                 request.question, request.answer, status, request.grounding.text, facts
             )
+        scores = [optimizer_pb2.EvaluatorScore(name=e.name, score=e.value, reason=e.reason) for e in evaluators]
+        if request.evaluation_run_id:
+            # An answer of an evaluation run: scored for the run, kept out
+            # of live quality and experiments.
+            if self._evaluations is not None:
+                self._evaluations.deliver_score(request.completion_id, score)
+            return optimizer_pb2.RecordOutcomeResponse(score=score or 0.0, evaluators=scores, category=category)
+        repeat = bool(request.completion_id) and self._experiments.has_outcome(request.completion_id)
         decision = self._experiments.record(
             request.completion_id,
             request.prompt,
@@ -252,28 +257,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         if self._judge is not None and request.answer and not request.error and not repeat and self._judge.wants():
             self._in_background(self._judged(request))
         return optimizer_pb2.RecordOutcomeResponse(
-            decision=decision.reason if decision else "",
-            score=score or 0.0,
-            evaluators=[optimizer_pb2.EvaluatorScore(name=e.name, score=e.value, reason=e.reason) for e in evaluators],
-            category=category,
-        )
-
-    def _evaluation_outcome(self, request) -> optimizer_pb2.RecordOutcomeResponse:
-        """An answer of an evaluation run: scored for the run, kept out of
-        live quality and experiments."""
-        status = GROUNDING_OF.get(request.grounding.status, "")
-        score, evaluators = None, []
-        if not request.error and request.answer:
-            facts = [fact_of(f) for f in request.grounding.facts]
-            score, evaluators = quality.evaluate(
-                request.question, request.answer, status, request.grounding.text, facts
-            )
-        if self._evaluations is not None:
-            self._evaluations.deliver_score(request.completion_id, score)
-        return optimizer_pb2.RecordOutcomeResponse(
-            score=score or 0.0,
-            evaluators=[optimizer_pb2.EvaluatorScore(name=e.name, score=e.value, reason=e.reason) for e in evaluators],
-            category=quality.category_of(request.question, status),
+            decision=decision.reason if decision else "", score=score or 0.0, evaluators=scores, category=category
         )
 
     async def StartEvaluation(self, request, context):

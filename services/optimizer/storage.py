@@ -180,7 +180,3 @@ class OptimizerStorage:
         """A run's summary and its report (JSON text, "" while running)."""
         rows = self.query("SELECT summary, report FROM evaluations WHERE id = ?", (run_id,))
         return (orjson.loads(rows[0][0]), rows[0][1]) if rows else None
-
-    def evaluations(self, limit: int = 20) -> list[dict]:
-        rows = self.query("SELECT summary FROM evaluations ORDER BY started_at DESC LIMIT ?", (limit,))
-        return [orjson.loads(r[0]) for r in rows]

@@ -89,3 +89,15 @@ def test_an_embedding_model_cannot_chat(client):
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(model="offline-embedding", messages=[{"role": "user", "content": "hi"}])
     assert refused.value.body["param"] == "model" and "/v1/embeddings" in refused.value.body["message"]
+
+
+def test_no_key_no_vectors_and_too_many_inputs_are_refused_by_name(mesh):
+    status, _headers, raw = http(
+        "POST",
+        f"{mesh.rest_url}/v1/embeddings",
+        json.dumps({"model": "offline-embedding", "input": "x"}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 401 and "API key" in json.loads(raw)["error"]["message"]
+    status, answer = _post(mesh, {"model": "offline-embedding", "input": ["x"] * 2049})
+    assert status == 400 and answer["error"]["param"] == "input" and "2048" in answer["error"]["message"]

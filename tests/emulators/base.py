@@ -6,6 +6,9 @@ malformed chunk mid-stream, a hang), and a record of what the SDKs sent."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -118,3 +121,12 @@ def split_arguments(arguments: str, pieces: int = 3) -> list[str]:
     """Argument JSON in fragments, as providers stream it."""
     size = max(1, -(-len(arguments) // pieces))
     return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
+
+
+def unit_vector(seed: bytes, size: int) -> list[float]:
+    """A deterministic unit vector for an emulated embedding: the same input
+    always gets the same vector."""
+    rng = random.Random(hashlib.sha256(seed).digest())
+    vector = [rng.gauss(0, 1) for _ in range(size)]
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector]

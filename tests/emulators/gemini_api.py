@@ -3,14 +3,10 @@ with alt=sse) for driving the official `google-genai` SDK with no network."""
 
 from __future__ import annotations
 
-import hashlib
-import math
-import random
-
 import orjson
 from aiohttp import web
 
-from tests.emulators.base import Emulator
+from tests.emulators.base import Emulator, unit_vector
 
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}  # fmt: skip
@@ -39,10 +35,7 @@ class GeminiEmulator(Emulator):
             size = item.get("outputDimensionality") or (item.get("embedContentConfig") or {}).get(
                 "outputDimensionality"
             ) or 768  # fmt: skip
-            rng = random.Random(hashlib.sha256(text.encode()).digest())
-            vector = [rng.gauss(0, 1) for _ in range(size)]
-            norm = math.sqrt(sum(x * x for x in vector))
-            embeddings.append({"values": [x / norm for x in vector]})
+            embeddings.append({"values": unit_vector(text.encode(), size)})
         return web.json_response({"embeddings": embeddings})
 
     async def _call(self, request: web.Request) -> web.StreamResponse:

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import math
 import os
-import random
 import time
 
 import orjson
 import uvloop
 from aiohttp import web
 
-from tests.emulators.base import Emulator, Script, split_arguments
+from tests.emulators.base import Emulator, Script, split_arguments, unit_vector
 
 
 class OpenAIEmulator(Emulator):
@@ -45,10 +42,7 @@ class OpenAIEmulator(Emulator):
         size = body.get("dimensions") or 1536
         data = []
         for index, item in enumerate(inputs):
-            rng = random.Random(hashlib.sha256(orjson.dumps(item)).digest())
-            vector = [rng.gauss(0, 1) for _ in range(size)]
-            norm = math.sqrt(sum(x * x for x in vector))
-            data.append({"object": "embedding", "index": index, "embedding": [x / norm for x in vector]})
+            data.append({"object": "embedding", "index": index, "embedding": unit_vector(orjson.dumps(item), size)})
         tokens = sum(len(str(item).split()) for item in inputs)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})

@@ -174,21 +174,11 @@ class GeminiProvider:
                     yield event
         except Fault:
             raise
-        except errors.APIError as error:
-            headers = getattr(error.response, "headers", None)
-            raise faults.status_fault(
-                self.name, error.code, error.message or "", faults.retry_after_s(headers)
-            ) from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise faults.timeout_fault(self.name) from None
-        except aiohttp.ClientConnectorError:
-            raise faults.connection_fault(self.name) from None
-        except (aiohttp.ClientError, ValueError) as error:
-            raise faults.broken_stream_fault(self.name, type(error).__name__) from None
         except Exception as error:
-            if faults.is_transport_error(error):
-                raise faults.broken_stream_fault(self.name, type(error).__name__) from None
-            raise
+            fault = self._fault(error)
+            if fault is error:
+                raise
+            raise fault from None
         finish = "tool_calls" if reader.calls and reader.finish == "stop" else reader.finish
         yield Finish(finish)
         yield Usage(reader.prompt_tokens, reader.completion_tokens)
@@ -205,18 +195,28 @@ class GeminiProvider:
         )
         try:
             reply = await self._client.aio.models.embed_content(model=upstream, contents=texts, config=config)
-        except errors.APIError as error:
-            headers = getattr(error.response, "headers", None)
-            raise faults.status_fault(
-                self.name, error.code, error.message or "", faults.retry_after_s(headers)
-            ) from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise faults.timeout_fault(self.name) from None
-        except aiohttp.ClientConnectorError:
-            raise faults.connection_fault(self.name) from None
+        except Exception as error:
+            fault = self._fault(error)
+            if fault is error:
+                raise
+            raise fault from None
         vectors = [list(e.values or ()) for e in reply.embeddings or ()]
         # The Gemini API does not count embedding tokens: words stand in.
         return vectors, sum(len(text.split()) for text in texts)
+
+    def _fault(self, error: Exception) -> Exception:
+        """The Fault an error of the SDK or its transport is; any other
+        error is returned as it is."""
+        if isinstance(error, errors.APIError):
+            headers = getattr(error.response, "headers", None)
+            return faults.status_fault(self.name, error.code, error.message or "", faults.retry_after_s(headers))
+        if isinstance(error, (TimeoutError, aiohttp.ServerTimeoutError)):
+            return faults.timeout_fault(self.name)
+        if isinstance(error, aiohttp.ClientConnectorError):
+            return faults.connection_fault(self.name)
+        if isinstance(error, (aiohttp.ClientError, ValueError)) or faults.is_transport_error(error):
+            return faults.broken_stream_fault(self.name, type(error).__name__)
+        return error
 
     async def close(self) -> None:
         await self._client.aio.aclose()

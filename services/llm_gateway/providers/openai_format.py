@@ -178,20 +178,11 @@ class OpenAIFormatProvider:
                 await response.close()
         except Fault:
             raise
-        except self._sdk.APITimeoutError as error:
-            raise faults.timeout_or_connection_fault(self.name, error) from None
-        except self._sdk.APIConnectionError:
-            raise faults.connection_fault(self.name) from None
-        except self._sdk.APIStatusError as error:
-            raise faults.status_fault(
-                self.name, error.status_code, _error_message(error), faults.retry_after_s(error.response.headers)
-            ) from None
-        except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError, UnicodeDecodeError) as error:
-            raise faults.broken_stream_fault(self.name, type(error).__name__) from None
         except Exception as error:
-            if faults.is_transport_error(error):
-                raise faults.broken_stream_fault(self.name, type(error).__name__) from None
-            raise
+            fault = self._fault(error)
+            if fault is error:
+                raise
+            raise fault from None
         yield Finish(reader.finish)
         yield reader.usage or Usage(0, 0)
 
@@ -208,16 +199,28 @@ class OpenAIFormatProvider:
             reply = await embeddings.create(
                 model=upstream, input=texts or token_inputs, encoding_format="float", timeout=timeout, **options
             )
-        except self._sdk.APITimeoutError as error:
-            raise faults.timeout_or_connection_fault(self.name, error) from None
-        except self._sdk.APIConnectionError:
-            raise faults.connection_fault(self.name) from None
-        except self._sdk.APIStatusError as error:
-            raise faults.status_fault(
-                self.name, error.status_code, _error_message(error), faults.retry_after_s(error.response.headers)
-            ) from None
+        except Exception as error:
+            fault = self._fault(error)
+            if fault is error:
+                raise
+            raise fault from None
         ordered = sorted(reply.data, key=lambda d: d.index)
         return [list(d.embedding) for d in ordered], reply.usage.prompt_tokens if reply.usage else 0
+
+    def _fault(self, error: Exception) -> Exception:
+        """The Fault an error of the SDK or its transport is; any other
+        error is returned as it is."""
+        if isinstance(error, self._sdk.APITimeoutError):
+            return faults.timeout_or_connection_fault(self.name, error)
+        if isinstance(error, self._sdk.APIConnectionError):
+            return faults.connection_fault(self.name)
+        if isinstance(error, self._sdk.APIStatusError):
+            retry_after_s = faults.retry_after_s(error.response.headers)
+            return faults.status_fault(self.name, error.status_code, _error_message(error), retry_after_s)
+        transport = (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError, UnicodeDecodeError)
+        if isinstance(error, transport) or faults.is_transport_error(error):
+            return faults.broken_stream_fault(self.name, type(error).__name__)
+        return error
 
     async def close(self) -> None:
         await self._client.close()
