@@ -14,6 +14,7 @@ keys:
     sha256: 9f86d0...            # of the key
     tenant: acme                 # default: the key's own digest
     scopes: [chat, feedback, models]
+    audience: agent              # or client: a customer-facing chat, kept in client mode
     limits: {requests_per_minute: 100, tokens_per_minute: 200000, customers_per_hour: 200}
     model_limits: {gpt-4o-mini: {requests_per_minute: 20, tokens_per_minute: 40000}}
 ```
@@ -35,6 +36,7 @@ import yaml
 
 from gateway.exchange import Exchange
 from gateway.openai_errors import OpenAIError
+from services.runtime.agent_modes import AGENT, CLIENT
 from services.runtime.settings import SettingsError
 
 SCOPES = ("chat", "feedback", "models", "admin", "audit")
@@ -62,6 +64,9 @@ class ApiKey:
     limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     # Per model: requests_per_minute and tokens_per_minute of this key for it.
     model_limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Who the key's chats are with: agent (any mode) or client (a customer-
+    # facing chat: client mode only, no credit endpoints).
+    audience: str = AGENT
 
 
 def digest_of(key: str | bytes) -> bytes:
@@ -91,7 +96,7 @@ def read_key_file(text: str) -> list[ApiKey]:
 def _record(where: str, entry: object) -> ApiKey:
     if not isinstance(entry, dict):
         raise KeyFileError(f"{where}: expected a mapping")
-    unknown = set(entry) - {"id", "sha256", "tenant", "scopes", "limits", "model_limits"}
+    unknown = set(entry) - {"id", "sha256", "tenant", "scopes", "limits", "model_limits", "audience"}
     if unknown:
         raise KeyFileError(f"{where}.{sorted(unknown)[0]}: unknown field")
     key_id, digest = entry.get("id"), entry.get("sha256")
@@ -117,7 +122,10 @@ def _record(where: str, entry: object) -> ApiKey:
         model: _limits(f"{where}.model_limits.{model}", value, ("requests_per_minute", "tokens_per_minute"))
         for model, value in model_limits.items()
     }
-    return ApiKey(key_id, raw, tenant, frozenset(scopes), {**DEFAULT_LIMITS, **limits}, per_model)
+    audience = entry.get("audience", AGENT)
+    if audience not in (AGENT, CLIENT):
+        raise KeyFileError(f"{where}.audience: expected {AGENT} or {CLIENT}")
+    return ApiKey(key_id, raw, tenant, frozenset(scopes), {**DEFAULT_LIMITS, **limits}, per_model, audience)
 
 
 def _limits(where: str, limits: object, names: tuple[str, ...]) -> dict[str, int]:
@@ -206,6 +214,7 @@ def add_key(
     key: str = "",
     limits: dict[str, int] | None = None,
     model_limits: dict[str, dict[str, int]] | None = None,
+    audience: str = AGENT,
 ) -> str:
     """Add a key to a keys file (created when missing); the new key, shown once."""
     data = yaml.safe_load(path.read_text()) if path.exists() else None
@@ -220,6 +229,8 @@ def add_key(
         entry["limits"] = limits
     if model_limits:
         entry["model_limits"] = model_limits
+    if audience != AGENT:
+        entry["audience"] = audience
     data["keys"].append(entry)
     _write(path, data)
     return key
@@ -251,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", required=True, help="the key's name")
     parser.add_argument("--scopes", default=",".join(DEFAULT_SCOPES), help=f"comma-separated: {', '.join(SCOPES)}")
     parser.add_argument("--tenant", default="", help="whose cached data the key uses (default: its own)")
+    parser.add_argument(
+        "--audience", default=AGENT, choices=(AGENT, CLIENT), help="client: a customer-facing chat (client mode only)"
+    )
     parser.add_argument("--limits", default="", help=f"e.g. requests_per_minute=60 (of {', '.join(LIMITS)})")
     args = parser.parse_args(argv)
     try:
@@ -262,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             limits[name.strip()] = int(value)
         if args.action == "add":
             scopes = [s for s in args.scopes.split(",") if s]
-            print(add_key(args.file, args.id, scopes, args.tenant, limits=limits))
+            print(add_key(args.file, args.id, scopes, args.tenant, limits=limits, audience=args.audience))
         else:
             revoke_key(args.file, args.id)
     except (KeyFileError, OSError, yaml.YAMLError) as error:

@@ -39,6 +39,7 @@ from gateway.quotas import Quotas
 from gateway.routes import PUBLIC, RouteTable, unavailable
 from gateway.settings import GatewaySettings
 from services.runtime.access import PRINCIPAL, Principal
+from services.runtime.agent_modes import CLIENT
 from services.runtime.channels import open_channel
 from services.runtime.request_context import REQUEST_ID, new_request_id
 from services.runtime.telemetry import tracing_disabled
@@ -112,6 +113,11 @@ class GatewayApp:
             route, params = self._routes.match(exchange.method, exchange.path)
             if route.access != PUBLIC:
                 exchange.key = self._keys.authorize(exchange, route.access)
+                if route.agents_only and exchange.key.audience == CLIENT:
+                    raise OpenAIError(
+                        403, "This key serves a customer-facing chat and may not use this endpoint.",
+                        code="insufficient_permissions",
+                    )  # fmt: skip
                 # Every call the request makes in the mesh says on whose behalf.
                 key = exchange.key
                 PRINCIPAL.set(Principal(key.id, key.tenant, customers_per_hour=key.limits.get("customers_per_hour", 0)))

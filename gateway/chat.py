@@ -21,6 +21,7 @@ from gateway.openai_errors import OpenAIError, from_grpc, from_status, stream_er
 from gateway.quotas import Quotas
 from gateway.routes import Route
 from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
+from services.runtime.agent_modes import CLIENT
 from services.runtime.coalesce import batches, joined
 from services.runtime.conversation_wire import FINISH_OF
 from services.runtime.request_context import answering_model, provider_ttft_ms
@@ -155,6 +156,7 @@ def for_router(request: router_pb2.ChatRequest, exchange: Exchange) -> None:
     whether an identical earlier answer may be replayed."""
     request.tenant = exchange.key.tenant
     request.key_id = exchange.key.id
+    request.client_only = exchange.key.audience == CLIENT
     # Opt in to replaying an identical earlier answer (temperature 0 implies it).
     request.cache_response = exchange.header(RESPONSE_CACHE_HEADER).strip().lower() in (b"on", b"true", b"1")
     request.completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"

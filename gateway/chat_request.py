@@ -22,17 +22,20 @@ from gateway.json_body import (
     reject_unknown,
 )
 from gateway.openai_errors import OpenAIError
-from services.runtime.conversation_wire import RESPONSE_FORMAT_ENUM, ROLE_ENUM, TOOL_CHOICE_ENUM
+from services.runtime.agent_modes import CATEGORIES, MODE_BY_AGENT_TYPE, PROMPT_NAME
+from services.runtime.conversation_wire import AGENT_MODE_ENUM, RESPONSE_FORMAT_ENUM, ROLE_ENUM, TOOL_CHOICE_ENUM
 from services.runtime.limits import DEFAULT_BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_CONCURRENCY
 
 # OpenAI's "developer" is its newer name for the system role.
 ROLES = {**ROLE_ENUM, "developer": ROLE_ENUM["system"]}
 # Accepted and honoured. `no_fallback` is this gateway's own: answer from the
-# requested model only.
+# requested model only; agent_type, category, prompt_id and prompt_version
+# are the original assistant's (see the agent modes).
 KNOWN_FIELDS = {
     "model", "messages", "stream", "stream_options", "temperature", "max_tokens",
     "max_completion_tokens", "user", "n", "top_p", "stop", "seed", "response_format",
     "tools", "tool_choice", "parallel_tool_calls", "no_fallback",
+    "agent_type", "category", "prompt_id", "prompt_version",
 }  # fmt: skip
 # Part of the OpenAI API but not offered by this gateway: rejected by name
 # rather than silently dropped.
@@ -241,7 +244,44 @@ def chat_call(body: dict) -> ChatCall:
     user = body.get("user")
     if user is not None:
         request.conversation_id = check_string("user", user)
+    _agent_fields(body, request)
     return ChatCall(request=request, model=model, stream=stream, include_usage=include_usage)
+
+
+def _agent_fields(body: dict, request: router_pb2.ChatRequest) -> None:
+    """The original assistant's mode and prompt fields."""
+    agent_type = body.get("agent_type")
+    if agent_type is not None:
+        check_string("agent_type", agent_type)
+        mode = MODE_BY_AGENT_TYPE.get(agent_type.strip().lower().lstrip("/"))
+        if mode is None:
+            known = ", ".join(sorted(MODE_BY_AGENT_TYPE))
+            raise OpenAIError(
+                400, f"Invalid 'agent_type': {agent_type!r}. Expected one of: {known}.",
+                param="agent_type", code="invalid_value",
+            )  # fmt: skip
+        request.agent_mode = AGENT_MODE_ENUM[mode.name]
+    category = body.get("category")
+    if category is not None:
+        check_string("category", category)
+        if category not in CATEGORIES:
+            raise OpenAIError(
+                400, f"Invalid 'category': {category!r}. Expected one of: {', '.join(CATEGORIES)}.",
+                param="category", code="invalid_value",
+            )  # fmt: skip
+        request.category = category
+    prompt_id = body.get("prompt_id")
+    if prompt_id is not None:
+        check_string("prompt_id", prompt_id)
+        if not PROMPT_NAME.fullmatch(prompt_id):
+            raise OpenAIError(
+                400, "Invalid 'prompt_id': letters, digits, '-' and '_' only, at most 64.",
+                param="prompt_id", code="invalid_value",
+            )  # fmt: skip
+        request.prompt_id = prompt_id
+    version = _positive_int32(body, "prompt_version")
+    if version is not None:
+        request.prompt_version = version
 
 
 def _known_fields(body: dict) -> None:

@@ -33,8 +33,8 @@ class CreditRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("GET", "/v1/credit-report/{identifier}", self.report, "chat"),
-            Route("POST", "/v1/credit-comparison", self.comparison, "chat"),
+            Route("GET", "/v1/credit-report/{identifier}", self.report, "chat", agents_only=True),
+            Route("POST", "/v1/credit-comparison", self.comparison, "chat", agents_only=True),
         ]
 
     async def _credit(self, identifier: str, tenant: str) -> dict:

@@ -22,7 +22,7 @@ class FieldDiscoveryRoute:
         self._quotas = quotas
 
     def routes(self) -> list[Route]:
-        return [Route("GET", "/v1/field-discovery/{category}", self.fields, "chat", PARAMS)]
+        return [Route("GET", "/v1/field-discovery/{category}", self.fields, "chat", PARAMS, agents_only=True)]
 
     async def fields(self, exchange: Exchange, category: str) -> None:
         exchange.headers.extend((await self._quotas.admit(exchange.key, "models")).headers())

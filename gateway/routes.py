@@ -28,6 +28,9 @@ class Route:
     access: str
     # Patterns of path parameters other than "one path segment".
     params: dict[str, str] = field(default_factory=dict)
+    # Only for keys whose chats are with agents: a customer-facing key
+    # (audience client) may not read other people's data here.
+    agents_only: bool = False
 
     def pattern(self) -> re.Pattern:
         parts = _PARAM.split(self.template)

@@ -106,6 +106,7 @@ def generation_request(request: llm_gateway_pb2.GenerateRequest, timeout_s: floa
             query=g.query,
             customer_name=g.customer_name,
             facts=tuple(fact_of(f) for f in g.facts),
+            focus=tuple(g.focus),
         ),
         timeout_s=timeout_s,
     )

@@ -249,6 +249,7 @@ class Experiments:
         tokens: int | None = None,
         error: bool = False,
         weakest: str = "",
+        mode: str = "",
     ) -> Decision | None:
         """One turn's outcome; returns the decision it led to, if any. A
         completion id is recorded once: a repeat (a retried delivery)
@@ -260,10 +261,10 @@ class Experiments:
         with self.storage.transaction() as db:
             db.execute(
                 "INSERT INTO outcomes(completion_id, experiment_id, prompt, version, model, category, "
-                "score, latency_ms, tokens, error, at, weakest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "score, latency_ms, tokens, error, at, weakest, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(completion_id) DO NOTHING",
                 (completion_id, experiment_id or None, prompt, version, model, category, score, latency_ms, tokens,
-                 int(error), time.time(), weakest),
+                 int(error), time.time(), weakest, mode),
             )  # fmt: skip
         if not experiment_id:
             return None

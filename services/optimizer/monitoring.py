@@ -1,5 +1,5 @@
-"""QualityMonitor: rolling answer quality per model, prompt version and
-question category, degradation by level and by trend, and alerts.
+"""QualityMonitor: rolling answer quality per model, prompt version,
+question category and agent mode, degradation by level and by trend, and alerts.
 
 Levels (configurable): below 0.85 critical, 0.90 warning, 0.95 target,
 0.98 excellent. A group's mean over its last `window` scored turns below
@@ -26,7 +26,8 @@ from services.optimizer.storage import OptimizerStorage
 log = logging.getLogger("optimizer.alerts")
 
 CRITICAL, HIGH, MEDIUM, LOW, INFO = "CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"
-GROUPS = {"model": "model", "prompt": "prompt || ':v' || version", "category": "category"}
+# The agent mode with its category ("client/billing") is a group of its own.
+GROUPS = {"model": "model", "prompt": "prompt || ':v' || version", "category": "category", "mode": "mode"}
 
 
 @dataclass(frozen=True)

@@ -11,26 +11,51 @@ from dataclasses import dataclass
 import orjson
 
 from services.optimizer.storage import OptimizerStorage
+from services.runtime.agent_modes import CATEGORIES
 from services.runtime.faults import InvalidArgument, NotFound
 
 # What a template may use; the router fills them in.
 VARIABLES = {"context": "the customer context block"}
 MAX_TEMPLATE_CHARS = 20_000
 
+_AGENT = (
+    "You are the customer-data assistant of a credit-services call centre. "
+    "Answer the agent's question about the customer using only the Tilores data below. "
+    "Quote values exactly as they appear and mention the record id in brackets after each fact. "
+    "If a value the question asks for is not in the data, say that it is not on file; never guess "
+    "or invent customer data."
+)
+_CLIENT = (
+    "You are the customer-service assistant of a credit-services company, chatting with one of its customers "
+    "about their own account. Speak to them directly and plainly, without internal terms. Use only the account "
+    "data below and quote amounts and dates exactly. Never mention record ids, agent names, campaigns or internal "
+    "notes, and never discuss any other person. If no account has been found yet, ask for the e-mail address or "
+    "client id on their account. If something they ask about is not on file, say so; never guess."
+)
+# What each category of a mode leads with.
+_FOCUS = {
+    "status": "the account: its status, product, enrollment and any cancellation",
+    "credit": "credit: the bureau scores, the band, utilization, late payments and inquiries",
+    "billing": "billing: the last and the next payment, the monthly fee, the balance and failed payments",
+}
+
+
+def _focused(base: str, category: str) -> str:
+    return f"{base} Lead with {_FOCUS[category]}; still answer whatever else is asked.\n\n{{context}}"
+
+
 DEFAULT_PROMPTS = {
-    "customer": (
-        "You are the customer-data assistant of a credit-services call centre. "
-        "Answer the agent's question about the customer using only the Tilores data below. "
-        "Quote values exactly as they appear and mention the record id in brackets after each fact. "
-        "If a value the question asks for is not in the data, say that it is not on file; never guess "
-        "or invent customer data.\n\n{context}"
-    ),
+    "customer": _AGENT + "\n\n{context}",
     "general": (
         "You are the customer-data assistant of a credit-services call centre. "
         "The question does not name a customer. Answer general questions briefly; to look up a customer, "
         "ask for their e-mail, client id, Salesforce contact id or phone number. Never invent customer data."
         "\n\n{context}"
     ),
+    # The agent modes' prompts (services/runtime/agent_modes.py prompt_name).
+    **{f"agent_{c}": _focused(_AGENT, c) for c in CATEGORIES},
+    "client": _CLIENT + "\n\n{context}",
+    **{f"client_{c}": _focused(_CLIENT, c) for c in CATEGORIES},
 }
 
 

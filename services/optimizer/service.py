@@ -253,6 +253,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
             weakest=min(evaluators, key=lambda e: e.value).name
             if evaluators and min(e.value for e in evaluators) < 1
             else "",
+            mode=request.mode,
         )
         if self._judge is not None and request.answer and not request.error and not repeat and self._judge.wants():
             self._in_background(self._judged(request))

@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
     at REAL NOT NULL,
     weakest TEXT NOT NULL DEFAULT '',
     judge_score REAL,
-    judge_reason TEXT NOT NULL DEFAULT ''
+    judge_reason TEXT NOT NULL DEFAULT '',
+    mode TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS outcomes_by_experiment ON outcomes(experiment_id, version);
 CREATE TABLE IF NOT EXISTS cycles (
@@ -109,8 +110,8 @@ class OptimizerStorage:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         outcome_columns = {row[1] for row in self._db.execute("PRAGMA table_info(outcomes)")}
-        for column, kind in (("weakest", "TEXT NOT NULL DEFAULT ''"), ("judge_score", "REAL"),
-                             ("judge_reason", "TEXT NOT NULL DEFAULT ''")):  # fmt: skip
+        text = "TEXT NOT NULL DEFAULT ''"
+        for column, kind in (("weakest", text), ("judge_score", "REAL"), ("judge_reason", text), ("mode", text)):
             if column not in outcome_columns:  # a store written before outcomes carried it
                 self._db.execute(f"ALTER TABLE outcomes ADD COLUMN {column} {kind}")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(prompt_versions)")}

@@ -7,6 +7,7 @@ CUSTOMER_CACHE_TTL_S      how long a customer lookup stays cached (default 3600)
 ROUTER_NEAR_CACHE_TTL_S   how long the router keeps a lookup in its own memory (default 30; 0 turns it off)
 ROUTER_PROMPT_TTL_S       how long the router reuses the active prompt (default 5; 0 asks every turn)
 FIELD_POLICY_PATH         which personal data each provider may see (default: the bundled field_policy.yaml)
+AUDIENCE_POLICY_PATH      what each agent mode's audience may be shown (default: the bundled audiences.yaml)
 ROUTER_CUSTOMERS_PER_HOUR distinct customers one API key or caller may look at an hour, unless its key
                           record says otherwise (default 200; 0: no limit)
 REDIS_URL                 where every replica counts those customers; unset: each replica its own
@@ -14,6 +15,7 @@ REDIS_URL                 where every replica counts those customers; unset: eac
 
 from __future__ import annotations
 
+from services.router.audience import Audiences
 from services.router.clients import RouterClients
 from services.router.lookup_limit import LookupLimit
 from services.router.service import RouterComponent
@@ -31,7 +33,9 @@ async def build() -> RouterComponent:
         prompt_ttl_s=env_float("ROUTER_PROMPT_TTL_S", 5.0),
         lookup_limit=LookupLimit(env_int("ROUTER_CUSTOMERS_PER_HOUR", 200, minimum=0), env_str("REDIS_URL")),
     )
-    return RouterComponent(clients, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), FieldPolicy.from_env())
+    return RouterComponent(
+        clients, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), FieldPolicy.from_env(), Audiences.from_env()
+    )
 
 
 if __name__ == "__main__":

@@ -103,6 +103,10 @@ class NoSuchCustomer(Exception):
     """No customer has that entity id."""
 
 
+class NoSuchPrompt(Exception):
+    """The registry has no prompt of that name, or no such version of it."""
+
+
 # -- customer data ---------------------------------------------------------
 
 
@@ -383,6 +387,8 @@ class Prompts:
                 timeout=min(1.0, timeout_s),
             )
         except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise NoSuchPrompt(error.details()) from None
             log.warning("optimizer.get_prompt_failed", extra={"fields": {"code": error.code().name}})
             return Prompt(name, 0, FALLBACK_TEMPLATE)
         prompt = Prompt(response.name, response.version, response.template, response.experiment_id)
@@ -439,6 +445,7 @@ class Grounding:
     customer_name: str = ""
     text: str = ""
     facts: tuple[Fact, ...] = ()
+    focus: tuple[str, ...] = ()  # topics the conversation's category points at
 
 
 @dataclass
@@ -529,6 +536,7 @@ def grounding_proto(grounding: Grounding) -> common_pb2.Grounding:
         customer_name=grounding.customer_name,
         text=grounding.text,
         facts=[fact_proto(f) for f in grounding.facts],
+        focus=grounding.focus,
     )
 
 
@@ -642,6 +650,7 @@ class Outcome:
     answer: str
     grounding: Grounding
     evaluation_run_id: str = ""
+    mode: str = ""  # mode and category, e.g. "client/billing"
 
 
 # The optimizer is away or slow: keep the outcome and send it again.
@@ -677,6 +686,7 @@ class Outcomes:
             answer=outcome.answer,
             grounding=grounding_proto(outcome.grounding),
             evaluation_run_id=outcome.evaluation_run_id,
+            mode=outcome.mode,
         )
         try:
             await self._optimizer.RecordOutcome(request, timeout=2.0)

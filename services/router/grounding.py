@@ -16,6 +16,8 @@ NOT_FOUND = "not_found"
 AMBIGUOUS = "ambiguous"
 NO_IDENTIFIER = "no_identifier"
 UNAVAILABLE = "unavailable"
+# A conversation about one customer named someone else: refused, nothing shown.
+OTHER_CUSTOMER = "other_customer"
 MAX_CANDIDATES = 10
 
 # When the context must be shortened, facts of the topics the question asks
@@ -39,17 +41,26 @@ class CustomerGrounding:
                 header,
                 self.facts,
                 max_chars,
-                lambda f: f"- [{f.topic}] {f.label}: {f.value} (record {f.record_id})",
+                lambda f: f"- [{f.topic}] {f.label}: {f.value}{_cited(f)}",
                 asked,
             )
         if self.status == NOT_FOUND:
             return f"Tilores lookup by {self.query}: no customer matches. There is no customer data for this question."
         if self.status == AMBIGUOUS:
+            if not self.facts:  # the candidates may not be shown
+                return (
+                    f"Tilores lookup by {self.query}: several customers match. Ask for the client id or the "
+                    "e-mail address on the account."
+                )
             header = f"Tilores lookup by {self.query}: several customers match. Ask which one is meant."
-            return _fit(header, self.facts, max_chars, lambda f: f"- {f.label}: {f.value} (record {f.record_id})")
+            return _fit(header, self.facts, max_chars, lambda f: f"- {f.label}: {f.value}{_cited(f)}")
         if self.status == UNAVAILABLE:
             return f"Tilores lookup by {self.query} failed: customer data is unavailable right now."
         return "No customer identifier was given, so no customer data was looked up."
+
+
+def _cited(fact: Fact) -> str:
+    return f" (record {fact.record_id})" if fact.record_id else ""
 
 
 def _fit(header: str, facts: list[Fact], max_chars: int | None, line, asked: Sequence[str] = ()) -> str:

@@ -12,13 +12,16 @@ import grpc
 import orjson
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
+from services.router.audience import Audiences
 from services.router.clients import CustomerDataUnavailable, NoSuchCustomer, RouterClients, UnknownCategory
 from services.router.credit_lookup import CreditLookup
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
 from services.runtime.access import PURPOSE
+from services.runtime.agent_modes import AGENT, CATEGORIES, PROMPT_NAME
 from services.runtime.conversation import Finish, StreamError, Tool, ToolCallDelta, Usage
 from services.runtime.conversation_wire import (
+    AGENT_MODE_OF,
     FINISH_ENUM,
     json_object_field,
     message_of,
@@ -27,7 +30,7 @@ from services.runtime.conversation_wire import (
     tool_choice_of,
     usage_proto,
 )
-from services.runtime.faults import Fault, InvalidArgument, NotFound, Unavailable
+from services.runtime.faults import Fault, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from services.runtime.field_policy import FieldPolicy
 from services.runtime.limits import DEFAULT_BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_CONCURRENCY
 from services.runtime.metrics import SNAPSHOTS
@@ -39,13 +42,19 @@ MAX_IDENTIFIER_CHARS = 256
 
 class RouterService(router_pb2_grpc.RouterServiceServicer):
     def __init__(
-        self, clients: RouterClients, default_timeout_s: float, policy: FieldPolicy | None = None, tools: bool = True
+        self,
+        clients: RouterClients,
+        default_timeout_s: float,
+        policy: FieldPolicy | None = None,
+        tools: bool = True,
+        audiences: Audiences | None = None,
     ):
         self._clients = clients
         self._default_timeout_s = default_timeout_s
         self._policy = policy or FieldPolicy.bundled()
         self._tools = ToolRunner(clients.customers, self._policy, clients.access) if tools else None
         self._credit = CreditLookup(clients.customers, clients.access)
+        self._audiences = audiences or Audiences.bundled()
 
     def turn(self, request: router_pb2.ChatRequest, remaining: Callable[[], float]) -> Turn:
         """The turn of one request; the customers it looks at are on record
@@ -53,7 +62,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         item's task)."""
         if request.completion_id:
             PURPOSE.set(request.completion_id)
-        return Turn(turn_request(request), self._clients, self._policy, self._tools, remaining)
+        return Turn(turn_request(request), self._clients, self._policy, self._tools, remaining, self._audiences)
 
     def _remaining(self, context: grpc.aio.ServicerContext) -> Callable[[], float]:
         def remaining() -> float:
@@ -171,6 +180,17 @@ def turn_request(request: router_pb2.ChatRequest) -> TurnRequest:
         if not message.role:
             raise InvalidArgument(f"messages[{n}].role is not set", field=f"messages[{n}].role")
     options = request.options
+    mode = AGENT_MODE_OF.get(request.agent_mode, "")
+    if request.client_only and mode == AGENT:
+        raise PermissionDenied(
+            "agent_mode: this caller serves customers and may only use the client mode", field="agent_mode"
+        )
+    if request.category and request.category not in CATEGORIES:
+        raise InvalidArgument(f"category must be one of {', '.join(CATEGORIES)}", field="category")
+    if request.prompt_id and not PROMPT_NAME.fullmatch(request.prompt_id):
+        raise InvalidArgument("prompt_id: letters, digits, '-' and '_' only, at most 64", field="prompt_id")
+    if request.prompt_version < 0:
+        raise InvalidArgument("prompt_version must not be negative", field="prompt_version")
     return TurnRequest(
         model=request.model,
         messages=messages,
@@ -188,7 +208,11 @@ def turn_request(request: router_pb2.ChatRequest) -> TurnRequest:
         no_fallback=request.no_fallback,
         cache_response=request.cache_response,
         evaluation_run_id=request.evaluation.run_id,
-        prompt_version=request.evaluation.prompt_version,
+        prompt_version=request.evaluation.prompt_version or request.prompt_version,
+        prompt_id=request.prompt_id,
+        mode=mode,
+        category=request.category,
+        client_only=request.client_only,
     )
 
 
@@ -207,15 +231,22 @@ def _tool(n: int, tool: common_pb2.Tool) -> Tool:
 
 
 class RouterComponent:
-    def __init__(self, clients: RouterClients, default_timeout_s: float, policy: FieldPolicy | None = None):
+    def __init__(
+        self,
+        clients: RouterClients,
+        default_timeout_s: float,
+        policy: FieldPolicy | None = None,
+        audiences: Audiences | None = None,
+    ):
         self.clients = clients
         self.default_timeout_s = default_timeout_s
         self.policy = policy
+        self.audiences = audiences
         self._metrics = outbox_metrics(clients.outcomes.outbox, "router_outcomes", "Turn outcomes")
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         router_pb2_grpc.add_RouterServiceServicer_to_server(
-            RouterService(self.clients, self.default_timeout_s, self.policy), server
+            RouterService(self.clients, self.default_timeout_s, self.policy, audiences=self.audiences), server
         )
         SNAPSHOTS.add(self._metrics)
         return [router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name]

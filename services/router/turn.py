@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
+from services.router.audience import Audiences
 from services.router.clients import (
     AnswerCache,
     CustomerDataUnavailable,
@@ -26,20 +27,25 @@ from services.router.clients import (
     Grounding,
     KeptAnswer,
     NoSuchCustomer,
+    NoSuchPrompt,
     Outcome,
     Prompt,
 )
 from services.router.grounding import (
+    AMBIGUOUS,
     MAX_CANDIDATES,
     NO_IDENTIFIER,
     NOT_FOUND,
+    OTHER_CUSTOMER,
     UNAVAILABLE,
     CustomerGrounding,
     ambiguous,
     fact_kinds,
     found,
 )
+from services.router.mode_selection import OTHER_CUSTOMER_REFUSED, select_mode
 from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
+from services.runtime.agent_modes import mode_label, prompt_name
 from services.runtime.coalesce import batches, joined
 from services.runtime.conversation import (
     Finish,
@@ -53,7 +59,7 @@ from services.runtime.conversation import (
     Usage,
 )
 from services.runtime.customer_identifiers import Identifiers, identifiers_by_message
-from services.runtime.faults import Fault
+from services.runtime.faults import Fault, NotFound
 from services.runtime.field_policy import FieldPolicy
 from services.runtime.topics import topics_asked
 
@@ -87,7 +93,11 @@ class TurnRequest:
     no_fallback: bool = False
     cache_response: bool = False
     evaluation_run_id: str = ""  # asked by an evaluation run: no response cache, outcome scored for the run
-    prompt_version: int = 0  # a pinned prompt version (evaluations); 0: the selection's
+    prompt_version: int = 0  # a pinned prompt version; 0: the registry's pick
+    prompt_id: str = ""  # a named prompt instead of the mode's
+    mode: str = ""  # agent or client as the request names it; "": slash commands decide
+    category: str = ""  # status, credit or billing as the request names it
+    client_only: bool = False  # a customer-facing caller: client mode whatever the conversation says
 
     def question(self) -> str:
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
@@ -106,6 +116,7 @@ class Plan:
     allowed: frozenset[str]  # personal data every model that may answer may see
     runs_tools: bool  # the router's data tools are on offer, and it runs them
     prompt: Prompt
+    reply: str = ""  # set: no model is asked, the router answers this
 
 
 @dataclass
@@ -125,8 +136,11 @@ class Turn:
         policy: FieldPolicy,
         tools: ToolRunner | None,
         remaining: Callable[[], float],
+        audiences: Audiences | None = None,
     ):
-        self.request = request
+        self.selection = select_mode(request.messages, request.mode, request.category, request.client_only)
+        self.request = replace(request, messages=self.selection.messages)
+        self.audience = (audiences or Audiences.bundled()).of(self.selection.mode)
         self._clients = clients
         self._policy = policy
         self._tools = tools
@@ -137,7 +151,14 @@ class Turn:
         self.model = ""  # the model that answers, once known
 
     async def events(self) -> AsyncIterator[object]:
-        plan = await self.plan()
+        reply = self.selection.reply
+        plan = None if reply else await self.plan()
+        answer = self._said(reply or plan.reply) if reply or plan.reply else self._answer(plan)
+        async for event in answer:
+            yield event
+
+    async def _answer(self, plan: Plan) -> AsyncIterator[object]:
+        """The model's answer (or a kept one), tool rounds and all."""
         key = AnswerCache.key(plan.call) if self.request.replayable else ""
         if key:
             kept = await self._clients.answers.get(self.request.tenant, key)
@@ -190,9 +211,13 @@ class Turn:
         (grounding, prompt), (allowed, budget, supports_tools) = await asyncio.gather(
             self._grounding(timeout_s), self._model_limits()
         )
+        if grounding.status == OTHER_CUSTOMER:
+            return Plan(GenerationCall(request.model, [], Grounding(grounding.status)), allowed, False, prompt,
+                        reply=OTHER_CUSTOMER_REFUSED)  # fmt: skip
         known = grounding.facts
-        grounding.facts = self._policy.apply(known, allowed)
-        context = grounding.text(budget, topics_asked(request.question()))
+        grounding.facts = self._policy.apply(self.audience.shown(known), allowed)
+        focus = (self.selection.category,) if self.selection.category else ()
+        context = grounding.text(budget, topics_asked(request.question()) or focus)
         system = Message("system", prompt.template.replace("{context}", context))
         # What the client sends back (earlier answers, tool results, its own
         # words) is masked like the context: an earlier answer of the offline
@@ -204,13 +229,19 @@ class Turn:
         # offered: the context is in the prompt, so a fallback that cannot
         # call tools answers without them. tool_choice "none": no tool at all.
         choice = request.tool_choice.mode if request.tool_choice else "auto"
-        runs_tools = supports_tools and not request.tools and self._tools is not None and choice == "auto"
+        runs_tools = (
+            supports_tools
+            and not request.tools
+            and self._tools is not None
+            and choice == "auto"
+            and not self.audience.own_account_only  # the data tools could search anyone
+        )
         offered = () if choice == "none" else request.tools or (TOOLS if runs_tools else ())
         call = GenerationCall(
             model=request.model,
             messages=[system, *history],
             grounding=Grounding(
-                grounding.status, grounding.query, grounding.customer_name, context, tuple(grounding.facts)
+                grounding.status, grounding.query, grounding.customer_name, context, tuple(grounding.facts), focus
             ),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
@@ -231,24 +262,71 @@ class Turn:
         return replace(message, content=mask(message.content, known, allowed), tool_calls=calls)
 
     async def _grounding(self, timeout_s: float) -> tuple[CustomerGrounding, Prompt]:
-        prompts = self._clients.prompts
         request = self.request
+        own_account = self.audience.own_account_only
         candidates = identifiers_by_message([(m.role, m.content) for m in request.messages])
+        if own_account:  # a name alone could be anyone's
+            candidates = [c for c in candidates if c.exact]
         if not candidates:
-            return CustomerGrounding(NO_IDENTIFIER), await prompts.prompt("general", request.conversation_id, timeout_s)
+            return CustomerGrounding(NO_IDENTIFIER), await self._prompt(False, timeout_s)
         # The prompt and the customer are independent: fetch them together.
-        prompt = asyncio.ensure_future(
-            prompts.prompt("customer", request.conversation_id, timeout_s, request.prompt_version)
-        )
+        prompt = asyncio.ensure_future(self._prompt(True, timeout_s))
         try:
-            grounding = await self._customer(candidates, timeout_s)
+            if own_account:
+                grounding = await self._own_account(candidates, timeout_s)
+            else:
+                grounding = await self._customer(candidates, timeout_s)
         except BaseException:
             prompt.cancel()
             raise
-        if grounding.status == NO_IDENTIFIER:  # the names named nobody
-            prompt.cancel()
-            return grounding, await prompts.prompt("general", request.conversation_id, timeout_s)
+        if grounding.status == NO_IDENTIFIER and self._prompt_name(False) != self._prompt_name(True):
+            prompt.cancel()  # the names named nobody
+            return grounding, await self._prompt(False, timeout_s)
         return grounding, await prompt
+
+    def _prompt_name(self, customer: bool) -> str:
+        selection = self.selection
+        return self.request.prompt_id or prompt_name(selection.mode, selection.category, customer)
+
+    async def _prompt(self, customer: bool, timeout_s: float) -> Prompt:
+        """The mode's prompt (or the one the request names), at the pinned
+        version where one is asked for and the prompt is the customer's."""
+        request = self.request
+        pinned = request.prompt_version if customer or request.prompt_id else 0
+        try:
+            return await self._clients.prompts.prompt(
+                self._prompt_name(customer), request.conversation_id, timeout_s, pinned
+            )
+        except NoSuchPrompt as error:
+            raise NotFound(str(error), field="prompt_version" if pinned else "prompt_id") from None
+
+    async def _own_account(self, candidates: list[Identifiers], timeout_s: float) -> CustomerGrounding:
+        """The customer of a conversation that may only be about one: the
+        first identifier (oldest first) that finds exactly one customer. When
+        the newest identifier names anyone else, whether they exist or not,
+        the turn is refused and nothing about them is shown."""
+        customers = self._clients.customers
+        by_query: dict[str, Identifiers] = {}
+        for identifiers in reversed(candidates):
+            by_query.setdefault(identifiers.describe(), identifiers)
+        queries = list(by_query)
+        try:
+            found_each = await asyncio.gather(
+                *(customers.find(by_query[q].search_parameters(), self.request.tenant, timeout_s) for q in queries)
+            )
+        except (CustomerDataUnavailable, NoSuchCustomer):
+            return CustomerGrounding(UNAVAILABLE, queries[0])
+        found = dict(zip(queries, found_each, strict=True))
+        newest = candidates[0].describe()
+        bound = next((q for q in queries if len(found[q]) == 1), None)
+        if bound is None:
+            if len(found[newest]) > 1:
+                return CustomerGrounding(AMBIGUOUS, newest)  # the candidates are other people: none shown
+            return CustomerGrounding(NOT_FOUND, newest)
+        owner = found[bound][0].entity_id
+        if newest != bound and [m.entity_id for m in found[newest]] != [owner]:
+            return CustomerGrounding(OTHER_CUSTOMER, newest)
+        return await self._grounded(bound, found[bound], timeout_s)
 
     async def _customer(self, candidates: list[Identifiers], timeout_s: float) -> CustomerGrounding:
         """The customer of the newest message that names one. An exact
@@ -354,6 +432,15 @@ class Turn:
             Message("tool", result, tool_call_id=c.id) for c, result in zip(ordered, results, strict=True)
         )
 
+    async def _said(self, text: str) -> AsyncIterator[object]:
+        """The router's own answer (a command's, a refusal), streamed like a
+        model's; no model is asked and no outcome is recorded."""
+        self.model = self.request.model
+        for word in _WORDS.findall(text):
+            yield word
+        yield Finish("stop", self.request.model)
+        yield Usage(0, 0)
+
     async def _replay(self, kept: KeptAnswer) -> AsyncIterator[object]:
         """A kept answer word by word, as a model would stream it."""
         self.model = kept.finish.model if kept.finish else ""
@@ -380,6 +467,7 @@ class Turn:
                 answer="".join(text),
                 grounding=plan.call.grounding,
                 evaluation_run_id=self.request.evaluation_run_id,
+                mode=mode_label(self.selection.mode, self.selection.category),
             )
         )
 

@@ -45,6 +45,8 @@ GROUNDING_OF = {
     common_pb2.GROUNDING_STATUS_UNAVAILABLE: "unavailable",
 }
 GROUNDING_ENUM = {name: number for number, name in GROUNDING_OF.items()}
+AGENT_MODE_OF = {common_pb2.AGENT_MODE_AGENT: "agent", common_pb2.AGENT_MODE_CLIENT: "client"}
+AGENT_MODE_ENUM = {name: number for number, name in AGENT_MODE_OF.items()}
 TOOL_CHOICE_OF = {
     common_pb2.TOOL_CHOICE_MODE_AUTO: "auto",
     common_pb2.TOOL_CHOICE_MODE_NONE: "none",

@@ -25,6 +25,7 @@ class Grounding:
     query: str = ""
     customer_name: str = ""
     facts: tuple[Fact, ...] = ()
+    focus: tuple[str, ...] = ()  # topics the conversation's category points at
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ _WORD = re.compile(r"\S+\s*")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
-def requested_topics(question: str) -> list[str]:
-    """The topics to answer: those asked about, else an overview."""
-    return topics_asked(question) or list(OVERVIEW_TOPICS)
+def requested_topics(question: str, focus: tuple[str, ...] = ()) -> list[str]:
+    """The topics to answer: those asked about, else the conversation's
+    focus (its category), else an overview."""
+    return topics_asked(question) or list(focus) or list(OVERVIEW_TOPICS)
 
 
 def _fact_text(fact: Fact) -> str:
@@ -59,7 +60,7 @@ def _answer_text(request: GenerationRequest) -> str:
             by_topic.setdefault(fact.topic, []).append(fact)
         parts = [f"{grounding.customer_name or 'The customer'}."]
         identity = by_topic.get("identity", [])
-        topics = requested_topics(question)
+        topics = requested_topics(question, grounding.focus)
         if identity and "identity" not in topics:
             parts.append(_fact_text(identity[0]) + ".")
         wanted = labels_asked(question)
@@ -109,7 +110,7 @@ def compose_json(request: GenerationRequest) -> str:
     grounding = request.grounding
     facts = grounding.facts
     if grounding.status == "found":
-        topics = set(requested_topics(request.question())) | {"identity"}
+        topics = set(requested_topics(request.question(), grounding.focus)) | {"identity"}
         facts = tuple(f for f in facts if f.topic in topics)
     answer = {
         "source": "offline: composed from Tilores records, no language model",
