@@ -10,12 +10,13 @@ import asyncio
 import orjson
 import pytest
 
-from services.router.clients import CustomerMatch, CustomerProfile, ModelInfo, Prompt
+from services.router.clients import CustomerMatch, CustomerProfile, ModelInfo, NoSuchPrompt, Prompt
 from services.router.lookup_limit import LookupLimitReached
+from services.router.mode_selection import AGENT_MODE_REFUSED
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
 from services.runtime.conversation import Fact, Finish, Message, StreamError, ToolCallDelta, Usage
-from services.runtime.faults import Unavailable
+from services.runtime.faults import NotFound, Unavailable
 from services.runtime.field_policy import FieldPolicy
 
 EDWINA = CustomerProfile(
@@ -204,3 +205,127 @@ async def test_an_unknown_e_mail_is_no_match_and_no_model_sees_a_customer():
     [call] = clients.generation.calls
     assert call.grounding.status == "not_found" and "no customer matches" in call.messages[0].content
     assert not call.tools  # the offline model calls no tools
+
+
+# -- agent modes -------------------------------------------------------------
+
+CALL = Fact("calls", "Call at 2024-05-01T10:00:00", "outbound, 312 s, agent jdoe, campaign Winback", "c-9")
+WITH_CALLS = CustomerProfile(
+    entity_id="e-1",
+    customer_name="Edwina Hawthorne",
+    sections={**EDWINA.sections, "calls": (CALL,)},
+    credit=EDWINA.credit,
+)
+
+
+class TwoCustomers(FakeCustomers):
+    """Edwina, and someone else the client must never be shown."""
+
+    async def find(self, parameters, tenant, timeout_s):
+        self.searches.append(parameters)
+        if parameters.get("EMAIL") == "edwina.hawthorne@example.com" or parameters.get("CLIENT_ID") == "1002003001":
+            return [CustomerMatch("e-1", ())]
+        if parameters.get("EMAIL") == "someone.else@example.com":
+            return [CustomerMatch("e-2", ())]
+        return []
+
+    async def profile(self, entity_id, tenant, timeout_s):
+        assert entity_id == "e-1", "only Edwina's data may be read"
+        return WITH_CALLS
+
+
+def _conversation(clients: Clients, *texts: str, **fields) -> Turn:
+    policy = FieldPolicy.bundled()
+    messages = []
+    for text in texts:
+        messages += [Message("user", text), Message("assistant", "Noted.")]
+    request = TurnRequest(model="cloud", messages=messages[:-1], completion_id="chatcmpl-2", **fields)
+    return Turn(request, clients, policy, ToolRunner(clients.customers, policy, clients.access), lambda: 10.0)
+
+
+async def test_the_client_mode_shows_the_customer_their_own_account_without_internals():
+    clients = Clients(FakeGeneration(["You pay monthly.", Finish("stop", "cloud", "openai"), Usage(9, 4)]))
+    clients.customers = TwoCustomers()
+    await _events(_conversation(clients, "/client billing", "I am edwina.hawthorne@example.com. When did you call?"))
+    [call] = clients.generation.calls
+    system = call.messages[0].content
+    assert system.startswith("[client_billing prompt]")
+    assert "Call at 2024-05-01T10:00:00: outbound, 312 s" in system
+    assert "jdoe" not in system and "Winback" not in system and "record" not in system
+    assert call.messages[1].content == "(/client billing)"  # the command is not shown as a question
+    assert call.tools == ()  # no data tool that could search anyone else
+    assert call.grounding.focus == ("billing",)
+    [outcome] = clients.outcomes.posted
+    assert outcome.mode == "client/billing" and outcome.prompt.name == "client_billing"
+
+
+async def test_the_agent_mode_sees_the_same_call_with_its_agent_and_campaign():
+    clients = Clients(FakeGeneration(["Called.", Finish("stop"), Usage(1, 1)]))
+    clients.customers = TwoCustomers()
+    await _events(_conversation(clients, "/cs credit when did we call edwina.hawthorne@example.com?"))
+    system = clients.generation.calls[0].messages[0].content
+    assert system.startswith("[agent_credit prompt]")
+    assert "outbound, 312 s, agent jdoe, campaign Winback (record c-9)" in system
+    assert clients.outcomes.posted[0].mode == "agent/credit"
+
+
+@pytest.mark.parametrize("other", ["someone.else@example.com", "nobody.at.all@example.com"])
+async def test_a_client_asking_about_anyone_else_is_refused_and_shown_nothing(other):
+    clients = Clients(FakeGeneration())
+    clients.customers = TwoCustomers()
+    turn = _conversation(
+        clients, "/client", "my e-mail is edwina.hawthorne@example.com", f"what is the credit score of {other}?"
+    )
+    events = await _events(turn)
+    text = "".join(e for e in events if type(e) is str)
+    assert text.startswith("I can only help with your own account")
+    assert other not in text and "Edwina" not in text
+    assert events[-2:] == [Finish("stop", "cloud"), Usage(0, 0)]
+    assert clients.generation.calls == [] and clients.access.records == [] and clients.outcomes.posted == []
+
+
+async def test_a_client_may_name_their_own_account_again_by_another_identifier():
+    clients = Clients(FakeGeneration(["Yes.", Finish("stop"), Usage(1, 1)]))
+    clients.customers = TwoCustomers()
+    turn = _conversation(
+        clients, "/client", "I am edwina.hawthorne@example.com", "and my client id is 1002003001, am I active?"
+    )
+    await _events(turn)
+    assert clients.generation.calls[0].grounding.customer_name == "Edwina Hawthorne"
+    assert clients.access.records[0][0] == ["e-1"]
+
+
+async def test_a_client_key_cannot_switch_to_the_agent_mode_by_a_command():
+    clients = Clients(FakeGeneration(["Hello.", Finish("stop"), Usage(1, 1)]))
+    clients.customers = TwoCustomers()
+    events = await _events(
+        _conversation(clients, "/cs when did we call edwina.hawthorne@example.com?", client_only=True)
+    )
+    assert "".join(e for e in events if type(e) is str) == AGENT_MODE_REFUSED
+    assert clients.generation.calls == []
+    # The question after the refused command is answered in client mode.
+    turn = _conversation(clients, "/cs", "when did you call edwina.hawthorne@example.com?", client_only=True)
+    await _events(turn)
+    system = clients.generation.calls[0].messages[0].content
+    assert system.startswith("[client prompt]") and "jdoe" not in system
+
+
+async def test_help_is_answered_without_a_model():
+    clients = Clients(FakeGeneration())
+    events = await _events(_conversation(clients, "/help"))
+    assert "".join(e for e in events if type(e) is str).startswith("Commands (at the start of a message")
+    assert clients.generation.calls == [] and clients.outcomes.posted == []
+
+
+async def test_an_unknown_prompt_id_is_an_error_naming_the_field():
+    class NoSuchNamedPrompt(FakePrompts):
+        async def prompt(self, name, conversation_id, timeout_s, version=0):
+            if name == "nope":
+                raise NoSuchPrompt("no prompt named 'nope'")
+            return await super().prompt(name, conversation_id, timeout_s, version)
+
+    clients = Clients(FakeGeneration())
+    clients.prompts = NoSuchNamedPrompt()
+    with pytest.raises(NotFound, match="no prompt named 'nope'") as raised:
+        await _events(_conversation(clients, "score of edwina.hawthorne@example.com?", prompt_id="nope"))
+    assert raised.value.field == "prompt_id"
