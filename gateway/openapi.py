@@ -12,6 +12,7 @@ import orjson
 
 from gateway.exchange import Exchange
 from gateway.routes import PUBLIC, Route
+from services.runtime.agent_modes import CATEGORIES, MODE_BY_AGENT_TYPE
 
 VERSION = "1.0.0"
 
@@ -66,6 +67,19 @@ CHAT = {
         "tool_choice": {"type": ["string", "object"]},
         "parallel_tool_calls": {"type": "boolean"},
         "no_fallback": {"type": "boolean", "description": "Answer from the requested model only."},
+        "agent_type": {
+            "type": "string",
+            "enum": sorted(MODE_BY_AGENT_TYPE),
+            "description": "The conversation's mode: zoho_cs_agent (a call-centre agent, the default) or "
+            "client_chat_agent (the customer themselves); a slash command in the messages does the same.",
+        },
+        "category": {"type": "string", "enum": list(CATEGORIES), "description": "The mode's category."},
+        "prompt_id": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_-]{1,64}$",
+            "description": "Answer with this named prompt instead of the mode's.",
+        },
+        "prompt_version": {"type": "integer", "minimum": 1, "description": "Answer with this version of the prompt."},
     },
 }
 COMPLETION = {
@@ -266,6 +280,8 @@ def _operation(route: Route) -> dict:
     else:
         operation["security"] = [{"apiKey": []}]
         operation["x-key-scope"] = route.access
+        if route.agents_only:
+            operation["x-key-audience"] = "agent"  # a customer-facing key (audience client) gets 403
         operation["responses"] |= {"401": errors, "403": errors, "429": errors}
     if body is not None or "{" in route.template or QUERY_PARAMETERS.get((route.method, route.template)):
         operation["responses"] |= {"400": errors, "404": errors}

@@ -166,7 +166,7 @@ ASKS = (
 
 # The customer's identifier is not part of the question's subject.
 _IDENTIFIER = re.compile(
-    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"(?:\be-?mail(?: address)?(?: is|:)\s*)?[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
     r"|\b(?:client|contact|customer|record|salesforce|entity)(?: contact)? (?:id|number)\b[:#]?\s*(?=\S*\d)\S+"
     r"|\b(?:phone(?: number)?|number|tel)\b[:#]?\s*[+\d(][\d()\s.+-]{6,}"
     r"|[+(]?\d[\d()\s.-]{6,}\d",
