@@ -133,18 +133,29 @@ class ModelCatalog:
                     raise CatalogError(f"models[{n}].fallbacks: unknown model {fallback!r}")
                 if fallback == entry.id:
                     raise CatalogError(f"models[{n}].fallbacks: a model cannot fall back to itself")
+                target = next(e for e in entries if e.id == fallback)
                 if entry.kind == EMBEDDING:
-                    # Another model's vectors live in another space: never comparable.
-                    raise CatalogError(f"models[{n}].fallbacks: an embedding model has no fallbacks")
-                if next(e.kind for e in entries if e.id == fallback) != CHAT:
+                    # Another model's vectors live in another space: only the
+                    # same model served elsewhere gives comparable vectors.
+                    if (target.kind, target.upstream, target.dimensions) != (
+                        EMBEDDING,
+                        entry.upstream,
+                        entry.dimensions,
+                    ):
+                        raise CatalogError(
+                            f"models[{n}].fallbacks: {fallback!r} is not {entry.upstream} with {entry.dimensions} "
+                            "dimensions; an embedding model falls back only to the same model served elsewhere"
+                        )
+                elif target.kind != CHAT:
                     raise CatalogError(f"models[{n}].fallbacks: {fallback!r} is not a chat model")
         return cls(entries)
 
-    def embedding(self, model_id: str) -> ModelEntry:
+    def embedding_chain(self, model_id: str) -> list[ModelEntry]:
+        """An embedding model, then the same model served elsewhere."""
         entry = self.get(model_id)
         if entry.kind != EMBEDDING:
             raise InvalidArgument(f"`{model_id}` is not an embedding model", field="model")
-        return entry
+        return [entry, *(self._by_id[f] for f in entry.fallbacks)]
 
     def get(self, model_id: str) -> ModelEntry:
         if not model_id:

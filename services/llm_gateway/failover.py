@@ -170,11 +170,84 @@ class FailoverChain:
             f"every provider for model {model!r} is unavailable: {'; '.join(passed_over)}", retry_after_s=retry_after
         )
 
-    async def _start(self, target: ModelEntry, request: GenerationRequest, deadline: float | None):
-        """Open the target's stream and read its first event, with retries."""
+    async def embed(
+        self, model: str, texts: list[str], token_inputs: list[list[int]], dimensions: int, timeout_s: float | None
+    ) -> tuple[str, list[list[float]], int]:
+        """(the model that answered, the vectors, the input tokens): the
+        model, else the same model served by another provider. Inputs go in
+        as few calls as the provider allows (its max_inputs each); a target
+        that fails is retried, then left for the next, as for chat."""
+        deadline = self._clock() + timeout_s if timeout_s else None
+        chain = self.catalog.embedding_chain(model)
+        requested = chain[0]
+        passed_over: list[str] = []
+        last_fault: Fault | None = None
+        for target in chain:
+            provider = self.providers.get(target.provider)
+            if provider is None or not hasattr(provider, "embed"):
+                passed_over.append(f"{target.id}: provider {target.provider!r} is not configured")
+                continue
+            breaker = self.breakers[target.provider]
+            if not breaker.allow():
+                passed_over.append(f"{target.id}: circuit open for {target.provider}")
+                continue
+            try:
+                vectors, tokens = await self._embed_on(target, texts, token_inputs, dimensions, deadline)
+            except InvalidArgument:
+                if target is requested:
+                    raise
+                continue
+            except RETRYABLE as fault:
+                last_fault = fault
+                passed_over.append(f"{target.id}: {fault.message}")
+                self.counters[target.provider].fallbacks += 1
+                continue
+            breaker.record_success()
+            return target.id, vectors, tokens
+        if requested.provider not in self.providers and last_fault is None:
+            raise FailedPrecondition(
+                f"model {requested.id!r} needs provider {requested.provider!r}, which is not configured "
+                f"(its API key is not set); {'; '.join(passed_over)}",
+                field="model",
+            )
+        if last_fault is not None:
+            kind, retry_after = type(last_fault), last_fault.retry_after_s
+        else:  # every breaker open
+            kind, retry_after = Unavailable, min(self.breakers[t.provider].retry_after_s() for t in chain)
+        raise kind(f"every provider for model {model!r} is unavailable: {'; '.join(passed_over)}",
+                   retry_after_s=retry_after)  # fmt: skip
+
+    async def _embed_on(
+        self, target: ModelEntry, texts: list[str], token_inputs: list[list[int]], dimensions: int, deadline
+    ) -> tuple[list[list[float]], int]:
         provider = self.providers[target.provider]
         breaker = self.breakers[target.provider]
-        counters = self.counters[target.provider]
+        vectors: list[list[float]] = []
+        tokens = 0
+        step = target.max_inputs
+        for start in range(0, len(texts) + len(token_inputs), step):
+            async for attempt in self._retrying(target.provider, deadline):
+                with attempt:
+                    left = None if deadline is None else deadline - self._clock()
+                    if left is not None and left <= 0:
+                        raise DeadlineExceeded("the caller's deadline passed before a model answered")
+                    try:
+                        batch, used = await provider.embed(
+                            target.upstream, texts[start : start + step], token_inputs[start : start + step],
+                            dimensions if target.adjustable_dimensions else 0, left,
+                        )  # fmt: skip
+                    except RETRYABLE:
+                        breaker.record_failure()
+                        raise
+            vectors += batch
+            tokens += used
+        return vectors, tokens
+
+    def _retrying(self, provider: str, deadline: float | None) -> AsyncRetrying:
+        """Bounded retries of a retryable fault, honouring Retry-After and
+        the caller's deadline, while the provider's breaker allows."""
+        breaker = self.breakers[provider]
+        counters = self.counters[provider]
 
         def remaining() -> float | None:
             return None if deadline is None else deadline - self._clock()
@@ -194,13 +267,23 @@ class FailoverChain:
             counters.retries += again
             return again
 
-        retrying = AsyncRetrying(
+        return AsyncRetrying(
             stop=stop_after_attempt(self.retries + 1),
             wait=wait,
             retry=retry_if_exception(worth_retrying),
             reraise=True,
         )
-        async for attempt in retrying:
+
+    async def _start(self, target: ModelEntry, request: GenerationRequest, deadline: float | None):
+        """Open the target's stream and read its first event, with retries."""
+        provider = self.providers[target.provider]
+        breaker = self.breakers[target.provider]
+        counters = self.counters[target.provider]
+
+        def remaining() -> float | None:
+            return None if deadline is None else deadline - self._clock()
+
+        async for attempt in self._retrying(target.provider, deadline):
             with attempt:
                 left = remaining()
                 if left is not None and left <= 0:

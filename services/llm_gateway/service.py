@@ -17,7 +17,7 @@ from services.llm_gateway.providers.events import Started
 from services.llm_gateway.wire import generation_request, model_message
 from services.runtime.coalesce import batches, joined
 from services.runtime.conversation_wire import stream_message
-from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument, Unavailable
+from services.runtime.faults import Fault, InvalidArgument
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.request_context import ANSWERING_MODEL_HEADER, PROVIDER_TTFT_HEADER
 
@@ -89,7 +89,7 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
         return llm_gateway_pb2.ListModelsResponse(models=models)
 
     async def Embed(self, request, context):
-        entry = self._chain.catalog.embedding(request.model)
+        entry = self._chain.catalog.embedding_chain(request.model)[0]
         texts, token_inputs = list(request.texts), [list(t.ids) for t in request.token_inputs]
         if texts and token_inputs:
             raise InvalidArgument("input: texts or token ids, not both", field="input")
@@ -101,34 +101,11 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
             raise InvalidArgument(f"dimensions: {entry.id} returns {entry.dimensions} only", field="dimensions")
         if not 1 <= dimensions <= entry.dimensions:
             raise InvalidArgument(f"dimensions: 1 to {entry.dimensions} for {entry.id}", field="dimensions")
-        provider = self._chain.providers.get(entry.provider)
-        if provider is None or not hasattr(provider, "embed"):
-            raise FailedPrecondition(f"provider {entry.provider} is not configured", field="model")
-        breaker = self._chain.breakers[entry.provider]
-        if not breaker.allow():
-            wait_s = breaker.retry_after_s()
-            raise Unavailable(f"provider {entry.provider} is failing; retry later", retry_after_s=wait_s)
-        vectors: list[list[float]] = []
-        tokens = 0
-        try:
-            # As few provider calls as the provider allows: max_inputs each.
-            step = entry.max_inputs
-            for start in range(0, count, step):
-                batch_vectors, batch_tokens = await provider.embed(
-                    entry.upstream,
-                    texts[start : start + step],
-                    token_inputs[start : start + step],
-                    dimensions if entry.adjustable_dimensions else 0,
-                    context.time_remaining(),
-                )
-                vectors += batch_vectors
-                tokens += batch_tokens
-        except Fault:
-            breaker.record_failure()
-            raise
-        breaker.record_success()
+        answered, vectors, tokens = await self._chain.embed(
+            entry.id, texts, token_inputs, dimensions, context.time_remaining()
+        )
         return llm_gateway_pb2.EmbedResponse(
-            model=entry.id,
+            model=answered,
             embeddings=[llm_gateway_pb2.Embedding(values=v) for v in vectors],
             prompt_tokens=tokens,
         )

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
 
-from services.llm_gateway.catalog import ModelCatalog
+from services.llm_gateway.catalog import CatalogError, ModelCatalog
 from services.llm_gateway.failover import FailoverChain
 from services.llm_gateway.providers.environment import build_providers
 from services.llm_gateway.service import LlmGatewayComponent
@@ -150,3 +150,44 @@ async def test_every_target_open_is_unavailable_with_a_retry_hint():
         metadata = dict(caught.value.trailing_metadata())
         assert "grpc-status-details-bin" in metadata  # RetryInfo rides along
         assert len(mesh.openai.requests) == 1 and len(mesh.anthropic.requests) == 1
+
+
+SAME_EMBEDDINGS_TWICE = """
+models:
+  - {id: text-embedding-3-small, kind: embedding, provider: openai, upstream: text-embedding-3-small,
+     dimensions: 1536, max_inputs: 2, fallbacks: [text-embedding-3-small-proxy]}
+  - {id: text-embedding-3-small-proxy, kind: embedding, provider: openai_compatible,
+     upstream: text-embedding-3-small, dimensions: 1536, max_inputs: 2}
+"""
+
+
+async def test_an_embedding_model_fails_over_to_the_same_model_served_elsewhere():
+    primary, proxy = OpenAIEmulator(Script(status=503)), OpenAIEmulator()
+    for emulator in (primary, proxy):
+        await emulator.start()
+    env = {
+        "OPENAI_API_KEY": primary.api_key, "OPENAI_BASE_URL": primary.base_url,
+        "OPENAI_COMPATIBLE_API_KEY": proxy.api_key, "OPENAI_COMPATIBLE_BASE_URL": proxy.base_url,
+    }  # fmt: skip
+    chain = FailoverChain(ModelCatalog.from_yaml(SAME_EMBEDDINGS_TWICE), build_providers(env, 5.0))
+    try:
+        model, vectors, tokens = await chain.embed("text-embedding-3-small", ["a b", "c", "d e f"], [], 0, 10.0)
+        assert model == "text-embedding-3-small-proxy" and len(vectors) == 3 and tokens == 6
+        assert len(primary.requests) == 2  # one bounded retry, then the proxy
+        assert [len(r["input"]) for r in proxy.requests] == [2, 1]  # max_inputs a call
+        assert chain.counters["openai"].fallbacks == 1
+        primary.script = Script()
+        model, again, _ = await chain.embed("text-embedding-3-small", ["a b", "c", "d e f"], [], 0, 10.0)
+        assert model == "text-embedding-3-small" and again == vectors  # the same vectors either way
+    finally:
+        for provider in chain.providers.values():
+            if hasattr(provider, "close"):
+                await provider.close()
+        for emulator in (primary, proxy):
+            await emulator.stop()
+
+
+def test_an_embedding_model_may_not_fall_back_to_another_models_vectors():
+    other = SAME_EMBEDDINGS_TWICE.replace("upstream: text-embedding-3-small, dimensions", "upstream: other, dimensions")
+    with pytest.raises(CatalogError, match="falls back only to the same model served elsewhere"):
+        ModelCatalog.from_yaml(other)
