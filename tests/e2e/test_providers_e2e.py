@@ -278,12 +278,13 @@ def test_openai_embeddings_through_the_sdk_and_the_emulator(client, emulators):
 
 
 def test_a_failing_embedding_provider_is_a_clear_error_and_no_other_model_answers(client, emulators):
-    # The mesh's channels try an unavailable peer 3 times in all: fail each.
-    emulators.openai.queue.extend([Script(status=500)] * 3)
-    with pytest.raises(openai.APIStatusError) as failed:
+    # A Retry-After longer than the mesh may wait: no retry, no other model.
+    seen = len(emulators.openai.requests)
+    emulators.openai.queue.append(Script(status=429, retry_after="30"))
+    with pytest.raises(openai.RateLimitError) as failed:
         client.embeddings.create(model="text-embedding-3-small", input="credit score")
-    assert failed.value.status_code >= 500 and "openai" in failed.value.body["message"]
-    assert not emulators.openai.queue  # every attempt reached OpenAI; no other model was asked
+    assert "text-embedding-3-small" in failed.value.body["message"] and "openai" in failed.value.body["message"]
+    assert not emulators.openai.queue and len(emulators.openai.requests) == seen + 1
 
 
 def test_gemini_embeddings_in_batches_of_what_the_api_takes(client, emulators):

@@ -37,7 +37,8 @@ class OpenAIEmulator(Emulator):
         self.requests.append(body)
         script = self.next_script()
         if script.status:
-            return self._error(script.status, f"Emulated HTTP {script.status}.", "server_error", None)
+            headers = {"Retry-After": script.retry_after} if script.retry_after else None
+            return self._error(script.status, f"Emulated HTTP {script.status}.", "server_error", None, headers)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         size = body.get("dimensions") or 1536
         data = []
