@@ -447,3 +447,45 @@ async def test_no_path_hands_a_cloud_model_what_the_policy_withholds(tmp_path):
     finally:
         await stop_mesh(mesh)
         await emulator.stop()
+
+
+async def test_the_mode_fields_over_grpc_name_what_is_wrong(mesh):
+    stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    for fields, code, field in (
+        ({"agent_mode": common_pb2.AGENT_MODE_AGENT, "client_only": True}, grpc.StatusCode.PERMISSION_DENIED,
+         "agent_mode"),
+        ({"category": "weather"}, grpc.StatusCode.INVALID_ARGUMENT, "category"),
+        ({"prompt_id": "no/such"}, grpc.StatusCode.INVALID_ARGUMENT, "prompt_id"),
+        ({"prompt_id": "nope"}, grpc.StatusCode.NOT_FOUND, "prompt_id"),
+        ({"prompt_version": 42}, grpc.StatusCode.NOT_FOUND, "prompt_version"),
+    ):  # fmt: skip
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await collect(stub, chat_request("status of edwina.hawthorne@example.com?", **fields))
+        assert (caught.value.code(), field_violations(caught.value)) == (code, [field]), fields
+
+
+async def test_a_cloud_model_in_client_mode_sees_the_customers_own_account_and_no_tools(tmp_path):
+    emulator = OpenAIEmulator(Script(text="You were last called on 2024."))
+    await emulator.start()
+    mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
+    try:
+        stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+        request = chat_request(
+            "I am edwina.hawthorne@example.com, when did you last call me?",
+            model="gpt-4o-mini",
+            agent_mode=common_pb2.AGENT_MODE_CLIENT,
+            category="status",
+        )
+        text, _ = await collect(stub, request)
+        assert text == "You were last called on 2024."
+        [sent] = emulator.requests
+        system = sent["messages"][0]["content"]
+        assert system.startswith("You are the customer-service assistant") and "Lead with the account" in system
+        context = system[system.index("Customer data from Tilores") :]
+        assert "Calls on file: 2" in context
+        assert "agent" not in context and "campaign" not in context and "record" not in context
+        assert "Records in all" not in context and "Salesforce contact id" not in context
+        assert "tools" not in sent  # nothing that could search another customer
+    finally:
+        await stop_mesh(mesh)
+        await emulator.stop()
