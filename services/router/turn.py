@@ -436,9 +436,11 @@ class Turn:
         """The router's own answer (a command's, a refusal), streamed like a
         model's; no model is asked and no outcome is recorded."""
         self.model = self.request.model
-        for word in _WORDS.findall(text):
+        words = _WORDS.findall(text)
+        limit = self.request.max_tokens
+        for word in words[:limit] if limit else words:
             yield word
-        yield Finish("stop", self.request.model)
+        yield Finish("length" if limit and len(words) > limit else "stop", self.request.model)
         yield Usage(0, 0)
 
     async def _replay(self, kept: KeptAnswer) -> AsyncIterator[object]:

@@ -329,3 +329,11 @@ async def test_an_unknown_prompt_id_is_an_error_naming_the_field():
     with pytest.raises(NotFound, match="no prompt named 'nope'") as raised:
         await _events(_conversation(clients, "score of edwina.hawthorne@example.com?", prompt_id="nope"))
     assert raised.value.field == "prompt_id"
+
+
+async def test_the_routers_own_answer_keeps_to_max_tokens():
+    clients = Clients(FakeGeneration())
+    policy = FieldPolicy.bundled()
+    request = TurnRequest(model="offline", messages=[Message("user", "/help")], max_tokens=3)
+    events = await _events(Turn(request, clients, policy, None, lambda: 10.0))
+    assert events == ["Commands ", "(at ", "the ", Finish("length", "offline"), Usage(0, 0)]
