@@ -11,6 +11,7 @@ from services.router.audience import Audience, AudienceError, Audiences
 from services.router.mode_selection import AGENT_MODE_REFUSED, select_mode
 from services.runtime.agent_modes import agents_text, command_of, help_text, mode_label, prompt_name
 from services.runtime.conversation import Fact, Message
+from services.runtime.settings import SettingsError
 
 
 def _user(*texts: str) -> list[Message]:
@@ -125,3 +126,13 @@ def test_an_audiences_file_with_a_mistake_names_it():
     ):
         with pytest.raises(AudienceError, match=named):
             Audiences.from_yaml(text)
+
+
+def test_audience_policy_path_replaces_the_bundled_file(tmp_path, monkeypatch):
+    path = tmp_path / "audiences.yaml"
+    path.write_text("audiences:\n  agent: {}\n  client: {record_ids: false, hide_topics: [calls]}\n")
+    monkeypatch.setenv("AUDIENCE_POLICY_PATH", str(path))
+    assert Audiences.from_env().of("client").shown([CALL]) == []
+    path.write_text("audiences: [agent]\n")
+    with pytest.raises(SettingsError, match="AUDIENCE_POLICY_PATH: expected a mapping 'audiences'"):
+        Audiences.from_env()
