@@ -131,10 +131,10 @@ class ChatRoutes:
                 chat = chat_call(body)
                 if chat.stream:
                     raise OpenAIError(400, "Batch answers are whole: 'stream' must be false.", param="stream")
+                for_router(chat.request, exchange)
             except OpenAIError as error:
                 lines[n] = _batch_line(custom_id, error.status, error.body())
                 continue
-            for_router(chat.request, exchange)
             to_router.append((n, chat))
         if to_router:
             try:
@@ -153,10 +153,16 @@ class ChatRoutes:
 
 def for_router(request: router_pb2.ChatRequest, exchange: Exchange) -> None:
     """What the gateway adds to a parsed request: whose it is, its id, and
-    whether an identical earlier answer may be replayed."""
+    whether an identical earlier answer may be replayed. A customer-facing
+    key's conversations stay in client mode."""
     request.tenant = exchange.key.tenant
     request.key_id = exchange.key.id
     request.client_only = exchange.key.audience == CLIENT
+    if request.client_only and request.agent_mode == common_pb2.AGENT_MODE_AGENT:
+        raise OpenAIError(
+            403, "This key serves a customer-facing chat: agent_type may only be client_chat_agent.",
+            type="permission_error", param="agent_type", code="permission_denied",
+        )  # fmt: skip
     # Opt in to replaying an identical earlier answer (temperature 0 implies it).
     request.cache_response = exchange.header(RESPONSE_CACHE_HEADER).strip().lower() in (b"on", b"true", b"1")
     request.completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"

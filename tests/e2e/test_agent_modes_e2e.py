@@ -127,7 +127,7 @@ def test_a_customer_facing_key_stays_in_client_mode(mesh, client_key):
         assert "agent." not in answer
         with pytest.raises(openai.PermissionDeniedError) as raised:
             _ask(web, f"calls of {EDWINA}", agent_type="zoho_cs_agent")
-        assert raised.value.body["param"] == "agent_mode"
+        assert raised.value.body["param"] == "agent_type"
     for method, path, body in (
         ("GET", f"/v1/credit-report/{EDWINA}", None),
         ("POST", "/v1/credit-comparison", {"customers": [EDWINA]}),
