@@ -8,7 +8,6 @@ AUDIENCE_POLICY_PATH  the audiences file (default: the bundled audiences.yaml)""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,18 +37,22 @@ class Audience:
 
     def shown(self, facts: list[Fact]) -> list[Fact]:
         """The facts this audience may see, values trimmed of hidden parts."""
+        if self.record_ids and not (self.hide_topics or self.hide_labels or self.hide_value_parts):
+            return facts  # the whole record: nothing to copy
         out = []
         for fact in facts:
-            if fact.topic in self.hide_topics or any(fact.label.startswith(p) for p in self.hide_labels):
+            if fact.topic in self.hide_topics or fact.label.startswith(self.hide_labels):
                 continue
             value = self._trimmed(fact.value)
             if not value:
                 continue
-            out.append(dataclasses.replace(fact, value=value, record_id=fact.record_id if self.record_ids else ""))
+            record_id = fact.record_id if self.record_ids else ""
+            same = value == fact.value and record_id == fact.record_id
+            out.append(fact if same else Fact(fact.topic, fact.label, value, record_id, fact.pii_kind))
         return out
 
     def _trimmed(self, value: str) -> str:
-        if not self.hide_value_parts:
+        if not self.hide_value_parts or (", " not in value and " " not in value):
             return value
         parts = [p for p in value.split(", ") if p.split(" ", 1)[0].lower() not in self.hide_value_parts]
         return ", ".join(parts)
