@@ -47,6 +47,8 @@ API_KEY = "sk-bench"
 CUSTOMERS = 2000
 RESULTS = Path(__file__).with_name("results.md")
 QUESTION = "What is the status and credit score of edwina.hawthorne@example.com?"
+GENERAL = "What can you help me with today?"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Row:
     ttft: list[float]
     total: list[float]
     seconds: float
+    cpu_ms: dict[str, float] | None = None  # CPU per answer, by process
 
     def p(self, values: list[float], q: float) -> float:
         if not values:
@@ -143,6 +146,33 @@ def body(question: str) -> bytes:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used, all its threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU each mesh process spends per answer over a run."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+
+    def snapshot(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    async def run(self, run) -> Row:
+        before = self.snapshot()
+        row = await run
+        after = self.snapshot()
+        answers = max(1, len(row.total))
+        row.cpu_ms = {name: (after[name] - before[name]) * 1000 / answers for name in self.pids}
+        return row
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -153,7 +183,9 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def measure(mesh: LocalMesh, upstream: str, levels: list[int], per_level: dict[int, int]) -> tuple[list, list]:
+async def measure(
+    mesh: LocalMesh, upstream: str, levels: list[int], per_level: dict[int, int]
+) -> tuple[list, list, list]:
     client_ids = [c.records[0]["CLIENT_ID"] for c in generate_customers(CUSTOMERS)][1:]
     cold = iter(client_ids)
     # The gateway's own port is HTTPS with the mesh CA; the other URLs are plain HTTP.
@@ -163,19 +195,25 @@ async def measure(mesh: LocalMesh, upstream: str, levels: list[int], per_level: 
             "direct": lambda n: sse_request(
                 session, f"{upstream}/chat/completions", OpenAIEmulator.api_key, body(QUESTION)
             ),
-            "mesh": lambda n: sse_request(session, f"{mesh.rest_url}/v1/chat/completions", API_KEY, body(QUESTION)),
+            "mesh": lambda n: sse_request(session, f"{mesh.rest_url}/v1/chat/completions", API_KEY, body(GENERAL)),
+            "mesh, customer (warm)": lambda n: sse_request(
+                session, f"{mesh.rest_url}/v1/chat/completions", API_KEY, body(QUESTION)
+            ),
         }
         for path in paths.values():  # warm connections, channels and caches
             for n in range(10):
                 await path(n)
-        rows = []
+        meter = CpuMeter({name: p.pid for name, p in mesh.processes.items() if name != "redis"})
+        rows, cpu_rows = [], []
         for concurrency in levels:
             for name, path in paths.items():
-                row = await run_level(name, path, concurrency, per_level[concurrency])
+                row = await meter.run(run_level(name, path, concurrency, per_level[concurrency]))
                 rows.append(row)
+                if name != "direct":
+                    cpu_rows.append(row)
                 print(format_row(row), flush=True)
         cache_rows = [
-            await run_level("mesh, lookup warm", paths["mesh"], 1, 100),
+            await run_level("mesh, lookup warm", paths["mesh, customer (warm)"], 1, 100),
             await run_level(
                 "mesh, lookup cold",
                 lambda n: sse_request(
@@ -203,7 +241,7 @@ async def measure(mesh: LocalMesh, upstream: str, levels: list[int], per_level: 
                 "llm_gateway (gRPC)": lambda n: grpc_request(llm.Generate(generate, timeout=30)),
                 "router (gRPC)": lambda n: grpc_request(router.Chat(chat, timeout=30)),
                 "gateway (REST, no Envoy)": lambda n: sse_request(session, gateway, API_KEY, body(QUESTION)),
-                "Envoy (whole mesh)": paths["mesh"],
+                "Envoy (whole mesh)": paths["mesh, customer (warm)"],
             }
             for path in hops.values():
                 for n in range(10):
@@ -212,7 +250,7 @@ async def measure(mesh: LocalMesh, upstream: str, levels: list[int], per_level: 
                 row = await run_level(name, path, 1, 100)
                 cache_rows.append(row)
                 print(format_row(row), flush=True)
-    return rows, cache_rows
+    return rows, cache_rows, cpu_rows
 
 
 HEADER = (
@@ -229,6 +267,19 @@ def format_row(row: Row) -> str:
     )
 
 
+def cpu_table(rows: list[Row]) -> str:
+    """CPU per streamed answer, by process and in all."""
+    names = list(rows[0].cpu_ms)
+    lines = [
+        "| path | conc | " + " | ".join(names) + " | whole mesh |",
+        "|---|---:|" + "---:|" * (len(names) + 1),
+    ]
+    for row in rows:
+        cells = " | ".join(f"{row.cpu_ms[n]:.2f}" for n in names)
+        lines.append(f"| {row.path} | {row.concurrency} | {cells} | {sum(row.cpu_ms.values()):.2f} |")
+    return "\n".join(lines)
+
+
 def added_table(rows: list[Row]) -> str:
     lines = [
         "| conc | added TTFT p50 | added TTFT p99 | added total p50 | mesh/direct throughput |",
@@ -236,7 +287,7 @@ def added_table(rows: list[Row]) -> str:
     ]
     by_key = {(r.path, r.concurrency): r for r in rows}
     for concurrency in sorted({r.concurrency for r in rows}):
-        direct, mesh = by_key[("direct", concurrency)], by_key[("mesh", concurrency)]
+        direct, mesh = by_key[("direct", concurrency)], by_key[("mesh", concurrency)]  # the general question
         lines.append(
             f"| {concurrency} | {mesh.ttft_p50 - direct.ttft_p50:+.2f} ms | "
             f"{mesh.p(mesh.ttft, 0.99) - direct.p(direct.ttft, 0.99):+.2f} ms | "
@@ -262,7 +313,7 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated levels (default 1,16,64)")
+    parser.add_argument("--concurrency", default="1,10,100", help="comma-separated levels (default 1,10,100)")
     parser.add_argument("--requests", type=int, default=0, help="requests per row (default: 100, or 8 per client)")
     parser.add_argument("--ttft-ms", type=float, default=50.0, help="emulator time to first token (default 50)")
     parser.add_argument("--token-ms", type=float, default=5.0, help="emulator delay between tokens (default 5)")
@@ -301,7 +352,6 @@ def main(argv: list[str] | None = None) -> int:
                     "SAMPLE_CUSTOMERS": str(CUSTOMERS),
                     "OPENAI_API_KEY": OpenAIEmulator.api_key,
                     "OPENAI_BASE_URL": upstream,
-                    "LOG_LEVEL": "WARNING",
                 },
             )
             with mesh:
@@ -310,12 +360,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.token_ms:g} ms apart; streaming; {machine()}"
                 )
                 print(setup + "\n\n" + HEADER, flush=True)
-                rows, cache_rows = uvloop.run(measure(mesh, upstream, levels, per_level))
+                rows, cache_rows, cpu_rows = uvloop.run(measure(mesh, upstream, levels, per_level))
                 memory = {name: rss_mb(p.pid) for name, p in mesh.processes.items()}
         finally:
             emulator.terminate()
             emulator.wait()
     added = added_table(rows)
+    cpu = cpu_table(cpu_rows)
+    print("\nCPU per streamed answer, milliseconds (mesh processes; Envoy included):\n" + cpu)
     memory_lines = "\n".join(f"| {name} | {mb:.0f} MB |" for name, mb in memory.items())
     print("\nadded by the mesh (mesh minus direct):\n" + added)
     print("\nresident memory after the run:\n| process | RSS |\n|---|---:|\n" + memory_lines)
@@ -324,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n"
         f"Setup: {setup}.\n\n"
         "## Direct versus the whole mesh\n\n" + HEADER + "\n" + "\n".join(format_row(r) for r in rows) + "\n\n"
-        "## Added by the mesh\n\n" + added + "\n\n"
+        "## Added by the mesh (the general question)\n\n" + added + "\n\n"
+        "## CPU per streamed answer (milliseconds, every feature of the default configuration on)\n\n" + cpu + "\n\n"
         "## Cache paths and where the time goes (concurrency 1)\n\n"
         + HEADER
         + "\n"
