@@ -33,9 +33,16 @@ def _provider_text(event: object) -> str | None:
     return event if type(event) is str else None
 
 
+# After a message of the answer, the next waits this long so a fast model's
+# tokens go on a few together: every message costs each hop CPU, and a few
+# milliseconds are invisible to a reader. The first token is never held.
+DEFAULT_HOLD_S = 0.015
+
+
 class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
-    def __init__(self, chain: FailoverChain):
+    def __init__(self, chain: FailoverChain, hold_s: float = DEFAULT_HOLD_S):
         self._chain = chain
+        self._hold_s = hold_s
 
     async def Generate(self, request, context):
         entry = self._chain.catalog.get(request.model)
@@ -47,10 +54,11 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
         sent = 0
         answering = entry.id
         try:
-            # Deltas that arrive while the previous message is still being
-            # written go out together: fewer messages, same text and order.
+            # Deltas that arrive while the previous message is being written,
+            # or within the hold after it, go out together: fewer messages,
+            # the same text in the same order.
             events = self._chain.stream(entry.id, generation, no_fallback=request.no_fallback)
-            async for batch in batches(events):
+            async for batch in batches(events, self._hold_s):
                 items = batch
                 if type(batch[0]) is Started:
                     # The model that answers, and its own time to the first
@@ -131,12 +139,13 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
 
 
 class LlmGatewayComponent:
-    def __init__(self, chain: FailoverChain):
+    def __init__(self, chain: FailoverChain, hold_s: float = DEFAULT_HOLD_S):
         self.chain = chain
+        self.hold_s = hold_s
         self._metrics = failover_metrics(chain)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        llm_gateway_pb2_grpc.add_LlmGatewayServiceServicer_to_server(LlmGatewayService(self.chain), server)
+        llm_gateway_pb2_grpc.add_LlmGatewayServiceServicer_to_server(LlmGatewayService(self.chain, self.hold_s), server)
         SNAPSHOTS.add(self._metrics)
         return [llm_gateway_pb2.DESCRIPTOR.services_by_name["LlmGatewayService"].full_name]
 

@@ -1,4 +1,5 @@
-"""batches: forward a stream in batches of whatever has already arrived.
+"""batches: forward a stream in batches of whatever has already arrived,
+optionally held a few milliseconds so a fast stream goes on in fewer messages.
 
 A producer task drains the source as fast as it yields; the consumer takes
 everything pending each time it is ready for more. With a fast consumer every
@@ -17,13 +18,19 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def batches(source: AsyncIterator[T]) -> AsyncIterator[list[T]]:
+async def batches(source: AsyncIterator[T], hold_s: float = 0.0) -> AsyncIterator[list[T]]:
     """Lists of items in source order; an error of the source is raised
-    after the items that came before it."""
+    after the items that came before it. `hold_s`: after a batch, the next
+    waits until that long has passed (or the source ends), so a fast
+    source's items go on a few together rather than a message each; the
+    first batch is never held."""
     pending: list[T] = []
     wake = asyncio.Event()
+    ended = asyncio.Event()
     finished = False
     failure: BaseException | None = None
+    loop = asyncio.get_running_loop()
+    sent_at: float | None = None
 
     async def pump() -> None:
         nonlocal finished, failure
@@ -38,6 +45,7 @@ async def batches(source: AsyncIterator[T]) -> AsyncIterator[list[T]]:
         finally:
             finished = True
             wake.set()
+            ended.set()
 
     producer = asyncio.ensure_future(pump())
     try:
@@ -45,9 +53,18 @@ async def batches(source: AsyncIterator[T]) -> AsyncIterator[list[T]]:
             if not pending and not finished:
                 await wake.wait()
                 wake.clear()
+            if hold_s and sent_at is not None and not finished:
+                delay = sent_at + hold_s - loop.time()
+                if delay > 0:  # hold, unless the source ends meanwhile
+                    timer = loop.call_later(delay, ended.set)
+                    await ended.wait()
+                    timer.cancel()
+                    if not finished:
+                        ended.clear()
             if pending:
                 batch = pending[:]
                 pending.clear()
+                sent_at = loop.time()
                 yield batch
             elif finished:
                 if failure is not None:

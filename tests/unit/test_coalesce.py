@@ -69,3 +69,18 @@ async def test_a_cancelled_source_is_not_a_normal_end():
 def test_joined_merges_runs_of_deltas_and_keeps_other_items_in_place():
     batch = ["a", "b", 1, "c", 2, 3, "d", "e", ""]
     assert list(joined(batch, lambda x: x if isinstance(x, str) else None)) == ["ab", 1, "c", 2, 3, "de"]
+
+
+async def test_a_hold_gathers_a_fast_stream_but_never_holds_the_first_item():
+    got = [batch async for batch in batches(ticks(range(20), delay_s=0.005), hold_s=0.03)]
+    assert got[0] == [0]
+    assert [item for batch in got for item in batch] == list(range(20))
+    assert len(got) < 20 and max(len(batch) for batch in got) > 1
+
+
+async def test_a_hold_ends_with_the_source_and_passes_its_error_after_its_items():
+    got = []
+    with pytest.raises(RuntimeError, match="source broke"):
+        async for batch in batches(ticks(range(5), delay_s=0.002, fail_after=3), hold_s=10.0):
+            got.append(batch)
+    assert [item for batch in got for item in batch] == [0, 1, 2]

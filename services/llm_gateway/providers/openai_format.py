@@ -126,6 +126,19 @@ class _ChunkReader:
         return events
 
 
+def _events_of(line: bytes, reader: _ChunkReader) -> list[object]:
+    """The events of one line of the SSE body: a `data:` line's chunk;
+    nothing for blank separators, `: keep-alive` comments and `[DONE]` (the
+    body is read on to its end rather than left: a fully read response
+    returns its connection to the pool)."""
+    if not line.startswith(b"data:"):
+        return []
+    data = line[5:].strip()
+    if data == b"[DONE]":
+        return []
+    return reader.read(orjson.loads(data))
+
+
 class OpenAIFormatProvider:
     """`client` is an SDK client with the OpenAI chat-completions surface:
     `openai.AsyncOpenAI` or `groq.AsyncGroq`. `sdk` is that SDK's module,
@@ -162,17 +175,17 @@ class OpenAIFormatProvider:
                 stream=True,
             )
             try:
-                async for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue  # blank separators and ": keep-alive" comments
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        # Read on to the end of the body rather than break:
-                        # a fully read response returns its connection to
-                        # the pool instead of closing it.
-                        continue
-                    for event in reader.read(orjson.loads(data)):
-                        yield event
+                # The body's bytes split into lines here: the SDK's own line
+                # iterator stacks text decoding and line splitting on top,
+                # a few layers of generators per chunk on the hot path.
+                rest = b""
+                async for piece in response.http_response.aiter_bytes():
+                    *lines, rest = (rest + piece).split(b"\n")
+                    for line in lines:
+                        for event in _events_of(line, reader):
+                            yield event
+                for event in _events_of(rest, reader):
+                    yield event
             finally:
                 # Closes the upstream stream at once, also when cancelled.
                 await response.close()
