@@ -81,16 +81,9 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
         except asyncio.CancelledError:
             log.info("generate.cancelled", extra={"fields": {"model": answering, "messages_sent": sent}})
             raise
-        log.info(
-            "generate.done",
-            extra={
-                "fields": {
-                    "model": answering,
-                    "messages": sent,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                }
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the call's own `rpc` line says how it ended and how long it took
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+            log.debug("generate.done", extra={"fields": {"model": answering, "messages": sent, "ms": elapsed_ms}})
 
     async def ListModels(self, request, context):
         models = [model_message(e, e.provider in self._chain.providers) for e in self._chain.catalog.entries]

@@ -24,7 +24,7 @@ from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStorage
 from services.runtime.access import PRINCIPAL
 from services.runtime.conversation_wire import GROUNDING_OF, fact_of
-from services.runtime.faults import FailedPrecondition, InvalidArgument, NotFound
+from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument, NotFound
 
 STATES = {
     states.RUNNING: optimizer_pb2.EXPERIMENT_STATE_RUNNING,
@@ -33,6 +33,9 @@ STATES = {
     states.STOPPED_GUARDRAIL: optimizer_pb2.EXPERIMENT_STATE_STOPPED_BY_GUARDRAIL,
     states.KILLED: optimizer_pb2.EXPERIMENT_STATE_KILLED,
 }
+
+# What one RecordOutcomes call may carry.
+MAX_OUTCOMES_PER_CALL = 500
 
 
 log = logging.getLogger("optimizer")
@@ -222,6 +225,21 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return optimizer_pb2.StopExperimentResponse(experiment=self._experiment(request.experiment_id))
 
     async def RecordOutcome(self, request, context):
+        return self._record_outcome(request)
+
+    async def RecordOutcomes(self, request, context):
+        if len(request.outcomes) > MAX_OUTCOMES_PER_CALL:
+            raise InvalidArgument(f"at most {MAX_OUTCOMES_PER_CALL} outcomes per call", field="outcomes")
+        reply = optimizer_pb2.RecordOutcomesResponse()
+        for n, outcome in enumerate(request.outcomes):
+            try:
+                reply.results.append(self._record_outcome(outcome))
+            except Fault as fault:  # this one is refused; the others are recorded
+                field = f"outcomes[{n}].{fault.field}" if fault.field else f"outcomes[{n}]"
+                reply.refused.add(index=n, field=field, message=fault.message)
+        return reply
+
+    def _record_outcome(self, request: optimizer_pb2.RecordOutcomeRequest) -> optimizer_pb2.RecordOutcomeResponse:
         status = GROUNDING_OF.get(request.grounding.status, "")
         category = request.category or quality.category_of(request.question, status)
         score = request.score if request.HasField("score") else None

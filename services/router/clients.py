@@ -663,37 +663,49 @@ class OutcomeRefused(Exception):
     """The optimizer refused an outcome for good (a bad request)."""
 
 
+# Outcomes one RecordOutcomes call carries at most (the optimizer takes 500).
+OUTCOMES_PER_CALL = 100
+
+
 class Outcomes:
     def __init__(self, optimizer: optimizer_pb2_grpc.OptimizerServiceStub):
         self._optimizer = optimizer
-        self.outbox: Outbox = Outbox(self._send, name="outcomes")
+        # One call for whatever piled up while the last was on its way: a
+        # call per turn when traffic is light, far fewer under load.
+        self.outbox: Outbox = Outbox(self._send, name="outcomes", senders=2, batch=OUTCOMES_PER_CALL)
 
     def post(self, outcome: Outcome) -> None:
         """Off the hot path; kept and retried until the optimizer takes it."""
         self.outbox.post(outcome)
 
-    async def _send(self, outcome: Outcome) -> None:
-        request = optimizer_pb2.RecordOutcomeRequest(
-            completion_id=outcome.completion_id,
-            prompt=outcome.prompt.name,
-            version=outcome.prompt.version,
-            experiment_id=outcome.prompt.experiment_id,
-            model=outcome.model,
-            latency_ms=outcome.latency_ms,
-            tokens=outcome.tokens,
-            error=outcome.error,
-            question=outcome.question,
-            answer=outcome.answer,
-            grounding=grounding_proto(outcome.grounding),
-            evaluation_run_id=outcome.evaluation_run_id,
-            mode=outcome.mode,
-        )
+    async def _send(self, outcomes: list[Outcome]) -> None:
+        request = optimizer_pb2.RecordOutcomesRequest(outcomes=[_outcome_message(o) for o in outcomes])
         try:
-            await self._optimizer.RecordOutcome(request, timeout=2.0)
+            reply = await self._optimizer.RecordOutcomes(request, timeout=2.0)
         except grpc.aio.AioRpcError as error:
             if error.code() in RETRY_OUTCOME_ON:
                 raise RetryLater(error.code().name) from None
             raise OutcomeRefused(error.code().name) from None
+        for refused in reply.refused:
+            log.warning("outcome.refused", extra={"fields": {"field": refused.field, "reason": refused.message}})
+
+
+def _outcome_message(outcome: Outcome) -> optimizer_pb2.RecordOutcomeRequest:
+    return optimizer_pb2.RecordOutcomeRequest(
+        completion_id=outcome.completion_id,
+        prompt=outcome.prompt.name,
+        version=outcome.prompt.version,
+        experiment_id=outcome.prompt.experiment_id,
+        model=outcome.model,
+        latency_ms=outcome.latency_ms,
+        tokens=outcome.tokens,
+        error=outcome.error,
+        question=outcome.question,
+        answer=outcome.answer,
+        grounding=grounding_proto(outcome.grounding),
+        evaluation_run_id=outcome.evaluation_run_id,
+        mode=outcome.mode,
+    )
 
 
 # -- health ----------------------------------------------------------------

@@ -22,6 +22,9 @@ RETRY_ON = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 )
 DRAIN_S = 5.0
+# What one RecordAccess call carries: the audit service takes 1,000 records.
+MAX_RECORDS_PER_CALL = 1000
+MAX_POSTS_PER_CALL = 100
 
 
 def access_message(entry: CustomerAccess) -> audit_pb2.AccessRecord:
@@ -55,7 +58,9 @@ def access_of(message: audit_pb2.AccessRecord) -> CustomerAccess:
 class AccessLedger:
     def __init__(self, audit: audit_pb2_grpc.AuditServiceStub, capacity: int = 100_000):
         self._audit = audit
-        self.outbox: Outbox = Outbox(self._send, name="access_records", capacity=capacity, senders=2)
+        self.outbox: Outbox = Outbox(
+            self._send, name="access_records", capacity=capacity, senders=2, batch=MAX_POSTS_PER_CALL
+        )
 
     def record(self, entity_ids: Iterable[str], action: str, field_kinds: Iterable[str] = ()) -> None:
         """One record per customer, for the call being served; never waits."""
@@ -77,15 +82,21 @@ class AccessLedger:
         if entries:
             self.outbox.post(entries)
 
-    async def _send(self, entries: list[CustomerAccess]) -> None:
-        request = audit_pb2.RecordAccessRequest(records=[access_message(e) for e in entries])
-        try:
-            await self._audit.RecordAccess(request, timeout=2.0)
-        except grpc.aio.AioRpcError as error:
-            if error.code() in RETRY_ON:
-                raise RetryLater(error.code().name) from None
-            log.error("access.refused", extra={"fields": {"code": error.code().name, "records": len(entries)}})
-            raise
+    async def _send(self, posts: list[list[CustomerAccess]]) -> None:
+        """Every post that piled up, in calls of at most MAX_RECORDS_PER_CALL
+        records; a retry sends them all again (the log keeps duplicates
+        apart by nothing but time, and at least once is the promise)."""
+        entries = [entry for post in posts for entry in post]
+        for start in range(0, len(entries), MAX_RECORDS_PER_CALL):
+            chunk = entries[start : start + MAX_RECORDS_PER_CALL]
+            request = audit_pb2.RecordAccessRequest(records=[access_message(e) for e in chunk])
+            try:
+                await self._audit.RecordAccess(request, timeout=2.0)
+            except grpc.aio.AioRpcError as error:
+                if error.code() in RETRY_ON:
+                    raise RetryLater(error.code().name) from None
+                log.error("access.refused", extra={"fields": {"code": error.code().name, "records": len(chunk)}})
+                raise
 
     async def close(self) -> None:
         await self.outbox.drain(DRAIN_S)

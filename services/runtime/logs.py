@@ -39,9 +39,16 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+# The HTTP clients under the provider SDKs log a line per request at INFO,
+# with the upstream URL: the mesh's own lines say what happened instead.
+QUIET_LIBRARIES = ("httpx", "httpx2", "httpcore", "httpcore2")
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -5,7 +5,12 @@ while (the receiver restarting, a deploy) is retried with jittered
 exponential backoff rather than lost. Only a full buffer drops items, the
 oldest first, and counts them. Delivery is at least once. Each send runs in
 the context the item was posted from, so its request id and trace are the
-ones of the call that posted it."""
+ones of the call that posted it.
+
+With `batch` above 1 the receiver takes lists: what piled up while the
+previous send was on its way goes in one call (one RPC for many turns
+under load, one per turn when traffic is light), sent in the context of
+the first item."""
 
 from __future__ import annotations
 
@@ -32,15 +37,17 @@ class RetryLater(Exception):
 class Outbox(Generic[T]):
     def __init__(
         self,
-        send: Callable[[T], Awaitable[None]],
+        send: Callable[[T], Awaitable[None]] | Callable[[list[T]], Awaitable[None]],
         *,
         name: str = "outcomes",
         capacity: int = 10_000,
         senders: int = 4,
         first_backoff_s: float = 0.05,
         max_backoff_s: float = 2.0,
+        batch: int = 1,
     ):
         self._send = send
+        self._batch = batch
         self.name = name  # in logs and metrics: `outcomes`, `access_records`
         self._pending: deque[tuple[T, contextvars.Context]] = deque()
         self._capacity = capacity
@@ -80,16 +87,20 @@ class Outbox(Generic[T]):
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            item, context = self._pending.popleft()
-            self._in_flight += 1
+            if self._batch > 1:
+                taken = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
+                item, context, count = [i for i, _ in taken], taken[0][1], len(taken)
+            else:
+                (item, context), count = self._pending.popleft(), 1
+            self._in_flight += count
             try:
-                await self._until_taken(item, context)
+                await self._until_taken(item, context, count)
             finally:
-                self._in_flight -= 1
+                self._in_flight -= count
                 if not self._pending and not self._in_flight:
                     self._empty.set()
 
-    async def _until_taken(self, item: T, context: contextvars.Context) -> None:
+    async def _until_taken(self, item, context: contextvars.Context, count: int = 1) -> None:
         backoff = self._first_backoff_s
         while True:
             try:
@@ -100,10 +111,10 @@ class Outbox(Generic[T]):
                 backoff = min(backoff * 2, self._max_backoff_s)
                 continue
             except Exception as error:  # refused for good: retrying cannot help
-                self.rejected += 1
-                log.warning(f"{self.name}.rejected", extra={"fields": {"error": type(error).__name__}})
+                self.rejected += count
+                log.warning(f"{self.name}.rejected", extra={"fields": {"error": type(error).__name__, "items": count}})
                 return
-            self.delivered += 1
+            self.delivered += count
             return
 
     async def drain(self, timeout_s: float) -> int:

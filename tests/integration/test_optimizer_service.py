@@ -284,3 +284,27 @@ async def test_the_variant_writer_is_shown_no_customer_data(tmp_path):
     finally:
         await stop_mesh(mesh)
         await emulator.stop()
+
+
+async def test_many_outcomes_in_one_call_each_scored_and_a_bad_one_refused_by_name(optimizer):
+    grounding = common_pb2.Grounding(
+        status=common_pb2.GROUNDING_STATUS_FOUND,
+        text="- [credit] TransUnion credit score: 712",
+        facts=[common_pb2.Fact(topic="credit", label="TransUnion credit score", value="712", record_id="r1")],
+    )
+    outcomes = [
+        optimizer_pb2.RecordOutcomeRequest(
+            completion_id=f"chatcmpl-b{n}", prompt="customer", version=1, question="Her credit score?",
+            answer=f"Her TransUnion credit score is {712 if n % 2 == 0 else 745}.", grounding=grounding,
+            mode="agent/credit",
+        )
+        for n in range(4)
+    ]  # fmt: skip
+    outcomes.insert(2, optimizer_pb2.RecordOutcomeRequest(completion_id="chatcmpl-bad", prompt="customer", score=7.0))
+    reply = await optimizer.RecordOutcomes(optimizer_pb2.RecordOutcomesRequest(outcomes=outcomes))
+    assert [(r.index, r.field) for r in reply.refused] == [(2, "outcomes[2].score")]
+    assert round(reply.results[0].score, 2) == 1.0
+    assert [r.score < 0.85 for r in reply.results] == [False, True, False, True]  # 745 is not on file
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await optimizer.RecordOutcomes(optimizer_pb2.RecordOutcomesRequest(outcomes=[outcomes[0]] * 501))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "500" in caught.value.details()
