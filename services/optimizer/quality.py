@@ -28,6 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from services.optimizer.claims import IDENTIFIER, NUMBER, Claim, claims_of, values_of
 from services.runtime.conversation import Fact
@@ -99,7 +100,18 @@ class _FactValues:
 
 
 def _indexed(facts: Sequence[Fact]) -> list[_FactValues]:
-    return [_FactValues(f, frozenset(values_of(f"{f.label}: {f.value}")), frozenset(_keywords(f.label))) for f in facts]
+    return [_fact_values(f) for f in facts]
+
+
+@lru_cache(maxsize=20_000)
+def _record_values(record_id: str) -> frozenset[tuple[str, str]]:
+    return frozenset(values_of(record_id))
+
+
+# A customer's facts come back turn after turn: each is read into values once.
+@lru_cache(maxsize=20_000)
+def _fact_values(fact: Fact) -> _FactValues:
+    return _FactValues(fact, frozenset(values_of(f"{fact.label}: {fact.value}")), frozenset(_keywords(fact.label)))
 
 
 def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
@@ -109,7 +121,7 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
     indexed = _indexed(facts)
     anywhere = set().union(*(f.values for f in indexed)) if indexed else set()
     from_question = values_of(question)
-    record_ids = {(c.kind, c.value) for f in facts if f.record_id for c in claims_of(f.record_id)}
+    record_ids = set().union(*(_record_values(f.record_id) for f in facts if f.record_id))
     citations = [(m.start(), m.end(), set(re.split(r"[,\s]+", m.group(1).strip()))) for m in _CITATION.finditer(answer)]
     claims = claims_of(answer)
     if not claims:
@@ -193,7 +205,7 @@ def coverage(question: str, answer: str, facts: Sequence[Fact], context: str = "
     if not asked:
         return Score("coverage", 1.0, "asks about no particular topic")
     segments = _segments(answer)
-    indexed = {id(f.fact): f for f in _indexed(facts)}
+    indexed = {id(f): values for f, values in zip(facts, _indexed(facts), strict=True)}
     everything = list(indexed.values())
     missing: list[str] = []
     wanted = 0
