@@ -179,7 +179,12 @@ class CustomerData:
         return [CustomerMatch(e.id, tuple(r.data_json for r in e.records)) for e in reply.entities]
 
     async def profile(self, entity_id: str, tenant: str, timeout_s: float) -> CustomerProfile:
-        """The customer's 360 view and credit report, fetched together."""
+        """The customer's 360 view and credit report, fetched together; a
+        hot customer's profile is kept as facts, not decoded each turn."""
+        key = ("profile", tenant, entity_id)
+        kept = self._near.get(key) if self._near_ttl_s > 0 else None
+        if kept is not None:
+            return kept
         ref = tilores_data_pb2.CustomerRef(entity_id=entity_id)
         view, credit = await asyncio.gather(
             self._through_cache(
@@ -201,7 +206,10 @@ class CustomerData:
                 timeout_s,
             ),
         )
-        return profile_of(view, credit)
+        profile = profile_of(view, credit)
+        if self._near_ttl_s > 0:
+            self._near.set(key, profile, self._near_ttl_s, size=view.ByteSize() + credit.ByteSize())
+        return profile
 
     async def relationships(self, entity_id: str, timeout_s: float) -> list[dict]:
         """How the customer's records are linked: pairs and the rule that joined them."""
