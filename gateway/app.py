@@ -15,7 +15,6 @@ import time
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from tilores_x.v1 import audit_pb2_grpc, cache_pb2_grpc, llm_gateway_pb2_grpc, optimizer_pb2_grpc, router_pb2_grpc
 
 from gateway import metrics
@@ -32,17 +31,17 @@ from gateway.feedback import FeedbackRoute
 from gateway.field_discovery import FieldDiscoveryRoute
 from gateway.health import HealthRoutes
 from gateway.health_report import HealthReport
+from gateway.http_spans import HttpSpans
 from gateway.models import ModelRoutes
 from gateway.openai_errors import OpenAIError
 from gateway.openapi import OpenApiRoute
 from gateway.quotas import Quotas
-from gateway.routes import PUBLIC, RouteTable, unavailable
+from gateway.routes import PUBLIC, UNMATCHED, RouteTable, unavailable
 from gateway.settings import GatewaySettings
 from services.runtime.access import PRINCIPAL, Principal
 from services.runtime.agent_modes import CLIENT
 from services.runtime.channels import open_channel
 from services.runtime.request_context import REQUEST_ID, new_request_id
-from services.runtime.telemetry import tracing_disabled
 
 log = logging.getLogger("gateway")
 NO_OPTIMIZER = "The optimizer is not configured."
@@ -55,6 +54,7 @@ class GatewayApp:
         self._quotas = Quotas(settings.redis_url)
         self._channels: list[grpc.aio.Channel] = []
         self._routes = RouteTable([])
+        self._spans = HttpSpans()
 
     async def startup(self) -> None:
         settings = self._settings
@@ -109,8 +109,11 @@ class GatewayApp:
             return
         exchange = Exchange(scope, receive, send, _request_id(scope))
         REQUEST_ID.set(exchange.request_id)
+        span = self._spans.start(scope)
+        route_template = UNMATCHED
         try:
             route, params = self._routes.match(exchange.method, exchange.path)
+            route_template = route.template
             if route.access != PUBLIC:
                 exchange.key = self._keys.authorize(exchange, route.access)
                 if route.agents_only and exchange.key.audience == CLIENT:
@@ -129,13 +132,16 @@ class GatewayApp:
                 raise
             await exchange.error(error)
         finally:
-            self._finished(exchange)
+            if route_template == UNMATCHED:  # a 404 or 405: the path's route, if any, by its template
+                route_template = self._routes.template_of(exchange.path)
+            self._finished(exchange, route_template)
+            if span is not None:
+                self._spans.end(span, exchange.method, route_template, exchange.status)
 
-    def _finished(self, exchange: Exchange) -> None:
+    def _finished(self, exchange: Exchange, route: str) -> None:
         """One access-log line and the HTTP metrics, by route, never by path
         (a path may carry what a client typed)."""
         elapsed = time.perf_counter() - exchange.started
-        route = self._routes.template_of(exchange.path)
         method = metrics.method_of(exchange.method)
         metrics.HTTP_REQUESTS.labels(route, method, str(exchange.status)).inc()
         metrics.HTTP_SECONDS.labels(route).observe(elapsed)
@@ -169,18 +175,6 @@ def _request_id(scope: dict) -> str:
     return value.decode("latin-1")[:128] if value else new_request_id()
 
 
-def build_asgi_app(settings: GatewaySettings):
+def build_asgi_app(settings: GatewaySettings) -> GatewayApp:
     """The gateway as served."""
-    app = GatewayApp(settings)
-    return app if tracing_disabled() else traced(app)
-
-
-def traced(app: GatewayApp) -> OpenTelemetryMiddleware:
-    """One server span per HTTP request (the root of the chat's trace, or a
-    child of the caller's `traceparent`), none per SSE event, none for
-    probes and scrapes."""
-    return OpenTelemetryMiddleware(
-        app,
-        excluded_urls="/health,/health/live,/health/detailed,/metrics",
-        exclude_spans=["send", "receive"],
-    )
+    return GatewayApp(settings)

@@ -37,7 +37,8 @@ def tracing_disabled() -> bool:
 
 
 def configure_tracing(service: str) -> TracerProvider | None:
-    """Install the process's tracer provider and the aiohttp instrumentation."""
+    """Install the process's tracer provider, and the aiohttp instrumentation
+    when spans are recorded."""
     if tracing_disabled():
         return None
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower() or "none"
@@ -60,7 +61,11 @@ def configure_tracing(service: str) -> TracerProvider | None:
         else:
             raise SettingsError(f"OTEL_TRACES_EXPORTER: expected none, otlp or console, got {name!r}")
     trace.set_tracer_provider(provider)
-    instrument_http_clients()
+    if sampler is None:
+        # Spans of outgoing HTTP calls only where spans are recorded: the
+        # instrumentation hooks into every request and connection of every
+        # provider call.
+        instrument_http_clients()
     return provider
 
 

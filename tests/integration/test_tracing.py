@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
-from gateway.app import GatewayApp, traced
+from gateway.app import GatewayApp
 from gateway.settings import GatewaySettings
 from services.runtime.channels import open_channel
 from services.runtime.telemetry import instrument_http_clients
@@ -63,7 +63,7 @@ async def test_one_trace_id_across_every_hop(tmp_path, spans):
         body = orjson.dumps(
             {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": question}]}
         )
-        status, headers, payload = await call_asgi(traced(app), "POST", "/v1/chat/completions", body, key=KEY)
+        status, headers, payload = await call_asgi(app, "POST", "/v1/chat/completions", body, key=KEY)
         assert status == 200
         assert payload.endswith(b"data: [DONE]\n\n")
         assert float(headers["x-mesh-added-ms"]) >= 0

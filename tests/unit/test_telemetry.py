@@ -20,8 +20,10 @@ try:
 except SettingsError as error:
     print(json.dumps({"error": str(error)}))
     raise SystemExit(0)
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 with trace.get_tracer("probe").start_as_current_span("turn") as span:
-    seen = {"provider": provider is not None, "recording": span.is_recording(), "trace_id": current_trace_id()}
+    seen = {"provider": provider is not None, "recording": span.is_recording(), "trace_id": current_trace_id(),
+            "http_spans": AioHttpClientInstrumentor().is_instrumented_by_opentelemetry}
 print(json.dumps(seen), flush=True)
 """
 
@@ -38,6 +40,7 @@ def test_without_an_exporter_spans_carry_ids_but_record_nothing():
     seen = probe()
     assert seen["provider"] is True
     assert seen["recording"] is False  # nothing would leave the process
+    assert seen["http_spans"] is False  # no hooks on every provider request for spans nobody keeps
     assert len(seen["trace_id"]) == 32 and int(seen["trace_id"], 16)  # still in the logs and the metadata
 
 
@@ -49,7 +52,8 @@ def test_without_an_exporter_spans_carry_ids_but_record_nothing():
     ],
 )
 def test_an_exporter_or_an_explicit_sampler_records_spans(env):
-    assert probe(**env)["recording"] is True
+    seen = probe(**env)
+    assert seen["recording"] is True and seen["http_spans"] is True
 
 
 def test_an_unknown_exporter_is_refused_by_name():
@@ -59,4 +63,9 @@ def test_an_unknown_exporter_is_refused_by_name():
 
 
 def test_sdk_disabled_makes_no_trace_at_all():
-    assert probe(OTEL_SDK_DISABLED="true") == {"provider": False, "recording": False, "trace_id": ""}
+    assert probe(OTEL_SDK_DISABLED="true") == {
+        "provider": False,
+        "recording": False,
+        "trace_id": "",
+        "http_spans": False,
+    }
