@@ -18,12 +18,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def batches(source: AsyncIterator[T], hold_s: float = 0.0) -> AsyncIterator[list[T]]:
+async def batches(source: AsyncIterator[T], hold_s: float | Callable[[], float] = 0.0) -> AsyncIterator[list[T]]:
     """Lists of items in source order; an error of the source is raised
-    after the items that came before it. `hold_s`: after a batch, the next
-    waits until that long has passed (or the source ends), so a fast
-    source's items go on a few together rather than a message each; the
-    first batch is never held."""
+    after the items that came before it. `hold_s` (seconds, or a function
+    giving them each time): after a batch, the next waits until that long
+    has passed (or the source ends), so a fast source's items go on a few
+    together rather than a message each; the first batch is never held."""
+    hold = hold_s if callable(hold_s) else (lambda: hold_s)
     pending: list[T] = []
     wake = asyncio.Event()
     ended = asyncio.Event()
@@ -53,8 +54,8 @@ async def batches(source: AsyncIterator[T], hold_s: float = 0.0) -> AsyncIterato
             if not pending and not finished:
                 await wake.wait()
                 wake.clear()
-            if hold_s and sent_at is not None and not finished:
-                delay = sent_at + hold_s - loop.time()
+            if sent_at is not None and not finished:
+                delay = sent_at + hold() - loop.time()
                 if delay > 0:  # hold, unless the source ends meanwhile
                     timer = loop.call_later(delay, ended.set)
                     await ended.wait()

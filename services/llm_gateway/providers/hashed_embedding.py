@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from sklearn.feature_extraction.text import HashingVectorizer
-
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 @lru_cache(maxsize=32)
-def _vectorizer(dimensions: int) -> HashingVectorizer:
+def _vectorizer(dimensions: int):
+    # Imported on the first embedding asked for: scikit-learn and SciPy
+    # weigh about 90 MB in every llm_gateway that never embeds.
+    from sklearn.feature_extraction.text import HashingVectorizer  # noqa: PLC0415
+
     return HashingVectorizer(
         analyzer="char_wb", ngram_range=(3, 5), n_features=dimensions, alternate_sign=True, norm="l2", lowercase=True
     )
