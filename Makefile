@@ -53,6 +53,7 @@ customers: seed
 ## bench: figures for the mesh's added latency, tilores_data at 100,000 customers, the router's lookups, tracing and identities per hop (prints, never fails on speed)
 bench: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.chat_latency
+	$(PY) -m bench.long_streams
 	$(PY) -m bench.provider_paths
 	$(PY) -m bench.tilores_data
 	$(PY) -m bench.router_paths

@@ -49,6 +49,15 @@ RESULTS = Path(__file__).with_name("results.md")
 QUESTION = "What is the status and credit score of edwina.hawthorne@example.com?"
 GENERAL = "What can you help me with today?"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# CPU per answer at concurrency 100 before the work on speed (commit
+# fa6350b, this benchmark, 2026-11-30, a 2-core AMD EPYC machine): printed
+# beside each run's figures so the change stays in view.
+BEFORE = {
+    "mesh": {"llm_gateway": 4.54, "router": 3.89, "gateway": 3.41, "envoy": 0.79, "optimizer": 0.94, "others": 0.02},
+    "mesh, customer (warm)": {
+        "llm_gateway": 4.86, "router": 6.12, "gateway": 3.23, "envoy": 0.78, "optimizer": 4.39, "others": 1.23,
+    },
+}  # fmt: skip
 
 
 @dataclass
@@ -280,6 +289,24 @@ def cpu_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def before_after(rows: list[Row]) -> str:
+    """CPU per answer at the highest concurrency against BEFORE."""
+    top = max(r.concurrency for r in rows)
+    names = ("llm_gateway", "router", "gateway", "envoy", "optimizer")
+    lines = [
+        "| path (concurrency " + str(top) + ") | | " + " | ".join(names) + " | others | whole mesh |",
+        "|---|---|" + "---:|" * (len(names) + 2),
+    ]
+    for row in (r for r in rows if r.concurrency == top and r.path in BEFORE):
+        before = BEFORE[row.path]
+        now = {n: row.cpu_ms.get(n, 0.0) for n in names}
+        now["others"] = sum(v for n, v in row.cpu_ms.items() if n not in names)
+        for label, figures in (("before", before), ("now", now)):
+            cells = " | ".join(f"{figures[n]:.2f}" for n in (*names, "others"))
+            lines.append(f"| {row.path} | {label} | {cells} | {sum(figures.values()):.2f} |")
+    return "\n".join(lines)
+
+
 def added_table(rows: list[Row]) -> str:
     lines = [
         "| conc | added TTFT p50 | added TTFT p99 | added total p50 | mesh/direct throughput |",
@@ -367,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
             emulator.wait()
     added = added_table(rows)
     cpu = cpu_table(cpu_rows)
+    compared = before_after(cpu_rows)
     print("\nCPU per streamed answer, milliseconds (mesh processes; Envoy included):\n" + cpu)
+    print("\nbefore the work on speed and now:\n" + compared)
     memory_lines = "\n".join(f"| {name} | {mb:.0f} MB |" for name, mb in memory.items())
     print("\nadded by the mesh (mesh minus direct):\n" + added)
     print("\nresident memory after the run:\n| process | RSS |\n|---|---:|\n" + memory_lines)
@@ -377,7 +406,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Setup: {setup}.\n\n"
         "## Direct versus the whole mesh\n\n" + HEADER + "\n" + "\n".join(format_row(r) for r in rows) + "\n\n"
         "## Added by the mesh (the general question)\n\n" + added + "\n\n"
-        "## CPU per streamed answer (milliseconds, every feature of the default configuration on)\n\n" + cpu + "\n\n"
+        "## CPU per streamed answer (milliseconds, every feature of the default configuration on)\n\n"
+        + cpu
+        + "\n\nBefore the work on speed (commit fa6350b, the same benchmark on this machine) and now:\n\n"
+        + compared
+        + "\n\n"
         "## Cache paths and where the time goes (concurrency 1)\n\n"
         + HEADER
         + "\n"
