@@ -2,6 +2,7 @@ import asyncio
 
 import pytest
 
+from services.llm_gateway.service import MAX_HOLD_S, LlmGatewayService
 from services.runtime.coalesce import batches, joined
 
 
@@ -84,3 +85,13 @@ async def test_a_hold_ends_with_the_source_and_passes_its_error_after_its_items(
         async for batch in batches(ticks(range(5), delay_s=0.002, fail_after=3), hold_s=10.0):
             got.append(batch)
     assert [item for batch in got for item in batch] == [0, 1, 2]
+
+
+def test_the_hold_grows_with_the_answers_streaming_at_once_up_to_its_ceiling():
+    service = LlmGatewayService(chain=None, hold_s=0.015)
+    holds = []
+    for open_streams in (0, 100, 300, 1000):
+        service._open = open_streams
+        holds.append(round(service.hold_s(), 4))
+    assert holds == [0.015, 0.03, 0.06, MAX_HOLD_S]
+    assert LlmGatewayService(chain=None, hold_s=0.0).hold_s() == 0.0  # STREAM_HOLD_MS=0: no hold at all
