@@ -167,7 +167,7 @@ def _finished(method: str, kind: str, code: str, started: float) -> None:
 class _Call:
     """What the wrappers need of one served call."""
 
-    __slots__ = ("grants", "metadata", "method", "request_id", "spans")
+    __slots__ = ("grants", "metadata", "method", "request_id", "spans", "task")
 
     def __init__(self, method: str, request_id: str, metadata, spans: ServerSpans, grants: Grants | None):
         self.method = method
@@ -175,6 +175,7 @@ class _Call:
         self.metadata = metadata
         self.spans = spans
         self.grants = grants
+        self.task: asyncio.Task | None = None
 
     async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> None:
         """Refuse a call before its handler runs: bad bytes, no verified
@@ -202,13 +203,17 @@ class _Call:
         """Request id and span current for the handler; the span and token."""
         REQUEST_ID.set(self.request_id)
         span = self.spans.start(self.method, self.metadata)
+        self.task = asyncio.current_task()
         return span, (activate(span) if span is not None else None)
 
     def end(self, kind: str, code: str, started: float, span, token) -> None:
         _finished(self.method, kind, code, started)  # logged while the span is current
         if span is not None:
             ServerSpans.end(span, code)
-            deactivate(token)
+            # A stream the caller gave up on is closed from another task,
+            # whose context never had the span: nothing to take back there.
+            if asyncio.current_task() is self.task:
+                deactivate(token)
 
 
 def _wrap_unary(behavior: Callable[..., Awaitable[Any]], call: _Call):
