@@ -64,7 +64,7 @@ def test_node_sdk_lists_retrieves_streams_completes_and_embeds(mesh):
     assert "offline" in seen["listed"] and "gpt-4o-mini" in seen["listed"]
     assert seen["offline"]["id"] == "offline" and seen["offline"]["object"] == "model"
     assert seen["missing"] == {"status": 404, "code": "model_not_found", "param": "model"}
-    assert "Edwina Hawthorne" in seen["text"] and seen["chunks"] > 10
+    assert "Edwina Hawthorne" in seen["text"] and seen["chunks"] > 5  # streamed in pieces
     assert seen["model"] == "offline"
     assert "Edwina Hawthorne" in seen["completion"] and "712" in seen["completion"]
     assert seen["embeddings"] == [256, 256]
