@@ -72,20 +72,32 @@ class Counters:
         return added, [self._counts.get(key, 0) for key in reads]
 
 
+# Increments (KEYS[1..n] by ARGV[2+i], each kept 2 windows) and reads (the
+# other keys), atomically like a transaction but one reply instead of one
+# per command: a request's quota check is one round trip and one parse.
+_COUNT = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  out[i] = redis.call('INCRBY', KEYS[i], ARGV[2 + i])
+  redis.call('EXPIRE', KEYS[i], ARGV[2])
+end
+for i = n + 1, #KEYS do
+  out[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+end
+return out
+"""
+
+
 class RedisCounters:
     def __init__(self, url: str):
         self._redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        self._count = self._redis.register_script(_COUNT)
 
     async def add(self, increments: dict[str, int], reads: list[str]) -> tuple[list[int], list[int]]:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for key, amount in increments.items():
-                pipe.incrby(key, amount)
-                pipe.expire(key, 2 * WINDOW_S)
-            for key in reads:
-                pipe.get(key)
-            results = await pipe.execute()
-        added = results[: 2 * len(increments) : 2]
-        return added, [int(r or 0) for r in results[2 * len(increments) :]]
+        keys = [*increments, *reads]
+        results = await self._count(keys=keys, args=[len(increments), 2 * WINDOW_S, *increments.values()])
+        return [int(r) for r in results[: len(increments)]], [int(r) for r in results[len(increments) :]]
 
     async def close(self) -> None:
         await self._redis.aclose()
