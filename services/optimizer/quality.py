@@ -128,6 +128,7 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
         return Score("groundedness", 1.0, "states no figures, dates or identifiers")
     segments = _segments(answer)
     problems: list[str] = []
+    words_of: dict[int, set[str]] = {}  # per sentence, read once
     for claim in claims:
         key = (claim.kind, claim.value)
         if any(start <= claim.start < end for start, end, _ in citations):
@@ -143,12 +144,15 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
         segment = answer[start:end]
         cited = set().union(*(ids for s, _e, ids in citations if start <= s < end))
         candidates = [f for f in indexed if not cited or f.fact.record_id in cited]
-        words = set(_WORD.findall(segment.lower()))
-        best = max((_match(f.keywords, words) for f in candidates), default=0.0)
+        if start not in words_of:
+            words_of[start] = set(_WORD.findall(segment.lower()))
+        words = words_of[start]
+        scored = [(f, _match(f.keywords, words)) for f in candidates]
+        best = max((score for _, score in scored), default=0.0)
         # The facts the sentence names: "last payment of $79 on October 26"
         # names both the date and the amount of the last payment.
-        named = [f for f in candidates if best > 0 and _match(f.keywords, words) >= best / 2]
-        closest = [f for f in named if _match(f.keywords, words) == best]
+        named = [f for f, score in scored if best > 0 and score >= best / 2]
+        closest = [f for f, score in scored if best > 0 and score == best]
         if named and (not any(key in f.values for f in named) or _repeated_beyond(claim, segment, start, closest)):
             problems.append(f"{claim.text} is not what the records say of {closest[0].fact.label}")
         elif not named and not any(key in f.values for f in candidates):
@@ -159,13 +163,19 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
     return Score("groundedness", 1.0, f"all {len(claims)} claims are traced to records")
 
 
+@lru_cache(maxsize=20_000)
+def _held(value: str) -> Counter:
+    """How often a fact's value holds each of its values (read only)."""
+    return Counter((c.kind, c.value) for c in claims_of(value))
+
+
 def _repeated_beyond(claim: Claim, segment: str, start: int, named: list[_FactValues]) -> bool:
     """In a sentence naming one composite fact ("Contact 7, Opportunity 1,
     calls 2"), a value stated more often than the fact holds it is a
     changed one."""
     if len(named) != 1:
         return False
-    held = Counter((c.kind, c.value) for c in claims_of(named[0].fact.value))
+    held = _held(named[0].fact.value)
     if sum(held.values()) < 3:
         return False
     key = (claim.kind, claim.value)
