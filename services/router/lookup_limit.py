@@ -85,6 +85,15 @@ class LookupLimit:
         self._local = LocalLookups()
         self._clock = clock
         self._degraded = False
+        # Per key of this hour, the customers Redis has admitted: a hot
+        # customer costs the turn no Redis round trip.
+        self._confirmed: dict[str, set[str]] = {}
+
+    def _remember(self, key: str, entity_ids: Sequence[str]) -> None:
+        hour = key.rsplit(":", 1)[1]
+        for old in [k for k in self._confirmed if not k.endswith(f":{hour}")]:
+            del self._confirmed[old]
+        self._confirmed.setdefault(key, set()).update(entity_ids)
 
     async def admit(self, who: str, entity_ids: Sequence[str], per_hour: int = 0) -> None:
         """Let `who` look at these customers, or raise LookupLimitReached;
@@ -106,6 +115,11 @@ class LookupLimit:
 
     async def _count(self, key: str, entity_ids: Sequence[str], limit: int) -> tuple[bool, int]:
         if self._shared is not None:
+            confirmed = self._confirmed.get(key)
+            if confirmed is not None and confirmed.issuperset(entity_ids):
+                # Redis took these customers for this key this hour: they
+                # stay allowed, and asking again would change nothing.
+                return True, len(confirmed)
             try:
                 result = await self._shared.admit(key, limit, entity_ids)
             except (RedisError, OSError) as error:
@@ -115,6 +129,8 @@ class LookupLimit:
             else:
                 self._degraded = False
                 await self._local.admit(key, limit, entity_ids)  # warm, should Redis go away
+                if result[0]:
+                    self._remember(key, entity_ids)
                 return result
         return await self._local.admit(key, limit, entity_ids)
 

@@ -54,3 +54,17 @@ async def test_without_redis_each_replica_counts_its_own(redis_server):
     with pytest.raises(LookupLimitReached):
         await limit.admit("key/desk-7", ["e3"])
     await limit.close()
+
+
+async def test_a_customer_redis_already_took_this_hour_costs_no_round_trip(redis_server, caplog):
+    limit = LookupLimit(5, redis_server.url, Clock())
+    await limit.admit("key/desk-7", ["e1", "e2"])
+    redis_server.stop()
+    with caplog.at_level("ERROR", logger="router.lookups"):
+        await limit.admit("key/desk-7", ["e2"])  # known from the first call: Redis is not asked
+        await limit.admit("key/desk-7", ["e1", "e2"])
+    assert "lookups.redis_unavailable" not in caplog.text
+    with caplog.at_level("ERROR", logger="router.lookups"):
+        await limit.admit("key/desk-7", ["e3"])  # a new one is: Redis is away, counted here
+    assert "lookups.redis_unavailable" in caplog.text
+    await limit.close()
