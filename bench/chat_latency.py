@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +41,7 @@ import uvloop
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2, router_pb2_grpc
 
 from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
-from deploy.topology import load_topology
+from deploy.topology import Topology, load_topology
 from services.tilores_data.sample import generate_customers
 from tests.emulators.openai_api import OpenAIEmulator
 
@@ -338,6 +340,40 @@ def machine() -> str:
     )
 
 
+@contextmanager
+def emulated_mesh(
+    tokens: int, token_ms: float, ttft_ms: float, topology: Topology | None = None
+) -> Iterator[tuple[LocalMesh, str]]:
+    """An OpenAI-API emulator in its own process (each answer `tokens`
+    words, the first after `ttft_ms`, then `token_ms` apart) and the whole
+    mesh on free ports with its `openai` provider pointed at it; the mesh
+    and the emulator's base URL."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        url_file = Path(tmp) / "emulator-url"
+        emulator = subprocess.Popen(
+            [sys.executable, "-m", "tests.emulators.openai_api", "--url-file", str(url_file), "--words", str(tokens),
+             "--first-token-ms", str(ttft_ms), "--chunk-delay-ms", str(token_ms)]
+        )  # fmt: skip
+        try:
+            while not url_file.exists():
+                time.sleep(0.02)
+            upstream = url_file.read_text()
+            mesh = LocalMesh(
+                topology or load_topology("deploy/topology.yaml"),
+                tmp,
+                free_ports=True,
+                api_key=API_KEY,
+                key_limits=UNMETERED_KEY_LIMITS,
+                env={"SAMPLE_CUSTOMERS": str(CUSTOMERS), "OPENAI_API_KEY": OpenAIEmulator.api_key,
+                     "OPENAI_BASE_URL": upstream},
+            )  # fmt: skip
+            with mesh:
+                yield mesh, upstream
+        finally:
+            emulator.terminate()
+            emulator.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", default="1,10,100", help="comma-separated levels (default 1,10,100)")
@@ -348,50 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.concurrency.split(",")]
     per_level = {c: args.requests or max(100, 8 * c) for c in levels}
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        url_file = Path(tmp) / "emulator-url"
-        emulator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.emulators.openai_api",
-                "--url-file",
-                str(url_file),
-                "--words",
-                str(args.tokens),
-                "--first-token-ms",
-                str(args.ttft_ms),
-                "--chunk-delay-ms",
-                str(args.token_ms),
-            ]
+    with emulated_mesh(args.tokens, args.token_ms, args.ttft_ms) as (mesh, upstream):
+        setup = (
+            f"upstream: OpenAI-API emulator, TTFT {args.ttft_ms:g} ms, {args.tokens} tokens "
+            f"{args.token_ms:g} ms apart; streaming; {machine()}"
         )
-        try:
-            while not url_file.exists():
-                time.sleep(0.02)
-            upstream = url_file.read_text()
-            mesh = LocalMesh(
-                load_topology("deploy/topology.yaml"),
-                tmp,
-                free_ports=True,
-                api_key=API_KEY,
-                key_limits=UNMETERED_KEY_LIMITS,
-                env={
-                    "SAMPLE_CUSTOMERS": str(CUSTOMERS),
-                    "OPENAI_API_KEY": OpenAIEmulator.api_key,
-                    "OPENAI_BASE_URL": upstream,
-                },
-            )
-            with mesh:
-                setup = (
-                    f"upstream: OpenAI-API emulator, TTFT {args.ttft_ms:g} ms, {args.tokens} tokens "
-                    f"{args.token_ms:g} ms apart; streaming; {machine()}"
-                )
-                print(setup + "\n\n" + HEADER, flush=True)
-                rows, cache_rows, cpu_rows = uvloop.run(measure(mesh, upstream, levels, per_level))
-                memory = {name: rss_mb(p.pid) for name, p in mesh.processes.items()}
-        finally:
-            emulator.terminate()
-            emulator.wait()
+        print(setup + "\n\n" + HEADER, flush=True)
+        rows, cache_rows, cpu_rows = uvloop.run(measure(mesh, upstream, levels, per_level))
+        memory = {name: rss_mb(p.pid) for name, p in mesh.processes.items()}
     added = added_table(rows)
     cpu = cpu_table(cpu_rows)
     compared = before_after(cpu_rows)

@@ -23,19 +23,15 @@ import argparse
 import asyncio
 import dataclasses
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import orjson
 import uvloop
 
-from bench.chat_latency import API_KEY, CUSTOMERS, RESULTS, machine, rss_mb
-from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
+from bench.chat_latency import API_KEY, RESULTS, emulated_mesh, machine, rss_mb
+from deploy.local_mesh import LocalMesh
 from deploy.topology import load_topology
 from tests.emulators.openai_api import OpenAIEmulator
 
@@ -201,43 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.streams.split(",")]
     expected = " ".join(f"word{n}" for n in range(args.tokens))
-    with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
-        url_file = Path(tmp) / "emulator-url"
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "tests.emulators.openai_api", "--url-file", str(url_file),
-             "--words", str(args.tokens), "--first-token-ms", str(args.ttft_ms),
-             "--chunk-delay-ms", str(args.token_ms)]
-        )  # fmt: skip
-        try:
-            while not url_file.exists():
-                time.sleep(0.02)
-            upstream = url_file.read_text()
-            topology = load_topology("deploy/topology.yaml")
-            # Envoy's flood guard (a token bucket of requests a second) would
-            # turn away streams opened all at once: this measures the mesh.
-            guard = max(topology.envoy.rate_limit_rps, 2 * max(levels))
-            envoy = dataclasses.replace(topology.envoy, rate_limit_rps=guard, rate_limit_burst=guard)
-            topology = dataclasses.replace(topology, envoy=envoy)
-            mesh = LocalMesh(
-                topology,
-                tmp,
-                free_ports=True,
-                api_key=API_KEY,
-                key_limits=UNMETERED_KEY_LIMITS,
-                env={"SAMPLE_CUSTOMERS": str(CUSTOMERS), "OPENAI_API_KEY": OpenAIEmulator.api_key,
-                     "OPENAI_BASE_URL": upstream},
-            )  # fmt: skip
-            with mesh:
-                setup = (
-                    f"upstream: OpenAI-API emulator, TTFT {args.ttft_ms:g} ms, {args.tokens} tokens "
-                    f"{args.token_ms:g} ms apart; all streams open at once (Envoy's flood guard raised to "
-                    f"{guard} requests a second); {machine()}"
-                )
-                print(setup + "\n\n" + table([]), flush=True)
-                results = uvloop.run(measure(mesh, upstream, levels, expected))
-        finally:
-            emulator.terminate()
-            emulator.wait()
+    topology = load_topology("deploy/topology.yaml")
+    # Envoy's flood guard (a token bucket of requests a second) would turn
+    # away streams opened all at once: this measures the mesh.
+    guard = max(topology.envoy.rate_limit_rps, 2 * max(levels))
+    envoy = dataclasses.replace(topology.envoy, rate_limit_rps=guard, rate_limit_burst=guard)
+    topology = dataclasses.replace(topology, envoy=envoy)
+    with emulated_mesh(args.tokens, args.token_ms, args.ttft_ms, topology) as (mesh, upstream):
+        setup = (
+            f"upstream: OpenAI-API emulator, TTFT {args.ttft_ms:g} ms, {args.tokens} tokens "
+            f"{args.token_ms:g} ms apart; all streams open at once (Envoy's flood guard raised to "
+            f"{guard} requests a second); {machine()}"
+        )
+        print(setup + "\n\n" + table([]), flush=True)
+        results = uvloop.run(measure(mesh, upstream, levels, expected))
     section = (
         f"{SECTION}\n\nSetup: {setup}.\n\n{table(results)}\n\n"
         f"What the mesh adds:\n\n{added(results)}\n\n"

@@ -26,10 +26,8 @@ from pathlib import Path
 import aiohttp
 import uvloop
 
-from bench.chat_latency import API_KEY, CUSTOMERS, GENERAL, QUESTION, CpuMeter, body, sse_request
-from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
-from deploy.topology import load_topology
-from tests.emulators.openai_api import OpenAIEmulator
+from bench.chat_latency import API_KEY, GENERAL, QUESTION, CpuMeter, body, emulated_mesh, sse_request
+from deploy.local_mesh import LocalMesh
 
 
 async def drive(mesh: LocalMesh, question: str, concurrency: int, seconds: float) -> int:
@@ -84,50 +82,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.py_spy and not Path(spy).exists():
         parser.error("py-spy is not installed: pip install py-spy")
     question = QUESTION if args.customer else GENERAL
-    with tempfile.TemporaryDirectory(prefix="mesh-profile-") as tmp:
-        url_file = Path(tmp) / "emulator-url"
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "tests.emulators.openai_api", "--url-file", str(url_file), "--words", "20",
-             "--first-token-ms", "50", "--chunk-delay-ms", "5"]
-        )  # fmt: skip
-        try:
-            while not url_file.exists():
-                time.sleep(0.02)
-            mesh = LocalMesh(
-                load_topology("deploy/topology.yaml"),
-                tmp,
-                free_ports=True,
-                api_key=API_KEY,
-                key_limits=UNMETERED_KEY_LIMITS,
-                env={"SAMPLE_CUSTOMERS": str(CUSTOMERS), "OPENAI_API_KEY": OpenAIEmulator.api_key,
-                     "OPENAI_BASE_URL": url_file.read_text()},
-            )  # fmt: skip
-            with mesh:
-                pids = {name: p.pid for name, p in mesh.processes.items() if name != "redis"}
-                profiles = {name: Path(tmp) / f"{name}.txt" for name in pids if name != "envoy"}
-                spies = []
-                for name, path in profiles.items() if args.py_spy else ():
-                    command = [spy, "record", "-p", str(pids[name]), "-d", str(int(args.seconds)), "-r", "200",
-                               "--format", "raw", "-o", str(path), "--nonblocking"]  # fmt: skip
-                    spies.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                meter = CpuMeter(pids)
-                before = meter.snapshot()
-                answers = uvloop.run(drive(mesh, question, args.concurrency, args.seconds))
-                after = meter.snapshot()
-                for process in spies:
-                    process.wait()
-                per_answer = {name: (after[name] - before[name]) * 1000 / max(1, answers) for name in pids}
-                print(f"{answers} answers in {args.seconds:g} s ({answers / args.seconds:.0f}/s) at concurrency "
-                      f"{args.concurrency}; CPU per answer, ms:")  # fmt: skip
-                for name, ms in per_answer.items():
-                    print(f"  {name:<14} {ms:6.2f}")
-                print(f"  {'whole mesh':<14} {sum(per_answer.values()):6.2f}")
-                for name, path in profiles.items():
-                    if path.exists():
-                        print(f"\n== {name}: " + summary(path, args.top))
-        finally:
-            emulator.terminate()
-            emulator.wait()
+    with emulated_mesh(20, 5.0, 50.0) as (mesh, _upstream), tempfile.TemporaryDirectory(prefix="py-spy-") as tmp:
+        pids = {name: p.pid for name, p in mesh.processes.items() if name != "redis"}
+        profiles = {name: Path(tmp) / f"{name}.txt" for name in pids if name != "envoy"}
+        spies = []
+        for name, path in profiles.items() if args.py_spy else ():
+            command = [spy, "record", "-p", str(pids[name]), "-d", str(int(args.seconds)), "-r", "200",
+                       "--format", "raw", "-o", str(path), "--nonblocking"]  # fmt: skip
+            spies.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        meter = CpuMeter(pids)
+        before = meter.snapshot()
+        answers = uvloop.run(drive(mesh, question, args.concurrency, args.seconds))
+        after = meter.snapshot()
+        for process in spies:
+            process.wait()
+        per_answer = {name: (after[name] - before[name]) * 1000 / max(1, answers) for name in pids}
+        print(f"{answers} answers in {args.seconds:g} s ({answers / args.seconds:.0f}/s) at concurrency "
+              f"{args.concurrency}; CPU per answer, ms:")  # fmt: skip
+        for name, ms in per_answer.items():
+            print(f"  {name:<14} {ms:6.2f}")
+        print(f"  {'whole mesh':<14} {sum(per_answer.values()):6.2f}")
+        for name, path in profiles.items():
+            if path.exists():
+                print(f"\n== {name}: " + summary(path, args.top))
     return 0
 
 
