@@ -24,7 +24,8 @@ async def batches(source: AsyncIterator[T], hold_s: float | Callable[[], float] 
     giving them each time): after a batch, the next waits until that long
     has passed (or the source ends), so a fast source's items go on a few
     together rather than a message each; the first batch is never held."""
-    hold = hold_s if callable(hold_s) else (lambda: hold_s)
+    # No hold (the router's and the gateway's hops): no clock read per batch.
+    hold = hold_s if callable(hold_s) else (lambda: hold_s) if hold_s else None
     pending: list[T] = []
     wake = asyncio.Event()
     ended = asyncio.Event()
@@ -54,7 +55,7 @@ async def batches(source: AsyncIterator[T], hold_s: float | Callable[[], float] 
             if not pending and not finished:
                 await wake.wait()
                 wake.clear()
-            if sent_at is not None and not finished:
+            if hold is not None and sent_at is not None and not finished:
                 delay = sent_at + hold() - loop.time()
                 if delay > 0:  # hold, unless the source ends meanwhile
                     timer = loop.call_later(delay, ended.set)
@@ -65,7 +66,7 @@ async def batches(source: AsyncIterator[T], hold_s: float | Callable[[], float] 
             if pending:
                 batch = pending[:]
                 pending.clear()
-                sent_at = loop.time()
+                sent_at = loop.time() if hold is not None else None
                 yield batch
             elif finished:
                 if failure is not None:
