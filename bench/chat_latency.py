@@ -62,6 +62,14 @@ BEFORE = {
 }  # fmt: skip
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The value at quantile `q` of the sorted values (NaN for none)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 @dataclass
 class Row:
     path: str
@@ -74,10 +82,7 @@ class Row:
     cpu_ms: dict[str, float] | None = None  # CPU per answer, by process
 
     def p(self, values: list[float], q: float) -> float:
-        if not values:
-            return float("nan")
-        ordered = sorted(values)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(values, q)
 
     @property
     def ttft_p50(self) -> float:

@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 import uvloop
 
-from bench.chat_latency import API_KEY, RESULTS, emulated_mesh, machine, rss_mb
+from bench.chat_latency import API_KEY, RESULTS, emulated_mesh, machine, percentile, rss_mb
 from deploy.local_mesh import LocalMesh
 from deploy.topology import load_topology
 from tests.emulators.openai_api import OpenAIEmulator
@@ -50,13 +50,6 @@ class Level:
     gaps_ms: list[float] = field(default_factory=list)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def one_stream(session: aiohttp.ClientSession, url: str, key: str, expected: str, level: Level) -> None:

@@ -28,7 +28,7 @@ import grpc
 import uvloop
 from tilores_x.v1 import cache_pb2, cache_pb2_grpc, common_pb2, router_pb2, router_pb2_grpc
 
-from bench.chat_latency import machine
+from bench.chat_latency import machine, percentile
 from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
 from deploy.topology import load_topology
 from services.router.clients import RouterClients
@@ -45,11 +45,6 @@ def turn(client_id: str) -> router_pb2.ChatRequest:
     return router_pb2.ChatRequest(
         model="offline", messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=question)]
     )
-
-
-def p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def timed(service: RouterService, requests: list[router_pb2.ChatRequest]) -> list[float]:
@@ -127,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "| path (time to the first model call) | turns | p50 | p99 |",
         "|---|---:|---:|---:|",
-        *(f"| {name} | {len(v)} | {statistics.median(v):.2f} ms | {p(v, 0.99):.2f} ms |" for name, v in rows.items()),
+        *(
+            f"| {name} | {len(v)} | {statistics.median(v):.2f} ms | {percentile(v, 0.99):.2f} ms |"
+            for name, v in rows.items()
+        ),
     ]
     speedup = statistics.median(sequential) / statistics.median(batch)
     summary = (

@@ -26,17 +26,12 @@ import grpc
 import uvloop
 from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
-from bench.chat_latency import machine
+from bench.chat_latency import machine, percentile
 from services.tilores_data.sample import generate_customers
 from services.tilores_data.seed import seed
 from services.tilores_data.store import EmbeddedEntityStore
 
 RESULTS = Path(__file__).with_name("results-tilores-data.md")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def submit_rate(tmp: Path, customers: int) -> tuple[int, float]:
