@@ -107,10 +107,13 @@ def mesh_tls() -> MeshTls | None:
 def caller_of(context: grpc.aio.ServicerContext) -> Caller | None:
     """The verified caller of a call: the peer's certificate, or, when the
     peer is Envoy, the client certificate Envoy verified; None without."""
-    auth = context.auth_context()
-    spiffe = (auth.get("peer_spiffe_id") or [b""])[0].decode()
-    if not spiffe:
+    # The peer's subject alternative names, not auth_context(): that copies
+    # every TLS property (the whole PEM certificate among them) on each call.
+    uris = [name for name in context.peer_identities() or () if name.startswith(b"spiffe://")]
+    # As gRPC's own peer_spiffe_id: a certificate with one SPIFFE URI, or none.
+    if len(uris) != 1:
         return None
+    spiffe = uris[0].decode()
     if spiffe != ENVOY:
         return Caller(spiffe)
     forwarded = next((v for k, v in context.invocation_metadata() or () if k == XFCC_HEADER), "")
