@@ -8,7 +8,7 @@ DATA_DIR ?= .data
 CUSTOMERS ?= 1000
 PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 
-.PHONY: run test lint fmt protos seed customers bench eval soak envoy-config k8s clean redis-server
+.PHONY: run test lint fmt protos seed customers bench eval soak envoy-config k8s clean redis-server promtool postgresql
 
 REPLICAS ?=
 
@@ -18,7 +18,7 @@ run: $(VENV)/.installed $(GEN)/.stamp seed redis-server
 	$(PY) -m deploy.local_mesh --topology deploy/topology.yaml --data-dir $(DATA_DIR) --replicas "$(REPLICAS)"
 
 ## test: install, generate, lint (buf + ruff) and run every test
-test: lint $(GEN)/.stamp redis-server
+test: lint $(GEN)/.stamp redis-server promtool postgresql
 	$(PY) -m pytest
 
 ## lint: buf lint on the contracts, ruff on the code
@@ -74,9 +74,10 @@ soak: $(VENV)/.installed $(GEN)/.stamp
 envoy-config: $(VENV)/.installed
 	$(PY) -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml
 
-## k8s: regenerate deploy/k8s from the topology and validate it (also part of `make test`)
+## k8s: regenerate deploy/k8s from the topology and the Grafana dashboards, and validate the manifests (also part of `make test`)
 k8s: $(VENV)/.installed
 	$(PY) -m deploy.kubernetes --topology deploy/topology.yaml --out deploy/k8s
+	$(PY) -m deploy.dashboards --out deploy/monitoring/dashboards
 	$(VENV)/bin/kubernetes-validate --strict --quiet -k 1.29 -k 1.33 deploy/k8s/*.yaml
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -91,6 +92,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
 	echo "$(CURDIR)/$(GEN)" >> $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
 	touch $@
+
+## promtool: checks and unit-tests the alert rules in make test; from Debian's prometheus package when missing
+promtool:
+	@command -v promtool >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
+
+## postgresql: the optimizer's shared store, started by the tests on a free port; from Debian when missing (needs root)
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
 
 ## redis-server: the cache's second tier; from Debian when missing (needs root)
 redis-server:

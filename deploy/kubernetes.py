@@ -381,6 +381,14 @@ def _network_policy(spec: ServiceSpec, topology: Topology) -> dict:
         egress.append({"to": _from_pods("redis"), "ports": [{"protocol": "TCP", "port": REDIS_PORT}]})
     if spec.egress_https:
         egress.append(_https_egress())
+    if spec.postgres:
+        kube = topology.kubernetes
+        egress.append(
+            {
+                "to": [{"ipBlock": {"cidr": kube.postgres_cidr}}],
+                "ports": [{"protocol": "TCP", "port": kube.postgres_port}],
+            }
+        )
     policy = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import grpc
@@ -59,9 +59,11 @@ def instance_name(service: str, index: int) -> str:
     return service if index == 0 else f"{service}-{index + 1}"
 
 
-def parse_replicas(text: str, topology: Topology) -> dict[str, int]:
+def parse_replicas(text: str, topology: Topology, env: Mapping[str, str] | None = None) -> dict[str, int]:
     """`"router=2 llm_gateway=3"` (spaces or commas) -> counts, checked
-    against the topology; a bad entry raises naming it."""
+    against the topology and the environment (`env`, default this
+    process's); a bad entry raises naming it."""
+    env = os.environ if env is None else env
     counts: dict[str, int] = {}
     for item in text.replace(",", " ").split():
         name, sep, count = item.partition("=")
@@ -72,6 +74,11 @@ def parse_replicas(text: str, topology: Topology) -> dict[str, int]:
         limit = topology.services[name].max_replicas
         if int(count) > limit:
             raise MeshError(f"REPLICAS: {name}={count} exceeds services.{name}.max_replicas ({limit})")
+        if topology.services[name].postgres and int(count) > 1 and not env.get("OPTIMIZER_DATABASE_URL"):
+            raise MeshError(
+                f"REPLICAS: {name}={count} needs OPTIMIZER_DATABASE_URL (replicas share PostgreSQL; "
+                "without it each would keep its own SQLite file)"
+            )
         counts[name] = int(count)
     return counts
 

@@ -3,6 +3,7 @@ checked field by field."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import sys
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ class ServiceSpec:
     env: tuple[tuple[str, str], ...] = ()  # production settings for Kubernetes
     secrets: tuple[tuple[str, bool], ...] = ()  # Kubernetes Secrets read as env: (name, optional)
     redis: bool = False  # uses the Redis store (REDIS_URL is set for it, egress allowed)
+    # Keeps its state in PostgreSQL in Kubernetes (the URL from its secrets,
+    # egress allowed); run locally, more than one replica needs
+    # OPTIMIZER_DATABASE_URL, else the replica is alone on its SQLite file.
+    postgres: bool = False
     scopes: tuple[str, ...] = ()  # what it may call its peers for (services/runtime/access.py)
 
     @property
@@ -72,6 +77,9 @@ class KubernetesSpec:
     metrics_port: int = 9464
     envoy_replicas: int = 2
     probe_port: int = 9465  # plaintext grpc.health.v1 for the kubelet; the service port is mutual TLS
+    # Where the PostgreSQL server of `postgres` services is: egress is allowed there only.
+    postgres_cidr: str = "10.0.0.0/8"
+    postgres_port: int = 5432
     # Who may reach Envoy's gRPC listener: (namespace, pod labels) pairs.
     grpc_clients: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
@@ -149,6 +157,7 @@ _SERVICE_FIELDS = {
     "scopes",
     "secrets",
     "redis",
+    "postgres",
     "port",
     "protocol",
     "grpc_service",
@@ -173,6 +182,8 @@ _KUBERNETES_FIELDS = {
     "probe_port",
     "envoy_replicas",
     "grpc_clients",
+    "postgres_cidr",
+    "postgres_port",
 }
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _LABEL_KEY = r"([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
@@ -229,8 +240,17 @@ def _kubernetes(raw: object) -> KubernetesSpec:
         if value.endswith(":latest"):
             raise TopologyError(f"kubernetes.{key}: pin a version instead of 'latest'")
         images[key] = value
+    postgres_cidr = raw.get("postgres_cidr", defaults.postgres_cidr)
+    try:
+        ipaddress.ip_network(postgres_cidr)
+    except (TypeError, ValueError):
+        raise TopologyError(
+            f"kubernetes.postgres_cidr: expected a CIDR such as 10.0.0.0/8, got {postgres_cidr!r}"
+        ) from None
     return KubernetesSpec(
         namespace=namespace,
+        postgres_cidr=str(postgres_cidr),
+        postgres_port=_port(raw.get("postgres_port", defaults.postgres_port), "kubernetes.postgres_port"),
         metrics_port=_port(raw.get("metrics_port", defaults.metrics_port), "kubernetes.metrics_port"),
         probe_port=_port(raw.get("probe_port", defaults.probe_port), "kubernetes.probe_port"),
         grpc_clients=_grpc_clients(raw.get("grpc_clients")),
@@ -371,6 +391,7 @@ def _service(name: str, raw: object) -> ServiceSpec:
         env=_env(raw.get("env"), f"{where}.env"),
         secrets=_secrets(raw.get("secrets"), f"{where}.secrets"),
         redis=_flag(raw, "redis", where),
+        postgres=_flag(raw, "postgres", where),
         scopes=_scopes(raw.get("scopes"), f"{where}.scopes"),
     )
 

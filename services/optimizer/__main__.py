@@ -1,5 +1,6 @@
 """Start optimizer: `python -m services.optimizer`.
 
+OPTIMIZER_DATABASE_URL    postgresql://user:password@host:5432/db: the store several replicas share; unset: SQLite
 OPTIMIZER_DB_PATH         SQLite file of prompts, experiments and outcomes (default .data/optimizer.db)
 QUALITY_CRITICAL, QUALITY_WARNING, QUALITY_TARGET, QUALITY_EXCELLENT
                           quality levels (default 0.85, 0.90, 0.95, 0.98)
@@ -23,13 +24,15 @@ from __future__ import annotations
 
 import os
 
+import psycopg
 from tilores_x.v1 import llm_gateway_pb2_grpc, router_pb2_grpc, tilores_data_pb2_grpc
 
 from services.optimizer.clients import EvaluationPeers, TextGeneration
 from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor, Thresholds
+from services.optimizer.postgres_storage import PostgresStorage
 from services.optimizer.service import OptimizerComponent
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import OptimizerStorage, OptimizerStore
 from services.optimizer.variant_writer import LlmVariantWriter
 from services.runtime.channels import open_channel
 from services.runtime.field_policy import FieldPolicy
@@ -37,10 +40,27 @@ from services.runtime.server import main
 from services.runtime.settings import SettingsError, env_float, env_int, env_str, peer_addr
 
 
-async def build() -> OptimizerComponent:
+def open_store() -> OptimizerStore:
+    """PostgreSQL when OPTIMIZER_DATABASE_URL names one (replicas share it),
+    else the embedded SQLite file at OPTIMIZER_DB_PATH."""
+    url = env_str("OPTIMIZER_DATABASE_URL")
+    if url:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError("OPTIMIZER_DATABASE_URL: a postgresql:// URL")
+        try:
+            return PostgresStorage(url)
+        except psycopg.OperationalError as error:
+            # The message names host and port, never the password.
+            raise SettingsError(
+                f"OPTIMIZER_DATABASE_URL: cannot connect ({str(error).strip().splitlines()[0]})"
+            ) from None
     path = env_str("OPTIMIZER_DB_PATH", ".data/optimizer.db")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    storage = OptimizerStorage(path)
+    return OptimizerStorage(path)
+
+
+async def build() -> OptimizerComponent:
+    storage = open_store()
     thresholds = Thresholds(
         critical=env_float("QUALITY_CRITICAL", 0.85, minimum=0.0),
         warning=env_float("QUALITY_WARNING", 0.90, minimum=0.0),

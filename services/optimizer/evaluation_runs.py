@@ -29,7 +29,7 @@ from services.optimizer.evaluation import (
     run_evaluation,
 )
 from services.optimizer.question_set import CustomerRecords, Question, Truth, build_question_set, truth_values
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import OptimizerStore
 from services.runtime.faults import InvalidArgument, NotFound
 
 log = logging.getLogger("optimizer.evaluation")
@@ -48,7 +48,7 @@ class EvaluationPeers(Protocol):
 
 
 class EvaluationRuns:
-    def __init__(self, storage: OptimizerStorage, peers: EvaluationPeers | None, concurrency: int = 4):
+    def __init__(self, storage: OptimizerStore, peers: EvaluationPeers | None, concurrency: int = 4):
         self._storage = storage
         self._peers = peers
         self._concurrency = concurrency

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from services.optimizer.arm_statistics import ArmSummary, proportion_p_value, summarise, welch_p_value
 from services.optimizer.prompts import SELF, PromptRegistry, PromptVersion
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import OptimizerStore
 from services.runtime.faults import InvalidArgument, NotFound
 
 RUNNING = "running"
@@ -101,7 +101,7 @@ def assign(salt: str, subject: str, arms: tuple[Arm, ...]) -> Arm:
 
 
 class Experiments:
-    def __init__(self, storage: OptimizerStorage, registry: PromptRegistry):
+    def __init__(self, storage: OptimizerStore, registry: PromptRegistry):
         self.storage = storage
         self.registry = registry
 
@@ -145,7 +145,7 @@ class Experiments:
                 raise InvalidArgument(f"prompt {prompt!r} already has a running experiment", field="prompt")
             cursor = db.execute(
                 "INSERT INTO experiments(prompt, salt, state, control_version, min_samples, alpha, auto_promote, "
-                "created_at, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     prompt,
                     secrets.token_hex(8),
@@ -158,7 +158,7 @@ class Experiments:
                     started_by,
                 ),
             )
-            experiment_id = cursor.lastrowid
+            (experiment_id,) = cursor.fetchone()
             db.executemany(
                 "INSERT INTO arms(experiment_id, version, weight) VALUES (?, ?, ?)",
                 [(experiment_id, v, w) for v, w in arms],
@@ -373,7 +373,14 @@ class Experiments:
         if fewest < checkpoint:
             return Decision("continue", None, f"not yet significant: next look at {checkpoint} scored turns per arm")
         with self.storage.transaction() as db:
-            db.execute("UPDATE experiments SET looks = looks + 1 WHERE id = ?", (experiment_id,))
+            # A look is taken once: of replicas recording outcomes at the same
+            # time, the one that moves the count from `looks` decides.
+            taken = db.execute(
+                "UPDATE experiments SET looks = looks + 1 WHERE id = ? AND looks = ? AND state = ?",
+                (experiment_id, looks, RUNNING),
+            ).rowcount
+        if not taken:
+            return None
         decision = self.report(experiment_id, alpha=experiment.alpha / 2 ** (looks + 1)).decision
         if decision.action == "stop_candidate":
             # Two arms: the experiment ends and the control stays. More arms:

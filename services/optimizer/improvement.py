@@ -23,7 +23,7 @@ from services.optimizer import experiments as states
 from services.optimizer.experiments import Experiments
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, template_variables
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import OptimizerStore
 from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument
 
 log = logging.getLogger("optimizer.cycle")
@@ -68,7 +68,7 @@ class CycleRecord:
 class ImprovementCycle:
     def __init__(
         self,
-        storage: OptimizerStorage,
+        storage: OptimizerStore,
         registry: PromptRegistry,
         experiments: Experiments,
         monitor: QualityMonitor,
@@ -98,7 +98,8 @@ class ImprovementCycle:
     def _credit(self, db, pattern: str, won: bool) -> None:
         db.execute(
             "INSERT INTO learning(pattern, wins, losses) VALUES (?, ?, ?) "
-            "ON CONFLICT(pattern) DO UPDATE SET wins = wins + excluded.wins, losses = losses + excluded.losses",
+            "ON CONFLICT(pattern) DO UPDATE SET wins = learning.wins + excluded.wins, "
+            "losses = learning.losses + excluded.losses",
             (pattern, int(won), int(not won)),
         )
 
@@ -166,7 +167,7 @@ class ImprovementCycle:
         with self.storage.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO cycles(prompt, category, reason, experiment_id, started_at, ended_at, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     prompt,
                     category,
@@ -177,7 +178,7 @@ class ImprovementCycle:
                     gate_note if experiment is None else "",
                 ),
             )
-            cycle_id = cursor.lastrowid
+            (cycle_id,) = cursor.fetchone()
             db.executemany(
                 "INSERT INTO cycle_variants(cycle_id, version, pattern) VALUES (?, ?, ?)",
                 [(cycle_id, v.version, pattern) for v, pattern in versions],

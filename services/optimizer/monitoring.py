@@ -21,7 +21,7 @@ import orjson
 from scipy import stats
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import OptimizerStore
 
 log = logging.getLogger("optimizer.alerts")
 
@@ -69,7 +69,7 @@ class Alert:
 class QualityMonitor:
     def __init__(
         self,
-        storage: OptimizerStorage,
+        storage: OptimizerStore,
         thresholds: Thresholds | None = None,
         window: int = 50,
         min_turns: int = 10,
@@ -88,13 +88,9 @@ class QualityMonitor:
         self.webhook_url = webhook_url
         self.webhook_attempts = webhook_attempts
         self._clock = clock
-        with storage.transaction() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, "
-                "severity TEXT NOT NULL, message TEXT NOT NULL, value REAL NOT NULL, at REAL NOT NULL, "
-                "delivered INTEGER NOT NULL DEFAULT 0)"
-            )
-            db.execute("CREATE INDEX IF NOT EXISTS alerts_by_key ON alerts(key, at)")
+        # What the last check saw, for Prometheus to read between checks.
+        self.latest: list[GroupQuality] = []
+        self.raised: dict[str, int] = {}
 
     def quality(self) -> list[GroupQuality]:
         """Rolling quality of every group with enough scored turns."""
@@ -121,7 +117,8 @@ class QualityMonitor:
     async def check(self) -> list[Alert]:
         """Raise the alerts the current quality calls for (cooldown applied)."""
         raised = []
-        for q in self.quality():
+        self.latest = self.quality()
+        for q in self.latest:
             key = f"quality:{q.group}:{q.key}"
             severity, message = None, ""
             if q.mean < self.thresholds.critical:
@@ -152,6 +149,7 @@ class QualityMonitor:
                 (key, severity, message, value, now),
             )
         alert = Alert(key, severity, message, value, now)
+        self.raised[severity] = self.raised.get(severity, 0) + 1
         log.warning("alert", extra={"fields": {"key": key, "severity": severity, "message": message}})
         if self.webhook_url:
             delivered = await self._deliver(alert)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import OptimizerStore
 from services.runtime.agent_modes import CATEGORIES
 from services.runtime.faults import InvalidArgument, NotFound
 
@@ -102,7 +102,7 @@ def template_variables(template: str) -> tuple[str, ...]:
 
 
 class PromptRegistry:
-    def __init__(self, storage: OptimizerStorage):
+    def __init__(self, storage: OptimizerStore):
         self.storage = storage
         for name, template in DEFAULT_PROMPTS.items():
             with storage.transaction() as db:

@@ -21,10 +21,12 @@ from services.optimizer.improvement import ImprovementCycle
 from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, PromptVersion
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.quality_metrics import quality_metrics
+from services.optimizer.storage import OptimizerStore
 from services.runtime.access import PRINCIPAL
 from services.runtime.conversation_wire import GROUNDING_OF, fact_of
 from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument, NotFound
+from services.runtime.metrics import SNAPSHOTS
 
 STATES = {
     states.RUNNING: optimizer_pb2.EXPERIMENT_STATE_RUNNING,
@@ -400,7 +402,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
 class OptimizerComponent:
     def __init__(
         self,
-        storage: OptimizerStorage,
+        storage: OptimizerStore,
         monitor: QualityMonitor | None = None,
         check_every_s: float = 0.0,
         variant_writer=None,
@@ -423,12 +425,14 @@ class OptimizerComponent:
         self.judge = judge
         self._check_every_s = check_every_s
         self._task: asyncio.Task | None = None
+        self._metrics = quality_metrics(self.monitor)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(
             OptimizerService(self.registry, self.experiments, self.monitor, self.cycle, self.judge, self.evaluations),
             server,
         )
+        SNAPSHOTS.add(self._metrics)
         if self._check_every_s > 0:
             self._task = asyncio.ensure_future(self._watch())
         return [optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name]
@@ -438,12 +442,16 @@ class OptimizerComponent:
         while True:
             await asyncio.sleep(self._check_every_s)
             try:
+                # Replicas sharing a store: one runs the checks and cycles.
+                if not self.storage.leadership():
+                    continue
                 await self.monitor.check()
                 await self.cycle.watch()
             except Exception:  # a bad check must not end the watch
                 log.exception("quality.check_failed")
 
     async def close(self) -> None:
+        SNAPSHOTS.remove(self._metrics)
         await self.evaluations.close()
         if self._task is not None:
             self._task.cancel()

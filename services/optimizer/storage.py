@@ -1,6 +1,13 @@
-"""OptimizerStorage: everything the optimizer keeps, in one SQLite file
-(WAL, one connection under a lock; each change is one transaction). The
-only module that speaks SQL, so another database can take its place."""
+"""What the optimizer keeps, behind one small surface: `transaction()` (one
+change, all or nothing, writers one at a time), `query()`, and
+`leadership()` (whether this replica runs the scheduled decisions). The
+SQL the optimizer's modules write is the part of SQL that SQLite and
+PostgreSQL share, with `?` for parameters.
+
+`OptimizerStorage` is the embedded store: one SQLite file (WAL, one
+connection under a lock), the default. `PostgresStorage`
+(services/optimizer/postgres_storage.py) is the store several replicas
+share."""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import orjson
 
@@ -93,6 +100,16 @@ CREATE TABLE IF NOT EXISTS cycle_variants (
     PRIMARY KEY (cycle_id, version)
 );
 CREATE TABLE IF NOT EXISTS learning (pattern TEXT PRIMARY KEY, wins INTEGER NOT NULL, losses INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    message TEXT NOT NULL,
+    value REAL NOT NULL,
+    at REAL NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS alerts_by_key ON alerts(key, at);
 CREATE TABLE IF NOT EXISTS evaluations (
     id TEXT PRIMARY KEY,
     started_at REAL NOT NULL,
@@ -103,7 +120,65 @@ CREATE TABLE IF NOT EXISTS evaluations (
 """
 
 
-class OptimizerStorage:
+class OptimizerStore:
+    """The records every store keeps the same way; a store adds
+    transaction(), query(), leadership() and close()."""
+
+    def transaction(self) -> AbstractContextManager:
+        raise NotImplementedError
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def leadership(self) -> bool:
+        """True while this replica is the one that runs the scheduled
+        quality checks and improvement cycles."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # Prompts.
+
+    def add_version(self, db, name: str, template: str, variables: list[str], note: str) -> int:
+        row = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM prompt_versions WHERE name = ?", (name,)).fetchone()
+        version = int(row[0])
+        db.execute(
+            "INSERT INTO prompt_versions(name, version, template, created_at, variables, note) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (name, version, template, time.time(), orjson.dumps(variables).decode(), note),
+        )
+        return version
+
+    def audit(
+        self, db, name: str, action: str, version: int, previous: int | None, detail: str = "", actor: str = ""
+    ) -> None:
+        db.execute(
+            "INSERT INTO prompt_audit(at, name, action, version, previous_version, detail, actor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), name, action, version, previous, detail, actor),
+        )
+
+    # Evaluation runs.
+
+    def save_evaluation(self, run_id: str, started_at: float, state: str, summary: dict, report: str = "") -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO evaluations(id, started_at, state, summary, report) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, summary = excluded.summary, "
+                "report = excluded.report",
+                (run_id, started_at, state, orjson.dumps(summary).decode(), report),
+            )
+
+    def evaluation(self, run_id: str) -> tuple[dict, str] | None:
+        """A run's summary and its report (JSON text, "" while running)."""
+        rows = self.query("SELECT summary, report FROM evaluations WHERE id = ?", (run_id,))
+        return (orjson.loads(rows[0][0]), rows[0][1]) if rows else None
+
+
+class OptimizerStorage(OptimizerStore):
+    """The embedded store: one SQLite file, one process."""
+
     def __init__(self, path: str):
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -145,39 +220,5 @@ class OptimizerStorage:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
-    # Prompts.
-
-    def add_version(self, db, name: str, template: str, variables: list[str], note: str) -> int:
-        row = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM prompt_versions WHERE name = ?", (name,)).fetchone()
-        version = int(row[0])
-        db.execute(
-            "INSERT INTO prompt_versions(name, version, template, created_at, variables, note) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (name, version, template, time.time(), orjson.dumps(variables).decode(), note),
-        )
-        return version
-
-    def audit(
-        self, db, name: str, action: str, version: int, previous: int | None, detail: str = "", actor: str = ""
-    ) -> None:
-        db.execute(
-            "INSERT INTO prompt_audit(at, name, action, version, previous_version, detail, actor) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), name, action, version, previous, detail, actor),
-        )
-
-    # Evaluation runs.
-
-    def save_evaluation(self, run_id: str, started_at: float, state: str, summary: dict, report: str = "") -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO evaluations(id, started_at, state, summary, report) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, summary = excluded.summary, "
-                "report = excluded.report",
-                (run_id, started_at, state, orjson.dumps(summary).decode(), report),
-            )
-
-    def evaluation(self, run_id: str) -> tuple[dict, str] | None:
-        """A run's summary and its report (JSON text, "" while running)."""
-        rows = self.query("SELECT summary, report FROM evaluations WHERE id = ?", (run_id,))
-        return (orjson.loads(rows[0][0]), rows[0][1]) if rows else None
+    def leadership(self) -> bool:
+        return True  # the file has one process

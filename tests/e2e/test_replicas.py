@@ -113,10 +113,16 @@ def test_replica_counts_are_checked_against_the_topology():
         ("routr=2", "unknown service 'routr'"),
         ("router=0", "router=0"),
         ("router", "service=count"),
-        ("optimizer=2", "services.optimizer.max_replicas"),
+        ("optimizer=7", "services.optimizer.max_replicas"),
     ]:
         with pytest.raises(MeshError, match=message):
             parse_replicas(text, topology)
+    # Optimizer replicas share PostgreSQL or nothing.
+    with pytest.raises(MeshError, match="optimizer=2 needs OPTIMIZER_DATABASE_URL"):
+        parse_replicas("optimizer=2", topology, env={})
+    assert parse_replicas("optimizer=2", topology, env={"OPTIMIZER_DATABASE_URL": "postgresql://h/db"}) == {
+        "optimizer": 2
+    }
 
 
 def test_load_spreads_over_every_replica(replicated):

@@ -26,10 +26,8 @@ TEMPLATE = "Answer only from the data.\n\n{context}"
 
 
 @pytest.fixture
-async def optimizer(tmp_path):
-    running = await start_server(
-        OptimizerComponent(OptimizerStorage(str(tmp_path / "optimizer.db"))), free_port_settings("optimizer")
-    )
+async def optimizer(open_store):
+    running = await start_server(OptimizerComponent(open_store()), free_port_settings("optimizer"))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     yield optimizer_pb2_grpc.OptimizerServiceStub(channel)
     await channel.close()

@@ -9,7 +9,6 @@ from aiohttp import web
 from services.optimizer.experiments import Experiments
 from services.optimizer.monitoring import CRITICAL, HIGH, LOW, MEDIUM, QualityMonitor
 from services.optimizer.prompts import PromptRegistry
-from services.optimizer.storage import OptimizerStorage
 
 
 class Clock:
@@ -21,11 +20,10 @@ class Clock:
 
 
 @pytest.fixture
-def storage(tmp_path):
-    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
+def storage(open_store):
+    storage = open_store()
     PromptRegistry(storage)
-    yield storage
-    storage.close()
+    return storage
 
 
 def record(storage, scores, category="credit", model="gpt-4o-mini", start=0):

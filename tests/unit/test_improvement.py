@@ -13,14 +13,13 @@ from services.runtime.faults import FailedPrecondition
 
 
 @pytest.fixture
-def parts(tmp_path):
-    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
+def parts(open_store):
+    storage = open_store()
     registry = PromptRegistry(storage)
     experiments = Experiments(storage, registry)
     monitor = QualityMonitor(storage)
     cycle = ImprovementCycle(storage, registry, experiments, monitor, min_samples=20)
-    yield storage, registry, experiments, cycle
-    storage.close()
+    return storage, registry, experiments, cycle
 
 
 async def test_a_weak_category_starts_a_cycle_and_its_result_is_learnt(parts):

@@ -146,11 +146,15 @@ def test_each_service_has_headless_and_clusterip_services_an_autoscaler_and_a_bu
             assert autoscalers[name]["spec"]["maxReplicas"] == spec.max_replicas
     streaming = autoscalers["llm-gateway"]["spec"]["metrics"][0]
     assert streaming["pods"]["metric"]["name"] == "grpc_server_streams_in_flight"
-    # The optimizer's store is one SQLite file on a volume: one pod, replaced not doubled.
+    # The optimizer's replicas share PostgreSQL: a normal rolling Deployment, scaled and budgeted like the others,
+    # its database URL from a secret the operator creates; no volume of its own.
     optimizer = _kinds(documents, "Deployment")["optimizer"]
-    assert optimizer["spec"]["strategy"] == {"type": "Recreate"}
-    assert "optimizer" not in autoscalers
-    assert _kinds(documents, "PersistentVolumeClaim")["optimizer-state"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert optimizer["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert optimizer["spec"]["replicas"] >= 2 and autoscalers["optimizer"]["spec"]["minReplicas"] >= 2
+    pod = optimizer["spec"]["template"]["spec"]
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "optimizer-database"}}]
+    assert "persistentVolumeClaim" not in str(pod["volumes"])
+    assert "optimizer-state" not in _kinds(documents, "PersistentVolumeClaim")
 
 
 def test_peers_are_dialled_on_headless_services_with_client_side_balancing(documents):
@@ -184,8 +188,18 @@ def test_network_policies_deny_by_default_and_admit_only_callers(documents):
         "redis",
     }
     # Only the services that call outside APIs may open HTTPS connections.
-    https = {name for name, p in policies.items() if any("ipBlock" in str(r) for r in p["spec"].get("egress", []))}
-    assert https == {"llm-gateway", "tilores-data"}
+    outside = {
+        name: [
+            (r["to"][0]["ipBlock"]["cidr"], r["ports"][0]["port"])
+            for r in p["spec"].get("egress", [])
+            if "ipBlock" in str(r)
+        ]
+        for name, p in policies.items()
+    }
+    assert {name for name, rules in outside.items() if rules} == {"llm-gateway", "tilores-data", "optimizer"}
+    assert outside["llm-gateway"] == outside["tilores-data"] == [("0.0.0.0/0", 443)]
+    # The optimizer reaches its PostgreSQL server only.
+    assert outside["optimizer"] == [("10.0.0.0/8", 5432)]
 
 
 def test_envoys_grpc_port_admits_only_the_pods_the_topology_names(documents, topology):

@@ -19,17 +19,14 @@ from services.optimizer.experiments import (
     assign,
 )
 from services.optimizer.prompts import PromptRegistry, template_variables
-from services.optimizer.storage import OptimizerStorage
 from services.runtime.faults import InvalidArgument, NotFound
 
 TEMPLATE = "Answer from the data only; cite record ids.\n\n{context}"
 
 
 @pytest.fixture
-def storage(tmp_path):
-    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
-    yield storage
-    storage.close()
+def storage(open_store):
+    return open_store()
 
 
 @pytest.fixture
@@ -215,10 +212,9 @@ def test_identical_constant_scores_are_no_difference():
     assert welch_p_value([0.8] * 7, [0.9] * 9) == 0.0
 
 
-def test_two_processes_worth_of_writers_lose_nothing(tmp_path):
-    """Two stores on one file (as two replicas would be) writing at once."""
-    path = str(tmp_path / "shared.db")
-    stores = [OptimizerStorage(path), OptimizerStorage(path)]
+def test_two_processes_worth_of_writers_lose_nothing(open_store):
+    """Two stores on the same data (as two replicas would be) writing at once."""
+    stores = [open_store(), open_store()]
     for store in stores:
         PromptRegistry(store)
     errors: list[BaseException] = []
@@ -238,5 +234,3 @@ def test_two_processes_worth_of_writers_lose_nothing(tmp_path):
         thread.join()
     assert errors == []
     assert stores[0].query("SELECT COUNT(*) FROM outcomes") == [(400,)]
-    for store in stores:
-        store.close()

@@ -1,0 +1,50 @@
+"""Fixtures every kind of test shares: a real PostgreSQL server (started
+once per session, on first use) and the optimizer's stores on it."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from services.optimizer.postgres_storage import PostgresStorage
+from services.optimizer.storage import OptimizerStorage
+from tests.postgres_server import postgres_server
+
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """A new empty database of the session's server."""
+    return postgres.create_database(f"optimizer_{next(_databases)}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request, tmp_path):
+    """Opens the optimizer's store on each backend: SQLite (the embedded
+    default) and PostgreSQL (the store replicas share). Call it again for
+    a second replica's store on the same data."""
+    opened = []
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+
+        def make():
+            opened.append(PostgresStorage(url))
+            return opened[-1]
+    else:
+        path = str(tmp_path / "optimizer.db")
+
+        def make():
+            opened.append(OptimizerStorage(path))
+            return opened[-1]
+
+    yield make
+    for store in opened:
+        store.close()
