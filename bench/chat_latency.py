@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import statistics
@@ -51,15 +52,14 @@ RESULTS = Path(__file__).with_name("results.md")
 QUESTION = "What is the status and credit score of edwina.hawthorne@example.com?"
 GENERAL = "What can you help me with today?"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# CPU per answer at concurrency 100 before the work on speed (commit
-# fa6350b, this benchmark, 2026-11-30, a 2-core AMD EPYC machine): printed
-# beside each run's figures so the change stays in view.
-BEFORE = {
-    "mesh": {"llm_gateway": 4.54, "router": 3.89, "gateway": 3.41, "envoy": 0.79, "optimizer": 0.94, "others": 0.02},
-    "mesh, customer (warm)": {
-        "llm_gateway": 4.86, "router": 6.12, "gateway": 3.23, "envoy": 0.78, "optimizer": 4.39, "others": 1.23,
-    },
-}  # fmt: skip
+# CPU per answer at the top concurrency of a baseline revision, measured
+# with this benchmark on the same machine and day as the figures beside it
+# (the machine is shared: figures move by a fifth from day to day). Made by
+# running this file from a checkout of the baseline with `--record-before`:
+#   git worktree add /tmp/base fa6350b && cp -r bench /tmp/base/ && cd /tmp/base
+#   python -m bench.chat_latency --record-before <repo>/bench/cpu_before.json
+BEFORE_FILE = Path(__file__).with_name("cpu_before.json")
+CPU_COLUMNS = ("llm_gateway", "router", "gateway", "envoy", "optimizer")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -296,22 +296,56 @@ def cpu_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def before_after(rows: list[Row]) -> str:
-    """CPU per answer at the highest concurrency against BEFORE."""
+def top_cpu(rows: list[Row]) -> dict[str, dict[str, float]]:
+    """CPU per answer by path at the highest concurrency, in CPU_COLUMNS and `others`."""
     top = max(r.concurrency for r in rows)
-    names = ("llm_gateway", "router", "gateway", "envoy", "optimizer")
+    out = {}
+    for row in (r for r in rows if r.concurrency == top):
+        figures = {n: row.cpu_ms.get(n, 0.0) for n in CPU_COLUMNS}
+        figures["others"] = sum(v for n, v in row.cpu_ms.items() if n not in CPU_COLUMNS)
+        out[row.path] = figures
+    return out
+
+
+def record_before(rows: list[Row], path: Path, setup: str) -> None:
+    """This checkout's figures as the baseline later runs are compared with."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    path.write_text(
+        json.dumps(
+            {
+                "commit": commit.stdout.strip() or "unknown",
+                "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "concurrency": max(r.concurrency for r in rows),
+                "setup": setup,
+                "cpu_ms": {path: {n: round(v, 3) for n, v in f.items()} for path, f in top_cpu(rows).items()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def before_after(rows: list[Row]) -> tuple[str, str]:
+    """The baseline's CPU per answer beside this run's, and what the baseline was."""
+    if not BEFORE_FILE.exists():
+        return "", ""
+    baseline = json.loads(BEFORE_FILE.read_text())
+    top = max(r.concurrency for r in rows)
+    if baseline["concurrency"] != top:
+        return "", ""
     lines = [
-        "| path (concurrency " + str(top) + ") | | " + " | ".join(names) + " | others | whole mesh |",
-        "|---|---|" + "---:|" * (len(names) + 2),
+        "| path (concurrency " + str(top) + ") | | " + " | ".join(CPU_COLUMNS) + " | others | whole mesh |",
+        "|---|---|" + "---:|" * (len(CPU_COLUMNS) + 2),
     ]
-    for row in (r for r in rows if r.concurrency == top and r.path in BEFORE):
-        before = BEFORE[row.path]
-        now = {n: row.cpu_ms.get(n, 0.0) for n in names}
-        now["others"] = sum(v for n, v in row.cpu_ms.items() if n not in names)
-        for label, figures in (("before", before), ("now", now)):
-            cells = " | ".join(f"{figures[n]:.2f}" for n in (*names, "others"))
-            lines.append(f"| {row.path} | {label} | {cells} | {sum(figures.values()):.2f} |")
-    return "\n".join(lines)
+    now = top_cpu(rows)
+    for path, before in baseline["cpu_ms"].items():
+        if path not in now or path == "direct":
+            continue
+        for label, figures in (("before", before), ("now", now[path])):
+            cells = " | ".join(f"{figures[n]:.2f}" for n in (*CPU_COLUMNS, "others"))
+            lines.append(f"| {path} | {label} | {cells} | {sum(figures.values()):.2f} |")
+    said = f"commit {baseline['commit']}, measured {baseline['measured']} with this benchmark"
+    return "\n".join(lines), said
 
 
 def added_table(rows: list[Row]) -> str:
@@ -386,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttft-ms", type=float, default=50.0, help="emulator time to first token (default 50)")
     parser.add_argument("--token-ms", type=float, default=5.0, help="emulator delay between tokens (default 5)")
     parser.add_argument("--tokens", type=int, default=20, help="tokens per answer (default 20)")
+    parser.add_argument(
+        "--record-before", type=Path, default=None, help="write this checkout's CPU per answer as the baseline here"
+    )
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.concurrency.split(",")]
     per_level = {c: args.requests or max(100, 8 * c) for c in levels}
@@ -399,9 +436,14 @@ def main(argv: list[str] | None = None) -> int:
         memory = {name: rss_mb(p.pid) for name, p in mesh.processes.items()}
     added = added_table(rows)
     cpu = cpu_table(cpu_rows)
-    compared = before_after(cpu_rows)
+    if args.record_before is not None:
+        record_before(cpu_rows, args.record_before, setup)
+        print(f"\nCPU per streamed answer, milliseconds:\n{cpu}\n\nbaseline written to {args.record_before}")
+        return 0
+    compared, baseline = before_after(cpu_rows)
     print("\nCPU per streamed answer, milliseconds (mesh processes; Envoy included):\n" + cpu)
-    print("\nbefore the work on speed and now:\n" + compared)
+    if compared:
+        print(f"\nthe baseline ({baseline}) and now:\n" + compared)
     memory_lines = "\n".join(f"| {name} | {mb:.0f} MB |" for name, mb in memory.items())
     print("\nadded by the mesh (mesh minus direct):\n" + added)
     print("\nresident memory after the run:\n| process | RSS |\n|---|---:|\n" + memory_lines)
@@ -413,8 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Added by the mesh (the general question)\n\n" + added + "\n\n"
         "## CPU per streamed answer (milliseconds, every feature of the default configuration on)\n\n"
         + cpu
-        + "\n\nBefore the work on speed (commit fa6350b, the same benchmark on this machine) and now:\n\n"
-        + compared
+        + (f"\n\nThe baseline ({baseline}) and now:\n\n{compared}" if compared else "")
         + "\n\n"
         "## Cache paths and where the time goes (concurrency 1)\n\n"
         + HEADER

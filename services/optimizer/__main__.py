@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import os
 
-import psycopg
 from tilores_x.v1 import llm_gateway_pb2_grpc, router_pb2_grpc, tilores_data_pb2_grpc
 
 from services.optimizer.clients import EvaluationPeers, TextGeneration
 from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor, Thresholds
-from services.optimizer.postgres_storage import PostgresStorage
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage, OptimizerStore
 from services.optimizer.variant_writer import LlmVariantWriter
@@ -47,6 +45,11 @@ def open_store() -> OptimizerStore:
     if url:
         if not url.startswith(("postgresql://", "postgres://")):
             raise SettingsError("OPTIMIZER_DATABASE_URL: a postgresql:// URL")
+        # The driver is loaded only where it is used: an embedded optimizer keeps its memory.
+        import psycopg  # noqa: PLC0415
+
+        from services.optimizer.postgres_storage import PostgresStorage  # noqa: PLC0415
+
         try:
             return PostgresStorage(url)
         except psycopg.OperationalError as error:
