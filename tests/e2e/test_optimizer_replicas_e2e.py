@@ -102,6 +102,12 @@ def test_one_replica_runs_the_scheduled_checks_and_the_other_takes_over(two_opti
         mesh.restart(first[0])
 
 
+def outcome_calls(mesh: LocalMesh, name: str) -> int:
+    """RecordOutcomes calls a replica has served, by its log."""
+    text = mesh.log_path(name).read_text(errors="replace")
+    return text.count('"method":"/tilores_x.v1.OptimizerService/RecordOutcomes","code":"OK"')
+
+
 def test_outcomes_from_both_replicas_survive_one_killed_mid_stream_each_once(two_optimizers, database):
     mesh = two_optimizers
     ids: list[str] = []
@@ -121,7 +127,11 @@ def test_outcomes_from_both_replicas_survive_one_killed_mid_stream_each_once(two
     for thread in agents:
         thread.start()
     try:
-        time.sleep(3.0)
+        deadline = time.monotonic() + 20
+        while not (outcome_calls(mesh, "optimizer") and outcome_calls(mesh, "optimizer-2")):
+            assert time.monotonic() < deadline, "the outcomes did not reach both replicas"
+            time.sleep(0.1)
+        # Both replicas are taking outcomes now: one dies in the middle of it.
         assert mesh.stop_instance("optimizer-2", kill=True) != 0
         time.sleep(3.0)
     finally:
