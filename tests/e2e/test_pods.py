@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -87,7 +88,9 @@ class Pod:
         # The kubelet would not verify the gateway's certificate; this test does.
         self.ssl_context = ssl.create_default_context(cafile=str(folder / "ca.crt"))
 
-    def environment(self, ports: dict[str, int], redis_url: str, listen_port: int = 0) -> dict[str, str]:
+    def environment(
+        self, ports: dict[str, int], redis_url: str, listen_port: int = 0, secrets: dict[str, dict[str, str]] = SECRETS
+    ) -> dict[str, str]:
         env = {}
         for item in self.container["env"]:
             value = item["value"]
@@ -107,7 +110,7 @@ class Pod:
         if "REDIS_URL" in env:
             env["REDIS_URL"] = redis_url
         env["PORT_FILE"] = str(self.port_file)
-        env.update(SECRETS.get(self.service, {}))
+        env.update(secrets.get(self.service, {}))
         # What the image sets (Dockerfile ENV), and no other variable.
         env.update(
             PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin",
@@ -210,8 +213,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read_only_mounts):
+def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read_only_mounts, postgres):
     topology = load_topology(REPO / "deploy/topology.yaml")
+    # What `kubectl create secret generic optimizer-database` holds (README, Deploy): the replicas' PostgreSQL.
+    operator_secrets = {**SECRETS, "optimizer": {"OPTIMIZER_DATABASE_URL": postgres.create_database("pods")}}
     deployments = _deployments()
     redis = RedisServer(tmp_path)
     redis.start()
@@ -228,7 +233,7 @@ def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read
             pod = Pod(name, deployments[spec.k8s_name], tmp_path / "pods")
             pod.install_secret(secrets[f"{spec.k8s_name}-tls"])
             ports = {peer: pods[peer].port for peer in spec.peers} | {p: reserved[p] for p in spec.later_peers}
-            pod.start(pod.environment(ports, redis.url, reserved.get(name, 0)), read_only_mounts)
+            pod.start(pod.environment(ports, redis.url, reserved.get(name, 0), operator_secrets), read_only_mounts)
             pods[name] = pod
             pod.wait_ready()
 
@@ -249,6 +254,8 @@ def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read
     assert "Edwina Hawthorne" in answer and "Active" in answer, answer
     assert codes == dict.fromkeys(pods, 0), {n: pods[n].log()[-1500:] for n, c in codes.items() if c}
     # State went where the manifests put it: the embedded demo store on the
-    # tilores_data pod's scratch volume, the optimizer's store on its claim.
+    # tilores_data pod's scratch volume, the optimizer's prompts and outcomes in PostgreSQL, in no file.
     assert (pods["tilores_data"].volumes["/scratch"] / "tilores.db").stat().st_size > 0
-    assert (pods["optimizer"].volumes["/var/lib/optimizer"] / "optimizer.db").stat().st_size > 0
+    with psycopg.connect(operator_secrets["optimizer"]["OPTIMIZER_DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM active_prompts").fetchone()[0] >= 1
+    assert not list((tmp_path / "pods").rglob("optimizer.db"))
