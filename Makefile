@@ -8,7 +8,7 @@ DATA_DIR ?= .data
 CUSTOMERS ?= 1000
 PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 
-.PHONY: run test lint fmt protos seed customers bench eval soak envoy-config k8s clean redis-server promtool postgresql
+.PHONY: run test lint fmt protos seed customers bench eval soak envoy-config k8s clean redis-server promtool postgresql console-assets browser screenshots
 
 REPLICAS ?=
 
@@ -18,7 +18,7 @@ run: $(VENV)/.installed $(GEN)/.stamp seed redis-server
 	$(PY) -m deploy.local_mesh --topology deploy/topology.yaml --data-dir $(DATA_DIR) --replicas "$(REPLICAS)"
 
 ## test: install, generate, lint (buf + ruff) and run every test
-test: lint $(GEN)/.stamp redis-server promtool postgresql
+test: lint $(GEN)/.stamp redis-server promtool postgresql browser
 	$(PY) -m pytest
 
 ## lint: buf lint on the contracts, ruff on the code
@@ -102,6 +102,20 @@ promtool:
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
+
+## console-assets: copy the console's plotting (uPlot) and diff (jsdiff) libraries from their npm packages
+console-assets: node_modules/.installed
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css gateway/console/vendor/
+	cp node_modules/diff/dist/diff.min.js gateway/console/vendor/
+
+## screenshots: the console's pages as the README shows them (docs/console/*.png), taken in Chromium
+screenshots: $(VENV)/.installed $(GEN)/.stamp redis-server browser
+	CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/e2e/test_console_e2e.py -k every_page
+
+## browser: Debian's Chromium and its driver, for the console's browser tests in make test (needs root)
+browser:
+	@command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver)
 
 ## redis-server: the cache's second tier; from Debian when missing (needs root)
 redis-server:

@@ -385,6 +385,9 @@ def render_envoy_config(
         {"match": {"prefix": "/v1/"}, "route": _stream_route(rest.name, topology, True)},
         {"match": {"path": "/health"}, "route": {"cluster": rest.name, "timeout": "5s"}},
         {"match": {"path": "/openapi.json"}, "route": {"cluster": rest.name, "timeout": "5s"}},
+        # The operations console: a page and its assets; its data comes from /v1/ with an admin key.
+        {"match": {"path": "/console"}, "route": {"cluster": rest.name, "timeout": "5s"}},
+        {"match": {"prefix": "/console/"}, "route": {"cluster": rest.name, "timeout": "5s"}},
     ]
     rest_routes[0]["route"]["retry_policy"] = {
         "retry_on": "connect-failure,refused-stream",

@@ -647,6 +647,7 @@ Tilores X Mesh is running.
   metrics per service       {self._metrics_urls()}
   dev API key               {self.api_key}
   dev admin key             {self.admin_key}   (prompts, experiments, quality, access log)
+  operations console        {self.rest_url.replace("127.0.0.1", "localhost")}/console   (sign in with the dev admin key)
   cache tier 2 (Redis)      {self.redis_url or os.environ.get("REDIS_URL") or "none: redis-server is not installed"}
   logs                      {self.log_dir}/
 

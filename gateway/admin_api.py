@@ -10,6 +10,8 @@
   GET  /v1/experiments/{id}                  arms, statistics, decision
   POST /v1/experiments/{id}/stop             {"reason"?}   (the kill switch)
   GET  /v1/quality                           rolling quality and recent alerts (?check=now checks first)
+  GET  /v1/quality/history                   ?group=category|model|prompt|mode&hours=24&points=120: each key's
+                                              rolling quality over time, and the levels
   POST /v1/virtuous-cycle/trigger            {"prompt"?, "category"?, "reason"?}: start an improvement cycle
   GET  /v1/virtuous-cycle/status             cycles, experiments, quality by category, decisions, learning
   POST /v1/evaluations                       {"models", "customers", "questions"?, "seed"?, "prompt_version"?,
@@ -21,6 +23,8 @@ Bodies are JSON; answers are the optimizer's messages as JSON with their
 proto field names; errors are OpenAI error JSON naming the field."""
 
 from __future__ import annotations
+
+import time
 
 import grpc
 import orjson
@@ -39,8 +43,10 @@ from gateway.json_body import (
 )
 from gateway.openai_errors import OpenAIError, from_grpc
 from gateway.plain_json import plain_dict
+from gateway.query_params import number_param, query_params
 from gateway.routes import Route
 
+HISTORY_PARAMS = ("group", "hours", "points")
 PATH_PARAMS = {"name": r"[A-Za-z0-9_-]{1,64}", "experiment_id": r"\d+", "run_id": r"eval-[0-9a-f]{1,32}"}
 MAX_EVALUATION_MODELS = 16
 MAX_EVALUATION_CUSTOMERS = 500
@@ -111,6 +117,7 @@ class AdminRoutes:
             admin("GET", "/v1/experiments/{experiment_id}", self.experiment),
             admin("POST", "/v1/experiments/{experiment_id}/stop", self.stop_experiment),
             admin("GET", "/v1/quality", self.quality),
+            admin("GET", "/v1/quality/history", self.quality_history),
             admin("POST", "/v1/virtuous-cycle/trigger", self.trigger_cycle),
             admin("GET", "/v1/virtuous-cycle/status", self.cycle_status),
             admin("POST", "/v1/evaluations", self.start_evaluation),
@@ -230,6 +237,18 @@ class AdminRoutes:
     async def quality(self, exchange: Exchange) -> None:
         request = optimizer_pb2.GetQualityRequest(check_now="check=now" in exchange.query)
         await self._call(exchange, self._optimizer.GetQuality, request)
+
+    async def quality_history(self, exchange: Exchange) -> None:
+        query = query_params(exchange.query, HISTORY_PARAMS)
+        group = query.get("group", "category")  # the optimizer names the groups it keeps
+        hours = number_param(query, "hours", 0.01, 24 * 90, "hours, a number") or 24.0
+        points = number_param(query, "points", 1, 500, "a number of points")
+        if points != int(points):
+            raise OpenAIError(400, "Invalid 'points': expected an integer.", param="points", code="invalid_type")
+        request = optimizer_pb2.GetQualityHistoryRequest(
+            group=group, since=time.time() - hours * 3600, points=int(points)
+        )
+        await self._call(exchange, self._optimizer.GetQualityHistory, request)
 
     async def trigger_cycle(self, exchange: Exchange) -> None:
         body = await _body(exchange)

@@ -24,6 +24,7 @@ from gateway.api_keys import ApiKeys
 from gateway.cache_admin import CacheAdminRoute
 from gateway.chat import ChatRoutes
 from gateway.completions import CompletionRoutes
+from gateway.console import ConsoleRoutes
 from gateway.credit_api import CreditRoutes
 from gateway.embeddings import EmbeddingRoute
 from gateway.exchange import Exchange
@@ -69,9 +70,8 @@ class GatewayApp:
             self._channels.append(optimizer_channel)
             optimizer = optimizer_pb2_grpc.OptimizerServiceStub(optimizer_channel)
             addrs["optimizer"] = settings.optimizer_addr
-        health = HealthRoutes(
-            router, health_pb2_grpc.HealthStub(router_channel), HealthReport(router, optimizer, addrs)
-        )
+        report = HealthReport(router, optimizer, addrs)
+        health = HealthRoutes(router, health_pb2_grpc.HealthStub(router_channel), report)
         routes = [
             *ChatRoutes(router, self._quotas, settings.chat_timeout_s, settings.heartbeat_s).routes(),
             *CompletionRoutes(router, self._quotas, settings.chat_timeout_s).routes(),
@@ -80,6 +80,7 @@ class GatewayApp:
             *ModelRoutes(llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)).routes(),
             *EmbeddingRoute(llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel), self._quotas).routes(),
             *health.routes(),
+            *ConsoleRoutes(report).routes(),
         ]
         if settings.audit_addr:
             audit_channel = open_channel(settings.audit_addr)

@@ -62,6 +62,31 @@ def observe_answer(model: str, ttft_s: float, added_ms: float, first_at: float, 
         TIME_PER_OUTPUT_TOKEN.labels(model).observe((time.perf_counter() - first_at) / (usage.completion_tokens - 1))
 
 
+def snapshot() -> dict[str, float]:
+    """This process's HTTP totals so far, for the console to turn into rates."""
+    requests = errors = 0.0
+    for metric in HTTP_REQUESTS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                requests += sample.value
+                errors += sample.value if sample.labels["status"].startswith("5") else 0.0
+    seconds_sum = seconds_count = 0.0
+    for metric in HTTP_SECONDS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_sum"):
+                seconds_sum += sample.value
+            elif sample.name.endswith("_count"):
+                seconds_count += sample.value
+    streams = next(s.value for m in STREAMS_IN_FLIGHT.collect() for s in m.samples)
+    return {
+        "requests": requests,
+        "server_errors": errors,
+        "seconds_sum": seconds_sum,
+        "seconds_count": seconds_count,
+        "streams_in_flight": streams,
+    }
+
+
 def exposition() -> tuple[bytes, bytes]:
     """Body and content type of `GET /metrics`."""
     return generate_latest(), CONTENT_TYPE_LATEST.encode()

@@ -210,6 +210,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("GET", "/v1/experiments/{experiment_id}"): ("An experiment's arms, statistics and decision", None, 200, "json"),
     ("POST", "/v1/experiments/{experiment_id}/stop"): ("Stop an experiment", _body(REASON, False), 200, "json"),
     ("GET", "/v1/quality"): ("Rolling quality, alerts and judge agreement", None, 200, "json"),
+    ("GET", "/v1/quality/history"): ("Each group's rolling quality over time, with its levels", None, 200, "json"),
     ("POST", "/v1/virtuous-cycle/trigger"): (
         "Start an improvement cycle",
         _body(_object([], prompt=STRING, category=STRING, reason=STRING), False),
@@ -246,6 +247,15 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("GET", "/health/detailed"): ("Every service and dependency (the gateway's own port)", None, 200, "json"),
     ("GET", "/metrics"): ("Prometheus metrics (the gateway's own port)", None, 200, "text"),
     ("GET", "/openapi.json"): ("This document", None, 200, "json"),
+    ("GET", "/console"): (
+        "The operations console (a page; its data comes from /v1/ with an admin key)",
+        None,
+        200,
+        "html",
+    ),
+    ("GET", "/console/{asset}"): ("A script, style sheet or library of the console", None, 200, "asset"),
+    ("GET", "/v1/console/session"): ("Who the key is and which console pages it may open", None, 200, "json"),
+    ("GET", "/v1/console/mesh"): ("Every service and dependency, as /health/detailed sees them", None, 200, "json"),
 }
 PATH_PARAMETERS = {
     "identifier": "An e-mail, client id, phone number or Salesforce contact id (URL-encoded)",
@@ -254,15 +264,18 @@ PATH_PARAMETERS = {
     "name": "A prompt name, e.g. customer",
     "experiment_id": "An experiment id",
     "run_id": "An evaluation run id, eval-…",
+    "asset": "A file of the console, e.g. console.js or vendor/uPlot.iife.min.js",
 }
 QUERY_PARAMETERS = {
     ("GET", "/v1/access-log"): ("entity_id", "who", "completion_id", "since", "until", "limit"),
     ("GET", "/v1/quality"): ("check",),
+    ("GET", "/v1/quality/history"): ("group", "hours", "points"),
 }
 MEDIA = {
     "json": {"application/json": {"schema": OBJECT}},
     "json+sse": {"application/json": {"schema": OBJECT}, "text/event-stream": {"schema": STRING}},
     "html": {"text/html": {"schema": STRING}},
+    "asset": {"text/javascript": {"schema": STRING}, "text/css": {"schema": STRING}},
     "text": {"text/plain": {"schema": STRING}},
 }
 

@@ -12,6 +12,7 @@ webhook with retries."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from scipy import stats
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from services.optimizer.storage import OptimizerStore
+from services.runtime.faults import InvalidArgument
 
 log = logging.getLogger("optimizer.alerts")
 
@@ -113,6 +115,39 @@ class QualityMonitor:
                 slope = _slope(scores)
                 out.append(GroupQuality(group, key, len(scores), mean, slope, self.thresholds.level(mean)))
         return out
+
+    def history(self, group: str, since: float, points: int = 120) -> dict[str, list[tuple[float, float, int]]]:
+        """Per key of `group`, its rolling quality (the mean of its last
+        `window` scored turns) at the end of each of `points` equal
+        intervals from `since` to now where the key had a scored turn:
+        (at, mean, turns), oldest first."""
+        if group not in GROUPS:
+            raise InvalidArgument(f"group must be one of {', '.join(GROUPS)}", field="group")
+        if not 1 <= points <= 500:
+            raise InvalidArgument("points must be between 1 and 500", field="points")
+        now = self._clock()
+        if since >= now:
+            raise InvalidArgument("since must be in the past", field="since")
+        step = (now - since) / points
+        rows = self.storage.query(
+            f"SELECT {GROUPS[group]}, at, score FROM outcomes WHERE score IS NOT NULL AND at >= ? ORDER BY id",
+            (since,),
+        )
+        windows: dict[str, collections.deque] = {}
+        series: dict[str, list[tuple[float, float, int]]] = {}
+        for key, at, score in rows:
+            if not key:
+                continue
+            window = windows.setdefault(key, collections.deque(maxlen=self.window))
+            window.append(score)
+            end = since + step * min(points, int((at - since) // step) + 1)
+            point = (end, sum(window) / len(window), len(window))
+            keyed = series.setdefault(key, [])
+            if keyed and keyed[-1][0] == end:
+                keyed[-1] = point  # the interval's last turn speaks for it
+            else:
+                keyed.append(point)
+        return dict(sorted(series.items()))
 
     async def check(self) -> list[Alert]:
         """Raise the alerts the current quality calls for (cooldown applied)."""

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Sequence
 
 import grpc
@@ -335,6 +336,27 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
                 for a, delivered in self._monitor.alerts()
             ],
             judge_agreement=optimizer_pb2.JudgeAgreement(turns=turns, agreement=agreement, mean_difference=difference),
+        )
+
+    async def GetQualityHistory(self, request, context):
+        monitor = self._monitor
+        if monitor is None:
+            return optimizer_pb2.GetQualityHistoryResponse()
+        since = request.since or time.time() - 86_400
+        series = monitor.history(request.group, since, request.points or 120)
+        levels = monitor.thresholds
+        return optimizer_pb2.GetQualityHistoryResponse(
+            series=[
+                optimizer_pb2.QualitySeries(
+                    key=key,
+                    points=[optimizer_pb2.QualityPoint(at=at, mean=mean, turns=turns) for at, mean, turns in points],
+                )
+                for key, points in series.items()
+            ],
+            levels=optimizer_pb2.QualityLevels(
+                critical=levels.critical, warning=levels.warning, target=levels.target, excellent=levels.excellent
+            ),
+            window=monitor.window,
         )
 
     def _cycle(self, record) -> optimizer_pb2.ImprovementCycleRecord:

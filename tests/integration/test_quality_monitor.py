@@ -3,12 +3,15 @@ delivery to a local HTTP server."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from aiohttp import web
 
 from services.optimizer.experiments import Experiments
 from services.optimizer.monitoring import CRITICAL, HIGH, LOW, MEDIUM, QualityMonitor
 from services.optimizer.prompts import PromptRegistry
+from services.runtime.faults import InvalidArgument
 
 
 class Clock:
@@ -108,3 +111,30 @@ async def test_an_unreachable_webhook_is_logged_not_fatal(storage):
     monitor = QualityMonitor(storage, clock=Clock(), webhook_url="http://127.0.0.1:9/alerts", webhook_attempts=2)
     raised = await monitor.check()
     assert raised and not any(delivered for _, delivered in monitor.alerts())
+
+
+def test_history_traces_each_keys_rolling_quality_over_time(storage):
+    record(storage, [0.9] * 10, category="credit")
+    record(storage, [0.6] * 4, category="billing")
+    record(storage, [0.5] * 10, category="credit", start=10)
+    now = time.time()
+    monitor = QualityMonitor(storage, window=10, clock=lambda: now + 1)
+    history = monitor.history("category", since=now - 3600, points=60)
+    assert sorted(history) == ["billing", "credit"]
+    (credit,) = history["credit"]  # every turn fell in the last interval: one point, its last reading
+    at, mean, turns = credit
+    assert at == pytest.approx(now + 1) and mean == pytest.approx(0.5) and turns == 10  # the window's last 10
+    assert history["billing"][0][1:] == (pytest.approx(0.6), 4)
+    by_model = monitor.history("model", since=now - 3600)
+    assert list(by_model) == ["gpt-4o-mini"]
+
+
+@pytest.mark.parametrize(
+    "group, since_ago, points, field",
+    [("nope", 60, 10, "group"), ("category", -60, 10, "since"), ("category", 60, 0, "points")],
+)
+def test_history_refuses_bad_requests_by_name(storage, group, since_ago, points, field):
+    monitor = QualityMonitor(storage)
+    with pytest.raises(InvalidArgument) as refused:
+        monitor.history(group, since=time.time() - since_ago, points=points)
+    assert refused.value.field == field

@@ -1,0 +1,330 @@
+"""The operations console in a real browser (Debian's Chromium, driven by
+Selenium) against a running mesh through Envoy: an ordinary key cannot open
+it, every page loads with no error in the browser's console, the tables and
+plots show what the API returns, the prompt actions work after a
+confirmation, and the pages update themselves.
+
+With CONSOLE_SCREENSHOTS=<folder> each page is also saved there as a PNG
+(`make screenshots` writes the README's into docs/console)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
+
+from tests.e2e.conftest import API_KEY, http_json, start_local_mesh
+
+pytestmark = pytest.mark.e2e
+
+PAGES = ["mesh", "quality", "experiments", "prompts", "access"]
+DEMO_PROMPT = "console_demo"
+FIRST = "Answer from the data only.\n\n{context}"
+SECOND = "Answer from the data only.\nLead with the figure asked for.\n\n{context}"
+SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS", "")
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    mesh = start_local_mesh(tmp_path_factory.mktemp("console"), QUALITY_CHECK_INTERVAL_S="0.3", ROUTER_PROMPT_TTL_S="0")
+    yield mesh
+    mesh.stop()
+
+
+@pytest.fixture(scope="module")
+def activity(mesh):
+    """What an afternoon leaves behind: chats about a customer, credit
+    answers scoring low (an alert and an improvement cycle with its
+    experiment), outcomes for that experiment's arms, a prompt with two
+    versions, and an evaluation run."""
+    admin = mesh.admin_key
+    for question in ("What is the status of edwina.hawthorne@example.com?", "Her last payment?") * 2:
+        status, _ = http_json("POST", f"{mesh.rest_url}/v1/chat/completions", {
+            "model": "offline", "messages": [{"role": "user", "content": question}],
+        })  # fmt: skip
+        assert status == 200
+    with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
+        optimizer = optimizer_pb2_grpc.OptimizerServiceStub(channel)
+        metadata = (("x-mesh-service", "optimizer"),)
+        wrong = common_pb2.Grounding(
+            status=common_pb2.GROUNDING_STATUS_FOUND,
+            text="- [credit] TransUnion credit score: 712 (record 9001)",
+            facts=[common_pb2.Fact(topic="credit", label="TransUnion credit score", value="712", record_id="9001")],
+        )
+        for n in range(25):
+            optimizer.RecordOutcome(
+                optimizer_pb2.RecordOutcomeRequest(
+                    completion_id=f"chatcmpl-weak-{n}", prompt="customer", version=1, model="offline",
+                    category="credit", question="What is her credit score?",
+                    answer="Her TransUnion score is 745 [record 9001].", grounding=wrong,
+                ),
+                metadata=metadata,
+            )  # fmt: skip
+        status_url = f"{mesh.rest_url}/v1/virtuous-cycle/status"
+        deadline = time.monotonic() + 30
+        while not (cycles := http_json("GET", status_url, key=admin)[1].get("cycles")):
+            assert time.monotonic() < deadline, "no improvement cycle started"
+            time.sleep(0.2)
+        experiment = cycles[0]["experiment"]
+        for n in range(120):
+            chosen = optimizer.GetPrompt(
+                optimizer_pb2.GetPromptRequest(name="customer", conversation_id=f"conv-{n}"), metadata=metadata
+            )
+            optimizer.RecordOutcome(
+                optimizer_pb2.RecordOutcomeRequest(
+                    completion_id=f"chatcmpl-arm-{n}", prompt="customer", version=chosen.version,
+                    experiment_id=chosen.experiment_id, category="credit", score=0.7 + (n % 7) * 0.03,
+                ),
+                metadata=metadata,
+            )  # fmt: skip
+    for template in (FIRST, SECOND):
+        status, body = http_json(
+            "POST", f"{mesh.rest_url}/v1/prompts/{DEMO_PROMPT}/versions", {"template": template}, key=admin
+        )
+        assert status == 200, body
+    status, run = http_json("POST", f"{mesh.rest_url}/v1/evaluations", {
+        "models": ["offline"], "customers": ["edwina.hawthorne@example.com"], "questions": 14,
+    }, key=admin)  # fmt: skip
+    assert status == 202, run
+    run_id = run["run"]["id"]
+    deadline = time.monotonic() + 60
+    while http_json("GET", f"{mesh.rest_url}/v1/evaluations/{run_id}", key=admin)[1]["run"]["state"] == "running":
+        assert time.monotonic() < deadline, "the evaluation did not finish"
+        time.sleep(0.3)
+    return {"experiment_id": experiment["id"], "run_id": run_id}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "Chromium is missing: `make test` installs Debian's chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(driver))
+    yield driver
+    driver.quit()
+
+
+def console_errors(browser) -> list[dict]:
+    return [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+
+
+def sign_in(browser, mesh, key: str) -> None:
+    browser.get(f"{mesh.rest_url}/console")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(f"{mesh.rest_url}/console")
+    browser.find_element(By.ID, "key").send_keys(key)
+    browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+
+
+def open_page(browser, mesh, page: str) -> None:
+    """Go to a page and wait until it has drawn what the API returned."""
+    before = browser.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") or ""
+    browser.get(f"{mesh.rest_url}/console#{page}")
+    WebDriverWait(browser, 15).until(
+        lambda b: (
+            (loaded := b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") or "").startswith(f"{page}:")
+            and loaded != before
+        )
+    )
+
+
+def texts(browser, selector: str) -> list[str]:
+    return [e.text for e in browser.find_elements(By.CSS_SELECTOR, selector)]
+
+
+def shoot(browser, page: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(Path(SCREENSHOTS) / f"{page}.png"))
+
+
+def test_the_page_and_its_assets_come_from_the_mesh_with_a_strict_policy(mesh):
+    with urllib.request.urlopen(f"{mesh.rest_url}/console", timeout=10) as reply:
+        page = reply.read().decode()
+        policy = reply.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "http" not in page.replace(f"{mesh.rest_url}", "")  # no asset from elsewhere
+    for asset in (
+        "console.js",
+        "console.css",
+        "vendor/uPlot.iife.min.js",
+        "vendor/uPlot.min.css",
+        "vendor/diff.min.js",
+    ):
+        with urllib.request.urlopen(f"{mesh.rest_url}/console/{asset}", timeout=10) as reply:
+            assert reply.status == 200 and reply.read()
+    # Only the console's own files: nothing else of the gateway's folder.
+    for path in ("/console/console.py", "/console/__init__.py", "/console/vendor", "/console/index.html.bak"):
+        status, body = http_json("GET", f"{mesh.rest_url}{path}")
+        assert status == 404 and body["error"]["code"] == "unknown_url", path
+
+
+def test_an_ordinary_key_cannot_open_the_console(mesh, browser):
+    sign_in(browser, mesh, API_KEY)
+    error = WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "login-error").text)
+    assert error == "This key cannot open the console: it lacks the admin scope."
+    assert not browser.find_element(By.ID, "nav").is_displayed()
+    assert not browser.find_element(By.ID, "page").is_displayed()
+    # Nor does the API behind it answer that key.
+    status, body = http_json("GET", f"{mesh.rest_url}/v1/console/mesh")
+    assert status == 403 and "admin" in body["error"]["message"]
+    sign_in(browser, mesh, "sk-not-a-key-at-all")
+    assert (
+        WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "login-error").text)
+        == "This key is not valid."
+    )
+    assert console_errors(browser) == [] or all(
+        "401" in e["message"] or "403" in e["message"] for e in console_errors(browser)
+    )
+
+
+def test_every_page_loads_without_errors_and_shows_what_the_api_returns(mesh, browser, activity):
+    admin = mesh.admin_key
+    sign_in(browser, mesh, admin)
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
+    assert texts(browser, "#nav a") == ["Mesh", "Quality", "Experiments", "Prompts", "Access log"]
+    browser.get_log("browser")  # the sign-in's refused keys above are not this test's
+
+    open_page(browser, mesh, "mesh")
+    _, detail = http_json("GET", f"{mesh.rest_url}/v1/console/mesh", key=admin)
+    rows = {
+        r.find_elements(By.TAG_NAME, "td")[0].text: r.text
+        for r in browser.find_elements(By.CSS_SELECTOR, ".card tbody tr")
+    }
+    for service, state in detail["services"].items():
+        assert state["status"] in rows[service]
+    assert "offline" in rows and "closed" in rows["offline"]
+    shoot(browser, "mesh")
+
+    open_page(browser, mesh, "quality")
+    _, history = http_json("GET", f"{mesh.rest_url}/v1/quality/history?group=category&hours=24", key=admin)
+    keys = [s["key"] for s in history["series"]]
+    assert "credit" in keys
+    chart = browser.find_element(By.CSS_SELECTOR, "#quality-chart .uplot")
+    assert chart.get_attribute("data-series") == str(len(keys) + 4)  # a line per category and the four levels
+    assert browser.find_elements(By.CSS_SELECTOR, "#quality-chart canvas")
+    legend = " ".join(texts(browser, "#quality-chart .u-legend th"))
+    assert all(key in legend for key in keys) and "warning" in legend
+    _, quality = http_json("GET", f"{mesh.rest_url}/v1/quality", key=admin)
+    credit_alerts = [a for a in quality["alerts"] if a["key"] == "quality:category:credit"]
+    assert credit_alerts and any(credit_alerts[0]["message"] in t for t in texts(browser, ".card tbody tr"))
+    shoot(browser, "quality")
+
+    open_page(browser, mesh, "experiments")
+    _, reply = http_json("GET", f"{mesh.rest_url}/v1/experiments/{activity['experiment_id']}", key=admin)
+    arms = reply["experiment"]["arms"]
+    drawn = browser.find_elements(By.CSS_SELECTOR, "svg.arms g.arm")
+    assert [g.get_attribute("data-version") for g in drawn] == [str(a["version"]) for a in arms]
+    assert any(a["scored"] > 1 for a in arms) and browser.find_elements(By.CSS_SELECTOR, "svg.arms g.arm line")
+    assert reply["experiment"]["decision"] in browser.find_element(By.CSS_SELECTOR, ".decision").text
+    browser.find_element(By.ID, "evaluation-id").send_keys(activity["run_id"])
+    browser.find_element(By.CSS_SELECTOR, "#open-experiment button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "table.heat td"))
+    _, run = http_json("GET", f"{mesh.rest_url}/v1/evaluations/{activity['run_id']}", key=admin)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table.heat td")) == len(run["run"]["cells"])
+    shoot(browser, "experiments")
+
+    open_page(browser, mesh, "prompts")
+    browser.find_element(By.CSS_SELECTOR, f'.prompt-link[data-name="{DEMO_PROMPT}"]').click()
+    WebDriverWait(browser, 10).until(lambda b: f"{DEMO_PROMPT}: versions" in b.page_source)
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".diff ins"))
+    assert browser.find_element(By.CSS_SELECTOR, ".diff ins").text.strip() == "Lead with the figure asked for."
+    shoot(browser, "prompts")
+
+    open_page(browser, mesh, "access")
+    _, log = http_json("GET", f"{mesh.rest_url}/v1/access-log?limit=200", key=admin)
+    customer = log["data"][0]["entity_id"]
+    browser.find_element(By.ID, "access-entity_id").send_keys(customer)
+    browser.find_element(By.CSS_SELECTOR, "#access-filter button").click()
+    _, only = http_json("GET", f"{mesh.rest_url}/v1/access-log?limit=200&entity_id={customer}", key=admin)
+    WebDriverWait(browser, 10).until(
+        lambda b: len(b.find_elements(By.CSS_SELECTOR, ".card tbody tr")) == len(only["data"])
+    )
+    assert all(customer in row for row in texts(browser, ".card tbody tr"))
+    shoot(browser, "access")
+
+    assert console_errors(browser) == []
+
+
+def test_activating_and_rolling_back_a_prompt_ask_first_then_act(mesh, browser, activity):
+    admin = mesh.admin_key
+    sign_in(browser, mesh, admin)
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
+    open_page(browser, mesh, "prompts")
+    browser.find_element(By.CSS_SELECTOR, f'.prompt-link[data-name="{DEMO_PROMPT}"]').click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, 'button.activate[data-version="2"]'))
+
+    def active() -> int:
+        return http_json("GET", f"{mesh.rest_url}/v1/prompts/{DEMO_PROMPT}", key=admin)[1]["active_version"]
+
+    assert active() == 1
+    # Cancelled: nothing happens.
+    browser.find_element(By.CSS_SELECTOR, 'button.activate[data-version="2"]').click()
+    assert browser.find_element(By.ID, "confirm").is_displayed()
+    assert "Make v2 the active version" in browser.find_element(By.ID, "confirm-text").text
+    browser.find_element(By.ID, "confirm-cancel").click()
+    assert active() == 1
+    # Confirmed: v2 is active.
+    browser.find_element(By.CSS_SELECTOR, 'button.activate[data-version="2"]').click()
+    browser.find_element(By.ID, "confirm-ok").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "prompt-message").text == "v2 is now active.")
+    assert active() == 2
+    # Roll back, with a reason, which the history keeps.
+    browser.find_element(By.ID, "rollback").click()
+    browser.find_element(By.ID, "confirm-reason").send_keys("wordier answers")
+    browser.find_element(By.ID, "confirm-ok").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "prompt-message").text == "Rolled back.")
+    assert active() == 1
+    history = http_json("GET", f"{mesh.rest_url}/v1/prompts/{DEMO_PROMPT}", key=admin)[1]["history"]
+    assert history[-1]["action"] == "rolled_back" and "wordier answers" in history[-1]["detail"]
+    assert console_errors(browser) == []
+
+
+def test_pages_update_themselves_without_a_reload(mesh, browser, activity):
+    sign_in(browser, mesh, mesh.admin_key)
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
+    open_page(browser, mesh, "mesh")
+    browser.execute_script("window.stayed = true")  # gone if the page reloads
+    first = browser.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")
+    try:
+        WebDriverWait(browser, 15).until(
+            lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") != first
+        )
+    except TimeoutException:
+        pytest.fail("the mesh page did not refresh itself")
+    assert browser.execute_script("return window.stayed") is True
+    # Rates need two readings: after a refresh the traffic chart is drawn.
+    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#edge-chart .uplot"))
+    assert console_errors(browser) == []
+
+
+@pytest.mark.parametrize(
+    "query, param",
+    [
+        ("group=nope", "group"),
+        ("hours=abc", "hours"),
+        ("hours=0", "hours"),
+        ("points=2.5", "points"),
+        ("colour=red", "colour"),
+    ],
+)
+def test_quality_history_refuses_bad_input_by_name(mesh, query, param):
+    status, body = http_json("GET", f"{mesh.rest_url}/v1/quality/history?{query}", key=mesh.admin_key)
+    assert status == 400 and body["error"]["param"] == param, body
+    status, body = http_json("GET", f"{mesh.rest_url}/v1/quality/history")  # an ordinary key
+    assert status == 403
