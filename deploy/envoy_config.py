@@ -406,6 +406,7 @@ def render_envoy_config(
         )
         for prefix in (
             "/grpc.health.v1.Health/",
+            "/tilores_x.v1.ProcessService/",
             "/grpc.reflection.v1alpha.ServerReflection/",
             "/grpc.reflection.v1.ServerReflection/",
         ):

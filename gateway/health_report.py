@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from tilores_x.v1 import cache_pb2, llm_gateway_pb2, optimizer_pb2, router_pb2
+from tilores_x.v1 import cache_pb2, llm_gateway_pb2, optimizer_pb2, process_pb2, router_pb2
 
-from gateway.plain_json import enum_word
-from services.runtime.replicas import replica_health
+from gateway.plain_json import enum_word, plain_dict
+from services.runtime.replicas import replica_statuses
 
 
 class HealthReport:
@@ -22,9 +22,8 @@ class HealthReport:
         self._addrs = addrs  # the gateway's peers: name -> channel target
 
     async def _service(self, name: str) -> dict:
-        total, serving = await replica_health(self._addrs[name])
-        status = "SERVING" if serving else ("NOT_SERVING" if total else "UNREACHABLE")
-        return {"status": status, "replicas_total": total, "replicas_serving": serving}
+        replicas = await replica_statuses(self._addrs[name])
+        return _service_health(replicas)
 
     async def _router_detail(self) -> router_pb2.GetHealthDetailResponse | None:
         try:
@@ -71,6 +70,7 @@ class HealthReport:
                         "status": peer.status,
                         "replicas_total": peer.replicas_total,
                         "replicas_serving": peer.replicas_serving,
+                        "replicas": [_replica(r) for r in peer.replicas],
                     },
                 )
             body["breakers"] = {
@@ -78,6 +78,10 @@ class HealthReport:
                     "configured": p.configured,
                     "state": enum_word(llm_gateway_pb2.BreakerState.DESCRIPTOR, p.breaker),
                     "retry_after_ms": p.retry_after_ms,
+                    "changes": [
+                        {"at": c.at, "state": enum_word(llm_gateway_pb2.BreakerState.DESCRIPTOR, c.state)}
+                        for c in p.changes
+                    ],
                 }
                 for p in detail.providers
             }
@@ -130,4 +134,22 @@ def _cache(detail: router_pb2.GetHealthDetailResponse) -> dict:
         "l1_entries": stats.l1_entries,
         "l2_keys": stats.l2_keys,
         "tiers": tiers,
+    }
+
+
+def _replica(status: process_pb2.ReplicaStatus) -> dict:
+    """One replica as the report shows it: its figures since it started
+    (rates come from two readings), null when it did not answer."""
+    stats = plain_dict(status.stats) if status.HasField("stats") else None
+    return {"address": status.address, "serving": status.serving, "stats": stats}
+
+
+def _service_health(replicas: list[process_pb2.ReplicaStatus]) -> dict:
+    serving = sum(r.serving for r in replicas)
+    status = "SERVING" if serving else ("NOT_SERVING" if replicas else "UNREACHABLE")
+    return {
+        "status": status,
+        "replicas_total": len(replicas),
+        "replicas_serving": serving,
+        "replicas": [_replica(r) for r in replicas],
     }

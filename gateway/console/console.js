@@ -14,7 +14,7 @@ const PAGES = {
 const LEVEL_COLOURS = { critical: "#d0342c", warning: "#d98200", target: "#1f9d55", excellent: "#2d6cdf" };
 const SERIES_COLOURS = ["#2d6cdf", "#8e44ad", "#16a085", "#c0392b", "#d35400", "#2c3e50", "#7f8c8d", "#27ae60"];
 
-const state = { session: null, page: null, timer: null, breakers: {}, edge: [], charts: [], prompt: null };
+const state = { session: null, page: null, timer: null, breakers: {}, edge: [], replicas: {}, charts: [], prompt: null };
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -179,6 +179,31 @@ async function meshPage(content) {
     badge(s.status),
     s.replicas_total === null ? "this replica" : `${s.replicas_serving} of ${s.replicas_total}`,
   ]);
+  // Every replica: its figures since it started, turned into rates against the previous reading.
+  const replicaRows = [];
+  const seen = {};
+  for (const [name, s] of Object.entries(mesh.services || {})) {
+    for (const replica of s.replicas || []) {
+      const key = `${name}@${replica.address}`;
+      const now = replica.stats;
+      const before = state.replicas[key];
+      seen[key] = now ? { at: Date.now() / 1000, ...now } : undefined;
+      let rps = "—", errors = "—", latency = "—";
+      if (now && before && now.uptime_s >= before.uptime_s) {
+        const seconds = Date.now() / 1000 - before.at;
+        const calls = now.rpcs - before.rpcs;
+        rps = (calls / seconds).toFixed(1);
+        errors = calls ? pct((now.server_errors - before.server_errors) / calls) : "0.0 %";
+        latency = calls ? `${(((now.rpc_seconds - before.rpc_seconds) / calls) * 1000).toFixed(1)} ms` : "—";
+      }
+      replicaRows.push([
+        name, replica.address, badge(replica.serving ? "serving" : "not_serving"),
+        now ? now.streams_in_flight : "—", rps, errors, latency,
+        now ? `${Math.round(now.rss_bytes / 1048576)} MB` : "—", now ? `${Math.round(now.uptime_s / 60)} min` : "—",
+      ]);
+    }
+  }
+  state.replicas = Object.fromEntries(Object.entries(seen).filter(([, v]) => v));
   const breakers = Object.entries(mesh.breakers || {}).map(([provider, b]) => [
     provider,
     b.configured ? "yes" : "no",
@@ -186,6 +211,7 @@ async function meshPage(content) {
     b.retry_after_ms ? `${Math.round(b.retry_after_ms / 1000)} s` : "—",
     el("div", { class: "history", title: "state at each refresh since this page opened" },
       (state.breakers[provider] || []).map((h) => el("span", { class: h.state, title: `${new Date(h.at * 1000).toLocaleTimeString()}: ${h.state}` }))),
+    el("div", { class: "changes" }, (b.changes || []).slice(-5).map((c) => el("span", {}, badge(c.state), ` ${when(c.at).slice(11)} `))),
   ]);
   const cache = mesh.cache || {};
   const tiers = Object.entries(cache.tiers || {}).map(([tier, t]) => {
@@ -202,7 +228,7 @@ async function meshPage(content) {
       "div",
       { class: "grid" },
       card("Services and replicas", table(["service", "status", "replicas serving"], services)),
-      wideCard("Model providers' circuit breakers (history: each refresh since this page opened)", breakers.length ? table(["provider", "configured", "state", "retry in", "history"], breakers) : el("p", { class: "muted" }, "No provider is configured.")),
+      wideCard("Model providers' circuit breakers", breakers.length ? table(["provider", "configured", "state", "retry in", "at each refresh", "latest changes"], breakers) : el("p", { class: "muted" }, "No provider is configured.")),
       card(
         "Cache tiers",
         el("p", {}, "Redis: ", badge(cache.redis || "none"), ` · ${cache.l1_entries ?? 0} entries in process · ${cache.l2_keys ?? 0} keys in Redis`),
@@ -217,6 +243,10 @@ async function meshPage(content) {
           : el("p", { class: "muted" }, "None running."),
       ),
     ),
+    card("Replicas (calls per second, server errors and mean time per call since the last refresh)",
+      replicaRows.length
+        ? table(["service", "replica", "health", "streams now", "calls/s", "server errors", "mean time", "memory", "up"], replicaRows, [3, 4, 5, 6, 7, 8])
+        : el("p", { class: "muted" }, "No replica answered.")),
     card("Traffic through this gateway replica (requests and 5xx per second, mean latency, streams in flight)", edgeChart),
   );
   const rates = [];

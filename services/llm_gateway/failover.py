@@ -9,6 +9,7 @@ requests away from a provider that keeps failing."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +31,7 @@ from services.runtime.faults import (
 )
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+CHANGES_KEPT = 20  # a breaker's changes of state a health page can show
 RETRYABLE = (ResourceExhausted, Unavailable, DeadlineExceeded)
 
 
@@ -38,14 +40,33 @@ class CircuitBreaker:
     for `open_s`; then half-open lets one trial through, whose outcome closes
     or re-opens it."""
 
-    def __init__(self, failure_threshold: int = 5, open_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        open_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
         self.failure_threshold = failure_threshold
         self.open_s = open_s
         self._clock = clock
-        self.state = CLOSED
+        self._wall_clock = wall_clock
+        self._state = CLOSED
         self.consecutive_failures = 0
         self._opened_at = 0.0
         self._trial_started: float | None = None
+        # The latest changes of state, (seconds since the epoch, new state), oldest first.
+        self.changes: collections.deque[tuple[float, str]] = collections.deque(maxlen=CHANGES_KEPT)
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, state: str) -> None:
+        if state != self._state:
+            self.changes.append((self._wall_clock(), state))
+        self._state = state
 
     def allow(self) -> bool:
         if self.state == CLOSED:

@@ -140,6 +140,10 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
                     failures_before_first_token=counters.failures_before_first_token,
                     failures_mid_stream=counters.failures_mid_stream,
                     successes=counters.successes,
+                    changes=[
+                        llm_gateway_pb2.BreakerChange(at=at, state=BREAKER_STATES[state])
+                        for at, state in breaker.changes
+                    ],
                 )
             )
         return llm_gateway_pb2.GetProviderStatusResponse(providers=statuses)

@@ -69,7 +69,7 @@ from services.runtime.faults import (
 )
 from services.runtime.lru import LruCache
 from services.runtime.outbox import Outbox, RetryLater
-from services.runtime.replicas import replica_health
+from services.runtime.replicas import replica_statuses
 from services.runtime.request_context import answering_model, provider_ttft_ms
 from services.runtime.rich_status import has_rich_status, status_details
 from services.runtime.single_flight import SingleFlight
@@ -752,8 +752,14 @@ class PeerHealth:
                 return error.code().name
             return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
-        state, (total, serving) = await asyncio.gather(status(), replica_health(self._addrs[name]))
-        return router_pb2.PeerHealth(name=name, status=state, replicas_total=total, replicas_serving=serving)
+        state, replicas = await asyncio.gather(status(), replica_statuses(self._addrs[name]))
+        return router_pb2.PeerHealth(
+            name=name,
+            status=state,
+            replicas_total=len(replicas),
+            replicas_serving=sum(r.serving for r in replicas),
+            replicas=replicas,
+        )
 
     @staticmethod
     async def _answer(call):

@@ -3,6 +3,10 @@ about gRPC. The server interceptor turns each into its gRPC status."""
 
 from __future__ import annotations
 
+# gRPC codes that are the server's fault, not its caller's: what error
+# ratios count and what marks a server span as an error.
+SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
+
 
 class Fault(Exception):
     """A failure the caller should see, with the gRPC status it maps to."""

@@ -1,14 +1,17 @@
-"""Replica health: how many processes stand behind a peer address, and how
-many of them report SERVING. For health pages, not for the hot path: every
-check opens a short-lived channel to each address."""
+"""Replica health: every process behind a peer address, whether it reports
+SERVING, and its own figures (tilores_x.v1.ProcessService). For health
+pages, not for the hot path: every check opens a short-lived channel to
+each address."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tilores_x.v1 import process_pb2, process_pb2_grpc
 
 from services.runtime.channels import tls_name_options
 from services.runtime.identity import mesh_tls
@@ -30,25 +33,33 @@ async def resolve_replicas(target: str) -> list[str]:
     return [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
 
 
-async def _serving(address: str, timeout_s: float) -> bool:
+async def _status(address: str, timeout_s: float) -> process_pb2.ReplicaStatus:
     tls = mesh_tls()
     channel = (
         grpc.aio.secure_channel(address, tls.channel_credentials(), options=tls_name_options(address))
         if tls is not None
         else grpc.aio.insecure_channel(address)
     )
+    status = process_pb2.ReplicaStatus(address=address)
     async with channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service="readiness"), timeout=timeout_s
             )
         except grpc.aio.AioRpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
+            return status
+        status.serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+        # An older replica, or one busy past the timeout: its health still counts.
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            status.stats.CopyFrom(
+                await process_pb2_grpc.ProcessServiceStub(channel).GetProcessStats(
+                    process_pb2.GetProcessStatsRequest(), timeout=timeout_s
+                )
+            )
+    return status
 
 
-async def replica_health(target: str, timeout_s: float = 1.0) -> tuple[int, int]:
-    """(replicas found, replicas SERVING) behind a target."""
+async def replica_statuses(target: str, timeout_s: float = 1.0) -> list[process_pb2.ReplicaStatus]:
+    """Every replica behind a target: serving or not, and its own figures."""
     addresses = await resolve_replicas(target)
-    serving = await asyncio.gather(*(_serving(a, timeout_s) for a in addresses))
-    return len(addresses), sum(serving)
+    return list(await asyncio.gather(*(_status(a, timeout_s) for a in addresses)))

@@ -27,6 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from services.runtime.faults import SERVER_ERRORS
 from services.runtime.telemetry import tracing_disabled
 
 _DEFAULT_EXCLUDED = (
@@ -36,7 +37,6 @@ _DEFAULT_EXCLUDED = (
 )
 # Server spans mark these as errors; the others are the caller's mistake
 # (semantic conventions for gRPC server spans).
-_SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
 _PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
 _TRACER = trace.get_tracer("tilores_x.rpc")
 
@@ -82,7 +82,7 @@ class ServerSpans:
     def end(span: trace.Span, code: str) -> None:
         status = getattr(grpc.StatusCode, code, grpc.StatusCode.UNKNOWN)
         span.set_attribute("rpc.grpc.status_code", status.value[0])
-        if code in _SERVER_ERRORS:
+        if code in SERVER_ERRORS:
             span.set_status(Status(StatusCode.ERROR, code))
         span.end()
 

@@ -16,12 +16,16 @@ import grpc
 import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from tilores_x.v1 import process_pb2_grpc
 
+from services.runtime import process_service
 from services.runtime.access import Grants
 from services.runtime.identity import MeshTls, configure_identity, tls_from_env
 from services.runtime.interceptors import RequestInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.metrics import serve_metrics
+from services.runtime.process_service import ProcessServicer
+from services.runtime.process_stats import ProcessFigures
 from services.runtime.settings import ServerSettings, SettingsError, env_str
 from services.runtime.telemetry import configure_tracing
 
@@ -121,8 +125,15 @@ async def start_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(component.register(server))
+    process_pb2_grpc.add_ProcessServiceServicer_to_server(ProcessServicer(ProcessFigures(settings.service)), server)
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        [
+            *names,
+            process_service.SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
     )
     if tls is not None:
         port = server.add_secure_port(settings.listen_addr, tls.server_credentials())

@@ -22,7 +22,7 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
+from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc, process_pb2, process_pb2_grpc
 
 from tests.e2e.conftest import API_KEY, http_json, start_local_mesh
 
@@ -143,6 +143,14 @@ def open_page(browser, mesh, page: str) -> None:
     )
 
 
+def card_rows(browser, title: str) -> dict[str, str]:
+    """A card's table rows by their first cell."""
+    rows = browser.find_elements(
+        By.XPATH, f"//div[contains(@class, 'card')][h3[starts-with(., \"{title}\")]]//tbody/tr"
+    )
+    return {r.find_elements(By.TAG_NAME, "td")[0].text: r.text for r in rows}
+
+
 def texts(browser, selector: str) -> list[str]:
     return [e.text for e in browser.find_elements(By.CSS_SELECTOR, selector)]
 
@@ -202,13 +210,14 @@ def test_every_page_loads_without_errors_and_shows_what_the_api_returns(mesh, br
 
     open_page(browser, mesh, "mesh")
     _, detail = http_json("GET", f"{mesh.rest_url}/v1/console/mesh", key=admin)
-    rows = {
-        r.find_elements(By.TAG_NAME, "td")[0].text: r.text
-        for r in browser.find_elements(By.CSS_SELECTOR, ".card tbody tr")
-    }
+    services = card_rows(browser, "Services and replicas")
     for service, state in detail["services"].items():
-        assert state["status"] in rows[service]
-    assert "offline" in rows and "closed" in rows["offline"]
+        assert state["status"] in services[service]
+    breakers = card_rows(browser, "Model providers' circuit breakers")
+    assert "offline" in breakers and "closed" in breakers["offline"]
+    replicas = browser.find_elements(By.XPATH, "//div[@class='card'][h3[starts-with(., 'Replicas')]]//tbody/tr")
+    expected = [(name, r["address"]) for name, s in detail["services"].items() for r in s.get("replicas", [])]
+    assert [tuple(r.text.split()[:2]) for r in replicas] == expected
     shoot(browser, "mesh")
 
     open_page(browser, mesh, "quality")
@@ -308,8 +317,11 @@ def test_pages_update_themselves_without_a_reload(mesh, browser, activity):
     except TimeoutException:
         pytest.fail("the mesh page did not refresh itself")
     assert browser.execute_script("return window.stayed") is True
-    # Rates need two readings: after a refresh the traffic chart is drawn.
+    # Rates need two readings: after a refresh the traffic chart is drawn and every replica has a call rate.
     WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#edge-chart .uplot"))
+    WebDriverWait(browser, 15).until(
+        lambda b: all(row.split()[4].replace(".", "").isdigit() for row in card_rows(b, "Replicas").values())
+    )
     assert console_errors(browser) == []
 
 
@@ -328,3 +340,30 @@ def test_quality_history_refuses_bad_input_by_name(mesh, query, param):
     assert status == 400 and body["error"]["param"] == param, body
     status, body = http_json("GET", f"{mesh.rest_url}/v1/quality/history")  # an ordinary key
     assert status == 403
+
+
+def test_every_replica_reports_its_own_figures(mesh, activity):
+    # Through Envoy's gRPC port, naming the service as for health checks.
+    request = process_pb2.GetProcessStatsRequest()
+    for service in ("router", "llm_gateway", "optimizer", "cache", "tilores_data", "audit"):
+        with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
+            stats = process_pb2_grpc.ProcessServiceStub(channel).GetProcessStats(
+                request, metadata=(("x-mesh-service", service),), timeout=5
+            )
+        assert stats.service == service and stats.uptime_s > 0 and stats.rss_bytes > 10_000_000
+        assert stats.rpcs > 0 and stats.rpc_seconds > 0
+    # It is operational data: the ops.read scope, like health detail.
+    with (
+        grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials("client", "holds-chat")) as channel,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        process_pb2_grpc.ProcessServiceStub(channel).GetProcessStats(
+            request, metadata=(("x-mesh-service", "router"),), timeout=5
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # The console's view: every service's replicas, each with its figures.
+    _, detail = http_json("GET", f"{mesh.rest_url}/v1/console/mesh", key=mesh.admin_key)
+    for service in ("router", "llm_gateway", "optimizer", "cache", "tilores_data", "audit"):
+        (replica,) = detail["services"][service]["replicas"]
+        assert replica["serving"] is True and replica["stats"]["service"] == service, replica
+        assert replica["stats"]["rpcs"] > 0

@@ -56,3 +56,20 @@ def test_an_abandoned_trial_is_given_up_after_the_open_period():
     assert not breaker.allow()
     clock.now += 1
     assert breaker.allow()
+
+
+def test_changes_of_state_are_kept_with_their_time_and_repeats_are_not():
+    clock, wall = Clock(), Clock()
+    wall.now = 1_800_000_000.0
+    breaker = CircuitBreaker(failure_threshold=1, open_s=5, clock=clock, wall_clock=wall)
+    breaker.record_success()  # closed already: no change
+    breaker.record_failure()
+    wall.now += 5
+    clock.now += 5
+    assert breaker.allow()
+    breaker.record_success()
+    assert list(breaker.changes) == [(1_800_000_000.0, OPEN), (1_800_000_005.0, HALF_OPEN), (1_800_000_005.0, CLOSED)]
+    for _ in range(30):
+        breaker.record_failure()
+        breaker.record_success()
+    assert len(breaker.changes) == 20 and breaker.changes[-1][1] == CLOSED
