@@ -14,7 +14,7 @@ const PAGES = {
 const LEVEL_COLOURS = { critical: "#d0342c", warning: "#d98200", target: "#1f9d55", excellent: "#2d6cdf" };
 const SERIES_COLOURS = ["#2d6cdf", "#8e44ad", "#16a085", "#c0392b", "#d35400", "#2c3e50", "#7f8c8d", "#27ae60"];
 
-const state = { session: null, page: null, timer: null, breakers: {}, edge: [], replicas: {}, charts: [], prompt: null };
+const state = { session: null, page: null, timer: null, generation: 0, breakers: {}, edge: [], replicas: {}, charts: [], drawing: [], prompt: null };
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -108,9 +108,9 @@ function wideCard(title, ...children) {
   return node;
 }
 
-function disposeCharts() {
-  for (const chart of state.charts) chart.destroy();
-  state.charts = [];
+function disposeCharts(charts = state.charts) {
+  for (const chart of charts) chart.destroy();
+  charts.length = 0;
 }
 
 // A time series chart: `series` is [{label, points: [[at, value], ...], colour, dash}].
@@ -124,7 +124,8 @@ function timeChart(target, series, { height = 260, min = null, max = null, marke
     const byTime = new Map(s.points.map(([t, v]) => [t, v]));
     return times.map((t) => (byTime.has(t) ? byTime.get(t) : null));
   });
-  const width = Math.max(320, target.clientWidth || 900);
+  // Drawn off screen first: as wide as the page's content, less a card's padding.
+  const width = Math.max(320, ($("#content").clientWidth || 940) - 40);
   const options = {
     width,
     height,
@@ -156,7 +157,7 @@ function timeChart(target, series, { height = 260, min = null, max = null, marke
   const chart = new uPlot(options, [times, ...columns], target);
   chart.root.dataset.series = String(series.length);
   chart.root.dataset.points = String(times.length);
-  state.charts.push(chart);
+  state.drawing.push(chart);
   return chart;
 }
 
@@ -557,13 +558,26 @@ async function refresh() {
   const page = PAGES[state.page];
   if (!page) return;
   clearTimeout(state.timer);
+  // Each page is drawn off screen and shown only if no newer refresh (or
+  // another page) started meanwhile, so a slow answer never overwrites a newer view.
+  const generation = ++state.generation;
+  const box = el("div");
+  const charts = (state.drawing = []);
   try {
+    await page.render(box);
+    if (generation !== state.generation) {
+      disposeCharts(charts);
+      return;
+    }
     disposeCharts();
-    await page.render($("#content"));
+    state.charts = charts;
+    $("#content").replaceChildren(...box.childNodes);
     $("#page-error").hidden = true;
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.loaded = `${state.page}:${Date.now()}`;
   } catch (error) {
+    disposeCharts(charts);
+    if (generation !== state.generation) return;
     if (error.status === 401) return signOut(error.message); // the key was revoked meanwhile
     $("#page-error").textContent = error.message;
     $("#page-error").hidden = false;
@@ -609,6 +623,7 @@ async function signIn(key) {
 
 function signOut(message = "") {
   sessionStorage.removeItem(KEY);
+  state.generation++; // nothing drawn for the old key after this
   clearTimeout(state.timer);
   disposeCharts();
   state.session = null;

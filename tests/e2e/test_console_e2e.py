@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -135,12 +135,44 @@ def open_page(browser, mesh, page: str) -> None:
     """Go to a page and wait until it has drawn what the API returned."""
     before = browser.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") or ""
     browser.get(f"{mesh.rest_url}/console#{page}")
-    WebDriverWait(browser, 15).until(
+    wait(browser, 15).until(
         lambda b: (
             (loaded := b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") or "").startswith(f"{page}:")
             and loaded != before
         )
     )
+
+
+def wait(browser, seconds: float = 10) -> WebDriverWait:
+    """A wait that looks again when the page has just redrawn what it read."""
+    return WebDriverWait(browser, seconds, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
+
+
+def click(browser, selector: str) -> None:
+    """Click what the selector finds now: a page redraws itself every few
+    seconds, so an element found a moment ago may have been replaced."""
+
+    def clicked(b) -> bool:
+        try:
+            b.find_element(By.CSS_SELECTOR, selector).click()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    wait(browser).until(clicked)
+
+
+def type_into(browser, selector: str, text: str) -> None:
+    """Type into a field (a page does not redraw while a field has focus)."""
+
+    def typed(b) -> bool:
+        try:
+            b.find_element(By.CSS_SELECTOR, selector).send_keys(text)
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    wait(browser).until(typed)
 
 
 def card_rows(browser, title: str) -> dict[str, str]:
@@ -184,7 +216,7 @@ def test_the_page_and_its_assets_come_from_the_mesh_with_a_strict_policy(mesh):
 
 def test_an_ordinary_key_cannot_open_the_console(mesh, browser):
     sign_in(browser, mesh, API_KEY)
-    error = WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "login-error").text)
+    error = wait(browser).until(lambda b: b.find_element(By.ID, "login-error").text)
     assert error == "This key cannot open the console: it lacks the admin scope."
     assert not browser.find_element(By.ID, "nav").is_displayed()
     assert not browser.find_element(By.ID, "page").is_displayed()
@@ -192,10 +224,7 @@ def test_an_ordinary_key_cannot_open_the_console(mesh, browser):
     status, body = http_json("GET", f"{mesh.rest_url}/v1/console/mesh")
     assert status == 403 and "admin" in body["error"]["message"]
     sign_in(browser, mesh, "sk-not-a-key-at-all")
-    assert (
-        WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "login-error").text)
-        == "This key is not valid."
-    )
+    assert wait(browser).until(lambda b: b.find_element(By.ID, "login-error").text) == "This key is not valid."
     assert console_errors(browser) == [] or all(
         "401" in e["message"] or "403" in e["message"] for e in console_errors(browser)
     )
@@ -204,7 +233,7 @@ def test_an_ordinary_key_cannot_open_the_console(mesh, browser):
 def test_every_page_loads_without_errors_and_shows_what_the_api_returns(mesh, browser, activity):
     admin = mesh.admin_key
     sign_in(browser, mesh, admin)
-    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
+    wait(browser).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
     assert texts(browser, "#nav a") == ["Mesh", "Quality", "Experiments", "Prompts", "Access log"]
     browser.get_log("browser")  # the sign-in's refused keys above are not this test's
 
@@ -241,29 +270,27 @@ def test_every_page_loads_without_errors_and_shows_what_the_api_returns(mesh, br
     assert [g.get_attribute("data-version") for g in drawn] == [str(a["version"]) for a in arms]
     assert any(a["scored"] > 1 for a in arms) and browser.find_elements(By.CSS_SELECTOR, "svg.arms g.arm line")
     assert reply["experiment"]["decision"] in browser.find_element(By.CSS_SELECTOR, ".decision").text
-    browser.find_element(By.ID, "evaluation-id").send_keys(activity["run_id"])
-    browser.find_element(By.CSS_SELECTOR, "#open-experiment button").click()
-    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "table.heat td"))
+    type_into(browser, "#evaluation-id", activity["run_id"])
+    click(browser, "#open-experiment button")
+    wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, "table.heat td"))
     _, run = http_json("GET", f"{mesh.rest_url}/v1/evaluations/{activity['run_id']}", key=admin)
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.heat td")) == len(run["run"]["cells"])
     shoot(browser, "experiments")
 
     open_page(browser, mesh, "prompts")
-    browser.find_element(By.CSS_SELECTOR, f'.prompt-link[data-name="{DEMO_PROMPT}"]').click()
-    WebDriverWait(browser, 10).until(lambda b: f"{DEMO_PROMPT}: versions" in b.page_source)
-    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".diff ins"))
+    click(browser, f'.prompt-link[data-name="{DEMO_PROMPT}"]')
+    wait(browser).until(lambda b: f"{DEMO_PROMPT}: versions" in b.page_source)
+    wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".diff ins"))
     assert browser.find_element(By.CSS_SELECTOR, ".diff ins").text.strip() == "Lead with the figure asked for."
     shoot(browser, "prompts")
 
     open_page(browser, mesh, "access")
     _, log = http_json("GET", f"{mesh.rest_url}/v1/access-log?limit=200", key=admin)
     customer = log["data"][0]["entity_id"]
-    browser.find_element(By.ID, "access-entity_id").send_keys(customer)
-    browser.find_element(By.CSS_SELECTOR, "#access-filter button").click()
+    type_into(browser, "#access-entity_id", customer)
+    click(browser, "#access-filter button")
     _, only = http_json("GET", f"{mesh.rest_url}/v1/access-log?limit=200&entity_id={customer}", key=admin)
-    WebDriverWait(browser, 10).until(
-        lambda b: len(b.find_elements(By.CSS_SELECTOR, ".card tbody tr")) == len(only["data"])
-    )
+    wait(browser).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".card tbody tr")) == len(only["data"]))
     assert all(customer in row for row in texts(browser, ".card tbody tr"))
     shoot(browser, "access")
 
@@ -273,31 +300,31 @@ def test_every_page_loads_without_errors_and_shows_what_the_api_returns(mesh, br
 def test_activating_and_rolling_back_a_prompt_ask_first_then_act(mesh, browser, activity):
     admin = mesh.admin_key
     sign_in(browser, mesh, admin)
-    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
+    wait(browser).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
     open_page(browser, mesh, "prompts")
-    browser.find_element(By.CSS_SELECTOR, f'.prompt-link[data-name="{DEMO_PROMPT}"]').click()
-    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, 'button.activate[data-version="2"]'))
+    click(browser, f'.prompt-link[data-name="{DEMO_PROMPT}"]')
+    wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, 'button.activate[data-version="2"]'))
 
     def active() -> int:
         return http_json("GET", f"{mesh.rest_url}/v1/prompts/{DEMO_PROMPT}", key=admin)[1]["active_version"]
 
     assert active() == 1
     # Cancelled: nothing happens.
-    browser.find_element(By.CSS_SELECTOR, 'button.activate[data-version="2"]').click()
+    click(browser, 'button.activate[data-version="2"]')
     assert browser.find_element(By.ID, "confirm").is_displayed()
     assert "Make v2 the active version" in browser.find_element(By.ID, "confirm-text").text
     browser.find_element(By.ID, "confirm-cancel").click()
     assert active() == 1
     # Confirmed: v2 is active.
-    browser.find_element(By.CSS_SELECTOR, 'button.activate[data-version="2"]').click()
+    click(browser, 'button.activate[data-version="2"]')
     browser.find_element(By.ID, "confirm-ok").click()
-    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "prompt-message").text == "v2 is now active.")
+    wait(browser).until(lambda b: b.find_element(By.ID, "prompt-message").text == "v2 is now active.")
     assert active() == 2
     # Roll back, with a reason, which the history keeps.
-    browser.find_element(By.ID, "rollback").click()
+    click(browser, "#rollback")
     browser.find_element(By.ID, "confirm-reason").send_keys("wordier answers")
     browser.find_element(By.ID, "confirm-ok").click()
-    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "prompt-message").text == "Rolled back.")
+    wait(browser).until(lambda b: b.find_element(By.ID, "prompt-message").text == "Rolled back.")
     assert active() == 1
     history = http_json("GET", f"{mesh.rest_url}/v1/prompts/{DEMO_PROMPT}", key=admin)[1]["history"]
     assert history[-1]["action"] == "rolled_back" and "wordier answers" in history[-1]["detail"]
@@ -306,20 +333,18 @@ def test_activating_and_rolling_back_a_prompt_ask_first_then_act(mesh, browser, 
 
 def test_pages_update_themselves_without_a_reload(mesh, browser, activity):
     sign_in(browser, mesh, mesh.admin_key)
-    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
+    wait(browser).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
     open_page(browser, mesh, "mesh")
     browser.execute_script("window.stayed = true")  # gone if the page reloads
     first = browser.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")
     try:
-        WebDriverWait(browser, 15).until(
-            lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") != first
-        )
+        wait(browser, 15).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") != first)
     except TimeoutException:
         pytest.fail("the mesh page did not refresh itself")
     assert browser.execute_script("return window.stayed") is True
     # Rates need two readings: after a refresh the traffic chart is drawn and every replica has a call rate.
-    WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#edge-chart .uplot"))
-    WebDriverWait(browser, 15).until(
+    wait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#edge-chart .uplot"))
+    wait(browser, 15).until(
         lambda b: all(row.split()[4].replace(".", "").isdigit() for row in card_rows(b, "Replicas").values())
     )
     assert console_errors(browser) == []

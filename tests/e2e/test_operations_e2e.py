@@ -128,8 +128,12 @@ def test_detailed_health_shows_every_service_and_dependency(mesh):
     assert body["status"] == "ok", body
     for name in ("router", "llm_gateway", "optimizer", "cache", "tilores_data"):
         service = body["services"][name]
+        replicas = service.pop("replicas")
         assert service == {"status": "SERVING", "replicas_total": 1, "replicas_serving": 1}, (name, service)
-    assert body["breakers"]["offline"] == {"configured": True, "state": "closed", "retry_after_ms": 0}
+        (replica,) = replicas
+        assert replica["serving"] is True and replica["stats"]["service"] == name, replica
+        assert replica["address"].startswith("127.0.0.1:") and replica["stats"]["uptime_s"] > 0
+    assert body["breakers"]["offline"] == {"configured": True, "state": "closed", "retry_after_ms": 0, "changes": []}
     assert body["cache"]["redis"] == "connected"
     assert set(body["cache"]["tiers"]) <= {"l1", "l2"}
     assert body["tilores"]["backend"] == "embedded" and body["tilores"]["reachable"] is True
