@@ -188,9 +188,13 @@ def texts(browser, selector: str) -> list[str]:
 
 
 def shoot(browser, page: str) -> None:
+    """The whole page, however long, as a PNG in CONSOLE_SCREENSHOTS."""
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1400, min(2400, max(1000, height + 20)))
         browser.save_screenshot(str(Path(SCREENSHOTS) / f"{page}.png"))
+        browser.set_window_size(1400, 1000)
 
 
 def test_the_page_and_its_assets_come_from_the_mesh_with_a_strict_policy(mesh):
