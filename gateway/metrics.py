@@ -10,12 +10,16 @@ status codes and catalog models of answered requests.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from services.runtime.metrics import LATENCY_BUCKETS
 
+# Which gateway process a reading came from: behind Envoy, polls alternate between replicas.
+REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
@@ -79,6 +83,7 @@ def snapshot() -> dict[str, float]:
                 seconds_count += sample.value
     streams = next(s.value for m in STREAMS_IN_FLIGHT.collect() for s in m.samples)
     return {
+        "replica": REPLICA,
         "requests": requests,
         "server_errors": errors,
         "seconds_sum": seconds_sum,

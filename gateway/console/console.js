@@ -14,7 +14,7 @@ const PAGES = {
 const LEVEL_COLOURS = { critical: "#d0342c", warning: "#d98200", target: "#1f9d55", excellent: "#2d6cdf" };
 const SERIES_COLOURS = ["#2d6cdf", "#8e44ad", "#16a085", "#c0392b", "#d35400", "#2c3e50", "#7f8c8d", "#27ae60"];
 
-const state = { session: null, page: null, timer: null, generation: 0, breakers: {}, edge: [], replicas: {}, charts: [], drawing: [], prompt: null };
+const state = { session: null, page: null, timer: null, generation: 0, breakers: {}, edge: {}, replicas: {}, charts: [], drawing: [], prompt: null };
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -171,9 +171,11 @@ async function meshPage(content) {
     history.push({ at: now, state: breaker.state });
     if (history.length > 120) history.shift();
   }
+  // Readings per gateway replica: Envoy may send each poll to another one.
   const edge = mesh.gateway || {};
-  state.edge.push({ at: now, ...edge });
-  if (state.edge.length > 180) state.edge.shift();
+  const readings = (state.edge[edge.replica] ||= []);
+  readings.push({ at: now, ...edge });
+  if (readings.length > 180) readings.shift();
 
   const services = Object.entries(mesh.services || {}).map(([name, s]) => [
     name,
@@ -248,12 +250,12 @@ async function meshPage(content) {
       replicaRows.length
         ? table(["service", "replica", "health", "streams now", "calls/s", "server errors", "mean time", "memory", "up"], replicaRows, [3, 4, 5, 6, 7, 8])
         : el("p", { class: "muted" }, "No replica answered.")),
-    card("Traffic through this gateway replica (requests and 5xx per second, mean latency, streams in flight)", edgeChart),
+    card(`Traffic through gateway replica ${edge.replica || ""} (requests and 5xx per second, mean latency, streams in flight)`, edgeChart),
   );
   const rates = [];
-  for (let i = 1; i < state.edge.length; i++) {
-    const a = state.edge[i - 1];
-    const b = state.edge[i];
+  for (let i = 1; i < readings.length; i++) {
+    const a = readings[i - 1];
+    const b = readings[i];
     const seconds = b.at - a.at;
     if (seconds <= 0 || b.requests === undefined) continue;
     const requests = Math.max(0, b.requests - a.requests);
