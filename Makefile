@@ -11,8 +11,11 @@ PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 .PHONY: run test lint fmt protos seed customers bench eval soak envoy-config k8s clean redis-server promtool postgresql console-assets browser screenshots
 
 REPLICAS ?=
+# A Debian package may start its service (Prometheus on :9090, PostgreSQL on :5432) under systemd;
+# the tests start their own on free ports, and the mesh's Envoy needs :9090.
+stop_services = (! command -v systemctl >/dev/null || systemctl disable --now $(1) 2>/dev/null || true)
 
-## run: install, generate, seed, start Envoy and the six services (Ctrl-C stops them);
+## run: install, generate, seed, start Envoy and the services (Ctrl-C stops them);
 ##      REPLICAS="router=2 llm_gateway=3" runs several processes of a service
 run: $(VENV)/.installed $(GEN)/.stamp seed redis-server
 	$(PY) -m deploy.local_mesh --topology deploy/topology.yaml --data-dir $(DATA_DIR) --replicas "$(REPLICAS)"
@@ -96,12 +99,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 ## promtool: checks and unit-tests the alert rules in make test; from Debian's prometheus package when missing
 promtool:
 	@command -v promtool >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus && \
+		 $(call stop_services,prometheus prometheus-node-exporter))
 
 ## postgresql: the optimizer's shared store, started by the tests on a free port; from Debian when missing (needs root)
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-		(apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql && \
+		 $(call stop_services,postgresql))
 
 ## console-assets: copy the console's plotting (uPlot) and diff (jsdiff) libraries from their npm packages
 console-assets: node_modules/.installed
