@@ -18,9 +18,11 @@ from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, tim
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos, Threshold, ThresholdsMode
 
+from services.runtime.faults import SERVER_ERRORS
+
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
-# The codes a server answers when it, not its caller, failed.
-SERVER_ERRORS = "UNKNOWN|INTERNAL|UNAVAILABLE|DEADLINE_EXCEEDED|DATA_LOSS|UNIMPLEMENTED"
+# The codes a server answers when it, not its caller, failed (as a PromQL alternation).
+SERVER_CODES = "|".join(sorted(SERVER_ERRORS))
 WIDTH = 24
 
 
@@ -127,12 +129,12 @@ def services_dashboard() -> DashboardLayout:
             [
                 Query(
                     "sum by (grpc_service) (rate(grpc_server_handled_total"
-                    f'{{grpc_service=~"$service", grpc_code=~"{SERVER_ERRORS}"}}[5m]))'
+                    f'{{grpc_service=~"$service", grpc_code=~"{SERVER_CODES}"}}[5m]))'
                     f" / sum by (grpc_service) ({handled})",
                     "{{grpc_service}}",
                 )
             ],
-            f"Share of RPCs that ended {SERVER_ERRORS.replace('|', ', ')}: the service failed, not its caller.",
+            f"Share of RPCs that ended {', '.join(sorted(SERVER_ERRORS))}: the service failed, not its caller.",
         )
     )
     layout.add(

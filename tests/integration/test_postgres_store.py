@@ -36,22 +36,27 @@ def stores(postgres_url):
         store.close()
 
 
-def test_migrations_are_versioned_and_applied_once_by_replicas_starting_together(postgres_url):
-    started: list[PostgresStorage] = []
+def at_once(*calls) -> list[BaseException]:
+    """Run each call on its own thread, all at once; what they raised."""
     errors: list[BaseException] = []
 
-    def start() -> None:
+    def run(call) -> None:
         try:
-            started.append(PostgresStorage(postgres_url))
+            call()
         except BaseException as error:  # collected, then asserted on
             errors.append(error)
 
-    threads = [threading.Thread(target=start) for _ in range(3)]
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_migrations_are_versioned_and_applied_once_by_replicas_starting_together(postgres_url):
+    started: list[PostgresStorage] = []
+    assert at_once(*[lambda: started.append(PostgresStorage(postgres_url))] * 3) == []
     latest = max(version for version, _, _ in MIGRATIONS)
     rows = started[0].query("SELECT version, description FROM schema_migrations ORDER BY version")
     assert rows == [(version, description) for version, description, _ in MIGRATIONS]
@@ -65,23 +70,14 @@ def test_migrations_are_versioned_and_applied_once_by_replicas_starting_together
 def test_two_replicas_recording_the_same_and_different_outcomes_count_each_once(stores):
     a, b = stores(), stores()
     PromptRegistry(a)
-    errors: list[BaseException] = []
 
     def replica(store: PostgresStorage, name: str) -> None:
         experiments = Experiments(store, PromptRegistry(store))
-        try:
-            for i in range(150):
-                experiments.record(f"{name}-{i}", "customer", 1, score=0.9)
-                experiments.record(f"both-{i}", "customer", 1, score=0.8)  # a retried delivery, to either
-        except BaseException as error:  # collected, then asserted on
-            errors.append(error)
+        for i in range(150):
+            experiments.record(f"{name}-{i}", "customer", 1, score=0.9)
+            experiments.record(f"both-{i}", "customer", 1, score=0.8)  # a retried delivery, to either
 
-    threads = [threading.Thread(target=replica, args=(store, name)) for store, name in ((a, "a"), (b, "b"))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert at_once(lambda: replica(a, "a"), lambda: replica(b, "b")) == []
     assert a.query("SELECT COUNT(*), COUNT(DISTINCT completion_id) FROM outcomes") == [(450, 450)]
 
 
@@ -135,28 +131,17 @@ def test_an_experiments_decision_is_taken_once_by_replicas_recording_at_once(sto
     experiment = Experiments(a, registry).start(
         "customer", [(1, 1.0), (candidate, 1.0)], min_samples=20, auto_promote=True
     )
-    errors: list[BaseException] = []
     decisions: list = []
 
     def replica(store: PostgresStorage, name: str) -> None:
         experiments = Experiments(store, PromptRegistry(store))
-        try:
-            for i in range(40):
-                for version, score in ((1, 0.5 + 0.01 * (i % 3)), (candidate, 0.95 + 0.01 * (i % 3))):
-                    decision = experiments.record(
-                        f"{name}-{version}-{i}", "customer", version, experiment.id, score=score
-                    )
-                    if decision is not None and decision.action == "promote":
-                        decisions.append(decision)
-        except BaseException as error:  # collected, then asserted on
-            errors.append(error)
+        for i in range(40):
+            for version, score in ((1, 0.5 + 0.01 * (i % 3)), (candidate, 0.95 + 0.01 * (i % 3))):
+                decision = experiments.record(f"{name}-{version}-{i}", "customer", version, experiment.id, score=score)
+                if decision is not None and decision.action == "promote":
+                    decisions.append(decision)
 
-    threads = [threading.Thread(target=replica, args=(store, name)) for store, name in ((a, "a"), (b, "b"))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert at_once(lambda: replica(a, "a"), lambda: replica(b, "b")) == []
     assert len(decisions) == 1
     ended = Experiments(a, registry).get(experiment.id)
     assert ended.state == "promoted"
