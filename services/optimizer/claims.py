@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 EMAIL, PHONE, DATE, NUMBER, IDENTIFIER, SERIES = "email", "phone", "date", "number", "identifier", "series"
 
@@ -90,10 +90,10 @@ def _number(text: str) -> str | None:
     raw = text.replace("−", "-").replace("$", "").replace(",", "").replace("%", "").replace(" ", "")
     try:
         value = Decimal(raw)
-    except InvalidOperation:
+        # 79, 79.0 and 79.00 are one amount; +4 and 4 one change; -0 is 0.
+        normal = value.normalize()
+    except ArithmeticError:  # not a number, or one of more digits than a Decimal holds
         return None
-    # 79, 79.0 and 79.00 are one amount; +4 and 4 one change; -0 is 0.
-    normal = value.normalize()
     text = format(abs(normal) if normal == 0 else normal, "f")
     return text
 

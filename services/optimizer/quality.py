@@ -32,6 +32,7 @@ from functools import lru_cache
 
 from services.optimizer.claims import IDENTIFIER, NUMBER, Claim, claims_of, values_of
 from services.runtime.conversation import Fact
+from services.runtime.limits import read_edges
 from services.runtime.topics import label_matches, labels_asked, topics_asked
 
 WEIGHTS = {"groundedness": 0.4, "coverage": 0.3, "refusal": 0.2, "format": 0.1}
@@ -120,7 +121,7 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
     cites one, else any fact of this customer; or to the question."""
     indexed = _indexed(facts)
     anywhere = set().union(*(f.values for f in indexed)) if indexed else set()
-    from_question = values_of(question)
+    from_question = values_of(read_edges(question))
     record_ids = set().union(*(_record_values(f.record_id) for f in facts if f.record_id))
     citations = [(m.start(), m.end(), set(re.split(r"[,\s]+", m.group(1).strip()))) for m in _CITATION.finditer(answer)]
     claims = claims_of(answer)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import re2
+
 AGENT = "agent"
 CLIENT = "client"
 CATEGORIES = ("status", "credit", "billing")
@@ -59,7 +61,8 @@ HELP, AGENTS = "help", "agents"
 # What a prompt's name may be (the registry's rule).
 PROMPT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-_COMMAND = re.compile(r"\s*/([A-Za-z_]+)(?::|\s+|$)(?:(status|credit|billing)\b)?[\s:,.-]*", re.I)
+# RE2: read at the start of user text of any length, in linear time.
+_COMMAND = re2.compile(r"(?i)\s*/([A-Za-z_]+)(?::|\s+|$)(?:(status|credit|billing)\b)?[\s:,.-]*")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import grpc
 
 from services.runtime.access import PRINCIPAL, PRINCIPAL_HEADER, PURPOSE, PURPOSE_HEADER
 from services.runtime.identity import mesh_tls
+from services.runtime.limits import MAX_GRPC_MESSAGE_BYTES
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER
 from services.runtime.rpc_spans import client_interceptors
 
@@ -44,6 +45,8 @@ CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 500),
+    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
 )
 
 

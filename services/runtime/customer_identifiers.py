@@ -23,10 +23,15 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
+import re2
 
-EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-CONTACT_ID = re.compile(r"\b003[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?\b")
-CLIENT_ID_CUE = re.compile(r"\b(?:client|customer|account)[\s_-]*(?:id|number|no\.?|#)\s*[:#]?\s*(\d{7,10})\b", re.I)
+from services.runtime.limits import read_edges
+
+# An e-mail address (group 2) that does not continue a longer token (group 1,
+# kept when the address is taken out: RE2 has no look-behind).
+EMAIL = re2.compile(r"(^|[^\w.+-])([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b")
+CONTACT_ID = re2.compile(r"\b003[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?\b")
+CLIENT_ID_CUE = re2.compile(r"(?i)\b(?:client|customer|account)[\s_-]*(?:id|number|no\.?|#)\s*[:#]?\s*(\d{7,10})\b")
 # Digits that stand alone: not after a currency sign or decimal point, not
 # followed by decimals, not inside a date, a phone number or a longer id.
 # A word of a name as typed: letters, with O'Brien, Smith-Jones and a
@@ -129,23 +134,34 @@ class Identifiers:
         return self.names[0].describe() if self.names else ""
 
 
+# A run of the characters a written phone number is made of. phonenumbers
+# reads only such runs, of a phone number's length, and only the first
+# MAX_PHONE_RUNS of them: its matcher costs microseconds a character, so a
+# message's cost stays bounded whatever it holds.
+_PHONE_RUN = re2.compile(r"[+(]?\d[\d()\s./-]*\d")
+MAX_PHONE_RUN_CHARS = 32
+MAX_PHONE_RUNS = 64
+
+
 def _phones(text: str) -> list[tuple[int, int, str]]:
     found = []
-    for match in phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.POSSIBLE):
-        number = match.number
-        # Only full national numbers: a 7-digit client id is not a phone.
-        if len(str(number.national_number)) == 10:
-            found.append(
-                (match.start, match.end, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-            )
+    runs = (run for run in _PHONE_RUN.finditer(text) if len(run.group(0)) <= MAX_PHONE_RUN_CHARS)
+    for run in itertools.islice(runs, MAX_PHONE_RUNS):
+        for match in phonenumbers.PhoneNumberMatcher(run.group(0), "US", leniency=phonenumbers.Leniency.POSSIBLE):
+            number = match.number
+            # Only full national numbers: a 7-digit client id is not a phone.
+            if len(str(number.national_number)) == 10:
+                e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                found.append((run.start() + match.start, run.start() + match.end, e164))
     return found
 
 
 def identifiers_in(text: str) -> Identifiers:
-    """Identifiers in one message."""
+    """Identifiers in one message (in its edges, if it is long)."""
+    text = read_edges(text)
     contact = CONTACT_ID.search(text)
     email = EMAIL.search(text)
-    scrubbed = EMAIL.sub(" ", text)
+    scrubbed = EMAIL.sub(r"\1 ", text)
     cue = CLIENT_ID_CUE.search(scrubbed)
     client_id = cue.group(1) if cue else ""
     phones = [] if cue else _phones(scrubbed)
@@ -162,7 +178,7 @@ def identifiers_in(text: str) -> Identifiers:
     return Identifiers(
         contact_id=contact.group(0) if contact else "",
         client_id=client_id,
-        email=email.group(0).lower() if email else "",
+        email=email.group(2).lower() if email else "",
         phone=phone,
         names=name_candidates(scrubbed),
     )

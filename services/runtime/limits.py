@@ -3,3 +3,23 @@
 MAX_BATCH = 100  # requests in one ChatBatch, searches in one BatchSearch
 DEFAULT_BATCH_CONCURRENCY = 4  # turns of a batch answered at once, unless asked
 MAX_BATCH_CONCURRENCY = 16
+# The largest gRPC message a service sends or takes. A turn carries the
+# gateway's 4 MiB body as text, and more on its way to the model: the
+# prompt, the context, masking that lengthens what it hides.
+MAX_GRPC_MESSAGE_BYTES = 16 * 1024 * 1024
+
+# A message is answered whole, but it is searched for the customer it names
+# and the topics it asks only in its first and last READ_EDGE_CHARS
+# characters: a question sits at a pasted document's start or end, and the
+# search costs microseconds a match, so a message of megabytes costs what
+# one of 16 KiB does.
+READ_EDGE_CHARS = 8_192
+
+
+def read_edges(text: str) -> str:
+    """The part of a message that is searched: all of a short one, else its
+    first and last READ_EDGE_CHARS characters with a paragraph between
+    (so no identifier is made of the two ends)."""
+    if len(text) <= 2 * READ_EDGE_CHARS:
+        return text
+    return f"{text[:READ_EDGE_CHARS]}\n\n{text[-READ_EDGE_CHARS:]}"

@@ -22,6 +22,7 @@ from services.runtime import process_service
 from services.runtime.access import Grants
 from services.runtime.identity import MeshTls, configure_identity, tls_from_env
 from services.runtime.interceptors import RequestInterceptor
+from services.runtime.limits import MAX_GRPC_MESSAGE_BYTES
 from services.runtime.logs import configure_logging
 from services.runtime.metrics import serve_metrics
 from services.runtime.process_service import ProcessServicer
@@ -61,6 +62,8 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         # Accept the clients' 30 s keepalive pings.
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
     ]
 
 

@@ -8,6 +8,11 @@ facts, a topic asked about broadly its headline facts. Facts are named by
 their labels in the Customer 360 view (services/tilores_data/customer360.py).
 Whole words only ("case" is not "because"), and the customer's identifier
 is taken out first: "contact id 003…" asks nothing about contact details.
+
+Questions are user text of any length: a long one is read in its edges
+(limits.read_edges), every pattern here is RE2 (time linear in the text, no
+backtracking), and the topics' and asks' words are one RE2 set, so a
+question is read once for all of them.
 """
 
 from __future__ import annotations
@@ -15,12 +20,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import re2
+
+from services.runtime.limits import read_edges
+
 
 @dataclass(frozen=True)
 class Topic:
     name: str
     title: str
-    words: re.Pattern
+    words: str  # an RE2 pattern, matched case-insensitively as whole words
     # Label patterns (matched from the label's start) of the facts a broad
     # question about the topic must be answered with.
     headline: tuple[str, ...]
@@ -29,12 +38,12 @@ class Topic:
 @dataclass(frozen=True)
 class Ask:
     topic: str
-    words: re.Pattern
+    words: str  # an RE2 pattern, as Topic.words
     labels: tuple[str, ...]
 
 
-def _words(pattern: str) -> re.Pattern:
-    return re.compile(rf"\b(?:{pattern})\b", re.I)
+def _words(pattern: str) -> str:
+    return rf"\b(?:{pattern})\b"
 
 
 BUREAU_SCORE = r"(?:TransUnion|Equifax|Experian) credit score"
@@ -165,38 +174,62 @@ ASKS = (
 )  # fmt: skip
 
 # The customer's identifier is not part of the question's subject.
-_IDENTIFIER = re.compile(
-    r"(?:\be-?mail(?: address)?(?: is|:)\s*)?[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
-    r"|\b(?:client|contact|customer|record|salesforce|entity)(?: contact)? (?:id|number)\b[:#]?\s*(?=\S*\d)\S+"
+_IDENTIFIER = re2.compile(
+    r"(?i)(?:\be-?mail(?: address)?(?: is|:)\s*)?[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|\b(?:client|contact|customer|record|salesforce|entity)(?: contact)? (?:id|number)\b[:#]?\s*\S*\d\S*"
     r"|\b(?:phone(?: number)?|number|tel)\b[:#]?\s*[+\d(][\d()\s.+-]{6,}"
-    r"|[+(]?\d[\d()\s.-]{6,}\d",
-    re.I,
+    r"|[+(]?\d[\d()\s.-]{6,}\d"
 )
 
 
+def _word_set(patterns: list[str]) -> re2.Set:
+    options = re2.Options()
+    options.case_sensitive = False
+    words = re2.Set.SearchSet(options)
+    for pattern in patterns:
+        words.Add(pattern)
+    words.Compile()
+    return words
+
+
+# Index i < len(TOPICS) is TOPICS[i]; the rest are ASKS in order.
+_WORDS = _word_set([t.words for t in TOPICS] + [a.words for a in ASKS])
+
+
 def subject_of(question: str) -> str:
-    """The question without the identifier of the customer it is about."""
-    return _IDENTIFIER.sub(" ", question)
+    """The question (its edges, if it is long) without the identifier of the
+    customer it is about."""
+    return _IDENTIFIER.sub(" ", read_edges(question))
+
+
+def _named(question: str) -> tuple[set[str], list[Ask]]:
+    """The topics named by their own words, and the asks made, in ASKS order."""
+    hits = sorted(_WORDS.Match(subject_of(question)) or ())
+    topics = {TOPICS[i].name for i in hits if i < len(TOPICS)}
+    return topics, [ASKS[i - len(TOPICS)] for i in hits if i >= len(TOPICS)]
 
 
 def topics_asked(question: str) -> list[str]:
     """The topics a question names, in TOPICS order; none for a general one."""
-    subject = subject_of(question)
-    named = {t.name for t in TOPICS if t.words.search(subject)}
-    named |= {a.topic for a in ASKS if a.words.search(subject)}
+    named, asks = _named(question)
+    named |= {a.topic for a in asks}
     return [name for name in TOPIC_NAMES if name in named]
 
 
 def labels_asked(question: str) -> dict[str, tuple[str, ...]]:
     """Per topic asked, the label patterns of the facts that answer it: the
     narrow asks' facts where the question is narrow, else the headline."""
-    subject = subject_of(question)
+    named, asks = _named(question)
+    named |= {a.topic for a in asks}
     out: dict[str, tuple[str, ...]] = {}
-    for name in topics_asked(question):
-        narrow = [label for a in ASKS if a.topic == name and a.words.search(subject) for label in a.labels]
-        out[name] = tuple(dict.fromkeys(narrow)) or TOPIC_BY_NAME[name].headline
+    for name in TOPIC_NAMES:
+        if name in named:
+            narrow = [label for a in asks if a.topic == name for label in a.labels]
+            out[name] = tuple(dict.fromkeys(narrow)) or TOPIC_BY_NAME[name].headline
     return out
 
 
 def label_matches(pattern: str, label: str) -> bool:
+    """Whether a fact's label (the product's own vocabulary, never user
+    text) matches a label pattern from its start."""
     return re.match(pattern, label) is not None

@@ -7,11 +7,14 @@ asked not to, and keeps the first value seen."""
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+import re2
 
 
 class InsightError(ValueError):
@@ -69,6 +72,20 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=64)
+def _like(pattern: str, case_sensitive: bool):
+    """A caller's `likeRegex`, in RE2 syntax as Tilores (Go) reads it: time
+    linear in the value, whatever the pattern."""
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as error:
+        reason = error.args[0].decode(errors="replace") if error.args and isinstance(error.args[0], bytes) else error
+        raise InsightError(f"likeRegex {pattern!r} is not a valid regular expression: {reason}") from None
+
+
 def _matches(record: dict, condition: dict) -> bool:
     field = condition["field"]
     value = path_value(record, field)
@@ -88,8 +105,9 @@ def _matches(record: dict, condition: dict) -> bool:
     if condition.get("endsWith") is not None:
         checks.append(value is not None and text(value).endswith(text(condition["endsWith"])))
     if condition.get("likeRegex") is not None:
-        flags = 0 if case_sensitive else re.IGNORECASE
-        checks.append(value is not None and re.search(condition["likeRegex"], str(value), flags) is not None)
+        checks.append(
+            value is not None and _like(condition["likeRegex"], case_sensitive).search(str(value)) is not None
+        )
     for name, compare in (
         ("lessThan", float.__lt__),
         ("lessEquals", float.__le__),
