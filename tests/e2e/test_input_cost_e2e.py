@@ -15,11 +15,11 @@ import time
 
 import grpc
 import pytest
+from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 from deploy.local_mesh import UNMETERED_KEY_LIMITS
 from gateway.api_keys import add_key
 from tests.e2e.conftest import http
-from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 pytestmark = pytest.mark.e2e
 
