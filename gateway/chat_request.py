@@ -192,6 +192,14 @@ def _tools(body: dict, request: router_pb2.ChatRequest) -> None:
     if parallel is not None:
         if not isinstance(parallel, bool):
             raise invalid_type("parallel_tool_calls", "a boolean", parallel)
+        if not request.tools:
+            raise OpenAIError(
+                400,
+                "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed when 'tools' "
+                "are specified.",
+                param="parallel_tool_calls",
+                code="invalid_value",
+            )
         request.tool_choice.single_call = not parallel
 
 
@@ -233,6 +241,8 @@ def chat_call(body: dict) -> ChatCall:
     stream = _boolean(body, "stream")
     include_usage = _stream_options(body, stream)
     n = body.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+        raise invalid_type("n", "an integer", n)
     if n is not None and n != 1:
         raise OpenAIError(400, "Only n=1 is supported.", param="n", code="unsupported_value")
     temperature = _number(body, "temperature", 0, 2)

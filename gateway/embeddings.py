@@ -40,13 +40,20 @@ def _inputs(value: object) -> tuple[list[str], list[list[int]]]:
         if all(isinstance(v, str) for v in value):
             return list(value), []
         if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return [], [list(value)]
+            return [], [_token_ids("input", value)]
         if all(isinstance(v, list) and v and all(isinstance(n, int) and not isinstance(n, bool) for n in v)
                for v in value):  # fmt: skip
-            return [], [list(v) for v in value]
+            return [], [_token_ids(f"input[{n}]", v) for n, v in enumerate(value)]
     if isinstance(value, list) and not value:
         raise OpenAIError(400, "Invalid 'input': must not be empty.", param="input", code="invalid_value")
     raise invalid_type("input", "a string, an array of strings, or token ids", value)
+
+
+def _token_ids(where: str, ids: list[int]) -> list[int]:
+    """Token ids as a tokenizer gives them: non-negative, within 32 bits."""
+    for n, token in enumerate(ids):
+        check_integer(f"{where}[{n}]", token, 0, INT32_MAX)
+    return list(ids)
 
 
 def _vector(values, encoding: str) -> list[float] | str:

@@ -30,18 +30,53 @@ def json_object(raw: bytes) -> dict:
 
 
 def _stdlib_json(raw: bytes) -> object:
-    # What orjson refuses (an integer beyond 64 bits in some positions) the
-    # standard library may read, so the field checks can name the field.
+    # What orjson refuses (an integer beyond 64 bits in some positions, a
+    # lone surrogate escaped as \ud800) the standard library may read, so
+    # the field checks, or the check for text that is not Unicode, can name
+    # the field.
     def no_constant(name: str) -> None:
         raise ValueError(name)
 
     try:
-        return json.loads(raw, parse_constant=no_constant)
+        body = json.loads(raw, parse_constant=no_constant)
     except (ValueError, RecursionError):
         raise OpenAIError(
             400,
             "We could not parse the JSON body of your request. The API expects a JSON payload "
             "(Content-Type: application/json).",
+        ) from None
+    _check_unicode(body)
+    return body
+
+
+def _check_unicode(body: object) -> None:
+    """A 400 naming the first string (or key) that holds a lone surrogate:
+    JSON may escape one, but it is no Unicode text and no protobuf string."""
+    pending: list[tuple[str, object]] = [("", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                inner = f"{where}.{key}" if where else str(key)
+                _encodable(inner, key)
+                pending.append((inner, item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{n}]", item) for n, item in enumerate(value))
+        elif isinstance(value, str):
+            _encodable(where, value)
+
+
+def _encodable(where: str, text: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError as error:
+        param = where.encode(errors="backslashreplace").decode()
+        raise OpenAIError(
+            400,
+            f"Invalid '{param}': the string holds a lone surrogate ({text[error.start]!r} at position "
+            f"{error.start}), which is not valid Unicode text.",
+            param=param,
+            code="invalid_value",
         ) from None
 
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, settings, strategies
 from openapi_spec_validator import validate
 
 from gateway.openapi import OPERATIONS
@@ -95,3 +95,90 @@ def test_the_fuzzer_finds_no_server_error_and_only_openai_errors(fuzz_mesh, docu
     # Both sides were reached: answers and refusals.
     assert any(s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses)
     assert not failures, failures[:10]
+
+
+# Bodies a schema-driven fuzzer never writes: each puts one hostile JSON
+# value (raw text) where a valid body has a value, or adds it as a field.
+HOSTILE_JSON = [
+    '"\\ud800"', '"a\\udfffb"', '{"\\ud800": 1}', '["\\udc00"]',
+    "9223372036854775808", "18446744073709551616", "-9223372036854775809", "1" + "0" * 40, "1e999", "-1e999",
+    "1e-400", "-0.0", "0.5", "-1", "0", "2147483648",
+    "true", "false", "null", "[]", "{}", '""', '"\\u0000"', '"' + "a" * 100_000 + '"',
+    "[" * 20_000 + "]" * 20_000, '{"a":' * 20_000 + "1" + "}" * 20_000, "[[[[[[[[[[]]]]]]]]]]",
+    '{"role": "system", "content": 1}', '[{"type": "text"}]', '"offline"', '"user"',
+]  # fmt: skip
+_QUESTION = "What is the credit score of client id 2000038?"
+_CHAT = {
+    "model": "offline",
+    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": _QUESTION}],
+    "max_tokens": 40, "temperature": 0.2, "top_p": 1, "n": 1, "seed": 7, "stop": ["zzz"], "stream": False,
+    "user": "fuzz", "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+    "tool_choice": "none", "parallel_tool_calls": True, "response_format": {"type": "text"},
+}  # fmt: skip
+VALID_BODIES = {
+    "/v1/chat/completions": _CHAT,
+    "/v1/chat/batch": {"requests": [{"custom_id": "a", "body": _CHAT}], "concurrency": 2},
+    "/v1/completions": {"model": "offline", "prompt": ["Hi", _QUESTION], "max_tokens": 8, "echo": False},
+    "/v1/embeddings": {"model": "offline", "input": ["a", "b"], "dimensions": 8, "encoding_format": "float"},
+    "/v1/credit-comparison": {"customers": ["2000038", "edwina.hawthorne@example.com"]},
+    "/v1/feedback": {"completion_id": "chatcmpl-0", "rating": 1, "comment": "fine"},
+}
+_SENTINEL = "\u0000hostile\u0000"
+
+
+def _places(value, path=()):
+    """Every place in a body a value stands: (path, key to add or replace)."""
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _places(item, (*path, key))
+        yield (*path, "extra_field")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from _places(item, (*path, n))
+
+
+def _with_hostile(body, path, raw: str) -> bytes:
+    if not path:
+        return raw.encode()
+    copy = json.loads(json.dumps(body))
+    target = copy
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = _SENTINEL
+    return json.dumps(copy).replace(json.dumps(_SENTINEL), raw).encode()
+
+
+@pytest.mark.parametrize("path", list(VALID_BODIES))
+def test_hostile_json_values_get_openai_errors_and_never_a_5xx(fuzz_mesh, path):
+    """Lone surrogates, integers beyond 64 bits, infinities, wrong types
+    where booleans and numbers are expected, 20,000-deep nesting and 100 KB
+    strings in every place of a valid body: a 400 (or an answer), never a
+    5xx, always OpenAI's error JSON naming what it can."""
+    body = VALID_BODIES[path]
+    places = list(_places(body))
+    seen: list[tuple[int, str]] = []
+
+    @given(place=strategies.sampled_from(places), raw=strategies.sampled_from(HOSTILE_JSON))
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+              database=None)  # fmt: skip
+    def check(place, raw):
+        data = _with_hostile(body, place, raw)
+        status, headers, reply = http(
+            "POST",
+            f"{fuzz_mesh.rest_url}{path}",
+            data,
+            {"Authorization": f"Bearer {fuzz_mesh.admin_key}", "Content-Type": "application/json"},
+        )
+        where = f"{path} {place} = {raw[:40]}"
+        assert status < 500, (where, status, reply[:300])
+        if status >= 400:
+            assert headers.get("Content-Type", headers.get("content-type", "")).startswith("application/json"), where
+            error = json.loads(reply)["error"]
+            assert {"message", "type", "param", "code"} <= set(error) and error["message"], (where, error)
+        seen.append((status, raw))
+
+    check()
+    assert len(seen) >= 40
+    assert any(400 <= s < 500 for s, _ in seen)
+    assert any("\\ud" in raw for _, raw in seen)  # a lone surrogate was sent
