@@ -103,7 +103,9 @@ class CompletionRoutes:
             except OpenAIError as error:
                 raise _renamed(error) from None
         first = calls[0]
-        exchange.headers.extend((await self._quotas.admit(exchange.key, "chat", first.model)).headers())
+        # Each prompt is an answer, and counts as one, as each batch item does.
+        admission = await self._quotas.admit(exchange.key, "chat", first.model, requests=len(calls))
+        exchange.headers.extend(admission.headers())
         completion_id = f"cmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if first.stream:

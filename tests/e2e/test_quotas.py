@@ -102,3 +102,15 @@ def test_a_model_limit_and_a_token_limit_hold(mesh):
     status, headers, body = _chat(mesh, thrifty)
     assert status == 429 and "for tokens" in body["error"]["message"]
     assert headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+def test_each_prompt_of_a_completions_call_counts_as_a_request(mesh):
+    key = _key(mesh, "prompts", limits={"requests_per_minute": 20})
+    _in_one_minute()
+    client = openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=key, max_retries=0)
+    prompts = [f"What is the status of client id 2480135? ({n})" for n in range(16)]
+    reply = client.completions.with_raw_response.create(model="offline", prompt=prompts, max_tokens=4)
+    assert len(reply.parse().choices) == 16
+    assert reply.headers["x-ratelimit-remaining-requests"] == "4"
+    with pytest.raises(openai.RateLimitError):  # 16 more would be 32 of 20
+        client.completions.create(model="offline", prompt=prompts, max_tokens=4)
