@@ -11,6 +11,8 @@ Tests use the same class with `free_ports=True`.
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -133,6 +135,7 @@ class LocalMesh:
         self._launched_at: dict[str, float] = {}
         self._restarts: dict[str, int] = {}  # restarts in a row of a process that keeps dying
         self._restart_due: dict[str, float] = {}  # process -> when it is started again
+        self._claim = None  # the open lock file that makes this data directory ours
 
     # -- addresses -----------------------------------------------------
     @property
@@ -243,6 +246,14 @@ class LocalMesh:
     def start(self) -> None:
         for folder in (self.run_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        # Before anything of a running mesh is touched (its logs, pid files, ports).
+        self._claim_data_dir()
+        try:
+            if not self.free_ports:
+                self._check_ports_free()
+        except MeshError:
+            self._release_claim()
+            raise
         self._rotate_logs()
         self.certificates.issue("client", "operator")  # for the user's own gRPC calls (README)
         try:
@@ -262,10 +273,73 @@ class LocalMesh:
                         f"  {name:<14} ready on 127.0.0.1:{self.ports[name]} ({time.monotonic() - began:.1f} s)"
                     )
             self._start_envoy()
+            self._write_claim()
             self.progress(f"  {'envoy':<14} ready on {self.rest_url} ({time.monotonic() - started:.1f} s in all)")
         except BaseException:
             self.stop()
             raise
+
+    def _claim_data_dir(self) -> None:
+        """One mesh per data directory: the runner holds an exclusive lock
+        on `run/mesh.lock` while it lives (the kernel lets go when it dies,
+        so a crash leaves nothing stale); a second runner is refused at once,
+        naming the first's pid and URL."""
+        claim = open(self.run_dir / "mesh.lock", "a+")  # noqa: SIM115 - held for the mesh's lifetime
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            claim.seek(0)
+            holder = claim.read().strip()
+            claim.close()
+            try:
+                running = json.loads(holder)
+            except ValueError:
+                running = {}
+            pid, url = running.get("pid", "unknown"), running.get("rest_url", "its URL is not known yet (starting)")
+            raise MeshError(
+                f"a mesh is already running from {self.data_dir} (pid {pid}, {url}); "
+                f"stop it first (Ctrl-C where it runs, or kill {pid}), or give this one another --data-dir"
+            ) from None
+        self._claim = claim
+        self._write_claim()
+
+    def _write_claim(self) -> None:
+        if self._claim is None:
+            return
+        running = {"pid": os.getpid(), "data_dir": str(self.data_dir)}
+        if self.envoy_ports:
+            running["rest_url"] = self.rest_url.replace("127.0.0.1", "localhost")
+        elif not self.free_ports:
+            running["rest_url"] = f"http://localhost:{self.topology.envoy.rest_port}"
+        self._claim.seek(0)
+        self._claim.truncate()
+        self._claim.write(json.dumps(running) + "\n")
+        self._claim.flush()
+
+    def _release_claim(self) -> None:
+        if self._claim is not None:
+            self._claim.close()  # closing the file lets go of the lock
+            self._claim = None
+
+    def _check_ports_free(self) -> None:
+        """The fixed ports are free, or nothing starts: a mesh from another
+        data directory (or any program) on them is named at once instead of
+        half a mesh starting beside it."""
+        envoy = self.topology.envoy
+        wanted = {f"envoy {name}": port for name, port in
+                  (("REST", envoy.rest_port), ("gRPC", envoy.grpc_port), ("admin", envoy.admin_port))}  # fmt: skip
+        wanted |= {name: spec.port for name, spec in self.topology.services.items() if spec.port}
+        for what, port in wanted.items():
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError as error:
+                    if error.errno != errno.EADDRINUSE:
+                        raise
+                    raise MeshError(
+                        f"port {port} ({what}) is in use: another mesh or program listens on it "
+                        f"(find it with: ss -ltnp 'sport = :{port}')"
+                    ) from None
 
     def _reserve_later_peer_ports(self) -> None:
         """A service some other service calls only later (`later_peers`) may
@@ -593,6 +667,7 @@ class LocalMesh:
         for log in self._logs:
             log.close()
         self._logs.clear()
+        self._release_claim()
         return codes
 
     def stop_instance(self, name: str, kill: bool = False) -> int:

@@ -162,3 +162,41 @@ def test_a_failed_start_names_its_cause_first_and_each_run_has_fresh_logs(tmp_pa
     assert "LLM_TIMEOUT_S" in (tmp_path / "logs" / "llm_gateway.log").read_text().splitlines()[0]
     assert (tmp_path / "logs" / "previous" / "router.log").read_text() == first_run
     assert not (tmp_path / "logs" / "router.log").exists()  # never started this time
+
+
+def test_a_second_runner_is_refused_at_once_and_touches_nothing_of_the_first(tmp_path):
+    first = Runner(tmp_path)
+    try:
+        output = first.wait_for("Ctrl-C stops everything")
+        port = rest_port(output)
+        run, logs = tmp_path / "run", tmp_path / "logs"
+        pid_files = {p.name: p.read_text() for p in run.glob("*.pid")}
+        log_sizes = {p.name: p.stat().st_size for p in logs.glob("*.log")}
+        began = time.monotonic()
+        second = subprocess.run(
+            [sys.executable, "-m", "deploy.local_mesh", "--data-dir", str(tmp_path), "--free-ports"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "GATEWAY_API_KEYS": KEY},
+        )
+        elapsed = time.monotonic() - began
+        assert second.returncode == 1
+        message = second.stderr.strip().splitlines()[-1]
+        assert message.startswith(f"could not start the mesh: a mesh is already running from {tmp_path}")
+        assert f"pid {first.process.pid}" in message and f"http://localhost:{port}" in message
+        # Refused before anything started: no process of its own, nothing moved.
+        assert elapsed < 10, elapsed  # the interpreter's start-up, mostly; figures in the note
+        assert {p.name: p.read_text() for p in run.glob("*.pid")} == pid_files
+        assert not (logs / "previous").exists()
+        assert all((logs / name).stat().st_size >= size for name, size in log_sizes.items())
+        assert b"data: [DONE]" in stream(port)  # the first mesh still answers
+    finally:
+        assert first.stop() == 0
+    # Once the first has stopped, the data directory is free again.
+    again = Runner(tmp_path)
+    try:
+        again.wait_for("Ctrl-C stops everything")
+    finally:
+        assert again.stop() == 0
