@@ -2,6 +2,7 @@
 
 LISTEN_ADDR               host:port to listen on (default 127.0.0.1:8000)
 GRACE_PERIOD_S            how long in-flight streams may finish on SIGTERM (default 30)
+LOOP_STALL_LIMIT_S        an event loop stuck this long ends the process, to be restarted (default 20)
 PORT_FILE                 file to write the bound port to (for port 0)
 TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE   its certificate in the mesh (services/runtime/identity.py):
                           it calls the mesh with it and serves HTTPS with it (Envoy checks it is the
@@ -24,6 +25,7 @@ from gateway.app import build_asgi_app
 from gateway.settings import GatewaySettings
 from services.runtime.identity import configure_identity, tls_from_env
 from services.runtime.logs import configure_logging
+from services.runtime.loop_watchdog import LoopWatchdog, install_test_stall
 from services.runtime.settings import SettingsError, env_float, env_str
 from services.runtime.telemetry import configure_tracing
 
@@ -79,7 +81,12 @@ async def serve() -> None:
             handle.write(str(sock.getsockname()[1]))
         os.replace(f"{port_file}.tmp", port_file)
     log.info("serving", extra={"fields": {"port": sock.getsockname()[1]}})
+    loop = asyncio.get_running_loop()
+    watchdog = LoopWatchdog(env_float("LOOP_STALL_LIMIT_S", 20.0, minimum=1.0))
+    watchdog.start(loop)
+    install_test_stall(loop)
     await server.serve(sockets=[sock])
+    watchdog.stop()
 
 
 def main() -> None:

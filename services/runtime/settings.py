@@ -92,6 +92,7 @@ class ServerSettings:
     metrics_addr: str = ""  # host:port of GET /metrics; empty: not served
     max_stream_s: float = 300.0  # the longest stream a client may hold open (the chat deadline)
     probe_addr: str = ""  # host:port of a plaintext port that serves grpc.health.v1 only (kubelet probes)
+    loop_stall_limit_s: float = 20.0  # a loop stuck this long ends the process (runtime/loop_watchdog.py)
 
     @classmethod
     def from_env(cls, service: str) -> ServerSettings:
@@ -107,4 +108,5 @@ class ServerSettings:
             metrics_addr=_host_port("METRICS_ADDR", env_str("METRICS_ADDR")),
             max_stream_s=env_float("MAX_STREAM_S", 300.0, minimum=1.0),
             probe_addr=_host_port("PROBE_ADDR", env_str("PROBE_ADDR")),
+            loop_stall_limit_s=env_float("LOOP_STALL_LIMIT_S", 20.0, minimum=1.0),
         )

@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from deploy.certificates import MeshCertificates, secret_folders
 from deploy.edge_envoy import with_parent
 from deploy.topology import load_topology
+from services.runtime.loop_watchdog import EXIT_STUCK
 from tests.integration.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -79,6 +80,7 @@ class Pod:
         self.port = 0
         self.probe_port = 0
         self.ssl_context: ssl.SSLContext | None = None
+        self.env: dict[str, str] = {}
 
     def install_secret(self, folder: Path) -> None:
         """What Kubernetes mounts from the pod's `<name>-tls` Secret."""
@@ -121,6 +123,7 @@ class Pod:
         return env
 
     def start(self, env: dict[str, str], read_only: set[str]) -> None:
+        self.env = env
         writable = " && ".join(
             f"mount --bind {shlex.quote(str(f))} {shlex.quote(str(f))}" for f in self.volumes.values()
         )
@@ -154,14 +157,18 @@ class Pod:
             time.sleep(0.05)
 
     def _ready(self) -> bool:
-        # The readiness probe of its Deployment: gRPC health or GET path.
-        probe = self.container["readinessProbe"]
+        return self.probe("readinessProbe")
+
+    def probe(self, kind: str) -> bool:
+        """The Deployment's readiness or liveness probe, as the kubelet asks it."""
+        probe = self.container[kind]
         if "grpc" in probe:
             # The kubelet asks the plaintext probe port; the service port is mutual TLS.
             with grpc.insecure_channel(f"127.0.0.1:{self.probe_port}") as channel:
                 try:
                     reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(service=probe["grpc"]["service"]), timeout=1
+                        health_pb2.HealthCheckRequest(service=probe["grpc"]["service"]),
+                        timeout=probe.get("timeoutSeconds", 1),
                     )
                 except grpc.RpcError:
                     return False
@@ -207,6 +214,25 @@ def read_only_mounts() -> set[str]:
     return mounts
 
 
+def _ask(gateway: Pod) -> str:
+    question = "What is the status and credit score of edwina.hawthorne@example.com?"
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{gateway.port}/v1/chat/completions",
+        data=json.dumps({"model": "offline", "messages": [{"role": "user", "content": question}]}).encode(),
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    deadline = time.monotonic() + 30
+    while True:  # a restarted peer is dialled again within a second or two
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=gateway.ssl_context) as reply:
+                return json.load(reply)["choices"][0]["message"]["content"]
+        except urllib.error.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -233,25 +259,33 @@ def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read
             pod = Pod(name, deployments[spec.k8s_name], tmp_path / "pods")
             pod.install_secret(secrets[f"{spec.k8s_name}-tls"])
             ports = {peer: pods[peer].port for peer in spec.peers} | {p: reserved[p] for p in spec.later_peers}
-            pod.start(pod.environment(ports, redis.url, reserved.get(name, 0), operator_secrets), read_only_mounts)
+            env = pod.environment(ports, redis.url, reserved.get(name, 0), operator_secrets)
+            if name == "router":  # the test's hook: SIGUSR2 blocks its loop; stuck 3 s, it ends
+                env.update(LOOP_STALL_TEST_SIGNAL="1", LOOP_STALL_LIMIT_S="3")
+            pod.start(env, read_only_mounts)
             pods[name] = pod
             pod.wait_ready()
 
-        question = "What is the status and credit score of edwina.hawthorne@example.com?"
-        request = urllib.request.Request(
-            f"https://127.0.0.1:{pods['gateway'].port}/v1/chat/completions",
-            data=json.dumps({"model": "offline", "messages": [{"role": "user", "content": question}]}).encode(),
-            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30, context=pods["gateway"].ssl_context) as reply:
-            answer = json.load(reply)["choices"][0]["message"]["content"]
+        answer = _ask(pods["gateway"])
+        # A stuck loop: the liveness probe fails, the process ends itself, and
+        # the kubelet (played here) starts the container again on its address.
+        router = pods["router"]
+        assert router.probe("livenessProbe")
+        router.process.send_signal(signal.SIGUSR2)
+        time.sleep(0.5)
+        assert not router.probe("livenessProbe")
+        assert router.process.wait(timeout=30) == EXIT_STUCK
+        router.port_file.unlink()
+        router.start({**router.env, "LISTEN_ADDR": f"127.0.0.1:{router.port}"}, read_only_mounts)
+        router.wait_ready()
+        answer_after_restart = _ask(pods["gateway"])
     finally:
         for name in reversed(list(pods)):
             codes[name] = pods[name].stop()
         redis.stop()
 
     assert "Edwina Hawthorne" in answer and "Active" in answer, answer
+    assert "Edwina Hawthorne" in answer_after_restart, answer_after_restart
     assert codes == dict.fromkeys(pods, 0), {n: pods[n].log()[-1500:] for n, c in codes.items() if c}
     # State went where the manifests put it: the embedded demo store on the
     # tilores_data pod's scratch volume, the optimizer's prompts and outcomes in PostgreSQL, in no file.

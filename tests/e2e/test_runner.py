@@ -18,7 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 pytestmark = pytest.mark.e2e
 KEY = "sk-runner-test"
@@ -200,3 +202,47 @@ def test_a_second_runner_is_refused_at_once_and_touches_nothing_of_the_first(tmp
         again.wait_for("Ctrl-C stops everything")
     finally:
         assert again.stop() == 0
+
+
+def _liveness(probe_port: int) -> str:
+    """What the kubelet's liveness probe would see on the plaintext probe port."""
+    with grpc.insecure_channel(f"127.0.0.1:{probe_port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="liveness"), timeout=1
+            )
+        except grpc.RpcError as error:
+            return error.code().name
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def test_a_stuck_event_loop_fails_liveness_and_the_process_is_replaced(tmp_path):
+    # The test hook blocks a loop on SIGUSR2; a loop stuck 3 s ends its process.
+    runner = Runner(tmp_path, LOOP_STALL_TEST_SIGNAL="1", LOOP_STALL_LIMIT_S="3")
+    try:
+        output = runner.wait_for("Ctrl-C stops everything")
+        port, run = rest_port(output), tmp_path / "run"
+        old_pid = int((run / "router.pid").read_text())
+        probe_port = int((run / "router.port.probe").read_text())
+        assert _liveness(probe_port) == "SERVING"
+        os.kill(old_pid, signal.SIGUSR2)
+        time.sleep(0.5)
+        assert _liveness(probe_port) == "DEADLINE_EXCEEDED"  # alive, but answering nothing
+        runner.wait_for("router stopped (exit code 70: event loop stuck", timeout_s=30)
+        runner.wait_for("router restarted", timeout_s=30)
+        new_pid = int((run / "router.pid").read_text())
+        assert new_pid != old_pid
+        deadline = time.monotonic() + 30
+        while b"Edwina" not in stream(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert b"Edwina" in stream(port)
+        # The log says where the loop stood, for whoever looks into it.
+        stuck = [
+            json.loads(line)
+            for line in (tmp_path / "logs" / "router.log").read_text().splitlines()
+            if "event loop stuck" in line
+        ]
+        assert len(stuck) == 1 and stuck[0]["level"] == "critical" and stuck[0]["stalled_s"] >= 3
+        assert "services/runtime/server.py" in stuck[0]["stack"]
+    finally:
+        assert runner.stop() == 0
