@@ -114,6 +114,9 @@ def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
     if spec.protocol == "grpc":
         env.append({"name": "METRICS_ADDR", "value": f"0.0.0.0:{topology.kubernetes.metrics_port}"})
         env.append({"name": "PROBE_ADDR", "value": f"0.0.0.0:{topology.kubernetes.probe_port}"})
+        # The pod's emptyDir outlives a restart of its container (a crash, a
+        # stuck loop's exit): what the service had not delivered is sent then.
+        env.append({"name": "SPOOL_DIR", "value": "/scratch/spool"})
     env.extend({"name": key, "value": value} for key, value in MOUNTED.env().items())
     env.append({"name": "MESH_GRANTS", "value": topology.grants().render()})
     for peer in spec.all_peers:

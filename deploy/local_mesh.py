@@ -393,6 +393,8 @@ class LocalMesh:
                 "OPTIMIZER_DB_PATH": env.get("OPTIMIZER_DB_PATH") or str(self.data_dir / "optimizer.db"),
                 "AUDIT_DB_PATH": env.get("AUDIT_DB_PATH") or str(self.data_dir / "audit.db"),
                 "GATEWAY_KEYS_FILE": env.get("GATEWAY_KEYS_FILE") or str(self._key_file()),
+                # Each process's own: what it has not delivered yet survives its restart.
+                "SPOOL_DIR": str(self.data_dir / "spool" / name),
                 # Health checks in plaintext on a port of their own; the
                 # service port itself speaks only mutual TLS.
                 "PROBE_ADDR": "127.0.0.1:0",

@@ -11,6 +11,9 @@ AUDIENCE_POLICY_PATH      what each agent mode's audience may be shown (default:
 ROUTER_CUSTOMERS_PER_HOUR distinct customers one API key or caller may look at an hour, unless its key
                           record says otherwise (default 200; 0: no limit)
 REDIS_URL                 where every replica counts those customers; unset: each replica its own
+SPOOL_DIR                 a folder of this replica's own where turn outcomes wait on disk until the
+                          optimizer has them, and from which a restarted router sends what it left
+                          (unset: in memory only, lost if the process dies)
 """
 
 from __future__ import annotations
@@ -21,20 +24,29 @@ from services.router.lookup_limit import LookupLimit
 from services.router.service import RouterComponent
 from services.runtime.field_policy import FieldPolicy
 from services.runtime.server import main
-from services.runtime.settings import env_float, env_int, env_str, peer_addr
+from services.runtime.settings import SettingsError, env_float, env_int, env_str, peer_addr
+from services.runtime.spool import SpoolError
 
 
 async def build() -> RouterComponent:
     addrs = {name: peer_addr(name) for name in ("cache", "tilores_data", "optimizer", "llm_gateway", "audit")}
-    clients = RouterClients(
+    try:
+        clients = _clients(addrs)
+    except SpoolError as error:
+        raise SettingsError(f"SPOOL_DIR: {error}") from None
+    return RouterComponent(
+        clients, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), FieldPolicy.from_env(), Audiences.from_env()
+    )
+
+
+def _clients(addrs: dict[str, str]) -> RouterClients:
+    return RouterClients(
         addrs,
         customer_ttl_s=env_float("CUSTOMER_CACHE_TTL_S", 3600.0, minimum=1.0),
         near_cache_ttl_s=env_float("ROUTER_NEAR_CACHE_TTL_S", 30.0),
         prompt_ttl_s=env_float("ROUTER_PROMPT_TTL_S", 5.0),
         lookup_limit=LookupLimit(env_int("ROUTER_CUSTOMERS_PER_HOUR", 200, minimum=0), env_str("REDIS_URL")),
-    )
-    return RouterComponent(
-        clients, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), FieldPolicy.from_env(), Audiences.from_env()
+        spool_dir=env_str("SPOOL_DIR"),
     )
 
 

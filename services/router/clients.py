@@ -73,6 +73,7 @@ from services.runtime.replicas import replica_statuses
 from services.runtime.request_context import answering_model, provider_ttft_ms
 from services.runtime.rich_status import has_rich_status, status_details
 from services.runtime.single_flight import SingleFlight
+from services.runtime.spool import Spool
 
 log = logging.getLogger("router.clients")
 
@@ -661,10 +662,9 @@ class Outcome:
     mode: str = ""  # mode and category, e.g. "client/billing"
 
 
-# The optimizer is away or slow: keep the outcome and send it again.
-RETRY_OUTCOME_ON = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
-)
+# Only a request the optimizer can never take is given up; anything else
+# (away, slow, a connection cut by its death mid-call) is sent again.
+REFUSE_OUTCOMES_ON = frozenset({grpc.StatusCode.INVALID_ARGUMENT})
 
 
 class OutcomeRefused(Exception):
@@ -676,24 +676,37 @@ OUTCOMES_PER_CALL = 100
 
 
 class Outcomes:
-    def __init__(self, optimizer: optimizer_pb2_grpc.OptimizerServiceStub):
+    def __init__(self, optimizer: optimizer_pb2_grpc.OptimizerServiceStub, spool: Spool | None = None):
+        """With a `spool`, each outcome is on disk from its turn's end until
+        the optimizer has taken it, and what a killed router left is sent
+        again when it starts (the optimizer records a completion id once)."""
         self._optimizer = optimizer
         # One call for whatever piled up while the last was on its way: a
         # call per turn when traffic is light, far fewer under load.
-        self.outbox: Outbox = Outbox(self._send, name="outcomes", senders=2, batch=OUTCOMES_PER_CALL)
+        self.outbox: Outbox = Outbox(
+            self._send,
+            name="outcomes",
+            senders=2,
+            batch=OUTCOMES_PER_CALL,
+            spool=spool,
+            encode=optimizer_pb2.RecordOutcomeRequest.SerializeToString,
+            decode=optimizer_pb2.RecordOutcomeRequest.FromString,
+        )
+        self.outbox.recover()
 
     def post(self, outcome: Outcome) -> None:
-        """Off the hot path; kept and retried until the optimizer takes it."""
-        self.outbox.post(outcome)
+        """Off the hot path; kept (on disk with a spool) and retried until
+        the optimizer takes it."""
+        self.outbox.post(_outcome_message(outcome))
 
-    async def _send(self, outcomes: list[Outcome]) -> None:
-        request = optimizer_pb2.RecordOutcomesRequest(outcomes=[_outcome_message(o) for o in outcomes])
+    async def _send(self, outcomes: list[optimizer_pb2.RecordOutcomeRequest]) -> None:
+        request = optimizer_pb2.RecordOutcomesRequest(outcomes=outcomes)
         try:
             reply = await self._optimizer.RecordOutcomes(request, timeout=2.0)
         except grpc.aio.AioRpcError as error:
-            if error.code() in RETRY_OUTCOME_ON:
-                raise RetryLater(error.code().name) from None
-            raise OutcomeRefused(error.code().name) from None
+            if error.code() in REFUSE_OUTCOMES_ON:
+                raise OutcomeRefused(error.code().name) from None
+            raise RetryLater(error.code().name) from None
         for refused in reply.refused:
             log.warning("outcome.refused", extra={"fields": {"field": refused.field, "reason": refused.message}})
 
@@ -817,9 +830,11 @@ class RouterClients:
         near_cache_ttl_s: float = 30.0,
         prompt_ttl_s: float = 5.0,
         lookup_limit: LookupLimit | None = None,
+        spool_dir: str = "",
     ):
         """`addrs` names every peer; without `audit` no access is recorded
-        (a router in a test), without `lookup_limit` none is limited."""
+        (a router in a test), without `lookup_limit` none is limited; with
+        `spool_dir` undelivered outcomes are kept on disk there."""
         self._channels = {name: open_channel(addr) for name, addr in addrs.items()}
         self.tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(self._channels["tilores_data"])
         self.cache = cache_pb2_grpc.CacheServiceStub(self._channels["cache"])
@@ -829,7 +844,7 @@ class RouterClients:
         self.prompts = Prompts(optimizer, prompt_ttl_s)
         self.models = ModelCatalog(self.llm)
         self.answers = AnswerCache(self.cache)
-        self.outcomes = Outcomes(optimizer)
+        self.outcomes = Outcomes(optimizer, Spool(spool_dir, "outcomes") if spool_dir else None)
         self.generation = Generation(self.llm)
         self.health = PeerHealth(self._channels, dict(addrs), self)
         ledger = AccessLedger(audit_pb2_grpc.AuditServiceStub(self._channels["audit"])) if "audit" in addrs else None

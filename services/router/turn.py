@@ -194,10 +194,12 @@ class Turn:
             if not result.calls or not plan.call.tools:
                 break  # an answer; or calls made without tools on offer, which nothing runs
             await self._run_tools(plan, result.calls)
+        # On record (on disk, with a spool) before the caller hears the turn
+        # is over: a router killed after the answer loses no outcome.
+        self._record(plan, text, error=False, usage=usage, model=finish.model if finish else "")
         if finish is not None:
             yield finish
         yield usage
-        self._record(plan, text, error=False, usage=usage, model=finish.model if finish else "")
         if kept is not None and finish is not None:
             kept.finish, kept.usage = finish, usage
             self._clients.answers.keep(self.request.tenant, key, kept)
@@ -455,7 +457,9 @@ class Turn:
 
     def _record(self, plan: Plan, text: list[str], *, error: bool, usage: Usage | None = None, model: str = ""):
         # Off the hot path: the optimizer scores the turn and feeds experiments.
-        if not (self.request.completion_id and plan.prompt.version):
+        # A turn answered with the fallback instruction (the optimizer was
+        # away) is recorded too, as version 0 of its prompt.
+        if not self.request.completion_id:
             return
         self._clients.outcomes.post(
             Outcome(

@@ -10,7 +10,12 @@ ones of the call that posted it.
 With `batch` above 1 the receiver takes lists: what piled up while the
 previous send was on its way goes in one call (one RPC for many turns
 under load, one per turn when traffic is light), sent in the context of
-the first item."""
+the first item.
+
+With a `spool` (and `encode`, `decode`) every item is also on disk from the
+moment it is posted until it is taken: `recover()` sends again what an
+earlier process left (runtime/spool.py), so an item outlives the death of
+the process that posted it. The receiver must take each item once."""
 
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ from typing import Generic, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+
+from services.runtime.spool import Spool
 
 T = TypeVar("T")
 log = logging.getLogger("outbox")
@@ -45,11 +52,16 @@ class Outbox(Generic[T]):
         first_backoff_s: float = 0.05,
         max_backoff_s: float = 2.0,
         batch: int = 1,
+        spool: Spool | None = None,
+        encode: Callable[[T], bytes] | None = None,
+        decode: Callable[[bytes], T] | None = None,
     ):
         self._send = send
         self._batch = batch
         self.name = name  # in logs and metrics: `outcomes`, `access_records`
-        self._pending: deque[tuple[T, contextvars.Context]] = deque()
+        self._spool, self._encode, self._decode = spool, encode, decode
+        # Each item with the context it was posted in and its spool segment (0: none).
+        self._pending: deque[tuple[T, contextvars.Context, int]] = deque()
         self._capacity = capacity
         self._senders = senders
         self._first_backoff_s = first_backoff_s
@@ -69,17 +81,39 @@ class Outbox(Generic[T]):
         return len(self._pending) + self._in_flight
 
     def post(self, item: T) -> None:
-        """Queue an item; never waits."""
+        """Queue an item (on disk too, with a spool, before this returns);
+        never waits."""
+        segment = self._spool.append(self._encode(item)) if self._spool is not None else 0
+        self._queue(item, contextvars.copy_context(), segment)
+
+    def recover(self) -> int:
+        """Queue what an earlier process left in the spool; how many items."""
+        if self._spool is None:
+            return 0
+        recovered = self._spool.recover()
+        for payload, segment in recovered:
+            self._queue(self._decode(payload), contextvars.Context(), segment)
+        return len(recovered)
+
+    def _queue(self, item: T, context: contextvars.Context, segment: int) -> None:
         if self._pending and len(self._pending) + self._in_flight >= self._capacity:
-            self._pending.popleft()
+            _, _, oldest = self._pending.popleft()
+            self._finished([oldest])
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning(f"{self.name}.dropped", extra={"fields": {"dropped": self.dropped}})
-        self._pending.append((item, contextvars.copy_context()))
+        self._pending.append((item, context, segment))
         self._empty.clear()
         self._ready.set()
         if not self._tasks:
             self._tasks = [asyncio.ensure_future(self._deliver()) for _ in range(self._senders)]
+
+    def _finished(self, segments: list[int]) -> None:
+        """Items taken, refused for good or dropped: off the disk."""
+        if self._spool is None:
+            return
+        for segment in set(segments):
+            self._spool.done(segment, segments.count(segment))
 
     async def _deliver(self) -> None:
         while True:
@@ -89,12 +123,15 @@ class Outbox(Generic[T]):
                 continue
             if self._batch > 1:
                 taken = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
-                item, context, count = [i for i, _ in taken], taken[0][1], len(taken)
+                item, context, count = [i for i, _, _ in taken], taken[0][1], len(taken)
+                segments = [s for _, _, s in taken]
             else:
-                (item, context), count = self._pending.popleft(), 1
+                item, context, segment = self._pending.popleft()
+                count, segments = 1, [segment]
             self._in_flight += count
             try:
                 await self._until_taken(item, context, count)
+                self._finished(segments)  # not when cancelled at shutdown: then they stay on disk
             finally:
                 self._in_flight -= count
                 if not self._pending and not self._in_flight:
@@ -130,7 +167,10 @@ class Outbox(Generic[T]):
                 await task
         self._tasks = []
         if left:
-            log.warning(f"{self.name}.undelivered_at_shutdown", extra={"fields": {"pending": left}})
+            fields = {"pending": left, "kept_on_disk": self._spool is not None}  # sent again on the next start
+            log.warning(f"{self.name}.undelivered_at_shutdown", extra={"fields": fields})
+        if self._spool is not None:
+            self._spool.close()
         return left
 
 
