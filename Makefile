@@ -70,9 +70,10 @@ eval: $(VENV)/.installed $(GEN)/.stamp redis-server
 	$(PY) -m bench.planted_errors
 	$(PY) -m bench.evaluate --models "$(MODELS)"
 
-## soak: 1,000 slow streams at once through Envoy and every hop; each must finish (prints figures, fails on a cut stream)
+## soak: 1,000 slow streams at once through Envoy and every hop, each must finish; then 4 MiB worst inputs beside
+##       a neighbour's streams, and the optimizer and the router SIGKILLed under load with no outcome lost
 soak: $(VENV)/.installed $(GEN)/.stamp
-	$(PY) -m bench.soak --streams 1000 --token-delay-ms 60
+	$(PY) -m bench.soak --streams 1000 --token-delay-ms 60 --faults
 
 envoy-config: $(VENV)/.installed
 	$(PY) -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml

@@ -1,5 +1,6 @@
 """Soak: many slow streams at once, through Envoy and every hop, each
-answered to its end: `make soak` (1,000 streams, offline tokens 60 ms apart).
+answered to its end: `make soak` (1,000 streams, offline tokens 60 ms apart);
+then, on the same mesh, the worst inputs and the kills (`--faults`).
 
 It starts the mesh on free ports with the offline model paced by
 OFFLINE_TOKEN_DELAY_MS and the servers ageing their connections out every
@@ -11,6 +12,17 @@ outright, with the spread of times to first token and of stream durations. Bound
 stream still open after `--cap-s` counts as unfinished. Exits 1 when any
 stream did not complete, so `make soak` says whether streams up to the
 documented cap finish; the figures are printed either way.
+
+With `--faults` two more phases run, each bounded in time:
+- worst inputs: 4 MiB messages of the shapes patterns backtrack on (a run of
+  letters, near-miss e-mails, digits and separators, card numbers), one at
+  a time, while another key's streams run; each must be answered in under
+  30 s (reported: seconds and CPU per process) and every neighbour stream
+  must finish (reported: its TTFT beside an idle baseline);
+- kills: streams at a steady rate while the optimizer, then the router, is
+  SIGKILLed and started again; every turn answered in full must have
+  exactly one outcome in the optimizer's store (reported: answered,
+  recorded, lost).
 """
 
 from __future__ import annotations
@@ -18,9 +30,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
+import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -42,6 +57,7 @@ class Stream:
     duration_s: float = 0.0
     done: bool = False
     error: str = ""  # the error event's code, or the client-side failure
+    completion_id: str = ""
 
     @property
     def outcome(self) -> str:
@@ -50,10 +66,12 @@ class Stream:
         return f"error:{self.error or 'no [DONE]'}"
 
 
-async def one_stream(session: aiohttp.ClientSession, url: str, cap_s: float, key: str) -> Stream:
+async def one_stream(
+    session: aiohttp.ClientSession, url: str, cap_s: float, key: str, question: str = QUESTION
+) -> Stream:
     stream = Stream()
     started = time.monotonic()
-    body = orjson.dumps({"model": "offline", "stream": True, "messages": [{"role": "user", "content": QUESTION}]})
+    body = orjson.dumps({"model": "offline", "stream": True, "messages": [{"role": "user", "content": question}]})
     try:
         async with asyncio.timeout(cap_s):
             async with session.post(
@@ -68,6 +86,8 @@ async def one_stream(session: aiohttp.ClientSession, url: str, cap_s: float, key
                         continue
                     if stream.ttft_s is None and b'"content":"' in line and b'"content":""' not in line:
                         stream.ttft_s = time.monotonic() - started
+                    if not stream.completion_id and line.startswith(b'data: {"id":"'):
+                        stream.completion_id = orjson.loads(line[6:])["id"]
                     if line.startswith(b"data: [DONE]"):
                         stream.done = True
                     elif line.startswith(b'data: {"error"'):
@@ -124,6 +144,120 @@ def report(results: list[Stream]) -> str:
     return "\n".join(lines)
 
 
+# The shapes a backtracking pattern chokes on, each filling a 4 MiB body.
+HOSTILE_UNITS = ("a", "a1.", "a@b.co ", "1 ", "+1 312 555 0142 ", "4111 1111 1111 1111 ", "Jane Doe ")
+HOSTILE_CHARS = 4 * 1024 * 1024 - 200  # what fits the body limit with the JSON around it
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_process(mesh: LocalMesh) -> dict[str, float]:
+    return {name: _cpu_s(p.pid) for name, p in mesh.processes.items() if p.poll() is None}
+
+
+async def worst_inputs(mesh: LocalMesh, key: str) -> tuple[list[str], bool]:
+    """Each hostile message alone, beside a neighbour's 40 streams; the
+    report's lines and whether everything was answered in bounds."""
+    url = f"{mesh.rest_url}/v1/chat/completions"
+    lines, ok = [], True
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+        idle = await asyncio.gather(*(one_stream(session, url, 60, key) for _ in range(40)))
+        neighbours = [asyncio.ensure_future(one_stream(session, url, 120, key)) for _ in range(40)]
+        for unit in HOSTILE_UNITS:
+            before = _cpu_by_process(mesh)
+            body = orjson.dumps(
+                {"model": "offline", "messages": [{"role": "user", "content": unit * (HOSTILE_CHARS // len(unit))}]}
+            )
+            started = time.monotonic()
+            async with session.post(
+                url, data=body, headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+            ) as response:
+                await response.read()
+                status = response.status
+            seconds = time.monotonic() - started
+            spent = {n: c - before.get(n, c) for n, c in _cpu_by_process(mesh).items()}
+            busiest = ", ".join(f"{n} {c:.2f}" for n, c in sorted(spent.items(), key=lambda i: -i[1])[:3])
+            lines.append(f"  {unit!r:24} x {HOSTILE_CHARS // len(unit):>9,}: HTTP {status} in {seconds:.2f} s; "
+                         f"CPU s {busiest}")  # fmt: skip
+            ok &= status == 200 and seconds < 30
+        during = await asyncio.gather(*neighbours)
+    ok &= all(r.done for r in [*idle, *during])
+    idle_ttft = [r.ttft_s for r in idle if r.ttft_s is not None]
+    during_ttft = [r.ttft_s for r in during if r.ttft_s is not None]
+    lines.append(f"  a neighbour's streams, idle: {sum(r.done for r in idle)}/40 done, TTFT {_quantiles(idle_ttft)}")
+    lines.append(f"  while the hostile ones ran: {sum(r.done for r in during)}/40 done, TTFT {_quantiles(during_ttft)}")
+    return lines, ok
+
+
+async def steady(mesh: LocalMesh, key: str, seconds: float, rate: float) -> list[Stream]:
+    """Streams opened at `rate` a second for `seconds`, each read to its end."""
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+        url = f"{mesh.rest_url}/v1/chat/completions"
+        tasks = []
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            tasks.append(asyncio.ensure_future(one_stream(session, url, 60, key)))
+            await asyncio.sleep(1 / rate)
+        return await asyncio.gather(*tasks)
+
+
+def kills(mesh: LocalMesh, key: str, victim: str, seconds: float = 8.0, rate: float = 20.0) -> list[Stream]:
+    """Steady streams while `victim` is SIGKILLed a quarter of the way in
+    and started again. The restart is made from this (the main) thread: a
+    process dies with the thread that started it (with_parent)."""
+    results: list[Stream] = []
+    load = threading.Thread(target=lambda: results.extend(uvloop.run(steady(mesh, key, seconds, rate))))
+    load.start()
+    time.sleep(seconds / 4)
+    mesh.restart(victim, kill=True)
+    load.join()
+    return results
+
+
+def _recorded(mesh: LocalMesh, ids: list[str], wait_s: float = 30.0) -> dict[str, int]:
+    """Rows per completion id in the optimizer's store, once every id is in
+    or `wait_s` has passed."""
+    deadline = time.monotonic() + wait_s
+    chunks = [ids[start : start + 500] for start in range(0, len(ids), 500)]
+    while True:
+        rows: collections.Counter = collections.Counter()
+        with sqlite3.connect(mesh.data_dir / "optimizer.db") as db:
+            for chunk in chunks:
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT completion_id FROM outcomes WHERE completion_id IN ({marks})"
+                rows.update(row[0] for row in db.execute(query, chunk))
+        if len(rows) == len(set(ids)) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
+def faults(mesh: LocalMesh) -> bool:
+    ok = True
+    print("worst inputs (4 MiB each), one at a time beside a neighbour's streams:", flush=True)
+    lines, answered = uvloop.run(worst_inputs(mesh, API_KEY))
+    print("\n".join(lines), flush=True)
+    ok &= answered
+    for victim in ("optimizer", "router"):
+        results = kills(mesh, API_KEY, victim)
+        ids = [r.completion_id for r in results if r.done and r.completion_id]
+        rows = _recorded(mesh, ids)
+        lost, repeated = len(set(ids) - set(rows)), sum(1 for n in rows.values() if n > 1)
+        print(
+            f"{victim} SIGKILLed under load: {len(results)} streams, {len(ids)} answered in full, "
+            f"{len(results) - len(ids)} cut by the kill; outcomes recorded {len(rows)}, lost {lost}, "
+            f"recorded twice {repeated}",
+            flush=True,
+        )
+        ok &= lost == 0 and repeated == 0 and len(ids) > 0
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=1000)
@@ -137,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         help="servers age connections out this often (production: 300), so the soak crosses it",
     )
     parser.add_argument("--replicas", default="", help='e.g. "router=2 llm_gateway=2 gateway=2"')
+    parser.add_argument("--faults", action="store_true", help="then the worst inputs and the kills (see above)")
     args = parser.parse_args(argv)
     topology = load_topology("deploy/topology.yaml")
 
@@ -166,10 +301,11 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             results = uvloop.run(soak(mesh.rest_url, args.streams, args.cap_s, args.rate))
             print(report(results))
-            print(f"wall time {time.monotonic() - started:.1f} s")
+            print(f"wall time {time.monotonic() - started:.1f} s", flush=True)
+            faults_held = faults(mesh) if args.faults else True
         finally:
             mesh.stop()
-    return 0 if all(r.done for r in results) else 1
+    return 0 if all(r.done for r in results) and faults_held else 1
 
 
 if __name__ == "__main__":

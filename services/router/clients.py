@@ -67,6 +67,7 @@ from services.runtime.faults import (
     Unauthenticated,
     Unavailable,
 )
+from services.runtime.limits import MAX_GRPC_MESSAGE_BYTES
 from services.runtime.lru import LruCache
 from services.runtime.outbox import Outbox, RetryLater
 from services.runtime.replicas import replica_statuses
@@ -671,8 +672,10 @@ class OutcomeRefused(Exception):
     """The optimizer refused an outcome for good (a bad request)."""
 
 
-# Outcomes one RecordOutcomes call carries at most (the optimizer takes 500).
+# Outcomes one RecordOutcomes call carries at most (the optimizer takes 500),
+# and bytes (a quarter of what a gRPC message may be).
 OUTCOMES_PER_CALL = 100
+OUTCOME_BYTES_PER_CALL = MAX_GRPC_MESSAGE_BYTES // 4
 
 
 class Outcomes:
@@ -691,6 +694,7 @@ class Outcomes:
             spool=spool,
             encode=optimizer_pb2.RecordOutcomeRequest.SerializeToString,
             decode=optimizer_pb2.RecordOutcomeRequest.FromString,
+            max_batch_bytes=OUTCOME_BYTES_PER_CALL,
         )
         self.outbox.recover()
 

@@ -61,6 +61,7 @@ from services.runtime.conversation import (
 from services.runtime.customer_identifiers import Identifiers, identifiers_by_message
 from services.runtime.faults import Fault, NotFound
 from services.runtime.field_policy import FieldPolicy
+from services.runtime.limits import read_edges
 from services.runtime.topics import topics_asked
 
 # The share of a model's context window the customer context may fill, at
@@ -469,7 +470,7 @@ class Turn:
                 latency_ms=(time.perf_counter() - self._started) * 1000,
                 tokens=usage.total_tokens if usage else 0,
                 error=error,
-                question=self.request.question(),
+                question=read_edges(self.request.question()),  # what the scorer reads of it
                 answer="".join(text),
                 grounding=plan.call.grounding,
                 evaluation_run_id=self.request.evaluation_run_id,

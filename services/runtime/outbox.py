@@ -10,7 +10,9 @@ ones of the call that posted it.
 With `batch` above 1 the receiver takes lists: what piled up while the
 previous send was on its way goes in one call (one RPC for many turns
 under load, one per turn when traffic is light), sent in the context of
-the first item.
+the first item. With `max_batch_bytes` (items spooled, so their size is
+known) a batch also stops before that many bytes, so no call grows past
+what the receiver takes, whatever one item holds.
 
 With a `spool` (and `encode`, `decode`) every item is also on disk from the
 moment it is posted until it is taken: `recover()` sends again what an
@@ -55,13 +57,16 @@ class Outbox(Generic[T]):
         spool: Spool | None = None,
         encode: Callable[[T], bytes] | None = None,
         decode: Callable[[bytes], T] | None = None,
+        max_batch_bytes: int = 0,
     ):
         self._send = send
         self._batch = batch
         self.name = name  # in logs and metrics: `outcomes`, `access_records`
         self._spool, self._encode, self._decode = spool, encode, decode
-        # Each item with the context it was posted in and its spool segment (0: none).
-        self._pending: deque[tuple[T, contextvars.Context, int]] = deque()
+        self._max_batch_bytes = max_batch_bytes
+        # Each item with the context it was posted in, its spool segment (0:
+        # none) and its size on disk.
+        self._pending: deque[tuple[T, contextvars.Context, int, int]] = deque()
         self._capacity = capacity
         self._senders = senders
         self._first_backoff_s = first_backoff_s
@@ -83,8 +88,11 @@ class Outbox(Generic[T]):
     def post(self, item: T) -> None:
         """Queue an item (on disk too, with a spool, before this returns);
         never waits."""
-        segment = self._spool.append(self._encode(item)) if self._spool is not None else 0
-        self._queue(item, contextvars.copy_context(), segment)
+        if self._spool is None:
+            self._queue(item, contextvars.copy_context(), 0, 0)
+            return
+        payload = self._encode(item)
+        self._queue(item, contextvars.copy_context(), self._spool.append(payload), len(payload))
 
     def recover(self) -> int:
         """Queue what an earlier process left in the spool; how many items."""
@@ -92,17 +100,17 @@ class Outbox(Generic[T]):
             return 0
         recovered = self._spool.recover()
         for payload, segment in recovered:
-            self._queue(self._decode(payload), contextvars.Context(), segment)
+            self._queue(self._decode(payload), contextvars.Context(), segment, len(payload))
         return len(recovered)
 
-    def _queue(self, item: T, context: contextvars.Context, segment: int) -> None:
+    def _queue(self, item: T, context: contextvars.Context, segment: int, size: int) -> None:
         if self._pending and len(self._pending) + self._in_flight >= self._capacity:
-            _, _, oldest = self._pending.popleft()
+            _, _, oldest, _ = self._pending.popleft()
             self._finished([oldest])
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning(f"{self.name}.dropped", extra={"fields": {"dropped": self.dropped}})
-        self._pending.append((item, context, segment))
+        self._pending.append((item, context, segment, size))
         self._empty.clear()
         self._ready.set()
         if not self._tasks:
@@ -122,11 +130,11 @@ class Outbox(Generic[T]):
                 await self._ready.wait()
                 continue
             if self._batch > 1:
-                taken = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
-                item, context, count = [i for i, _, _ in taken], taken[0][1], len(taken)
-                segments = [s for _, _, s in taken]
+                taken = self._next_batch()
+                item, context, count = [i for i, _, _, _ in taken], taken[0][1], len(taken)
+                segments = [s for _, _, s, _ in taken]
             else:
-                item, context, segment = self._pending.popleft()
+                item, context, segment, _ = self._pending.popleft()
                 count, segments = 1, [segment]
             self._in_flight += count
             try:
@@ -136,6 +144,16 @@ class Outbox(Generic[T]):
                 self._in_flight -= count
                 if not self._pending and not self._in_flight:
                     self._empty.set()
+
+    def _next_batch(self) -> list[tuple[T, contextvars.Context, int, int]]:
+        taken = [self._pending.popleft()]
+        size = taken[0][3]
+        while self._pending and len(taken) < self._batch:
+            if self._max_batch_bytes and size + self._pending[0][3] > self._max_batch_bytes:
+                break
+            taken.append(self._pending.popleft())
+            size += taken[-1][3]
+        return taken
 
     async def _until_taken(self, item, context: contextvars.Context, count: int = 1) -> None:
         backoff = self._first_backoff_s

@@ -79,3 +79,28 @@ async def test_an_outbox_delivers_what_the_last_process_left_exactly_as_posted(t
     assert await again.drain(5.0) == 0
     assert taken == [f"turn-{n}" for n in range(25)]
     assert not list(tmp_path.glob("*.spool"))  # all taken: nothing left on disk
+
+
+async def test_a_batch_stops_before_the_bytes_a_call_may_carry(tmp_path):
+    calls: list[list[str]] = []
+
+    async def send(items: list[str]) -> None:
+        calls.append(items)
+
+    outbox = Outbox(
+        send,
+        senders=1,
+        batch=100,
+        spool=Spool(tmp_path, "o"),
+        encode=str.encode,
+        decode=bytes.decode,
+        max_batch_bytes=10,
+    )
+    outbox._tasks = [asyncio.ensure_future(asyncio.sleep(0))]  # hold the senders until all are posted
+    for item in ["aaaa", "bbbb", "cccc", "d" * 50, "e"]:
+        outbox.post(item)
+    outbox._tasks = []
+    outbox.post("f")
+    assert await outbox.drain(5.0) == 0
+    assert [item for call in calls for item in call] == ["aaaa", "bbbb", "cccc", "d" * 50, "e", "f"]
+    assert calls == [["aaaa", "bbbb"], ["cccc"], ["d" * 50], ["e", "f"]]
