@@ -11,9 +11,9 @@ AUDIENCE_POLICY_PATH      what each agent mode's audience may be shown (default:
 ROUTER_CUSTOMERS_PER_HOUR distinct customers one API key or caller may look at an hour, unless its key
                           record says otherwise (default 200; 0: no limit)
 REDIS_URL                 where every replica counts those customers; unset: each replica its own
-SPOOL_DIR                 a folder of this replica's own where turn outcomes wait on disk until the
-                          optimizer has them, and from which a restarted router sends what it left
-                          (unset: in memory only, lost if the process dies)
+SPOOL_DIR                 a folder of this replica's own where turn outcomes and access records wait on
+                          disk until the optimizer and the audit service have them, and from which a
+                          restarted router sends what it left (unset: in memory only, lost if it dies)
 """
 
 from __future__ import annotations

@@ -838,7 +838,8 @@ class RouterClients:
     ):
         """`addrs` names every peer; without `audit` no access is recorded
         (a router in a test), without `lookup_limit` none is limited; with
-        `spool_dir` undelivered outcomes are kept on disk there."""
+        `spool_dir` undelivered outcomes and access records are kept on
+        disk there."""
         self._channels = {name: open_channel(addr) for name, addr in addrs.items()}
         self.tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(self._channels["tilores_data"])
         self.cache = cache_pb2_grpc.CacheServiceStub(self._channels["cache"])
@@ -851,7 +852,14 @@ class RouterClients:
         self.outcomes = Outcomes(optimizer, Spool(spool_dir, "outcomes") if spool_dir else None)
         self.generation = Generation(self.llm)
         self.health = PeerHealth(self._channels, dict(addrs), self)
-        ledger = AccessLedger(audit_pb2_grpc.AuditServiceStub(self._channels["audit"])) if "audit" in addrs else None
+        ledger = (
+            AccessLedger(
+                audit_pb2_grpc.AuditServiceStub(self._channels["audit"]),
+                spool=Spool(spool_dir, "access_records") if spool_dir else None,
+            )
+            if "audit" in addrs
+            else None
+        )
         self.access = CustomerAccessGate(lookup_limit, ledger)
 
     async def close(self) -> None:

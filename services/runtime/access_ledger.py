@@ -16,6 +16,7 @@ from services.runtime.access import PRINCIPAL, PURPOSE
 from services.runtime.customer_access import CustomerAccess
 from services.runtime.outbox import Outbox, RetryLater
 from services.runtime.request_context import REQUEST_ID
+from services.runtime.spool import Spool
 
 log = logging.getLogger("access")
 RETRY_ON = frozenset(
@@ -55,12 +56,30 @@ def access_of(message: audit_pb2.AccessRecord) -> CustomerAccess:
     )
 
 
+def _encoded(post: list[CustomerAccess]) -> bytes:
+    return audit_pb2.RecordAccessRequest(records=[access_message(e) for e in post]).SerializeToString()
+
+
+def _decoded(payload: bytes) -> list[CustomerAccess]:
+    return [access_of(record) for record in audit_pb2.RecordAccessRequest.FromString(payload).records]
+
+
 class AccessLedger:
-    def __init__(self, audit: audit_pb2_grpc.AuditServiceStub, capacity: int = 100_000):
+    def __init__(self, audit: audit_pb2_grpc.AuditServiceStub, capacity: int = 100_000, spool: Spool | None = None):
+        """With a `spool`, records wait on disk until the audit service has
+        them, and what a killed process left is sent when it starts again."""
         self._audit = audit
         self.outbox: Outbox = Outbox(
-            self._send, name="access_records", capacity=capacity, senders=2, batch=MAX_POSTS_PER_CALL
+            self._send,
+            name="access_records",
+            capacity=capacity,
+            senders=2,
+            batch=MAX_POSTS_PER_CALL,
+            spool=spool,
+            encode=_encoded,
+            decode=_decoded,
         )
+        self.outbox.recover()
 
     def record(self, entity_ids: Iterable[str], action: str, field_kinds: Iterable[str] = ()) -> None:
         """One record per customer, for the call being served; never waits."""

@@ -7,6 +7,8 @@ With TILORES_API_URL (or TILORES_GRAPHQL_API_URL) set, the service reads the
 real Tilores API instead; see services/tilores_data/tilores_client.py.
 AUDIT_SERVICE_ADDR where every read and write of a customer is recorded
                  (default 127.0.0.1:50056)
+SPOOL_DIR        a folder of this replica's own where access records wait on disk until the
+                 audit service has them (unset: in memory only)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from services.runtime.channels import open_channel
 from services.runtime.faults import Fault
 from services.runtime.server import main
 from services.runtime.settings import SettingsError, env_int, env_str, peer_addr
+from services.runtime.spool import Spool, SpoolError
 from services.tilores_data.entity_source import EmbeddedEntitySource
 from services.tilores_data.seed import seed
 from services.tilores_data.service import TiloresDataComponent
@@ -30,7 +33,12 @@ from services.tilores_data.tilores_client import TiloresGraphQLClient
 
 def _ledger() -> tuple[AccessLedger, object]:
     channel = open_channel(peer_addr("audit"))
-    return AccessLedger(audit_pb2_grpc.AuditServiceStub(channel)), channel.close
+    spool_dir = env_str("SPOOL_DIR")
+    try:
+        spool = Spool(spool_dir, "access_records") if spool_dir else None
+    except SpoolError as error:
+        raise SettingsError(f"SPOOL_DIR: {error}") from None
+    return AccessLedger(audit_pb2_grpc.AuditServiceStub(channel), spool=spool), channel.close
 
 
 async def build() -> TiloresDataComponent:

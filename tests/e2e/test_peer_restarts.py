@@ -176,3 +176,26 @@ def test_answers_find_tilores_data_as_soon_as_it_is_back(mesh, customers):
             answer = reply.choices[0].message.content
             assert "unavailable" not in answer
             assert f"{contact['FIRST_NAME']} {contact['LAST_NAME']}" in answer
+
+
+def test_access_records_a_killed_router_held_while_the_audit_service_was_away_are_kept(mesh):
+    mesh.stop_instance("audit", kill=True)
+    try:
+        with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=API_KEY, max_retries=0) as client:
+            reply = client.chat.completions.create(
+                model="offline",
+                messages=[{"role": "user", "content": "What is the credit score of edwina.hawthorne@example.com?"}],
+            )
+        assert "Edwina Hawthorne" in reply.choices[0].message.content
+        mesh.restart("router", kill=True)  # the record of that look is only on the router's disk now
+    finally:
+        mesh.restart("audit")
+    deadline = time.monotonic() + 20
+    while True:
+        status, body = http_json("GET", f"{mesh.rest_url}/v1/access-log?completion_id={reply.id}", key=mesh.admin_key)
+        assert status == 200, body
+        turns = [r for r in body["data"] if r["action"] == "chat.turn"]
+        if turns or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(turns) == 1 and turns[0]["recorded_by"] == "service/router", body
