@@ -11,8 +11,10 @@ import random
 import orjson
 
 from services.optimizer.clients import GenerationFailed, TextGeneration
+from services.optimizer.quality import MAX_SCORED_ANSWER_CHARS
 from services.runtime.conversation import Fact, Message, ResponseFormat
 from services.runtime.field_policy import FieldPolicy
+from services.runtime.limits import read_edges
 
 RUBRIC = """You grade one answer of a customer-data assistant in a credit-services call centre.
 Grade from 0 to 1:
@@ -47,6 +49,8 @@ class LlmJudge:
     async def grade(self, question: str, answer: str, context: str, facts: list[Fact] = ()) -> tuple[float, str] | None:
         """(score, reason), or None when the judge failed or answered nonsense."""
         allowed = self._policy.allowed([await self._llm.provider_of(self._model)])
+        # What the scorer reads of them too: a question's edges, an answer's first 64 KiB.
+        question, answer = read_edges(question), answer[:MAX_SCORED_ANSWER_CHARS]
         question, answer, context = (self._policy.mask_text(t, facts, allowed) for t in (question, answer, context))
         messages = [
             Message("system", RUBRIC),

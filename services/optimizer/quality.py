@@ -264,7 +264,14 @@ def format_score(answer: str) -> Score:
     return Score("format", value, "; ".join(problems) or "well formed")
 
 
+# The scorer reads an answer's first 64 KiB (about 16,000 tokens, past any
+# answer a chat turn asks for): each claim costs microseconds, and an
+# outcome recorded over gRPC may carry megabytes.
+MAX_SCORED_ANSWER_CHARS = 65_536
+
+
 def evaluate(question: str, answer: str, status: str, context: str, facts: list[Fact]) -> tuple[float, list[Score]]:
+    answer = answer[:MAX_SCORED_ANSWER_CHARS]
     found = status == "found"
     scores = [
         groundedness(answer, facts, question),
