@@ -321,9 +321,12 @@ def _operation(route: Route) -> dict:
     return operation
 
 
+_NOT_A_WORD = re.compile(r"[^a-z0-9]+")
+
+
 def _operation_id(route: Route) -> str:
     """`post_v1_chat_completions`, `get_v1_models_model`."""
-    words = re.sub(r"[^a-z0-9]+", "_", route.template.lower()).strip("_")
+    words = _NOT_A_WORD.sub("_", route.template.lower()).strip("_")
     return f"{route.method.lower()}_{words}"
 
 

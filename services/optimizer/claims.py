@@ -18,6 +18,8 @@ from decimal import Decimal
 
 EMAIL, PHONE, DATE, NUMBER, IDENTIFIER, SERIES = "email", "phone", "date", "number", "identifier", "series"
 
+_NON_DIGITS = re.compile(r"\D")
+_DATE_PARTS = re.compile(r"[a-z]+|\d+")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 # One pass, alternatives in priority order, each a whole token: nothing is
@@ -76,7 +78,7 @@ def _claim(match: re.Match) -> Claim | None:
         day = _written_date(text, kind)
         return Claim(DATE, day.isoformat(), text, start) if day else None
     if kind == "phone":
-        digits = re.sub(r"\D", "", text)
+        digits = _NON_DIGITS.sub("", text)
         return Claim(PHONE, digits[-10:], text, start)
     if kind == "series":
         return Claim(SERIES, text, text, start)
@@ -99,7 +101,7 @@ def _number(text: str) -> str | None:
 
 
 def _written_date(text: str, kind: str) -> date | None:
-    words = re.findall(r"[a-z]+|\d+", text.lower())
+    words = _DATE_PARTS.findall(text.lower())
     try:
         if kind == "slash":
             month, day, year = (int(w) for w in words)

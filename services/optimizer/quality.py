@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import re2
+
 from services.optimizer.claims import IDENTIFIER, NUMBER, Claim, claims_of, values_of
 from services.runtime.conversation import Fact
 from services.runtime.limits import read_edges
@@ -76,6 +78,10 @@ _SEGMENT = re.compile(r"[.;!?](?=\s|$)|\n")
 # Label words too common to tell one fact from another.
 _GENERIC = {"credit", "score", "scores", "report", "date", "with", "from", "since", "that", "this", "the", "days"}
 _WORD = re.compile(r"[a-z]{3,}")
+# An e-mail address or a figure in a fact's value (record text: RE2, linear).
+_ADDRESS_OR_FIGURE = re2.compile(r"[\w.+-]+@\S+|\d\S*")
+_LIST_SEPARATOR = re.compile(r"[,\s]+")
+_PLACEHOLDER = re.compile(r"\{\w+\}")
 
 
 def _keywords(label: str) -> set[str]:
@@ -123,7 +129,9 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
     anywhere = set().union(*(f.values for f in indexed)) if indexed else set()
     from_question = values_of(read_edges(question))
     record_ids = set().union(*(_record_values(f.record_id) for f in facts if f.record_id))
-    citations = [(m.start(), m.end(), set(re.split(r"[,\s]+", m.group(1).strip()))) for m in _CITATION.finditer(answer)]
+    citations = [
+        (m.start(), m.end(), set(_LIST_SEPARATOR.split(m.group(1).strip()))) for m in _CITATION.finditer(answer)
+    ]
     claims = claims_of(answer)
     if not claims:
         return Score("groundedness", 1.0, "states no figures, dates or identifiers")
@@ -191,7 +199,7 @@ def _stated(fact: _FactValues, answer: str, segments: list[tuple[int, int]], ind
     those values ("Open tickets: 2" does not state "Tickets on file: 2")."""
     f = fact.fact
     values = values_of(f.value) - {(IDENTIFIER, f.record_id), (NUMBER, f.record_id)}
-    words = set(_WORD.findall(re.sub(r"[\w.+-]+@\S+|\d\S*", " ", f.value.lower())))
+    words = set(_WORD.findall(_ADDRESS_OR_FIGURE.sub(" ", f.value.lower())))
     rivals = [r for r in indexed if r is not fact and values and values <= r.values]
     for start, end in segments:
         segment = answer[start:end]
@@ -254,7 +262,7 @@ def format_score(answer: str) -> Score:
     problems = []
     if not answer.strip():
         problems.append("empty")
-    if "{context}" in answer or re.search(r"\{\w+\}", answer):
+    if "{context}" in answer or _PLACEHOLDER.search(answer):
         problems.append("a template placeholder is left")
     if len(answer) > MAX_CHARS:
         problems.append(f"longer than {MAX_CHARS} characters")

@@ -10,6 +10,7 @@ import phonenumbers
 _SUFFIXES = {"jr": "Jr.", "sr": "Sr.", "ii": "II", "iii": "III", "iv": "IV", "phd": "PhD", "md": "MD", "esq": "Esq."}
 _PARTICLES = {"de", "da", "del", "della", "der", "di", "la", "le", "van", "von"}
 _WORD = re.compile(r"[^\s]+")
+_NAME_JOINS = re.compile(r"([-'’])")
 
 
 def phone_e164(raw: str, region: str = "US") -> str:
@@ -39,7 +40,7 @@ def _name_part(part: str, first: bool) -> str:
     if bare in _PARTICLES and not first:
         return bare
     pieces = []
-    for piece in re.split(r"([-'’])", part.lower()):
+    for piece in _NAME_JOINS.split(part.lower()):
         if piece in ("-", "'", "’") or not piece:
             pieces.append(piece)
         elif piece.startswith("mc") and len(piece) > 2:

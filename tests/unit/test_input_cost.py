@@ -9,6 +9,7 @@ machine slows the wall clock, not the measure."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 import time
@@ -128,3 +129,24 @@ def test_a_callers_like_regex_is_read_as_re2_in_linear_time():
     insights = RecordInsights(records)
     evil = {"field": "NOTE", "likeRegex": "(a+)+$b"}
     assert _cpu(lambda: insights.filter([evil]).count()) < 1.0
+
+
+def test_every_pattern_is_a_module_constant_the_scan_above_reads():
+    # A pattern written inline (re.sub(r"...", ...)) escapes the worst-input
+    # scan; label_matches matches the product's own label patterns.
+    inline = []
+    for package in ("services", "gateway"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in ("re", "re2")
+                    and node.func.attr != "compile"
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                ):
+                    inline.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not inline, inline
