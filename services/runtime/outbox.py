@@ -79,6 +79,7 @@ class Outbox(Generic[T]):
         self.delivered = 0
         self.dropped = 0
         self.rejected = 0
+        self.unspooled = 0  # items the spool could not write, kept in memory only
 
     @property
     def pending(self) -> int:
@@ -92,7 +93,16 @@ class Outbox(Generic[T]):
             self._queue(item, contextvars.copy_context(), 0, 0)
             return
         payload = self._encode(item)
-        self._queue(item, contextvars.copy_context(), self._spool.append(payload), len(payload))
+        try:
+            segment = self._spool.append(payload)
+        except OSError as error:  # a full or failing disk: the item goes on in memory
+            segment = 0
+            self.unspooled += 1
+            if self.unspooled == 1 or self.unspooled % 1000 == 0:
+                log.warning(
+                    f"{self.name}.not_spooled", extra={"fields": {"error": error.strerror, "items": self.unspooled}}
+                )
+        self._queue(item, contextvars.copy_context(), segment, len(payload))
 
     def recover(self) -> int:
         """Queue what an earlier process left in the spool; how many items."""

@@ -90,7 +90,8 @@ class Spool:
         return segment.number
 
     def done(self, number: int, count: int = 1) -> None:
-        """`count` items of segment `number` are taken (or refused for good)."""
+        """`count` items of segment `number` are taken (or refused for good);
+        number 0 (an item never written) is nothing here."""
         segment = self._segments.get(number)
         if segment is None:
             return

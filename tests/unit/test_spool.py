@@ -104,3 +104,21 @@ async def test_a_batch_stops_before_the_bytes_a_call_may_carry(tmp_path):
     assert await outbox.drain(5.0) == 0
     assert [item for call in calls for item in call] == ["aaaa", "bbbb", "cccc", "d" * 50, "e", "f"]
     assert calls == [["aaaa", "bbbb"], ["cccc"], ["d" * 50], ["e", "f"]]
+
+
+async def test_a_disk_that_fails_keeps_items_in_memory_and_the_turn_going(tmp_path):
+    taken: list[str] = []
+
+    async def send(items: list[str]) -> None:
+        taken.extend(items)
+
+    spool = Spool(tmp_path, "o")
+
+    def full(payload: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    spool.append = full
+    outbox = Outbox(send, batch=10, spool=spool, encode=str.encode, decode=bytes.decode)
+    outbox.post("turn-1")  # does not raise
+    assert await outbox.drain(5.0) == 0
+    assert taken == ["turn-1"] and outbox.unspooled == 1
