@@ -184,7 +184,7 @@ async def worst_inputs(mesh: LocalMesh, key: str) -> tuple[list[str], bool]:
             spent = {n: c - before.get(n, c) for n, c in _cpu_by_process(mesh).items()}
             busiest = ", ".join(f"{n} {c:.2f}" for n, c in sorted(spent.items(), key=lambda i: -i[1])[:3])
             lines.append(f"  {unit!r:24} x {HOSTILE_CHARS // len(unit):>9,}: HTTP {status} in {seconds:.2f} s; "
-                         f"CPU s {busiest}")  # fmt: skip
+                         f"CPU s meanwhile (neighbours included) {busiest}")  # fmt: skip
             ok &= status == 200 and seconds < 30
         during = await asyncio.gather(*neighbours)
     ok &= all(r.done for r in [*idle, *during])
