@@ -26,7 +26,7 @@ import contextlib
 import contextvars
 import logging
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
@@ -130,8 +130,8 @@ class Outbox(Generic[T]):
         """Items taken, refused for good or dropped: off the disk."""
         if self._spool is None:
             return
-        for segment in set(segments):
-            self._spool.done(segment, segments.count(segment))
+        for segment, count in Counter(segments).items():
+            self._spool.done(segment, count)
 
     async def _deliver(self) -> None:
         while True:
