@@ -24,7 +24,7 @@ from functools import cache
 from google.protobuf import descriptor_pool
 from tilores_x.v1 import access_pb2
 
-from services.runtime.identity import Caller
+from services.runtime.identity import MEMBER_NAME, Caller
 from services.runtime.settings import SettingsError, env_str
 
 
@@ -51,9 +51,6 @@ def required_scope(method: str) -> str | None:
     return scope_name(value) if value != access_pb2.SCOPE_UNSPECIFIED else None
 
 
-_CALLER = re.compile(r"(service|client|edge)/[a-z0-9][a-z0-9_.-]{0,62}")
-
-
 @dataclass(frozen=True)
 class Grants:
     """Which caller holds which scopes; anyone not named holds none."""
@@ -66,7 +63,7 @@ class Grants:
         for entry in filter(None, (part.strip() for part in text.split(";"))):
             caller, equals, scopes = entry.partition("=")
             caller = caller.strip()
-            if not equals or not _CALLER.fullmatch(caller):
+            if not equals or not MEMBER_NAME.fullmatch(caller):
                 raise SettingsError(f"{where}: expected 'service/<name>=scope,scope;...', got {entry!r}")
             names = frozenset(s.strip() for s in scopes.split(",") if s.strip())
             unknown = sorted(names - SCOPES)

@@ -34,7 +34,78 @@ def spiffe_id(kind: str, name: str) -> str:
 
 ENVOY = spiffe_id("edge", "envoy")
 XFCC_HEADER = "x-forwarded-client-cert"
-_XFCC_URI = re.compile(r'(?:^|;)URI="?([^";,]+)"?')
+# A member's name: its kind and a lower-case name, nothing else (no `;`, `,`,
+# `=` or quote that could smuggle a second name into a header).
+MEMBER_NAME = re.compile(r"(?:service|client|edge)/[a-z0-9][a-z0-9_.-]{0,62}")
+_PREFIX = f"spiffe://{TRUST_DOMAIN}/"
+
+
+def well_formed(spiffe: str) -> bool:
+    """A SPIFFE id of this mesh naming one member."""
+    return spiffe.startswith(_PREFIX) and MEMBER_NAME.fullmatch(spiffe[len(_PREFIX) :]) is not None
+
+
+def forwarded_elements(header: str) -> list[list[tuple[str, str]]]:
+    """`x-forwarded-client-cert` by its grammar (Envoy's): elements split by
+    `,`, each `key=value` pairs split by `;`, a value in double quotes when
+    it holds one of `,;="` (a quote inside escaped with a backslash). Raises
+    ValueError on an unterminated quote."""
+    if '"' not in header:  # what Envoy sends for a well-formed certificate
+        return [[_pair(p) for p in element.split(";")] for element in header.split(",")]
+    elements: list[list[tuple[str, str]]] = []
+    pairs: list[tuple[str, str]] = []
+    token: list[str] = []
+    key: str | None = None
+    quoted = escaped = False
+    for char in header:
+        if quoted:
+            if escaped:
+                token.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+            else:
+                token.append(char)
+        elif char == '"':
+            quoted = True
+        elif char == "=" and key is None:
+            key, token = "".join(token), []
+        elif char in ";,":
+            pairs.append((key or "", "".join(token)))
+            key, token = None, []
+            if char == ",":
+                elements.append(pairs)
+                pairs = []
+        else:
+            token.append(char)
+    if quoted:
+        raise ValueError("x-forwarded-client-cert: a quoted value does not end")
+    pairs.append((key or "", "".join(token)))
+    elements.append(pairs)
+    return elements
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, _, value = text.partition("=")
+    return key, value
+
+
+def forwarded_caller(header: str) -> str | None:
+    """The SPIFFE id of the client Envoy verified, from the one element Envoy
+    sets (SANITIZE_SET): exactly one URI, well formed, not Envoy's own; None
+    for anything else (no certificate, two names, a smuggled one)."""
+    try:
+        elements = forwarded_elements(header)
+    except ValueError:
+        return None
+    if len(elements) != 1:
+        return None
+    uris = [value for key, value in elements[0] if key.strip().lower() == "uri"]
+    if len(uris) != 1 or uris[0] == ENVOY or not well_formed(uris[0]):
+        return None
+    return uris[0]
 
 
 @dataclass(frozen=True)
@@ -113,13 +184,13 @@ def caller_of(context: grpc.aio.ServicerContext) -> Caller | None:
     # As gRPC's own peer_spiffe_id: a certificate with one SPIFFE URI, or none.
     if len(uris) != 1:
         return None
-    spiffe = uris[0].decode()
+    spiffe = uris[0].decode(errors="replace")
+    if not well_formed(spiffe):
+        return None
     if spiffe != ENVOY:
         return Caller(spiffe)
     forwarded = next((v for k, v in context.invocation_metadata() or () if k == XFCC_HEADER), "")
-    found = _XFCC_URI.findall(forwarded if isinstance(forwarded, str) else forwarded.decode())
-    # Envoy appends its own element last; the caller's is the last URI but Envoy's.
-    callers = [uri for uri in found if uri.startswith(f"spiffe://{TRUST_DOMAIN}/") and uri != ENVOY]
     # No client certificate behind Envoy: an anonymous caller (Envoy's own
     # health checks need no identity).
-    return Caller(callers[-1], via_envoy=True) if callers else None
+    caller = forwarded_caller(forwarded if isinstance(forwarded, str) else forwarded.decode(errors="replace"))
+    return Caller(caller, via_envoy=True) if caller else None

@@ -7,11 +7,16 @@ but health. Only callers with a certificate of the mesh CA get an answer."""
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import grpc
 import orjson
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from google.protobuf import message_factory
 from google.protobuf.struct_pb2 import Struct
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -271,3 +276,51 @@ def test_the_attacks_on_the_grpc_listener_fail_and_change_nothing(mesh, customer
         )
     assert "003FORGED" not in {orjson.loads(r.data_json).get("id") for r in view.entity.records}
     assert "cancelled" not in prompt.template
+
+
+def _crafted(mesh, uris: list[str]) -> grpc.ChannelCredentials:
+    """A client certificate the mesh CA signed (as an insider with the CA's
+    key, or a flaw in issuing, would get one) with these URI names."""
+    ca_key = serialization.load_pem_private_key((mesh.certificates.directory / "ca-key.pem").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate(mesh.certificates.ca_file.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intruder")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(u) for u in uris]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return grpc.ssl_channel_credentials(
+        root_certificates=mesh.certificates.ca_file.read_bytes(),
+        private_key=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        certificate_chain=certificate.public_bytes(serialization.Encoding.PEM),
+    )
+
+
+INTRUDER, OPERATOR = "spiffe://tilores-x/client/intruder", "spiffe://tilores-x/client/operator"
+
+
+@pytest.mark.parametrize(
+    "uris",
+    [[INTRUDER, OPERATOR], [OPERATOR, INTRUDER], [f"{INTRUDER};URI={OPERATOR}"], [f'{INTRUDER}",URI={OPERATOR}']],
+    ids=["two-names", "two-names-reversed", "a-name-with-a-second-inside", "a-name-closing-a-quote"],
+)
+def test_a_mesh_signed_certificate_with_more_than_one_name_is_nobody(mesh, uris):
+    """One verified identity or none: a certificate naming two callers, or
+    one name that smuggles another, passes as neither through Envoy."""
+    with grpc.secure_channel(mesh.grpc_addr, _crafted(mesh, uris)) as channel:
+        search = tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SearchEntities
+        with pytest.raises(grpc.RpcError) as caught:
+            search(tilores_data_pb2.SearchEntitiesRequest(parameters=EMAIL), timeout=10)
+    # Refused in Envoy's handshake (UNAVAILABLE) or by the service (UNAUTHENTICATED), never answered.
+    assert caught.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE), caught.value

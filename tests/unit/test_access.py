@@ -7,7 +7,7 @@ from tilores_x.v1 import cache_pb2, llm_gateway_pb2, optimizer_pb2, router_pb2, 
 
 from deploy.topology import load_topology
 from services.runtime.access import SCOPES, Grants, Principal, principal_of, required_scope
-from services.runtime.identity import Caller
+from services.runtime.identity import Caller, forwarded_caller
 from services.runtime.settings import SettingsError
 
 METHODS = [
@@ -86,3 +86,23 @@ def test_a_principal_is_believed_from_a_service_only():
     assert principal_of(None, header, trust_header=True).who == "key/desk-7"
     # Garbage in the header is not a principal.
     assert principal_of(router, (("x-mesh-principal", "key=a b\\n;tenant=x"),)) == Principal(caller="service/router")
+
+
+@pytest.mark.parametrize(
+    ("header", "caller"),
+    [
+        ("By=spiffe://tilores-x/edge/envoy;Hash=ab;URI=spiffe://tilores-x/client/operator",
+         "spiffe://tilores-x/client/operator"),
+        ('Subject="CN=x,O=y";URI=spiffe://tilores-x/client/operator', "spiffe://tilores-x/client/operator"),
+        ("Hash=ab;URI=spiffe://tilores-x/client/intruder;URI=spiffe://tilores-x/client/operator", None),
+        ('Hash=ab;URI="spiffe://tilores-x/client/intruder;URI=spiffe://tilores-x/client/operator"', None),
+        ("URI=spiffe://tilores-x/client/intruder,URI=spiffe://tilores-x/client/operator", None),
+        ('Hash=ab;URI="spiffe://tilores-x/client/operator', None),  # a quote that never ends
+        ("URI=spiffe://tilores-x/edge/envoy", None),
+        ("URI=spiffe://other-domain/client/operator", None),
+        ("URI=spiffe://tilores-x/client/Operator", None),
+        ("", None),
+    ],
+)  # fmt: skip
+def test_the_forwarded_certificate_header_names_one_caller_or_none(header, caller):
+    assert forwarded_caller(header) == caller
