@@ -24,29 +24,23 @@ from services.router.lookup_limit import LookupLimit
 from services.router.service import RouterComponent
 from services.runtime.field_policy import FieldPolicy
 from services.runtime.server import main
-from services.runtime.settings import SettingsError, env_float, env_int, env_str, peer_addr
-from services.runtime.spool import SpoolError
+from services.runtime.settings import env_float, env_int, env_str, peer_addr
+from services.runtime.spool import spool_from_env
 
 
 async def build() -> RouterComponent:
     addrs = {name: peer_addr(name) for name in ("cache", "tilores_data", "optimizer", "llm_gateway", "audit")}
-    try:
-        clients = _clients(addrs)
-    except SpoolError as error:
-        raise SettingsError(f"SPOOL_DIR: {error}") from None
-    return RouterComponent(
-        clients, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), FieldPolicy.from_env(), Audiences.from_env()
-    )
-
-
-def _clients(addrs: dict[str, str]) -> RouterClients:
-    return RouterClients(
+    clients = RouterClients(
         addrs,
         customer_ttl_s=env_float("CUSTOMER_CACHE_TTL_S", 3600.0, minimum=1.0),
         near_cache_ttl_s=env_float("ROUTER_NEAR_CACHE_TTL_S", 30.0),
         prompt_ttl_s=env_float("ROUTER_PROMPT_TTL_S", 5.0),
         lookup_limit=LookupLimit(env_int("ROUTER_CUSTOMERS_PER_HOUR", 200, minimum=0), env_str("REDIS_URL")),
-        spool_dir=env_str("SPOOL_DIR"),
+        outcome_spool=spool_from_env("outcomes"),
+        access_spool=spool_from_env("access_records"),
+    )
+    return RouterComponent(
+        clients, env_float("ROUTER_TIMEOUT_S", 300.0, minimum=1.0), FieldPolicy.from_env(), Audiences.from_env()
     )
 
 

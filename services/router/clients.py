@@ -834,12 +834,12 @@ class RouterClients:
         near_cache_ttl_s: float = 30.0,
         prompt_ttl_s: float = 5.0,
         lookup_limit: LookupLimit | None = None,
-        spool_dir: str = "",
+        outcome_spool: Spool | None = None,
+        access_spool: Spool | None = None,
     ):
         """`addrs` names every peer; without `audit` no access is recorded
         (a router in a test), without `lookup_limit` none is limited; with
-        `spool_dir` undelivered outcomes and access records are kept on
-        disk there."""
+        the spools undelivered outcomes and access records are kept on disk."""
         self._channels = {name: open_channel(addr) for name, addr in addrs.items()}
         self.tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(self._channels["tilores_data"])
         self.cache = cache_pb2_grpc.CacheServiceStub(self._channels["cache"])
@@ -849,17 +849,11 @@ class RouterClients:
         self.prompts = Prompts(optimizer, prompt_ttl_s)
         self.models = ModelCatalog(self.llm)
         self.answers = AnswerCache(self.cache)
-        self.outcomes = Outcomes(optimizer, Spool(spool_dir, "outcomes") if spool_dir else None)
+        self.outcomes = Outcomes(optimizer, outcome_spool)
         self.generation = Generation(self.llm)
         self.health = PeerHealth(self._channels, dict(addrs), self)
-        ledger = (
-            AccessLedger(
-                audit_pb2_grpc.AuditServiceStub(self._channels["audit"]),
-                spool=Spool(spool_dir, "access_records") if spool_dir else None,
-            )
-            if "audit" in addrs
-            else None
-        )
+        audit = audit_pb2_grpc.AuditServiceStub(self._channels["audit"]) if "audit" in addrs else None
+        ledger = AccessLedger(audit, spool=access_spool) if audit is not None else None
         self.access = CustomerAccessGate(lookup_limit, ledger)
 
     async def close(self) -> None:

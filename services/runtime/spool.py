@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.runtime.settings import SettingsError, env_str
+
 log = logging.getLogger("spool")
 
 SEGMENT_ITEMS = 1000
@@ -130,6 +132,18 @@ class Spool:
         if segment.closed and segment.done >= segment.written:
             segment.path.unlink(missing_ok=True)
             del self._segments[segment.number]
+
+
+def spool_from_env(name: str) -> Spool | None:
+    """The `name` spool in SPOOL_DIR (a folder of this process's own); None
+    when SPOOL_DIR is unset. A folder that cannot be used is a bad setting."""
+    folder = env_str("SPOOL_DIR")
+    if not folder:
+        return None
+    try:
+        return Spool(folder, name)
+    except SpoolError as error:
+        raise SettingsError(f"SPOOL_DIR: {error}") from None
 
 
 def _read(path: Path) -> list[bytes]:

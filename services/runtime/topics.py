@@ -202,25 +202,25 @@ def subject_of(question: str) -> str:
     return _IDENTIFIER.sub(" ", read_edges(question))
 
 
-def _named(question: str) -> tuple[set[str], list[Ask]]:
-    """The topics named by their own words, and the asks made, in ASKS order."""
+def _asked(question: str) -> tuple[set[str], list[Ask]]:
+    """The topics a question names (by their own words or an ask of theirs),
+    and the asks it makes, in ASKS order."""
     hits = sorted(_WORDS.Match(subject_of(question)) or ())
-    topics = {TOPICS[i].name for i in hits if i < len(TOPICS)}
-    return topics, [ASKS[i - len(TOPICS)] for i in hits if i >= len(TOPICS)]
+    asks = [ASKS[i - len(TOPICS)] for i in hits if i >= len(TOPICS)]
+    topics = {TOPICS[i].name for i in hits if i < len(TOPICS)} | {a.topic for a in asks}
+    return topics, asks
 
 
 def topics_asked(question: str) -> list[str]:
     """The topics a question names, in TOPICS order; none for a general one."""
-    named, asks = _named(question)
-    named |= {a.topic for a in asks}
+    named, _ = _asked(question)
     return [name for name in TOPIC_NAMES if name in named]
 
 
 def labels_asked(question: str) -> dict[str, tuple[str, ...]]:
     """Per topic asked, the label patterns of the facts that answer it: the
     narrow asks' facts where the question is narrow, else the headline."""
-    named, asks = _named(question)
-    named |= {a.topic for a in asks}
+    named, asks = _asked(question)
     out: dict[str, tuple[str, ...]] = {}
     for name in TOPIC_NAMES:
         if name in named:

@@ -23,7 +23,7 @@ from services.runtime.channels import open_channel
 from services.runtime.faults import Fault
 from services.runtime.server import main
 from services.runtime.settings import SettingsError, env_int, env_str, peer_addr
-from services.runtime.spool import Spool, SpoolError
+from services.runtime.spool import spool_from_env
 from services.tilores_data.entity_source import EmbeddedEntitySource
 from services.tilores_data.seed import seed
 from services.tilores_data.service import TiloresDataComponent
@@ -33,11 +33,7 @@ from services.tilores_data.tilores_client import TiloresGraphQLClient
 
 def _ledger() -> tuple[AccessLedger, object]:
     channel = open_channel(peer_addr("audit"))
-    spool_dir = env_str("SPOOL_DIR")
-    try:
-        spool = Spool(spool_dir, "access_records") if spool_dir else None
-    except SpoolError as error:
-        raise SettingsError(f"SPOOL_DIR: {error}") from None
+    spool = spool_from_env("access_records")
     return AccessLedger(audit_pb2_grpc.AuditServiceStub(channel), spool=spool), channel.close
 
 
