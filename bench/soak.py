@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import sqlite3
 import statistics
 import sys
@@ -43,6 +42,7 @@ import aiohttp
 import orjson
 import uvloop
 
+from bench.chat_latency import cpu_seconds
 from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh, parse_replicas
 from deploy.topology import load_topology
 
@@ -149,14 +149,8 @@ HOSTILE_UNITS = ("a", "a1.", "a@b.co ", "1 ", "+1 312 555 0142 ", "4111 1111 111
 HOSTILE_CHARS = 4 * 1024 * 1024 - 200  # what fits the body limit with the JSON around it
 
 
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_by_process(mesh: LocalMesh) -> dict[str, float]:
-    return {name: _cpu_s(p.pid) for name, p in mesh.processes.items() if p.poll() is None}
+    return {name: cpu_seconds(p.pid) for name, p in mesh.processes.items() if p.poll() is None}
 
 
 async def worst_inputs(mesh: LocalMesh, key: str) -> tuple[list[str], bool]:

@@ -107,10 +107,6 @@ class Spool:
             self._close_current()
         self._lock.close()
 
-    @property
-    def segments(self) -> int:
-        return len(self._segments)
-
     def _open_segment(self) -> _Segment:
         if self._current is not None:
             self._close_current()
