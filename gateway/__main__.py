@@ -25,7 +25,7 @@ from gateway.app import build_asgi_app
 from gateway.settings import GatewaySettings
 from services.runtime.identity import configure_identity, tls_from_env
 from services.runtime.logs import configure_logging
-from services.runtime.loop_watchdog import LoopWatchdog, install_test_stall
+from services.runtime.loop_watchdog import LoopWatchdog
 from services.runtime.settings import SettingsError, env_float, env_str
 from services.runtime.telemetry import configure_tracing
 
@@ -84,7 +84,6 @@ async def serve() -> None:
     loop = asyncio.get_running_loop()
     watchdog = LoopWatchdog(env_float("LOOP_STALL_LIMIT_S", 20.0, minimum=1.0))
     watchdog.start(loop)
-    install_test_stall(loop)
     await server.serve(sockets=[sock])
     watchdog.stop()
 

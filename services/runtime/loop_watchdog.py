@@ -48,6 +48,8 @@ class LoopWatchdog:
         self._beat = time.monotonic()
         loop.call_soon(self._heartbeat)
         threading.Thread(target=self._watch, name="loop-watchdog", daemon=True).start()
+        if os.environ.get("LOOP_STALL_TEST_SIGNAL") == "1":  # tests only: SIGUSR2 blocks the loop
+            loop.add_signal_handler(signal.SIGUSR2, time.sleep, 3600)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -81,9 +83,3 @@ class LoopWatchdog:
         for handler in logging.getLogger().handlers:
             handler.flush()
         os._exit(self._exit_code)
-
-
-def install_test_stall(loop: asyncio.AbstractEventLoop) -> None:
-    """With LOOP_STALL_TEST_SIGNAL=1 (tests only), SIGUSR2 blocks the loop."""
-    if os.environ.get("LOOP_STALL_TEST_SIGNAL") == "1":
-        loop.add_signal_handler(signal.SIGUSR2, time.sleep, 3600)

@@ -24,7 +24,7 @@ from services.runtime.identity import MeshTls, configure_identity, tls_from_env
 from services.runtime.interceptors import RequestInterceptor
 from services.runtime.limits import MAX_GRPC_MESSAGE_BYTES
 from services.runtime.logs import configure_logging
-from services.runtime.loop_watchdog import LoopWatchdog, install_test_stall
+from services.runtime.loop_watchdog import LoopWatchdog
 from services.runtime.metrics import serve_metrics
 from services.runtime.process_service import ProcessServicer
 from services.runtime.process_stats import ProcessFigures
@@ -186,7 +186,6 @@ async def _serve(service: str, build: Callable[[], Awaitable[Component]]) -> Non
         loop.add_signal_handler(sig, stop.set)
     watchdog = LoopWatchdog(settings.loop_stall_limit_s)
     watchdog.start(loop)
-    install_test_stall(loop)
     await stop.wait()
     await running.stop()  # still watched: a drain that hangs ends the process too
     watchdog.stop()
