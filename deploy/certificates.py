@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from deploy.topology import Topology, topology_for_command
-from services.runtime.identity import TRUST_DOMAIN, spiffe_id
+from services.runtime.identity import TRUST_DOMAIN, member_host, spiffe_id
 
 LEAF_DAYS = 30
 CA_DAYS = 5 * 365
@@ -96,6 +96,7 @@ class MeshCertificates:
         issued = IssuedCertificate(cert_file, key_file, self.ca_file)
         names: list[x509.GeneralName] = [
             x509.UniformResourceIdentifier(spiffe_id(kind, name)),
+            x509.DNSName(member_host(kind, name)),
             x509.DNSName("localhost"),
             *(x509.DNSName(dns) for dns in dns_names),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),

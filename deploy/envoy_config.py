@@ -25,6 +25,7 @@ import yaml
 from deploy.certificates import MOUNTED, IssuedCertificate
 from deploy.topology import ServiceSpec, Topology, topology_for_command
 from services.runtime.identity import spiffe_id
+from services.runtime.request_context import ROUTE_HEADER
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER_FILTER = {
@@ -32,32 +33,46 @@ ROUTER_FILTER = {
     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
 }
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-ACCESS_LOG = [
-    {
-        "name": "envoy.access_loggers.stdout",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-            "log_format": {
-                "json_format": {
-                    "ts": "%START_TIME%",
-                    "service": "envoy",
-                    "event": "access",
-                    "method": "%REQ(:METHOD)%",
-                    "path": "%PATH(NQ:ORIG_OR_PATH)%",  # no query string: clients put keys there
-                    "status": "%RESPONSE_CODE%",
-                    "grpc_status": "%GRPC_STATUS%",
-                    "flags": "%RESPONSE_FLAGS%",
-                    "details": "%RESPONSE_CODE_DETAILS%",
-                    "duration_ms": "%DURATION%",
-                    "bytes_sent": "%BYTES_SENT%",
-                    "upstream": "%UPSTREAM_HOST%",
-                    "request_id": "%REQ(X-REQUEST-ID)%",
-                    "caller": "%DOWNSTREAM_PEER_URI_SAN%",  # the client certificate's id; "-" without
-                }
+# The gateway names each answer's route by its template
+# (`/v1/credit-report/{identifier}`) in ROUTE_HEADER; the REST listener logs
+# that and never the path, which may hold what a client typed (an e-mail, a
+# phone number, a name). A reply Envoy makes itself (429, 503, an unknown
+# path) logs no route.
+
+
+def _access_log(listener: str) -> list[dict]:
+    """One JSON line per request. gRPC paths are method names; REST paths
+    are logged as their route only."""
+    where = {"route": f"%RESP({ROUTE_HEADER.upper()})%"} if listener == "rest" else {"path": "%PATH(NQ:ORIG_OR_PATH)%"}
+    return [
+        {
+            "name": "envoy.access_loggers.stdout",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                "log_format": {
+                    "json_format": {
+                        "ts": "%START_TIME%",
+                        "service": "envoy",
+                        "event": "access",
+                        "listener": listener,
+                        "method": "%REQ(:METHOD)%",
+                        **where,
+                        "status": "%RESPONSE_CODE%",
+                        "grpc_status": "%GRPC_STATUS%",
+                        "flags": "%RESPONSE_FLAGS%",
+                        "details": "%RESPONSE_CODE_DETAILS%",
+                        "duration_ms": "%DURATION%",
+                        "bytes_sent": "%BYTES_SENT%",
+                        "upstream": "%UPSTREAM_HOST%",
+                        "request_id": "%REQ(X-REQUEST-ID)%",
+                        "caller": "%DOWNSTREAM_PEER_URI_SAN%",  # the client certificate's id; "-" without
+                    }
+                },
             },
-        },
-    }
-]
+        }
+    ]
+
+
 # A retry goes to another replica than the ones that failed the request.
 OTHER_HOST = {
     "retry_host_predicate": [
@@ -331,7 +346,7 @@ def _listener(
                             "stream_idle_timeout": f"{topology.envoy.stream_idle_timeout_s * 2}s",
                             "request_headers_timeout": "10s",
                             "drain_timeout": "10s",
-                            "access_log": ACCESS_LOG,
+                            "access_log": _access_log(name),
                             # Only Envoy says who the caller is: whatever a
                             # client sent as x-forwarded-client-cert is replaced.
                             "forward_client_cert_details": "SANITIZE_SET" if tls is not None else "SANITIZE",

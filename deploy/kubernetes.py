@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from deploy import redis_users
 from deploy.certificates import MOUNTED
 from deploy.envoy_config import ConfigDumper, render_envoy_config
 from deploy.envoy_config import dump as dump_envoy
@@ -122,7 +123,9 @@ def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
     for peer in spec.all_peers:
         env.append({"name": f"{peer.upper()}_SERVICE_ADDR", "value": peer_address(topology.services[peer], topology)})
     if spec.redis and not any(key == "REDIS_URL" for key, _ in spec.env):
-        env.append({"name": "REDIS_URL", "value": f"redis://redis:{REDIS_PORT}/0"})
+        # The service's own Redis user and password (deploy/redis_users.py).
+        url = {"secretKeyRef": {"name": redis_users.SECRET, "key": f"{spec.k8s_name}-url"}}
+        env.append({"name": "REDIS_URL", "valueFrom": url})
     env.extend({"name": key, "value": value} for key, value in spec.env)
     return env
 
@@ -599,7 +602,12 @@ def redis_manifests(topology: Topology) -> list[dict]:
     """The cache's second tier: a cache, so no persistence; a managed Redis
     replaces it by pointing the cache's REDIS_URL elsewhere."""
     callers = [spec.k8s_name for spec in topology.services.values() if spec.redis]
-    probe = {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 2}
+    probe = {
+        "exec": {"command": redis_users.PROBE_COMMAND},
+        "periodSeconds": 5,
+        "failureThreshold": 3,
+        "timeoutSeconds": 2,
+    }
     return [
         _service_account("redis", topology, "cache-store"),
         _deployment_manifest(
@@ -620,15 +628,32 @@ def redis_manifests(topology: Topology) -> list[dict]:
                     "384mb",
                     "--maxmemory-policy",
                     "allkeys-lru",
+                    # A user per service, the default user off: the
+                    # redis-users Secret (python -m deploy.redis_users).
+                    "--aclfile",
+                    f"/etc/redis/{redis_users.ACL_KEY}",
                 ],
                 "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
                 "resources": _limits("100m", "512Mi"),
                 "readinessProbe": probe,
                 "livenessProbe": {**probe, "periodSeconds": 10},
                 "securityContext": _container_security(),
-                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                "volumeMounts": [
+                    {"name": "data", "mountPath": "/data"},
+                    {"name": "users", "mountPath": "/etc/redis", "readOnly": True},
+                ],
             },
-            volumes=[{"name": "data", "emptyDir": {"sizeLimit": "64Mi"}}],
+            volumes=[
+                {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}},
+                {
+                    "name": "users",
+                    "secret": {
+                        "secretName": redis_users.SECRET,
+                        "items": [{"key": redis_users.ACL_KEY, "path": redis_users.ACL_KEY}],
+                        "defaultMode": 0o400,
+                    },
+                },
+            ],
             uid=999,
             strategy=RECREATE,
         ),

@@ -25,13 +25,16 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import grpc
+import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from deploy import redis_users
 from deploy.certificates import IssuedCertificate, MeshCertificates
 from deploy.edge_envoy import EdgeEnvoy, EnvoyError, with_parent
 from deploy.envoy_config import render_envoy_config
@@ -120,6 +123,7 @@ class LocalMesh:
         self.envoy_ports: dict[str, int] = {}
         self.redis_url = ""
         self._redis_port = 0
+        self._redis_passwords: dict[str, str] = {}
         self._fixed_ports: dict[str, int] = {}
         self._logs: list = []
         self.edge: EdgeEnvoy | None = None
@@ -199,7 +203,7 @@ class LocalMesh:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def _dev_key(self, variable: str, file: str, prefix: str) -> str:
+    def _dev_key(self, variable: str, file: str, prefix: str, nbytes: int = 16) -> str:
         """The first key the variable sets, else the one kept in the data
         directory, else a new one kept there."""
         configured = os.environ.get(variable, "").split(",")[0].strip()
@@ -209,35 +213,42 @@ class LocalMesh:
         if path.exists():
             return path.read_text().strip()
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = f"{prefix}{secrets.token_hex(16)}"
+        key = f"{prefix}{secrets.token_hex(nbytes)}"
+        path.touch(mode=0o600)
         path.write_text(key + "\n")
         path.chmod(0o600)
         return key
 
     def _key_file(self) -> Path:
-        """The gateway's key records for this run: the dev key and the dev
-        admin key, as hashes (the keys themselves are printed, not stored
-        there)."""
+        """The gateway's key records: the operator's own, kept from run to
+        run, with the dev key and the dev admin key put in (as hashes; the
+        keys themselves are printed, not stored there) unless revoked."""
         path = self.data_dir / "gateway-keys.yaml"
         if path in self._written:
             return path  # keys added since are the operator's
         self._written.add(path)
+        kept = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+        keys = [entry for entry in kept.get("keys") or [] if entry.get("id") not in ("dev", "dev-admin")]
+        revoked = kept.get("revoked") or []
+        gone = {entry.get("sha256") for entry in revoked}
         records = [
             {"id": "dev", "sha256": hashlib.sha256(self.api_key.encode()).hexdigest(),
              "scopes": ["chat", "feedback", "models"]},
             {"id": "dev-admin", "sha256": hashlib.sha256(self.admin_key.encode()).hexdigest(),
              "scopes": ["chat", "feedback", "models", "admin", "audit"]},
         ]  # fmt: skip
-        if self.key_limits:
-            for record in records:
+        for record in records:
+            if self.key_limits:
                 record["limits"] = self.key_limits
+            if record["sha256"] in gone:
+                print(f"the {record['id']} key was revoked: not put back", file=sys.stderr)
+        records = [record for record in records if record["sha256"] not in gone]
         path.write_text(
             "# API keys of the REST gateway (GATEWAY_KEYS_FILE): only a hash of each key is stored.\n"
             "# Add one: python -m gateway.api_keys add --file "
             + str(path)
             + " --id NAME\n"
-            + json.dumps({"keys": records}, indent=2)
-            + "\n"
+            + yaml.safe_dump({"keys": [*records, *keys], **({"revoked": revoked} if revoked else {})}, sort_keys=False)
         )
         path.chmod(0o600)
         return path
@@ -261,7 +272,9 @@ class LocalMesh:
             self._start_redis()
             self._reserve_later_peer_ports()
             if self.redis_url:
-                self.progress(f"  {'redis':<14} ready on {self.redis_url.removeprefix('redis://')}")
+                self.progress(
+                    f"  {'redis':<14} ready on {self.redis_url.removeprefix('redis://')} (a user per service)"
+                )
             for service in self.topology.start_order():
                 # Replicas of one service start together, then are awaited.
                 for name in self.instances(service):
@@ -404,9 +417,17 @@ class LocalMesh:
         )
         for peer in spec.all_peers:
             env[f"{peer.upper()}_SERVICE_ADDR"] = self.peer_addr(peer)
+        if spec.name == "audit" and not env.get("AUDIT_CHAIN_KEY"):
+            # What the audit-chain-key Secret is in Kubernetes: a key kept in
+            # the data directory, made once.
+            env["AUDIT_CHAIN_KEY"] = self._dev_key("AUDIT_CHAIN_KEY", "audit-chain.key", "", nbytes=32)
         if spec.redis and self.redis_url and not env.get("REDIS_URL"):
-            env["REDIS_URL"] = self.redis_url
+            env["REDIS_URL"] = self.redis_url_for(spec.name)
         return env
+
+    def redis_url_for(self, service: str) -> str:
+        """The private Redis as `service`'s own user sees it."""
+        return redis_users.url(service, self._redis_passwords[service], "127.0.0.1", self._redis_port)
 
     def _start_redis(self) -> None:
         """The cache's second tier: a private redis-server (no persistence)
@@ -422,40 +443,41 @@ class LocalMesh:
                 port = self._redis_port = probe.getsockname()[1]
         log = open(self.log_path("redis"), "ab")  # noqa: SIM115 - open for the process lifetime
         self._logs.append(log)
+        # Every user and password in a file only this user can read, never
+        # on the command line (ps would show it).
+        if not self._redis_passwords:
+            self._redis_passwords = redis_users.new_passwords(
+                name for name, spec in self.topology.services.items() if spec.redis
+            )
+        config = self.run_dir / "redis.conf"
+        config.touch(mode=0o600)
+        config.chmod(0o600)
+        settings = [f"port {port}", "bind 127.0.0.1", 'save ""', "appendonly no", f"dir {self.run_dir}"]
+        config.write_text("\n".join([*settings, *redis_users.acl_lines(self._redis_passwords)]) + "\n")
         self.processes["redis"] = subprocess.Popen(
-            with_parent(
-                [
-                    binary,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.run_dir),
-                ]
-            ),
+            with_parent([binary, str(config)]),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        probe = f"AUTH {redis_users.PROBE_USER} {redis_users.PROBE_USER}\r\nPING\r\n".encode()
         deadline = time.monotonic() + self.start_timeout_s
         while True:
             self._check_alive("redis")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
+                    conn.sendall(probe)
+                    answer = b""
+                    while len(answer) < 12 and (piece := conn.recv(64)):
+                        answer += piece
+                    if answer == b"+OK\r\n+PONG\r\n":
                         break
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise MeshError(f"redis: did not answer PING (log: {self.log_path('redis')})")
             time.sleep(0.02)
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        self.redis_url = f"redis://127.0.0.1:{port}/0"  # the address: each service has its own user
 
     def _start_service(self, name: str) -> None:
         self._launch(name)
@@ -711,6 +733,7 @@ class LocalMesh:
         return ", ".join(urls) + "   (GET /metrics on each)"
 
     def banner(self) -> str:
+        redis = _without_password(self.redis_url or os.environ.get("REDIS_URL", ""))
         return f"""
 Tilores X Mesh is running.
 
@@ -725,7 +748,7 @@ Tilores X Mesh is running.
   dev API key               {self.api_key}
   dev admin key             {self.admin_key}   (prompts, experiments, quality, access log)
   operations console        {self.rest_url.replace("127.0.0.1", "localhost")}/console   (sign in with the dev admin key)
-  cache tier 2 (Redis)      {self.redis_url or os.environ.get("REDIS_URL") or "none: redis-server is not installed"}
+  cache tier 2 (Redis)      {redis or "none: redis-server is not installed"}
   logs                      {self.log_dir}/
 
 Ask about the demo customer:
@@ -746,6 +769,15 @@ Or with the openai SDK:
 
 Ctrl-C stops everything.
 """
+
+
+def _without_password(url: str) -> str:
+    """A Redis URL fit to print: its user's password left out."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def main(argv: list[str] | None = None) -> int:

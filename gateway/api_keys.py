@@ -15,6 +15,8 @@ keys:
     tenant: acme                 # default: the key's own digest
     scopes: [chat, feedback, models]
     audience: agent              # or client: a customer-facing chat, kept in client mode
+    token_key: |                 # client only: the front end's public key for customer tokens
+      -----BEGIN PUBLIC KEY-----  (gateway/customer_tokens.py)
     limits: {requests_per_minute: 100, tokens_per_minute: 200000, customers_per_hour: 200}
     model_limits: {gpt-4o-mini: {requests_per_minute: 20, tokens_per_minute: 40000}}
 ```
@@ -34,8 +36,10 @@ from pathlib import Path
 
 import yaml
 
+from gateway.customer_tokens import TokenKeyError, load_public_key
 from gateway.exchange import Exchange
 from gateway.openai_errors import OpenAIError
+from services.runtime.access import Principal
 from services.runtime.agent_modes import AGENT, CLIENT
 from services.runtime.settings import SettingsError
 
@@ -67,6 +71,20 @@ class ApiKey:
     # Who the key's chats are with: agent (any mode) or client (a customer-
     # facing chat: client mode only, no credit endpoints).
     audience: str = AGENT
+    # A customer-facing key's: the public key its front end's customer
+    # tokens verify with (gateway/customer_tokens.py).
+    token_key: object = field(default=None, compare=False, repr=False)
+
+    def principal(self, customer: str = "") -> Principal:
+        """On whose behalf this key's requests run in the mesh."""
+        return Principal(
+            key_id=self.id,
+            tenant=self.tenant,
+            customers_per_hour=self.limits.get("customers_per_hour", 0),
+            audience=self.audience,
+            customer=customer,
+            scopes=self.scopes,
+        )
 
 
 def digest_of(key: str | bytes) -> bytes:
@@ -82,21 +100,51 @@ def _plain(keys: tuple[str, ...], scopes: tuple[str, ...], prefix: str) -> list[
 
 
 def read_key_file(text: str) -> list[ApiKey]:
+    return _read(text)[0]
+
+
+def revoked_digests(text: str) -> frozenset[bytes]:
+    """The SHA-256 of every key revoked in a keys file."""
+    return _read(text)[1]
+
+
+def _read(text: str) -> tuple[list[ApiKey], frozenset[bytes]]:
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict) or not isinstance(data.get("keys", []), list):
         raise KeyFileError("expected a mapping with a list 'keys'")
+    unknown = set(data) - {"keys", "revoked"}
+    if unknown:
+        raise KeyFileError(f"{sorted(unknown)[0]}: unknown field (expected keys and revoked)")
+    revoked = data.get("revoked") or []
+    if not isinstance(revoked, list):
+        raise KeyFileError("revoked: expected a list of {id, sha256, at}")
+    gone = frozenset(_revoked(f"revoked[{n}]", entry) for n, entry in enumerate(revoked))
     records = [_record(f"keys[{n}]", entry) for n, entry in enumerate(data.get("keys") or [])]
     ids = [record.id for record in records]
     duplicate = next((key_id for key_id in ids if ids.count(key_id) > 1), None)
     if duplicate is not None:
         raise KeyFileError(f"keys[{ids.index(duplicate, ids.index(duplicate) + 1)}].id: {duplicate!r} is taken")
-    return records
+    back = next((n for n, record in enumerate(records) if record.digest in gone), None)
+    if back is not None:
+        raise KeyFileError(f"keys[{back}]: this key was revoked; a revoked key never comes back")
+    return records, gone
+
+
+def _revoked(where: str, entry: object) -> bytes:
+    digest = entry.get("sha256") if isinstance(entry, dict) else None
+    try:
+        raw = bytes.fromhex(digest) if isinstance(digest, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise KeyFileError(f"{where}.sha256: expected the 64 hex digits of the revoked key's SHA-256")
+    return raw
 
 
 def _record(where: str, entry: object) -> ApiKey:
     if not isinstance(entry, dict):
         raise KeyFileError(f"{where}: expected a mapping")
-    unknown = set(entry) - {"id", "sha256", "tenant", "scopes", "limits", "model_limits", "audience"}
+    unknown = set(entry) - {"id", "sha256", "tenant", "scopes", "limits", "model_limits", "audience", "token_key"}
     if unknown:
         raise KeyFileError(f"{where}.{sorted(unknown)[0]}: unknown field")
     key_id, digest = entry.get("id"), entry.get("sha256")
@@ -125,7 +173,20 @@ def _record(where: str, entry: object) -> ApiKey:
     audience = entry.get("audience", AGENT)
     if audience not in (AGENT, CLIENT):
         raise KeyFileError(f"{where}.audience: expected {AGENT} or {CLIENT}")
-    return ApiKey(key_id, raw, tenant, frozenset(scopes), {**DEFAULT_LIMITS, **limits}, per_model, audience)
+    token_key = entry.get("token_key")
+    if audience == CLIENT and not token_key:
+        raise KeyFileError(
+            f"{where}.token_key: a customer-facing key needs the public key its front end signs customer tokens with"
+        )
+    if audience != CLIENT and token_key:
+        raise KeyFileError(f"{where}.token_key: only a customer-facing key (audience client) takes customer tokens")
+    try:
+        verifying = load_public_key(token_key) if isinstance(token_key, str) else None
+    except TokenKeyError as error:
+        raise KeyFileError(f"{where}.token_key: {error}") from None
+    if token_key and verifying is None:
+        raise KeyFileError(f"{where}.token_key: expected a PEM public key")
+    return ApiKey(key_id, raw, tenant, frozenset(scopes), {**DEFAULT_LIMITS, **limits}, per_model, audience, verifying)
 
 
 def _limits(where: str, limits: object, names: tuple[str, ...]) -> dict[str, int]:
@@ -162,15 +223,16 @@ class ApiKeys:
             mtime = self._file.stat().st_mtime
             if mtime == self._mtime:
                 return
-            records = read_key_file(self._file.read_text())
+            records, revoked = _read(self._file.read_text())
         except (OSError, KeyFileError, yaml.YAMLError) as error:
             if self._mtime is None:
                 raise KeyFileError(f"GATEWAY_KEYS_FILE {self._file}: {error}") from None
             return
         self._mtime = mtime
-        # A key named in both places is the file's record.
-        listed = {record.digest for record in records}
-        self._records = [*records, *(record for record in self._plain if record.digest not in listed)]
+        # A key named in both places is the file's record; a key the file
+        # revoked is refused wherever else it is named.
+        shadowed = {record.digest for record in records} | revoked
+        self._records = [*records, *(r for r in self._plain if r.digest not in shadowed)]
 
     def verify(self, exchange: Exchange) -> ApiKey:
         """The record of a valid key; 401 for a missing or unknown one."""
@@ -215,12 +277,17 @@ def add_key(
     limits: dict[str, int] | None = None,
     model_limits: dict[str, dict[str, int]] | None = None,
     audience: str = AGENT,
+    token_key: str = "",
 ) -> str:
-    """Add a key to a keys file (created when missing); the new key, shown once."""
+    """Add a key to a keys file (created when missing); the new key, shown
+    once. A customer-facing key (audience client) needs `token_key`, the
+    PEM public key of its front end's customer tokens."""
     data = yaml.safe_load(path.read_text()) if path.exists() else None
     data = data or {"keys": []}
     if any(entry.get("id") == key_id for entry in data["keys"]):
         raise KeyFileError(f"a key named {key_id!r} exists; revoke it first")
+    if key and digest_of(key).hex() in {entry.get("sha256") for entry in data.get("revoked") or []}:
+        raise KeyFileError("this key was revoked; a revoked key never comes back")
     key = key or "sk-" + secrets.token_hex(24)
     entry: dict = {"id": key_id, "sha256": digest_of(key).hex(), "scopes": scopes}
     if tenant:
@@ -231,17 +298,28 @@ def add_key(
         entry["model_limits"] = model_limits
     if audience != AGENT:
         entry["audience"] = audience
+    if token_key:
+        entry["token_key"] = token_key
     data["keys"].append(entry)
     _write(path, data)
     return key
 
 
-def revoke_key(path: Path, key_id: str) -> None:
-    data = yaml.safe_load(path.read_text()) or {"keys": []}
-    kept = [entry for entry in data["keys"] if entry.get("id") != key_id]
-    if len(kept) == len(data["keys"]):
+def revoke_key(path: Path, key_id: str = "", key: str = "") -> None:
+    """Revoke a key by its record's id (or by the key itself, for one given
+    in GATEWAY_API_KEYS): its digest stays in `revoked`, so the key is
+    refused wherever else it is named and can never be added again."""
+    data = (yaml.safe_load(path.read_text()) if path.exists() else None) or {"keys": []}
+    digest = digest_of(key).hex() if key else ""
+    gone = [entry for entry in data["keys"] if entry.get("id") == key_id or entry.get("sha256") == digest]
+    if not gone and not key:
         raise KeyFileError(f"no key named {key_id!r}")
-    _write(path, {**data, "keys": kept})
+    kept = [entry for entry in data["keys"] if entry not in gone]
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    revoked = list(data.get("revoked") or [])
+    for entry in gone or [{"id": key_id or "(given by value)", "sha256": digest}]:
+        revoked.append({"id": entry["id"], "sha256": entry["sha256"], "at": at})
+    _write(path, {**data, "keys": kept, "revoked": revoked})
 
 
 def _write(path: Path, data: dict) -> None:
@@ -259,11 +337,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("add", "revoke"))
     parser.add_argument("--file", required=True, type=Path, help="the keys file (GATEWAY_KEYS_FILE)")
-    parser.add_argument("--id", required=True, help="the key's name")
+    parser.add_argument("--id", default="", help="the key's name (required to add)")
+    parser.add_argument(
+        "--key-from-stdin", action="store_true", help="revoke: the key itself, read from stdin (a GATEWAY_API_KEYS key)"
+    )
     parser.add_argument("--scopes", default=",".join(DEFAULT_SCOPES), help=f"comma-separated: {', '.join(SCOPES)}")
     parser.add_argument("--tenant", default="", help="whose cached data the key uses (default: its own)")
     parser.add_argument(
         "--audience", default=AGENT, choices=(AGENT, CLIENT), help="client: a customer-facing chat (client mode only)"
+    )
+    parser.add_argument(
+        "--token-key", type=Path, help="client: the PEM public key its front end signs customer tokens with"
     )
     parser.add_argument("--limits", default="", help=f"e.g. requests_per_minute=60 (of {', '.join(LIMITS)})")
     args = parser.parse_args(argv)
@@ -274,11 +358,20 @@ def main(argv: list[str] | None = None) -> int:
             if not value.isdigit():
                 raise KeyFileError(f"--limits {item!r}: expected name=number")
             limits[name.strip()] = int(value)
+        if args.action == "add" and not args.id:
+            raise KeyFileError("--id: a name is required to add a key")
+        if args.action == "revoke" and not (args.id or args.key_from_stdin):
+            raise KeyFileError("--id or --key-from-stdin: which key to revoke")
         if args.action == "add":
             scopes = [s for s in args.scopes.split(",") if s]
-            print(add_key(args.file, args.id, scopes, args.tenant, limits=limits, audience=args.audience))
+            token_key = args.token_key.read_text() if args.token_key else ""
+            print(
+                add_key(
+                    args.file, args.id, scopes, args.tenant, limits=limits, audience=args.audience, token_key=token_key
+                )
+            )
         else:
-            revoke_key(args.file, args.id)
+            revoke_key(args.file, args.id, sys.stdin.readline().strip() if args.key_from_stdin else "")
     except (KeyFileError, OSError, yaml.YAMLError) as error:
         print(f"{args.file}: {error}", file=sys.stderr)
         return 2

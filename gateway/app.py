@@ -26,6 +26,7 @@ from gateway.chat import ChatRoutes
 from gateway.completions import CompletionRoutes
 from gateway.console import ConsoleRoutes
 from gateway.credit_api import CreditRoutes
+from gateway.customer_tokens import bound_customer
 from gateway.embeddings import EmbeddingRoute
 from gateway.exchange import Exchange
 from gateway.feedback import FeedbackRoute
@@ -39,7 +40,7 @@ from gateway.openapi import OpenApiRoute
 from gateway.quotas import Quotas
 from gateway.routes import PUBLIC, UNMATCHED, RouteTable, unavailable
 from gateway.settings import GatewaySettings
-from services.runtime.access import PRINCIPAL, Principal
+from services.runtime.access import PRINCIPAL
 from services.runtime.agent_modes import CLIENT
 from services.runtime.channels import open_channel
 from services.runtime.request_context import REQUEST_ID, new_request_id
@@ -59,14 +60,14 @@ class GatewayApp:
 
     async def startup(self) -> None:
         settings = self._settings
-        router_channel = open_channel(settings.router_addr)
-        llm_channel = open_channel(settings.llm_gateway_addr)
+        router_channel = open_channel(settings.router_addr, "router")
+        llm_channel = open_channel(settings.llm_gateway_addr, "llm_gateway")
         self._channels = [router_channel, llm_channel]
         router = router_pb2_grpc.RouterServiceStub(router_channel)
         addrs = {"router": settings.router_addr, "llm_gateway": settings.llm_gateway_addr}
         optimizer = None
         if settings.optimizer_addr:
-            optimizer_channel = open_channel(settings.optimizer_addr)
+            optimizer_channel = open_channel(settings.optimizer_addr, "optimizer")
             self._channels.append(optimizer_channel)
             optimizer = optimizer_pb2_grpc.OptimizerServiceStub(optimizer_channel)
             addrs["optimizer"] = settings.optimizer_addr
@@ -83,11 +84,11 @@ class GatewayApp:
             *ConsoleRoutes(report).routes(),
         ]
         if settings.audit_addr:
-            audit_channel = open_channel(settings.audit_addr)
+            audit_channel = open_channel(settings.audit_addr, "audit")
             self._channels.append(audit_channel)
             routes += AccessLogRoute(audit_pb2_grpc.AuditServiceStub(audit_channel)).routes()
         if settings.cache_addr:
-            cache_channel = open_channel(settings.cache_addr)
+            cache_channel = open_channel(settings.cache_addr, "cache")
             self._channels.append(cache_channel)
             routes += CacheAdminRoute(cache_pb2_grpc.CacheServiceStub(cache_channel)).routes()
         if optimizer is not None:
@@ -115,6 +116,7 @@ class GatewayApp:
         try:
             route, params = self._routes.match(exchange.method, exchange.path)
             route_template = route.template
+            exchange.route = route.template.encode()
             if route.access != PUBLIC:
                 exchange.key = self._keys.authorize(exchange, route.access)
                 if route.agents_only and exchange.key.audience == CLIENT:
@@ -122,19 +124,22 @@ class GatewayApp:
                         403, "This key serves a customer-facing chat and may not use this endpoint.",
                         code="insufficient_permissions",
                     )  # fmt: skip
-                # Every call the request makes in the mesh says on whose behalf.
+                # Every call the request makes in the mesh says on whose
+                # behalf: the key, and for a customer-facing key the
+                # customer its verified token names.
                 key = exchange.key
-                PRINCIPAL.set(Principal(key.id, key.tenant, customers_per_hour=key.limits.get("customers_per_hour", 0)))
+                PRINCIPAL.set(key.principal(bound_customer(exchange, key.id, key.token_key)))
             if route.access not in (PUBLIC, "chat"):  # chat counts once it knows the model
                 exchange.headers.extend((await self._quotas.admit(exchange.key, route.access)).headers())
             await route.handler(exchange, **params)
         except OpenAIError as error:
             if exchange.status:
                 raise
-            await exchange.error(error)
-        finally:
             if route_template == UNMATCHED:  # a 404 or 405: the path's route, if any, by its template
                 route_template = self._routes.template_of(exchange.path)
+                exchange.route = route_template.encode()
+            await exchange.error(error)
+        finally:
             self._finished(exchange, route_template)
             if span is not None:
                 self._spans.end(span, exchange.method, route_template, exchange.status)

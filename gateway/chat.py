@@ -152,13 +152,11 @@ class ChatRoutes:
 
 
 def for_router(request: router_pb2.ChatRequest, exchange: Exchange) -> None:
-    """What the gateway adds to a parsed request: whose it is, its id, and
-    whether an identical earlier answer may be replayed. A customer-facing
-    key's conversations stay in client mode."""
-    request.tenant = exchange.key.tenant
-    request.key_id = exchange.key.id
-    request.client_only = exchange.key.audience == CLIENT
-    if request.client_only and request.agent_mode == common_pb2.AGENT_MODE_AGENT:
+    """What the gateway adds to a parsed request: its id and whether an
+    identical earlier answer may be replayed (whose it is travels as the
+    call's principal). A customer-facing key's conversations stay in
+    client mode."""
+    if exchange.key.audience == CLIENT and request.agent_mode == common_pb2.AGENT_MODE_AGENT:
         raise OpenAIError(
             403, "This key serves a customer-facing chat: agent_type may only be client_chat_agent.",
             type="permission_error", param="agent_type", code="permission_denied",

@@ -37,8 +37,8 @@ class CreditRoutes:
             Route("POST", "/v1/credit-comparison", self.comparison, "chat", agents_only=True),
         ]
 
-    async def _credit(self, identifier: str, tenant: str) -> dict:
-        request = router_pb2.GetCustomerCreditRequest(identifier=identifier, tenant=tenant)
+    async def _credit(self, identifier: str) -> dict:
+        request = router_pb2.GetCustomerCreditRequest(identifier=identifier)
         reply = await self._router.GetCustomerCredit(request, timeout=self._timeout_s)
         return {
             "object": "credit_report",
@@ -53,7 +53,7 @@ class CreditRoutes:
         identifier = check_string("identifier", unquote(identifier), MAX_IDENTIFIER_CHARS)
         exchange.headers.extend((await self._quotas.admit(exchange.key, "chat")).headers())
         try:
-            body = await self._credit(identifier, exchange.key.tenant)
+            body = await self._credit(identifier)
         except grpc.aio.AioRpcError as error:
             raise from_grpc(error) from None
         await exchange.json(200, body)
@@ -72,9 +72,7 @@ class CreditRoutes:
                 raise invalid_type(f"customers[{n}]", "a string", identifier)
             check_string(f"customers[{n}]", identifier, MAX_IDENTIFIER_CHARS)
         exchange.headers.extend((await self._quotas.admit(exchange.key, "chat", requests=len(customers))).headers())
-        results = await asyncio.gather(
-            *(self._credit(i, exchange.key.tenant) for i in customers), return_exceptions=True
-        )
+        results = await asyncio.gather(*(self._credit(i) for i in customers), return_exceptions=True)
         profiles = []
         for n, (identifier, result) in enumerate(zip(customers, results, strict=True)):
             if isinstance(result, grpc.aio.AioRpcError):

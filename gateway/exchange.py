@@ -10,7 +10,7 @@ import time
 import orjson
 
 from gateway.openai_errors import OpenAIError
-from services.runtime.request_context import REQUEST_ID_HEADER
+from services.runtime.request_context import REQUEST_ID_HEADER, ROUTE_HEADER
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -27,6 +27,7 @@ class Exchange:
         self.status = 0  # 0 until the response starts
         self.started = time.perf_counter()
         self.headers: list[tuple[bytes, bytes]] = []  # added to whatever starts the response
+        self.route = b""  # the route's template: Envoy logs it instead of the path
         self.key = None  # the caller's ApiKey record, once verified
         self._send = send
 
@@ -56,7 +57,12 @@ class Exchange:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [*headers, *self.headers, (REQUEST_ID_HEADER.encode(), self.request_id.encode())],
+                "headers": [
+                    *headers,
+                    *self.headers,
+                    (REQUEST_ID_HEADER.encode(), self.request_id.encode()),
+                    *([(ROUTE_HEADER.encode(), self.route)] if self.route else ()),
+                ],
             }
         )
 

@@ -22,7 +22,7 @@ class HealthReport:
         self._addrs = addrs  # the gateway's peers: name -> channel target
 
     async def _service(self, name: str) -> dict:
-        replicas = await replica_statuses(self._addrs[name])
+        replicas = await replica_statuses(self._addrs[name], name)
         return _service_health(replicas)
 
     async def _router_detail(self) -> router_pb2.GetHealthDetailResponse | None:

@@ -1,14 +1,28 @@
 """AccessLog: the durable, append-only log of who looked at which
-customer (SQLite in WAL mode on the service's volume). Rows are never
-updated or deleted by the service; queries read by customer, by who, by
-completion or by time, newest first."""
+customer (SQLite in WAL mode on the service's volume, mode 0600). Rows are
+never updated or deleted by the service; queries read by customer, by who,
+by completion or by time, newest first.
+
+Tamper-evident: each row carries `chain`, the HMAC-SHA256 (under a key
+kept apart from the file, AUDIT_CHAIN_KEY_FILE) of the previous row's chain
+and this row's every column, its id included. Whoever holds the file but
+not the key cannot change, remove or insert a row, nor drop the triggers and
+rewrite one, without `verify` naming the first row whose link is broken;
+cutting rows off the end shows as a head older than the one the service
+logged (`audit.head`)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
+import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
+
+import orjson
 
 from services.runtime.customer_access import CustomerAccess
 
@@ -23,7 +37,8 @@ CREATE TABLE IF NOT EXISTS access (
     action TEXT NOT NULL,
     field_kinds TEXT NOT NULL,
     completion_id TEXT NOT NULL,
-    request_id TEXT NOT NULL
+    request_id TEXT NOT NULL,
+    chain TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS access_by_entity ON access(entity_id, id);
 CREATE INDEX IF NOT EXISTS access_by_who ON access(who, id);
@@ -38,6 +53,28 @@ BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
 COLUMNS = "at, who, tenant, recorded_by, entity_id, action, field_kinds, completion_id, request_id"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+GENESIS = "0" * 64  # the link before the first chained row
+log = logging.getLogger("audit")
+
+
+def link(key: bytes, previous: str, row_id: int, row: tuple) -> str:
+    """The chain value of one row: it follows from the previous row's."""
+    message = orjson.dumps([previous, row_id, *row])
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `verify` found: rows checked, the head, the first broken row."""
+
+    rows: int
+    head: str
+    broken_at: int | None = None  # the id of the first row whose link does not follow
+    unchained: int = 0  # rows written before the log was chained
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
 
 
 @dataclass(frozen=True)
@@ -51,12 +88,24 @@ class AccessQuery:
 
 
 class AccessLog:
-    def __init__(self, path: str):
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
+    def __init__(self, path: str, chain_key: bytes):
+        self._key = chain_key  # services/audit/chain_key.py
+        old_mask = os.umask(0o077)  # the file and its WAL: this user only
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        finally:
+            os.umask(old_mask)
         # FULL: a record the service acknowledged survives a power cut.
         self._db.execute("PRAGMA synchronous=FULL")
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'access'").fetchone():
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(access)")}
+            if "chain" not in columns:  # a log from before the chain: its rows stay, unchained
+                self._db.execute("ALTER TABLE access ADD COLUMN chain TEXT NOT NULL DEFAULT ''")
         self._db.executescript(SCHEMA)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.chmod(path + suffix, 0o600)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -83,12 +132,28 @@ class AccessLog:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(f"INSERT INTO access({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                last = self._db.execute("SELECT id, chain FROM access ORDER BY id DESC LIMIT 1").fetchone()
+                row_id, previous = (last[0], last[1] or GENESIS) if last else (0, GENESIS)
+                chained = []
+                for row in rows:
+                    row_id += 1
+                    previous = link(self._key, previous, row_id, row)
+                    chained.append((row_id, *row, previous))
+                self._db.executemany(
+                    f"INSERT INTO access(id, {COLUMNS}, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chained
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        # The head, off the file: rows cut off the end show against it.
+        log.info("audit.head", extra={"fields": {"rows": row_id, "head": previous}})
         return len(rows)
+
+    def verify(self) -> Verdict:
+        """Walk the chain from the first row: the first row whose link does
+        not follow from the one before (changed, removed, inserted)."""
+        return verify_rows(self._db.execute(f"SELECT id, {COLUMNS}, chain FROM access ORDER BY id"), self._key)
 
     def query(self, query: AccessQuery) -> tuple[list[CustomerAccess], bool]:
         """Matching records, newest first, and whether more match."""
@@ -120,3 +185,16 @@ def _entry(row: tuple) -> CustomerAccess:
     return replace(
         entry, tenant=tenant, recorded_by=recorded_by, completion_id=completion_id, request_id=request_id, at=at
     )
+
+
+def verify_rows(rows, key: bytes) -> Verdict:
+    previous, checked, unchained, expected_id = GENESIS, 0, 0, None
+    for row_id, *columns, chain in rows:
+        if not chain and checked == 0:
+            unchained += 1  # written before the log was chained
+            expected_id = row_id + 1
+            continue
+        if (expected_id is not None and row_id != expected_id) or chain != link(key, previous, row_id, tuple(columns)):
+            return Verdict(checked, previous, broken_at=row_id, unchained=unchained)
+        previous, checked, expected_id = chain, checked + 1, row_id + 1
+    return Verdict(checked, previous, unchained=unchained)

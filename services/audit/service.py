@@ -1,15 +1,19 @@
 """AuditService servicer: appends access records (stamped with the
-verified service that sent them) and answers queries."""
+verified service that sent them) and answers queries. Who looked is the
+record's own `who` only from a caller granted `principals.forward` (it
+records for the principals it serves); anyone else records as itself."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 import grpc
 from tilores_x.v1 import audit_pb2, audit_pb2_grpc
 
 from services.audit.access_log import MAX_LIMIT, AccessLog, AccessQuery
+from services.runtime.access import FORWARD_SCOPE, Grants, Principal
 from services.runtime.access_ledger import access_message, access_of
 from services.runtime.faults import InvalidArgument
 from services.runtime.identity import CALLER
@@ -18,8 +22,9 @@ MAX_RECORDS = 1000
 
 
 class AuditService(audit_pb2_grpc.AuditServiceServicer):
-    def __init__(self, log: AccessLog):
+    def __init__(self, log: AccessLog, grants: Grants | None = None):
         self._log = log
+        self._grants = grants
 
     async def RecordAccess(self, request, context):
         if len(request.records) > MAX_RECORDS:
@@ -32,6 +37,9 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         caller = CALLER.get()
         # Who touched the data is the verified caller, not what it says.
         recorded_by = caller.name if caller is not None else ""
+        if caller is not None and self._grants is not None and not self._grants.allows(caller, FORWARD_SCOPE):
+            own = Principal.of_caller(caller.name)
+            entries = [replace(entry, who=own.who, tenant=own.tenant) for entry in entries]
         appended = await asyncio.to_thread(self._log.append, entries, recorded_by)
         return audit_pb2.RecordAccessResponse(appended=appended)
 
@@ -53,11 +61,12 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
 
 
 class AuditComponent:
-    def __init__(self, log: AccessLog):
+    def __init__(self, log: AccessLog, grants: Grants | None = None):
         self.log = log
+        self.grants = grants
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditService(self.log), server)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditService(self.log, self.grants), server)
         return [audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name]
 
     async def close(self) -> None:

@@ -45,7 +45,7 @@ async def build() -> CacheComponent:
         l2 = RedisTier(redis_url, timeout_s=env_float("REDIS_TIMEOUT_S", 0.25, minimum=0.01))
         await l2.start()
     cache = TwoTierCache(lru, l2)
-    channel: grpc.aio.Channel = open_channel(peer_addr("tilores_data"))
+    channel: grpc.aio.Channel = open_channel(peer_addr("tilores_data"), "tilores_data")
     prewarmer = Prewarmer(
         CustomerSource(tilores_data_pb2_grpc.TiloresDataServiceStub(channel)), cache, namespace_ttl_s["customer"]
     )

@@ -85,7 +85,7 @@ async def build() -> OptimizerComponent:
     if sample > 1:
         raise SettingsError("OPTIMIZER_JUDGE_SAMPLE: a share between 0 and 1")
     # Channels connect on first use: a peer that is not up yet costs nothing.
-    channels = {name: open_channel(peer_addr(name)) for name in ("llm_gateway", "router", "tilores_data")}
+    channels = {name: open_channel(peer_addr(name), name) for name in ("llm_gateway", "router", "tilores_data")}
     llm_stub = llm_gateway_pb2_grpc.LlmGatewayServiceStub(channels["llm_gateway"])
     if variant_model or judge_model:
         llm = TextGeneration(llm_stub)

@@ -769,7 +769,7 @@ class PeerHealth:
                 return error.code().name
             return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
-        state, replicas = await asyncio.gather(status(), replica_statuses(self._addrs[name]))
+        state, replicas = await asyncio.gather(status(), replica_statuses(self._addrs[name], name))
         return router_pb2.PeerHealth(
             name=name,
             status=state,
@@ -840,7 +840,7 @@ class RouterClients:
         """`addrs` names every peer; without `audit` no access is recorded
         (a router in a test), without `lookup_limit` none is limited; with
         the spools undelivered outcomes and access records are kept on disk."""
-        self._channels = {name: open_channel(addr) for name, addr in addrs.items()}
+        self._channels = {name: open_channel(addr, name) for name, addr in addrs.items()}
         self.tilores = tilores_data_pb2_grpc.TiloresDataServiceStub(self._channels["tilores_data"])
         self.cache = cache_pb2_grpc.CacheServiceStub(self._channels["cache"])
         self.llm = llm_gateway_pb2_grpc.LlmGatewayServiceStub(self._channels["llm_gateway"])

@@ -33,6 +33,8 @@ class CreditLookup:
         lookup = identifiers.describe()
         matches = await self._customers.find(identifiers.search_parameters(), tenant, timeout_s)
         if not matches:
+            if self._access is not None:
+                await self._access.admit([])  # past the limit, nobody is refused like anybody
             raise NotFound(f"no customer matches {lookup}", field="identifier")
         if len(matches) > 1:
             raise FailedPrecondition(

@@ -26,7 +26,8 @@ WINDOW_S = 3600
 REDIS_TIMEOUT_S = 0.25
 
 # KEYS[1]: the set of this principal's customers this hour; ARGV[1]: the
-# limit; ARGV[2]: seconds to keep the set; ARGV[3..]: the customers.
+# limit; ARGV[2]: seconds to keep the set; ARGV[3..]: the customers, none
+# for a lookup that found nobody (refused too once the set is full).
 # Returns {admitted (1/0), customers in the set afterwards}.
 _ADMIT = """
 local new = 0
@@ -34,7 +35,8 @@ for i = 3, #ARGV do
   if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then new = new + 1 end
 end
 local held = redis.call('SCARD', KEYS[1])
-if new > 0 and held + new > tonumber(ARGV[1]) then return {0, held} end
+local limit = tonumber(ARGV[1])
+if (new > 0 and held + new > limit) or (#ARGV == 2 and held >= limit) then return {0, held} end
 if new > 0 then
   redis.call('SADD', KEYS[1], unpack(ARGV, 3))
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
@@ -59,7 +61,7 @@ class LocalLookups:
             del self._seen[old]
         seen = self._seen.setdefault(key, set())
         new = set(entity_ids) - seen
-        if new and len(seen) + len(new) > limit:
+        if (new and len(seen) + len(new) > limit) or (not entity_ids and len(seen) >= limit):
             return False, len(seen)
         seen |= new
         return True, len(seen)
@@ -97,9 +99,12 @@ class LookupLimit:
 
     async def admit(self, who: str, entity_ids: Sequence[str], per_hour: int = 0) -> None:
         """Let `who` look at these customers, or raise LookupLimitReached;
-        `per_hour`: the principal's own limit (0: the default)."""
+        `per_hour`: the principal's own limit (0: the default). No customers:
+        a lookup that found nobody, refused like a new customer once the
+        limit is reached, so the answer past it says nothing about who is
+        a customer."""
         limit = per_hour or self.per_hour
-        if not entity_ids or limit <= 0:
+        if limit <= 0:
             return
         hour = int(self._clock() // WINDOW_S)
         key = f"lookups:{who}:{hour}"
@@ -116,7 +121,7 @@ class LookupLimit:
     async def _count(self, key: str, entity_ids: Sequence[str], limit: int) -> tuple[bool, int]:
         if self._shared is not None:
             confirmed = self._confirmed.get(key)
-            if confirmed is not None and confirmed.issuperset(entity_ids):
+            if entity_ids and confirmed is not None and confirmed.issuperset(entity_ids):
                 # Redis took these customers for this key this hour: they
                 # stay allowed, and asking again would change nothing.
                 return True, len(confirmed)

@@ -17,7 +17,7 @@ from services.router.clients import CustomerDataUnavailable, NoSuchCustomer, Rou
 from services.router.credit_lookup import CreditLookup
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
-from services.runtime.access import PURPOSE
+from services.runtime.access import PRINCIPAL, PURPOSE, Principal
 from services.runtime.agent_modes import AGENT, CATEGORIES, PROMPT_NAME
 from services.runtime.conversation import Finish, StreamError, Tool, ToolCallDelta, Usage
 from services.runtime.conversation_wire import (
@@ -62,7 +62,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         item's task)."""
         if request.completion_id:
             PURPOSE.set(request.completion_id)
-        return Turn(turn_request(request), self._clients, self._policy, self._tools, remaining, self._audiences)
+        return Turn(
+            turn_request(request, PRINCIPAL.get()), self._clients, self._policy, self._tools, remaining, self._audiences
+        )
 
     def _remaining(self, context: grpc.aio.ServicerContext) -> Callable[[], float]:
         def remaining() -> float:
@@ -111,8 +113,14 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     async def GetCustomerCredit(self, request, context):
         if len(request.identifier) > MAX_IDENTIFIER_CHARS:
             raise InvalidArgument(f"identifier: at most {MAX_IDENTIFIER_CHARS} characters", field="identifier")
+        principal = PRINCIPAL.get() or Principal()
+        if principal.serves_customer:
+            raise PermissionDenied(
+                "this caller serves a customer-facing chat and may not look customers up by identifier",
+                field="identifier",
+            )
         try:
-            found = await self._credit.credit(request.identifier, request.tenant, self._remaining(context)())
+            found = await self._credit.credit(request.identifier, principal.tenant, self._remaining(context)())
         except CustomerDataUnavailable:
             raise Unavailable("customer data is unavailable right now") from None
         except NoSuchCustomer:
@@ -169,8 +177,12 @@ async def _batch_item(turn: Turn) -> router_pb2.ChatBatchItem:
     return router_pb2.ChatBatchItem(answer=answer)
 
 
-def turn_request(request: router_pb2.ChatRequest) -> TurnRequest:
-    """The ChatRequest as a turn speaks it, checked field by field."""
+def turn_request(request: router_pb2.ChatRequest, principal: Principal | None = None) -> TurnRequest:
+    """The ChatRequest as a turn speaks it, checked field by field, on
+    behalf of the verified principal (never of a field the caller set)."""
+    principal = principal or Principal()
+    if principal.key_id and "chat" not in principal.scopes:
+        raise PermissionDenied(f"the key {principal.key_id} does not hold the chat scope")
     if not request.model:
         raise InvalidArgument("model is required", field="model")
     if not request.messages:
@@ -181,7 +193,7 @@ def turn_request(request: router_pb2.ChatRequest) -> TurnRequest:
             raise InvalidArgument(f"messages[{n}].role is not set", field=f"messages[{n}].role")
     options = request.options
     mode = AGENT_MODE_OF.get(request.agent_mode, "")
-    if request.client_only and mode == AGENT:
+    if principal.serves_customer and mode == AGENT:
         raise PermissionDenied(
             "agent_mode: this caller serves customers and may only use the client mode", field="agent_mode"
         )
@@ -194,7 +206,7 @@ def turn_request(request: router_pb2.ChatRequest) -> TurnRequest:
     return TurnRequest(
         model=request.model,
         messages=messages,
-        tenant=request.tenant,
+        tenant=principal.tenant,
         conversation_id=request.conversation_id,
         completion_id=request.completion_id,
         temperature=_first_set(request, options, "temperature"),
@@ -212,7 +224,7 @@ def turn_request(request: router_pb2.ChatRequest) -> TurnRequest:
         prompt_id=request.prompt_id,
         mode=mode,
         category=request.category,
-        client_only=request.client_only,
+        customer=principal.customer if principal.serves_customer else "",
     )
 
 

@@ -58,7 +58,7 @@ from services.runtime.conversation import (
     ToolChoice,
     Usage,
 )
-from services.runtime.customer_identifiers import Identifiers, identifiers_by_message
+from services.runtime.customer_identifiers import Identifiers, identifiers_by_message, identifiers_in
 from services.runtime.faults import Fault, NotFound
 from services.runtime.field_policy import FieldPolicy
 from services.runtime.limits import read_edges
@@ -98,7 +98,10 @@ class TurnRequest:
     prompt_id: str = ""  # a named prompt instead of the mode's
     mode: str = ""  # agent or client as the request names it; "": slash commands decide
     category: str = ""  # status, credit or billing as the request names it
-    client_only: bool = False  # a customer-facing caller: client mode whatever the conversation says
+    # The identifier of the one customer a customer-facing principal is
+    # (their signed-in account): client mode, and nobody else, whatever the
+    # conversation says.
+    customer: str = ""
 
     def question(self) -> str:
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
@@ -139,7 +142,9 @@ class Turn:
         remaining: Callable[[], float],
         audiences: Audiences | None = None,
     ):
-        self.selection = select_mode(request.messages, request.mode, request.category, request.client_only)
+        self.selection = select_mode(
+            request.messages, request.mode, request.category, client_only=bool(request.customer)
+        )
         self.request = replace(request, messages=self.selection.messages)
         self.audience = (audiences or Audiences.bundled()).of(self.selection.mode)
         self._clients = clients
@@ -238,6 +243,7 @@ class Turn:
             and self._tools is not None
             and choice == "auto"
             and not self.audience.own_account_only  # the data tools could search anyone
+            and not request.customer
         )
         offered = () if choice == "none" else request.tools or (TOOLS if runs_tools else ())
         call = GenerationCall(
@@ -270,6 +276,13 @@ class Turn:
         candidates = identifiers_by_message([(m.role, m.content) for m in request.messages])
         if own_account:  # a name alone could be anyone's
             candidates = [c for c in candidates if c.exact]
+        if request.customer:
+            prompt = asyncio.ensure_future(self._prompt(True, timeout_s))
+            try:
+                return await self._bound_account(candidates, timeout_s), await prompt
+            except BaseException:
+                prompt.cancel()
+                raise
         if not candidates:
             return CustomerGrounding(NO_IDENTIFIER), await self._prompt(False, timeout_s)
         # The prompt and the customer are independent: fetch them together.
@@ -279,6 +292,8 @@ class Turn:
                 grounding = await self._own_account(candidates, timeout_s)
             else:
                 grounding = await self._customer(candidates, timeout_s)
+            if grounding.status == NOT_FOUND:
+                await self._clients.access.admit([])  # past the limit, nobody is refused like anybody
         except BaseException:
             prompt.cancel()
             raise
@@ -302,6 +317,28 @@ class Turn:
             )
         except NoSuchPrompt as error:
             raise NotFound(str(error), field="prompt_version" if pinned else "prompt_id") from None
+
+    async def _bound_account(self, candidates: list[Identifiers], timeout_s: float) -> CustomerGrounding:
+        """The customer a customer-facing principal is: the one its signed
+        token named. Any identifier in the conversation that finds anyone
+        else, or nobody, refuses the turn; the same refusal either way, so
+        it says nothing about who is a customer."""
+        customers, tenant = self._clients.customers, self.request.tenant
+        bound = identifiers_in(self.request.customer)
+        named = {c.describe(): c for c in candidates if c.exact}  # a name alone could be anyone's
+        try:
+            own, *found_each = await asyncio.gather(
+                customers.find(bound.search_parameters(), tenant, timeout_s),
+                *(customers.find(c.search_parameters(), tenant, timeout_s) for c in named.values()),
+            )
+        except (CustomerDataUnavailable, NoSuchCustomer):
+            return CustomerGrounding(UNAVAILABLE, bound.describe())
+        if len(own) != 1:
+            return CustomerGrounding(NOT_FOUND, bound.describe())
+        for query, matches in zip(named, found_each, strict=True):
+            if [m.entity_id for m in matches] != [own[0].entity_id]:
+                return CustomerGrounding(OTHER_CUSTOMER, query)
+        return await self._grounded(bound.describe(), own, timeout_s)
 
     async def _own_account(self, candidates: list[Identifiers], timeout_s: float) -> CustomerGrounding:
         """The customer of a conversation that may only be about one: the

@@ -8,10 +8,10 @@ MESH_GRANTS   `service/router=customers.read,models.generate;client/agent-desk=c
               each verified caller (its SPIFFE id without the trust domain)
               and the scopes it holds; generated from the topology
 
-A call from a member of the mesh may say whose request it serves: the REST
-gateway puts the API key's id and tenant on its calls, and each service
-passes them on (`x-mesh-principal`). Only a service of the mesh is believed;
-for a caller from outside, the principal is the caller itself.
+A call may say whose request it serves: the REST gateway puts the API key's
+principal on its calls, and each service passes it on (`x-mesh-principal`).
+Only a caller granted `principals.forward` is believed; for anyone else the
+principal is the caller itself.
 """
 
 from __future__ import annotations
@@ -90,28 +90,58 @@ class Grants:
 
 # -- on whose behalf ------------------------------------------------------
 PRINCIPAL_HEADER = "x-mesh-principal"
+FORWARD_SCOPE = "principals.forward"
+CLIENT_AUDIENCE = "client"  # a customer-facing chat: its own account only
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Whose request a call serves: an API key (its id and tenant), or a
-    caller of the mesh acting on its own account."""
+    """On whose behalf a call runs, made once from what was verified (an
+    API key's record and the customer token that came with it at the
+    gateway; a certificate at a service) and never from a request field.
+
+    An API key's principal names the key, its tenant, its scopes, its
+    audience, its limit of customers per hour and, for a customer-facing
+    key, the one customer the signed-in person is. A caller acting on its
+    own account (`client/agent-desk`, `service/optimizer`) is a tenant of
+    its own and holds the scopes the mesh grants it."""
 
     key_id: str = ""
     tenant: str = ""
     caller: str = ""  # `client/agent-desk`, `service/optimizer`: when no key is behind the call
     customers_per_hour: int = 0  # the key's own limit of distinct customers (0: the router's default)
+    audience: str = ""  # CLIENT_AUDIENCE: a customer-facing chat
+    customer: str = ""  # the identifier of the one customer a customer-facing principal is
+    scopes: frozenset[str] = frozenset()
+
+    @classmethod
+    def of_caller(cls, name: str, scopes: frozenset[str] = frozenset()) -> Principal:
+        """A caller on its own account: its own tenant (`client.agent-desk`)."""
+        return cls(caller=name, tenant=name.replace("/", "."), scopes=scopes)
 
     @property
     def who(self) -> str:
         """`key/desk-7` or `client/agent-desk`: what an audit record names."""
         return f"key/{self.key_id}" if self.key_id else self.caller
 
+    @property
+    def serves_customer(self) -> bool:
+        """A customer-facing chat: client mode, the bound customer only."""
+        return self.audience == CLIENT_AUDIENCE
+
     def header(self) -> str:
         if not self.key_id:
             return f"caller={self.caller}"
-        limit = f";lookups={self.customers_per_hour}" if self.customers_per_hour else ""
-        return f"key={self.key_id};tenant={self.tenant}{limit}"
+        fields = [f"key={self.key_id}", f"tenant={self.tenant}"]
+        if self.customers_per_hour:
+            fields.append(f"lookups={self.customers_per_hour}")
+        if self.audience:
+            fields.append(f"audience={self.audience}")
+        if self.customer:
+            fields.append(f"customer={self.customer}")
+        if self.scopes:
+            fields.append(f"scopes={'+'.join(sorted(self.scopes))}")
+        return ";".join(fields)
 
 
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("principal", default=None)
@@ -127,37 +157,54 @@ def purpose_of(metadata) -> str:
     for key, value in metadata or ():
         if key == PURPOSE_HEADER:
             text = value if isinstance(value, str) else value.decode()
-            return text if _FIELD.fullmatch(text) else ""
+            return text if HEADER_VALUE.fullmatch(text) else ""
     return ""
 
 
-_FIELD = re.compile(r"[A-Za-z0-9_./:@+-]{1,128}")
+# What a value carried in a header of the mesh may be made of.
+HEADER_VALUE = re.compile(r"[A-Za-z0-9_./:@+-]{1,128}")
 
 
-def principal_of(caller: Caller | None, metadata, trust_header: bool = False) -> Principal | None:
-    """The principal of a served call: what a service of the mesh says it
-    acts for, else the caller itself. `trust_header`: a mesh without
-    identities (MESH_PLAINTEXT), where every caller is taken at its word."""
-    if trust_header or (caller is not None and caller.name.startswith("service/") and not caller.via_envoy):
+class MalformedPrincipal(ValueError):
+    """A forwarded principal that does not parse: the call is refused."""
+
+
+def principal_of(caller: Caller | None, metadata, grants: Grants | None = None) -> Principal | None:
+    """The principal of a served call: the one a caller holding
+    `principals.forward` says it acts for, else the caller itself. Without
+    `grants`, a mesh without identities (MESH_PLAINTEXT), where every
+    caller is taken at its word."""
+    if grants is None or (caller is not None and not caller.via_envoy and grants.allows(caller, FORWARD_SCOPE)):
         for key, value in metadata or ():
             if key == PRINCIPAL_HEADER:
                 said = _parse_principal(value if isinstance(value, str) else value.decode())
-                if said is not None:
-                    return said
-    return Principal(caller=caller.name) if caller is not None else None
+                if said is None:  # never the forwarder's own account instead
+                    raise MalformedPrincipal(f"{PRINCIPAL_HEADER} is malformed")
+                return said
+    if caller is None:
+        return None
+    return Principal.of_caller(caller.name, grants.held.get(caller.name, frozenset()) if grants else frozenset())
 
 
 def _parse_principal(text: str) -> Principal | None:
     fields = dict(part.partition("=")[::2] for part in text.split(";") if "=" in part)
-    if any(not _FIELD.fullmatch(value) for value in fields.values()):
+    if any(not HEADER_VALUE.fullmatch(value) for value in fields.values()):
         return None
     if fields.get("key"):
         lookups = fields.get("lookups", "0")
+        audience = fields.get("audience", "")
+        if audience not in ("", CLIENT_AUDIENCE, "agent") or (
+            audience == CLIENT_AUDIENCE and not fields.get("customer")
+        ):
+            return None  # a customer-facing principal is bound to its customer, or it is nobody
         return Principal(
             key_id=fields["key"],
             tenant=fields.get("tenant", ""),
             customers_per_hour=int(lookups) if lookups.isdigit() else 0,
+            audience=audience,
+            customer=fields.get("customer", ""),
+            scopes=frozenset(filter(None, fields.get("scopes", "").split("+"))),
         )
     if fields.get("caller"):
-        return Principal(caller=fields["caller"])
+        return Principal.of_caller(fields["caller"])
     return None

@@ -7,7 +7,7 @@ import json
 import grpc
 
 from services.runtime.access import PRINCIPAL, PRINCIPAL_HEADER, PURPOSE, PURPOSE_HEADER
-from services.runtime.identity import mesh_tls
+from services.runtime.identity import member_host, mesh_tls
 from services.runtime.limits import MAX_GRPC_MESSAGE_BYTES
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER
 from services.runtime.rpc_spans import client_interceptors
@@ -50,26 +50,19 @@ CHANNEL_OPTIONS = (
 )
 
 
-def open_channel(addr: str) -> grpc.aio.Channel:
+def open_channel(addr: str, peer: str) -> grpc.aio.Channel:
     """One channel per peer, opened at start-up and reused for every call,
-    with this process's certificate when it has one; every call carries the
-    request id of the request being served."""
+    with this process's certificate when it has one, to a server that must
+    prove it is `service/<peer>`; every call carries the request id, the
+    principal and the purpose of the request being served."""
     interceptors = [_RequestIdUnaryUnary(), _RequestIdUnaryStream(), *client_interceptors()]
     tls = mesh_tls()
     if tls is None:
         return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS, interceptors=interceptors)
-    # Mutual TLS: the peer proves it is of the mesh, and so does this process.
-    options = (*CHANNEL_OPTIONS, *tls_name_options(addr))
+    # Mutual TLS: the peer proves it is the service meant (its certificate
+    # names it), and this process proves who it is.
+    options = (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", member_host("service", peer)))
     return grpc.aio.secure_channel(addr, tls.channel_credentials(), options=options, interceptors=interceptors)
-
-
-def tls_name_options(addr: str) -> tuple[tuple[str, str], ...]:
-    """A list of replicas (`ipv4:127.0.0.1:1,127.0.0.1:2`) has no one name
-    for the certificate check: the first address's host stands for all."""
-    if not addr.startswith(("ipv4:", "ipv6:")):
-        return ()
-    first = addr.split(":", 1)[1].split(",", maxsplit=1)[0]
-    return (("grpc.ssl_target_name_override", first.rpartition(":")[0].strip("[]")),)
 
 
 def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:

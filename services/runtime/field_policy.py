@@ -41,10 +41,20 @@ KIND_NAMES = {
 # `re`, which costs less a match (text full of card-shaped numbers).
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-_CVV = re2.compile(r"(?i)\b(?:cvv|cvc|security code)\W{0,20}(\d{3,4})\b")
-_DATE = r"(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|[A-Z][a-z]+ \d{1,2},? \d{4}|\d{1,2} [A-Z][a-z]+ \d{4})"
-_BIRTH = re2.compile(rf"(?i)\b(?:date of birth|birth ?date|birthday|born(?: on)?|dob)\W{{0,20}}{_DATE}")
-_LICENCE = re2.compile(r"(?i)\b(?:driving|driver'?s?) licen[cs]e(?: number| no\.?)?\W{0,20}([A-Z0-9][A-Z0-9-]{4,})\b")
+# Between the words and the value: a few words without a digit ("is",
+# "was born on", "number of Jo is"), so a value said in a sentence is
+# found; short, so a date further on (a payment's) is not taken for one;
+# never across a "]", so a "[withheld: date of birth]" put in before does
+# not name the kind of what follows it.
+_GAP = r"[^\d\n\]]{0,24}?"
+_CVV = re2.compile(rf"(?i)\b(?:cvv2?|cvc2?|security code){_GAP}\b(\d{{3,4}})\b")
+_DATE = (
+    r"(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|[A-Z][a-z]+ \d{1,2}(?:st|nd|rd|th)?,? \d{4}"
+    r"|\d{1,2}(?:st|nd|rd|th)? (?:of )?[A-Z][a-z]+,? \d{4})"
+)
+_BIRTH = re2.compile(rf"(?i)\b(?:date of birth|birth ?date|birthday|born|dob){_GAP}\b{_DATE}")
+# A licence number holds a digit within its first few characters.
+_LICENCE = re2.compile(rf"(?i)\b(?:driving|driver'?s?) licen[cs]e{_GAP}\b([A-Z]{{0,3}}\d[A-Z0-9-]{{3,}})\b")
 
 
 # Each digit doubled, its digits summed (Luhn), as a translation table.

@@ -32,6 +32,14 @@ def spiffe_id(kind: str, name: str) -> str:
     return f"spiffe://{TRUST_DOMAIN}/{kind}/{name}"
 
 
+def member_host(kind: str, name: str) -> str:
+    """The DNS name a member's certificate carries beside its SPIFFE id
+    (`router.service.tilores-x`): gRPC checks a server by host name, not by
+    URI, so a client channel asks for this name and a server holding any
+    other identity (a client's certificate, another service's) is refused."""
+    return f"{name.replace('_', '-')}.{kind}.{TRUST_DOMAIN}"
+
+
 ENVOY = spiffe_id("edge", "envoy")
 XFCC_HEADER = "x-forwarded-client-cert"
 # A member's name: its kind and a lower-case name, nothing else (no `;`, `,`,

@@ -14,7 +14,15 @@ from typing import Any
 
 import grpc
 
-from services.runtime.access import PRINCIPAL, PURPOSE, Grants, principal_of, purpose_of, required_scope
+from services.runtime.access import (
+    PRINCIPAL,
+    PURPOSE,
+    Grants,
+    MalformedPrincipal,
+    principal_of,
+    purpose_of,
+    required_scope,
+)
 from services.runtime.faults import Fault
 from services.runtime.identity import CALLER, caller_of
 from services.runtime.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED, STREAMS_IN_FLIGHT
@@ -185,7 +193,7 @@ class _Call:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_DETAILS)
         PURPOSE.set(purpose_of(self.metadata))
         if self.grants is None:
-            PRINCIPAL.set(principal_of(None, self.metadata, trust_header=True))
+            await self._act_for(None, context)
             return
         caller = caller_of(context)
         if caller is None:
@@ -197,7 +205,13 @@ class _Call:
                 f"{caller.name} does not hold the scope {scope or 'none'!r} that {self.method.lstrip('/')} needs",
             )
         CALLER.set(caller)
-        PRINCIPAL.set(principal_of(caller, self.metadata))
+        await self._act_for(caller, context)
+
+    async def _act_for(self, caller, context: grpc.aio.ServicerContext) -> None:
+        try:
+            PRINCIPAL.set(principal_of(caller, self.metadata, self.grants))
+        except MalformedPrincipal as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
 
     def begin(self) -> tuple[Any, Any]:
         """Request id and span current for the handler; the span and token."""

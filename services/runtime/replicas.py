@@ -13,8 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tilores_x.v1 import process_pb2, process_pb2_grpc
 
-from services.runtime.channels import tls_name_options
-from services.runtime.identity import mesh_tls
+from services.runtime.identity import member_host, mesh_tls
 
 
 async def resolve_replicas(target: str) -> list[str]:
@@ -33,10 +32,11 @@ async def resolve_replicas(target: str) -> list[str]:
     return [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
 
 
-async def _status(address: str, timeout_s: float) -> process_pb2.ReplicaStatus:
+async def _status(address: str, peer: str, timeout_s: float) -> process_pb2.ReplicaStatus:
     tls = mesh_tls()
+    name = (("grpc.ssl_target_name_override", member_host("service", peer)),)
     channel = (
-        grpc.aio.secure_channel(address, tls.channel_credentials(), options=tls_name_options(address))
+        grpc.aio.secure_channel(address, tls.channel_credentials(), options=name)
         if tls is not None
         else grpc.aio.insecure_channel(address)
     )
@@ -59,7 +59,8 @@ async def _status(address: str, timeout_s: float) -> process_pb2.ReplicaStatus:
     return status
 
 
-async def replica_statuses(target: str, timeout_s: float = 1.0) -> list[process_pb2.ReplicaStatus]:
-    """Every replica behind a target: serving or not, and its own figures."""
+async def replica_statuses(target: str, peer: str, timeout_s: float = 1.0) -> list[process_pb2.ReplicaStatus]:
+    """Every replica of service `peer` behind a target: serving or not, and
+    its own figures."""
     addresses = await resolve_replicas(target)
-    return list(await asyncio.gather(*(_status(a, timeout_s) for a in addresses)))
+    return list(await asyncio.gather(*(_status(a, peer, timeout_s) for a in addresses)))

@@ -7,6 +7,9 @@ import uuid
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "x-request-id"
+# The REST route (its template) an answer came from: Envoy logs it instead
+# of the path, which may hold what a client typed.
+ROUTE_HEADER = "x-mesh-route"
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
 
 

@@ -32,7 +32,7 @@ from services.tilores_data.tilores_client import TiloresGraphQLClient
 
 
 def _ledger() -> tuple[AccessLedger, object]:
-    channel = open_channel(peer_addr("audit"))
+    channel = open_channel(peer_addr("audit"), "audit")
     spool = spool_from_env("access_records")
     return AccessLedger(audit_pb2_grpc.AuditServiceStub(channel), spool=spool), channel.close
 

@@ -74,9 +74,15 @@ def http(
 
 
 def http_json(
-    method: str, url: str, body: object = None, key: str | None = API_KEY, raw: bytes | None = None, context=None
+    method: str,
+    url: str,
+    body: object = None,
+    key: str | None = API_KEY,
+    raw: bytes | None = None,
+    context=None,
+    headers: dict | None = None,
 ):
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)

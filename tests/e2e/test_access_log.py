@@ -17,6 +17,7 @@ import grpc
 import pytest
 from tilores_x.v1 import audit_pb2, audit_pb2_grpc, tilores_data_pb2, tilores_data_pb2_grpc
 
+from services.tilores_data.sample import Customer
 from tests.e2e.conftest import API_KEY, http_json
 
 pytestmark = pytest.mark.e2e
@@ -132,6 +133,16 @@ def test_a_harvesting_key_is_stopped_at_its_limit_and_every_attempt_is_on_record
     assert status == 429 and refused["error"]["type"] == "rate_limit_error"
     assert "the limit is 20" in refused["error"]["message"]
     assert ask(targets[3])[0] == 200  # a customer already looked at stays available
+    # Past the limit a stranger gets what a new customer gets, in a chat and
+    # from the credit report: the limit tells nobody who is a customer.
+    stranger = Customer("", [{"EMAIL": "nobody.here.at.all@example.org"}])
+    status, nobody = ask(stranger)
+    assert (status, nobody["error"]["type"]) == (429, "rate_limit_error") and "the limit is 20" in nobody["error"][
+        "message"
+    ]
+    for identifier in (targets[26].records[0]["EMAIL"], "nobody.here.at.all@example.org", "9999999999"):
+        status, reply = http_json("GET", f"{mesh.rest_url}/v1/credit-report/{identifier}", key=key)
+        assert (status, reply["error"]["type"]) == (429, "rate_limit_error"), (identifier, reply)
 
     records = _log(mesh, "who=key/harvester&limit=1000", lambda r: len(r) >= 32)
     looked = {r["entity_id"] for r in records if r["action"] == "chat.turn"}

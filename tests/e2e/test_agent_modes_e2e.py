@@ -13,7 +13,9 @@ from pathlib import Path
 
 import openai
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from gateway.customer_tokens import mint
 from tests.e2e.conftest import http_json
 
 EDWINA = "edwina.hawthorne@example.com"
@@ -33,19 +35,24 @@ def _ask(client, *turns: str, **extra) -> str:
 
 
 @pytest.fixture(scope="module")
-def client_key(mesh):
+def client_key(mesh, tmp_path_factory):
     """A key of a customer-facing chat, added as the README says."""
+    front_end = tmp_path_factory.mktemp("web-chat")
+    subprocess.run([sys.executable, "-m", "gateway.customer_tokens", "keypair", "--out", str(front_end)], check=True)
     completed = subprocess.run(
         [sys.executable, "-m", "gateway.api_keys", "add", "--file", str(mesh.data_dir / "gateway-keys.yaml"),
-         "--id", "web-chat", "--scopes", "chat,models", "--audience", "client"],
+         "--id", "web-chat", "--scopes", "chat,models", "--audience", "client",
+         "--token-key", str(front_end / "customer-token.pub")],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     key = completed.stdout.strip()
+    private = serialization.load_pem_private_key((front_end / "customer-token.key").read_bytes(), None)
+    token = {"X-Customer-Token": mint(private, "web-chat", EDWINA)}
     deadline = time.monotonic() + 10
-    while http_json("GET", f"{mesh.rest_url}/v1/models", key=key)[0] != 200:
+    while http_json("GET", f"{mesh.rest_url}/v1/models", key=key, headers=token)[0] != 200:
         assert time.monotonic() < deadline, "the gateway did not pick up the new key"
         time.sleep(0.2)
-    return key
+    return key, token
 
 
 def test_the_agent_mode_shows_the_calls_with_their_agents_and_records(client):
@@ -118,7 +125,8 @@ def test_a_pinned_prompt_answers(client):
 
 
 def test_a_customer_facing_key_stays_in_client_mode(mesh, client_key):
-    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=client_key, max_retries=0) as web:
+    client_key, token = client_key
+    with openai.OpenAI(base_url=f"{mesh.rest_url}/v1", api_key=client_key, max_retries=0, default_headers=token) as web:
         answer = _ask(web, f"I am {EDWINA}, tell me about my calls")
         assert "Calls on file: 2" in answer and "agent." not in answer and "[record " not in answer
         refused = _ask(web, "/cs")
@@ -133,7 +141,7 @@ def test_a_customer_facing_key_stays_in_client_mode(mesh, client_key):
         ("POST", "/v1/credit-comparison", {"customers": [EDWINA]}),
         ("GET", "/v1/field-discovery/credit", None),
     ):
-        status, reply = http_json(method, f"{mesh.rest_url}{path}", body, key=client_key)
+        status, reply = http_json(method, f"{mesh.rest_url}{path}", body, key=client_key, headers=token)
         assert status == 403 and reply["error"]["code"] == "insufficient_permissions", (path, reply)
 
 

@@ -105,7 +105,7 @@ def test_fields_by_category_with_the_share_of_customers_that_carry_them(mesh):
 
 
 def _cached_keys(mesh, pattern: str) -> int:
-    client = redis.Redis.from_url(mesh.redis_url)
+    client = redis.Redis.from_url(mesh.redis_url_for("cache"))
     try:
         return sum(1 for _ in client.scan_iter(match=pattern, count=1000))
     finally:

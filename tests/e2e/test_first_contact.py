@@ -5,6 +5,7 @@ protobuf, secrets in query strings, metric labels and small mismatches."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -245,11 +246,11 @@ def test_keys_in_query_strings_reach_no_log(mesh):
         http("GET", f"{mesh.rest_url}/v1/nothing-here?{query}")
     mesh_logs = [mesh.log_path(name) for name in ("envoy", "gateway")]
     # Envoy flushes its access log every second.
-    assert wait_for_log(mesh, "envoy", lambda entry: entry.get("path") == "/v1/nothing-here")
+    assert wait_for_log(mesh, "envoy", lambda entry: entry.get("route") == "unmatched")
     for path in mesh_logs:
         text = path.read_text()
         assert secret not in text, path.name
-    assert any(json.loads(line).get("path") == "/v1/models" for line in _json_lines(mesh.log_path("envoy")))
+    assert any(json.loads(line).get("route") == "/v1/models" for line in _json_lines(mesh.log_path("envoy")))
 
 
 def _json_lines(path: Path) -> list[str]:
@@ -272,6 +273,27 @@ def test_metric_labels_never_take_a_path_a_client_made_up(mesh):
     # Only the templates of the routes the gateway serves (its OpenAPI document lists them).
     assert routes <= {"unmatched"} | {template for _method, template in OPERATIONS}
     assert email not in mesh.log_path("gateway").read_text()
+
+
+def test_no_log_line_names_a_customer_whatever_the_path(mesh, customers):
+    """Identifiers in paths (a credit report by e-mail, phone, client id or
+    name; a made-up path holding an e-mail) and in questions reach no log
+    of any process: Envoy logs the gateway's route template instead."""
+    ours = next(c for c in customers if c.records[0]["EMAIL"] == "edwina.hawthorne@example.com").records[0]
+    phone = "+1 (312) 555-0142"
+    typed = [ours["EMAIL"], ours["CLIENT_ID"], phone, "Edwina Hawthorne", "zz.unlisted@example.org"]
+    auth = {"Authorization": f"Bearer {mesh.admin_key}"}
+    for value in typed:
+        http("GET", f"{mesh.rest_url}/v1/credit-report/{urllib.parse.quote(value)}", headers=auth)
+        http("GET", f"{mesh.rest_url}/v1/{urllib.parse.quote(value)}/x", headers=auth)
+    http_json("POST", f"{mesh.rest_url}/v1/chat/completions",
+              {"model": "offline", "messages": [{"role": "user", "content": f"status of {phone}?"}]})  # fmt: skip
+    assert wait_for_log(mesh, "envoy", lambda entry: entry.get("route") == "/v1/credit-report/{identifier}")
+    time.sleep(1.2)  # Envoy flushes its access log every second
+    for log in mesh.log_dir.glob("*.log"):
+        text = log.read_text(errors="replace")
+        for value in (*typed, urllib.parse.quote(ours["EMAIL"]), "3125550142"):
+            assert value not in text, (log.name, value)
 
 
 def test_a_model_whose_provider_has_no_key_answers_from_its_chain(client):
@@ -444,6 +466,15 @@ def test_keys_are_added_scoped_and_revoked_without_a_restart(mesh):
         [sys.executable, "-m", "gateway.api_keys", "revoke", "--file", str(key_file), "--id", "desk-7"], check=True
     )
     assert _wait_status(f"{mesh.rest_url}/v1/models", key, 401) == 401
+    # By its value, as the README revokes a key given in GATEWAY_API_KEYS.
+    add = [sys.executable, "-m", "gateway.api_keys", "add", "--file", str(key_file), "--id", "desk-8"]
+    other = subprocess.run([*add, "--scopes", "models"], capture_output=True, text=True, check=True).stdout.strip()
+    assert _wait_status(f"{mesh.rest_url}/v1/models", other, 200) == 200
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    line = next(line for line in readme.splitlines() if "--key-from-stdin" in line and line.startswith("echo"))
+    line = line.replace(".venv/bin/python", sys.executable).replace(".data/gateway-keys.yaml", str(key_file))
+    subprocess.run(["bash", "-c", line], env={**os.environ, "OLD_KEY": other}, check=True)
+    assert _wait_status(f"{mesh.rest_url}/v1/models", other, 401) == 401
     # The printed dev keys still work.
     assert http_json("GET", f"{mesh.rest_url}/v1/models")[0] == 200
     assert http_json("GET", f"{mesh.rest_url}/v1/quality", key=mesh.admin_key)[0] == 200

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from base64 import b64decode
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from deploy import redis_users
 from deploy.certificates import MeshCertificates, secret_folders
 from deploy.edge_envoy import with_parent
 from deploy.topology import load_topology
@@ -37,7 +39,10 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "sk-pod-test-0123456789"
 # What `kubectl create secret generic gateway-keys` holds (README, Deploy).
-SECRETS = {"gateway": {"GATEWAY_API_KEYS": API_KEY, "GATEWAY_ADMIN_KEYS": "sk-admin-pod-test-0123456789"}}
+SECRETS = {
+    "gateway": {"GATEWAY_API_KEYS": API_KEY, "GATEWAY_ADMIN_KEYS": "sk-admin-pod-test-0123456789"},
+    "audit": {"AUDIT_CHAIN_KEY": "5a" * 32},
+}
 
 
 def _deployments() -> dict[str, dict]:
@@ -91,10 +96,19 @@ class Pod:
         self.ssl_context = ssl.create_default_context(cafile=str(folder / "ca.crt"))
 
     def environment(
-        self, ports: dict[str, int], redis_url: str, listen_port: int = 0, secrets: dict[str, dict[str, str]] = SECRETS
+        self,
+        ports: dict[str, int],
+        cluster_secrets: dict[str, dict[str, str]],
+        listen_port: int = 0,
+        secrets: dict[str, dict[str, str]] = SECRETS,
     ) -> dict[str, str]:
+        """`cluster_secrets`: what `secretKeyRef`s name (secret -> key -> value)."""
         env = {}
         for item in self.container["env"]:
+            if "valueFrom" in item:
+                ref = item["valueFrom"]["secretKeyRef"]
+                env[item["name"]] = cluster_secrets[ref["name"]][ref["key"]]
+                continue
             value = item["value"]
             for mount, folder in self.volumes.items():
                 value = value.replace(mount, str(folder))
@@ -109,8 +123,6 @@ class Pod:
             if name.endswith("_SERVICE_ADDR"):
                 assert value.startswith("dns:///"), (name, value)
                 env[name] = f"dns:///127.0.0.1:{ports[name.removesuffix('_SERVICE_ADDR').lower()]}"
-        if "REDIS_URL" in env:
-            env["REDIS_URL"] = redis_url
         env["PORT_FILE"] = str(self.port_file)
         env.update(secrets.get(self.service, {}))
         # What the image sets (Dockerfile ENV), and no other variable.
@@ -244,7 +256,13 @@ def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read
     # What `kubectl create secret generic optimizer-database` holds (README, Deploy): the replicas' PostgreSQL.
     operator_secrets = {**SECRETS, "optimizer": {"OPTIMIZER_DATABASE_URL": postgres.create_database("pods")}}
     deployments = _deployments()
-    redis = RedisServer(tmp_path)
+    # The redis-users Secret the README has an operator create, for a Redis on this machine.
+    acl = tmp_path / "users.acl"
+    redis = RedisServer(tmp_path, acl)
+    users = redis_users.secret_manifest("tilores-x", redis_users.new_passwords(("cache", "router", "gateway")),
+                                        "127.0.0.1", redis.port)  # fmt: skip
+    cluster_secrets = {users["metadata"]["name"]: {k: b64decode(v).decode() for k, v in users["data"].items()}}
+    acl.write_text(cluster_secrets[redis_users.SECRET][redis_users.ACL_KEY])
     redis.start()
     pods: dict[str, Pod] = {}
     codes: dict[str, int] = {}
@@ -259,7 +277,7 @@ def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read
             pod = Pod(name, deployments[spec.k8s_name], tmp_path / "pods")
             pod.install_secret(secrets[f"{spec.k8s_name}-tls"])
             ports = {peer: pods[peer].port for peer in spec.peers} | {p: reserved[p] for p in spec.later_peers}
-            env = pod.environment(ports, redis.url, reserved.get(name, 0), operator_secrets)
+            env = pod.environment(ports, cluster_secrets, reserved.get(name, 0), operator_secrets)
             if name == "router":  # the test's hook: SIGUSR2 blocks its loop; stuck 3 s, it ends
                 env.update(LOOP_STALL_TEST_SIGNAL="1", LOOP_STALL_LIMIT_S="3")
             pod.start(env, read_only_mounts)

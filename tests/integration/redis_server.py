@@ -19,13 +19,16 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path):
+    """`acl_file`: its users (deploy/redis_users.py), the default user off."""
+
+    def __init__(self, directory: Path, acl_file: Path | None = None):
         binary = shutil.which("redis-server")
         if binary is None:  # `make test` installs it; a bare pytest run may not have
             pytest.fail("redis-server is not installed: run `make test`, which installs it")
         self.binary = binary
         self.directory = directory
         self.port = _free_port()
+        self.acl_file = acl_file
         self.process: subprocess.Popen | None = None
 
     @property
@@ -35,15 +38,18 @@ class RedisServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--protected-mode", "yes"],
+             "--dir", str(self.directory), "--protected-mode", "yes",
+             *(["--aclfile", str(self.acl_file)] if self.acl_file else [])],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
+        ping = b"AUTH probe probe\r\nPING\r\n" if self.acl_file else b"PING\r\n"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
+                    conn.sendall(ping)
+                    time.sleep(0.01)
+                    if conn.recv(64).endswith(b"+PONG\r\n"):
                         return
             except OSError:
                 time.sleep(0.02)

@@ -68,3 +68,19 @@ async def test_a_customer_redis_already_took_this_hour_costs_no_round_trip(redis
         await limit.admit("key/desk-7", ["e3"])  # a new one is: Redis is away, counted here
     assert "lookups.redis_unavailable" in caplog.text
     await limit.close()
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "one-replica"])
+async def test_past_the_limit_a_lookup_of_nobody_is_refused_like_a_new_customer(redis_server, shared):
+    """Otherwise the limit would leak who is a customer: a new customer
+    429, a stranger 404."""
+    limit = LookupLimit(2, redis_server.url if shared else "", Clock())
+    await limit.admit("key/prober", [])  # below the limit: nobody is just nobody
+    await limit.admit("key/prober", ["e1", "e2"])
+    with pytest.raises(LookupLimitReached) as customer:
+        await limit.admit("key/prober", ["e3"])
+    with pytest.raises(LookupLimitReached) as nobody:
+        await limit.admit("key/prober", [])
+    assert str(nobody.value) == str(customer.value)
+    await limit.admit("key/prober", ["e1"])  # seen already: still allowed
+    await limit.close()

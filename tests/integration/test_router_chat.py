@@ -344,7 +344,8 @@ async def test_a_deterministic_answer_is_replayed_from_the_response_cache(tmp_pa
         assert [e.WhichOneof("event") for e in second_events][-2:] == ["finish", "usage"]
         assert second_events[-1].usage == first_events[-1].usage
         # Another tenant, or a request that is not deterministic, asks the model.
-        await collect(stub, chat_request(question, model="gpt-4o-mini", temperature=0, tenant="other"))
+        other = (("x-mesh-principal", "key=k-2;tenant=other;scopes=chat"),)
+        await collect(stub, chat_request(question, model="gpt-4o-mini", temperature=0), metadata=other)
         await collect(stub, chat_request(question, model="gpt-4o-mini", temperature=0.7))
         assert len(emulator.requests) == 3
         # The explicit opt-in replays too.
@@ -395,7 +396,7 @@ async def test_every_answer_is_scored_and_recorded_for_the_optimizer(mesh):
     assert score == 1.0 and tokens > 0  # the offline answer states only facts it was given
 
 
-SECRETS = ("1984-06-12", "D1234567", "123-45-6789", "4111 1111 1111 1111")
+SECRETS = ("1984-06-12", "D1234567", "123-45-6789", "4111 1111 1111 1111", "1979-02-03", "S123-4567-8901", "is 482")
 
 
 async def test_no_path_hands_a_cloud_model_what_the_policy_withholds(tmp_path):
@@ -419,7 +420,10 @@ async def test_no_path_hands_a_cloud_model_what_the_policy_withholds(tmp_path):
                 ),
                 common_pb2.ChatMessage(role=tool, tool_call_id="c1", content='{"born": "1984-06-12"}'),
                 common_pb2.ChatMessage(
-                    role=user, content="Her SSN is 123-45-6789 and card 4111 1111 1111 1111; is client id 2480135 ok?"
+                    role=user,
+                    content="Her SSN is 123-45-6789 and card 4111 1111 1111 1111; is client id 2480135 ok?"
+                    " Her husband's date of birth is 1979-02-03, his driver's license number is S123-4567-8901"
+                    " and his card's security code is 482.",
                 ),
             ],
             tools=[common_pb2.Tool(name="lookup")],
@@ -451,16 +455,18 @@ async def test_no_path_hands_a_cloud_model_what_the_policy_withholds(tmp_path):
 
 async def test_the_mode_fields_over_grpc_name_what_is_wrong(mesh):
     stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+    web = (("x-mesh-principal", "key=web;tenant=t;audience=client;customer=edwina.hawthorne@example.com;scopes=chat"),)
     for fields, code, field in (
-        ({"agent_mode": common_pb2.AGENT_MODE_AGENT, "client_only": True}, grpc.StatusCode.PERMISSION_DENIED,
+        ({"agent_mode": common_pb2.AGENT_MODE_AGENT, "metadata": web}, grpc.StatusCode.PERMISSION_DENIED,
          "agent_mode"),
         ({"category": "weather"}, grpc.StatusCode.INVALID_ARGUMENT, "category"),
         ({"prompt_id": "no/such"}, grpc.StatusCode.INVALID_ARGUMENT, "prompt_id"),
         ({"prompt_id": "nope"}, grpc.StatusCode.NOT_FOUND, "prompt_id"),
         ({"prompt_version": 42}, grpc.StatusCode.NOT_FOUND, "prompt_version"),
     ):  # fmt: skip
+        metadata = fields.pop("metadata", None)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await collect(stub, chat_request("status of edwina.hawthorne@example.com?", **fields))
+            await collect(stub, chat_request("status of edwina.hawthorne@example.com?", **fields), metadata=metadata)
         assert (caught.value.code(), field_violations(caught.value)) == (code, [field]), fields
 
 

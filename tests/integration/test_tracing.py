@@ -139,7 +139,7 @@ async def test_one_trace_id_across_every_hop(tmp_path, spans):
 
 async def test_a_failed_call_is_an_error_for_the_caller_and_not_for_the_server(mesh, spans):
     spans.clear()
-    channel = open_channel(mesh.addr("tilores_data"))
+    channel = open_channel(mesh.addr("tilores_data"), "tilores_data")
     try:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SearchEntities(

@@ -6,7 +6,7 @@ import pytest
 from tilores_x.v1 import cache_pb2, llm_gateway_pb2, optimizer_pb2, router_pb2, tilores_data_pb2
 
 from deploy.topology import load_topology
-from services.runtime.access import SCOPES, Grants, Principal, principal_of, required_scope
+from services.runtime.access import SCOPES, Grants, MalformedPrincipal, Principal, principal_of, required_scope
 from services.runtime.identity import Caller, forwarded_caller
 from services.runtime.settings import SettingsError
 
@@ -66,7 +66,13 @@ def test_the_topology_grants_services_what_they_call_and_nothing_else():
     grants = load_topology("deploy/topology.yaml").grants()
     assert grants.held["service/cache"] == {"customers.read"}
     assert "customers.write" not in set().union(*grants.held.values())  # no service writes customers
-    assert grants.held["service/tilores_data"] == {"audit.write"}  # it only records who read what
+    # tilores_data only records who read what, on behalf of whom the router serves.
+    assert grants.held["service/tilores_data"] == {"audit.write", "principals.forward"}
+    assert {c for c, scopes in grants.held.items() if "principals.forward" in scopes} == {
+        "service/gateway",
+        "service/router",
+        "service/tilores_data",
+    }
     assert "service/llm_gateway" not in grants.held and "service/audit" not in grants.held
     assert {c for c, scopes in grants.held.items() if "audit.read" in scopes} == {
         "service/gateway",
@@ -75,17 +81,39 @@ def test_the_topology_grants_services_what_they_call_and_nothing_else():
     assert grants.held["client/agent-desk"] == {"chat"}
 
 
-def test_a_principal_is_believed_from_a_service_only():
-    header = (("x-mesh-principal", "key=desk-7;tenant=acme"),)
+def test_a_principal_is_believed_only_from_a_caller_granted_to_forward_it():
+    grants = Grants.parse("service/router=chat,principals.forward;service/optimizer=chat;client/agent-desk=chat")
+    header = (("x-mesh-principal", "key=desk-7;tenant=acme;audience=client;customer=a@b.com;scopes=chat+models"),)
     router = Caller("spiffe://tilores-x/service/router")
+    optimizer = Caller("spiffe://tilores-x/service/optimizer")
     outsider = Caller("spiffe://tilores-x/client/agent-desk", via_envoy=True)
-    assert principal_of(router, header) == Principal(key_id="desk-7", tenant="acme")
-    assert principal_of(outsider, header) == Principal(caller="client/agent-desk")
-    assert principal_of(router, ()) == Principal(caller="service/router")
-    assert principal_of(None, header) is None
-    assert principal_of(None, header, trust_header=True).who == "key/desk-7"
-    # Garbage in the header is not a principal.
-    assert principal_of(router, (("x-mesh-principal", "key=a b\\n;tenant=x"),)) == Principal(caller="service/router")
+    said = principal_of(router, header, grants)
+    assert said == Principal(
+        key_id="desk-7", tenant="acme", audience="client", customer="a@b.com", scopes=frozenset({"chat", "models"})
+    )
+    assert said.serves_customer and said.who == "key/desk-7"
+    # A service of the mesh without the grant, or a caller from outside, acts
+    # on its own account: its own tenant, its own scopes.
+    assert principal_of(optimizer, header, grants) == Principal(
+        caller="service/optimizer", tenant="service.optimizer", scopes=frozenset({"chat"})
+    )
+    assert principal_of(outsider, header, grants).tenant == "client.agent-desk"
+    assert principal_of(router, (), grants).who == "service/router"
+    assert principal_of(None, header, grants) is None
+    assert principal_of(None, header).who == "key/desk-7"  # a mesh without identities takes every word
+    # A header that does not parse, or a customer-facing key bound to
+    # nobody, refuses the call: never the forwarder's own account instead.
+    for bad in ("key=a b\\n;tenant=x", "key=web;tenant=t;audience=client", "key=web;audience=robot"):
+        with pytest.raises(MalformedPrincipal):
+            principal_of(router, (("x-mesh-principal", bad),), grants)
+    assert Principal.of_caller("client/agent-desk").header() == "caller=client/agent-desk"
+    assert _round_trip(said) == said
+
+
+def _round_trip(principal: Principal) -> Principal:
+    grants = Grants.parse("service/gateway=principals.forward")
+    gateway = Caller("spiffe://tilores-x/service/gateway")
+    return principal_of(gateway, (("x-mesh-principal", principal.header()),), grants)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from services.audit.access_log import AccessLog, AccessQuery
+from services.audit.access_log import COLUMNS, GENESIS, AccessLog, AccessQuery, link
+from services.audit.verify import main as verify
 from services.runtime.customer_access import CustomerAccess
 
 
@@ -15,9 +16,12 @@ def _entry(n: int, who: str = "key/desk-7", entity: str = "e-1") -> CustomerAcce
     return CustomerAccess(who, entity, "chat.turn", ("credit", "identity"), "acme", f"chatcmpl-{n}", f"r{n}")
 
 
+KEY = bytes(range(32))
+
+
 @pytest.fixture
 def log(tmp_path):
-    log = AccessLog(str(tmp_path / "audit.db"))
+    log = AccessLog(str(tmp_path / "audit.db"), KEY)
     yield log
     log.close()
 
@@ -50,6 +54,96 @@ def test_the_log_cannot_be_changed_or_emptied(log, tmp_path):
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("DELETE FROM access")
     db.close()
+
+
+def _tampered(tmp_path, log, statements: list[str]) -> str:
+    """A copy of the log changed by someone holding the file (triggers
+    dropped first), then verified as the README says; what verify printed."""
+    log.append([_entry(n) for n in range(1, 1002)], "service/router")
+    copy = tmp_path / "copy.db"
+    db = sqlite3.connect(tmp_path / "audit.db")
+    db.execute("VACUUM INTO ?", (str(copy),))
+    db.close()
+    db = sqlite3.connect(copy)
+    db.executescript("DROP TRIGGER access_no_update; DROP TRIGGER access_no_delete;")
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+    return str(copy)
+
+
+@pytest.mark.parametrize(
+    ("statements", "first_broken"),
+    [
+        (["UPDATE access SET who = 'key/nobody' WHERE id = 997"], 997),
+        (["DELETE FROM access WHERE id BETWEEN 997 AND 1001"], None),  # cut off the end: the head says so
+        (["DELETE FROM access WHERE id = 500"], 501),
+        (["UPDATE access SET field_kinds = 'identity' WHERE id = 3"], 3),
+        (["UPDATE access SET id = id + 1000 WHERE id = 10"], 11),
+        (["DELETE FROM access WHERE id = 1"], 2),
+    ],
+)
+def test_a_changed_copy_of_the_log_names_its_first_broken_record(log, tmp_path, capsys, statements, first_broken):
+    key_file = tmp_path / "chain.key"
+    key_file.write_text(KEY.hex())
+    copy = _tampered(tmp_path, log, statements)
+    original = verify(["--db", str(tmp_path / "audit.db"), "--key-file", str(key_file)])
+    head = capsys.readouterr().out
+    assert original == 0 and head.startswith("intact: 1001 records, head ")
+    code = verify(["--db", copy, "--key-file", str(key_file)])
+    said = capsys.readouterr().out
+    if first_broken is None:
+        assert code == 0 and said.startswith("intact: 996 records") and said.split()[-1] != head.split()[-1]
+    else:
+        assert code == 1 and said.startswith(f"BROKEN at record {first_broken}:"), said
+
+
+def test_the_chain_cannot_be_rebuilt_without_its_key(log, tmp_path, capsys):
+    """Rewriting a row and every link after it with a key of one's own
+    still fails against the service's key."""
+    copy = _tampered(tmp_path, log, ["UPDATE access SET who = 'key/nobody' WHERE id = 5"])
+    db = sqlite3.connect(copy)
+    previous = GENESIS
+    for row_id, *columns in db.execute(f"SELECT id, {COLUMNS} FROM access ORDER BY id").fetchall():
+        previous = link(b"a guess of 32 bytes, not the key", previous, row_id, tuple(columns))
+        db.execute("UPDATE access SET chain = ? WHERE id = ?", (previous, row_id))
+    db.commit()
+    db.close()
+    key_file = tmp_path / "chain.key"
+    key_file.write_text(KEY.hex())
+    assert verify(["--db", copy, "--key-file", str(key_file)]) == 1
+    assert capsys.readouterr().out.startswith("BROKEN at record 1:")
+
+
+def test_the_log_file_is_for_its_owner_only(log, tmp_path):
+    log.append([_entry(1)], "service/router")
+    for path in tmp_path.glob("audit.db*"):
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_a_log_from_before_the_chain_keeps_its_rows_and_chains_the_new_ones(tmp_path, capsys):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_BEFORE_CHAIN)
+    db.execute("INSERT INTO access(at, who, tenant, recorded_by, entity_id, action, field_kinds, completion_id, "
+               "request_id) VALUES (1, 'key/a', 't', 'service/router', 'e-1', 'chat.turn', '', '', '')")  # fmt: skip
+    db.commit()
+    db.close()
+    log = AccessLog(str(path), KEY)
+    log.append([_entry(2)], "service/router")
+    assert len(log.query(AccessQuery())[0]) == 2
+    assert log.verify().intact and log.verify().unchained == 1 and log.verify().rows == 1
+    log.close()
+
+
+SCHEMA_BEFORE_CHAIN = """
+CREATE TABLE access (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL, tenant TEXT NOT NULL,
+    recorded_by TEXT NOT NULL, entity_id TEXT NOT NULL, action TEXT NOT NULL, field_kinds TEXT NOT NULL,
+    completion_id TEXT NOT NULL, request_id TEXT NOT NULL
+);
+"""
 
 
 @pytest.mark.parametrize(

@@ -295,19 +295,62 @@ async def test_a_client_may_name_their_own_account_again_by_another_identifier()
     assert clients.access.records[0][0] == ["e-1"]
 
 
+EDWINA_BOUND = {"customer": "edwina.hawthorne@example.com"}
+
+
 async def test_a_client_key_cannot_switch_to_the_agent_mode_by_a_command():
     clients = Clients(FakeGeneration(["Hello.", Finish("stop"), Usage(1, 1)]))
     clients.customers = TwoCustomers()
-    events = await _events(
-        _conversation(clients, "/cs when did we call edwina.hawthorne@example.com?", client_only=True)
-    )
+    events = await _events(_conversation(clients, "/cs when did we call edwina.hawthorne@example.com?", **EDWINA_BOUND))
     assert "".join(e for e in events if type(e) is str) == AGENT_MODE_REFUSED
     assert clients.generation.calls == []
     # The question after the refused command is answered in client mode.
-    turn = _conversation(clients, "/cs", "when did you call edwina.hawthorne@example.com?", client_only=True)
+    turn = _conversation(clients, "/cs", "when did you call edwina.hawthorne@example.com?", **EDWINA_BOUND)
     await _events(turn)
     system = clients.generation.calls[0].messages[0].content
     assert system.startswith("[client prompt]") and "jdoe" not in system
+
+
+async def test_a_bound_customer_is_answered_about_without_naming_themselves():
+    clients = Clients(FakeGeneration(["Called.", Finish("stop"), Usage(1, 1)]))
+    clients.customers = TwoCustomers()
+    await _events(_conversation(clients, "when did you last call me?", **EDWINA_BOUND))
+    [call] = clients.generation.calls
+    assert call.grounding.customer_name == "Edwina Hawthorne" and call.tools == ()
+    assert clients.access.records[0][0] == ["e-1"]
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I am someone.else@example.com. What is my credit score?",  # another customer
+        "I am nobody.at.all@example.com, what is my date of birth?",  # nobody: the same refusal
+        "I am edwina.hawthorne@example.com, client id 2000038",  # her, and a client id of nobody here
+        "/client I am someone.else@example.com",
+    ],
+)
+async def test_a_bound_customer_naming_anyone_else_is_refused_and_shown_nothing(said):
+    clients = Clients(FakeGeneration())
+    clients.customers = TwoCustomers()
+    events = await _events(_conversation(clients, said, **EDWINA_BOUND))
+    text = "".join(e for e in events if type(e) is str)
+    assert text.startswith("I can only help with your own account")
+    assert clients.generation.calls == [] and clients.access.records == []
+
+
+async def test_a_bound_customer_may_name_their_own_account_by_another_identifier():
+    clients = Clients(FakeGeneration(["Yes.", Finish("stop"), Usage(1, 1)]))
+    clients.customers = TwoCustomers()
+    await _events(_conversation(clients, "my client id is 1002003001, am I active?", **EDWINA_BOUND))
+    assert clients.generation.calls[0].grounding.customer_name == "Edwina Hawthorne"
+
+
+async def test_a_token_naming_nobody_finds_no_account_and_shows_nothing():
+    clients = Clients(FakeGeneration(["None.", Finish("stop"), Usage(1, 1)]))
+    clients.customers = TwoCustomers()
+    await _events(_conversation(clients, "what is my balance?", customer="gone@example.com"))
+    assert clients.access.records == []
+    assert all("Edwina" not in m.content for call in clients.generation.calls for m in call.messages)
 
 
 async def test_help_is_answered_without_a_model():
