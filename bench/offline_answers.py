@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from services.llm_gateway.providers.events import GenerationRequest, Grounding
 from services.llm_gateway.providers.offline import compose_answer
 from services.optimizer.question_set import CustomerRecords, Question, build_question_set
-from services.router.clients import profile_of
 from services.router.grounding import CustomerGrounding, found
+from services.router.peers.customer_data import profile_of
 from services.runtime.conversation import Fact, Message
 from services.tilores_data.credit_report import assess, bureau_summaries
 from services.tilores_data.customer360 import build_customer360

@@ -39,8 +39,8 @@ import yaml
 from gateway.customer_tokens import TokenKeyError, load_public_key
 from gateway.exchange import Exchange
 from gateway.openai_errors import OpenAIError
-from services.runtime.access import Principal
 from services.runtime.agent_modes import AGENT, CLIENT
+from services.runtime.principal import Principal
 from services.runtime.settings import SettingsError
 
 SCOPES = ("chat", "feedback", "models", "admin", "audit")

@@ -40,9 +40,9 @@ from gateway.openapi import OpenApiRoute
 from gateway.quotas import Quotas
 from gateway.routes import PUBLIC, UNMATCHED, RouteTable, unavailable
 from gateway.settings import GatewaySettings
-from services.runtime.access import PRINCIPAL
 from services.runtime.agent_modes import CLIENT
 from services.runtime.channels import open_channel
+from services.runtime.principal import PRINCIPAL
 from services.runtime.request_context import REQUEST_ID, new_request_id
 
 log = logging.getLogger("gateway")

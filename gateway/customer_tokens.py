@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from gateway.exchange import Exchange
 from gateway.openai_errors import OpenAIError
-from services.runtime.access import HEADER_VALUE
 from services.runtime.customer_identifiers import identifiers_in
+from services.runtime.principal import HEADER_VALUE
 
 HEADER = b"x-customer-token"
 MAX_LIFETIME_S = 3600

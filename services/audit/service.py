@@ -13,10 +13,11 @@ import grpc
 from tilores_x.v1 import audit_pb2, audit_pb2_grpc
 
 from services.audit.access_log import MAX_LIMIT, AccessLog, AccessQuery
-from services.runtime.access import FORWARD_SCOPE, Grants, Principal
+from services.runtime.access import FORWARD_SCOPE, Grants
 from services.runtime.access_ledger import access_message, access_of
 from services.runtime.faults import InvalidArgument
 from services.runtime.identity import CALLER
+from services.runtime.principal import Principal
 
 MAX_RECORDS = 1000
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import grpc
 from tilores_x.v1 import tilores_data_pb2_grpc
 
-from services.cache.clients import CustomerSource
+from services.cache.clients import CustomerSourceOverGrpc
 from services.cache.prewarm import Prewarmer
 from services.cache.redis_tier import RedisTier
 from services.cache.service import CacheComponent, CacheService
@@ -47,7 +47,9 @@ async def build() -> CacheComponent:
     cache = TwoTierCache(lru, l2)
     channel: grpc.aio.Channel = open_channel(peer_addr("tilores_data"), "tilores_data")
     prewarmer = Prewarmer(
-        CustomerSource(tilores_data_pb2_grpc.TiloresDataServiceStub(channel)), cache, namespace_ttl_s["customer"]
+        CustomerSourceOverGrpc(tilores_data_pb2_grpc.TiloresDataServiceStub(channel)),
+        cache,
+        namespace_ttl_s["customer"],
     )
     service = CacheService(cache, namespace_ttl_s, env_float("CACHE_TTL_S", 3600.0, minimum=1.0), prewarmer)
     return CacheComponent(

@@ -9,14 +9,13 @@ import asyncio
 import grpc
 from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
+from services.cache.ports import CustomerDataUnavailable
 from services.runtime.customer_keys import credit_report_key, customer360_key, search_key
 
 
-class CustomerDataUnavailable(Exception):
-    """tilores_data did not answer; the message names its status."""
+class CustomerSourceOverGrpc:
+    """CustomerSource (services/cache/ports.py) from tilores_data."""
 
-
-class CustomerSource:
     def __init__(self, tilores: tilores_data_pb2_grpc.TiloresDataServiceStub, timeout_s: float = 5.0):
         self._tilores = tilores
         self._timeout_s = timeout_s

@@ -9,7 +9,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from services.cache.clients import CustomerDataUnavailable, CustomerSource
+from services.cache.ports import CustomerDataUnavailable, CustomerSource
 from services.cache.two_tier import TwoTierCache
 from services.runtime.customer_identifiers import identifiers_in
 from services.runtime.customer_keys import CUSTOMER_NAMESPACE

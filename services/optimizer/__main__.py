@@ -26,7 +26,7 @@ import os
 
 from tilores_x.v1 import llm_gateway_pb2_grpc, router_pb2_grpc, tilores_data_pb2_grpc
 
-from services.optimizer.clients import EvaluationPeers, TextGeneration
+from services.optimizer.clients import EvaluationPeers, TextGenerationOverGrpc
 from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor, Thresholds
 from services.optimizer.service import OptimizerComponent
@@ -88,7 +88,7 @@ async def build() -> OptimizerComponent:
     channels = {name: open_channel(peer_addr(name), name) for name in ("llm_gateway", "router", "tilores_data")}
     llm_stub = llm_gateway_pb2_grpc.LlmGatewayServiceStub(channels["llm_gateway"])
     if variant_model or judge_model:
-        llm = TextGeneration(llm_stub)
+        llm = TextGenerationOverGrpc(llm_stub)
         writer = LlmVariantWriter(llm, variant_model) if variant_model else None
         judge = LlmJudge(llm, judge_model, sample, policy=FieldPolicy.from_env()) if judge_model else None
     peers = EvaluationPeers(

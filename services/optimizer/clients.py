@@ -18,6 +18,7 @@ from tilores_x.v1 import (
 )
 
 from services.optimizer.evaluation import Answer, Price
+from services.optimizer.ports import GenerationFailed
 from services.optimizer.question_set import CustomerRecords, Question
 from services.runtime.conversation import Message, ResponseFormat
 from services.runtime.conversation_wire import message_proto, response_format_proto
@@ -25,11 +26,9 @@ from services.runtime.customer_identifiers import identifiers_in
 from services.runtime.request_context import ANSWERING_MODEL_HEADER
 
 
-class GenerationFailed(Exception):
-    """The model service or the model did not answer."""
+class TextGenerationOverGrpc:
+    """TextGeneration (services/optimizer/ports.py) from llm_gateway."""
 
-
-class TextGeneration:
     def __init__(self, llm: llm_gateway_pb2_grpc.LlmGatewayServiceStub):
         self._llm = llm
         self._providers: dict[str, str] = {}

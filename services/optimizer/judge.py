@@ -10,7 +10,7 @@ import random
 
 import orjson
 
-from services.optimizer.clients import GenerationFailed, TextGeneration
+from services.optimizer.ports import GenerationFailed, TextGeneration
 from services.optimizer.quality import MAX_SCORED_ANSWER_CHARS
 from services.runtime.conversation import Fact, Message, ResponseFormat
 from services.runtime.field_policy import FieldPolicy

@@ -24,10 +24,10 @@ from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.quality_metrics import quality_metrics
 from services.optimizer.storage import OptimizerStore
-from services.runtime.access import PRINCIPAL
 from services.runtime.conversation_wire import GROUNDING_OF, fact_of
 from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument, NotFound
 from services.runtime.metrics import SNAPSHOTS
+from services.runtime.principal import PRINCIPAL
 
 STATES = {
     states.RUNNING: optimizer_pb2.EXPERIMENT_STATE_RUNNING,

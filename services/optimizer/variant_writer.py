@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from services.optimizer.clients import GenerationFailed, TextGeneration
+from services.optimizer.ports import GenerationFailed, TextGeneration
 from services.runtime.conversation import Message
 from services.runtime.faults import Unavailable
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.router.clients import CustomerAccessGate, CustomerData
+from services.router.customer_access_gate import CustomerAccessGate
+from services.router.ports import CustomerData
 from services.runtime.customer_identifiers import identifiers_in
 from services.runtime.faults import FailedPrecondition, InvalidArgument, NotFound
 

@@ -13,11 +13,11 @@ import orjson
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 from services.router.audience import Audiences
-from services.router.clients import CustomerDataUnavailable, NoSuchCustomer, RouterClients, UnknownCategory
+from services.router.clients import RouterClients
 from services.router.credit_lookup import CreditLookup
+from services.router.ports import CustomerDataUnavailable, NoSuchCustomer, UnknownCategory
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
-from services.runtime.access import PRINCIPAL, PURPOSE, Principal
 from services.runtime.agent_modes import AGENT, CATEGORIES, PROMPT_NAME
 from services.runtime.conversation import Finish, StreamError, Tool, ToolCallDelta, Usage
 from services.runtime.conversation_wire import (
@@ -35,6 +35,7 @@ from services.runtime.field_policy import FieldPolicy
 from services.runtime.limits import DEFAULT_BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_CONCURRENCY
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.outbox import outbox_metrics
+from services.runtime.principal import PRINCIPAL, PURPOSE, Principal
 from services.runtime.request_context import ANSWERING_MODEL_HEADER, PROVIDER_TTFT_HEADER
 
 MAX_IDENTIFIER_CHARS = 256

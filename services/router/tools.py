@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from services.router.clients import CustomerAccessGate, CustomerData, CustomerDataUnavailable, NoSuchCustomer
+from services.router.customer_access_gate import CustomerAccessGate
 from services.router.grounding import MAX_CANDIDATES, fact_kinds
 from services.router.lookup_limit import LookupLimitReached
+from services.router.ports import CustomerData, CustomerDataUnavailable, NoSuchCustomer
 from services.runtime.conversation import Fact, Tool
 from services.runtime.customer_identifiers import identifiers_in
 from services.runtime.field_policy import FieldPolicy

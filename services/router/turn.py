@@ -1,8 +1,8 @@
 """Turn: one chat turn as plain code. Find the customer, build the context
 the model may see, ask the model, run its data-tool calls and ask again,
 replay or keep a deterministic answer, record how it went. Everything
-outside the router is reached through the adapters of
-`services/router/clients.py`, so a turn can be tested with fakes.
+outside the router is reached through the ports of
+`services/router/ports.py`, so a turn can be tested with fakes.
 
 The turn yields the answer's events as they arrive: a str per run of text,
 then ToolCallDelta (the caller's own tools), Finish and Usage, or a
@@ -19,18 +19,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 from services.router.audience import Audiences
-from services.router.clients import (
-    AnswerCache,
-    CustomerDataUnavailable,
-    CustomerMatch,
-    GenerationCall,
-    Grounding,
-    KeptAnswer,
-    NoSuchCustomer,
-    NoSuchPrompt,
-    Outcome,
-    Prompt,
-)
 from services.router.grounding import (
     AMBIGUOUS,
     MAX_CANDIDATES,
@@ -44,6 +32,18 @@ from services.router.grounding import (
     found,
 )
 from services.router.mode_selection import OTHER_CUSTOMER_REFUSED, select_mode
+from services.router.ports import (
+    CustomerDataUnavailable,
+    CustomerMatch,
+    GenerationCall,
+    Grounding,
+    KeptAnswer,
+    NoSuchCustomer,
+    NoSuchPrompt,
+    Outcome,
+    Prompt,
+    TurnPeers,
+)
 from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.agent_modes import mode_label, prompt_name
 from services.runtime.coalesce import batches, joined
@@ -136,7 +136,7 @@ class Turn:
     def __init__(
         self,
         request: TurnRequest,
-        clients,
+        clients: TurnPeers,
         policy: FieldPolicy,
         tools: ToolRunner | None,
         remaining: Callable[[], float],
@@ -165,7 +165,7 @@ class Turn:
 
     async def _answer(self, plan: Plan) -> AsyncIterator[object]:
         """The model's answer (or a kept one), tool rounds and all."""
-        key = AnswerCache.key(plan.call) if self.request.replayable else ""
+        key = self._clients.answers.key(plan.call) if self.request.replayable else ""
         if key:
             kept = await self._clients.answers.get(self.request.tenant, key)
             if kept is not None:

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 import grpc
 from tilores_x.v1 import audit_pb2, audit_pb2_grpc
 
-from services.runtime.access import PRINCIPAL, PURPOSE
 from services.runtime.customer_access import CustomerAccess
 from services.runtime.outbox import Outbox, RetryLater
+from services.runtime.principal import PRINCIPAL, PURPOSE
 from services.runtime.request_context import REQUEST_ID
 from services.runtime.spool import Spool
 

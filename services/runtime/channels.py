@@ -6,9 +6,9 @@ import json
 
 import grpc
 
-from services.runtime.access import PRINCIPAL, PRINCIPAL_HEADER, PURPOSE, PURPOSE_HEADER
 from services.runtime.identity import member_host, mesh_tls
 from services.runtime.limits import MAX_GRPC_MESSAGE_BYTES
+from services.runtime.principal import PRINCIPAL, PRINCIPAL_HEADER, PURPOSE, PURPOSE_HEADER
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER
 from services.runtime.rpc_spans import client_interceptors
 

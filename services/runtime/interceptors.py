@@ -14,18 +14,11 @@ from typing import Any
 
 import grpc
 
-from services.runtime.access import (
-    PRINCIPAL,
-    PURPOSE,
-    Grants,
-    MalformedPrincipal,
-    principal_of,
-    purpose_of,
-    required_scope,
-)
+from services.runtime.access import Grants, MalformedPrincipal, principal_of, required_scope
 from services.runtime.faults import Fault
 from services.runtime.identity import CALLER, caller_of
 from services.runtime.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED, STREAMS_IN_FLIGHT
+from services.runtime.principal import PRINCIPAL, PURPOSE, purpose_of
 from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 from services.runtime.rich_status import fault_status
 from services.runtime.rpc_spans import ServerSpans, activate, deactivate

@@ -11,7 +11,7 @@ import redis.asyncio as redis
 from google.protobuf.duration_pb2 import Duration
 from tilores_x.v1 import cache_pb2, cache_pb2_grpc, tilores_data_pb2, tilores_data_pb2_grpc
 
-from services.cache.clients import CustomerSource
+from services.cache.clients import CustomerSourceOverGrpc
 from services.cache.prewarm import Prewarmer
 from services.cache.redis_tier import RedisTier
 from services.cache.service import CacheComponent, CacheService
@@ -177,7 +177,7 @@ async def test_prewarm_loads_customers_under_the_routers_keys(tmp_path, redis_se
     l2 = RedisTier(redis_server.url)
     await l2.start()
     two_tier = TwoTierCache(LruCache(1000, 10_000_000), l2)
-    service = CacheService(two_tier, TTL, 60.0, Prewarmer(CustomerSource(tilores), two_tier, 60.0))
+    service = CacheService(two_tier, TTL, 60.0, Prewarmer(CustomerSourceOverGrpc(tilores), two_tier, 60.0))
     running = await start_server(CacheComponent(service), free_port_settings("cache"))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     stub = cache_pb2_grpc.CacheServiceStub(channel)
@@ -224,7 +224,7 @@ async def test_a_prewarm_file_is_loaded_at_start_up(tmp_path):
         f"# agents' VIP list\nedwina.hawthorne@example.com\n{mesh.customers[3].records[0]['CLIENT_ID']}\n\n"
     )
     two_tier = TwoTierCache(LruCache(1000, 10_000_000))
-    service = CacheService(two_tier, TTL, 60.0, Prewarmer(CustomerSource(tilores), two_tier, 60.0))
+    service = CacheService(two_tier, TTL, 60.0, Prewarmer(CustomerSourceOverGrpc(tilores), two_tier, 60.0))
     running = await start_server(CacheComponent(service, prewarm_file=str(listing)), free_port_settings("cache"))
     try:
         for _ in range(100):

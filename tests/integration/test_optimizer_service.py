@@ -11,7 +11,7 @@ import orjson
 import pytest
 from tilores_x.v1 import common_pb2, llm_gateway_pb2_grpc, optimizer_pb2, optimizer_pb2_grpc
 
-from services.optimizer.clients import TextGeneration
+from services.optimizer.clients import TextGenerationOverGrpc
 from services.optimizer.judge import LlmJudge
 from services.optimizer.service import OptimizerComponent
 from services.optimizer.storage import OptimizerStorage
@@ -151,7 +151,8 @@ async def test_a_model_writes_the_cycles_variants(tmp_path):
     try:
         storage = OptimizerStorage(str(tmp_path / "cycle.db"))
         writer = LlmVariantWriter(
-            TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway"))), "gpt-4o-mini"
+            _text(mesh),
+            "gpt-4o-mini",
         )
         component = OptimizerComponent(storage, variant_writer=writer)
         for n in range(15):
@@ -180,7 +181,7 @@ async def test_a_judge_grades_a_sample_of_answers_beside_the_score(tmp_path):
     mesh = await start_mesh(tmp_path, providers=providers)
     storage = OptimizerStorage(str(tmp_path / "judged.db"))
     judge = LlmJudge(
-        TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway"))),
+        _text(mesh),
         "gpt-4o-mini",
         0.5,
         random.Random(3),
@@ -224,7 +225,9 @@ async def test_the_judge_of_a_cloud_provider_never_sees_what_the_policy_withhold
     mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
     storage = OptimizerStorage(str(tmp_path / "judged.db"))
     judge = LlmJudge(
-        TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway"))), "gpt-4o-mini", 1.0
+        _text(mesh),
+        "gpt-4o-mini",
+        1.0,
     )
     running = await start_server(OptimizerComponent(storage, judge=judge), free_port_settings("optimizer"))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
@@ -269,7 +272,8 @@ async def test_the_variant_writer_is_shown_no_customer_data(tmp_path):
     try:
         storage = OptimizerStorage(str(tmp_path / "cycle.db"))
         writer = LlmVariantWriter(
-            TextGeneration(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway"))), "gpt-4o-mini"
+            _text(mesh),
+            "gpt-4o-mini",
         )
         component = OptimizerComponent(storage, variant_writer=writer)
         for n in range(15):
@@ -306,3 +310,7 @@ async def test_many_outcomes_in_one_call_each_scored_and_a_bad_one_refused_by_na
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await optimizer.RecordOutcomes(optimizer_pb2.RecordOutcomesRequest(outcomes=[outcomes[0]] * 501))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "500" in caught.value.details()
+
+
+def _text(mesh) -> TextGenerationOverGrpc:
+    return TextGenerationOverGrpc(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway")))

@@ -6,8 +6,9 @@ import pytest
 from tilores_x.v1 import cache_pb2, llm_gateway_pb2, optimizer_pb2, router_pb2, tilores_data_pb2
 
 from deploy.topology import load_topology
-from services.runtime.access import SCOPES, Grants, MalformedPrincipal, Principal, principal_of, required_scope
+from services.runtime.access import SCOPES, Grants, MalformedPrincipal, principal_of, required_scope
 from services.runtime.identity import Caller, forwarded_caller
+from services.runtime.principal import Principal
 from services.runtime.settings import SettingsError
 
 METHODS = [

@@ -9,8 +9,9 @@ import pytest
 
 from services.llm_gateway.providers.events import GenerationRequest, Grounding
 from services.llm_gateway.providers.offline import OfflineProvider, compose_answer, requested_topics
-from services.router.clients import CustomerMatch, profile_of
 from services.router.grounding import AMBIGUOUS, FOUND, NOT_FOUND, CustomerGrounding, ambiguous, found
+from services.router.peers.customer_data import profile_of
+from services.router.ports import CustomerMatch
 from services.runtime.conversation import Fact, Finish, Message, ResponseFormat, Tool, Usage
 from services.runtime.faults import InvalidArgument
 from services.runtime.field_policy import FieldPolicy, PolicyError

@@ -1,14 +1,17 @@
-"""The house rules of the design, held by walking every module's imports:
-the runtime imports no service; a service imports no other service; domain
-modules (everything but a service's `__main__`, `service`, `clients` and
-`wire`) import neither grpc nor the generated stubs; the gateway imports only
-stubs, the runtime and itself; deploy imports no service (the runtime's
-shared vocabulary, such as who a member of the mesh is, it may); and no module
+"""The house rules of the design, held by walking every module's imports
+(absolute, relative and `importlib.import_module("…")` alike): the runtime
+imports no service; a service imports no other service; domain modules
+(everything but a service's `__main__`, `service`, `clients`, `wire` and
+its adapters in `peers/`) reach neither grpc nor the generated stubs, not
+even through the modules they import; the gateway imports only stubs, the
+runtime and itself; deploy imports no service (the runtime's shared
+vocabulary, such as who a member of the mesh is, it may); and no module
 imports itself back through others."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("services", "gateway", "deploy")
 # Modules whose job is to speak gRPC: servers, their wiring and the adapters.
-WIRING = {"__main__", "service", "clients", "wire"}
+WIRING = {"__main__", "service", "clients", "wire", "peers"}
 GRPC = ("grpc", "grpc_health", "grpc_reflection", "grpc_status", "tilores_x", "google.rpc", "google.protobuf")
 
 
@@ -32,19 +35,34 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, module: str) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's own package up
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            if base:
+                names.add(base)
+            names.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute | ast.Name)
+            and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            names.add(node.args[0].value)
     return names
 
 
-IMPORTS = {name: _imports(path) for name, path in MODULES.items()}
+IMPORTS = {name: _imports(path, name) for name, path in MODULES.items()}
 
 
 def _service_of(module: str) -> str | None:
@@ -80,11 +98,52 @@ def test_a_service_imports_no_other_service():
     assert not broken
 
 
+def _wiring(module: str) -> bool:
+    """A server, its wiring, an adapter, or a service package itself."""
+    return bool(set(module.split(".")[2:]) & WIRING) or module.count(".") == 1
+
+
+def _repo_imports(module: str) -> set[str]:
+    """The modules of this repository `module` imports (a name imported
+    from a package is its module when it is one)."""
+    return {i for i in IMPORTS[module] if i in MODULES and i != module}
+
+
+def _grpc_path(module: str) -> list[str] | None:
+    """The chain of imports by which `module` reaches grpc or a stub, if any."""
+    seen, queue = {module}, [[module]]
+    while queue:
+        path = queue.pop(0)
+        direct = sorted(i for i in IMPORTS[path[-1]] if _within(i, GRPC))
+        if direct:
+            return [*path, direct[0]]
+        for dependency in sorted(_repo_imports(path[-1]) - seen):
+            seen.add(dependency)
+            queue.append([*path, dependency])
+    return None
+
+
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _service_of(m) not in (None, "runtime")))
-def test_domain_modules_speak_no_grpc(module):
-    if module.rsplit(".", 1)[-1] in WIRING or module.count(".") == 1:
-        return  # a server, its wiring, an adapter, or the package itself
-    assert not sorted(i for i in IMPORTS[module] if _within(i, GRPC)), module
+def test_domain_modules_reach_no_grpc(module):
+    if _wiring(module):
+        return
+    assert _grpc_path(module) is None, " -> ".join(_grpc_path(module))
+
+
+def test_the_rule_follows_imports_through_other_modules(tmp_path, monkeypatch):
+    """A planted `import grpc` in a runtime module a domain module uses is
+    found, as are relative imports and importlib."""
+    planted = dict(IMPORTS)
+    planted["services.runtime.conversation"] = IMPORTS["services.runtime.conversation"] | {"grpc"}
+    monkeypatch.setattr(sys.modules[__name__], "IMPORTS", planted)
+    assert _grpc_path("services.router.turn") is not None
+    source = tmp_path / "services" / "router" / "example.py"
+    source.parent.mkdir(parents=True)
+    source.write_text(
+        "from . import turn\nfrom ..runtime import faults\nimport importlib\nimportlib.import_module('grpc')\n"
+    )
+    found = _imports(source, "services.router.example")
+    assert {"services.router.turn", "services.runtime.faults", "grpc"} <= found
 
 
 def test_the_gateway_imports_only_stubs_the_runtime_and_itself():

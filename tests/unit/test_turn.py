@@ -10,9 +10,9 @@ import asyncio
 import orjson
 import pytest
 
-from services.router.clients import CustomerMatch, CustomerProfile, ModelInfo, NoSuchPrompt, Prompt
 from services.router.lookup_limit import LookupLimitReached
 from services.router.mode_selection import AGENT_MODE_REFUSED
+from services.router.ports import CustomerMatch, CustomerProfile, ModelInfo, NoSuchPrompt, Prompt
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
 from services.runtime.conversation import Fact, Finish, Message, StreamError, ToolCallDelta, Usage
@@ -61,6 +61,9 @@ class FakeModels:
 
 
 class FakeAnswers:
+    def key(self, call):
+        return f"answer:{len(call.messages)}"
+
     async def get(self, tenant, key):
         return None
 
