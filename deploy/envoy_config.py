@@ -24,7 +24,7 @@ import yaml
 
 from deploy.certificates import MOUNTED, IssuedCertificate
 from deploy.topology import ServiceSpec, Topology, topology_for_command
-from services.runtime.identity import spiffe_id
+from services.runtime.identity import TRUST_DOMAIN, spiffe_id
 from services.runtime.request_context import ROUTE_HEADER
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -323,12 +323,44 @@ def _health_filter() -> dict:
     }
 
 
+# One identity or none: a client certificate the mesh CA signed that names
+# more than one URI, or a URI that is not one well-formed SPIFFE id of the
+# mesh (`…/client/a;URI=…/client/b`), is refused at Envoy before any route,
+# as the services refuse it too (services/runtime/identity.py).
+ONE_IDENTITY_LUA = """
+function envoy_on_request(handle)
+  local tls = handle:streamInfo():downstreamSslConnection()
+  if tls == nil or not tls:peerCertificatePresented() then
+    return
+  end
+  local uris = tls:uriSanPeerCertificate()
+  if #uris == 1 and string.match(uris[1], "^spiffe://%s/[a-z]+/[a-z0-9][a-z0-9_.-]*$") ~= nil then
+    return
+  end
+  handle:respond({[":status"] = "200", ["content-type"] = "application/grpc", ["grpc-status"] = "16",
+    ["grpc-message"] = "a client certificate must name exactly one SPIFFE id of the mesh"}, "")
+end
+"""
+
+
+def _one_identity_filter() -> dict:
+    return {
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": ONE_IDENTITY_LUA % TRUST_DOMAIN.replace("-", "%-")},
+        },
+    }
+
+
 def _listener(
     name: str, address: dict, routes: list[dict], topology: Topology, tls: IssuedCertificate | None = None
 ) -> dict:
     filters = [_rate_limit_filter(name, topology), ROUTER_FILTER]
     if name == "rest":
         filters.insert(0, _health_filter())  # `/ready` answers even while the guard limits
+    elif tls is not None:
+        filters.insert(0, _one_identity_filter())
     return {
         "name": name,
         "address": address,

@@ -312,15 +312,30 @@ INTRUDER, OPERATOR = "spiffe://tilores-x/client/intruder", "spiffe://tilores-x/c
 
 @pytest.mark.parametrize(
     "uris",
-    [[INTRUDER, OPERATOR], [OPERATOR, INTRUDER], [f"{INTRUDER};URI={OPERATOR}"], [f'{INTRUDER}",URI={OPERATOR}']],
-    ids=["two-names", "two-names-reversed", "a-name-with-a-second-inside", "a-name-closing-a-quote"],
+    [
+        [INTRUDER, OPERATOR],
+        [OPERATOR, INTRUDER],
+        [f"{INTRUDER};URI={OPERATOR}"],
+        [f'{INTRUDER}",URI={OPERATOR}'],
+        ["spiffe://elsewhere/client/operator"],
+        ["spiffe://tilores-x/client/Operator"],
+    ],
+    ids=[
+        "two-names",
+        "two-names-reversed",
+        "a-name-with-a-second-inside",
+        "a-name-closing-a-quote",
+        "another-trust-domain",
+        "not-lower-case",
+    ],
 )
 def test_a_mesh_signed_certificate_with_more_than_one_name_is_nobody(mesh, uris):
     """One verified identity or none: a certificate naming two callers, or
-    one name that smuggles another, passes as neither through Envoy."""
+    one name that smuggles another, is refused at Envoy."""
     with grpc.secure_channel(mesh.grpc_addr, _crafted(mesh, uris)) as channel:
         search = tilores_data_pb2_grpc.TiloresDataServiceStub(channel).SearchEntities
         with pytest.raises(grpc.RpcError) as caught:
             search(tilores_data_pb2.SearchEntitiesRequest(parameters=EMAIL), timeout=10)
-    # Refused in Envoy's handshake (UNAVAILABLE) or by the service (UNAUTHENTICATED), never answered.
-    assert caught.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE), caught.value
+    # Refused by Envoy before any route (the services would refuse it too).
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, caught.value
+    assert caught.value.details() == "a client certificate must name exactly one SPIFFE id of the mesh"
