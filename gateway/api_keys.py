@@ -131,13 +131,17 @@ def _read(text: str) -> tuple[list[ApiKey], frozenset[bytes]]:
 
 
 def _revoked(where: str, entry: object) -> bytes:
-    digest = entry.get("sha256") if isinstance(entry, dict) else None
+    return _digest(f"{where}.sha256", entry.get("sha256") if isinstance(entry, dict) else None)
+
+
+def _digest(where: str, digest: object) -> bytes:
+    """A key's SHA-256 as the file gives it: 64 hex digits."""
     try:
         raw = bytes.fromhex(digest) if isinstance(digest, str) else b""
     except ValueError:
         raw = b""
     if len(raw) != 32:
-        raise KeyFileError(f"{where}.sha256: expected the 64 hex digits of the revoked key's SHA-256")
+        raise KeyFileError(f"{where}: expected the 64 hex digits of the key's SHA-256")
     return raw
 
 
@@ -150,12 +154,7 @@ def _record(where: str, entry: object) -> ApiKey:
     key_id, digest = entry.get("id"), entry.get("sha256")
     if not isinstance(key_id, str) or not key_id:
         raise KeyFileError(f"{where}.id: a unique name is required")
-    try:
-        raw = bytes.fromhex(digest) if isinstance(digest, str) else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise KeyFileError(f"{where}.sha256: expected the 64 hex digits of the key's SHA-256")
+    raw = _digest(f"{where}.sha256", digest)
     scopes = entry.get("scopes", list(DEFAULT_SCOPES))
     if not isinstance(scopes, list) or not set(scopes) <= set(SCOPES):
         raise KeyFileError(f"{where}.scopes: expected a list of {', '.join(SCOPES)}")
