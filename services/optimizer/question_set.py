@@ -218,7 +218,11 @@ def _fee(t: Truth) -> list[Expected] | None:
 
 
 def _failed(t: Truth) -> list[Expected] | None:
-    return [_number("failed payments", len(t.failed))] if t.charges else None
+    """How many, and (when any) the newest: its date and amount."""
+    if not t.charges:
+        return None
+    newest = [_e("last failed payment date", DATE, t.failed[-1]["TRANSACTION_CREATED_DATE"])] if t.failed else []
+    return [_number("failed payments", len(t.failed)), *newest]
 
 
 def _balance(t: Truth) -> list[Expected] | None:
@@ -243,7 +247,22 @@ def _tickets(t: Truth) -> list[Expected] | None:
 
 
 def _open_tickets(t: Truth) -> list[Expected] | None:
-    return [_number("open tickets", len(t.open_tickets))] if t.tickets else None
+    """How many, and which: each open ticket's number and subject."""
+    if not t.tickets:
+        return None
+    which = [
+        e for ticket in t.open_tickets for e in (_number("open ticket", ticket["TICKETNUMBER"]),
+                                                  _e("open ticket subject", TEXT, ticket["SUBJECT"]))
+    ]  # fmt: skip
+    return [_number("open tickets", len(t.open_tickets)), *which]
+
+
+def _last_ticket(t: Truth) -> list[Expected] | None:
+    """The newest ticket's subject and whether it is still open."""
+    if not t.tickets:
+        return None
+    last = max(t.tickets, key=lambda r: str(r.get("CREATEDTIME") or ""))
+    return [_e("last ticket subject", TEXT, last["SUBJECT"]), _e("last ticket status", TEXT, last["ZOHO_STATUS"])]
 
 
 def _records(t: Truth) -> list[Expected] | None:
@@ -358,6 +377,11 @@ TEMPLATES: tuple[Template, ...] = (
         "behaviour/interactions",
         ("Does {who} have open tickets?", "How many tickets of {who} are still open?"),
         _open_tickets,
+    ),
+    (
+        "behaviour/interactions",
+        ("What was the last ticket of {who} about, and is it still open?", "What is the latest ticket of {who}?"),
+        _last_ticket,
     ),
 )
 UNKNOWN_TEMPLATES = (

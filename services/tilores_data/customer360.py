@@ -195,18 +195,30 @@ def _billing(records: list[dict], billing: _Section, transactions: _Section) -> 
     )
     if charges:
         refunds = [c for c in charges if str(c.get("TYPE", "")).lower() in REFUND_TYPES]
-        billing.value("Payments on file", str(len(approved)), charges[-1])
+        # What is counted, said in the label: approved payments of all charges.
+        billing.value("Approved payments", f"{len(approved)} of {len(charges)} charges", charges[-1])
         billing.value("Failed payments", str(len(failed)), failed[-1] if failed else charges[-1])
         billing.value("Refunds", str(len(refunds)), refunds[-1] if refunds else charges[-1])
+        # The items behind the counts, newest first: a person asking "any
+        # failed payments?" wants when and how much, not only how many.
+        for label, items in (("Failed payment", failed), ("Refund", refunds)):
+            for charge in reversed(items[-RECENT_TRANSACTIONS:]):
+                billing.value(
+                    f"{label} on {charge.get('TRANSACTION_CREATED_DATE', 'unknown date')}", _charge(charge), charge
+                )
     card = next((c for c in reversed(charges) if c.get("CARD_TYPE") and c.get("CARD_LAST_4")), None)
     if card is not None:
         billing.value("Payment card", f"{card['CARD_TYPE']} ending {card['CARD_LAST_4']}", card)
 
     for charge in reversed(charges[-RECENT_TRANSACTIONS:]):
-        parts = [str(charge[k]) for k in ("TRANSACTION_AMOUNT", "RESPONSE_STATUS", "TYPE") if charge.get(k)]
         transactions.value(
-            f"Charge on {charge.get('TRANSACTION_CREATED_DATE', 'unknown date')}", ", ".join(parts), charge
+            f"Charge on {charge.get('TRANSACTION_CREATED_DATE', 'unknown date')}", _charge(charge), charge
         )
+
+
+def _charge(charge: dict) -> str:
+    """`49.99, Declined, Recurring`: a charge's amount, result and type."""
+    return ", ".join(str(charge[k]) for k in ("TRANSACTION_AMOUNT", "RESPONSE_STATUS", "TYPE") if charge.get(k))
 
 
 def _calls_and_tickets(records: list[dict], calls: _Section, tickets: _Section) -> None:
@@ -224,6 +236,10 @@ def _calls_and_tickets(records: list[dict], calls: _Section, tickets: _Section) 
         still_open = [t for t in all_tickets if str(t.get("ZOHO_STATUS", "")).lower() in OPEN_TICKET]
         tickets.value("Tickets on file", str(len(all_tickets)), all_tickets[-1])
         tickets.value("Open tickets", str(len(still_open)), still_open[-1] if still_open else all_tickets[-1])
+        latest = all_tickets[-1]
+        tickets.value("Last ticket", f"{_ticket_number(latest)}: {_ticket(latest)}", latest)
+        for ticket in reversed(still_open[-RECENT_TICKETS:]):  # which ones are open, newest first
+            tickets.value(f"Open ticket {_ticket_number(ticket)}", _ticket(ticket), ticket)
     for call in reversed(all_calls[-RECENT_CALLS:]):
         details = [str(call.get("CALL_TYPE") or "")]
         if call.get("CALL_DURATION"):
@@ -235,18 +251,25 @@ def _calls_and_tickets(records: list[dict], calls: _Section, tickets: _Section) 
         calls.value(f"Call at {call.get('CALL_START_TIME', 'unknown time')}", ", ".join(d for d in details if d), call)
 
     for ticket in reversed(all_tickets[-RECENT_TICKETS:]):
-        details = [f"{ticket.get('SUBJECT', '')}".strip(), str(ticket.get("ZOHO_STATUS") or "")]
-        if ticket.get("CATEGORY"):
-            details.append(f"category {ticket['CATEGORY']}")
-        if ticket.get("PRIORITY"):
-            details.append(f"priority {ticket['PRIORITY']}")
-        if ticket.get("CREATEDTIME"):
-            details.append(f"opened {ticket['CREATEDTIME']}")
-        if ticket.get("CLOSEDTIME"):
-            details.append(f"closed {ticket['CLOSEDTIME']}")
-        tickets.value(
-            f"Ticket {ticket.get('TICKETNUMBER', ticket.get('id'))}", ", ".join(d for d in details if d), ticket
-        )
+        tickets.value(f"Ticket {_ticket_number(ticket)}", _ticket(ticket), ticket)
+
+
+def _ticket_number(ticket: dict) -> str:
+    return str(ticket.get("TICKETNUMBER", ticket.get("id")))
+
+
+def _ticket(ticket: dict) -> str:
+    """`Card declined, Open, category Billing, priority High, opened …`."""
+    details = [f"{ticket.get('SUBJECT', '')}".strip(), str(ticket.get("ZOHO_STATUS") or "")]
+    if ticket.get("CATEGORY"):
+        details.append(f"category {ticket['CATEGORY']}")
+    if ticket.get("PRIORITY"):
+        details.append(f"priority {ticket['PRIORITY']}")
+    if ticket.get("CREATEDTIME"):
+        details.append(f"opened {ticket['CREATEDTIME']}")
+    if ticket.get("CLOSEDTIME"):
+        details.append(f"closed {ticket['CLOSEDTIME']}")
+    return ", ".join(d for d in details if d)
 
 
 def _relationships(view: EntityView, relationships: _Section) -> None:

@@ -239,3 +239,41 @@ def test_offline_answers_a_json_object_from_the_facts_only():
     ]
     assert all(f["topic"] != "billing" for f in answer["facts"])  # not asked about
     assert "712" in answer["answer"]
+
+
+def _with(customers, predicate):
+    return next(c for c in customers if predicate(c.records))
+
+
+def _offline(customer, question: str) -> str:
+    profile = profile_of(*_view(customer))
+    grounding = _as_provider_grounding(found("x", profile.customer_name, profile.facts()))
+    return compose_answer(GenerationRequest(upstream_model="offline", messages=[Message("user", question)],
+                                            grounding=grounding))  # fmt: skip
+
+
+def test_the_answer_names_the_items_a_count_stands_for_newest_first():
+    customers = list(generate_customers(60))
+
+    def failed(records):
+        return [r for r in records if r.get("SOURCE") == "Transaction" and r.get("RESPONSE_STATUS") == "Declined"]
+
+    def still_open(records):
+        return [r for r in records if r.get("SOURCE") == "zoho_tickets" and r.get("ZOHO_STATUS") == "Open"]
+
+    payer = _with(customers, lambda records: len(failed(records)) >= 1)
+    answer = _offline(payer, "Has she had any failed payments?")
+    newest = max(failed(payer.records), key=lambda r: r["TRANSACTION_CREATED_DATE"])
+    assert f"Failed payment on {newest['TRANSACTION_CREATED_DATE']}: {newest['TRANSACTION_AMOUNT']}" in answer
+    charges = [r for r in payer.records if r.get("SOURCE") == "Transaction"]
+    approved = [r for r in charges if r.get("RESPONSE_STATUS") == "Approved"]
+    whole = _offline(payer, "How many payments did she make?")
+    assert f"Approved payments: {len(approved)} of {len(charges)} charges" in whole
+    assert "Payments on file" not in whole
+    holder = _with(customers, lambda records: len(still_open(records)) >= 1)
+    answer = _offline(holder, "Does she have open tickets?")
+    for ticket in still_open(holder.records):
+        assert f"Open ticket {ticket['TICKETNUMBER']}: {ticket['SUBJECT']}, Open" in answer
+    last = max((r for r in holder.records if r.get("SOURCE") == "zoho_tickets"), key=lambda r: r["CREATEDTIME"])
+    answer = _offline(holder, "What was her last ticket about and is it still open?")
+    assert f"Last ticket: {last['TICKETNUMBER']}: {last['SUBJECT']}, {last['ZOHO_STATUS']}" in answer

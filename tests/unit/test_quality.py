@@ -121,3 +121,21 @@ def test_each_planted_error_class_is_caught(detection, kind):
 def test_unmodified_answers_are_not_false_alarms(detection):
     assert detection.false_alarms / detection.unmodified <= 0.02, detection.alarms[:5]
     assert TARGET == 0.95
+
+
+def test_an_answer_giving_the_count_but_not_the_item_asked_for_is_incomplete():
+    facts = [
+        *FACTS,
+        Fact("tickets", "Open ticket 362590", "Score changed, Open, opened 2026-09-28", "8001"),
+        Fact("billing", "Failed payments", "1", "9003"),
+        Fact("billing", "Failed payment on 2026-10-23", "119.00, Declined, Charge", "9003"),
+    ]
+    open_tickets = "Does she have open tickets?"
+    assert coverage(open_tickets, "Open tickets: 1.", facts).value < 1
+    assert "Open ticket 362590" in coverage(open_tickets, "Open tickets: 1.", facts).reason
+    named = "Open tickets: 1. Open ticket 362590: Score changed, Open, opened 2026-09-28."
+    assert coverage(open_tickets, named, facts).value == 1
+    failed = "Has she had any failed payments?"
+    assert coverage(failed, "Failed payments: 1.", facts).value < 1
+    dated = "Failed payments: 1. Failed payment on 2026-10-23: 119.00, Declined, Charge."
+    assert coverage(failed, dated, facts).value == 1
