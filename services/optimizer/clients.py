@@ -117,10 +117,21 @@ class EvaluationPeers:
 
     async def ask(self, question: Question, model: str, run_id: str, prompt_version: int) -> Answer:
         """The question asked of the router as one chat turn, timed like a
-        client times it."""
+        client times it. A follow-up's earlier turns are asked first, each
+        with the conversation so far, as a chat client would; only the last
+        is graded (and recorded for the run)."""
+        conversation: list[Message] = []
+        for earlier in question.earlier:
+            conversation.append(Message("user", earlier))
+            reply = await self._whole(router_pb2.ChatRequest(
+                model=model, messages=[message_proto(m) for m in conversation],
+                conversation_id=f"{run_id}-{question.id}", prompt_version=prompt_version,
+            ))  # fmt: skip
+            conversation.append(Message("assistant", reply))
+        conversation.append(Message("user", question.text))
         request = router_pb2.ChatRequest(
             model=model,
-            messages=[message_proto(Message("user", question.text))],
+            messages=[message_proto(m) for m in conversation],
             completion_id=f"{run_id}-{question.id}-{model}",
             conversation_id=f"{run_id}-{question.id}",
             evaluation=router_pb2.EvaluationTurn(run_id=run_id, prompt_version=prompt_version),
@@ -155,6 +166,18 @@ class EvaluationPeers:
             completion_tokens=usage[1],
             error=error,
         )
+
+    async def _whole(self, request: router_pb2.ChatRequest) -> str:
+        """An earlier turn's answer text ("" when it failed: the conversation
+        goes on, as a person's would)."""
+        parts: list[str] = []
+        try:
+            async for event in self._router.Chat(request, timeout=self._answer_timeout_s):
+                if event.WhichOneof("event") == "delta":
+                    parts.append(event.delta)
+        except grpc.aio.AioRpcError:
+            return ""
+        return "".join(parts)
 
 
 class EvaluationPeerFailed(Exception):

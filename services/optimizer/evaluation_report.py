@@ -40,6 +40,7 @@ def to_json(run: EvaluationRun, questions: Sequence[Question]) -> str:
             asdict(grade)
             | {
                 "question": question.text if question else "",
+                "earlier": list(question.earlier) if question else [],  # a follow-up's earlier turns
                 "identifier_kind": question.identifier_kind if question else "",
             }
         )

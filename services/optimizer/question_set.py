@@ -58,6 +58,9 @@ class Question:
     identifier_kind: str  # one of IDENTIFIER_KINDS, or "unknown" for a customer that does not exist
     entity_id: str  # "" for a customer that does not exist
     expected: tuple[Expected, ...]
+    # A follow-up: the user's earlier messages, each asked and answered in
+    # turn before `text`, which alone is graded.
+    earlier: tuple[str, ...] = ()
 
     @property
     def expects_customer(self) -> bool:
@@ -384,6 +387,22 @@ TEMPLATES: tuple[Template, ...] = (
         _last_ticket,
     ),
 )
+# Follow-ups, as a conversation goes on: (spectrum, earlier turns, the
+# graded question, what it expects of the customer it is about). {who} is
+# the customer the earlier turn named; {other} a second customer; {nobody}
+# an identifier no customer has.
+FOLLOW_UPS: tuple[tuple[str, tuple[str, ...], str, Callable[[Truth], list[Expected] | None], str], ...] = (
+    ("transactions", ("What is the credit score of {who}?",), "And when was their last payment?", _last_payment,
+     "who"),
+    ("behaviour/interactions", ("What is the status of {who}?",), "Do they have open tickets?", _open_tickets,
+     "who"),
+    ("risk", ("When was the last payment of {who}?",), "What credit band are they in?", _band, "who"),
+    ("transactions", ("What is the monthly fee of {who}?",), "What about {other}? When is their next payment due?",
+     _next_payment, "other"),
+    ("identity", ("What is the status of {nobody}?",), "Sorry, I meant {who}. What is their account status?",
+     _status, "who"),
+)  # fmt: skip
+FOLLOW_UP_SHARE = 0.1
 UNKNOWN_TEMPLATES = (
     ("identity", "Who is {who}?"),
     ("financial/credit", "What is the credit score of {who}?"),
@@ -425,8 +444,9 @@ def build_question_set(
     by_spectrum = {s: [t for t in TEMPLATES if t[0] == s] for s in SPECTRUMS}
     questions: list[Question] = []
     unknown = round(size * unknown_share)
+    follow_ups = round(size * FOLLOW_UP_SHARE) if len(truths) > 1 else 0
     attempts = 0
-    while len(questions) < size - unknown and attempts < size * 50:
+    while len(questions) < size - unknown - follow_ups and attempts < size * 50:
         attempts += 1
         spectrum = SPECTRUMS[len(questions) % len(SPECTRUMS)]
         truth = truths[rng.randrange(len(truths))]
@@ -440,11 +460,44 @@ def build_question_set(
         questions.append(
             Question(f"q{len(questions) + 1:04d}", text, spectrum_, kind, truth.entity_id, tuple(expected))
         )
+    questions += _follow_ups(rng, truths, follow_ups, ambiguous_names)
     for n in range(unknown):
         spectrum, phrasing = UNKNOWN_TEMPLATES[n % len(UNKNOWN_TEMPLATES)]
         who = _unknown_identifier(rng, n)
         questions.append(Question(f"u{n + 1:04d}", phrasing.format(who=who), spectrum, "unknown", "", ()))
     return questions
+
+
+def _follow_ups(rng: random.Random, truths: list[Truth], count: int, ambiguous: frozenset[str]) -> list[Question]:
+    """Conversations whose last turn leans on an earlier one: a pronoun
+    for the customer named before, a switch to another customer, a
+    correction after a customer that does not exist."""
+    out: list[Question] = []
+    attempts = 0
+    while len(out) < count and attempts < count * 50:
+        attempts += 1
+        spectrum, earlier, final, expect, about = FOLLOW_UPS[len(out) % len(FOLLOW_UPS)]
+        first, second = rng.sample(truths, 2)
+        kinds = ("email", "client_id")
+        who = identifier_text(first, kinds[len(out) % 2])
+        other = identifier_text(second, kinds[(len(out) + 1) % 2])
+        target = second if about == "other" else first
+        expected = expect(target)
+        if not expected or not who or not other or who.lower() in ambiguous:
+            continue
+        names = {"who": who, "other": other, "nobody": _unknown_identifier(rng, 0)}
+        out.append(
+            Question(
+                f"f{len(out) + 1:04d}",
+                final.format(**names),
+                spectrum,
+                kinds[(len(out) + (about == "other")) % 2],
+                target.entity_id,
+                tuple(expected),
+                tuple(turn.format(**names) for turn in earlier),
+            )
+        )
+    return out
 
 
 def _unknown_identifier(rng: random.Random, n: int) -> str:

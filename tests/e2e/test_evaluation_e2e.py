@@ -105,6 +105,10 @@ def test_the_offline_model_states_only_true_values_and_what_was_asked(evaluation
     assert offline["precision"] == 1.0 and offline["recall"] >= 0.98, offline
     assert offline["refusal_accuracy"] == 1.0 and offline["errors"] == 0
     assert offline["quality"] >= 0.95 and offline["cost_usd"] == 0
+    # Follow-ups: the earlier turns asked first, the last graded and right.
+    follow_ups = [a for a in evaluation["report"]["answers"] if a["model"] == "offline" and a["earlier"]]
+    assert len(follow_ups) == 7, [a["question"] for a in follow_ups]
+    assert all(not a["missing"] and not a["wrong"] for a in follow_ups), follow_ups
 
 
 def test_a_model_that_gets_figures_wrong_scores_lower_on_precision_and_quality(evaluation, emulators):
