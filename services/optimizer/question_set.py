@@ -141,6 +141,18 @@ class Truth:
     def inquiries(self, bureau: str) -> int:
         return len(self.reports[bureau][-1].get("CREDIT_INQUIRY") or ())
 
+    def newest_inquiry(self, bureau: str) -> str:
+        """The date of the newest inquiry on the newest report ("" without)."""
+        return max((str(i["Date"]) for i in self.reports[bureau][-1].get("CREDIT_INQUIRY") or ()), default="")
+
+    def late_creditors(self, bureau: str) -> list[str]:
+        """The creditors of the accounts with late payments on the newest report."""
+        return [
+            str(liability["Creditor"]["Name"])
+            for liability in self.reports[bureau][-1].get("CREDIT_LIABILITY", ())
+            if any(int((liability.get("LateCount") or {}).get(k) or 0) for k in ("Days30", "Days60", "Days90"))
+        ]
+
     def rules(self) -> Counter:
         return Counter(edge.rsplit(":", 1)[-1].split("_", 1)[0] for edge in self.edges)
 
@@ -195,11 +207,17 @@ def _risk(t: Truth) -> list[Expected] | None:
 
 
 def _lates(t: Truth) -> list[Expected] | None:
-    return [_e(f"{b} lates", SERIES, t.lates(b)) for b in sorted(t.reports)] or None
+    """Per bureau the counts, and which accounts they are on."""
+    counts = [_e(f"{b} lates", SERIES, t.lates(b)) for b in sorted(t.reports)]
+    accounts = [_e(f"{b} late account", TEXT, c) for b in sorted(t.reports) for c in t.late_creditors(b)]
+    return [*counts, *accounts] or None
 
 
 def _inquiries(t: Truth) -> list[Expected] | None:
-    return [_number(f"{b} inquiries", t.inquiries(b)) for b in sorted(t.reports)] or None
+    """Per bureau the count, and the newest inquiry's date."""
+    counts = [_number(f"{b} inquiries", t.inquiries(b)) for b in sorted(t.reports)]
+    newest = [_e(f"{b} newest inquiry", DATE, t.newest_inquiry(b)) for b in sorted(t.reports) if t.newest_inquiry(b)]
+    return [*counts, *newest] or None
 
 
 def _last_payment(t: Truth) -> list[Expected] | None:
@@ -518,6 +536,9 @@ def truth_values(customer: CustomerRecords) -> set[tuple[str, str]]:
 
     def walk(value: object) -> None:
         if isinstance(value, dict):
+            counts = value.get("Days30"), value.get("Days60"), value.get("Days90")
+            if all(c is not None for c in counts):  # an account's late counts, as a series
+                values.update(values_of("/".join(str(c) for c in counts)))
             for inner in value.values():
                 walk(inner)
         elif isinstance(value, list):

@@ -151,7 +151,7 @@ ASKS = (
         ("Last ticket$",)),
     Ask("credit", _words(r"utili[sz]ation"), (r"\w+ revolving utilization$",)),
     Ask("credit", _words(r"late payments?|lates|delinquen\w*|missed"), (r"\w+ late payments",)),
-    Ask("credit", _words(r"inquir\w*"), (r"\w+ inquiries$",)),
+    Ask("credit", _words(r"inquir\w*"), (r"\w+ inquiries$", r"\w+ inquiry on ")),
     Ask("credit", _words(r"band|risk\w*|rating|creditworth\w*"), ("Credit band", "Credit risk level$")),
     Ask("credit", _words(r"trend|change[ds]?|improv\w*|went (?:up|down)|moved"), (r"\w+ score change",)),
     Ask("credit", _words(r"scores?|fico"), (BUREAU_SCORE,)),

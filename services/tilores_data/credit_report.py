@@ -56,6 +56,11 @@ class BureauSummary:
     closed_accounts: int = 0
     inquiries: int = 0
     record_id: str = ""
+    # The items behind the counts, on the newest report: each inquiry as
+    # (date, who asked, purpose), newest first; each account with late
+    # payments as (creditor, "30/60/90" counts).
+    inquiry_items: list[tuple[str, str, str]] = field(default_factory=list)
+    late_accounts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def latest(self) -> Score | None:
@@ -146,12 +151,21 @@ def bureau_summaries(records: list[dict]) -> list[BureauSummary]:
             summary.late_30_days += _int(lates.get("Days30"))
             summary.late_60_days += _int(lates.get("Days60"))
             summary.late_90_days += _int(lates.get("Days90"))
+            counts = [_int(lates.get(key)) for key in ("Days30", "Days60", "Days90")]
+            if any(counts):
+                creditor = str(((liability or {}).get("Creditor") or {}).get("Name") or "an account")
+                summary.late_accounts.append((creditor, "/".join(map(str, counts))))
             closed = str(liability.get("AccountStatusType") or "").lower() == "closed" or bool(
                 liability.get("IsClosedIndicator")
             )
             summary.closed_accounts += closed
             summary.open_accounts += not closed
+        inquiries = [i for i in newest.get("CREDIT_INQUIRY") or () if isinstance(i, dict)]
         summary.inquiries = len(newest.get("CREDIT_INQUIRY") or ())
+        summary.inquiry_items = sorted(
+            ((str(i.get("Date") or ""), str(i.get("Name") or ""), str(i.get("PurposeType") or "")) for i in inquiries),
+            reverse=True,
+        )
         summaries.append(summary)
     return summaries
 

@@ -324,7 +324,11 @@ def _credit(records: list[dict], credit: _Section) -> list:
             credit.value(f"{summary.bureau} revolving utilization", f"{summary.utilization_percent:g}%", report)
         lates = (summary.late_30_days, summary.late_60_days, summary.late_90_days)
         credit.value(f"{summary.bureau} late payments (30/60/90 days)", "/".join(map(str, lates)), report)
+        for creditor, counts in summary.late_accounts:  # which accounts the lates are on
+            credit.value(f"{summary.bureau} late payments on {creditor} (30/60/90 days)", counts, report)
         credit.value(f"{summary.bureau} inquiries", str(summary.inquiries), report)
+        for date, asker, purpose in summary.inquiry_items:  # who asked, newest first
+            credit.value(f"{summary.bureau} inquiry on {date}", ", ".join(p for p in (asker, purpose) if p), report)
     assessment = assess(summaries)
     if assessment.status == INSUFFICIENT_DATA:
         if anchor:

@@ -277,3 +277,20 @@ def test_the_answer_names_the_items_a_count_stands_for_newest_first():
     last = max((r for r in holder.records if r.get("SOURCE") == "zoho_tickets"), key=lambda r: r["CREATEDTIME"])
     answer = _offline(holder, "What was her last ticket about and is it still open?")
     assert f"Last ticket: {last['TICKETNUMBER']}: {last['SUBJECT']}, {last['ZOHO_STATUS']}" in answer
+
+
+def test_credit_counts_come_with_the_inquiries_and_the_late_accounts():
+    edwina = next(iter(generate_customers(1)))
+    answer = _offline(edwina, "How many credit inquiries does she have, and any late payments?")
+    reports = [r["CREDIT_RESPONSE"] for r in edwina.records if isinstance(r.get("CREDIT_RESPONSE"), dict)]
+    newest = {}
+    for report in sorted(reports, key=lambda r: r["CreditReportFirstIssuedDate"]):
+        newest[report["CREDIT_BUREAU"]] = report  # the newest of each bureau, last
+    for bureau, report in newest.items():
+        for inquiry in report.get("CREDIT_INQUIRY") or ():
+            assert f"{bureau} inquiry on {inquiry['Date']}: {inquiry['Name']}, {inquiry['PurposeType']}" in answer
+        for account in report["CREDIT_LIABILITY"]:
+            lates = "/".join(account["LateCount"][k] for k in ("Days30", "Days60", "Days90"))
+            if lates != "0/0/0":
+                creditor = account["Creditor"]["Name"]
+                assert f"{bureau} late payments on {creditor} (30/60/90 days): {lates}" in answer, (creditor, answer)
