@@ -203,19 +203,6 @@ async def _fetch_waiting_for_reconnect(fetch, timeout_s: float):
     return await fetch(timeout=RECONNECT_WAIT_S, wait_for_ready=True)
 
 
-async def _fetch_waiting_for_reconnect(fetch, timeout_s: float):
-    """One tilores_data call. When it finds tilores_data unreachable
-    (restarting, a pod being replaced) it waits up to RECONNECT_WAIT_S for
-    the channel to connect again, so a short restart is not an answer that
-    says the data is unavailable."""
-    try:
-        return await fetch(timeout=timeout_s)
-    except grpc.aio.AioRpcError as error:
-        if error.code() != grpc.StatusCode.UNAVAILABLE or timeout_s <= RECONNECT_WAIT_S:
-            raise
-    return await fetch(timeout=RECONNECT_WAIT_S, wait_for_ready=True)
-
-
 def profile_of(
     view: tilores_data_pb2.GetCustomer360Response, credit: tilores_data_pb2.GetCreditReportResponse
 ) -> CustomerProfile:
