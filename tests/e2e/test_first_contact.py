@@ -307,13 +307,18 @@ def test_a_model_whose_provider_has_no_key_answers_from_its_chain(client):
     assert whole.model == "offline" and "Edwina Hawthorne" in whole.choices[0].message.content
 
 
-def test_client_tools_on_a_model_without_its_key_name_what_is_missing(client):
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+def test_client_tools_on_a_model_without_its_key_fall_to_offline_which_calls_them(client):
+    parameters = {"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]}
+    tools = [{"type": "function", "function": {"name": "lookup_status", "parameters": parameters}}]
+    whole = client.chat.completions.create(model="gpt-4o-mini", messages=[USER], tools=tools)
+    assert whole.model == "offline" and whole.choices[0].finish_reason == "tool_calls"
+    call = whole.choices[0].message.tool_calls[0]
+    assert json.loads(call.function.arguments) == {"email": "edwina.hawthorne@example.com"}
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gpt-4o-mini", messages=[USER], tools=tools)
-    message = caught.value.message
-    assert "provider 'openai', which is not configured" in message and caught.value.param == "model"
-    assert "offline: cannot call tools" in message
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[USER], tools=tools, extra_body={"no_fallback": True}
+        )
+    assert "provider 'openai', which is not configured" in caught.value.message and caught.value.param == "model"
 
 
 @pytest.mark.parametrize(
@@ -349,12 +354,12 @@ def test_langchain_json_mode_on_the_offline_model(mesh):
     scores = {f["label"].split(" (")[0]: f["value"] for f in answer["facts"] if f["topic"] == "credit"}
     assert scores["TransUnion credit score"] == "712"
     assert all(f["record_id"] for f in answer["facts"])
-    # A schema the offline model cannot follow is refused by name, not ignored.
+    # A schema nothing on file fills is refused by the property's name, not ignored.
+    schema = {"title": "Score", "type": "object", "properties": {"shoe_size": {"type": "integer"}}}
+    schema["required"] = ["shoe_size"]
     with pytest.raises(openai.BadRequestError) as caught:
-        chat.with_structured_output(
-            {"title": "Score", "type": "object", "properties": {"score": {"type": "integer"}}}, method="json_schema"
-        ).invoke("score of edwina.hawthorne@example.com?")
-    assert caught.value.param == "response_format"
+        chat.with_structured_output(schema, method="json_schema").invoke("score of edwina.hawthorne@example.com?")
+    assert caught.value.param == "response_format.json_schema.schema.shoe_size"
 
 
 def _unique_named(customers, first_names: tuple[str, ...] = ()) -> dict:

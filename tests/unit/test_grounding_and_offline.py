@@ -12,7 +12,7 @@ from services.llm_gateway.providers.offline import OfflineProvider, compose_answ
 from services.router.grounding import AMBIGUOUS, FOUND, NOT_FOUND, CustomerGrounding, ambiguous, found
 from services.router.peers.customer_data import profile_of
 from services.router.ports import CustomerMatch
-from services.runtime.conversation import Fact, Finish, Message, ResponseFormat, Tool, Usage
+from services.runtime.conversation import Fact, Finish, Message, ResponseFormat, Tool, ToolChoice, Usage
 from services.runtime.faults import InvalidArgument
 from services.runtime.field_policy import FieldPolicy, PolicyError
 from services.runtime.topics import TOPIC_NAMES
@@ -192,11 +192,23 @@ def test_offline_stream_honours_stop_and_refuses_what_it_cannot_do():
     text = "".join(e for e in events if isinstance(e, str))
     assert "client id" not in text and text.rstrip().endswith("e-mail,")
     assert events[-2] == Finish("stop")
+    by_email = Tool("lookup", parameters={"type": "object", "properties": {"email": {"type": "string"}},
+                                          "required": ["email"]})  # fmt: skip
+    needs_score = {"type": "object", "properties": {"credit_score": {"type": "integer"}}, "required": ["credit_score"]}
     for field, request in (
-        ("tools", GenerationRequest("offline", [Message("user", "hi")], tools=(Tool("f"),))),
         (
-            "response_format",
-            GenerationRequest("offline", [Message("user", "hi")], response_format=ResponseFormat("json_schema", {})),
+            "tools[0].function.parameters.email",
+            GenerationRequest(
+                "offline", [Message("user", "hi")], tools=(by_email,), tool_choice=ToolChoice("required")
+            ),
+        ),
+        (
+            "response_format.json_schema.schema.credit_score",
+            GenerationRequest(
+                "offline",
+                [Message("user", "hi")],
+                response_format=ResponseFormat("json_schema", {"name": "s", "schema": needs_score}),
+            ),
         ),
     ):
         try:
@@ -205,6 +217,9 @@ def test_offline_stream_honours_stop_and_refuses_what_it_cannot_do():
             assert fault.field == field
         else:
             raise AssertionError(f"{field} was accepted")
+    # Offered a tool it cannot fill, with tool_choice auto: it answers in words.
+    events = asyncio.run(collect(GenerationRequest("offline", [Message("user", "hi")], tools=(by_email,))))
+    assert "e-mail" in "".join(e for e in events if isinstance(e, str)) and events[-2] == Finish("stop")
 
 
 def test_offline_answers_a_json_object_from_the_facts_only():

@@ -1,7 +1,11 @@
 """OfflineProvider: answers without a language model. It composes the answer
 from the grounding facts the router sent, picking the topics the question
 asks about, and says plainly that it is an offline answer. It never states a
-value that is not among the facts."""
+value that is not among the facts or the caller's own tool results.
+
+For agents it calls the caller's tools (`tool_plan`), streamed as OpenAI's
+tool-call deltas, and fills a `json_schema` response format from the
+customer's records (`schema_filler`)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ from collections.abc import AsyncIterator
 import orjson
 
 from services.llm_gateway.providers.events import GenerationRequest
-from services.llm_gateway.providers.faults import unsupported
 from services.llm_gateway.providers.hashed_embedding import embed_texts, tokens_as_text
-from services.runtime.conversation import Fact, Finish, Usage
+from services.llm_gateway.providers.schema_filler import SchemaFiller, Unfillable
+from services.llm_gateway.providers.tool_plan import plan, record_sources, tool_results
+from services.runtime.conversation import Fact, Finish, ToolCallDelta, Usage
+from services.runtime.faults import InvalidArgument
 from services.runtime.topics import TOPIC_BY_NAME, label_matches, labels_asked, topics_asked
 
 PREFIX = "Offline answer (composed from Tilores records, no language model): "
@@ -32,6 +38,8 @@ NOT_ON_FILE = {
     "history": "No record history is on file.",
 }
 _WORD = re.compile(r"\S+\s*")
+_ARGUMENT_PIECE = re.compile(r".{1,16}", re.S)  # a tool call's arguments stream in pieces of this size
+MAX_TOOL_RESULT_CHARS = 600
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
@@ -47,7 +55,19 @@ def _fact_text(fact: Fact) -> str:
 
 
 def compose_answer(request: GenerationRequest) -> str:
-    return PREFIX + _answer_text(request)
+    return PREFIX + "".join(_tool_result_text(r) for r in tool_results(request.messages)) + _answer_text(request)
+
+
+def _tool_result_text(result) -> str:
+    """What the caller's tool answered, said as its answer, not the records'."""
+    try:
+        parsed = orjson.loads(result.content)
+    except orjson.JSONDecodeError:
+        parsed = result.content
+    said = " ".join(_plain(parsed).split())
+    if len(said) > MAX_TOOL_RESULT_CHARS:
+        said = said[:MAX_TOOL_RESULT_CHARS] + "…"
+    return f"Your tool {result.name} returned: {said or '(nothing)'}.\n"
 
 
 def _answer_text(request: GenerationRequest) -> str:
@@ -124,6 +144,36 @@ def compose_json(request: GenerationRequest) -> str:
     return orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode()
 
 
+def _plain(value: object, depth: int = 0) -> str:
+    """A tool's JSON result in words: "key: value; …", lists comma-joined."""
+    if isinstance(value, dict) and depth < 3:
+        return "; ".join(f"{k}: {_plain(v, depth + 1)}" for k, v in value.items())
+    if isinstance(value, list) and depth < 3:
+        return ", ".join(_plain(v, depth + 1) for v in value)
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode() if isinstance(value, (dict, list)) else str(value)
+
+
+def compose_structured(request: GenerationRequest) -> str:
+    """An object valid against the `json_schema` response format, filled
+    from the customer's records (a property for the answer itself gets the
+    answer in words); InvalidArgument names the property nothing fills."""
+    spec = request.response_format.json_schema or {}
+    schema = spec.get("schema") if isinstance(spec.get("schema"), dict) else {"type": "object", "properties": {}}
+    filler = SchemaFiller(record_sources(request), answer=compose_answer(request), question=request.question())
+    try:
+        value = filler.fill(schema)
+    except Unfillable as unfillable:
+        where = unfillable.path or "(top level)"
+        raise InvalidArgument(
+            f"offline cannot honour 'response_format': nothing in the customer's records fills property "
+            f"{where!r} ({unfillable.why})",
+            field=f"response_format.json_schema.schema.{where}" if unfillable.path else "response_format.json_schema",
+        ) from None
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
 class OfflineProvider:
     name = "offline"
 
@@ -139,11 +189,17 @@ class OfflineProvider:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
         kind = request.response_format.type if request.response_format is not None else "text"
+        # The router's own data tools (optional) are not needed: the
+        # grounding already holds what they would fetch.
+        calls = plan(request) if request.tools and not request.tools_optional else []
+        if calls:
+            async for event in self._tool_calls(request, calls):
+                yield event
+            return
         if kind == "json_schema":
-            raise unsupported(self.name, "response_format", "the offline model cannot follow a JSON schema")
-        if request.tools and (request.tool_choice is None or request.tool_choice.mode != "none"):
-            raise unsupported(self.name, "tools", "the offline model calls no tools")
-        answer = compose_json(request) if kind == "json_object" else compose_answer(request)
+            answer = compose_structured(request)
+        else:
+            answer = compose_json(request) if kind == "json_object" else compose_answer(request)
         stopped = False
         for stop in request.stop:
             if stop in answer:
@@ -157,5 +213,22 @@ class OfflineProvider:
             yield piece
         truncated = not stopped and request.max_tokens is not None and len(pieces) < len(_WORD.findall(answer))
         yield Finish("length" if truncated else "stop")
-        prompt_tokens = sum(len(_TOKEN.findall(m.content)) for m in request.messages)
-        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=len(pieces))
+        yield Usage(prompt_tokens=_prompt_tokens(request), completion_tokens=len(pieces))
+
+    async def _tool_calls(self, request: GenerationRequest, calls) -> AsyncIterator[object]:
+        """The calls as OpenAI streams them: id and name first, then the
+        arguments in pieces."""
+        pieces = 0
+        for index, call in enumerate(calls):
+            yield ToolCallDelta(index, id=call.id, name=call.name)
+            for piece in _ARGUMENT_PIECE.findall(call.arguments):
+                if self._token_delay_s:
+                    await asyncio.sleep(self._token_delay_s)
+                yield ToolCallDelta(index, arguments=piece)
+                pieces += 1
+        yield Finish("tool_calls")
+        yield Usage(prompt_tokens=_prompt_tokens(request), completion_tokens=pieces + len(calls))
+
+
+def _prompt_tokens(request: GenerationRequest) -> int:
+    return sum(len(_TOKEN.findall(m.content)) for m in request.messages)
