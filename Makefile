@@ -65,6 +65,7 @@ bench: $(VENV)/.installed $(GEN)/.stamp
 
 ## eval: an evaluation run of the offline model (MODELS="offline,gpt-4o-mini" for others) on 320 questions over
 ##       7 spectrums; prints the matrix, writes build/eval/<run>.json and .html, and the scorer's planted-error figures
+##       on offline answers and on paraphrased ones (prose, in phrasings held out from its tuning)
 MODELS ?= offline
 eval: $(VENV)/.installed $(GEN)/.stamp redis-server
 	$(PY) -m bench.planted_errors

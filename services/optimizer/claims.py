@@ -19,8 +19,21 @@ from decimal import Decimal
 EMAIL, PHONE, DATE, NUMBER, IDENTIFIER, SERIES = "email", "phone", "date", "number", "identifier", "series"
 
 _NON_DIGITS = re.compile(r"\D")
+_DIGITS = re.compile(r"\d+")
 _DATE_PARTS = re.compile(r"[a-z]+|\d+")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# A count written as a word, read as a figure only before what it counts
+# ("two late payments", "no open tickets"), never "no one" or "the last one";
+# "no" not in "No support tickets are on file" (nothing is counted there).
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve")  # fmt: skip
+_COUNT_WORD = (
+    r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+    r"|no(?!\s+(?:[a-z-]+\s+){0,2}?(?:is|are)\s+on\s+file))"
+)
+_COUNTED = (
+    r"(?:payments?|tickets?|calls?|charges?|refunds?|inquir(?:y|ies)|records?|accounts?|(?:30|60|90)[-\s]days?)\b"
+)
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 # One pass, alternatives in priority order, each a whole token: nothing is
 # read from inside a longer token.
@@ -33,6 +46,10 @@ _SCANNER = re.compile(
     r"|(?P<slash>\d{1,2}/\d{1,2}/\d{4})"
     r"|(?P<phone>\+1\d{10}|\+?1?[\s.-]?\(\d{3}\)[\s.-]?\d{3}[\s.-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})"
     r"|(?P<series>\d+(?:/\d+)+)"
+    r"|(?P<bucket>(?:30|60|90)[-\s]days?(?:\s+late)?)"
+    r"|(?P<clock>\d{1,2}:\d{2}(?::\d{2})?)"
+    r"|(?P<change>(?:up|down)\s+(?:by\s+)?\d+\s+points?)"
+    rf"|(?P<counted>{_COUNT_WORD}(?=\s+(?:[a-z-]+\s+){{0,3}}?{_COUNTED}))"
     r"|(?P<ident>(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{6,})"
     r"|(?P<number>(?:[-+−]?\$|[-+−])?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s?%)?)"
     r")(?![\w@]|[.,]\d)",
@@ -84,6 +101,14 @@ def _claim(match: re.Match) -> Claim | None:
         return Claim(SERIES, text, text, start)
     if kind == "ident":
         return Claim(IDENTIFIER, text, text, start)
+    if kind in ("bucket", "clock"):
+        return None  # a late-payment bucket ("30 days late") or a time of day: no value of the records
+    if kind == "change":
+        figure = _DIGITS.search(text).group(0)
+        return Claim(NUMBER, _number(("-" if text.lower().startswith("down") else "") + figure), text, start)
+    if kind == "counted":
+        word = text.lower()
+        return Claim(NUMBER, "0" if word == "zero" else str(NUMBER_WORDS.index(word)), text, start)
     number = _number(text)
     return Claim(NUMBER, number, text, start) if number is not None else None
 

@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import re2
 
-from services.optimizer.claims import IDENTIFIER, NUMBER, Claim, claims_of, values_of
+from services.optimizer.claims import IDENTIFIER, NUMBER, SERIES, Claim, claims_of, values_of
 from services.runtime.conversation import Fact
 from services.runtime.limits import read_edges
 from services.runtime.topics import label_matches, labels_asked, topics_asked
@@ -85,7 +85,7 @@ _PLACEHOLDER = re.compile(r"\{\w+\}")
 
 
 def _keywords(label: str) -> set[str]:
-    return {w for w in _WORD.findall(label.lower()) if w not in _GENERIC}
+    return set(_singular(w for w in _WORD.findall(label.lower()) if w not in _GENERIC))
 
 
 def _match(keywords: frozenset[str] | set[str], words: set[str]) -> float:
@@ -118,7 +118,14 @@ def _record_values(record_id: str) -> frozenset[tuple[str, str]]:
 # A customer's facts come back turn after turn: each is read into values once.
 @lru_cache(maxsize=20_000)
 def _fact_values(fact: Fact) -> _FactValues:
-    return _FactValues(fact, frozenset(values_of(f"{fact.label}: {fact.value}")), frozenset(_keywords(fact.label)))
+    values = values_of(f"{fact.label}: {fact.value}")
+    return _FactValues(fact, frozenset(values | _parts(values)), frozenset(_keywords(fact.label)))
+
+
+def _parts(values: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """A series' figures one by one: "2/1/0" late payments are also "two
+    30 days late, one 60 days late" in a sentence."""
+    return {(NUMBER, part) for kind, value in values if kind == SERIES for part in value.split("/")}
 
 
 def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
@@ -154,7 +161,7 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
         cited = set().union(*(ids for s, _e, ids in citations if start <= s < end))
         candidates = [f for f in indexed if not cited or f.fact.record_id in cited]
         if start not in words_of:
-            words_of[start] = set(_WORD.findall(segment.lower()))
+            words_of[start] = set(_singular(_WORD.findall(segment.lower())))
         words = words_of[start]
         scored = [(f, _match(f.keywords, words)) for f in candidates]
         best = max((score for _, score in scored), default=0.0)
@@ -162,6 +169,19 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
         # names both the date and the amount of the last payment.
         named = [f for f, score in scored if best > 0 and score >= best / 2]
         closest = [f for f, score in scored if best > 0 and score == best]
+        if not any(kind == claim.kind for f in named for kind, _ in f.values):
+            named = []  # "call Ida at 214-555-0000": the calls hold no phone number; the sentence names no phone
+        near = _near(segment, claim.start - start, claim.text)
+        fully = [f for f in closest if len(f.keywords) > 1 and f.keywords <= near]
+        nearly = [f for f in named if 3 * len(f.keywords & near) >= 2 * len(f.keywords)]
+        if fully and not any(key in f.values for f in (*closest, *nearly)):
+            # The sentence names one fact best and the words next to the
+            # figure name it outright ("3 tickets on file"): it must be
+            # that fact's (or one the words next to it nearly name: "last
+            # payment of $79 was approved" is the amount's), whatever else
+            # the sentence holds.
+            problems.append(f"{claim.text} is not what the records say of {fully[0].fact.label}")
+            continue
         if named and (not any(key in f.values for f in named) or _repeated_beyond(claim, segment, start, closest)):
             problems.append(f"{claim.text} is not what the records say of {closest[0].fact.label}")
         elif not named and not any(key in f.values for f in candidates):
@@ -170,6 +190,21 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
     if problems:
         return Score("groundedness", round(value, 4), "; ".join(dict.fromkeys(problems)))
     return Score("groundedness", 1.0, f"all {len(claims)} claims are traced to records")
+
+
+_NEAR_WORDS = 4  # words either side of a figure that name what it is
+_LIST_ITEM = re.compile(r"[,;()]")
+
+
+def _near(segment: str, at: int, text: str) -> frozenset[str]:
+    """The words just before and after a claim in its list item, singular."""
+    before = _LIST_ITEM.split(segment[:at].lower())[-1]
+    after = _LIST_ITEM.split(segment[at + len(text) :].lower())[0]
+    return _singular(_WORD.findall(before)[-_NEAR_WORDS:] + _WORD.findall(after)[:_NEAR_WORDS])
+
+
+def _singular(words) -> frozenset[str]:
+    return frozenset(w[:-3] + "y" if w.endswith("ies") else w.removesuffix("s") for w in words)
 
 
 @lru_cache(maxsize=20_000)
@@ -199,23 +234,51 @@ def _stated(fact: _FactValues, answer: str, segments: list[tuple[int, int]], ind
     those values ("Open tickets: 2" does not state "Tickets on file: 2")."""
     f = fact.fact
     values = values_of(f.value) - {(IDENTIFIER, f.record_id), (NUMBER, f.record_id)}
-    words = set(_WORD.findall(_ADDRESS_OR_FIGURE.sub(" ", f.value.lower())))
+    if _ITEM.search(f.label):
+        values |= values_of(f.label)  # an item's date or number is in its label: "Refund on 2026-10-26"
+    words = _value_words(f.value)
+    # The words a sentence must say: all of a short value's ("Inbound",
+    # "Active"); of a long one (a ticket's subject, status, category and
+    # priority) its first phrase and at least half of the rest.
+    head = _value_words(f.value.split(",", 1)[0])
     rivals = [r for r in indexed if r is not fact and values and values <= r.values]
     for start, end in segments:
         segment = answer[start:end]
         lowered = segment.lower()
-        if values and not values <= values_of(segment):
+        if values and not _holds(values_of(segment), values):
             continue
         if not values and f.value.lower() not in lowered:
             continue
         said = set(_WORD.findall(lowered))
-        if not words <= said:
+        named = _singular(said)
+        if not (words <= said or (head <= said and 2 * len(words & said) >= len(words))):
             continue
-        mine = _match(fact.keywords, said)
-        if any(_match(r.keywords, said) > mine for r in rivals):
+        mine = _match(fact.keywords, named)
+        if not values and len(words) < 2 and fact.keywords and not mine:
+            continue  # one word said of something else ("Active: yes" is not "Account status: Active")
+        if any(_match(r.keywords, named) > mine for r in rivals):
             continue
         return True
     return False
+
+
+_ITEM = re.compile(r"(?: on | at |icket )\d")
+
+
+def _value_words(value: str) -> set[str]:
+    return set(_WORD.findall(_ADDRESS_OR_FIGURE.sub(" ", value.lower())))
+
+
+def _holds(said: set[tuple[str, str]], values: set[tuple[str, str]]) -> bool:
+    """A sentence states these values: each as written, or a series by
+    its figures other than 0 ("two 30 days late, one 60 days late, none
+    90 days late" states 2/1/0)."""
+    for kind, value in values:
+        if (kind, value) in said:
+            continue
+        if kind != SERIES or not all((NUMBER, part) in said for part in value.split("/") if part != "0"):
+            return False
+    return True
 
 
 def coverage(question: str, answer: str, facts: Sequence[Fact], context: str = "") -> Score:
