@@ -156,6 +156,14 @@ class Truth:
     def rules(self) -> Counter:
         return Counter(edge.rsplit(":", 1)[-1].split("_", 1)[0] for edge in self.edges)
 
+    def newest_link(self, rule: str) -> tuple[str, str]:
+        """The two records of the rule's link between the newest records."""
+        keys = ("TRANSACTION_CREATED_DATE", "CALL_START_TIME", "CREATEDTIME", "CREATED_DATE")
+        dated = {str(r.get("id")): str(next((r[k] for k in keys if r.get(k)), "")) for r in self.records}
+        links = [e.split(":")[:2] for e in self.edges if e.rsplit(":", 1)[-1].split("_", 1)[0] == rule]
+        a, b = max(links, key=lambda pair: (max(dated.get(pair[0], ""), dated.get(pair[1], "")), pair))
+        return a, b
+
     def age(self) -> str:
         return str(self.contact.get("CUSTOMER_AGE") or "")
 
@@ -296,7 +304,17 @@ def _links(t: Truth) -> list[Expected] | None:
     rules = t.rules()
     if not rules:
         return None
-    return [_number(f"links by {RULE_NAMES.get(rule, rule)}", n) for rule, n in sorted(rules.items())]
+    expected = []
+    for rule, n in sorted(rules.items()):
+        expected.append(_number(f"links by {RULE_NAMES.get(rule, rule)}", n))
+        # The items behind the count: the newest link's two records.
+        expected += [_record(f"newest {RULE_NAMES.get(rule, rule)} link", r) for r in t.newest_link(rule)]
+    return expected
+
+
+def _record(what: str, record_id: str) -> Expected:
+    (kind, value), *_ = values_of(record_id) or {(TEXT, record_id)}
+    return Expected(what, kind, value)
 
 
 def _status(t: Truth) -> list[Expected] | None:

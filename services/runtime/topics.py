@@ -173,7 +173,7 @@ ASKS = (
     Ask("relationships", _words(r"how many records|number of records|records? count|sources?"),
         ("Records on file$", "Records in all$")),
     Ask("relationships", _words(r"linked|links?|joined|connected|merged?|matched|rules?"),
-        ("Records linked by$", "Records on file$")),
+        ("Records linked by$", "Linked by ", "Records on file$")),
 )  # fmt: skip
 
 # The customer's identifier is not part of the question's subject.

@@ -282,6 +282,39 @@ def _relationships(view: EntityView, relationships: _Section) -> None:
     if rules:
         linked = ", ".join(f"{RULE_REASONS.get(rule, rule)} ({n})" for rule, n in sorted(rules.items()))
         relationships.value("Records linked by", linked, anchor)
+    _links(view, relationships, anchor)
+
+
+LINKS_SHOWN = 3  # per rule, newest first, then how many there are in all
+
+
+def _links(view: EntityView, relationships: _Section, anchor: dict) -> None:
+    """The links a rule count stands for: which two records each joined,
+    those of the newest records first."""
+    by_id = {str(r.get("id")): r for r in view.records}
+    pairs: dict[str, list[tuple[str, str, str]]] = {}
+    for edge in view.edges:
+        parts = edge.split(":")
+        if len(parts) != 3:
+            continue
+        a, b, rule = parts
+        newest = max(_when(by_id.get(a, {})), _when(by_id.get(b, {})))
+        pairs.setdefault(rule, []).append((newest, a, b))
+    for rule, links in sorted(pairs.items()):
+        links.sort(reverse=True)
+        # One sentence (commas, not semicolons), so each pair reads as the rule's.
+        shown = [f"{_source(by_id, a)} {a} with {_source(by_id, b)} {b}" for _, a, b in links[:LINKS_SHOWN]]
+        more = f", … {len(links)} links in all" if len(links) > LINKS_SHOWN else ""
+        relationships.value(f"Linked by {RULE_REASONS.get(rule, rule)}", ", ".join(shown) + more, anchor)
+
+
+def _when(record: dict) -> str:
+    key = ACTIVITY_DATES.get(str(record.get("SOURCE")), "CREATED_DATE")
+    return str(record.get(key) or record.get("CREATED_DATE") or "")
+
+
+def _source(by_id: dict[str, dict], record_id: str) -> str:
+    return str(by_id.get(record_id, {}).get("SOURCE") or "record")
 
 
 # Where each kind of record keeps the date it happened on.

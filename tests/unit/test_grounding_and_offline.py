@@ -7,6 +7,7 @@ import json
 import orjson
 import pytest
 
+from bench.offline_answers import grounding_of, sample_customers
 from services.llm_gateway.providers.events import GenerationRequest, Grounding
 from services.llm_gateway.providers.offline import OfflineProvider, compose_answer, requested_topics
 from services.router.grounding import AMBIGUOUS, FOUND, NOT_FOUND, CustomerGrounding, ambiguous, found
@@ -309,3 +310,26 @@ def test_credit_counts_come_with_the_inquiries_and_the_late_accounts():
             if lates != "0/0/0":
                 creditor = account["Creditor"]["Name"]
                 assert f"{bureau} late payments on {creditor} (30/60/90 days): {lates}" in answer, (creditor, answer)
+
+
+def test_link_counts_come_with_the_links_they_stand_for_newest_first():
+    edwina = sample_customers(1)[0]
+    grounding = grounding_of(edwina, "email edwina.hawthorne@example.com")
+    facts = {f.label: f.value for f in grounding.facts}
+    dates = {str(r["id"]): str(r.get("TRANSACTION_CREATED_DATE") or r.get("CALL_START_TIME") or r.get("CREATEDTIME")
+                                or r.get("CREATED_DATE") or "") for r in edwina.records}  # fmt: skip
+    by_email = [e.split(":") for e in edwina.edges if e.endswith(":R1EXACT")]
+    assert f"same e-mail ({len(by_email)})" in facts["Records linked by"]
+    shown = facts["Linked by same e-mail"]
+    assert shown.endswith(f", … {len(by_email)} links in all")
+    newest = max(max(dates[a], dates[b]) for a, b, _ in by_email)
+    first = shown.split(", ")[0]  # "Transaction 9016… with zoho_tickets 4112…"
+    a, b = first.split(" ")[1], first.split(" ")[-1]
+    assert max(dates[a], dates[b]) == newest and [a, b, "R1EXACT"] in by_email
+    answer = _offline_grounded(grounding, "How are her records linked?")
+    assert f"Linked by same e-mail: {shown}" in answer
+
+
+def _offline_grounded(grounding, question: str) -> str:
+    return compose_answer(GenerationRequest(upstream_model="offline", messages=[Message("user", question)],
+                                            grounding=_as_provider_grounding(grounding)))  # fmt: skip

@@ -3,8 +3,8 @@ one error enough to put an answer below the target level."""
 
 import pytest
 
-from bench.offline_answers import offline_answers
 from bench import paraphrased_answers
+from bench.offline_answers import offline_answers
 from bench.planted_errors import CLASSES, TARGET, measure, measure_paraphrased
 from services.optimizer.claims import claims_of
 from services.optimizer.quality import ERROR_CEILING, category_of, coverage, evaluate, groundedness
