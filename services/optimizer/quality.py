@@ -128,13 +128,14 @@ def _parts(values: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return {(NUMBER, part) for kind, value in values if kind == SERIES for part in value.split("/")}
 
 
-def groundedness(answer: str, facts: Sequence[Fact], question: str) -> Score:
+def groundedness(answer: str, facts: Sequence[Fact], question: str, tool_results: Sequence[str] = ()) -> Score:
     """Each claim traced to a fact: the fact its sentence names (by its
     label's words) where it names one, of the record it cites where it
-    cites one, else any fact of this customer; or to the question."""
+    cites one, else any fact of this customer; or to the question, or to
+    what the caller's own tools returned."""
     indexed = _indexed(facts)
     anywhere = set().union(*(f.values for f in indexed)) if indexed else set()
-    from_question = values_of(read_edges(question))
+    from_question = values_of(read_edges(question)).union(*(values_of(read_edges(r)) for r in tool_results))
     record_ids = set().union(*(_record_values(f.record_id) for f in facts if f.record_id))
     citations = [
         (m.start(), m.end(), set(_LIST_SEPARATOR.split(m.group(1).strip()))) for m in _CITATION.finditer(answer)
@@ -341,11 +342,13 @@ def format_score(answer: str) -> Score:
 MAX_SCORED_ANSWER_CHARS = 65_536
 
 
-def evaluate(question: str, answer: str, status: str, context: str, facts: list[Fact]) -> tuple[float, list[Score]]:
+def evaluate(
+    question: str, answer: str, status: str, context: str, facts: list[Fact], tool_results: Sequence[str] = ()
+) -> tuple[float, list[Score]]:
     answer = answer[:MAX_SCORED_ANSWER_CHARS]
     found = status == "found"
     scores = [
-        groundedness(answer, facts, question),
+        groundedness(answer, facts, question, tool_results),
         coverage(question, answer, facts, context) if found else Score("coverage", 1.0, "no customer data to cover"),
         refusal(status, answer),
         format_score(answer),

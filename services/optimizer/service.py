@@ -26,6 +26,7 @@ from services.optimizer.quality_metrics import quality_metrics
 from services.optimizer.storage import OptimizerStore
 from services.runtime.conversation_wire import GROUNDING_OF, fact_of
 from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument, NotFound
+from services.runtime.limits import MAX_TOOL_RESULTS_SCORED
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.principal import PRINCIPAL
 
@@ -243,6 +244,8 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return reply
 
     def _record_outcome(self, request: optimizer_pb2.RecordOutcomeRequest) -> optimizer_pb2.RecordOutcomeResponse:
+        if len(request.tool_results) > MAX_TOOL_RESULTS_SCORED:
+            raise InvalidArgument(f"tool_results: at most {MAX_TOOL_RESULTS_SCORED} per outcome", field="tool_results")
         status = GROUNDING_OF.get(request.grounding.status, "")
         category = request.category or quality.category_of(request.question, status)
         score = request.score if request.HasField("score") else None
@@ -250,7 +253,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         if score is None and not request.error and request.answer:
             facts = [fact_of(f) for f in request.grounding.facts]
             score, evaluators = quality.evaluate(
-                request.question, request.answer, status, request.grounding.text, facts
+                request.question, request.answer, status, request.grounding.text, facts, request.tool_results
             )
         scores = [optimizer_pb2.EvaluatorScore(name=e.name, score=e.value, reason=e.reason) for e in evaluators]
         if request.evaluation_run_id:

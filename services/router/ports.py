@@ -214,6 +214,7 @@ class Outcome:
     grounding: Grounding
     evaluation_run_id: str = ""
     mode: str = ""  # mode and category, e.g. "client/billing"
+    tool_results: tuple[str, ...] = ()  # what the caller's own tools returned for the question
 
 
 class Outcomes(Protocol):

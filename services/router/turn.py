@@ -61,7 +61,7 @@ from services.runtime.conversation import (
 from services.runtime.customer_identifiers import Identifiers, identifiers_by_message, identifiers_in
 from services.runtime.faults import Fault, NotFound
 from services.runtime.field_policy import FieldPolicy
-from services.runtime.limits import read_edges
+from services.runtime.limits import MAX_TOOL_RESULTS_SCORED, read_edges
 from services.runtime.topics import topics_asked
 
 # The share of a model's context window the customer context may fill, at
@@ -105,6 +105,13 @@ class TurnRequest:
 
     def question(self) -> str:
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
+    def tool_results(self) -> tuple[str, ...]:
+        """What the caller's own tools returned after the newest user
+        message (read in its edges): values the answer may take from them."""
+        last_user = max((n for n, m in enumerate(self.messages) if m.role == "user"), default=-1)
+        results = [read_edges(m.content) for m in self.messages[last_user + 1 :] if m.role == "tool"]
+        return tuple(results[:MAX_TOOL_RESULTS_SCORED])
 
     @property
     def replayable(self) -> bool:
@@ -512,6 +519,7 @@ class Turn:
                 grounding=plan.call.grounding,
                 evaluation_run_id=self.request.evaluation_run_id,
                 mode=mode_label(self.selection.mode, self.selection.category),
+                tool_results=self.request.tool_results(),
             )
         )
 

@@ -3,6 +3,7 @@
 MAX_BATCH = 100  # requests in one ChatBatch, searches in one BatchSearch
 DEFAULT_BATCH_CONCURRENCY = 4  # turns of a batch answered at once, unless asked
 MAX_BATCH_CONCURRENCY = 16
+MAX_TOOL_RESULTS_SCORED = 16  # the caller's own tool results an outcome carries to its scorer
 # The largest gRPC message a service sends or takes. A turn carries the
 # gateway's 4 MiB body as text, and more on its way to the model: the
 # prompt, the context, masking that lengthens what it hides.

@@ -312,5 +312,27 @@ async def test_many_outcomes_in_one_call_each_scored_and_a_bad_one_refused_by_na
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "500" in caught.value.details()
 
 
+async def test_what_the_callers_own_tools_returned_is_a_source_the_answer_may_state(optimizer):
+    grounding = common_pb2.Grounding(
+        status=common_pb2.GROUNDING_STATUS_FOUND,
+        text="- [credit] TransUnion credit score: 712",
+        facts=[common_pb2.Fact(topic="credit", label="TransUnion credit score", value="712", record_id="r1")],
+    )
+    answer = "Your tool get_balance returned: balance: 1,250.40. Her TransUnion credit score is 712."
+    outcome = optimizer_pb2.RecordOutcomeRequest(
+        completion_id="chatcmpl-tool", prompt="customer", version=1, question="Her credit score, and what does my tool say?",
+        answer=answer, grounding=grounding, tool_results=['{"balance": "1,250.40"}'],
+    )  # fmt: skip
+    reply = await optimizer.RecordOutcome(outcome)
+    assert reply.score == 1.0, reply.evaluators
+    outcome.completion_id, outcome.tool_results[:] = "chatcmpl-no-tool", []
+    reply = await optimizer.RecordOutcome(outcome)
+    grounded = next(e for e in reply.evaluators if e.name == "groundedness")
+    assert grounded.score < 1 and "1,250.40" in grounded.reason
+    outcome.tool_results[:] = ["{}"] * 17
+    error = await rpc_error(optimizer.RecordOutcome(outcome))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "tool_results" in error.details()
+
+
 def _text(mesh) -> TextGenerationOverGrpc:
     return TextGenerationOverGrpc(llm_gateway_pb2_grpc.LlmGatewayServiceStub(mesh.channel("llm_gateway")))

@@ -15,7 +15,7 @@ from services.router.mode_selection import AGENT_MODE_REFUSED
 from services.router.ports import CustomerMatch, CustomerProfile, ModelInfo, NoSuchPrompt, Prompt
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
-from services.runtime.conversation import Fact, Finish, Message, StreamError, ToolCallDelta, Usage
+from services.runtime.conversation import Fact, Finish, Message, StreamError, Tool, ToolCall, ToolCallDelta, Usage
 from services.runtime.faults import NotFound, Unavailable
 from services.runtime.field_policy import FieldPolicy
 
@@ -383,3 +383,20 @@ async def test_the_routers_own_answer_keeps_to_max_tokens():
     request = TurnRequest(model="offline", messages=[Message("user", "/help")], max_tokens=3)
     events = await _events(Turn(request, clients, policy, None, lambda: 10.0))
     assert events == ["Commands ", "(at ", "the ", Finish("length", "offline"), Usage(0, 0)]
+
+
+async def test_the_outcome_carries_what_the_callers_own_tools_returned_for_the_question():
+    clients = Clients(FakeGeneration(["Your tool says 42.", Finish("stop"), Usage(1, 1)]))
+    messages = [
+        Message("user", "Earlier question about edwina.hawthorne@example.com"),
+        Message("tool", '{"old": 1}', tool_call_id="call_0"),
+        Message("user", "And her balance?"),
+        Message("assistant", "", tool_calls=(ToolCall("call_1", "get_balance", "{}"),)),
+        Message("tool", '{"balance": 42}', tool_call_id="call_1"),
+    ]
+    tool = Tool("get_balance", parameters={"type": "object", "properties": {}})
+    request = TurnRequest(model="cloud", messages=messages, completion_id="chatcmpl-3", tools=(tool,))
+    policy = FieldPolicy.bundled()
+    await _events(Turn(request, clients, policy, ToolRunner(clients.customers, policy, clients.access), lambda: 10.0))
+    [outcome] = clients.outcomes.posted
+    assert outcome.tool_results == ('{"balance": 42}',)  # this question's, not the earlier one's

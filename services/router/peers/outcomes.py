@@ -84,4 +84,5 @@ def _outcome_message(outcome: Outcome) -> optimizer_pb2.RecordOutcomeRequest:
         grounding=grounding_proto(outcome.grounding),
         evaluation_run_id=outcome.evaluation_run_id,
         mode=outcome.mode,
+        tool_results=outcome.tool_results,
     )
