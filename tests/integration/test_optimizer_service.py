@@ -320,8 +320,9 @@ async def test_what_the_callers_own_tools_returned_is_a_source_the_answer_may_st
     )
     answer = "Your tool get_balance returned: balance: 1,250.40. Her TransUnion credit score is 712."
     outcome = optimizer_pb2.RecordOutcomeRequest(
-        completion_id="chatcmpl-tool", prompt="customer", version=1, question="Her credit score, and what does my tool say?",
-        answer=answer, grounding=grounding, tool_results=['{"balance": "1,250.40"}'],
+        completion_id="chatcmpl-tool", prompt="customer", version=1,
+        question="Her credit score, and what does my tool say?", answer=answer, grounding=grounding,
+        tool_results=['{"balance": "1,250.40"}'],
     )  # fmt: skip
     reply = await optimizer.RecordOutcome(outcome)
     assert reply.score == 1.0, reply.evaluators

@@ -132,3 +132,15 @@ def test_generic_names_take_the_users_identifiers_most_precise_first():
     assert filler.fill(_object({"identifier": {"type": "string"}})) == {"identifier": "2480135"}
     assert filler.fill(_object({"email": {"type": "string"}})) == {"email": "e@example.com"}
     assert filler.from_identifiers(_object({"query": {"type": "string"}, "limit": {"type": "integer"}})) == 1
+
+
+def test_a_huge_schema_costs_a_bounded_amount():
+    with pytest.raises(Unfillable, match="more than 4096 parts"):
+        SchemaFiller(FACTS).fill(_object({f"p{n}": {"type": "string"} for n in range(100_000)}))
+    many = {f"p{n}": {"type": "string"} for n in range(1_000)}
+    assert SchemaFiller(FACTS).fill({"type": "object", "properties": {"email": {"type": "string"}, **many}}) == {
+        "email": "edwina.hawthorne@example.com"
+    }
+    required = {"type": "object", "properties": {**many, "email": {"type": "string"}}, "required": ["email"]}
+    with pytest.raises(Unfillable, match="more than 256 properties"):
+        SchemaFiller(FACTS).fill(required)

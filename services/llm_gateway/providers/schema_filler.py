@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import re2
 from jsonschema import Draft202012Validator, ValidationError, validators
@@ -28,6 +28,7 @@ from jsonschema.exceptions import SchemaError
 
 MAX_DEPTH = 8  # nested objects and $refs followed; a recursive schema stops here
 MAX_ITEMS = 20  # items an array takes
+MAX_PROPERTIES = 256  # properties filled in all: a schema's cost is bounded, whatever its size
 
 _NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _ONE_WORD = re.compile(r"(?i)trans[\s_-]?union")  # a bureau's name, however it is cased
@@ -94,10 +95,10 @@ class Source:
     label: str
     value: str
     generic: bool = False  # an identifier: also fills "identifier", "query", "lookup"
+    words: frozenset[str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def words(self) -> frozenset[str]:
-        return words_of(self.label)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "words", words_of(self.label))  # read once, matched per property
 
     @property
     def item(self) -> bool:
@@ -123,10 +124,12 @@ class SchemaFiller:
         self._sources = list(sources)
         self._answer = answer
         self._question = question
+        self._visited = 0
 
     def fill(self, schema: dict) -> dict:
         """An object valid against `schema` (whose top level is an object)."""
         checked = _validator(schema)
+        self._visited = 0
         value = self._value(schema, "", "", schema, 0)
         if not isinstance(value, dict):
             raise Unfillable("", "the schema's top level must be an object")
@@ -163,6 +166,9 @@ class SchemaFiller:
     def _value(self, schema: object, name: str, description: str, root: dict, depth: int) -> object:
         if depth > MAX_DEPTH:
             raise Unfillable(name, "the schema nests too deep")
+        self._visited += 1
+        if self._visited > MAX_PROPERTIES:
+            raise Unfillable(name, f"the schema has more than {MAX_PROPERTIES} properties to fill")
         if not isinstance(schema, dict):
             raise Unfillable(name, "not a schema")
         if "$ref" in schema:
@@ -352,10 +358,31 @@ def _re2(pattern: str):
         raise Unfillable("", f"pattern {pattern[:80]!r} is not a regular expression RE2 accepts") from error
 
 
+def _too_big(schema: object) -> bool:
+    """More nodes than MAX_SCHEMA_NODES, counted without recursion and
+    stopping as soon as the bound is passed."""
+    pending, seen = [schema], 0
+    while pending:
+        node = pending.pop()
+        seen += 1
+        if seen > MAX_SCHEMA_NODES:
+            return True
+        if isinstance(node, dict):
+            pending.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            pending.extend(v for v in node if isinstance(v, (dict, list)))
+    return False
+
+
 _Validator = validators.extend(Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties})
 
 
+MAX_SCHEMA_NODES = 4_096  # objects and lists in a schema; checking one costs time in its size
+
+
 def _validator(schema: dict):
+    if _too_big(schema):
+        raise Unfillable("", f"the schema has more than {MAX_SCHEMA_NODES} parts")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:
