@@ -253,8 +253,8 @@ class SchemaFiller:
 
     def _pick(self, name: str, description: str) -> list[Source]:
         """The sources a property's name matches, best first: every word of
-        the name in the label, most of the description's words, fewest
-        other words; a generic name ("identifier") takes the user's
+        the name in the label, fewest other words, most of the
+        description's words; a generic name ("identifier") takes the user's
         identifiers, most precise first."""
         wanted = words_of(name) - _FILLER
         if not wanted:
@@ -264,7 +264,7 @@ class SchemaFiller:
         for n, source in enumerate(self._sources):
             label = source.words
             if wanted <= label:
-                ranked.append((0, -len(told & label), len(label - wanted), n, source))
+                ranked.append((0, len(label - wanted), -len(told & label), n, source))
             elif source.generic and wanted <= GENERIC_WORDS:
                 ranked.append((1, 0, 0, n, source))
         return [entry[-1] for entry in sorted(ranked, key=lambda e: e[:4])]
