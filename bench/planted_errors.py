@@ -207,45 +207,36 @@ class DetectionReport:
 
 
 def measure(answered: list[AnsweredQuestion], seed_value: int = 5) -> DetectionReport:
-    per_class: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    misses: dict[str, list[str]] = defaultdict(list)
-    for item in planted_set(answered, seed_value):
-        overall, scores = score(item.original, item.answer)
-        hit = _detected(overall, scores)
-        per_class[item.kind][0] += hit
-        per_class[item.kind][1] += 1
-        if not hit:
-            misses[item.kind].append(f"{item.original.question.text} -> {overall}")
-    alarms = []
-    for original in answered:
-        overall, scores = score(original, original.answer)
-        if overall < TARGET:
-            alarms.append(f"{original.question.text}: {overall} " + "; ".join(s.reason for s in scores if s.value < 1))
-    return DetectionReport(
-        {k: tuple(v) for k, v in per_class.items()}, len(alarms), len(answered), dict(misses), alarms
-    )
+    return _detection(planted_set(answered, seed_value), [(a, a.answer) for a in answered])
 
 
 def measure_paraphrased(answered: list[AnsweredQuestion], half: int = paraphrased_answers.HELD_OUT) -> DetectionReport:
     """The same figures on paraphrased answers, in the given half of the
     phrasings (held out from the scorer's tuning by default)."""
+    faithful = paraphrased_answers.faithful(answered, half)
+    return _detection(paraphrased_answers.planted(answered, half), [(p.original, p.answer) for p in faithful])
+
+
+def _detection(planted: list, unmodified: list[tuple[AnsweredQuestion, str]]) -> DetectionReport:
+    """Each planted copy (kind, original, answer) scored for whether it is
+    caught; each unmodified answer for whether it is a false alarm."""
     per_class: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     misses: dict[str, list[str]] = defaultdict(list)
-    for item in paraphrased_answers.planted(answered, half):
+    for item in planted:
         overall, scores = score(item.original, item.answer)
         hit = _detected(overall, scores)
         per_class[item.kind][0] += hit
         per_class[item.kind][1] += 1
         if not hit:
-            misses[item.kind].append(f"{item.answer} -> {overall}")
+            misses[item.kind].append(f"{item.original.question.text} -> {overall}: {item.answer}")
     alarms = []
-    faithful = paraphrased_answers.faithful(answered, half)
-    for item in faithful:
-        overall, scores = score(item.original, item.answer)
+    for original, answer in unmodified:
+        overall, scores = score(original, answer)
         if overall < TARGET:
-            alarms.append(f"{item.answer}: {overall} " + "; ".join(s.reason for s in scores if s.value < 1))
+            reasons = "; ".join(s.reason for s in scores if s.value < 1)
+            alarms.append(f"{original.question.text}: {overall} {reasons}: {answer}")
     classes = {k: tuple(v) for k, v in per_class.items()}
-    return DetectionReport(classes, len(alarms), len(faithful), dict(misses), alarms)
+    return DetectionReport(classes, len(alarms), len(unmodified), dict(misses), alarms)
 
 
 def _print(title: str, report: DetectionReport, classes: tuple[str, ...]) -> None:
