@@ -25,6 +25,7 @@ from services.llm_gateway.providers.schema_filler import SchemaFiller, Source, U
 from services.runtime.conversation import Message, Tool, ToolCall
 from services.runtime.customer_identifiers import identifiers_by_message
 from services.runtime.faults import InvalidArgument
+from services.runtime.limits import read_edges
 from services.runtime.topics import topics_asked
 
 _COMMON = frozenset("get find show look lookup fetch retrieve return give customer data info information tool".split())
@@ -139,6 +140,7 @@ def _refusal(index: int, tool: Tool, parameter: str, why: str = "") -> InvalidAr
 
 
 def _shared_words(tool: Tool, question: str) -> int:
+    question = read_edges(question)  # a pasted document is read in its edges, as every question is
     return len((words_of(f"{tool.name} {tool.description}") - _COMMON) & (words_of(question) - _COMMON))
 
 
