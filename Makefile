@@ -115,7 +115,7 @@ console-assets: node_modules/.installed
 	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css gateway/console/vendor/
 	cp node_modules/diff/dist/diff.min.js gateway/console/vendor/
 
-## screenshots: the console's pages as the README shows them (docs/console/*.png), taken in Chromium
+## screenshots: the console's pages as docs/operations.md shows them (docs/console/*.png), taken in Chromium
 screenshots: $(VENV)/.installed $(GEN)/.stamp redis-server browser
 	CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/e2e/test_console_e2e.py -k every_page
 

@@ -132,7 +132,7 @@ def _service_env(spec: ServiceSpec, topology: Topology) -> list[dict]:
 
 def _secret_env(spec: ServiceSpec) -> list[dict]:
     """Secrets the service reads, as the topology names them, created by the
-    operator (see README)."""
+    operator (see docs/operations.md)."""
     return [
         {"secretRef": {"name": name, **({"optional": True} if optional else {})}} for name, optional in spec.secrets
     ]

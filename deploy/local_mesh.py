@@ -266,7 +266,7 @@ class LocalMesh:
             self._release_claim()
             raise
         self._rotate_logs()
-        self.certificates.issue("client", "operator")  # for the user's own gRPC calls (README)
+        self.certificates.issue("client", "operator")  # for the user's own gRPC calls (docs/security.md)
         try:
             started = time.monotonic()
             self._start_redis()

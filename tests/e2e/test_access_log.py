@@ -11,13 +11,13 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import grpc
 import pytest
 from tilores_x.v1 import audit_pb2, audit_pb2_grpc, tilores_data_pb2, tilores_data_pb2_grpc
 
 from services.tilores_data.sample import Customer
+from tests.docs import section as section_of
 from tests.e2e.conftest import API_KEY, http_json
 
 pytestmark = pytest.mark.e2e
@@ -155,8 +155,7 @@ def test_the_readmes_access_log_queries_run_as_written(client, mesh):
     client.chat.completions.create(
         model="offline", messages=[{"role": "user", "content": f"What is the status of {EDWINA}?"}]
     )
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### The access log") :]
+    section = section_of("docs/security.md", "## The access log")
     block = section[section.index("```sh\n") + 6 :]
     lines = block[: block.index("```")].strip().splitlines()
     assert len(lines) == 2

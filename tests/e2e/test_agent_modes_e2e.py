@@ -9,13 +9,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import openai
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from gateway.customer_tokens import mint
+from tests.docs import doc
 from tests.e2e.conftest import http_json
 
 EDWINA = "edwina.hawthorne@example.com"
@@ -36,7 +36,7 @@ def _ask(client, *turns: str, **extra) -> str:
 
 @pytest.fixture(scope="module")
 def client_key(mesh, tmp_path_factory):
-    """A key of a customer-facing chat, added as the README says."""
+    """A key of a customer-facing chat, added as docs/security.md says."""
     front_end = tmp_path_factory.mktemp("web-chat")
     subprocess.run([sys.executable, "-m", "gateway.customer_tokens", "keypair", "--out", str(front_end)], check=True)
     completed = subprocess.run(
@@ -167,7 +167,7 @@ def test_every_mode_and_category_has_its_prompt_and_quality_is_grouped_by_mode(m
 
 
 def test_the_readmes_agent_mode_example_runs_as_written(client):
-    readme = Path("README.md").read_text()
+    readme = doc("docs/api.md")
     opening = readme.index("```python\n", readme.index("- **Agent modes**"))
     example = readme[opening + 10 : readme.index("```\n", opening)]
     answers: list[str] = []

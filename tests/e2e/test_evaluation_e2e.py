@@ -10,13 +10,13 @@ import json
 import random
 import subprocess
 import time
-from pathlib import Path
 
 import grpc
 import pytest
 from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
 from services.tilores_data.sample import generate_customers
+from tests.docs import section as section_of
 from tests.e2e.conftest import API_KEY, SAMPLE_CUSTOMERS, http, start_local_mesh
 from tests.e2e.test_providers_e2e import Emulators
 from tests.emulators.grounded_answers import GroundedResponder
@@ -228,8 +228,7 @@ def test_wrong_answers_move_rolling_quality_below_the_warning_level(mesh, emulat
 
 
 def test_the_readmes_evaluation_commands_run_as_written(mesh, tmp_path):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Evaluation runs") :]
+    section = section_of("docs/optimizer.md", "## Evaluation runs")
     section = section[section.index("```sh\n", section.index("```sh\n") + 1) + 6 :]
     commands = [c for c in section[: section.index("```")].replace("\\\n", " ").splitlines() if c.startswith("curl")]
     assert len(commands) == 3

@@ -21,6 +21,7 @@ from langchain_openai import ChatOpenAI
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 from gateway.openapi import OPERATIONS
+from tests.docs import doc
 from tests.e2e.conftest import API_KEY, http, http_json, wait_for_log
 
 pytestmark = pytest.mark.e2e
@@ -471,11 +472,11 @@ def test_keys_are_added_scoped_and_revoked_without_a_restart(mesh):
         [sys.executable, "-m", "gateway.api_keys", "revoke", "--file", str(key_file), "--id", "desk-7"], check=True
     )
     assert _wait_status(f"{mesh.rest_url}/v1/models", key, 401) == 401
-    # By its value, as the README revokes a key given in GATEWAY_API_KEYS.
+    # By its value, as docs/security.md revokes a key given in GATEWAY_API_KEYS.
     add = [sys.executable, "-m", "gateway.api_keys", "add", "--file", str(key_file), "--id", "desk-8"]
     other = subprocess.run([*add, "--scopes", "models"], capture_output=True, text=True, check=True).stdout.strip()
     assert _wait_status(f"{mesh.rest_url}/v1/models", other, 200) == 200
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = doc("docs/security.md")
     line = next(line for line in readme.splitlines() if "--key-from-stdin" in line and line.startswith("echo"))
     line = line.replace(".venv/bin/python", sys.executable).replace(".data/gateway-keys.yaml", str(key_file))
     subprocess.run(["bash", "-c", line], env={**os.environ, "OLD_KEY": other}, check=True)

@@ -8,7 +8,6 @@ but health. Only callers with a certificate of the mesh CA get an answer."""
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 
 import grpc
 import orjson
@@ -37,6 +36,7 @@ from tilores_x.v1 import (
 
 from deploy.certificates import MeshCertificates
 from services.runtime.access import SCOPES, required_scope
+from tests.docs import section as section_of
 from tests.e2e.conftest import http_json
 
 pytestmark = pytest.mark.e2e
@@ -194,8 +194,7 @@ def test_a_caller_with_a_mesh_certificate_gets_the_answer(mesh):
 
 
 def test_the_readmes_grpc_example_runs_as_written(mesh, capsys):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Identities and certificates") :]
+    section = section_of("docs/security.md", "## Identities and certificates")
     example = section[section.index("```python\n") + len("```python\n") :]
     example = example[: example.index("```")]
     example = example.replace('".data/certs"', repr(str(mesh.certificates.directory)))

@@ -19,6 +19,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
+from tests.docs import section as section_of
 from tests.e2e.conftest import API_KEY
 
 pytestmark = pytest.mark.e2e
@@ -266,9 +267,7 @@ def test_node_sdk_runs_a_tool_loop_and_a_json_schema_answer(mesh):
 
 
 def _readme_examples() -> list[str]:
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### Agents with the keyless model") :]
-    section = section[: section.index("\n## ")]
+    section = section_of("docs/models.md", "## Agents with the keyless model")
     return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
 
 

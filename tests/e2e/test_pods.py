@@ -1,5 +1,5 @@
 """Every service as its Kubernetes Deployment runs it, short of a cluster:
-the container's own environment from deploy/k8s, the secrets the README has
+the container's own environment from deploy/k8s, the secrets docs/operations.md has
 an operator create (API keys, each pod's certificate) and nothing else, a read-only root filesystem with
 writable storage only where the pod mounts volumes, peers dialled through
 `dns:///` as in the cluster. Each process runs in a private mount namespace
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "sk-pod-test-0123456789"
-# What `kubectl create secret generic gateway-keys` holds (README, Deploy).
+# What `kubectl create secret generic gateway-keys` holds (docs/operations.md, Deploy).
 SECRETS = {
     "gateway": {"GATEWAY_API_KEYS": API_KEY, "GATEWAY_ADMIN_KEYS": "sk-admin-pod-test-0123456789"},
     "audit": {"AUDIT_CHAIN_KEY": "5a" * 32},
@@ -253,10 +253,10 @@ def _free_port() -> int:
 
 def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read_only_mounts, postgres):
     topology = load_topology(REPO / "deploy/topology.yaml")
-    # What `kubectl create secret generic optimizer-database` holds (README, Deploy): the replicas' PostgreSQL.
+    # What `kubectl create secret generic optimizer-database` holds (docs/operations.md): the replicas' PostgreSQL.
     operator_secrets = {**SECRETS, "optimizer": {"OPTIMIZER_DATABASE_URL": postgres.create_database("pods")}}
     deployments = _deployments()
-    # The redis-users Secret the README has an operator create, for a Redis on this machine.
+    # The redis-users Secret docs/operations.md has an operator create, for a Redis on this machine.
     acl = tmp_path / "users.acl"
     redis = RedisServer(tmp_path, acl)
     users = redis_users.secret_manifest("tilores-x", redis_users.new_passwords(("cache", "router", "gateway")),
@@ -266,7 +266,7 @@ def test_every_service_runs_as_its_deployment_on_a_read_only_root(tmp_path, read
     redis.start()
     pods: dict[str, Pod] = {}
     codes: dict[str, int] = {}
-    # The Secrets the README has an operator create (python -m deploy.certificates).
+    # The Secrets docs/operations.md has an operator create (python -m deploy.certificates).
     secrets = secret_folders(topology, MeshCertificates(tmp_path / "certs"))
     # A service called only later (`later_peers`) may start after its
     # caller: its port is chosen first, as a cluster's DNS name exists first.

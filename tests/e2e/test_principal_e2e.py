@@ -10,7 +10,6 @@ import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import grpc
 import openai
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tilores_x.v1 import audit_pb2, audit_pb2_grpc, common_pb2, router_pb2, router_pb2_grpc
 
 from gateway.customer_tokens import mint
+from tests.docs import doc
 from tests.e2e.conftest import http_json
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +30,7 @@ REFUSED = "I can only help with your own account"
 @pytest.fixture(scope="module")
 def web_chat(mesh, tmp_path_factory):
     """A customer-facing key with its front end's key pair, made as the
-    README says; the key and the private key the front end signs with."""
+    docs/security.md says; the key and the private key the front end signs with."""
     directory = tmp_path_factory.mktemp("front-end")
     run = [sys.executable, "-m"]
     subprocess.run([*run, "gateway.customer_tokens", "keypair", "--out", str(directory)], check=True)
@@ -183,11 +183,11 @@ def test_a_grpc_caller_cannot_borrow_a_keys_tenant_or_principal(mesh):
 
 
 def test_the_readmes_customer_facing_key_example_runs_as_written(mesh, tmp_path, capsys):
-    """The shell commands of README "Customer-facing keys" (in a copy of
+    """The shell commands of docs/security.md "Customer-facing keys" (in a copy of
     the data directory's key file), then its Python example with the key
     and the token they printed."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Customer-facing keys") :]
+    section = doc("docs/security.md")
+    section = section[section.index("## Customer-facing keys") :]
     shell = section[section.index("```sh\n") + 6 :]
     shell = shell[: shell.index("```")].replace("\\\n", " ")
     printed = []
@@ -239,7 +239,7 @@ def test_an_audit_writer_cannot_name_someone_else_as_who_looked(mesh):
 
 def test_the_readmes_verify_command_finds_the_live_log_intact(mesh, client):
     client.chat.completions.create(model="offline", messages=[{"role": "user", "content": f"status of {EDWINA}?"}])
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = doc("docs/security.md")
     line = next(line for line in readme.splitlines() if line.startswith(".venv/bin/python -m services.audit.verify"))
     line = line.replace(".venv/bin/python", sys.executable).replace(".data/", f"{mesh.data_dir}/")
     done = subprocess.run(shlex.split(line), check=False, capture_output=True, text=True)

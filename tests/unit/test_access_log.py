@@ -58,7 +58,7 @@ def test_the_log_cannot_be_changed_or_emptied(log, tmp_path):
 
 def _tampered(tmp_path, log, statements: list[str]) -> str:
     """A copy of the log changed by someone holding the file (triggers
-    dropped first), then verified as the README says; what verify printed."""
+    dropped first), then verified as docs/security.md says; what verify printed."""
     log.append([_entry(n) for n in range(1, 1002)], "service/router")
     copy = tmp_path / "copy.db"
     db = sqlite3.connect(tmp_path / "audit.db")
