@@ -75,7 +75,7 @@ class GatewayApp:
         health = HealthRoutes(router, health_pb2_grpc.HealthStub(router_channel), report)
         routes = [
             *ChatRoutes(router, self._quotas, settings.chat_timeout_s, settings.heartbeat_s).routes(),
-            *CompletionRoutes(router, self._quotas, settings.chat_timeout_s).routes(),
+            *CompletionRoutes(router, self._quotas, settings.chat_timeout_s, settings.heartbeat_s).routes(),
             *CreditRoutes(router, self._quotas).routes(),
             *FieldDiscoveryRoute(router, self._quotas).routes(),
             *ModelRoutes(llm_gateway_pb2_grpc.LlmGatewayServiceStub(llm_channel)).routes(),

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 import grpc
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 
-from gateway import metrics
+from gateway import metrics, sse
 from gateway.chat_request import ChatCall, chat_call, parse_batch, parse_chat_request
 from gateway.exchange import Exchange, HangUp
-from gateway.openai_errors import OpenAIError, from_grpc, from_status, stream_error_event
+from gateway.openai_errors import OpenAIError, from_grpc, from_status
 from gateway.quotas import Quotas
 from gateway.routes import Route
-from gateway.sse import DONE, HEARTBEAT, ChunkEncoder
+from gateway.sse import DONE, ChunkEncoder, error_event
 from services.runtime.agent_modes import CLIENT
 from services.runtime.coalesce import batches, joined
 from services.runtime.conversation_wire import FINISH_OF
@@ -31,11 +31,6 @@ log = logging.getLogger("gateway")
 RESPONSE_CACHE_HEADER = b"x-response-cache"
 # The mesh's own time before the first token, in ms (the provider's excluded).
 MESH_ADDED_HEADER = b"x-mesh-added-ms"
-SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 
 
 class ChatRoutes:
@@ -77,7 +72,7 @@ class ChatRoutes:
             if not exchange.status:
                 raise from_grpc(error) from None
             # Heartbeats went out already: the error becomes an SSE event.
-            await exchange.send(stream_error_event(error.code().name, error.details()))
+            await exchange.send(error_event(error.code().name, error.details()))
             return
         first_at = time.perf_counter()
         metadata = await call.initial_metadata()
@@ -100,23 +95,11 @@ class ChatRoutes:
             await self._quotas.spend_tokens(exchange.key, chat.model, usage.total_tokens)
 
     async def _first_event(self, call, chat: ChatCall, exchange: Exchange):
-        """The router's first event. A streaming client gets `: ping` comments
-        while the model thinks, so no idle timer on the way cuts the stream;
-        until the first event an error can still be a proper HTTP status."""
+        """The router's first event; a streaming client gets heartbeats
+        while the model thinks."""
         if not chat.stream:
             return await call.read()
-        read = asyncio.ensure_future(call.read())
-        try:
-            while True:
-                done, _ = await asyncio.wait({read}, timeout=self._heartbeat_s)
-                if done:
-                    return read.result()
-                if not exchange.status:
-                    await exchange.start(200, SSE_HEADERS)
-                await exchange.send(HEARTBEAT, more=True)
-        finally:
-            if not read.done():
-                read.cancel()
+        return await sse.first_event(call, exchange, self._heartbeat_s)
 
     async def batch(self, exchange: Exchange) -> None:
         raw = await exchange.body()
@@ -184,7 +167,7 @@ async def _stream(
     """Relay the answer as SSE; its usage when it ended well, else None."""
     encoder = ChunkEncoder(completion_id, int(time.time()), model, chat.include_usage)
     if not exchange.status:
-        await exchange.start(200, SSE_HEADERS)
+        await exchange.start(200, sse.HEADERS)
     await exchange.send(encoder.role(), more=True)
     usage = None
     try:
@@ -205,14 +188,14 @@ async def _stream(
                 elif kind == "usage":
                     usage = item.usage
                 elif kind == "error":
-                    out.append(stream_error_event(item.error.code, item.error.message))
+                    out.append(error_event(item.error.code, item.error.message))
                     await exchange.send(b"".join(out))
                     return None
             if out:
                 await exchange.send(b"".join(out), more=True)
     except grpc.aio.AioRpcError as error:
         # Tokens have gone out: end with an error event, never [DONE].
-        await exchange.send(stream_error_event(error.code().name, error.details()))
+        await exchange.send(error_event(error.code().name, error.details()))
         return None
     tail = DONE
     if chat.include_usage and usage is not None:

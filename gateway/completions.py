@@ -14,22 +14,21 @@ import time
 import uuid
 
 import grpc
-import orjson
 
+from gateway import sse
 from gateway.chat import for_router, relay_events
 from gateway.chat_request import chat_call
 from gateway.exchange import Exchange
 from gateway.json_body import check_integer, field, invalid_type, json_object, missing
-from gateway.openai_errors import OpenAIError, from_grpc, from_status, stream_error_event
+from gateway.openai_errors import OpenAIError, from_grpc, from_status
 from gateway.quotas import Quotas
 from gateway.routes import Route
-from gateway.sse import DONE
+from gateway.sse import DONE, error_event
 from services.runtime.conversation_wire import FINISH_OF
 from services.runtime.request_context import answering_model
 
 DEFAULT_MAX_TOKENS = 16
 MAX_PROMPTS = 16
-SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 # Passed on as the chat fields of the same name.
 SHARED_FIELDS = ("model", "max_tokens", "temperature", "top_p", "stop", "seed", "user", "stream", "stream_options")
 REFUSED = {
@@ -78,10 +77,11 @@ def _checked(body: dict) -> dict:
 
 
 class CompletionRoutes:
-    def __init__(self, router, quotas: Quotas, timeout_s: float):
+    def __init__(self, router, quotas: Quotas, timeout_s: float, heartbeat_s: float):
         self._router = router
         self._quotas = quotas
         self._timeout_s = timeout_s
+        self._heartbeat_s = heartbeat_s
 
     def routes(self) -> list[Route]:
         return [Route("POST", "/v1/completions", self.completions, "chat")]
@@ -109,7 +109,7 @@ class CompletionRoutes:
         completion_id = f"cmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if first.stream:
-            await exchange.start(200, SSE_HEADERS)
+            await exchange.start(200, sse.HEADERS)
         texts, finishes, usages, model = [], [], [], first.model
         for index, (prompt, chat) in enumerate(zip(prompts, calls, strict=True)):
             for_router(chat.request, exchange)
@@ -121,7 +121,7 @@ class CompletionRoutes:
             except grpc.aio.AioRpcError as error:
                 if not exchange.status:
                     raise from_grpc(error) from None
-                await exchange.send(stream_error_event(error.code().name, error.details()))
+                await exchange.send(error_event(error.code().name, error.details()))
                 return
             if result is None:  # a stream that ended in an error event
                 return
@@ -141,7 +141,7 @@ class CompletionRoutes:
             tail = DONE
             if first.include_usage:
                 chunk = {"id": completion_id, "object": "text_completion", "created": created, "model": model}
-                tail = b"data: " + orjson.dumps(chunk | {"choices": [], "usage": usage}) + b"\n\n" + DONE
+                tail = sse.event(chunk | {"choices": [], "usage": usage}) + DONE
             await exchange.send(tail)
             return
         choices = [
@@ -169,7 +169,8 @@ class CompletionRoutes:
         parts: list[str] = [echoed] if echoed else []
         finish, usage = "stop", None
         started = False
-        async for event in relay_events(call, await call.read()):
+        first = await sse.first_event(call, exchange, self._heartbeat_s) if chat.stream else await call.read()
+        async for event in relay_events(call, first):
             if not started:
                 model = answering_model(await call.initial_metadata()) or model
                 started = True
@@ -189,7 +190,7 @@ class CompletionRoutes:
                 usage = event.usage
             elif kind == "error":
                 if chat.stream:
-                    await exchange.send(stream_error_event(event.error.code, event.error.message))
+                    await exchange.send(error_event(event.error.code, event.error.message))
                     return None
                 raise from_status(event.error.code, event.error.message)
         return "".join(parts), finish, usage, model
@@ -197,7 +198,7 @@ class CompletionRoutes:
 
 def _chunk(head: dict, model: str, index: int, text: str, finish: str | None) -> bytes:
     choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
-    return b"data: " + orjson.dumps(head | {"model": model, "choices": [choice]}) + b"\n\n"
+    return sse.event(head | {"model": model, "choices": [choice]})
 
 
 def _renamed(error: OpenAIError) -> OpenAIError:

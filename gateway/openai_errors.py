@@ -78,8 +78,8 @@ def from_grpc(error: grpc.aio.AioRpcError) -> OpenAIError:
     return from_status(code, message, param, retry_after)
 
 
-def stream_error_event(code: str, message: str) -> bytes:
-    """The SSE event that ends a stream that failed after it had started."""
+def stream_error_body(code: str, message: str) -> dict:
+    """The error JSON that ends a stream that failed after it had started
+    (framed by gateway/sse.py)."""
     kind = STATUS_MAP.get(getattr(grpc.StatusCode, code, None), (500, "api_error"))[1]
-    body = {"error": {"message": message or code, "type": kind, "param": None, "code": code.lower()}}
-    return b"data: " + orjson.dumps(body) + b"\n\n"
+    return {"error": {"message": message or code, "type": kind, "param": None, "code": code.lower()}}

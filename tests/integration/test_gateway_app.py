@@ -41,6 +41,23 @@ async def test_pings_keep_the_stream_alive_until_the_first_token(slow_mesh):
     assert "Edwina Hawthorne" in text and "Account status: Active" in text
 
 
+COMPLETION = b'{"model":"offline","stream":true,"max_tokens":400,"prompt":"status of client id 2480135"}'
+
+
+@pytest.mark.parametrize(("path", "body"), [("/v1/chat/completions", QUESTION), ("/v1/completions", COMPLETION)])
+async def test_every_stream_is_framed_alike_with_pings_and_no_proxy_buffering(slow_mesh, path, body):
+    app = await make_app(slow_mesh, heartbeat_s=0.005)
+    status, headers, payload = await call_asgi(app, "POST", path, body, key=KEY)
+    await app.shutdown()
+    assert status == 200
+    assert (headers["content-type"], headers["x-accel-buffering"]) == ("text/event-stream; charset=utf-8", "no")
+    assert payload.startswith(b": ping\n\n") and payload.endswith(b"data: [DONE]\n\n")
+    events = [orjson.loads(e[6:]) for e in payload.split(b"\n\n") if e.startswith(b"data: {")]
+    choices = [e["choices"][0] for e in events if e["choices"]]
+    text = "".join(c.get("text") or c.get("delta", {}).get("content") or "" for c in choices)
+    assert "Edwina Hawthorne" in text
+
+
 async def test_router_down_is_503_without_internal_addresses(mesh):
     app = await make_app(mesh)
     await mesh.servers["router"].server.stop(0)

@@ -8,8 +8,8 @@ from grpc_status import rpc_status
 from tilores_x.v1 import common_pb2
 
 from gateway.chat_request import parse_chat_request
-from gateway.openai_errors import OpenAIError, from_grpc, stream_error_event
-from gateway.sse import DONE, ChunkEncoder
+from gateway.openai_errors import OpenAIError, from_grpc
+from gateway.sse import DONE, ChunkEncoder, error_event
 
 
 def _event(raw: bytes) -> dict:
@@ -46,7 +46,7 @@ def test_chunks_without_usage_have_no_usage_key():
 
 
 def test_mid_stream_error_event():
-    assert _event(stream_error_event("UNAVAILABLE", "provider dropped")) == {
+    assert _event(error_event("UNAVAILABLE", "provider dropped")) == {
         "error": {"message": "provider dropped", "type": "api_error", "param": None, "code": "unavailable"}
     }
 
