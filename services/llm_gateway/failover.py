@@ -12,14 +12,16 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from services.llm_gateway.catalog import ModelCatalog, ModelEntry
+from services.llm_gateway.catalog import EMBEDDING, CatalogError, ModelCatalog, ModelEntry
 from services.llm_gateway.generation_telemetry import GenerationObservation, GenerationTelemetry
 from services.llm_gateway.providers.events import GenerationRequest, Started
+from services.llm_gateway.providers.provider import EmbeddingProvider, Provider
 from services.runtime.conversation import Finish
 from services.runtime.faults import (
     DeadlineExceeded,
@@ -113,7 +115,7 @@ class FailoverChain:
     def __init__(
         self,
         catalog: ModelCatalog,
-        providers: dict,
+        providers: Mapping[str, Provider],
         *,
         retries: int = 1,
         max_retry_wait_s: float = 2.0,
@@ -124,7 +126,11 @@ class FailoverChain:
     ):
         self.catalog = catalog
         self.telemetry = telemetry or GenerationTelemetry()
-        self.providers = providers
+        self.providers = dict(providers)
+        for entry in catalog.entries:
+            provider = self.providers.get(entry.provider)
+            if entry.kind == EMBEDDING and provider is not None and not isinstance(provider, EmbeddingProvider):
+                raise CatalogError(f"model {entry.id!r}: provider {entry.provider!r} cannot embed")
         self.retries = retries
         self.max_retry_wait_s = max_retry_wait_s
         self._clock = clock
@@ -204,8 +210,7 @@ class FailoverChain:
         passed_over: list[str] = []
         last_fault: Fault | None = None
         for target in chain:
-            provider = self.providers.get(target.provider)
-            if provider is None or not hasattr(provider, "embed"):
+            if target.provider not in self.providers:
                 passed_over.append(f"{target.id}: provider {target.provider!r} is not configured")
                 continue
             breaker = self.breakers[target.provider]
@@ -241,7 +246,7 @@ class FailoverChain:
     async def _embed_on(
         self, target: ModelEntry, texts: list[str], token_inputs: list[list[int]], dimensions: int, deadline
     ) -> tuple[list[list[float]], int]:
-        provider = self.providers[target.provider]
+        provider = cast(EmbeddingProvider, self.providers[target.provider])  # checked when the chain was built
         breaker = self.breakers[target.provider]
         vectors: list[list[float]] = []
         tokens = 0

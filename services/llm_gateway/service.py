@@ -163,6 +163,4 @@ class LlmGatewayComponent:
     async def close(self) -> None:
         SNAPSHOTS.remove(self._metrics)
         for provider in self.chain.providers.values():
-            close = getattr(provider, "close", None)
-            if close is not None:
-                await close()
+            await provider.close()

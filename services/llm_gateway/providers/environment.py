@@ -19,13 +19,14 @@ from collections.abc import Mapping
 
 from services.llm_gateway.providers.offline import OfflineProvider
 from services.llm_gateway.providers.openai_format import OpenAIFormatProvider
+from services.llm_gateway.providers.provider import Provider
 
 
-def build_providers(env: Mapping[str, str], timeout_s: float) -> dict:
+def build_providers(env: Mapping[str, str], timeout_s: float) -> dict[str, Provider]:
     def get(name: str) -> str:
         return (env.get(name) or "").strip()
 
-    providers: dict = {"offline": OfflineProvider(float(get("OFFLINE_TOKEN_DELAY_MS") or 0) / 1000)}
+    providers: dict[str, Provider] = {"offline": OfflineProvider(float(get("OFFLINE_TOKEN_DELAY_MS") or 0) / 1000)}
     if get("OPENAI_API_KEY") or get("OPENAI_COMPATIBLE_BASE_URL"):
         import openai  # noqa: PLC0415
     if get("OPENAI_API_KEY"):

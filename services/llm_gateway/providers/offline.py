@@ -187,6 +187,9 @@ class OfflineProvider:
     def __init__(self, token_delay_s: float = 0.0):
         self._token_delay_s = token_delay_s
 
+    async def close(self) -> None:
+        """Nothing to close: no connections."""
+
     async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
         kind = request.response_format.type if request.response_format is not None else "text"
         # The router's own data tools (optional) are not needed: the
