@@ -23,6 +23,7 @@ from gateway.routes import Route
 from gateway.sse import DONE, ChunkEncoder, error_event
 from services.runtime.agent_modes import CLIENT
 from services.runtime.coalesce import batches, joined
+from services.runtime.conversation import ToolCall, ToolCallAssembly, ToolCallDelta
 from services.runtime.conversation_wire import FINISH_OF
 from services.runtime.request_context import answering_model, provider_ttft_ms
 
@@ -207,7 +208,7 @@ async def _stream(
 async def _whole(exchange: Exchange, model: str, completion_id: str, events) -> common_pb2.Usage | None:
     """The answer as one chat.completion; its usage."""
     parts: list[str] = []
-    calls: dict[int, dict] = {}
+    calls = ToolCallAssembly()
     usage = None
     finish = "stop"
     try:
@@ -216,7 +217,8 @@ async def _whole(exchange: Exchange, model: str, completion_id: str, events) -> 
             if kind == "delta":
                 parts.append(event.delta)
             elif kind == "tool_call":
-                _add_call_piece(calls, event.tool_call)
+                piece = event.tool_call
+                calls.add(ToolCallDelta(piece.index, piece.id, piece.name, piece.arguments))
             elif kind == "usage":
                 usage = event.usage
             elif kind == "finish":
@@ -226,16 +228,14 @@ async def _whole(exchange: Exchange, model: str, completion_id: str, events) -> 
                 raise from_status(event.error.code, event.error.message)
     except grpc.aio.AioRpcError as error:
         raise from_grpc(error) from None
-    tool_calls = [calls[index] for index in sorted(calls)]
+    tool_calls = [_tool_call(c) for c in calls.calls()]
     await exchange.json(200, completion_body(completion_id, model, "".join(parts), tool_calls, finish, usage))
     return usage
 
 
-def _add_call_piece(calls: dict[int, dict], piece: common_pb2.ToolCallDelta) -> None:
-    entry = calls.setdefault(piece.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
-    entry["id"] = entry["id"] or piece.id
-    entry["function"]["name"] = entry["function"]["name"] or piece.name
-    entry["function"]["arguments"] += piece.arguments
+def _tool_call(call: ToolCall | common_pb2.ToolCall) -> dict:
+    """A whole tool call in OpenAI's shape."""
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
 def _batch_answer(custom_id: str, chat: ChatCall, item: router_pb2.ChatBatchItem) -> dict:
@@ -245,10 +245,7 @@ def _batch_answer(custom_id: str, chat: ChatCall, item: router_pb2.ChatBatchItem
         error = from_status(item.error.code, item.error.message, param)
         return _batch_line(custom_id, error.status, error.body())
     answer = item.answer
-    calls = [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for c in answer.tool_calls
-    ]
+    calls = [_tool_call(c) for c in answer.tool_calls]
     finish = FINISH_OF.get(answer.finish.reason, "stop")
     model = answer.finish.model or chat.model
     body = completion_body(chat.request.completion_id, model, answer.text, calls, finish, answer.usage)

@@ -22,7 +22,7 @@ from gateway.json_body import (
     reject_unknown,
 )
 from gateway.openai_errors import OpenAIError
-from services.runtime.agent_modes import CATEGORIES, MODE_BY_AGENT_TYPE, PROMPT_NAME
+from services.runtime.agent_modes import MODE_BY_AGENT_TYPE, MODE_CATEGORIES, PROMPT_NAME
 from services.runtime.conversation_wire import AGENT_MODE_ENUM, RESPONSE_FORMAT_ENUM, ROLE_ENUM, TOOL_CHOICE_ENUM
 from services.runtime.limits import DEFAULT_BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_CONCURRENCY
 
@@ -274,9 +274,9 @@ def _agent_fields(body: dict, request: router_pb2.ChatRequest) -> None:
     category = body.get("category")
     if category is not None:
         check_string("category", category)
-        if category not in CATEGORIES:
+        if category not in MODE_CATEGORIES:
             raise OpenAIError(
-                400, f"Invalid 'category': {category!r}. Expected one of: {', '.join(CATEGORIES)}.",
+                400, f"Invalid 'category': {category!r}. Expected one of: {', '.join(MODE_CATEGORIES)}.",
                 param="category", code="invalid_value",
             )  # fmt: skip
         request.category = category

@@ -12,7 +12,7 @@ import orjson
 
 from gateway.exchange import Exchange
 from gateway.routes import PUBLIC, Route
-from services.runtime.agent_modes import CATEGORIES, MODE_BY_AGENT_TYPE
+from services.runtime.agent_modes import MODE_BY_AGENT_TYPE, MODE_CATEGORIES
 
 VERSION = "1.0.0"
 
@@ -73,7 +73,7 @@ CHAT = {
             "description": "The conversation's mode: zoho_cs_agent (a call-centre agent, the default) or "
             "client_chat_agent (the customer themselves); a slash command in the messages does the same.",
         },
-        "category": {"type": "string", "enum": list(CATEGORIES), "description": "The mode's category."},
+        "category": {"type": "string", "enum": list(MODE_CATEGORIES), "description": "The mode's category."},
         "prompt_id": {
             "type": "string",
             "pattern": "^[A-Za-z0-9_-]{1,64}$",

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from services.optimizer.claims import claims_of
-from services.optimizer.quality import NOT_FOUND
+from services.optimizer.quality import SAYS_NO_MATCH
 from services.optimizer.question_set import SPECTRUMS, TEXT, Question
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
@@ -91,7 +91,7 @@ def grade(
     stated_claims = [c for c in said if (c.kind, c.value) not in question_values]
     known = truth or set()
     wrong = [c.text for c in stated_claims if (c.kind, c.value) not in known]
-    refused = bool(NOT_FOUND.search(answer.text))
+    refused = bool(SAYS_NO_MATCH.search(answer.text))
     # A customer that does not exist: say so and state nothing of anyone.
     refusal_correct = (not refused and not answer.error) if question.expects_customer else refused and not stated_claims
     cost = 0.0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import orjson
 
 from services.optimizer.storage import OptimizerStore
-from services.runtime.agent_modes import CATEGORIES
+from services.runtime.agent_modes import MODE_CATEGORIES
 from services.runtime.faults import InvalidArgument, NotFound
 
 # What a template may use; the router fills them in.
@@ -53,9 +53,9 @@ DEFAULT_PROMPTS = {
         "\n\n{context}"
     ),
     # The agent modes' prompts (services/runtime/agent_modes.py prompt_name).
-    **{f"agent_{c}": _focused(_AGENT, c) for c in CATEGORIES},
+    **{f"agent_{c}": _focused(_AGENT, c) for c in MODE_CATEGORIES},
     "client": _CLIENT + "\n\n{context}",
-    **{f"client_{c}": _focused(_CLIENT, c) for c in CATEGORIES},
+    **{f"client_{c}": _focused(_CLIENT, c) for c in MODE_CATEGORIES},
 }
 
 

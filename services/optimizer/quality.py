@@ -33,14 +33,21 @@ from functools import lru_cache
 import re2
 
 from services.optimizer.claims import IDENTIFIER, NUMBER, SERIES, Claim, claims_of, values_of
-from services.runtime.conversation import Fact
+from services.runtime.conversation import FOUND, NO_IDENTIFIER, NOT_FOUND, Fact
 from services.runtime.limits import read_edges
 from services.runtime.topics import label_matches, labels_asked, topics_asked
 
 WEIGHTS = {"groundedness": 0.4, "coverage": 0.3, "refusal": 0.2, "format": 0.1}
 ERROR_CEILING = 0.80
 MAX_CHARS = 4000
-CATEGORIES = ("customer profile", "credit", "transactions/billing", "calls and tickets", "relationships", "general")
+QUALITY_CATEGORIES = (
+    "customer profile",
+    "credit",
+    "transactions/billing",
+    "calls and tickets",
+    "relationships",
+    "general",
+)
 CATEGORY_OF_TOPIC = {
     "relationships": "relationships",
     "history": "relationships",
@@ -53,7 +60,7 @@ CATEGORY_OF_TOPIC = {
 NOT_ON_FILE = re.compile(
     r"\b(not on file|no \w+( \w+)? (is|are) on file|not in the data|no record|unavailable)\b", re.I
 )
-NOT_FOUND = re.compile(r"\b(no customer matches|not found|could not find|no match|no customer)\b", re.I)
+SAYS_NO_MATCH = re.compile(r"\b(no customer matches|not found|could not find|no match|no customer)\b", re.I)
 _CITATION = re.compile(r"[\[(]records? ([\w, ]+?)[\])]", re.I)
 _WITHHELD = re.compile(r"withheld", re.I)
 
@@ -68,7 +75,7 @@ class Score:
 def category_of(question: str, status: str) -> str:
     """The question category used for rolling quality: the first topic
     asked, in the order of CATEGORY_OF_TOPIC."""
-    if status in ("", "no_identifier"):
+    if status in ("", NO_IDENTIFIER):
         return "general"
     asked = set(topics_asked(question))
     return next((category for topic, category in CATEGORY_OF_TOPIC.items() if topic in asked), "customer profile")
@@ -312,12 +319,12 @@ def coverage(question: str, answer: str, facts: Sequence[Fact], context: str = "
 
 
 def refusal(status: str, answer: str) -> Score:
-    says_not_found = bool(NOT_FOUND.search(answer))
-    if status == "not_found":
+    says_not_found = bool(SAYS_NO_MATCH.search(answer))
+    if status == NOT_FOUND:
         if says_not_found:
             return Score("refusal", 1.0, "says no customer matches")
         return Score("refusal", 0.0, "no customer matched, but the answer does not say so")
-    if status == "found" and says_not_found:
+    if status == FOUND and says_not_found:
         return Score("refusal", 0.0, "claims no match although the customer was found")
     return Score("refusal", 1.0, "nothing to refuse")
 
@@ -346,7 +353,7 @@ def evaluate(
     question: str, answer: str, status: str, context: str, facts: list[Fact], tool_results: Sequence[str] = ()
 ) -> tuple[float, list[Score]]:
     answer = answer[:MAX_SCORED_ANSWER_CHARS]
-    found = status == "found"
+    found = status == FOUND
     scores = [
         groundedness(answer, facts, question, tool_results),
         coverage(question, answer, facts, context) if found else Score("coverage", 1.0, "no customer data to cover"),

@@ -9,13 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.runtime.conversation import Fact
+from services.runtime.conversation import AMBIGUOUS, FOUND, NO_IDENTIFIER, NOT_FOUND, UNAVAILABLE, Fact
 
-FOUND = "found"
-NOT_FOUND = "not_found"
-AMBIGUOUS = "ambiguous"
-NO_IDENTIFIER = "no_identifier"
-UNAVAILABLE = "unavailable"
+__all__ = ["AMBIGUOUS", "FOUND", "NOT_FOUND", "NO_IDENTIFIER", "UNAVAILABLE", "CustomerGrounding"]
 # A conversation about one customer named someone else: refused, nothing shown.
 OTHER_CUSTOMER = "other_customer"
 MAX_CANDIDATES = 10

@@ -18,15 +18,16 @@ from services.router.credit_lookup import CreditLookup
 from services.router.ports import CustomerDataUnavailable, NoSuchCustomer, UnknownCategory
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
-from services.runtime.agent_modes import AGENT, CATEGORIES, PROMPT_NAME
-from services.runtime.conversation import Finish, StreamError, Tool, ToolCallDelta, Usage
+from services.runtime.agent_modes import AGENT, MODE_CATEGORIES, PROMPT_NAME
+from services.runtime.conversation import Finish, StreamError, Tool, ToolCallAssembly, ToolCallDelta, Usage
 from services.runtime.conversation_wire import (
     AGENT_MODE_OF,
-    FINISH_ENUM,
+    finish_proto,
     json_object_field,
     message_of,
     response_format_of,
     stream_message,
+    tool_call_proto,
     tool_choice_of,
     usage_proto,
 )
@@ -156,25 +157,20 @@ async def _batch_item(turn: Turn) -> router_pb2.ChatBatchItem:
     """A whole turn as one batch item: its answer, or the error that ended it."""
     answer = router_pb2.ChatAnswer()
     text: list[str] = []
-    calls: dict[int, common_pb2.ToolCall] = {}
+    calls = ToolCallAssembly()
     async for event in turn.events():
         if type(event) is str:
             text.append(event)
         elif isinstance(event, ToolCallDelta):
-            call = calls.setdefault(event.index, common_pb2.ToolCall())
-            call.id = event.id or call.id
-            call.name = event.name or call.name
-            call.arguments += event.arguments
+            calls.add(event)
         elif isinstance(event, Finish):
-            answer.finish.CopyFrom(
-                common_pb2.Finish(reason=FINISH_ENUM[event.reason], model=event.model, provider=event.provider)
-            )
+            answer.finish.CopyFrom(finish_proto(event))
         elif isinstance(event, Usage):
             answer.usage.CopyFrom(usage_proto(event))
         elif isinstance(event, StreamError):
             return router_pb2.ChatBatchItem(error=router_pb2.ChatBatchError(code=event.code, message=event.message))
     answer.text = "".join(text)
-    answer.tool_calls.extend(calls.values())
+    answer.tool_calls.extend(tool_call_proto(c) for c in calls.calls())
     return router_pb2.ChatBatchItem(answer=answer)
 
 
@@ -198,8 +194,8 @@ def turn_request(request: router_pb2.ChatRequest, principal: Principal | None = 
         raise PermissionDenied(
             "agent_mode: this caller serves customers and may only use the client mode", field="agent_mode"
         )
-    if request.category and request.category not in CATEGORIES:
-        raise InvalidArgument(f"category must be one of {', '.join(CATEGORIES)}", field="category")
+    if request.category and request.category not in MODE_CATEGORIES:
+        raise InvalidArgument(f"category must be one of {', '.join(MODE_CATEGORIES)}", field="category")
     if request.prompt_id and not PROMPT_NAME.fullmatch(request.prompt_id):
         raise InvalidArgument("prompt_id: letters, digits, '-' and '_' only, at most 64", field="prompt_id")
     if request.prompt_version < 0:

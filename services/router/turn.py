@@ -53,7 +53,7 @@ from services.runtime.conversation import (
     ResponseFormat,
     StreamError,
     Tool,
-    ToolCall,
+    ToolCallAssembly,
     ToolCallDelta,
     ToolChoice,
     Usage,
@@ -134,7 +134,7 @@ class Plan:
 class Round:
     """One model call's end: the data-tool calls it made, its finish and usage."""
 
-    calls: dict[int, ToolCall] = field(default_factory=dict)
+    calls: ToolCallAssembly = field(default_factory=ToolCallAssembly)
     finish: Finish | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
 
@@ -453,7 +453,7 @@ class Turn:
                     elif isinstance(event, Finish):
                         result.finish = event
                     elif isinstance(event, ToolCallDelta) and plan.runs_tools:
-                        _gather(result.calls, event)
+                        result.calls.add(event)
                     else:
                         self._sent += 1
                         yield event
@@ -467,10 +467,10 @@ class Turn:
             # A tool round before any answer: all of its model time counts.
             self.provider_ms += (time.perf_counter() - started) * 1000 - stream.provider_ms
 
-    async def _run_tools(self, plan: Plan, calls: dict[int, ToolCall]) -> None:
+    async def _run_tools(self, plan: Plan, calls: ToolCallAssembly) -> None:
         """Run the model's calls and give it the results for the next round."""
         timeout_s = self._remaining()
-        ordered = list(calls.values())
+        ordered = calls.calls()
         results = await asyncio.gather(
             *(self._tools.run(c.name, c.arguments, plan.allowed, self.request.tenant, timeout_s) for c in ordered)
         )
@@ -526,12 +526,3 @@ class Turn:
 
 def _text(event: object) -> str | None:
     return event if type(event) is str else None
-
-
-def _gather(calls: dict[int, ToolCall], piece: ToolCallDelta) -> None:
-    """Streamed call pieces into whole calls: the first piece of a call
-    names it, later ones append to its arguments."""
-    call = calls.get(piece.index) or ToolCall("", "", "")
-    calls[piece.index] = replace(
-        call, id=piece.id or call.id, name=piece.name or call.name, arguments=call.arguments + piece.arguments
-    )

@@ -23,7 +23,7 @@ import re2
 
 AGENT = "agent"
 CLIENT = "client"
-CATEGORIES = ("status", "credit", "billing")
+MODE_CATEGORIES = ("status", "credit", "billing")
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,9 @@ def help_text() -> str:
     for mode in MODES:
         commands = ", ".join(f"/{c}" for c in mode.commands)
         lines.append(f"- {commands}: {mode.title} mode ({mode.agent_type}).")
-    lines.append(f"- Add a category after the mode to focus on it: {', '.join(CATEGORIES)} (for example /cs credit).")
+    lines.append(
+        f"- Add a category after the mode to focus on it: {', '.join(MODE_CATEGORIES)} (for example /cs credit)."
+    )
     lines.append("- /agents: the modes and what each may show. /help: this list.")
     lines.append(
         "Without a command the conversation is in call-centre agent mode. Name the customer by e-mail, "
@@ -120,5 +122,5 @@ def agents_text() -> str:
     for mode in MODES:
         commands = ", ".join(f"/{c}" for c in mode.commands)
         lines.append(f"- {mode.agent_type} ({commands}): {mode.title}; {mode.description}.")
-    lines.append(f"Categories in every mode: {', '.join(CATEGORIES)}.")
+    lines.append(f"Categories in every mode: {', '.join(MODE_CATEGORIES)}.")
     return "\n".join(lines)

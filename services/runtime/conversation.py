@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROLES = ("system", "user", "assistant", "tool")
+# How the customer of a turn was found: the grounding's status ("" when
+# the turn was not about a customer at all).
+FOUND, NOT_FOUND, AMBIGUOUS = "found", "not_found", "ambiguous"
+NO_IDENTIFIER, UNAVAILABLE = "no_identifier", "unavailable"
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 
 
@@ -79,6 +83,28 @@ class ToolCallDelta:
     id: str = ""
     name: str = ""
     arguments: str = ""
+
+
+class ToolCallAssembly:
+    """Streamed tool-call pieces into whole calls, the one place they are
+    put together: the first piece of a call names it (id, name), later
+    ones append to its arguments."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, ToolCall] = {}
+
+    def add(self, piece: ToolCallDelta) -> None:
+        call = self._calls.get(piece.index) or ToolCall("", "", "")
+        self._calls[piece.index] = ToolCall(
+            piece.id or call.id, piece.name or call.name, call.arguments + piece.arguments
+        )
+
+    def calls(self) -> list[ToolCall]:
+        """The whole calls, in the order of their index."""
+        return [self._calls[index] for index in sorted(self._calls)]
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,11 @@ import orjson
 from tilores_x.v1 import common_pb2
 
 from services.runtime.conversation import (
+    AMBIGUOUS,
+    FOUND,
+    NO_IDENTIFIER,
+    NOT_FOUND,
+    UNAVAILABLE,
     Fact,
     Finish,
     Message,
@@ -38,11 +43,11 @@ FINISH_OF = {
 }
 FINISH_ENUM = {name: number for number, name in FINISH_OF.items()}
 GROUNDING_OF = {
-    common_pb2.GROUNDING_STATUS_FOUND: "found",
-    common_pb2.GROUNDING_STATUS_NOT_FOUND: "not_found",
-    common_pb2.GROUNDING_STATUS_AMBIGUOUS: "ambiguous",
-    common_pb2.GROUNDING_STATUS_NO_IDENTIFIER: "no_identifier",
-    common_pb2.GROUNDING_STATUS_UNAVAILABLE: "unavailable",
+    common_pb2.GROUNDING_STATUS_FOUND: FOUND,
+    common_pb2.GROUNDING_STATUS_NOT_FOUND: NOT_FOUND,
+    common_pb2.GROUNDING_STATUS_AMBIGUOUS: AMBIGUOUS,
+    common_pb2.GROUNDING_STATUS_NO_IDENTIFIER: NO_IDENTIFIER,
+    common_pb2.GROUNDING_STATUS_UNAVAILABLE: UNAVAILABLE,
 }
 GROUNDING_ENUM = {name: number for number, name in GROUNDING_OF.items()}
 AGENT_MODE_OF = {common_pb2.AGENT_MODE_AGENT: "agent", common_pb2.AGENT_MODE_CLIENT: "client"}
@@ -102,7 +107,7 @@ def message_proto(message: Message) -> common_pb2.ChatMessage:
         content=message.content,
         name=message.name,
         tool_call_id=message.tool_call_id,
-        tool_calls=[common_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in message.tool_calls],
+        tool_calls=[tool_call_proto(c) for c in message.tool_calls],
     )
 
 
@@ -163,6 +168,14 @@ def stream_event_of(message) -> object:
     raise ValueError(f"a stream message without an event: {kind!r}")
 
 
+def finish_proto(finish: Finish) -> common_pb2.Finish:
+    return common_pb2.Finish(reason=FINISH_ENUM[finish.reason], model=finish.model, provider=finish.provider)
+
+
+def tool_call_proto(call: ToolCall) -> common_pb2.ToolCall:
+    return common_pb2.ToolCall(id=call.id, name=call.name, arguments=call.arguments)
+
+
 def stream_message(event: object, message_type):
     """An event as a ChatResponse or GenerateResponse (`message_type`)."""
     if type(event) is str:
@@ -174,9 +187,7 @@ def stream_message(event: object, message_type):
             )
         )
     if isinstance(event, Finish):
-        return message_type(
-            finish=common_pb2.Finish(reason=FINISH_ENUM[event.reason], model=event.model, provider=event.provider)
-        )
+        return message_type(finish=finish_proto(event))
     if isinstance(event, Usage):
         return message_type(usage=usage_proto(event))
     if isinstance(event, StreamError):

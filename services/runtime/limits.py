@@ -3,6 +3,8 @@
 MAX_BATCH = 100  # requests in one ChatBatch, searches in one BatchSearch
 DEFAULT_BATCH_CONCURRENCY = 4  # turns of a batch answered at once, unless asked
 MAX_BATCH_CONCURRENCY = 16
+DEFAULT_SEARCH_CONCURRENCY = 8  # searches of a BatchSearch run at once, unless asked
+MAX_SEARCH_CONCURRENCY = 32
 MAX_TOOL_RESULTS_SCORED = 16  # the caller's own tool results an outcome carries to its scorer
 # The largest gRPC message a service sends or takes. A turn carries the
 # gateway's 4 MiB body as text, and more on its way to the model: the

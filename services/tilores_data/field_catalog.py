@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from graphql import GraphQLList, GraphQLNonNull, GraphQLSchema
 
-CATEGORIES: dict[str, tuple[str, ...]] = {
+FIELD_CATEGORIES: dict[str, tuple[str, ...]] = {
     "identity": (
         "id", "FIRST_NAME", "LAST_NAME", "MIDDLE_NAME", "CLIENT_ID", "DATE_OF_BIRTH", "CUSTOMER_AGE", "SPOUSE",
         "SPOUSE_FULL_NAME", "LANGUAGE", "SPANISH_SPEAKER", "SOURCE", "SOURCE_TYPE", "TYPE",
@@ -65,7 +65,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     ),
     "credit": ("CREDIT_RESPONSE",),
 }  # fmt: skip
-CATEGORY_OF = {name: category for category, names in CATEGORIES.items() for name in names}
+CATEGORY_OF = {name: category for category, names in FIELD_CATEGORIES.items() for name in names}
 OTHER = "other"
 
 # Personal data a field policy keeps from models that may not see it. The

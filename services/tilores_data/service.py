@@ -13,19 +13,17 @@ from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
 
 from services.runtime.access_ledger import AccessLedger
 from services.runtime.faults import Fault, InvalidArgument, NotFound
-from services.runtime.limits import MAX_BATCH
+from services.runtime.limits import DEFAULT_SEARCH_CONCURRENCY, MAX_BATCH, MAX_SEARCH_CONCURRENCY
 from services.tilores_data.credit_report import assess, bureau_summaries
 from services.tilores_data.customer360 import RULE_REASONS, build_customer360
 from services.tilores_data.entity_source import EntitySource
-from services.tilores_data.field_catalog import CATEGORIES, OTHER, describe_fields, pii_kind
+from services.tilores_data.field_catalog import FIELD_CATEGORIES, OTHER, describe_fields, pii_kind
 from services.tilores_data.record_input import checked_records
 from services.tilores_data.search_parameters import search_parameters
 from services.tilores_data.store import EntityView
 from services.tilores_data.wire import credit_report_message, customer360_message, entity_message, record_message
 
 MAX_PAGE_SIZE = 1000
-DEFAULT_BATCH_CONCURRENCY = 8
-MAX_BATCH_CONCURRENCY = 32
 
 
 def field_kinds(records: Iterable[dict]) -> set[str]:
@@ -148,9 +146,10 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         )
 
     async def ListFields(self, request, context):
-        if request.category and request.category not in (*CATEGORIES, OTHER):
+        if request.category and request.category not in (*FIELD_CATEGORIES, OTHER):
             raise InvalidArgument(
-                f"unknown category {request.category!r}; one of {', '.join((*CATEGORIES, OTHER))}", field="category"
+                f"unknown category {request.category!r}; one of {', '.join((*FIELD_CATEGORIES, OTHER))}",
+                field="category",
             )
         carried: set[str] = set()
         if request.entity_id:
@@ -183,9 +182,9 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
             raise InvalidArgument(
                 f"at most {MAX_BATCH} searches per batch, got {len(request.searches)}", field="searches"
             )
-        if not 0 <= request.concurrency <= MAX_BATCH_CONCURRENCY:
-            raise InvalidArgument(f"concurrency must be 0..{MAX_BATCH_CONCURRENCY}", field="concurrency")
-        gate = asyncio.Semaphore(request.concurrency or DEFAULT_BATCH_CONCURRENCY)
+        if not 0 <= request.concurrency <= MAX_SEARCH_CONCURRENCY:
+            raise InvalidArgument(f"concurrency must be 0..{MAX_SEARCH_CONCURRENCY}", field="concurrency")
+        gate = asyncio.Semaphore(request.concurrency or DEFAULT_SEARCH_CONCURRENCY)
         reply = tilores_data_pb2.BatchSearchResponse()
         results = [reply.results.add() for _ in request.searches]  # filled in place, in request order
 

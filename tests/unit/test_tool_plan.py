@@ -6,7 +6,7 @@ import pytest
 
 from services.llm_gateway.providers.events import GenerationRequest, Grounding
 from services.llm_gateway.providers.tool_plan import plan, tool_results
-from services.runtime.conversation import Fact, Message, Tool, ToolCall, ToolChoice
+from services.runtime.conversation import Fact, Message, Tool, ToolCall, ToolCallAssembly, ToolCallDelta, ToolChoice
 from services.runtime.faults import InvalidArgument
 
 FOUND = Grounding(
@@ -74,3 +74,16 @@ def test_the_same_conversation_gets_the_same_call_id():
     first = plan(_request("Does e@example.com have open tickets?", TICKETS))
     assert first == plan(_request("Does e@example.com have open tickets?", TICKETS))
     assert first[0].id != plan(_request("Open tickets of e@example.com?", TICKETS))[0].id
+
+
+def test_streamed_pieces_are_assembled_into_whole_calls_in_index_order():
+    calls = ToolCallAssembly()
+    assert not calls
+    for piece in (
+        ToolCallDelta(1, id="call_b", name="second"),
+        ToolCallDelta(0, id="call_a", name="first", arguments='{"a"'),
+        ToolCallDelta(1, arguments="{}"),
+        ToolCallDelta(0, arguments=": 1}"),
+    ):
+        calls.add(piece)
+    assert calls.calls() == [ToolCall("call_a", "first", '{"a": 1}'), ToolCall("call_b", "second", "{}")]

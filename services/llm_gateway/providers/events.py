@@ -21,7 +21,7 @@ class Started:
 class Grounding:
     """The customer data behind a prompt (see common.proto Grounding)."""
 
-    status: str  # "found", "not_found", "ambiguous", "no_identifier", "unavailable", ""
+    status: str  # FOUND, NOT_FOUND, … of services/runtime/conversation.py; "" for none
     query: str = ""
     customer_name: str = ""
     facts: tuple[Fact, ...] = ()

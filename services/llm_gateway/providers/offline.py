@@ -19,7 +19,17 @@ from services.llm_gateway.providers.events import GenerationRequest
 from services.llm_gateway.providers.hashed_embedding import embed_texts, tokens_as_text
 from services.llm_gateway.providers.schema_filler import SchemaFiller, Unfillable
 from services.llm_gateway.providers.tool_plan import plan, record_sources, tool_results
-from services.runtime.conversation import Fact, Finish, ToolCallDelta, Usage
+from services.runtime.conversation import (
+    AMBIGUOUS,
+    FOUND,
+    NO_IDENTIFIER,
+    NOT_FOUND,
+    UNAVAILABLE,
+    Fact,
+    Finish,
+    ToolCallDelta,
+    Usage,
+)
 from services.runtime.faults import InvalidArgument
 from services.runtime.topics import TOPIC_BY_NAME, label_matches, labels_asked, topics_asked
 
@@ -74,7 +84,7 @@ def _answer_text(request: GenerationRequest) -> str:
     """The answer without the offline prefix."""
     grounding = request.grounding
     question = request.question()
-    if grounding.status == "found":
+    if grounding.status == FOUND:
         by_topic: dict[str, list[Fact]] = {}
         for fact in grounding.facts:
             by_topic.setdefault(fact.topic, []).append(fact)
@@ -87,15 +97,15 @@ def _answer_text(request: GenerationRequest) -> str:
         for topic in topics:
             parts.append(_topic_text(topic, by_topic.get(topic, []), wanted.get(topic, ())))
         return "\n".join(parts)
-    if grounding.status == "not_found":
+    if grounding.status == NOT_FOUND:
         return (
             f"no customer matches {grounding.query} in Tilores, so there is no data to share. "
             "Please check the identifier."
         )
-    if grounding.status == "ambiguous":
+    if grounding.status == AMBIGUOUS:
         candidates = "; ".join(_fact_text(f) for f in grounding.facts)
         return f"several customers match {grounding.query}: {candidates}. Which one do you mean?"
-    if grounding.status == "unavailable":
+    if grounding.status == UNAVAILABLE:
         return (
             f"customer data is unavailable right now, so I cannot answer about {grounding.query}. "
             "Please try again shortly."
@@ -129,12 +139,12 @@ def compose_json(request: GenerationRequest) -> str:
     record id; nothing that is not among the facts."""
     grounding = request.grounding
     facts = grounding.facts
-    if grounding.status == "found":
+    if grounding.status == FOUND:
         topics = set(requested_topics(request.question(), grounding.focus)) | {"identity"}
         facts = tuple(f for f in facts if f.topic in topics)
     answer = {
         "source": "offline: composed from Tilores records, no language model",
-        "status": grounding.status or "no_identifier",
+        "status": grounding.status or NO_IDENTIFIER,
         "query": grounding.query or None,
         "customer": grounding.customer_name or None,
         "answer": _answer_text(request),

@@ -22,7 +22,7 @@ import orjson
 
 from services.llm_gateway.providers.events import GenerationRequest
 from services.llm_gateway.providers.schema_filler import SchemaFiller, Source, Unfillable, words_of
-from services.runtime.conversation import Message, Tool, ToolCall
+from services.runtime.conversation import FOUND, Message, Tool, ToolCall
 from services.runtime.customer_identifiers import identifiers_by_message
 from services.runtime.faults import InvalidArgument
 from services.runtime.limits import read_edges
@@ -55,7 +55,7 @@ def identifier_sources(request: GenerationRequest) -> list[Source]:
     first, each under the label a parameter for it would be named by. A
     name is the customer's as found, else the likeliest one typed."""
     sources = []
-    found_name = request.grounding.customer_name if request.grounding.status == "found" else ""
+    found_name = request.grounding.customer_name if request.grounding.status == FOUND else ""
     for found in identifiers_by_message([(m.role, m.content) for m in request.messages]):
         for label, value in (
             ("Salesforce contact id", found.contact_id),
@@ -75,7 +75,7 @@ def record_sources(request: GenerationRequest) -> list[Source]:
     """The customer's facts as found in the records, and their name split
     into first and last."""
     grounding = request.grounding
-    named = name_sources(grounding.customer_name) if grounding.status == "found" and grounding.customer_name else []
+    named = name_sources(grounding.customer_name) if grounding.status == FOUND and grounding.customer_name else []
     return [*named, *(Source(f.label, f.value) for f in grounding.facts if f.value)]
 
 

@@ -9,12 +9,12 @@ import hashlib
 import logging
 
 import grpc
-from tilores_x.v1 import cache_pb2, cache_pb2_grpc, common_pb2, router_pb2
+from tilores_x.v1 import cache_pb2, cache_pb2_grpc, router_pb2
 
 from services.router.peers.generation import generate_request
 from services.router.ports import GenerationCall, KeptAnswer
 from services.runtime.conversation import Usage
-from services.runtime.conversation_wire import FINISH_ENUM, stream_event_of, usage_proto
+from services.runtime.conversation_wire import finish_proto, stream_event_of, usage_proto
 
 log = logging.getLogger("router.answers")
 
@@ -53,11 +53,7 @@ class AnswerCacheOverGrpc:
         """Store an answer for replay, off the hot path (the namespace's TTL)."""
         kept = router_pb2.CachedAnswer(deltas=answer.deltas)
         if answer.finish is not None:
-            kept.finish.CopyFrom(
-                common_pb2.Finish(
-                    reason=FINISH_ENUM[answer.finish.reason], model=answer.finish.model, provider=answer.finish.provider
-                )
-            )
+            kept.finish.CopyFrom(finish_proto(answer.finish))
         if answer.usage is not None:
             kept.usage.CopyFrom(usage_proto(answer.usage))
 
