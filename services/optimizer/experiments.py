@@ -273,6 +273,14 @@ class Experiments:
     def has_outcome(self, completion_id: str) -> bool:
         return bool(self.storage.query("SELECT 1 FROM outcomes WHERE completion_id = ?", (completion_id,)))
 
+    def judged(self, completion_id: str, score: float, reason: str) -> None:
+        """The LLM judge's grade of a recorded turn."""
+        with self.storage.transaction() as db:
+            db.execute(
+                "UPDATE outcomes SET judge_score = ?, judge_reason = ? WHERE completion_id = ?",
+                (score, reason, completion_id),
+            )
+
     def feedback(self, completion_id: str, thumbs_up: bool, comment: str = "") -> None:
         with self.storage.transaction() as db:
             updated = db.execute(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import grpc
 from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
-from services.optimizer import evaluation_report, quality
+from services.optimizer import evaluation_report
 from services.optimizer import experiments as states
 from services.optimizer.evaluation import EvaluationRun
 from services.optimizer.evaluation_runs import EvaluationRuns, OfflineGate
@@ -21,12 +21,12 @@ from services.optimizer.experiments import Experiments
 from services.optimizer.improvement import ImprovementCycle
 from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor
+from services.optimizer.outcome_recorder import OutcomeRecorder, TurnOutcome
 from services.optimizer.prompts import PromptRegistry, PromptVersion
 from services.optimizer.quality_metrics import quality_metrics
 from services.optimizer.storage import OptimizerStore
 from services.runtime.conversation_wire import GROUNDING_OF, fact_of
 from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument, NotFound
-from services.runtime.limits import MAX_TOOL_RESULTS_SCORED
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.principal import PRINCIPAL
 
@@ -92,6 +92,29 @@ def evaluation_message(run: EvaluationRun) -> optimizer_pb2.EvaluationRun:
     return message
 
 
+def outcome_of(request: optimizer_pb2.RecordOutcomeRequest) -> TurnOutcome:
+    return TurnOutcome(
+        completion_id=request.completion_id,
+        prompt=request.prompt,
+        version=request.version,
+        experiment_id=request.experiment_id,
+        model=request.model,
+        category=request.category,
+        score=request.score if request.HasField("score") else None,
+        latency_ms=request.latency_ms,
+        tokens=request.tokens,
+        error=request.error,
+        question=request.question,
+        answer=request.answer,
+        status=GROUNDING_OF.get(request.grounding.status, ""),
+        context=request.grounding.text,
+        facts=[fact_of(f) for f in request.grounding.facts],
+        evaluation_run_id=request.evaluation_run_id,
+        mode=request.mode,
+        tool_results=tuple(request.tool_results),
+    )
+
+
 def _finite(value: float) -> float:
     return 0.0 if math.isnan(value) else value
 
@@ -116,9 +139,8 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         self._experiments = experiments
         self._monitor = monitor
         self._cycle_runner = cycle
-        self._judge = judge
         self._evaluations = evaluations
-        self._background: set[asyncio.Task] = set()
+        self._outcomes = OutcomeRecorder(experiments, evaluations, judge)
 
     def _experiment(self, experiment_id: int) -> optimizer_pb2.Experiment:
         report = self._experiments.report(experiment_id)
@@ -244,45 +266,14 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         return reply
 
     def _record_outcome(self, request: optimizer_pb2.RecordOutcomeRequest) -> optimizer_pb2.RecordOutcomeResponse:
-        if len(request.tool_results) > MAX_TOOL_RESULTS_SCORED:
-            raise InvalidArgument(f"tool_results: at most {MAX_TOOL_RESULTS_SCORED} per outcome", field="tool_results")
-        status = GROUNDING_OF.get(request.grounding.status, "")
-        category = request.category or quality.category_of(request.question, status)
-        score = request.score if request.HasField("score") else None
-        evaluators: list[quality.Score] = []
-        if score is None and not request.error and request.answer:
-            facts = [fact_of(f) for f in request.grounding.facts]
-            score, evaluators = quality.evaluate(
-                request.question, request.answer, status, request.grounding.text, facts, request.tool_results
-            )
-        scores = [optimizer_pb2.EvaluatorScore(name=e.name, score=e.value, reason=e.reason) for e in evaluators]
-        if request.evaluation_run_id:
-            # An answer of an evaluation run: scored for the run, kept out
-            # of live quality and experiments.
-            if self._evaluations is not None:
-                self._evaluations.deliver_score(request.completion_id, score)
-            return optimizer_pb2.RecordOutcomeResponse(score=score or 0.0, evaluators=scores, category=category)
-        repeat = bool(request.completion_id) and self._experiments.has_outcome(request.completion_id)
-        decision = self._experiments.record(
-            request.completion_id,
-            request.prompt,
-            request.version,
-            request.experiment_id,
-            model=request.model,
-            category=category,
-            score=score,
-            latency_ms=request.latency_ms or None,
-            tokens=request.tokens or None,
-            error=request.error,
-            weakest=min(evaluators, key=lambda e: e.value).name
-            if evaluators and min(e.value for e in evaluators) < 1
-            else "",
-            mode=request.mode,
-        )
-        if self._judge is not None and request.answer and not request.error and not repeat and self._judge.wants():
-            self._in_background(self._judged(request))
+        recorded = self._outcomes.record(outcome_of(request))
         return optimizer_pb2.RecordOutcomeResponse(
-            decision=decision.reason if decision else "", score=score or 0.0, evaluators=scores, category=category
+            decision=recorded.decision,
+            score=recorded.score or 0.0,
+            evaluators=[
+                optimizer_pb2.EvaluatorScore(name=e.name, score=e.value, reason=e.reason) for e in recorded.evaluators
+            ],
+            category=recorded.category,
         )
 
     async def StartEvaluation(self, request, context):
@@ -375,23 +366,6 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServiceServicer):
         if record.experiment_id:
             message.experiment.CopyFrom(self._experiment(record.experiment_id))
         return message
-
-    async def _judged(self, request) -> None:
-        facts = [fact_of(f) for f in request.grounding.facts]
-        verdict = await self._judge.grade(request.question, request.answer, request.grounding.text, facts)
-        if verdict is None:
-            log.warning("judge.no_verdict", extra={"fields": {"completion_id": request.completion_id}})
-            return
-        with self._experiments.storage.transaction() as db:
-            db.execute(
-                "UPDATE outcomes SET judge_score = ?, judge_reason = ? WHERE completion_id = ?",
-                (verdict[0], verdict[1], request.completion_id),
-            )
-
-    def _in_background(self, coroutine) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def TriggerCycle(self, request, context):
         if self._cycle_runner is None:
