@@ -24,11 +24,12 @@ run: $(VENV)/.installed $(GEN)/.stamp seed redis-server
 test: lint $(GEN)/.stamp redis-server promtool postgresql browser
 	$(PY) -m pytest
 
-## lint: buf lint on the contracts, ruff on the code
-lint: $(VENV)/.installed node_modules/.installed
+## lint: buf lint on the contracts, ruff on the code, mypy (strict) on the typed packages
+lint: $(VENV)/.installed node_modules/.installed $(GEN)/.stamp
 	node_modules/.bin/buf lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 fmt: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

@@ -24,6 +24,7 @@ from tilores_x.v1 import access_pb2
 
 from services.runtime.identity import MEMBER_NAME, Caller
 from services.runtime.principal import PRINCIPAL_HEADER, Principal
+from services.runtime.request_context import Metadata
 from services.runtime.settings import SettingsError, env_str
 
 
@@ -46,7 +47,8 @@ def required_scope(method: str) -> str | None:
         found = descriptor_pool.Default().FindServiceByName(service).methods_by_name[name]
     except KeyError:
         return None
-    value = found.GetOptions().Extensions[access_pb2.required_scope]
+    # The generated stubs type a custom option's descriptor too narrowly.
+    value: int = found.GetOptions().Extensions[access_pb2.required_scope]  # type: ignore[index]
     return scope_name(value) if value != access_pb2.SCOPE_UNSPECIFIED else None
 
 
@@ -95,7 +97,7 @@ class MalformedPrincipal(ValueError):
     """A forwarded principal that does not parse: the call is refused."""
 
 
-def principal_of(caller: Caller | None, metadata, grants: Grants | None = None) -> Principal | None:
+def principal_of(caller: Caller | None, metadata: Metadata | None, grants: Grants | None = None) -> Principal | None:
     """The principal of a served call: the one a caller holding
     `principals.forward` says it acts for, else the caller itself. Without
     `grants`, a mesh without identities (MESH_PLAINTEXT), where every

@@ -69,7 +69,7 @@ class AccessLedger:
         """With a `spool`, records wait on disk until the audit service has
         them, and what a killed process left is sent when it starts again."""
         self._audit = audit
-        self.outbox: Outbox = Outbox(
+        self.outbox: Outbox[list[CustomerAccess]] = Outbox(
             self._send,
             name="access_records",
             capacity=capacity,

@@ -8,6 +8,7 @@ translates); inside a service, code speaks these."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 ROLES = ("system", "user", "assistant", "tool")
 # How the customer of a turn was found: the grounding's status ("" when
@@ -40,9 +41,9 @@ class ToolCall:
 class Tool:
     name: str
     description: str = ""
-    parameters: dict | None = None  # JSON Schema
+    parameters: dict[str, Any] | None = None  # JSON Schema
 
-    def schema(self) -> dict:
+    def schema(self) -> dict[str, Any]:
         """The argument schema; a function without one takes no arguments."""
         return self.parameters or {"type": "object", "properties": {}}
 
@@ -69,7 +70,7 @@ class Message:
 @dataclass(frozen=True)
 class ResponseFormat:
     type: str  # "text", "json_object" or "json_schema"
-    json_schema: dict | None = None  # the OpenAI json_schema object
+    json_schema: dict[str, Any] | None = None  # the OpenAI json_schema object
 
 
 # -- the events of a streamed answer, after its text deltas (str) ---------

@@ -6,6 +6,8 @@ GenerateResponse carry the same events, so one function builds either."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from tilores_x.v1 import common_pb2
 
@@ -67,7 +69,7 @@ RESPONSE_FORMAT_OF = {
 RESPONSE_FORMAT_ENUM = {name: number for number, name in RESPONSE_FORMAT_OF.items()}
 
 
-def json_object_field(text: str, field: str) -> dict:
+def json_object_field(text: str, field: str) -> dict[str, Any]:
     """A field that holds a JSON object as text (a schema, tool parameters)."""
     try:
         value = orjson.loads(text)
@@ -149,7 +151,7 @@ def usage_proto(usage: Usage) -> common_pb2.Usage:
     )
 
 
-def stream_event_of(message) -> object:
+def stream_event_of(message: Any) -> object:
     """A ChatResponse or GenerateResponse as the event it carries: the text
     of a delta (a str), ToolCallDelta, Finish, Usage or StreamError."""
     kind = message.WhichOneof("event")
@@ -176,7 +178,7 @@ def tool_call_proto(call: ToolCall) -> common_pb2.ToolCall:
     return common_pb2.ToolCall(id=call.id, name=call.name, arguments=call.arguments)
 
 
-def stream_message(event: object, message_type):
+def stream_message(event: object, message_type: Any) -> Any:
     """An event as a ChatResponse or GenerateResponse (`message_type`)."""
     if type(event) is str:
         return message_type(delta=event)

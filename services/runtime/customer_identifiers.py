@@ -189,7 +189,8 @@ def name_candidates(text: str, limit: int = 4) -> tuple[PersonName, ...]:
     capitalised as typed first, then the others (a name typed in lower
     case), each group in reading order; at most `limit`."""
     words = [(m.start(), m.end(), _POSSESSIVE.sub("", m.group(0))) for m in _WORD.finditer(text)]
-    said, maybe = [], []
+    said: list[PersonName] = []
+    maybe: list[PersonName] = []
     for (_, first_end, first), (second_start, _, last) in itertools.pairwise(words):
         if text[first_end:second_start].strip():
             continue  # not neighbours: punctuation or a number between them

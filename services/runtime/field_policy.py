@@ -86,7 +86,7 @@ class FieldPolicy:
         if not isinstance(data, dict):
             raise PolicyError("the policy must be a mapping with 'providers' and 'default'")
 
-        def kinds(where: str, value) -> frozenset[str]:
+        def kinds(where: str, value: object) -> frozenset[str]:
             if not isinstance(value, list):
                 raise PolicyError(f"{where}: expected a list of kinds")
             unknown = sorted(set(value) - PII_KINDS)

@@ -16,10 +16,10 @@ import grpc
 
 from services.runtime.access import Grants, MalformedPrincipal, principal_of, required_scope
 from services.runtime.faults import Fault
-from services.runtime.identity import CALLER, caller_of
+from services.runtime.identity import CALLER, Caller, caller_of
 from services.runtime.metrics import RPC_HANDLED, RPC_SECONDS, RPC_STARTED, STREAMS_IN_FLIGHT
 from services.runtime.principal import PRINCIPAL, PURPOSE, purpose_of
-from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from services.runtime.request_context import REQUEST_ID, REQUEST_ID_HEADER, Metadata, new_request_id
 from services.runtime.rich_status import fault_status
 from services.runtime.rpc_spans import ServerSpans, activate, deactivate
 
@@ -170,13 +170,13 @@ class _Call:
 
     __slots__ = ("grants", "metadata", "method", "request_id", "spans", "task")
 
-    def __init__(self, method: str, request_id: str, metadata, spans: ServerSpans, grants: Grants | None):
+    def __init__(self, method: str, request_id: str, metadata: Metadata, spans: ServerSpans, grants: Grants | None):
         self.method = method
         self.request_id = request_id
         self.metadata = metadata
         self.spans = spans
         self.grants = grants
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[Any] | None = None
 
     async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> None:
         """Refuse a call before its handler runs: bad bytes, no verified
@@ -191,6 +191,7 @@ class _Call:
         caller = caller_of(context)
         if caller is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, NO_IDENTITY)
+            return  # abort raises; this is for the type checker
         scope = required_scope(self.method)
         if not self.grants.allows(caller, scope):
             await context.abort(
@@ -200,7 +201,7 @@ class _Call:
         CALLER.set(caller)
         await self._act_for(caller, context)
 
-    async def _act_for(self, caller, context: grpc.aio.ServicerContext) -> None:
+    async def _act_for(self, caller: Caller | None, context: grpc.aio.ServicerContext) -> None:
         try:
             PRINCIPAL.set(principal_of(caller, self.metadata, self.grants))
         except MalformedPrincipal as error:
@@ -213,7 +214,7 @@ class _Call:
         self.task = asyncio.current_task()
         return span, (activate(span) if span is not None else None)
 
-    def end(self, kind: str, code: str, started: float, span, token) -> None:
+    def end(self, kind: str, code: str, started: float, span: Any, token: Any) -> None:
         _finished(self.method, kind, code, started)  # logged while the span is current
         if span is not None:
             ServerSpans.end(span, code)
@@ -223,7 +224,7 @@ class _Call:
                 deactivate(token)
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable[Any]], call: _Call):
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]], call: _Call) -> Callable[..., Awaitable[Any]]:
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         span, token = call.begin()
         started = time.perf_counter()
@@ -245,7 +246,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], call: _Call):
     return unary
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], call: _Call):
+def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], call: _Call) -> Callable[..., AsyncIterator[Any]]:
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         span, token = call.begin()
         started = time.perf_counter()
@@ -276,5 +277,5 @@ def _code_of(error: BaseException, context: grpc.aio.ServicerContext) -> str:
         return "CANCELLED"
     code = context.code()
     if isinstance(code, grpc.StatusCode):
-        return code.name
+        return str(code.name)
     return "INTERNAL" if not isinstance(error, grpc.aio.AbortError) else "ABORTED"

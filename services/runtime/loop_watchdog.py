@@ -60,7 +60,7 @@ class LoopWatchdog:
 
     def _heartbeat(self) -> None:
         self._beat = time.monotonic()
-        if not self._stopped.is_set():
+        if self._loop is not None and not self._stopped.is_set():
             self._loop.call_later(HEARTBEAT_S, self._heartbeat)
 
     def _watch(self) -> None:
@@ -74,7 +74,7 @@ class LoopWatchdog:
         # Exit even if logging itself is what hangs (a full pipe, a lock the
         # stuck thread holds): the exit is armed before the log is written.
         threading.Timer(2.0, os._exit, (self._exit_code,)).start()
-        frame = sys._current_frames().get(self._loop_thread)
+        frame = sys._current_frames().get(self._loop_thread) if self._loop_thread is not None else None
         stack = "".join(traceback.format_stack(frame)[-12:]) if frame is not None else ""
         log.critical(
             "event loop stuck: exiting to be restarted",

@@ -27,8 +27,8 @@ import contextvars
 import logging
 import random
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Generic, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -46,7 +46,7 @@ class RetryLater(Exception):
 class Outbox(Generic[T]):
     def __init__(
         self,
-        send: Callable[[T], Awaitable[None]] | Callable[[list[T]], Awaitable[None]],
+        send: Callable[[Any], Coroutine[Any, Any, None]],  # takes an item, or a list of them with `batch`
         *,
         name: str = "outcomes",
         capacity: int = 10_000,
@@ -62,6 +62,8 @@ class Outbox(Generic[T]):
         self._send = send
         self._batch = batch
         self.name = name  # in logs and metrics: `outcomes`, `access_records`
+        if spool is not None and (encode is None or decode is None):
+            raise ValueError("a spooled outbox needs encode and decode")
         self._spool, self._encode, self._decode = spool, encode, decode
         self._max_batch_bytes = max_batch_bytes
         # Each item with the context it was posted in, its spool segment (0:
@@ -74,7 +76,7 @@ class Outbox(Generic[T]):
         self._ready = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0
         self.delivered = 0
         self.dropped = 0
@@ -89,7 +91,7 @@ class Outbox(Generic[T]):
     def post(self, item: T) -> None:
         """Queue an item (on disk too, with a spool, before this returns);
         never waits."""
-        if self._spool is None:
+        if self._spool is None or self._encode is None:
             self._queue(item, contextvars.copy_context(), 0, 0)
             return
         payload = self._encode(item)
@@ -106,7 +108,7 @@ class Outbox(Generic[T]):
 
     def recover(self) -> int:
         """Queue what an earlier process left in the spool; how many items."""
-        if self._spool is None:
+        if self._spool is None or self._decode is None:
             return 0
         recovered = self._spool.recover()
         for payload, segment in recovered:
@@ -139,6 +141,7 @@ class Outbox(Generic[T]):
                 self._ready.clear()
                 await self._ready.wait()
                 continue
+            item: T | list[T]
             if self._batch > 1:
                 taken = self._next_batch()
                 item, context, count = [i for i, _, _, _ in taken], taken[0][1], len(taken)
@@ -165,7 +168,7 @@ class Outbox(Generic[T]):
             size += taken[-1][3]
         return taken
 
-    async def _until_taken(self, item, context: contextvars.Context, count: int = 1) -> None:
+    async def _until_taken(self, item: T | list[T], context: contextvars.Context, count: int = 1) -> None:
         backoff = self._first_backoff_s
         while True:
             try:
@@ -202,7 +205,7 @@ class Outbox(Generic[T]):
         return left
 
 
-def outbox_metrics(outbox: Outbox, prefix: str, what: str) -> Callable[[], Iterable[Metric]]:
+def outbox_metrics(outbox: Outbox[Any], prefix: str, what: str) -> Callable[[], Iterable[Metric]]:
     """Scrape-time figures (`<prefix>_pending`, `<prefix>_total{result}`):
     items waiting, delivered, refused and dropped."""
 

@@ -9,6 +9,8 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from services.runtime.request_context import Metadata
+
 PRINCIPAL_HEADER = "x-mesh-principal"
 CLIENT_AUDIENCE = "client"  # a customer-facing chat: its own account only
 # What a value carried in a header of the mesh may be made of.
@@ -99,7 +101,7 @@ PURPOSE_HEADER = "x-mesh-completion-id"
 PURPOSE: ContextVar[str] = ContextVar("purpose", default="")
 
 
-def purpose_of(metadata) -> str:
+def purpose_of(metadata: Metadata | None) -> str:
     """The completion id a served call says it is for ("" without)."""
     for key, value in metadata or ():
         if key == PURPOSE_HEADER:

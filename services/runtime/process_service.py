@@ -3,6 +3,8 @@ the mesh, reporting the replica's own figures (services/runtime/process_stats.py
 
 from __future__ import annotations
 
+from typing import Any
+
 from tilores_x.v1 import process_pb2, process_pb2_grpc
 
 from services.runtime.process_stats import ProcessFigures, ProcessStats
@@ -26,5 +28,5 @@ class ProcessServicer(process_pb2_grpc.ProcessServiceServicer):
     def __init__(self, figures: ProcessFigures):
         self._figures = figures
 
-    async def GetProcessStats(self, request, context):
+    async def GetProcessStats(self, request: Any, context: Any) -> Any:
         return stats_proto(self._figures.read())

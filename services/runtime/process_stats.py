@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.runtime.faults import SERVER_ERRORS
@@ -28,7 +29,7 @@ class ProcessStats:
 
 
 class ProcessFigures:
-    def __init__(self, service: str, clock=time.monotonic):
+    def __init__(self, service: str, clock: Callable[[], float] = time.monotonic):
         self.service = service
         self._clock = clock
         self._started = clock()

@@ -4,7 +4,11 @@ metadata under `x-request-id`."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from contextvars import ContextVar
+
+# A call's metadata as grpc gives it: (key, value) pairs.
+Metadata = Iterable[tuple[str, str | bytes]]
 
 REQUEST_ID_HEADER = "x-request-id"
 # The REST route (its template) an answer came from: Envoy logs it instead
@@ -25,7 +29,7 @@ PROVIDER_TTFT_HEADER = "x-provider-ttft-ms"
 ANSWERING_MODEL_HEADER = "x-mesh-model"
 
 
-def answering_model(metadata) -> str:
+def answering_model(metadata: Metadata | None) -> str:
     """The model named in a call's initial metadata; "" when absent."""
     for key, value in metadata or ():
         if key == ANSWERING_MODEL_HEADER:
@@ -33,7 +37,7 @@ def answering_model(metadata) -> str:
     return ""
 
 
-def provider_ttft_ms(metadata) -> float:
+def provider_ttft_ms(metadata: Metadata | None) -> float:
     """The provider's time to first chunk from a call's initial metadata;
     0 when absent (an answer no model was asked for)."""
     for key, value in metadata or ():

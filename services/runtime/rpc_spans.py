@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable
+from contextvars import Token
+from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
@@ -87,12 +89,12 @@ class ServerSpans:
         span.end()
 
 
-def activate(span: trace.Span) -> object:
+def activate(span: trace.Span) -> Token[otel_context.Context]:
     """Make the span current for the handler; returns the token to detach."""
     return otel_context.attach(trace.set_span_in_context(span))
 
 
-def deactivate(token: object) -> None:
+def deactivate(token: Token[otel_context.Context]) -> None:
     otel_context.detach(token)
 
 
@@ -122,7 +124,7 @@ class _ClientSpans:
 
 
 class _UnaryUnarySpans(_ClientSpans, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation, client_call_details, request):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         begun = self.begin(client_call_details)
         if begun is None:
             return await continuation(client_call_details, request)
@@ -146,9 +148,9 @@ class _UnaryStreamSpans(_ClientSpans, grpc.aio.UnaryStreamClientInterceptor):
 
     def __init__(self, excluded: frozenset[str]):
         super().__init__(excluded)
-        self._pending: set[asyncio.Task] = set()  # held until done, so no task is collected early
+        self._pending: set[asyncio.Task[None]] = set()  # held until done, so no task is collected early
 
-    async def intercept_unary_stream(self, continuation, client_call_details, request):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         begun = self.begin(client_call_details)
         if begun is None:
             return await continuation(client_call_details, request)

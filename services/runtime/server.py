@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 import uvloop
@@ -87,6 +87,7 @@ class RunningServer:
         self.names = names
         self.component = component
         self.settings = settings
+        self.probe_server: Any
         self.probe_server, self.probe_port = probe or (None, 0)
 
     async def stop(self, grace_s: float | None = None) -> None:

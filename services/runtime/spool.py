@@ -121,6 +121,8 @@ class Spool:
         os.close(self._fd)
         self._fd = -1
         segment, self._current = self._current, None
+        if segment is None:
+            return
         segment.closed = True
         self._remove_if_done(segment)
 

@@ -202,7 +202,8 @@ _WORDS = _word_set([t.words for t in TOPICS] + [a.words for a in ASKS])
 def subject_of(question: str) -> str:
     """The question (its edges, if it is long) without the identifier of the
     customer it is about."""
-    return _IDENTIFIER.sub(" ", read_edges(question))
+    subject: str = _IDENTIFIER.sub(" ", read_edges(question))
+    return subject
 
 
 def _asked(question: str) -> tuple[set[str], list[Ask]]:
