@@ -5,6 +5,7 @@ turn; the report as the get_credit_report data tool gives it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from services.router.customer_access_gate import CustomerAccessGate
 from services.router.ports import CustomerData
@@ -17,7 +18,7 @@ class CustomerCredit:
     entity_id: str
     customer_name: str
     lookup: str
-    credit: dict
+    credit: dict[str, Any]
 
 
 class CreditLookup:

@@ -6,7 +6,7 @@ the model's context window, least needed topics first, and says so."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from services.runtime.conversation import AMBIGUOUS, FOUND, NO_IDENTIFIER, NOT_FOUND, UNAVAILABLE, Fact
@@ -59,7 +59,9 @@ def _cited(fact: Fact) -> str:
     return f" (record {fact.record_id})" if fact.record_id else ""
 
 
-def _fit(header: str, facts: list[Fact], max_chars: int | None, line, asked: Sequence[str] = ()) -> str:
+def _fit(
+    header: str, facts: list[Fact], max_chars: int | None, line: Callable[[Fact], str], asked: Sequence[str] = ()
+) -> str:
     kept = list(facts)
     text = "\n".join([header, *map(line, kept)])
     if max_chars is None or len(text) <= max_chars:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -52,7 +52,7 @@ class LookupLimitReached(ResourceExhausted):
 class LocalLookups:
     """This process's own sets, for a router without Redis."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._seen: dict[str, set[str]] = {}
 
     async def admit(self, key: str, limit: int, entity_ids: Sequence[str]) -> tuple[bool, int]:
@@ -81,7 +81,7 @@ class RedisLookups:
 
 
 class LookupLimit:
-    def __init__(self, per_hour: int, redis_url: str = "", clock=time.time):
+    def __init__(self, per_hour: int, redis_url: str = "", clock: Callable[[], float] = time.time):
         self.per_hour = per_hour
         self._shared = RedisLookups(redis_url) if redis_url else None
         self._local = LocalLookups()

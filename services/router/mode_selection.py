@@ -14,6 +14,7 @@ from services.runtime.agent_modes import (
     CLIENT,
     HELP,
     MODE_BY_NAME,
+    Command,
     agents_text,
     command_of,
     help_text,
@@ -71,7 +72,7 @@ def _switched(name: str, category: str) -> str:
     return f"(/{name}{' ' + category if category else ''})"
 
 
-def _command_reply(command, client_only: bool) -> str:
+def _command_reply(command: Command, client_only: bool) -> str:
     """The router's answer when the newest message is only a command (or
     an unknown one, or one this caller may not use)."""
     if command.name == HELP:

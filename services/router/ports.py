@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -77,7 +77,7 @@ class CustomerProfile:
     entity_id: str
     customer_name: str
     sections: dict[str, tuple[Fact, ...]]
-    credit: dict
+    credit: dict[str, Any]
     advice: tuple[Fact, ...] = ()
 
     def facts(self) -> list[Fact]:
@@ -91,7 +91,7 @@ class CustomerData(Protocol):
     async def profile(self, entity_id: str, tenant: str, timeout_s: float) -> CustomerProfile:
         """The customer's 360 view and credit report; NoSuchCustomer."""
 
-    async def relationships(self, entity_id: str, timeout_s: float) -> list[dict]:
+    async def relationships(self, entity_id: str, timeout_s: float) -> list[dict[str, str]]:
         """How the customer's records are linked."""
 
     async def fields(self, category: str, timeout_s: float) -> dict[str, list[str]]:
@@ -237,10 +237,19 @@ class AccessGate(Protocol):
 
 
 class TurnPeers(Protocol):
-    customers: CustomerData
-    prompts: Prompts
-    models: ModelCatalog
-    generation: Generation
-    answers: AnswerCache
-    outcomes: Outcomes
-    access: AccessGate
+    """What a turn needs of its peers (read-only: any adapter of each port will do)."""
+
+    @property
+    def customers(self) -> CustomerData: ...
+    @property
+    def prompts(self) -> Prompts: ...
+    @property
+    def models(self) -> ModelCatalog: ...
+    @property
+    def generation(self) -> Generation: ...
+    @property
+    def answers(self) -> AnswerCache: ...
+    @property
+    def outcomes(self) -> Outcomes: ...
+    @property
+    def access(self) -> AccessGate: ...

@@ -6,7 +6,8 @@ error event ends the stream."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import grpc
 import orjson
@@ -75,7 +76,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
 
         return remaining
 
-    async def Chat(self, request, context):
+    async def Chat(
+        self, request: router_pb2.ChatRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[router_pb2.ChatResponse]:
         turn = self.turn(request, self._remaining(context))
         first = True
         async for event in turn.events():
@@ -87,7 +90,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 await context.send_initial_metadata(tuple(metadata))
             yield stream_message(event, router_pb2.ChatResponse)
 
-    async def ChatBatch(self, request, context):
+    async def ChatBatch(
+        self, request: router_pb2.ChatBatchRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ChatBatchResponse:
         if not request.requests:
             raise InvalidArgument("requests must not be empty", field="requests")
         if len(request.requests) > MAX_BATCH:
@@ -112,7 +117,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         items = await asyncio.gather(*(one(n, turn) for n, turn in enumerate(request.requests)))
         return router_pb2.ChatBatchResponse(items=items)
 
-    async def GetCustomerCredit(self, request, context):
+    async def GetCustomerCredit(
+        self, request: router_pb2.GetCustomerCreditRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.GetCustomerCreditResponse:
         if len(request.identifier) > MAX_IDENTIFIER_CHARS:
             raise InvalidArgument(f"identifier: at most {MAX_IDENTIFIER_CHARS} characters", field="identifier")
         principal = PRINCIPAL.get() or Principal()
@@ -134,7 +141,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             credit_json=orjson.dumps(found.credit).decode(),
         )
 
-    async def DiscoverFields(self, request, context):
+    async def DiscoverFields(
+        self, request: router_pb2.DiscoverFieldsRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.DiscoverFieldsResponse:
         try:
             fields = await self._clients.customers.field_infos(request.category, self._remaining(context)())
         except UnknownCategory as error:
@@ -143,13 +152,17 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             raise Unavailable("customer data is unavailable right now") from None
         return router_pb2.DiscoverFieldsResponse(fields=fields)
 
-    async def GetToolStats(self, request, context):
+    async def GetToolStats(
+        self, request: router_pb2.GetToolStatsRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.GetToolStatsResponse:
         reply = router_pb2.GetToolStatsResponse()
         for name, counters in sorted((self._tools.counters if self._tools else {}).items()):
             reply.tools.add(name=name, calls=counters.calls, failures=counters.failures, latency_p50_ms=counters.p50())
         return reply
 
-    async def GetHealthDetail(self, request, context):
+    async def GetHealthDetail(
+        self, request: router_pb2.GetHealthDetailRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.GetHealthDetailResponse:
         return await self._clients.health.detail()
 
 
@@ -225,7 +238,7 @@ def turn_request(request: router_pb2.ChatRequest, principal: Principal | None = 
     )
 
 
-def _first_set(request: router_pb2.ChatRequest, options: common_pb2.GenerationOptions, name: str):
+def _first_set(request: router_pb2.ChatRequest, options: common_pb2.GenerationOptions, name: str) -> Any:
     """The request's own field wins over the same one in its options."""
     if request.HasField(name):
         return getattr(request, name)

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -74,7 +75,7 @@ class ToolError(Exception):
 class ToolCounters:
     calls: int = 0
     failures: int = 0
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=1024))
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1024))
 
     def p50(self) -> float:
         return statistics.median(self.latencies_ms) if self.latencies_ms else 0.0
@@ -85,7 +86,7 @@ class ToolRunner:
         self._customers = customers
         self._policy = policy
         self._access = access
-        self._tools: dict[str, Callable[..., Awaitable[dict]]] = {
+        self._tools: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
             "search_customer": self.search_customer,
             "get_customer_360": self.get_customer_360,
             "get_credit_report": self.get_credit_report,
@@ -128,13 +129,15 @@ class ToolRunner:
             self._access.record(entity_ids, f"tool.{tool}", kinds)
 
     @staticmethod
-    def _entity_id(args: dict) -> str:
+    def _entity_id(args: dict[str, Any]) -> str:
         entity_id = args.get("entity_id")
         if not isinstance(entity_id, str) or not entity_id.strip():
             raise ToolError("entity_id is required; find it with search_customer")
         return entity_id.strip()
 
-    async def search_customer(self, args: dict, allowed, tenant: str, timeout_s: float) -> dict:
+    async def search_customer(
+        self, args: dict[str, Any], allowed: frozenset[str], tenant: str, timeout_s: float
+    ) -> dict[str, Any]:
         query = args.get("query")
         if not isinstance(query, str) or not query.strip():
             raise ToolError("query is required")
@@ -149,12 +152,14 @@ class ToolRunner:
             summary, record_id = match.summary()
             customers.append({"entity_id": match.entity_id, "summary": summary, "record": record_id})
         self._looked_at([m.entity_id for m in shown], "search_customer", {"identity", "contact"})
-        result: dict = {"lookup": identifiers.describe(), "customers": customers}
+        result: dict[str, Any] = {"lookup": identifiers.describe(), "customers": customers}
         if len(matches) > len(shown):
             result["more"] = len(matches) - len(shown)
         return result
 
-    async def get_customer_360(self, args: dict, allowed, tenant: str, timeout_s: float) -> dict:
+    async def get_customer_360(
+        self, args: dict[str, Any], allowed: frozenset[str], tenant: str, timeout_s: float
+    ) -> dict[str, Any]:
         entity_id = self._entity_id(args)
         await self._looking_at([entity_id])
         profile = await self._customers.profile(entity_id, tenant, timeout_s)
@@ -168,20 +173,26 @@ class ToolRunner:
     def _masked(self, facts: tuple[Fact, ...], allowed: frozenset[str]) -> list[Fact]:
         return self._policy.apply(list(facts), allowed)
 
-    async def get_credit_report(self, args: dict, allowed, tenant: str, timeout_s: float) -> dict:
+    async def get_credit_report(
+        self, args: dict[str, Any], allowed: frozenset[str], tenant: str, timeout_s: float
+    ) -> dict[str, Any]:
         entity_id = self._entity_id(args)
         await self._looking_at([entity_id])
         credit = (await self._customers.profile(entity_id, tenant, timeout_s)).credit
         self._looked_at([entity_id], "get_credit_report", {"credit"})
         return credit
 
-    async def get_relationships(self, args: dict, allowed, tenant: str, timeout_s: float) -> dict:
+    async def get_relationships(
+        self, args: dict[str, Any], allowed: frozenset[str], tenant: str, timeout_s: float
+    ) -> dict[str, Any]:
         entity_id = self._entity_id(args)
         await self._looking_at([entity_id])
         self._looked_at([entity_id], "get_relationships", {"identity"})
         return {"entity_id": entity_id, "links": await self._customers.relationships(entity_id, timeout_s)}
 
-    async def list_fields(self, args: dict, allowed, tenant: str, timeout_s: float) -> dict:
+    async def list_fields(
+        self, args: dict[str, Any], allowed: frozenset[str], tenant: str, timeout_s: float
+    ) -> dict[str, Any]:
         category = args.get("category") or ""
         if not isinstance(category, str):
             raise ToolError("category must be a string")

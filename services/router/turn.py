@@ -48,6 +48,7 @@ from services.router.tools import MAX_ROUNDS, TOOLS, ToolRunner
 from services.runtime.agent_modes import mode_label, prompt_name
 from services.runtime.coalesce import batches, joined
 from services.runtime.conversation import (
+    Fact,
     Finish,
     Message,
     ResponseFormat,
@@ -165,8 +166,11 @@ class Turn:
 
     async def events(self) -> AsyncIterator[object]:
         reply = self.selection.reply
-        plan = None if reply else await self.plan()
-        answer = self._said(reply or plan.reply) if reply or plan.reply else self._answer(plan)
+        if reply:
+            answer = self._said(reply)
+        else:
+            plan = await self.plan()
+            answer = self._said(plan.reply) if plan.reply else self._answer(plan)
         async for event in answer:
             yield event
 
@@ -272,7 +276,7 @@ class Turn:
         )
         return Plan(call, allowed, runs_tools, prompt)
 
-    def _masked(self, message: Message, known: list, allowed: frozenset[str]) -> Message:
+    def _masked(self, message: Message, known: list[Fact], allowed: frozenset[str]) -> Message:
         mask = self._policy.mask_text
         calls = tuple(replace(c, arguments=mask(c.arguments, known, allowed)) for c in message.tool_calls)
         return replace(message, content=mask(message.content, known, allowed), tool_calls=calls)
@@ -471,6 +475,8 @@ class Turn:
         """Run the model's calls and give it the results for the next round."""
         timeout_s = self._remaining()
         ordered = calls.calls()
+        if self._tools is None:  # calls are only run when the router's tools were on offer
+            return
         results = await asyncio.gather(
             *(self._tools.run(c.name, c.arguments, plan.allowed, self.request.tenant, timeout_s) for c in ordered)
         )
@@ -500,7 +506,7 @@ class Turn:
             yield kept.finish
         yield kept.usage or Usage(0, 0)
 
-    def _record(self, plan: Plan, text: list[str], *, error: bool, usage: Usage | None = None, model: str = ""):
+    def _record(self, plan: Plan, text: list[str], *, error: bool, usage: Usage | None = None, model: str = "") -> None:
         # Off the hot path: the optimizer scores the turn and feeds experiments.
         # A turn answered with the fallback instruction (the optimizer was
         # away) is recorded too, as version 0 of its prompt.

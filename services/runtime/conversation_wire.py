@@ -161,13 +161,16 @@ def stream_event_of(message: Any) -> object:
         piece = message.tool_call
         return ToolCallDelta(piece.index, piece.id, piece.name, piece.arguments)
     if kind == "finish":
-        finish = message.finish
-        return Finish(FINISH_OF.get(finish.reason, "stop"), finish.model, finish.provider)
+        return finish_of(message.finish)
     if kind == "usage":
         return Usage(message.usage.prompt_tokens, message.usage.completion_tokens)
     if kind == "error":
         return StreamError(message.error.code, message.error.message)
     raise ValueError(f"a stream message without an event: {kind!r}")
+
+
+def finish_of(finish: common_pb2.Finish) -> Finish:
+    return Finish(FINISH_OF.get(finish.reason, "stop"), finish.model, finish.provider)
 
 
 def finish_proto(finish: Finish) -> common_pb2.Finish:

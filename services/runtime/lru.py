@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable, Sized
+from typing import Generic, TypeVar
 
 from services.runtime.faults import InvalidArgument
 
+# A key: a string, or a tuple of strings and numbers (a prompt's name,
+# mode and version); its size is counted as the text it holds.
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
-class LruCache:
+
+def _key_size(key: object) -> int:
+    return sum(len(str(part)) for part in key) if isinstance(key, tuple) else len(str(key))
+
+
+class LruCache(Generic[K, V]):
     def __init__(self, max_entries: int, max_bytes: int, clock: Callable[[], float] = time.monotonic):
         if max_entries < 1:
             raise InvalidArgument("max_entries must be at least 1", field="max_entries")
@@ -21,7 +30,7 @@ class LruCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[Any, float, int]] = OrderedDict()
+        self._entries: OrderedDict[K, tuple[V, float, int]] = OrderedDict()
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -31,7 +40,7 @@ class LruCache:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def get(self, key: str) -> Any:
+    def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -42,12 +51,16 @@ class LruCache:
         self._entries.move_to_end(key)
         return value
 
-    def set(self, key: str, value: Any, ttl_s: float, size: int | None = None) -> bool:
+    def set(self, key: K, value: V, ttl_s: float, size: int | None = None) -> bool:
         """Store a value; False when it alone is larger than the byte bound.
         `size` is required for values that are not bytes."""
         if ttl_s <= 0:
             raise InvalidArgument("ttl must be positive", field="ttl")
-        cost = (len(value) if size is None else size) + len(key)
+        if size is None:
+            if not isinstance(value, Sized):
+                raise TypeError("a value without a length needs its size")
+            size = len(value)
+        cost = size + _key_size(key)
         self._remove(key)
         if cost > self.max_bytes:
             return False
@@ -58,17 +71,17 @@ class LruCache:
             self._remove(oldest)
         return True
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: K) -> bool:
         return self._remove(key)
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every entry whose key starts with `prefix`; how many went."""
-        doomed = [key for key in self._entries if key.startswith(prefix)]
+        doomed = [key for key in self._entries if isinstance(key, str) and key.startswith(prefix)]
         for key in doomed:
             self._remove(key)
         return len(doomed)
 
-    def _remove(self, key: str) -> bool:
+    def _remove(self, key: K) -> bool:
         entry = self._entries.pop(key, None)
         if entry is None:
             return False

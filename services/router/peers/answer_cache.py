@@ -14,7 +14,7 @@ from tilores_x.v1 import cache_pb2, cache_pb2_grpc, router_pb2
 from services.router.peers.generation import generate_request
 from services.router.ports import GenerationCall, KeptAnswer
 from services.runtime.conversation import Usage
-from services.runtime.conversation_wire import finish_proto, stream_event_of, usage_proto
+from services.runtime.conversation_wire import finish_of, finish_proto, usage_proto
 
 log = logging.getLogger("router.answers")
 
@@ -25,7 +25,7 @@ ANSWER_NAMESPACE = "llm_response"
 class AnswerCacheOverGrpc:
     def __init__(self, cache: cache_pb2_grpc.CacheServiceStub):
         self._cache = cache
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def key(call: GenerationCall) -> str:
@@ -45,7 +45,7 @@ class AnswerCacheOverGrpc:
         if cached is None or not cached.found:
             return None
         kept = router_pb2.CachedAnswer.FromString(cached.value)
-        finish = stream_event_of(router_pb2.ChatResponse(finish=kept.finish)) if kept.HasField("finish") else None
+        finish = finish_of(kept.finish) if kept.HasField("finish") else None
         usage = Usage(kept.usage.prompt_tokens, kept.usage.completion_tokens)
         return KeptAnswer(list(kept.deltas), finish, usage)
 

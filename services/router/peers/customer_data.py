@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
@@ -28,6 +30,8 @@ log = logging.getLogger("router.customers")
 
 CACHE_TIMEOUT_S = 0.25
 RECONNECT_WAIT_S = 1.0  # how long a lookup waits for tilores_data to come back
+# A tilores_data call, given its timeout.
+Fetch = Callable[..., Awaitable[Any]]
 # 360 sections -> the fact topics answers are organised by.
 TOPIC_OF_SECTION = {"enrollment": "status", "transactions": "billing"}
 
@@ -49,9 +53,10 @@ class CustomerDataOverGrpc:
         self._ttl = duration_pb2.Duration(seconds=int(customer_ttl_s))
         # Parsed lookups kept briefly in this process: a hot customer costs
         # no hop and no decoding. Short-lived so changes show up quickly.
-        self._near = LruCache(max_entries=2000, max_bytes=64 * 1024 * 1024)
+        # Profiles by ("profile", tenant, entity id); replies by (tenant, key).
+        self._near: LruCache[tuple[str, ...], Any] = LruCache(max_entries=2000, max_bytes=64 * 1024 * 1024)
         self._near_ttl_s = near_cache_ttl_s
-        self._flight: SingleFlight = SingleFlight()
+        self._flight: SingleFlight[Any] = SingleFlight()
         self.tilores_calls = 0
 
     async def find(self, parameters: dict[str, str], tenant: str, timeout_s: float) -> list[CustomerMatch]:
@@ -72,7 +77,7 @@ class CustomerDataOverGrpc:
         hot customer's profile is kept as facts, not decoded each turn."""
         key = ("profile", tenant, entity_id)
         kept = self._near.get(key) if self._near_ttl_s > 0 else None
-        if kept is not None:
+        if isinstance(kept, CustomerProfile):
             return kept
         ref = tilores_data_pb2.CustomerRef(entity_id=entity_id)
         view, credit = await asyncio.gather(
@@ -100,7 +105,7 @@ class CustomerDataOverGrpc:
             self._near.set(key, profile, self._near_ttl_s, size=view.ByteSize() + credit.ByteSize())
         return profile
 
-    async def relationships(self, entity_id: str, timeout_s: float) -> list[dict]:
+    async def relationships(self, entity_id: str, timeout_s: float) -> list[dict[str, str]]:
         """How the customer's records are linked: pairs and the rule that joined them."""
         request = tilores_data_pb2.GetRelationshipsRequest(customer=tilores_data_pb2.CustomerRef(entity_id=entity_id))
         reply = await self._call(self._tilores.GetRelationships(request, timeout=timeout_s))
@@ -120,7 +125,7 @@ class CustomerDataOverGrpc:
             by_category.setdefault(f.category, []).append(f.name)
         return by_category
 
-    async def field_infos(self, category: str, timeout_s: float) -> list:
+    async def field_infos(self, category: str, timeout_s: float) -> list[Any]:
         """Every field of a category with its share of customers (the
         tilores_data messages, passed on as they are)."""
         try:
@@ -134,7 +139,7 @@ class CustomerDataOverGrpc:
         return list(reply.fields)
 
     @staticmethod
-    async def _call(call):
+    async def _call(call: Awaitable[Any]) -> Any:
         try:
             return await call
         except grpc.aio.AioRpcError as error:
@@ -142,7 +147,7 @@ class CustomerDataOverGrpc:
                 raise NoSuchCustomer(error.details()) from None
             raise CustomerDataUnavailable(error.code().name) from None
 
-    async def _through_cache(self, tenant: str, key: str, message_type, fetch, timeout_s: float):
+    async def _through_cache(self, tenant: str, key: str, message_type: Any, fetch: Fetch, timeout_s: float) -> Any:
         near = self._near.get((tenant, key))
         if near is not None:
             return near
@@ -150,7 +155,7 @@ class CustomerDataOverGrpc:
         # one tilores_data call between them.
         return await self._flight.run((tenant, key), lambda: self._load(tenant, key, message_type, fetch, timeout_s))
 
-    async def _load(self, tenant: str, key: str, message_type, fetch, timeout_s: float):
+    async def _load(self, tenant: str, key: str, message_type: Any, fetch: Fetch, timeout_s: float) -> Any:
         payload = b""
         try:
             cached = await self._cache.Get(
@@ -190,7 +195,7 @@ class CustomerDataOverGrpc:
             log.warning("cache.set_failed", extra={"fields": {"code": error.code().name}})
 
 
-async def _fetch_waiting_for_reconnect(fetch, timeout_s: float):
+async def _fetch_waiting_for_reconnect(fetch: Fetch, timeout_s: float) -> Any:
     """One tilores_data call. When it finds tilores_data unreachable
     (restarting, a pod being replaced) it waits up to RECONNECT_WAIT_S for
     the channel to connect again, so a short restart is not an answer that
@@ -222,7 +227,7 @@ def profile_of(
     return CustomerProfile(view.entity_id, view.customer_name, sections, _credit(credit), advice)
 
 
-def _credit(credit: tilores_data_pb2.GetCreditReportResponse) -> dict:
+def _credit(credit: tilores_data_pb2.GetCreditReportResponse) -> dict[str, Any]:
     status = tilores_data_pb2.CreditStatus.Name(credit.assessment.status).removeprefix("CREDIT_STATUS_").lower()
     return {
         "entity_id": credit.entity_id,

@@ -5,6 +5,7 @@ the Fault the router's caller sees."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
@@ -63,7 +64,7 @@ class GenerationStreamOverGrpc:
     """One model call's events (a str per text delta, then ToolCallDelta,
     Finish, Usage, StreamError) and what its initial metadata said."""
 
-    def __init__(self, call):
+    def __init__(self, call: Any) -> None:
         self._call = call
         self.provider_ms = 0.0
         self.model = ""

@@ -5,6 +5,8 @@ tilores_data's backend, relayed as the router's own response."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -58,8 +60,8 @@ class PeerHealth:
                     health_pb2.HealthCheckRequest(), timeout=1.0
                 )
             except grpc.aio.AioRpcError as error:
-                return error.code().name
-            return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                return str(error.code().name)
+            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
         state, replicas = await asyncio.gather(status(), replica_statuses(self._addrs[name], name))
         return router_pb2.PeerHealth(
@@ -71,7 +73,7 @@ class PeerHealth:
         )
 
     @staticmethod
-    async def _answer(call):
+    async def _answer(call: Awaitable[Any]) -> Any:
         try:
             return await call
         except grpc.aio.AioRpcError:

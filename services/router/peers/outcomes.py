@@ -40,7 +40,7 @@ class OutcomesOverGrpc:
         self._optimizer = optimizer
         # One call for whatever piled up while the last was on its way: a
         # call per turn when traffic is light, far fewer under load.
-        self.outbox: Outbox = Outbox(
+        self.outbox: Outbox[optimizer_pb2.RecordOutcomeRequest] = Outbox(
             self._send,
             name="outcomes",
             senders=2,

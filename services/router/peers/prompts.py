@@ -27,7 +27,7 @@ class PromptsOverGrpc:
         self._optimizer = optimizer
         # The active prompt changes rarely; a few seconds of reuse saves a
         # hop on every turn, and a new version is live within that time.
-        self._kept = LruCache(max_entries=256, max_bytes=4 * 1024 * 1024)
+        self._kept: LruCache[tuple[str | int, ...], Prompt] = LruCache(max_entries=256, max_bytes=4 * 1024 * 1024)
         self._ttl_s = ttl_s
 
     async def prompt(self, name: str, conversation_id: str, timeout_s: float, version: int = 0) -> Prompt:
@@ -53,7 +53,8 @@ class PromptsOverGrpc:
             return Prompt(name, 0, FALLBACK_TEMPLATE)
         prompt = Prompt(response.name, response.version, response.template, response.experiment_id)
         if self._ttl_s > 0:
-            key = (name, conversation_id) if prompt.experiment_id else (name,)
-            key = (name, "version", version) if version else key
+            key: tuple[str | int, ...] = (name, conversation_id) if prompt.experiment_id else (name,)
+            if version:
+                key = (name, "version", version)
             self._kept.set(key, prompt, self._ttl_s, size=len(prompt.template))
         return prompt
