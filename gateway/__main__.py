@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -37,7 +38,7 @@ class GracefulServer(uvicorn.Server):
     the signal; this one drains and then exits 0 like the gRPC services."""
 
     @contextlib.contextmanager
-    def capture_signals(self):
+    def capture_signals(self) -> Any:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.handle_exit, sig, None)
@@ -61,7 +62,9 @@ async def serve() -> None:
     configure_identity(tls)  # the gateway calls the mesh with its own certificate
     # ... and serves with it, so the hop from Envoy is encrypted and Envoy
     # knows it reached the gateway.
-    served_tls = {"ssl_certfile": env_str("TLS_CERT_FILE"), "ssl_keyfile": env_str("TLS_KEY_FILE")} if tls else {}
+    served_tls: dict[str, Any] = (
+        {"ssl_certfile": env_str("TLS_CERT_FILE"), "ssl_keyfile": env_str("TLS_KEY_FILE")} if tls else {}
+    )
     sock = bind(env_str("LISTEN_ADDR", "127.0.0.1:8000"))
     config = uvicorn.Config(
         build_asgi_app(settings),

@@ -25,6 +25,7 @@ proto field names; errors are OpenAI error JSON naming the field."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import grpc
 import orjson
@@ -44,7 +45,7 @@ from gateway.json_body import (
 from gateway.openai_errors import OpenAIError, from_grpc
 from gateway.plain_json import plain_dict
 from gateway.query_params import number_param, query_params
-from gateway.routes import Route
+from gateway.routes import Handler, Route
 
 HISTORY_PARAMS = ("group", "hours", "points")
 PATH_PARAMS = {"name": r"[A-Za-z0-9_-]{1,64}", "experiment_id": r"\d+", "run_id": r"eval-[0-9a-f]{1,32}"}
@@ -58,21 +59,23 @@ MAX_NOTE_CHARS = 4000
 MAX_TEMPLATE_CHARS = 100_000
 
 
-async def _body(exchange: Exchange) -> dict:
+async def _body(exchange: Exchange) -> dict[str, Any]:
     raw = await exchange.body()
     return json_object(raw) if raw else {}
 
 
-def _int32(body: dict, name: str, *, lo: int = 0, required: bool = False, default: int = 0, param: str = "") -> int:
+def _int32(
+    body: dict[str, Any], name: str, *, lo: int = 0, required: bool = False, default: int = 0, param: str = ""
+) -> int:
     value = field(body, name, int, required=required, default=default, param=param)
     return check_integer(param or name, value, lo, INT32_MAX)
 
 
-def _text(body: dict, name: str, max_chars: int, *, required: bool = False) -> str:
+def _text(body: dict[str, Any], name: str, max_chars: int, *, required: bool = False) -> str:
     return check_string(name, field(body, name, str, required=required, default=""), max_chars)
 
 
-def _strings(body: dict, name: str, max_items: int, max_chars: int) -> list[str]:
+def _strings(body: dict[str, Any], name: str, max_items: int, max_chars: int) -> list[str]:
     values = field(body, name, list, required=True)
     if not values or len(values) > max_items:
         raise OpenAIError(400, f"Invalid '{name}': expected 1 to {max_items} strings.", param=name)
@@ -80,7 +83,7 @@ def _strings(body: dict, name: str, max_items: int, max_chars: int) -> list[str]
         if not isinstance(value, str):
             raise invalid_type(f"{name}[{n}]", "a string", value)
         check_string(f"{name}[{n}]", value, max_chars)
-    return values
+    return list(values)
 
 
 def _path_id(text: str) -> int:
@@ -95,7 +98,7 @@ def _path_id(text: str) -> int:
     return int(text)
 
 
-def _json(message) -> bytes:
+def _json(message: Any) -> bytes:
     return orjson.dumps(plain_dict(message))
 
 
@@ -104,7 +107,7 @@ class AdminRoutes:
         self._optimizer = optimizer
 
     def routes(self) -> list[Route]:
-        def admin(method: str, template: str, handler) -> Route:
+        def admin(method: str, template: str, handler: Handler) -> Route:
             return Route(method, template, handler, "admin", PATH_PARAMS)
 
         return [
@@ -126,7 +129,7 @@ class AdminRoutes:
         ]
 
     @staticmethod
-    async def _call(exchange: Exchange, rpc, request) -> None:
+    async def _call(exchange: Exchange, rpc: Any, request: Any) -> None:
         try:
             reply = await rpc(request, timeout=10.0)
         except grpc.aio.AioRpcError as error:
@@ -230,7 +233,10 @@ class AdminRoutes:
 
     async def _evaluation(self, run_id: str) -> optimizer_pb2.GetEvaluationResponse:
         try:
-            return await self._optimizer.GetEvaluation(optimizer_pb2.GetEvaluationRequest(run_id=run_id), timeout=10.0)
+            reply: optimizer_pb2.GetEvaluationResponse = await self._optimizer.GetEvaluation(
+                optimizer_pb2.GetEvaluationRequest(run_id=run_id), timeout=10.0
+            )
+            return reply
         except grpc.aio.AioRpcError as error:
             raise from_grpc(error) from None
 

@@ -31,23 +31,19 @@ import os
 import secrets
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from gateway.api_key import DEFAULT_LIMITS, DEFAULT_SCOPES, LIMITS, SCOPES, ApiKey
 from gateway.customer_tokens import TokenKeyError, load_public_key
 from gateway.exchange import Exchange
 from gateway.openai_errors import OpenAIError
 from services.runtime.agent_modes import AGENT, CLIENT
-from services.runtime.principal import Principal
 from services.runtime.settings import SettingsError
 
-SCOPES = ("chat", "feedback", "models", "admin", "audit")
-DEFAULT_SCOPES = ("chat", "feedback", "models")
-LIMITS = ("requests_per_minute", "tokens_per_minute", "customers_per_hour")
-# The seed's defaults: chat 100 requests a minute per key.
-DEFAULT_LIMITS = {"requests_per_minute": 100, "tokens_per_minute": 200_000, "customers_per_hour": 200}
 RELOAD_EVERY_S = 1.0
 NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -57,34 +53,6 @@ NO_KEY = (
 
 class KeyFileError(SettingsError):
     """The keys file is malformed; the message names the entry."""
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    id: str
-    digest: bytes  # SHA-256 of the key
-    tenant: str
-    scopes: frozenset[str]
-    limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
-    # Per model: requests_per_minute and tokens_per_minute of this key for it.
-    model_limits: dict[str, dict[str, int]] = field(default_factory=dict)
-    # Who the key's chats are with: agent (any mode) or client (a customer-
-    # facing chat: client mode only, no credit endpoints).
-    audience: str = AGENT
-    # A customer-facing key's: the public key its front end's customer
-    # tokens verify with (gateway/customer_tokens.py).
-    token_key: object = field(default=None, compare=False, repr=False)
-
-    def principal(self, customer: str = "") -> Principal:
-        """On whose behalf this key's requests run in the mesh."""
-        return Principal(
-            key_id=self.id,
-            tenant=self.tenant,
-            customers_per_hour=self.limits.get("customers_per_hour", 0),
-            audience=self.audience,
-            customer=customer,
-            scopes=self.scopes,
-        )
 
 
 def digest_of(key: str | bytes) -> bytes:
@@ -158,7 +126,7 @@ def _record(where: str, entry: object) -> ApiKey:
     scopes = entry.get("scopes", list(DEFAULT_SCOPES))
     if not isinstance(scopes, list) or not set(scopes) <= set(SCOPES):
         raise KeyFileError(f"{where}.scopes: expected a list of {', '.join(SCOPES)}")
-    tenant = entry.get("tenant") or "k" + digest.lower()[:16]
+    tenant = entry.get("tenant") or "k" + str(digest).lower()[:16]
     if not isinstance(tenant, str):
         raise KeyFileError(f"{where}.tenant: expected a string")
     limits = _limits(f"{where}.limits", entry.get("limits") or {}, LIMITS)
@@ -199,8 +167,12 @@ def _limits(where: str, limits: object, names: tuple[str, ...]) -> dict[str, int
 
 class ApiKeys:
     def __init__(
-        self, keys: tuple[str, ...] = (), admin_keys: tuple[str, ...] = (), key_file: str = "", clock=time.monotonic
-    ):
+        self,
+        keys: tuple[str, ...] = (),
+        admin_keys: tuple[str, ...] = (),
+        key_file: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._plain = _plain(keys, DEFAULT_SCOPES, "key") + _plain(
             admin_keys, (*DEFAULT_SCOPES, "admin", "audit"), "admin"
         )
@@ -288,7 +260,7 @@ def add_key(
     if key and digest_of(key).hex() in {entry.get("sha256") for entry in data.get("revoked") or []}:
         raise KeyFileError("this key was revoked; a revoked key never comes back")
     key = key or "sk-" + secrets.token_hex(24)
-    entry: dict = {"id": key_id, "sha256": digest_of(key).hex(), "scopes": scopes}
+    entry: dict[str, Any] = {"id": key_id, "sha256": digest_of(key).hex(), "scopes": scopes}
     if tenant:
         entry["tenant"] = tenant
     if limits:
@@ -321,7 +293,7 @@ def revoke_key(path: Path, key_id: str = "", key: str = "") -> None:
     _write(path, {**data, "keys": kept, "revoked": revoked})
 
 
-def _write(path: Path, data: dict) -> None:
+def _write(path: Path, data: dict[str, Any]) -> None:
     read_key_file(yaml.safe_dump(data))  # never write a file the gateway would refuse
     temporary = path.with_suffix(".tmp")
     temporary.write_text(

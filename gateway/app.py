@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -28,7 +29,7 @@ from gateway.console import ConsoleRoutes
 from gateway.credit_api import CreditRoutes
 from gateway.customer_tokens import bound_customer
 from gateway.embeddings import EmbeddingRoute
-from gateway.exchange import Exchange
+from gateway.exchange import Exchange, Receive, Send
 from gateway.feedback import FeedbackRoute
 from gateway.field_discovery import FieldDiscoveryRoute
 from gateway.health import HealthRoutes
@@ -94,7 +95,9 @@ class GatewayApp:
         if optimizer is not None:
             routes += [*FeedbackRoute(optimizer).routes(), *AdminRoutes(optimizer).routes()]
         else:
-            routes += unavailable([*FeedbackRoute(None).routes(), *AdminRoutes(None).routes()], NO_OPTIMIZER)
+            # Only the routes are read: each answers that the optimizer is not configured.
+            absent = cast(optimizer_pb2_grpc.OptimizerServiceStub, None)
+            routes += unavailable([*FeedbackRoute(absent).routes(), *AdminRoutes(absent).routes()], NO_OPTIMIZER)
         routes += OpenApiRoute(list(routes)).routes()
         self._routes = RouteTable(routes)
 
@@ -103,7 +106,7 @@ class GatewayApp:
         for channel in self._channels:
             await channel.close()
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -163,7 +166,7 @@ class GatewayApp:
             },
         )
 
-    async def _lifespan(self, receive, send) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -175,7 +178,7 @@ class GatewayApp:
                 return
 
 
-def _request_id(scope: dict) -> str:
+def _request_id(scope: dict[str, Any]) -> str:
     """The caller's `x-request-id` (Envoy sets one), else a new id."""
     value = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
     return value.decode("latin-1")[:128] if value else new_request_id()

@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import grpc
 from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
@@ -66,7 +67,7 @@ class ChatRoutes:
         finally:
             hangup.stop()
 
-    async def _answer(self, exchange: Exchange, chat: ChatCall, call) -> None:
+    async def _answer(self, exchange: Exchange, chat: ChatCall, call: Any) -> None:
         try:
             first = await self._first_event(call, chat, exchange)
         except grpc.aio.AioRpcError as error:
@@ -95,7 +96,7 @@ class ChatRoutes:
         if usage is not None:
             await self._quotas.spend_tokens(exchange.key, chat.model, usage.total_tokens)
 
-    async def _first_event(self, call, chat: ChatCall, exchange: Exchange):
+    async def _first_event(self, call: Any, chat: ChatCall, exchange: Exchange) -> Any:
         """The router's first event; a streaming client gets heartbeats
         while the model thinks."""
         if not chat.stream:
@@ -108,7 +109,7 @@ class ChatRoutes:
             return
         items, concurrency = parse_batch(raw)
         exchange.headers.extend((await self._quotas.admit(exchange.key, "chat", requests=len(items))).headers())
-        lines: list[dict | None] = [None] * len(items)
+        lines: list[dict[str, Any] | None] = [None] * len(items)
         to_router: list[tuple[int, ChatCall]] = []
         for n, (custom_id, body) in enumerate(items):
             try:
@@ -151,7 +152,7 @@ def for_router(request: router_pb2.ChatRequest, exchange: Exchange) -> None:
     request.conversation_id = request.conversation_id or request.completion_id
 
 
-async def relay_events(call, first) -> AsyncIterator[router_pb2.ChatResponse]:
+async def relay_events(call: Any, first: Any) -> AsyncIterator[router_pb2.ChatResponse]:
     if first is not grpc.aio.EOF:
         yield first
     while (event := await call.read()) is not grpc.aio.EOF:
@@ -163,7 +164,7 @@ def _delta_text(event: router_pb2.ChatResponse) -> str | None:
 
 
 async def _stream(
-    exchange: Exchange, chat: ChatCall, model: str, completion_id: str, events
+    exchange: Exchange, chat: ChatCall, model: str, completion_id: str, events: AsyncIterator[Any]
 ) -> common_pb2.Usage | None:
     """Relay the answer as SSE; its usage when it ended well, else None."""
     encoder = ChunkEncoder(completion_id, int(time.time()), model, chat.include_usage)
@@ -180,16 +181,17 @@ async def _stream(
                 if type(item) is str:
                     out.append(encoder.delta(item))
                     continue
-                kind = item.WhichOneof("event")
+                event = cast(router_pb2.ChatResponse, item)
+                kind = event.WhichOneof("event")
                 if kind == "tool_call":
-                    piece = item.tool_call
+                    piece = event.tool_call
                     out.append(encoder.tool_call(piece.index, piece.id, piece.name, piece.arguments))
                 elif kind == "finish":
-                    out.append(encoder.finish(FINISH_OF.get(item.finish.reason, "stop")))
+                    out.append(encoder.finish(FINISH_OF.get(event.finish.reason, "stop")))
                 elif kind == "usage":
-                    usage = item.usage
+                    usage = event.usage
                 elif kind == "error":
-                    out.append(error_event(item.error.code, item.error.message))
+                    out.append(error_event(event.error.code, event.error.message))
                     await exchange.send(b"".join(out))
                     return None
             if out:
@@ -205,7 +207,9 @@ async def _stream(
     return usage
 
 
-async def _whole(exchange: Exchange, model: str, completion_id: str, events) -> common_pb2.Usage | None:
+async def _whole(
+    exchange: Exchange, model: str, completion_id: str, events: AsyncIterator[Any]
+) -> common_pb2.Usage | None:
     """The answer as one chat.completion; its usage."""
     parts: list[str] = []
     calls = ToolCallAssembly()
@@ -233,12 +237,12 @@ async def _whole(exchange: Exchange, model: str, completion_id: str, events) -> 
     return usage
 
 
-def _tool_call(call: ToolCall | common_pb2.ToolCall) -> dict:
+def _tool_call(call: ToolCall | common_pb2.ToolCall) -> dict[str, Any]:
     """A whole tool call in OpenAI's shape."""
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
-def _batch_answer(custom_id: str, chat: ChatCall, item: router_pb2.ChatBatchItem) -> dict:
+def _batch_answer(custom_id: str, chat: ChatCall, item: router_pb2.ChatBatchItem) -> dict[str, Any]:
     if item.WhichOneof("outcome") == "error":
         # The router names the field within the batch ("requests[3].model").
         param = item.error.field.split(".", 1)[1] if "." in item.error.field else None
@@ -252,7 +256,7 @@ def _batch_answer(custom_id: str, chat: ChatCall, item: router_pb2.ChatBatchItem
     return _batch_line(custom_id, 200, body)
 
 
-def _batch_line(custom_id: str, status: int, body: dict) -> dict:
+def _batch_line(custom_id: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
     """One result, shaped like a line of an OpenAI batch output file."""
     return {
         "id": f"batch_req_{uuid.uuid4().hex[:24]}",
@@ -262,9 +266,11 @@ def _batch_line(custom_id: str, status: int, body: dict) -> dict:
     }
 
 
-def completion_body(completion_id: str, model: str, text: str, tool_calls: list[dict], finish: str, usage) -> dict:
+def completion_body(
+    completion_id: str, model: str, text: str, tool_calls: list[dict[str, Any]], finish: str, usage: Any
+) -> dict[str, Any]:
     """A whole `chat.completion` object."""
-    message: dict = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
     if tool_calls:
         message["content"] = message["content"] or None
         message["tool_calls"] = tool_calls

@@ -5,6 +5,7 @@ OpenAI's words."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from tilores_x.v1 import common_pb2, router_pb2
@@ -76,13 +77,13 @@ def _content(param: str, value: object) -> str:
     raise invalid_type(param, "a string or an array of content parts", value)
 
 
-def _number(body: dict, name: str, lo: float, hi: float) -> float | None:
+def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> float | None:
     if body.get(name) is None:  # null is as good as absent
         return None
     return check_number(name, field(body, name, (int, float)), lo, hi)
 
 
-def _positive_int32(body: dict, name: str) -> int | None:
+def _positive_int32(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     return None if value is None else check_integer(name, value, 1, INT32_MAX)
 
@@ -107,7 +108,7 @@ def _tool_calls(param: str, calls: object) -> list[common_pb2.ToolCall]:
     return out
 
 
-def _options(body: dict, request: router_pb2.ChatRequest) -> None:
+def _options(body: dict[str, Any], request: router_pb2.ChatRequest) -> None:
     top_p = _number(body, "top_p", 0, 1)
     if top_p is not None:
         request.options.top_p = top_p
@@ -146,7 +147,7 @@ def _options(body: dict, request: router_pb2.ChatRequest) -> None:
 TOOL_CHOICES = {name: TOOL_CHOICE_ENUM[name] for name in ("auto", "none", "required")}
 
 
-def _tools(body: dict, request: router_pb2.ChatRequest) -> None:
+def _tools(body: dict[str, Any], request: router_pb2.ChatRequest) -> None:
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
@@ -226,7 +227,7 @@ def parse_chat_request(raw: bytes) -> ChatCall:
     return chat_call(json_object(raw))
 
 
-def chat_call(body: dict) -> ChatCall:
+def chat_call(body: dict[str, Any]) -> ChatCall:
     """A parsed chat-completions body; OpenAIError naming the field."""
     _known_fields(body)
     model = body.get("model")
@@ -258,7 +259,7 @@ def chat_call(body: dict) -> ChatCall:
     return ChatCall(request=request, model=model, stream=stream, include_usage=include_usage)
 
 
-def _agent_fields(body: dict, request: router_pb2.ChatRequest) -> None:
+def _agent_fields(body: dict[str, Any], request: router_pb2.ChatRequest) -> None:
     """The original assistant's mode and prompt fields."""
     agent_type = body.get("agent_type")
     if agent_type is not None:
@@ -294,7 +295,7 @@ def _agent_fields(body: dict, request: router_pb2.ChatRequest) -> None:
         request.prompt_version = version
 
 
-def _known_fields(body: dict) -> None:
+def _known_fields(body: dict[str, Any]) -> None:
     for name in body:
         if name in UNSUPPORTED_FIELDS:
             raise OpenAIError(
@@ -304,7 +305,7 @@ def _known_fields(body: dict) -> None:
             raise OpenAIError(400, f"Unrecognized request argument supplied: {name}", param=name)
 
 
-def _boolean(body: dict, name: str) -> bool:
+def _boolean(body: dict[str, Any], name: str) -> bool:
     value = body.get(name)
     if value is None:  # null is as good as absent
         return False
@@ -313,7 +314,7 @@ def _boolean(body: dict, name: str) -> bool:
     return value
 
 
-def _stream_options(body: dict, stream: bool) -> bool:
+def _stream_options(body: dict[str, Any], stream: bool) -> bool:
     """Whether a streamed answer ends with a usage chunk."""
     options = body.get("stream_options")
     if options is None:
@@ -331,7 +332,7 @@ def _stream_options(body: dict, stream: bool) -> bool:
     return include_usage
 
 
-def _messages(body: dict, request: router_pb2.ChatRequest) -> None:
+def _messages(body: dict[str, Any], request: router_pb2.ChatRequest) -> None:
     messages = body.get("messages")
     if messages is None:
         raise missing("messages")
@@ -385,7 +386,7 @@ MAX_FUNCTION_NAME_CHARS = 64  # OpenAI's limit on a function name
 MAX_COMMENT_CHARS = 4000
 
 
-def parse_batch(raw: bytes) -> tuple[list[tuple[str, dict]], int]:
+def parse_batch(raw: bytes) -> tuple[list[tuple[str, dict[str, Any]]], int]:
     """`{"requests": [{"custom_id": "q1", "body": {<chat completion>}}, ...],
     "concurrency": 4}` -> ([(custom_id, body)], concurrency). The bodies are
     checked one by one later, so one bad body fails only itself."""

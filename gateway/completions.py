@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import grpc
 
@@ -41,7 +42,7 @@ REFUSED = {
 KNOWN = {*SHARED_FIELDS, "prompt", "n", "best_of", "echo", *REFUSED}
 
 
-def _prompts(body: dict) -> list[str]:
+def _prompts(body: dict[str, Any]) -> list[str]:
     if "prompt" not in body:
         raise missing("prompt")
     prompt = body["prompt"]
@@ -61,7 +62,7 @@ def _prompts(body: dict) -> list[str]:
     raise invalid_type("prompt", "a string or an array of strings", prompt)
 
 
-def _checked(body: dict) -> dict:
+def _checked(body: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(body) - KNOWN)
     if unknown:
         raise OpenAIError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
@@ -77,7 +78,7 @@ def _checked(body: dict) -> dict:
 
 
 class CompletionRoutes:
-    def __init__(self, router, quotas: Quotas, timeout_s: float, heartbeat_s: float):
+    def __init__(self, router: Any, quotas: Quotas, timeout_s: float, heartbeat_s: float) -> None:
         self._router = router
         self._quotas = quotas
         self._timeout_s = timeout_s
@@ -161,7 +162,9 @@ class CompletionRoutes:
             },
         )
 
-    async def _one(self, exchange: Exchange, call, chat, index: int, echoed: str, head: dict):
+    async def _one(
+        self, exchange: Exchange, call: Any, chat: Any, index: int, echoed: str, head: dict[str, Any]
+    ) -> tuple[str, str, Any, str] | None:
         """One prompt's answer: streamed as chunks of choice `index`, or
         gathered; (text, finish reason, usage, model), or None after an
         error event went out."""
@@ -196,7 +199,7 @@ class CompletionRoutes:
         return "".join(parts), finish, usage, model
 
 
-def _chunk(head: dict, model: str, index: int, text: str, finish: str | None) -> bytes:
+def _chunk(head: dict[str, Any], model: str, index: int, text: str, finish: str | None) -> bytes:
     choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
     return sse.event(head | {"model": model, "choices": [choice]})
 

@@ -9,6 +9,7 @@ log), for keys with the `chat` scope and counted against the chat quota.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import unquote
 
 import grpc
@@ -37,7 +38,7 @@ class CreditRoutes:
             Route("POST", "/v1/credit-comparison", self.comparison, "chat", agents_only=True),
         ]
 
-    async def _credit(self, identifier: str) -> dict:
+    async def _credit(self, identifier: str) -> dict[str, Any]:
         request = router_pb2.GetCustomerCreditRequest(identifier=identifier)
         reply = await self._router.GetCustomerCredit(request, timeout=self._timeout_s)
         return {
@@ -86,7 +87,7 @@ class CreditRoutes:
         await exchange.json(200, {"object": "credit_comparison", "customers": profiles})
 
 
-def _profile(report: dict) -> dict:
+def _profile(report: dict[str, Any]) -> dict[str, Any]:
     """One customer's credit figures for a side-by-side view: the latest
     score, utilization and late payments per bureau; band and risk level."""
     bureaus = {}

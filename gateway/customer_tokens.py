@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -52,7 +53,7 @@ class TokenKeyError(ValueError):
     """A `token_key` that is not an ES256 (P-256) or Ed25519 public key."""
 
 
-def load_public_key(pem: str):
+def load_public_key(pem: str) -> Any:
     """The verifying key of a key record's `token_key`."""
     try:
         key = serialization.load_pem_public_key(pem.encode())
@@ -65,7 +66,7 @@ def load_public_key(pem: str):
     return key
 
 
-def _algorithm(key) -> str:
+def _algorithm(key: Any) -> str:
     return next(name for kind, name in ALGORITHMS.items() if isinstance(key, kind))
 
 
@@ -75,7 +76,7 @@ def _refused(reason: str) -> OpenAIError:
     )
 
 
-def bound_customer(exchange: Exchange, key_id: str, token_key) -> str:
+def bound_customer(exchange: Exchange, key_id: str, token_key: Any) -> str:
     """The customer a request of a customer-facing key is for, from its
     verified token; 401 naming what is wrong otherwise. `token_key` None:
     an agent's key, which must not send one."""
@@ -126,11 +127,11 @@ def bound_customer(exchange: Exchange, key_id: str, token_key) -> str:
         or not HEADER_VALUE.fullmatch(subject)  # it travels in the principal's header
     ):
         raise _refused("sub must be one customer's e-mail address or client id")
-    return subject.lower()
+    return str(subject).lower()
 
 
 # -- what a front end does --------------------------------------------------
-def mint(private_key, key_id: str, customer: str, lifetime_s: int = 900, now: float | None = None) -> str:
+def mint(private_key: Any, key_id: str, customer: str, lifetime_s: int = 900, now: float | None = None) -> str:
     """A token for one signed-in customer, as the front end signs it."""
     issued = int(time.time() if now is None else now)
     claims = {"sub": customer, "aud": key_id, "iat": issued, "exp": issued + lifetime_s}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from typing import Any
 
 import grpc
 from tilores_x.v1 import llm_gateway_pb2, llm_gateway_pb2_grpc
@@ -56,7 +57,7 @@ def _token_ids(where: str, ids: list[int]) -> list[int]:
     return list(ids)
 
 
-def _vector(values, encoding: str) -> list[float] | str:
+def _vector(values: Any, encoding: str) -> list[float] | str:
     if encoding == "base64":
         return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
     return list(values)

@@ -6,18 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import orjson
 
+from gateway.api_key import ApiKey
 from gateway.openai_errors import OpenAIError
 from services.runtime.request_context import REQUEST_ID_HEADER, ROUTE_HEADER
+
+# ASGI's callables: the next message of the request, and one of the response.
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class Exchange:
-    def __init__(self, scope: dict, receive, send, request_id: str):
+    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send, request_id: str):
         self.scope = scope
         self.method: str = scope["method"]
         self.path: str = scope["path"]
@@ -28,8 +35,19 @@ class Exchange:
         self.started = time.perf_counter()
         self.headers: list[tuple[bytes, bytes]] = []  # added to whatever starts the response
         self.route = b""  # the route's template: Envoy logs it instead of the path
-        self.key = None  # the caller's ApiKey record, once verified
+        self._key: ApiKey | None = None
         self._send = send
+
+    @property
+    def key(self) -> ApiKey:
+        """The caller's verified API key record (routes that need a scope)."""
+        if self._key is None:
+            raise RuntimeError(f"{self.method} {self.path}: no verified API key on a public route")
+        return self._key
+
+    @key.setter
+    def key(self, key: ApiKey) -> None:
+        self._key = key
 
     def header(self, name: bytes) -> bytes:
         """The first request header of that (lower-case) name, or b""."""
@@ -69,7 +87,9 @@ class Exchange:
     async def send(self, body: bytes, more: bool = False) -> None:
         await self._send({"type": "http.response.body", "body": body, "more_body": more})
 
-    async def json(self, status: int, body: bytes | dict | list, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    async def json(
+        self, status: int, body: bytes | dict[str, Any] | list[Any], headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
         await self.start(status, [*JSON_HEADERS, *headers])
         await self.send(body if isinstance(body, bytes) else orjson.dumps(body))
 
@@ -81,12 +101,12 @@ class Exchange:
 class HangUp:
     """Cancels a call the moment the client disconnects."""
 
-    def __init__(self, receive, call):
+    def __init__(self, receive: Receive, call: Any) -> None:
         self.happened = False
         self._call = call
         self._task = asyncio.ensure_future(self._watch(receive))
 
-    async def _watch(self, receive) -> None:
+    async def _watch(self, receive: Receive) -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":

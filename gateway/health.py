@@ -8,6 +8,8 @@ GET /metrics          Prometheus metrics of the gateway
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tilores_x.v1 import cache_pb2, llm_gateway_pb2, router_pb2, router_pb2_grpc
@@ -42,7 +44,7 @@ class HealthRoutes:
         except grpc.aio.AioRpcError as error:
             router = error.code().name
         status = 200 if router == "SERVING" else 503
-        body: dict = {"status": "ok" if status == 200 else "unavailable", "router": router}
+        body: dict[str, Any] = {"status": "ok" if status == 200 else "unavailable", "router": router}
         if status == 200:
             try:
                 detail = await self._router.GetHealthDetail(router_pb2.GetHealthDetailRequest(), timeout=2.0)
@@ -66,7 +68,7 @@ class HealthRoutes:
         await exchange.send(body)
 
 
-def _peers(detail: router_pb2.GetHealthDetailResponse) -> dict:
+def _peers(detail: router_pb2.GetHealthDetailResponse) -> dict[str, Any]:
     return {
         "peers": {peer.name: peer.status for peer in detail.peers},
         "providers": {

@@ -7,6 +7,7 @@ reports the peers only it talks to (cache, tilores_data)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 from tilores_x.v1 import cache_pb2, llm_gateway_pb2, optimizer_pb2, process_pb2, router_pb2
@@ -16,22 +17,25 @@ from services.runtime.replicas import replica_statuses
 
 
 class HealthReport:
-    def __init__(self, router, optimizer, addrs: dict[str, str]):
+    def __init__(self, router: Any, optimizer: Any, addrs: dict[str, str]) -> None:
         self._router = router
         self._optimizer = optimizer
         self._addrs = addrs  # the gateway's peers: name -> channel target
 
-    async def _service(self, name: str) -> dict:
+    async def _service(self, name: str) -> dict[str, Any]:
         replicas = await replica_statuses(self._addrs[name], name)
         return _service_health(replicas)
 
     async def _router_detail(self) -> router_pb2.GetHealthDetailResponse | None:
         try:
-            return await self._router.GetHealthDetail(router_pb2.GetHealthDetailRequest(), timeout=3.0)
+            detail: router_pb2.GetHealthDetailResponse = await self._router.GetHealthDetail(
+                router_pb2.GetHealthDetailRequest(), timeout=3.0
+            )
+            return detail
         except grpc.aio.AioRpcError:
             return None
 
-    async def _optimizer_status(self) -> dict | None:
+    async def _optimizer_status(self) -> dict[str, Any] | None:
         if self._optimizer is None:
             return None
         try:
@@ -54,14 +58,15 @@ class HealthReport:
         }
         return {"improvement_cycle": cycle, "quality_by_category": quality}
 
-    async def report(self) -> tuple[int, dict]:
+    async def report(self) -> tuple[int, dict[str, Any]]:
         names = sorted(self._addrs)
-        *own, detail, optimizer = await asyncio.gather(
-            *(self._service(name) for name in names), self._router_detail(), self._optimizer_status()
-        )
-        services = {"gateway": {"status": "SERVING", "replicas_total": None, "replicas_serving": None}}
+        own = await asyncio.gather(*(self._service(name) for name in names))
+        detail, optimizer = await asyncio.gather(self._router_detail(), self._optimizer_status())
+        services: dict[str, dict[str, Any]] = {
+            "gateway": {"status": "SERVING", "replicas_total": None, "replicas_serving": None}
+        }
         services.update(dict(zip(names, own, strict=True)))
-        body: dict = {"services": services}
+        body: dict[str, Any] = {"services": services}
         if detail is not None:
             for peer in detail.peers:
                 services.setdefault(
@@ -93,7 +98,7 @@ class HealthReport:
         return (200 if router_up else 503), body
 
 
-def _degraded(body: dict, detail: router_pb2.GetHealthDetailResponse | None) -> bool:
+def _degraded(body: dict[str, Any], detail: router_pb2.GetHealthDetailResponse | None) -> bool:
     """A replica or a peer is not serving, Tilores is unreachable, Redis is
     away or a configured provider's breaker is not closed."""
     services = body["services"].values()
@@ -107,7 +112,7 @@ def _degraded(body: dict, detail: router_pb2.GetHealthDetailResponse | None) -> 
     )
 
 
-def _tilores(detail: router_pb2.GetHealthDetailResponse) -> dict:
+def _tilores(detail: router_pb2.GetHealthDetailResponse) -> dict[str, Any]:
     if not detail.HasField("tilores_backend"):
         return {"reachable": False, "detail": "tilores_data did not answer"}
     backend = detail.tilores_backend
@@ -119,11 +124,11 @@ def _tilores(detail: router_pb2.GetHealthDetailResponse) -> dict:
     }
 
 
-def _cache(detail: router_pb2.GetHealthDetailResponse) -> dict:
+def _cache(detail: router_pb2.GetHealthDetailResponse) -> dict[str, Any]:
     if not detail.HasField("cache_stats"):
         return {"redis": enum_word(cache_pb2.RedisState.DESCRIPTOR, detail.cache_redis)}
     stats = detail.cache_stats
-    tiers: dict[str, dict] = {}
+    tiers: dict[str, dict[str, Any]] = {}
     for tier in stats.tiers:
         entry = tiers.setdefault(tier.tier, {"hits": 0, "misses": 0, "errors": 0})
         entry["hits"] += tier.hits
@@ -137,14 +142,14 @@ def _cache(detail: router_pb2.GetHealthDetailResponse) -> dict:
     }
 
 
-def _replica(status: process_pb2.ReplicaStatus) -> dict:
+def _replica(status: process_pb2.ReplicaStatus) -> dict[str, Any]:
     """One replica as the report shows it: its figures since it started
     (rates come from two readings), null when it did not answer."""
     stats = plain_dict(status.stats) if status.HasField("stats") else None
     return {"address": status.address, "serving": status.serving, "stats": stats}
 
 
-def _service_health(replicas: list[process_pb2.ReplicaStatus]) -> dict:
+def _service_health(replicas: list[process_pb2.ReplicaStatus]) -> dict[str, Any]:
     serving = sum(r.serving for r in replicas)
     status = "SERVING" if serving else ("NOT_SERVING" if replicas else "UNREACHABLE")
     return {

@@ -11,7 +11,11 @@ status the gateway already knows."""
 
 from __future__ import annotations
 
+from contextvars import Token
+from typing import Any
+
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.runtime.rpc_spans import activate, deactivate
@@ -26,7 +30,7 @@ class HttpSpans:
     def __init__(self) -> None:
         self.enabled = not tracing_disabled()
 
-    def start(self, scope: dict) -> tuple[trace.Span, object] | None:
+    def start(self, scope: dict[str, Any]) -> tuple[trace.Span, Token[Context]] | None:
         """The request's span, current until `end`; None for an excluded path."""
         if not self.enabled or scope["path"] in EXCLUDED_PATHS:
             return None
@@ -41,7 +45,7 @@ class HttpSpans:
         return span, activate(span)
 
     @staticmethod
-    def end(begun: tuple[trace.Span, object], method: str, route: str, status: int) -> None:
+    def end(begun: tuple[trace.Span, Token[Context]], method: str, route: str, status: int) -> None:
         span, token = begun
         if span.is_recording():
             span.update_name(f"{method} {route}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -18,7 +19,7 @@ INT64_MAX = 2**63 - 1
 MAX_ID_CHARS = 256
 
 
-def json_object(raw: bytes) -> dict:
+def json_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object; a 400 when it is not one."""
     try:
         body = orjson.loads(raw)
@@ -80,7 +81,7 @@ def _encodable(where: str, text: str) -> None:
         ) from None
 
 
-def reject_unknown(body: dict, known: Iterable[str]) -> None:
+def reject_unknown(body: dict[str, Any], known: Iterable[str]) -> None:
     allowed = set(known)
     for name in body:
         if name not in allowed:
@@ -149,7 +150,15 @@ def check_string(param: str, value: object, max_chars: int = MAX_ID_CHARS, *, em
     return value
 
 
-def field(body: dict, name: str, kind: type | tuple, *, required: bool = False, default=None, param: str = ""):
+def field(
+    body: dict[str, Any],
+    name: str,
+    kind: type | tuple[Any, ...],
+    *,
+    required: bool = False,
+    default: Any = None,
+    param: str = "",
+) -> Any:
     """A field of a given JSON type (bool is never an integer or a number);
     `param` is its path in errors when it is not `name`."""
     param = param or name

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
@@ -58,7 +59,7 @@ def method_of(method: str) -> str:
     return method if method in METHODS else "other"
 
 
-def observe_answer(model: str, ttft_s: float, added_ms: float, first_at: float, usage) -> None:
+def observe_answer(model: str, ttft_s: float, added_ms: float, first_at: float, usage: Any) -> None:
     """The GenAI server figures of one answered chat request."""
     TIME_TO_FIRST_TOKEN.labels(model).observe(ttft_s)
     MESH_ADDED.labels(model).observe(added_ms / 1000)
@@ -66,7 +67,7 @@ def observe_answer(model: str, ttft_s: float, added_ms: float, first_at: float, 
         TIME_PER_OUTPUT_TOKEN.labels(model).observe((time.perf_counter() - first_at) / (usage.completion_tokens - 1))
 
 
-def snapshot() -> dict[str, float]:
+def snapshot() -> dict[str, float | str]:
     """This process's HTTP totals so far, for the console to turn into rates."""
     requests = errors = 0.0
     for metric in HTTP_REQUESTS.collect():

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import urllib.parse
+from typing import Any
 
 import grpc
 from tilores_x.v1 import llm_gateway_pb2, llm_gateway_pb2_grpc
@@ -49,7 +50,7 @@ class ModelRoutes:
         )
 
 
-def model_object(model: llm_gateway_pb2.Model) -> dict:
+def model_object(model: llm_gateway_pb2.Model) -> dict[str, Any]:
     """A catalog entry as an OpenAI model object, with this mesh's own fields."""
     return {
         "id": model.id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import orjson
 
@@ -44,7 +46,7 @@ class OpenAIError(Exception):
         self.retry_after_s = retry_after_s
         self.headers: list[tuple[bytes, bytes]] = []  # sent with the error (rate-limit figures)
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
     def json(self) -> bytes:
@@ -78,7 +80,7 @@ def from_grpc(error: grpc.aio.AioRpcError) -> OpenAIError:
     return from_status(code, message, param, retry_after)
 
 
-def stream_error_body(code: str, message: str) -> dict:
+def stream_error_body(code: str, message: str) -> dict[str, Any]:
     """The error JSON that ends a stream that failed after it had started
     (framed by gateway/sse.py)."""
     kind = STATUS_MAP.get(getattr(grpc.StatusCode, code, None), (500, "api_error"))[1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import Any
 
 import orjson
 
@@ -96,11 +97,11 @@ COMPLETION = {
 OBJECT = {"type": "object"}
 
 
-def _body(schema: dict, required: bool = True) -> dict:
+def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-def _object(required: list[str], **properties) -> dict:
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
     return {"type": "object", "required": required, "properties": properties}
 
 
@@ -108,7 +109,7 @@ STRING = {"type": "string"}
 INT = {"type": "integer", "minimum": 0, "maximum": 2_147_483_647}
 REASON = _object([], reason={"type": "string", "maxLength": 4000})
 # (method, template) -> (summary, request body or None, success status, success media type)
-OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
+OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int, str]] = {
     ("POST", "/v1/chat/completions"): ("A chat completion, streamed (SSE) or whole", _body(CHAT), 200, "json+sse"),
     ("POST", "/v1/chat/batch"): (
         "Many chat completions at once, answered in parallel",
@@ -280,10 +281,10 @@ MEDIA = {
 }
 
 
-def _operation(route: Route) -> dict:
+def _operation(route: Route) -> dict[str, Any]:
     summary, body, status, media = OPERATIONS[(route.method, route.template)]
     errors = {"description": "An error in OpenAI's shape", "content": {"application/json": {"schema": ERROR}}}
-    operation: dict = {
+    operation: dict[str, Any] = {
         "summary": summary,
         "operationId": _operation_id(route),
         "responses": {str(status): {"description": "Success", "content": MEDIA[media]}},
@@ -334,9 +335,9 @@ def _path_names(template: str) -> list[str]:
     return [part[1:-1] for part in template.split("/") if part.startswith("{")]
 
 
-def document(routes: list[Route]) -> dict:
+def document(routes: list[Route]) -> dict[str, Any]:
     """The document for these routes (every route must be described)."""
-    paths: dict[str, dict] = {}
+    paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         paths.setdefault(route.template, {})[route.method.lower()] = _operation(route)
     return {

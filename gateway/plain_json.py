@@ -7,6 +7,7 @@ null for an unset optional one."""
 from __future__ import annotations
 
 import re
+from typing import Any, cast
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -26,12 +27,12 @@ def enum_word(enum: EnumDescriptor, number: int) -> str | None:
     return value.name.removeprefix(prefix).lower()
 
 
-def plain_dict(message: Message) -> dict:
-    return _message(message, message.DESCRIPTOR)
+def plain_dict(message: Message) -> dict[str, Any]:
+    return _message(message, cast(Descriptor, message.DESCRIPTOR))
 
 
-def _message(message: Message, descriptor: Descriptor) -> dict:
-    out: dict = {}
+def _message(message: Message, descriptor: Descriptor) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for field in descriptor.fields:
         value = getattr(message, field.name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
@@ -46,7 +47,7 @@ def _message(message: Message, descriptor: Descriptor) -> dict:
     return out
 
 
-def _scalar(value, field: FieldDescriptor):
+def _scalar(value: Any, field: FieldDescriptor) -> Any:
     if field.message_type is not None:
         return _message(value, field.message_type)
     if field.enum_type is not None:

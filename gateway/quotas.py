@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
-from gateway.api_keys import ApiKey
+from gateway.api_key import ApiKey
 from gateway.openai_errors import OpenAIError
 
 log = logging.getLogger("gateway.quotas")
@@ -58,7 +58,7 @@ class Admission:
 class Counters:
     """Per-process counters with Redis's semantics, for a gateway without Redis."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._counts: dict[str, int] = {}
 
     async def add(self, increments: dict[str, int], reads: list[str]) -> tuple[list[int], list[int]]:

@@ -7,8 +7,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from gateway.openai_errors import OpenAIError
+
+if TYPE_CHECKING:  # the exchange is only named here
+    from gateway.exchange import Exchange
 
 PUBLIC = "public"  # a route anyone may call; any other access is the scope an API key needs
 UNMATCHED = "unmatched"  # the metrics label of any path no route knows
@@ -32,7 +36,7 @@ class Route:
     # (audience client) may not read other people's data here.
     agents_only: bool = False
 
-    def pattern(self) -> re.Pattern:
+    def pattern(self) -> re.Pattern[str]:
         parts = _PARAM.split(self.template)
         regex = "".join(
             re.escape(part) if n % 2 == 0 else f"(?P<{part}>{self.params.get(part, '[^/]+')})"
@@ -73,7 +77,7 @@ def unavailable(routes: list[Route], message: str) -> list[Route]:
     """The same routes answering 503 with `message`: a peer they need is
     not configured."""
 
-    async def refuse(exchange, **params) -> None:
+    async def refuse(exchange: Exchange, **params: str) -> None:
         raise OpenAIError(503, message, type="server_error")
 
     return [replace(route, handler=refuse) for route in routes]

@@ -8,6 +8,7 @@ stream so a token costs one JSON string encoding and a concatenation."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 
@@ -35,7 +36,7 @@ def error_event(code: str, message: str) -> bytes:
     return event(stream_error_body(code, message))
 
 
-async def first_event(call, exchange: Exchange, heartbeat_s: float):
+async def first_event(call: Any, exchange: Exchange, heartbeat_s: float) -> Any:
     """The call's first event. While it waits, the response starts (200,
     HEADERS) and a `: ping` goes out every `heartbeat_s`, so no idle timer
     on the way cuts the stream; until the first ping an error can still be
