@@ -251,9 +251,9 @@ def _print(title: str, report: DetectionReport, classes: tuple[str, ...]) -> Non
     )
     for kind, missed in report.misses.items():
         for line in missed[:3]:
-            print(f"  missed ({kind}): {line[:300]}")
+            print(f"  missed ({kind}): {' '.join(line.split())[:300]}")
     for line in report.alarms[:3]:
-        print(f"  false alarm: {line[:300]}")
+        print(f"  false alarm: {' '.join(line.split())[:300]}")
 
 
 def main(argv: list[str] | None = None) -> int:

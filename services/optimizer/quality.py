@@ -165,39 +165,47 @@ def groundedness(answer: str, facts: Sequence[Fact], question: str, tool_results
             problems.append(f"{claim.text} is not in this customer's records")
             continue
         start, end = next(((a, b) for a, b in segments if a <= claim.start < b), (0, len(answer)))
-        segment = answer[start:end]
         cited = set().union(*(ids for s, _e, ids in citations if start <= s < end))
-        candidates = [f for f in indexed if not cited or f.fact.record_id in cited]
         if start not in words_of:
-            words_of[start] = set(_singular(_WORD.findall(segment.lower())))
-        words = words_of[start]
-        scored = [(f, _match(f.keywords, words)) for f in candidates]
-        best = max((score for _, score in scored), default=0.0)
-        # The facts the sentence names: "last payment of $79 on October 26"
-        # names both the date and the amount of the last payment.
-        named = [f for f, score in scored if best > 0 and score >= best / 2]
-        closest = [f for f, score in scored if best > 0 and score == best]
-        if not any(kind == claim.kind for f in named for kind, _ in f.values):
-            named = []  # "call Ida at 214-555-0000": the calls hold no phone number; the sentence names no phone
-        near = _near(segment, claim.start - start, claim.text)
-        fully = [f for f in closest if len(f.keywords) > 1 and f.keywords <= near]
-        nearly = [f for f in named if 3 * len(f.keywords & near) >= 2 * len(f.keywords)]
-        if fully and not any(key in f.values for f in (*closest, *nearly)):
-            # The sentence names one fact best and the words next to the
-            # figure name it outright ("3 tickets on file"): it must be
-            # that fact's (or one the words next to it nearly name: "last
-            # payment of $79 was approved" is the amount's), whatever else
-            # the sentence holds.
-            problems.append(f"{claim.text} is not what the records say of {fully[0].fact.label}")
-            continue
-        if named and (not any(key in f.values for f in named) or _repeated_beyond(claim, segment, start, closest)):
-            problems.append(f"{claim.text} is not what the records say of {closest[0].fact.label}")
-        elif not named and not any(key in f.values for f in candidates):
-            problems.append(f"{claim.text} is not what record {', '.join(sorted(cited))} says")
+            words_of[start] = set(_singular(_WORD.findall(answer[start:end].lower())))
+        problem = _against_sentence(claim, answer[start:end], start, words_of[start], indexed, cited)
+        if problem:
+            problems.append(problem)
     value = 1 - len(problems) / len(claims)
     if problems:
         return Score("groundedness", round(value, 4), "; ".join(dict.fromkeys(problems)))
     return Score("groundedness", 1.0, f"all {len(claims)} claims are traced to records")
+
+
+def _against_sentence(
+    claim: Claim, segment: str, start: int, words: set[str], indexed: list[_FactValues], cited: set[str]
+) -> str:
+    """What is wrong with a claim of this customer's values, read in its
+    sentence (`words`, singular) and the records it cites; "" if nothing."""
+    key = (claim.kind, claim.value)
+    candidates = [f for f in indexed if not cited or f.fact.record_id in cited]
+    scored = [(f, _match(f.keywords, words)) for f in candidates]
+    best = max((score for _, score in scored), default=0.0)
+    # The facts the sentence names: "last payment of $79 on October 26"
+    # names both the date and the amount of the last payment.
+    named = [f for f, score in scored if best > 0 and score >= best / 2]
+    closest = [f for f, score in scored if best > 0 and score == best]
+    if not any(kind == claim.kind for f in named for kind, _ in f.values):
+        named = []  # "call Ida at 214-555-0000": the calls hold no phone number; the sentence names no phone
+    near = _near(segment, claim.start - start, claim.text)
+    fully = [f for f in closest if len(f.keywords) > 1 and f.keywords <= near]
+    nearly = [f for f in named if 3 * len(f.keywords & near) >= 2 * len(f.keywords)]
+    if fully and not any(key in f.values for f in (*closest, *nearly)):
+        # The sentence names one fact best and the words next to the figure
+        # name it outright ("3 tickets on file"): it must be that fact's (or
+        # one the words next to it nearly name: "last payment of $79 was
+        # approved" is the amount's), whatever else the sentence holds.
+        return f"{claim.text} is not what the records say of {fully[0].fact.label}"
+    if named and (not any(key in f.values for f in named) or _repeated_beyond(claim, segment, start, closest)):
+        return f"{claim.text} is not what the records say of {closest[0].fact.label}"
+    if not named and not any(key in f.values for f in candidates):
+        return f"{claim.text} is not what record {', '.join(sorted(cited))} says"
+    return ""
 
 
 _NEAR_WORDS = 4  # words either side of a figure that name what it is
