@@ -94,29 +94,19 @@ class CompletionRoutes:
         body = _checked(json_object(raw))
         prompts = _prompts(body)
         echo = field(body, "echo", bool, default=False)
-        calls = []
-        for prompt in prompts:
-            chat_body = {k: body[k] for k in SHARED_FIELDS if k in body}
-            chat_body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
-            chat_body["messages"] = [{"role": "user", "content": prompt}]
-            try:
-                calls.append(chat_call(chat_body))
-            except OpenAIError as error:
-                raise _renamed(error) from None
+        calls = [_chat_call(body, prompt) for prompt in prompts]
         first = calls[0]
         # Each prompt is an answer, and counts as one, as each batch item does.
         admission = await self._quotas.admit(exchange.key, "chat", first.model, requests=len(calls))
         exchange.headers.extend(admission.headers())
-        completion_id = f"cmpl-{uuid.uuid4().hex[:24]}"
-        created = int(time.time())
+        head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time())}
         if first.stream:
             await exchange.start(200, sse.HEADERS)
-        texts, finishes, usages, model = [], [], [], first.model
+        results = []
         for index, (prompt, chat) in enumerate(zip(prompts, calls, strict=True)):
             for_router(chat.request, exchange)
-            chat.request.completion_id = f"{completion_id}-{index}" if len(prompts) > 1 else completion_id
+            chat.request.completion_id = f"{head['id']}-{index}" if len(prompts) > 1 else head["id"]
             call = self._router.Chat(chat.request, timeout=self._timeout_s)
-            head = {"id": completion_id, "object": "text_completion", "created": created}
             try:
                 result = await self._one(exchange, call, chat, index, prompt if echo else "", head)
             except grpc.aio.AioRpcError as error:
@@ -126,40 +116,20 @@ class CompletionRoutes:
                 return
             if result is None:  # a stream that ended in an error event
                 return
-            text, finish, usage, model = result
-            texts.append(text)
-            finishes.append(finish)
-            usages.append(usage)
-        prompt_tokens = sum(u.prompt_tokens for u in usages if u is not None)
-        completion_tokens = sum(u.completion_tokens for u in usages if u is not None)
-        await self._quotas.spend_tokens(exchange.key, first.model, prompt_tokens + completion_tokens)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
+            results.append(result)
+        usage = _usage([u for _, _, u, _ in results if u is not None])
+        await self._quotas.spend_tokens(exchange.key, first.model, usage["total_tokens"])
+        model = results[-1][3]
         if first.stream:
-            tail = DONE
-            if first.include_usage:
-                chunk = {"id": completion_id, "object": "text_completion", "created": created, "model": model}
-                tail = sse.event(chunk | {"choices": [], "usage": usage}) + DONE
-            await exchange.send(tail)
+            tail = sse.event(head | {"model": model, "choices": [], "usage": usage}) if first.include_usage else b""
+            await exchange.send(tail + DONE)
             return
         choices = [
             {"text": text, "index": n, "logprobs": None, "finish_reason": finish}
-            for n, (text, finish) in enumerate(zip(texts, finishes, strict=True))
+            for n, (text, finish, _, _) in enumerate(results)
         ]
         await exchange.json(
-            200,
-            {
-                "id": completion_id,
-                "object": "text_completion",
-                "created": created,
-                "model": model,
-                "system_fingerprint": None,
-                "choices": choices,
-                "usage": usage,
-            },
+            200, head | {"model": model, "system_fingerprint": None, "choices": choices, "usage": usage}
         )
 
     async def _one(
@@ -197,6 +167,24 @@ class CompletionRoutes:
                     return None
                 raise from_status(event.error.code, event.error.message)
         return "".join(parts), finish, usage, model
+
+
+def _chat_call(body: dict[str, Any], prompt: str) -> Any:
+    """The chat request one prompt is answered as."""
+    chat_body = {k: body[k] for k in SHARED_FIELDS if k in body}
+    chat_body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    chat_body["messages"] = [{"role": "user", "content": prompt}]
+    try:
+        return chat_call(chat_body)
+    except OpenAIError as error:
+        raise _renamed(error) from None
+
+
+def _usage(usages: list[Any]) -> dict[str, int]:
+    prompt_tokens = sum(u.prompt_tokens for u in usages)
+    completion_tokens = sum(u.completion_tokens for u in usages)
+    total = prompt_tokens + completion_tokens
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total}
 
 
 def _chunk(head: dict[str, Any], model: str, index: int, text: str, finish: str | None) -> bytes:
