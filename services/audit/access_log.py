@@ -20,7 +20,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 
@@ -57,7 +59,7 @@ GENESIS = "0" * 64  # the link before the first chained row
 log = logging.getLogger("audit")
 
 
-def link(key: bytes, previous: str, row_id: int, row: tuple) -> str:
+def link(key: bytes, previous: str, row_id: int, row: tuple[Any, ...]) -> str:
     """The chain value of one row: it follows from the previous row's."""
     message = orjson.dumps([previous, row_id, *row])
     return hmac.new(key, message, hashlib.sha256).hexdigest()
@@ -179,7 +181,7 @@ class AccessLog:
         return records, len(rows) > limit
 
 
-def _entry(row: tuple) -> CustomerAccess:
+def _entry(row: tuple[Any, ...]) -> CustomerAccess:
     at, who, tenant, recorded_by, entity_id, action, kinds, completion_id, request_id = row
     entry = CustomerAccess(who, entity_id, action, tuple(k for k in kinds.split(",") if k))
     return replace(
@@ -187,7 +189,7 @@ def _entry(row: tuple) -> CustomerAccess:
     )
 
 
-def verify_rows(rows, key: bytes) -> Verdict:
+def verify_rows(rows: Iterable[tuple[Any, ...]], key: bytes) -> Verdict:
     previous, checked, unchained, expected_id = GENESIS, 0, 0, None
     for row_id, *columns, chain in rows:
         if not chain and checked == 0:

@@ -27,7 +27,9 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         self._log = log
         self._grants = grants
 
-    async def RecordAccess(self, request, context):
+    async def RecordAccess(
+        self, request: audit_pb2.RecordAccessRequest, context: grpc.aio.ServicerContext
+    ) -> audit_pb2.RecordAccessResponse:
         if len(request.records) > MAX_RECORDS:
             raise InvalidArgument(f"records: at most {MAX_RECORDS} in one request", field="records")
         entries = [access_of(r) for r in request.records]
@@ -44,7 +46,9 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         appended = await asyncio.to_thread(self._log.append, entries, recorded_by)
         return audit_pb2.RecordAccessResponse(appended=appended)
 
-    async def QueryAccess(self, request, context):
+    async def QueryAccess(
+        self, request: audit_pb2.QueryAccessRequest, context: grpc.aio.ServicerContext
+    ) -> audit_pb2.QueryAccessResponse:
         if request.limit < 0 or request.limit > MAX_LIMIT:
             raise InvalidArgument(f"limit: 1 to {MAX_LIMIT} (0: 100)", field="limit")
         if request.since < 0 or request.until < 0:

@@ -30,7 +30,7 @@ from services.runtime.settings import env_float, env_int, env_str, peer_addr
 
 
 async def build() -> CacheComponent:
-    lru = LruCache(
+    lru: LruCache[str, bytes] = LruCache(
         max_entries=env_int("CACHE_MAX_ENTRIES", 10_000, minimum=1),
         max_bytes=env_int("CACHE_MAX_BYTES", 64 * 1024 * 1024, minimum=1024),
     )

@@ -14,15 +14,15 @@ class TierCounters:
     hits: int = 0
     misses: int = 0
     errors: int = 0
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=RECENT_READS))
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_READS))
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
             return 0.0
         if q == 0.5:
-            return statistics.median(self.latencies_ms)
+            return float(statistics.median(self.latencies_ms))
         ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 class CacheStats:

@@ -5,6 +5,8 @@ the router's keys. The prewarmer never sees a proto."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 import grpc
 from tilores_x.v1 import tilores_data_pb2, tilores_data_pb2_grpc
@@ -50,7 +52,7 @@ class CustomerSourceOverGrpc:
         ]
 
     @staticmethod
-    async def _call(call):
+    async def _call(call: Awaitable[Any]) -> Any:
         try:
             return await call
         except grpc.aio.AioRpcError as error:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -45,8 +46,8 @@ class RedisTier:
         self._reconnect_every_s = reconnect_every_s
         self.state = CONNECTED
         self.last_error = ""
-        self._watcher: asyncio.Task | None = None
-        self._listener: asyncio.Task | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Check the server once; a dead Redis at start-up is DEGRADED, not fatal."""
@@ -89,7 +90,9 @@ class RedisTier:
             return None
         try:
             async with self._client.pipeline(transaction=False) as pipe:
-                value, ttl_ms = await pipe.get(key).pttl(key).execute()
+                pipe.get(key)
+                pipe.pttl(key)
+                value, ttl_ms = await pipe.execute()
         except (RedisError, OSError) as error:
             self._failed(error)
             raise TierFailure(type(error).__name__) from None
@@ -136,12 +139,12 @@ class RedisTier:
             self._failed(error)
         return removed
 
-    def listen_for_clears(self, on_clear) -> None:
+    def listen_for_clears(self, on_clear: Callable[[str, str], object]) -> None:
         """Call `on_clear(tenant, namespace)` for every clear any replica
         announces, resubscribing after Redis comes back."""
         self._listener = asyncio.ensure_future(self._listen(on_clear))
 
-    async def _listen(self, on_clear) -> None:
+    async def _listen(self, on_clear: Callable[[str, str], object]) -> None:
         while True:
             try:
                 async with self._client.pubsub() as pubsub:

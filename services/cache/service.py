@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from tilores_x.v1 import cache_pb2, cache_pb2_grpc
@@ -29,7 +30,7 @@ REDIS_STATES = {
 }
 
 
-def _checked(request) -> tuple[str, str, str]:
+def _checked(request: Any) -> tuple[str, str, str]:
     if not request.namespace:
         raise InvalidArgument("namespace is required", field="namespace")
     if not request.key:
@@ -61,13 +62,13 @@ class CacheService(cache_pb2_grpc.CacheServiceServicer):
         self._fallback_ttl_s = fallback_ttl_s
         self.prewarmer = prewarmer
 
-    async def Get(self, request, context):
+    async def Get(self, request: cache_pb2.GetRequest, context: grpc.aio.ServicerContext) -> cache_pb2.GetResponse:
         value = await self.cache.get(*_checked(request))
         if value is None:
             return cache_pb2.GetResponse(found=False)
         return cache_pb2.GetResponse(found=True, value=value)
 
-    async def Set(self, request, context):
+    async def Set(self, request: cache_pb2.SetRequest, context: grpc.aio.ServicerContext) -> cache_pb2.SetResponse:
         tenant, namespace, key = _checked(request)
         if request.HasField("ttl"):
             ttl_s = request.ttl.ToMilliseconds() / 1000
@@ -77,16 +78,22 @@ class CacheService(cache_pb2_grpc.CacheServiceServicer):
             ttl_s = self._default_ttl_s.get(namespace, self._fallback_ttl_s)
         return cache_pb2.SetResponse(stored=await self.cache.set(tenant, namespace, key, request.value, ttl_s))
 
-    async def Delete(self, request, context):
+    async def Delete(
+        self, request: cache_pb2.DeleteRequest, context: grpc.aio.ServicerContext
+    ) -> cache_pb2.DeleteResponse:
         return cache_pb2.DeleteResponse(deleted=await self.cache.delete(*_checked(request)))
 
-    async def Clear(self, request, context):
+    async def Clear(
+        self, request: cache_pb2.ClearRequest, context: grpc.aio.ServicerContext
+    ) -> cache_pb2.ClearResponse:
         if request.namespace and not _NAMESPACE.match(request.namespace):
             raise InvalidArgument("namespace: lower-case letters, digits and '_' only, at most 64", field="namespace")
         remote, local = await self.cache.clear(_tenant(request.tenant), request.namespace)
         return cache_pb2.ClearResponse(redis_removed=remote, local_removed=local)
 
-    async def Stats(self, request, context):
+    async def Stats(
+        self, request: cache_pb2.StatsRequest, context: grpc.aio.ServicerContext
+    ) -> cache_pb2.StatsResponse:
         l2 = self.cache.l2
         reply = cache_pb2.StatsResponse(
             l1_entries=len(self.cache.l1),
@@ -111,7 +118,9 @@ class CacheService(cache_pb2_grpc.CacheServiceServicer):
             )
         return reply
 
-    async def Prewarm(self, request, context):
+    async def Prewarm(
+        self, request: cache_pb2.PrewarmRequest, context: grpc.aio.ServicerContext
+    ) -> cache_pb2.PrewarmResponse:
         if self.prewarmer is None:
             raise FailedPrecondition("prewarm needs TILORES_DATA_SERVICE_ADDR", field="identifiers")
         if not request.identifiers:
@@ -138,13 +147,13 @@ class CacheComponent:
         service: CacheService,
         prewarm_file: str = "",
         prewarm_every_s: float = 0.0,
-        on_close=None,
-    ):
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.service = service
         self._prewarm_file = prewarm_file
         self._prewarm_every_s = prewarm_every_s
         self._on_close = on_close
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._metrics = cache_metrics(service.cache)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
@@ -160,7 +169,10 @@ class CacheComponent:
         while True:
             try:
                 identifiers = read_identifiers(Path(self._prewarm_file).read_text())[:MAX_IDENTIFIERS]
-                result = await self.service.prewarmer.prewarm(identifiers, DEFAULT_TENANT)
+                prewarmer = self.service.prewarmer
+                if prewarmer is None:
+                    return
+                result = await prewarmer.prewarm(identifiers, DEFAULT_TENANT)
                 log.info(
                     "prewarm.done",
                     extra={

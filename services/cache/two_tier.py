@@ -21,7 +21,7 @@ def _l1_key(tenant: str, namespace: str, key: str) -> str:
 
 
 class TwoTierCache:
-    def __init__(self, l1: LruCache, l2: RedisTier | None = None, stats: CacheStats | None = None):
+    def __init__(self, l1: LruCache[str, bytes], l2: RedisTier | None = None, stats: CacheStats | None = None) -> None:
         self.l1 = l1
         self.l2 = l2
         self.stats = stats or CacheStats()
