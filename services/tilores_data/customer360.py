@@ -241,13 +241,7 @@ def _calls_and_tickets(records: list[dict], calls: _Section, tickets: _Section) 
         for ticket in reversed(still_open[-RECENT_TICKETS:]):  # which ones are open, newest first
             tickets.value(f"Open ticket {_ticket_number(ticket)}", _ticket(ticket), ticket)
     for call in reversed(all_calls[-RECENT_CALLS:]):
-        details = [str(call.get("CALL_TYPE") or "")]
-        if call.get("CALL_DURATION"):
-            details.append(f"{call['CALL_DURATION']} s")
-        if call.get("AGENT_USERNAME"):
-            details.append(f"agent {call['AGENT_USERNAME']}")
-        if call.get("CAMPAIGN_NAME"):
-            details.append(f"campaign {call['CAMPAIGN_NAME']}")
+        details = [str(call.get("CALL_TYPE") or ""), *_present(call, CALL_DETAILS)]
         calls.value(f"Call at {call.get('CALL_START_TIME', 'unknown time')}", ", ".join(d for d in details if d), call)
 
     for ticket in reversed(all_tickets[-RECENT_TICKETS:]):
@@ -258,18 +252,24 @@ def _ticket_number(ticket: dict) -> str:
     return str(ticket.get("TICKETNUMBER", ticket.get("id")))
 
 
+# The fields an item names after its kind or subject, each in its words.
+CALL_DETAILS = (("CALL_DURATION", "{} s"), ("AGENT_USERNAME", "agent {}"), ("CAMPAIGN_NAME", "campaign {}"))
+TICKET_DETAILS = (
+    ("CATEGORY", "category {}"),
+    ("PRIORITY", "priority {}"),
+    ("CREATEDTIME", "opened {}"),
+    ("CLOSEDTIME", "closed {}"),
+)
+
+
+def _present(record: dict, details: tuple[tuple[str, str], ...]) -> list[str]:
+    return [words.format(record[key]) for key, words in details if record.get(key)]
+
+
 def _ticket(ticket: dict) -> str:
     """`Card declined, Open, category Billing, priority High, opened …`."""
     details = [f"{ticket.get('SUBJECT', '')}".strip(), str(ticket.get("ZOHO_STATUS") or "")]
-    if ticket.get("CATEGORY"):
-        details.append(f"category {ticket['CATEGORY']}")
-    if ticket.get("PRIORITY"):
-        details.append(f"priority {ticket['PRIORITY']}")
-    if ticket.get("CREATEDTIME"):
-        details.append(f"opened {ticket['CREATEDTIME']}")
-    if ticket.get("CLOSEDTIME"):
-        details.append(f"closed {ticket['CLOSEDTIME']}")
-    return ", ".join(d for d in details if d)
+    return ", ".join(d for d in [*details, *_present(ticket, TICKET_DETAILS)] if d)
 
 
 def _relationships(view: EntityView, relationships: _Section) -> None:
