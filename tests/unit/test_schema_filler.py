@@ -144,3 +144,10 @@ def test_a_huge_schema_costs_a_bounded_amount():
     required = {"type": "object", "properties": {**many, "email": {"type": "string"}}, "required": ["email"]}
     with pytest.raises(Unfillable, match="more than 256 properties"):
         SchemaFiller(FACTS).fill(required)
+
+
+def test_an_error_names_a_huge_property_without_echoing_it():
+    name = "x" * 1_000_000
+    with pytest.raises(Unfillable) as caught:
+        SchemaFiller(FACTS).fill(_object({name: {"type": "string"}}))
+    assert caught.value.path == "x" * 200 + "…" and len(str(caught.value)) < 400

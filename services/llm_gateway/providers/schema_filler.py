@@ -28,6 +28,7 @@ from jsonschema.exceptions import SchemaError
 
 MAX_DEPTH = 8  # nested objects and $refs followed; a recursive schema stops here
 MAX_ITEMS = 20  # items an array takes
+MAX_NAMED_CHARS = 200  # of a property's path in an error
 MAX_PROPERTIES = 256  # properties filled in all: a schema's cost is bounded, whatever its size
 
 _NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -114,6 +115,8 @@ class Unfillable(ValueError):
     """No value the conversation or the records hold fits this property."""
 
     def __init__(self, path: str, why: str):
+        # Property names are the caller's: an error names one, never echoes a megabyte.
+        path = path if len(path) <= MAX_NAMED_CHARS else path[:MAX_NAMED_CHARS] + "…"
         super().__init__(f"{path}: {why}")
         self.path = path
         self.why = why
