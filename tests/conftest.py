@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from services.optimizer.postgres_storage import PostgresStorage
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import SqliteStore
+from services.optimizer.storage.postgres import PostgresStore
 from tests.postgres_server import postgres_server
 
 _databases = itertools.count()
@@ -36,13 +36,13 @@ def open_store(request, tmp_path):
         url = request.getfixturevalue("postgres_url")
 
         def make():
-            opened.append(PostgresStorage(url))
+            opened.append(PostgresStore(url))
             return opened[-1]
     else:
         path = str(tmp_path / "optimizer.db")
 
         def make():
-            opened.append(OptimizerStorage(path))
+            opened.append(SqliteStore(path))
             return opened[-1]
 
     yield make

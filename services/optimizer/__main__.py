@@ -30,7 +30,7 @@ from services.optimizer.clients import EvaluationPeers, TextGenerationOverGrpc
 from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor, Thresholds
 from services.optimizer.service import OptimizerComponent
-from services.optimizer.storage import OptimizerStorage, OptimizerStore
+from services.optimizer.storage import OptimizerStore, SqliteStore
 from services.optimizer.variant_writer import LlmVariantWriter
 from services.runtime.channels import open_channel
 from services.runtime.field_policy import FieldPolicy
@@ -48,10 +48,10 @@ def open_store() -> OptimizerStore:
         # The driver is loaded only where it is used: an embedded optimizer keeps its memory.
         import psycopg  # noqa: PLC0415
 
-        from services.optimizer.postgres_storage import PostgresStorage  # noqa: PLC0415
+        from services.optimizer.storage.postgres import PostgresStore  # noqa: PLC0415
 
         try:
-            return PostgresStorage(url)
+            return PostgresStore(url)
         except psycopg.OperationalError as error:
             # The message names host and port, never the password.
             raise SettingsError(
@@ -59,7 +59,7 @@ def open_store() -> OptimizerStore:
             ) from None
     path = env_str("OPTIMIZER_DB_PATH", ".data/optimizer.db")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    return OptimizerStorage(path)
+    return SqliteStore(path)
 
 
 async def build() -> OptimizerComponent:

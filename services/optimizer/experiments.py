@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from services.optimizer.arm_statistics import ArmSummary, proportion_p_value, summarise, welch_p_value
 from services.optimizer.prompts import SELF, PromptRegistry, PromptVersion
-from services.optimizer.storage import OptimizerStore
+from services.optimizer.storage import OptimizerStore, statements
 from services.runtime.faults import InvalidArgument, NotFound
 
 RUNNING = "running"
@@ -141,45 +141,31 @@ class Experiments:
             raise InvalidArgument("alpha must be between 0 and 0.5", field="alpha")
         control_version = control.version if control.version in versions else versions[0]
         with self.storage.transaction() as db:
-            if db.execute("SELECT 1 FROM experiments WHERE prompt = ? AND state = ?", (prompt, RUNNING)).fetchone():
+            if db.execute(statements.RUNNING_EXPERIMENT, prompt=prompt, state=RUNNING).fetchone():
                 raise InvalidArgument(f"prompt {prompt!r} already has a running experiment", field="prompt")
-            cursor = db.execute(
-                "INSERT INTO experiments(prompt, salt, state, control_version, min_samples, alpha, auto_promote, "
-                "created_at, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    prompt,
-                    secrets.token_hex(8),
-                    RUNNING,
-                    control_version,
-                    min_samples,
-                    alpha,
-                    int(auto_promote),
-                    time.time(),
-                    started_by,
-                ),
-            )
-            (experiment_id,) = cursor.fetchone()
+            (experiment_id,) = db.execute(
+                statements.START_EXPERIMENT,
+                prompt=prompt,
+                salt=secrets.token_hex(8),
+                state=RUNNING,
+                control_version=control_version,
+                min_samples=min_samples,
+                alpha=alpha,
+                auto_promote=int(auto_promote),
+                created_at=time.time(),
+                started_by=started_by,
+            ).fetchone()
             db.executemany(
-                "INSERT INTO arms(experiment_id, version, weight) VALUES (?, ?, ?)",
-                [(experiment_id, v, w) for v, w in arms],
+                statements.ADD_ARM, [{"experiment_id": experiment_id, "version": v, "weight": w} for v, w in arms]
             )
         return self.get(experiment_id)
 
     def get(self, experiment_id: int) -> Experiment:
-        rows = self.storage.query(
-            "SELECT id, prompt, salt, state, control_version, min_samples, alpha, auto_promote, created_at, ended_at, "
-            "decision, started_by FROM experiments WHERE id = ?",
-            (experiment_id,),
-        )
+        rows = self.storage.query(statements.EXPERIMENT, id=experiment_id)
         if not rows:
             raise NotFound(f"no experiment {experiment_id}", field="experiment_id")
         (eid, prompt, salt, state, control, min_samples, alpha, auto, created, ended, decision, started_by) = rows[0]
-        arms = tuple(
-            Arm(v, w)
-            for v, w in self.storage.query(
-                "SELECT version, weight FROM arms WHERE experiment_id = ? ORDER BY version", (eid,)
-            )
-        )
+        arms = tuple(Arm(v, w) for v, w in self.storage.query(statements.ARMS, experiment_id=eid))
         return Experiment(
             eid,
             prompt,
@@ -197,20 +183,22 @@ class Experiments:
         )
 
     def list(self, prompt: str = "") -> list[Experiment]:
-        rows = self.storage.query(
-            "SELECT id FROM experiments WHERE (? = '' OR prompt = ?) ORDER BY id DESC", (prompt, prompt)
-        )
+        rows = self.storage.query(statements.EXPERIMENTS, prompt=prompt)
         return [self.get(eid) for (eid,) in rows]
 
     def running(self, prompt: str) -> Experiment | None:
-        rows = self.storage.query("SELECT id FROM experiments WHERE prompt = ? AND state = ?", (prompt, RUNNING))
+        rows = self.storage.query(statements.RUNNING_EXPERIMENT, prompt=prompt, state=RUNNING)
         return self.get(rows[0][0]) if rows else None
 
     def end(self, experiment_id: int, state: str, decision: str) -> Experiment:
         with self.storage.transaction() as db:
             updated = db.execute(
-                "UPDATE experiments SET state = ?, ended_at = ?, decision = ? WHERE id = ? AND state = ?",
-                (state, time.time(), decision, experiment_id, RUNNING),
+                statements.END_EXPERIMENT,
+                state=state,
+                ended_at=time.time(),
+                decision=decision,
+                id=experiment_id,
+                running=RUNNING,
             ).rowcount
         experiment = self.get(experiment_id)
         if not updated:
@@ -260,32 +248,37 @@ class Experiments:
             raise InvalidArgument("score must be between 0 and 1", field="score")
         with self.storage.transaction() as db:
             db.execute(
-                "INSERT INTO outcomes(completion_id, experiment_id, prompt, version, model, category, "
-                "score, latency_ms, tokens, error, at, weakest, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(completion_id) DO NOTHING",
-                (completion_id, experiment_id or None, prompt, version, model, category, score, latency_ms, tokens,
-                 int(error), time.time(), weakest, mode),
-            )  # fmt: skip
+                statements.RECORD_OUTCOME,
+                completion_id=completion_id,
+                experiment_id=experiment_id or None,
+                prompt=prompt,
+                version=version,
+                model=model,
+                category=category,
+                score=score,
+                latency_ms=latency_ms,
+                tokens=tokens,
+                error=int(error),
+                at=time.time(),
+                weakest=weakest,
+                mode=mode,
+            )
         if not experiment_id:
             return None
         return self.evaluate(experiment_id)
 
     def has_outcome(self, completion_id: str) -> bool:
-        return bool(self.storage.query("SELECT 1 FROM outcomes WHERE completion_id = ?", (completion_id,)))
+        return bool(self.storage.query(statements.HAS_OUTCOME, completion_id=completion_id))
 
     def judged(self, completion_id: str, score: float, reason: str) -> None:
         """The LLM judge's grade of a recorded turn."""
         with self.storage.transaction() as db:
-            db.execute(
-                "UPDATE outcomes SET judge_score = ?, judge_reason = ? WHERE completion_id = ?",
-                (score, reason, completion_id),
-            )
+            db.execute(statements.JUDGED, score=score, reason=reason, completion_id=completion_id)
 
     def feedback(self, completion_id: str, thumbs_up: bool, comment: str = "") -> None:
         with self.storage.transaction() as db:
             updated = db.execute(
-                "UPDATE outcomes SET feedback = ?, comment = ? WHERE completion_id = ?",
-                (int(thumbs_up), comment[:2000], completion_id),
+                statements.FEEDBACK, thumbs_up=int(thumbs_up), comment=comment[:2000], completion_id=completion_id
             ).rowcount
         if not updated:
             raise NotFound(f"no answer with completion id {completion_id!r}", field="completion_id")
@@ -297,15 +290,12 @@ class Experiments:
         (default: the significance the next look may spend)."""
         experiment = self.get(experiment_id)
         if alpha is None:
-            (looks,) = self.storage.query("SELECT looks FROM experiments WHERE id = ?", (experiment_id,))[0]
+            (looks,) = self.storage.query(statements.EXPERIMENT_LOOKS, id=experiment_id)[0]
             alpha = experiment.alpha / 2 ** (looks + 1)
         report = ExperimentReport(experiment)
         raw: dict[int, tuple[list[float], int, int, int, int]] = {}
         for arm in experiment.arms:
-            rows = self.storage.query(
-                "SELECT score, error, feedback FROM outcomes WHERE experiment_id = ? AND version = ?",
-                (experiment_id, arm.version),
-            )
+            rows = self.storage.query(statements.ARM_OUTCOMES, experiment_id=experiment_id, version=arm.version)
             scores = [s for s, _, _ in rows if s is not None]
             errors = sum(e for _, e, _ in rows)
             up = sum(1 for _, _, f in rows if f == 1)
@@ -367,26 +357,16 @@ class Experiments:
         if experiment.state != RUNNING:
             return None
         active = [a.version for a in experiment.arms if a.weight > 0]
-        marks = ",".join("?" * len(active))
-        counts = dict(
-            self.storage.query(
-                f"SELECT version, COUNT(score) FROM outcomes WHERE experiment_id = ? AND version IN ({marks}) "
-                "GROUP BY version",
-                (experiment_id, *active),
-            )
-        )
+        counts = dict(self.storage.query(statements.SCORED_PER_VERSION, experiment_id=experiment_id))
         fewest = min(counts.get(v, 0) for v in active)
-        (looks,) = self.storage.query("SELECT looks FROM experiments WHERE id = ?", (experiment_id,))[0]
+        (looks,) = self.storage.query(statements.EXPERIMENT_LOOKS, id=experiment_id)[0]
         checkpoint = experiment.min_samples * 2**looks
         if fewest < checkpoint:
             return Decision("continue", None, f"not yet significant: next look at {checkpoint} scored turns per arm")
         with self.storage.transaction() as db:
             # A look is taken once: of replicas recording outcomes at the same
             # time, the one that moves the count from `looks` decides.
-            taken = db.execute(
-                "UPDATE experiments SET looks = looks + 1 WHERE id = ? AND looks = ? AND state = ?",
-                (experiment_id, looks, RUNNING),
-            ).rowcount
+            taken = db.execute(statements.TAKE_LOOK, id=experiment_id, looks=looks, running=RUNNING).rowcount
         if not taken:
             return None
         decision = self.report(experiment_id, alpha=experiment.alpha / 2 ** (looks + 1)).decision
@@ -397,10 +377,7 @@ class Experiments:
                 self.end(experiment_id, STOPPED_GUARDRAIL, decision.reason)
             else:
                 with self.storage.transaction() as db:
-                    db.execute(
-                        "UPDATE arms SET weight = 0 WHERE experiment_id = ? AND version = ?",
-                        (experiment_id, decision.version),
-                    )
+                    db.execute(statements.SILENCE_ARM, experiment_id=experiment_id, version=decision.version)
         elif decision.action == "promote":
             if experiment.auto_promote:
                 self.registry.activate(

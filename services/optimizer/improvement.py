@@ -23,7 +23,7 @@ from services.optimizer import experiments as states
 from services.optimizer.experiments import Experiments
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry, template_variables
-from services.optimizer.storage import OptimizerStore
+from services.optimizer.storage import Connection, OptimizerStore, statements
 from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument
 
 log = logging.getLogger("optimizer.cycle")
@@ -93,25 +93,16 @@ class ImprovementCycle:
     # Learning.
 
     def learning(self) -> dict[str, tuple[int, int]]:
-        return {p: (w, lo) for p, w, lo in self.storage.query("SELECT pattern, wins, losses FROM learning")}
+        return {p: (w, lo) for p, w, lo in self.storage.query(statements.LEARNING)}
 
-    def _credit(self, db, pattern: str, won: bool) -> None:
-        db.execute(
-            "INSERT INTO learning(pattern, wins, losses) VALUES (?, ?, ?) "
-            "ON CONFLICT(pattern) DO UPDATE SET wins = learning.wins + excluded.wins, "
-            "losses = learning.losses + excluded.losses",
-            (pattern, int(won), int(not won)),
-        )
+    def _credit(self, db: Connection, pattern: str, won: bool) -> None:
+        db.execute(statements.CREDIT, pattern=pattern, wins=int(won), losses=int(not won))
 
     # The cycle.
 
     def evidence(self, prompt: str, category: str) -> Counter:
         """Weakest evaluators among the worst-scoring recent turns."""
-        rows = self.storage.query(
-            "SELECT weakest FROM outcomes WHERE prompt = ? AND (? = '' OR category = ?) AND score IS NOT NULL "
-            "ORDER BY score ASC, id DESC LIMIT ?",
-            (prompt, category, category, EVIDENCE_TURNS),
-        )
+        rows = self.storage.query(statements.WEAKEST_OF_WORST, prompt=prompt, category=category, limit=EVIDENCE_TURNS)
         return Counter(w for (w,) in rows if w)
 
     def _ranked_patterns(self, evidence: Counter) -> list[str]:
@@ -165,23 +156,19 @@ class ImprovementCycle:
             arms = [(current.version, 1.0)] + [(v.version, 1.0) for v, _ in versions]
             experiment = self.experiments.start(prompt, arms, min_samples=self.min_samples, auto_promote=True)
         with self.storage.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO cycles(prompt, category, reason, experiment_id, started_at, ended_at, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    prompt,
-                    category,
-                    why,
-                    experiment.id if experiment else None,
-                    time.time(),
-                    None if experiment else time.time(),
-                    gate_note if experiment is None else "",
-                ),
-            )
-            (cycle_id,) = cursor.fetchone()
+            (cycle_id,) = db.execute(
+                statements.START_CYCLE,
+                prompt=prompt,
+                category=category,
+                reason=why,
+                experiment_id=experiment.id if experiment else None,
+                started_at=time.time(),
+                ended_at=None if experiment else time.time(),
+                outcome=gate_note if experiment is None else "",
+            ).fetchone()
             db.executemany(
-                "INSERT INTO cycle_variants(cycle_id, version, pattern) VALUES (?, ?, ?)",
-                [(cycle_id, v.version, pattern) for v, pattern in versions],
+                statements.ADD_CYCLE_VARIANT,
+                [{"cycle_id": cycle_id, "version": v.version, "pattern": pattern} for v, pattern in versions],
             )
         log.info(
             "cycle.started",
@@ -204,21 +191,19 @@ class ImprovementCycle:
 
     def sync(self) -> None:
         """Close cycles whose experiment ended, crediting their patterns."""
-        for cycle_id, experiment_id in self.storage.query(
-            "SELECT id, experiment_id FROM cycles WHERE ended_at IS NULL AND experiment_id IS NOT NULL"
-        ):
+        for cycle_id, experiment_id in self.storage.query(statements.OPEN_CYCLES):
             experiment = self.experiments.get(experiment_id)
             if experiment.state == states.RUNNING:
                 continue
             winner = self.registry.active(experiment.prompt).version if experiment.state == states.PROMOTED else None
             with self.storage.transaction() as db:
-                for version, pattern in db.execute(
-                    "SELECT version, pattern FROM cycle_variants WHERE cycle_id = ?", (cycle_id,)
-                ).fetchall():
+                for version, pattern in db.execute(statements.CYCLE_VARIANTS, cycle_id=cycle_id).fetchall():
                     self._credit(db, pattern, won=version == winner)
                 db.execute(
-                    "UPDATE cycles SET ended_at = ?, outcome = ? WHERE id = ?",
-                    (time.time(), f"{experiment.state}: {experiment.decision}", cycle_id),
+                    statements.END_CYCLE,
+                    ended_at=time.time(),
+                    outcome=f"{experiment.state}: {experiment.decision}",
+                    id=cycle_id,
                 )
 
     async def watch(self, prompt: str = "customer") -> CycleRecord | None:
@@ -227,7 +212,7 @@ class ImprovementCycle:
         self.sync()
         if self.experiments.running(prompt) is not None:
             return None
-        (last_end,) = self.storage.query("SELECT MAX(ended_at) FROM cycles WHERE prompt = ?", (prompt,))[0]
+        (last_end,) = self.storage.query(statements.LAST_CYCLE_END, prompt=prompt)[0]
         if last_end is not None and time.time() - last_end < self.cooldown_s:
             return None
         weak = [q for q in self.monitor.quality() if q.group == "category" and q.mean < self.monitor.thresholds.warning]
@@ -237,20 +222,10 @@ class ImprovementCycle:
         return await self.trigger(prompt, worst.key, f"category {worst.key!r} at {worst.mean:.3f}, below warning")
 
     def get(self, cycle_id: int) -> CycleRecord:
-        rows = self.storage.query(
-            "SELECT id, prompt, category, reason, experiment_id, started_at, ended_at, outcome FROM cycles "
-            "WHERE id = ?",
-            (cycle_id,),
-        )
+        rows = self.storage.query(statements.CYCLE, id=cycle_id)
         record = CycleRecord(*rows[0])
-        record.variants = list(
-            self.storage.query(
-                "SELECT version, pattern FROM cycle_variants WHERE cycle_id = ? ORDER BY version", (cycle_id,)
-            )
-        )
+        record.variants = list(self.storage.query(statements.CYCLE_VARIANTS, cycle_id=cycle_id))
         return record
 
     def recent(self, limit: int = 10) -> list[CycleRecord]:
-        return [
-            self.get(cid) for (cid,) in self.storage.query("SELECT id FROM cycles ORDER BY id DESC LIMIT ?", (limit,))
-        ]
+        return [self.get(cid) for (cid,) in self.storage.query(statements.RECENT_CYCLES, limit=limit)]

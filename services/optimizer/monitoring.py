@@ -22,14 +22,14 @@ import orjson
 from scipy import stats
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from services.optimizer.storage import OptimizerStore
+from services.optimizer.storage import OptimizerStore, statements
 from services.runtime.faults import InvalidArgument
 
 log = logging.getLogger("optimizer.alerts")
 
 CRITICAL, HIGH, MEDIUM, LOW, INFO = "CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"
 # The agent mode with its category ("client/billing") is a group of its own.
-GROUPS = {"model": "model", "prompt": "prompt || ':v' || version", "category": "category", "mode": "mode"}
+GROUPS = statements.GROUPS
 
 
 @dataclass(frozen=True)
@@ -97,17 +97,12 @@ class QualityMonitor:
     def quality(self) -> list[GroupQuality]:
         """Rolling quality of every group with enough scored turns."""
         out = []
-        for group, expression in GROUPS.items():
-            keys = [
-                k for (k,) in self.storage.query(f"SELECT DISTINCT {expression} FROM outcomes WHERE score IS NOT NULL")
-            ]
+        for group in GROUPS:
+            keys = [k for (k,) in self.storage.query(statements.GROUP_KEYS[group])]
             for key in keys:
                 if not key:
                     continue
-                rows = self.storage.query(
-                    f"SELECT score FROM outcomes WHERE score IS NOT NULL AND {expression} = ? ORDER BY id DESC LIMIT ?",
-                    (key, self.window),
-                )
+                rows = self.storage.query(statements.GROUP_SCORES[group], key=key, limit=self.window)
                 scores = [s for (s,) in reversed(rows)]
                 if len(scores) < self.min_turns:
                     continue
@@ -129,10 +124,7 @@ class QualityMonitor:
         if since >= now:
             raise InvalidArgument("since must be in the past", field="since")
         step = (now - since) / points
-        rows = self.storage.query(
-            f"SELECT {GROUPS[group]}, at, score FROM outcomes WHERE score IS NOT NULL AND at >= ? ORDER BY id",
-            (since,),
-        )
+        rows = self.storage.query(statements.GROUP_SCORES_SINCE[group], since=since)
         windows: dict[str, collections.deque] = {}
         series: dict[str, list[tuple[float, float, int]]] = {}
         for key, at, score in rows:
@@ -174,22 +166,17 @@ class QualityMonitor:
     async def raise_alert(self, key: str, severity: str, message: str, value: float) -> Alert | None:
         now = self._clock()
         with self.storage.transaction() as db:
-            recent = db.execute(
-                "SELECT 1 FROM alerts WHERE key = ? AND at > ? LIMIT 1", (key, now - self.cooldown_s)
-            ).fetchone()
+            recent = db.execute(statements.ALERT_SINCE, key=key, since=now - self.cooldown_s).fetchone()
             if recent:
                 return None  # within the cooldown: no flood
-            db.execute(
-                "INSERT INTO alerts(key, severity, message, value, at) VALUES (?, ?, ?, ?, ?)",
-                (key, severity, message, value, now),
-            )
+            db.execute(statements.RAISE_ALERT, key=key, severity=severity, message=message, value=value, at=now)
         alert = Alert(key, severity, message, value, now)
         self.raised[severity] = self.raised.get(severity, 0) + 1
         log.warning("alert", extra={"fields": {"key": key, "severity": severity, "message": message}})
         if self.webhook_url:
             delivered = await self._deliver(alert)
             with self.storage.transaction() as db:
-                db.execute("UPDATE alerts SET delivered = ? WHERE key = ? AND at = ?", (int(delivered), key, now))
+                db.execute(statements.ALERT_DELIVERED, delivered=int(delivered), key=key, at=now)
         return alert
 
     async def _deliver(self, alert: Alert) -> bool:
@@ -214,20 +201,14 @@ class QualityMonitor:
         return True
 
     def alerts(self, limit: int = 100) -> list[tuple[Alert, bool]]:
-        rows = self.storage.query(
-            "SELECT key, severity, message, value, at, delivered FROM alerts ORDER BY id DESC LIMIT ?", (limit,)
-        )
+        rows = self.storage.query(statements.ALERTS, limit=limit)
         return [(Alert(k, s, m, v, a), bool(d)) for k, s, m, v, a, d in rows]
 
     def judge_agreement(self, limit: int = 1000) -> tuple[int, float | None, float]:
         """Over the latest turns both the judge and the scorer graded: how
         many, the share on the same side of the target level, and the mean
         absolute difference of their scores."""
-        rows = self.storage.query(
-            "SELECT score, judge_score FROM outcomes WHERE score IS NOT NULL AND judge_score IS NOT NULL "
-            "ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
+        rows = self.storage.query(statements.JUDGE_AND_SCORER, limit=limit)
         if not rows:
             return 0, None, 0.0
         target = self.thresholds.target

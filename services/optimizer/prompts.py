@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from services.optimizer.storage import OptimizerStore
+from services.optimizer.storage import OptimizerStore, statements
 from services.runtime.agent_modes import MODE_CATEGORIES
 from services.runtime.faults import InvalidArgument, NotFound
 
@@ -106,11 +106,11 @@ class PromptRegistry:
         self.storage = storage
         for name, template in DEFAULT_PROMPTS.items():
             with storage.transaction() as db:
-                if db.execute("SELECT 1 FROM active_prompts WHERE name = ?", (name,)).fetchone():
+                if db.execute(statements.HAS_ACTIVE_PROMPT, name=name).fetchone():
                     continue
-                if not db.execute("SELECT 1 FROM prompt_versions WHERE name = ?", (name,)).fetchone():
+                if not db.execute(statements.HAS_PROMPT_VERSIONS, name=name).fetchone():
                     storage.add_version(db, name, template, list(template_variables(template)), "built-in default")
-                db.execute("INSERT INTO active_prompts(name, version) VALUES (?, 1)", (name,))
+                db.execute(statements.ACTIVATE_FIRST_VERSION, name=name)
                 storage.audit(db, name, "activated", 1, None, "built-in default")
 
     def _row(self, row: tuple) -> PromptVersion:
@@ -120,21 +120,13 @@ class PromptRegistry:
     def active(self, name: str) -> PromptVersion:
         if not name:
             raise InvalidArgument("name is required", field="name")
-        rows = self.storage.query(
-            "SELECT v.name, v.version, v.template, v.variables, v.note, v.created_at FROM active_prompts a "
-            "JOIN prompt_versions v ON v.name = a.name AND v.version = a.version WHERE a.name = ?",
-            (name,),
-        )
+        rows = self.storage.query(statements.ACTIVE_PROMPT, name=name)
         if not rows:
             raise NotFound(f"no prompt named {name!r}", field="name")
         return self._row(rows[0])
 
     def get(self, name: str, version: int) -> PromptVersion:
-        rows = self.storage.query(
-            "SELECT name, version, template, variables, note, created_at FROM prompt_versions "
-            "WHERE name = ? AND version = ?",
-            (name, version),
-        )
+        rows = self.storage.query(statements.PROMPT_VERSION, name=name, version=version)
         if not rows:
             self.active(name)  # NOT_FOUND naming the prompt when the prompt itself is unknown
             raise NotFound(f"prompt {name!r} has no version {version}", field="version")
@@ -142,27 +134,17 @@ class PromptRegistry:
 
     def names(self) -> list[tuple[str, int, int, float]]:
         """Every prompt: (name, active version, versions, when its newest version was made)."""
-        rows = self.storage.query(
-            "SELECT v.name, a.version, COUNT(*), MAX(v.created_at) FROM prompt_versions v "
-            "JOIN active_prompts a ON a.name = v.name GROUP BY v.name, a.version ORDER BY v.name"
-        )
+        rows = self.storage.query(statements.PROMPTS)
         return [(name, int(active), int(count), float(at)) for name, active, count, at in rows]
 
     def versions(self, name: str) -> list[PromptVersion]:
         self.active(name)
-        rows = self.storage.query(
-            "SELECT name, version, template, variables, note, created_at FROM prompt_versions "
-            "WHERE name = ? ORDER BY version",
-            (name,),
-        )
+        rows = self.storage.query(statements.PROMPT_VERSIONS, name=name)
         return [self._row(r) for r in rows]
 
     def history(self, name: str) -> list[AuditEntry]:
         self.active(name)
-        rows = self.storage.query(
-            "SELECT at, action, version, previous_version, detail, actor FROM prompt_audit WHERE name = ? ORDER BY id",
-            (name,),
-        )
+        rows = self.storage.query(statements.PROMPT_HISTORY, name=name)
         return [AuditEntry(*row) for row in rows]
 
     def create(
@@ -176,7 +158,7 @@ class PromptRegistry:
             version = self.storage.add_version(db, name, template, list(variables), note)
             self.storage.audit(db, name, "created", version, None, note, actor)
             if version == 1:
-                db.execute("INSERT INTO active_prompts(name, version) VALUES (?, 1)", (name,))
+                db.execute(statements.ACTIVATE_FIRST_VERSION, name=name)
                 self.storage.audit(db, name, "activated", 1, None, "first version", actor)
         if activate and version != 1:
             self.activate(name, version, "activated on creation", actor)
@@ -185,9 +167,9 @@ class PromptRegistry:
     def activate(self, name: str, version: int, detail: str = "", actor: str = SELF) -> PromptVersion:
         target = self.get(name, version)
         with self.storage.transaction() as db:
-            (previous,) = db.execute("SELECT version FROM active_prompts WHERE name = ?", (name,)).fetchone()
+            (previous,) = db.execute(statements.ACTIVE_VERSION, name=name).fetchone()
             if previous != version:
-                db.execute("UPDATE active_prompts SET version = ? WHERE name = ?", (version, name))
+                db.execute(statements.SET_ACTIVE_VERSION, version=version, name=name)
                 self.storage.audit(db, name, "activated", version, previous, detail, actor)
         return target
 
@@ -195,14 +177,10 @@ class PromptRegistry:
         """Back to the version that was active before the current one."""
         current = self.active(name)
         with self.storage.transaction() as db:
-            row = db.execute(
-                "SELECT previous_version FROM prompt_audit WHERE name = ? AND action = 'activated' "
-                "AND version = ? AND previous_version IS NOT NULL ORDER BY id DESC LIMIT 1",
-                (name, current.version),
-            ).fetchone()
+            row = db.execute(statements.VERSION_BEFORE, name=name, version=current.version).fetchone()
             if row is None:
                 raise InvalidArgument(f"prompt {name!r} has no earlier active version to roll back to", field="name")
             (previous,) = row
-            db.execute("UPDATE active_prompts SET version = ? WHERE name = ?", (previous, name))
+            db.execute(statements.SET_ACTIVE_VERSION, version=previous, name=name)
             self.storage.audit(db, name, "rolled_back", previous, current.version, detail, actor)
         return self.get(name, previous)

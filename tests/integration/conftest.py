@@ -17,7 +17,7 @@ from services.llm_gateway.providers.environment import build_providers
 from services.llm_gateway.providers.offline import OfflineProvider
 from services.llm_gateway.service import LlmGatewayComponent
 from services.optimizer.service import OptimizerComponent
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import SqliteStore
 from services.router.clients import RouterClients
 from services.router.service import RouterComponent
 from services.runtime.lru import LruCache
@@ -77,7 +77,7 @@ async def start_mesh(
     )
     cache = CacheService(TwoTierCache(LruCache(1000, 10_000_000)), {"customer": 60.0}, 60.0)
     mesh.servers["cache"] = await start_server(CacheComponent(cache), free_port_settings("cache"))
-    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
+    storage = SqliteStore(str(tmp_path / "optimizer.db"))
     mesh.servers["optimizer"] = await start_server(OptimizerComponent(storage), free_port_settings("optimizer"))
     providers = {"offline": OfflineProvider(token_delay_s), **(providers or {})}
     llm = LlmGatewayComponent(FailoverChain(ModelCatalog.from_yaml(CATALOG), providers, **chain_options))

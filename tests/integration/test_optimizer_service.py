@@ -14,7 +14,7 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2_grpc, optimizer_pb2, optimi
 from services.optimizer.clients import TextGenerationOverGrpc
 from services.optimizer.judge import LlmJudge
 from services.optimizer.service import OptimizerComponent
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import SqliteStore
 from services.optimizer.variant_writer import LlmVariantWriter
 from services.runtime.server import start_server
 from tests.emulators.base import Script
@@ -149,7 +149,7 @@ async def test_a_model_writes_the_cycles_variants(tmp_path):
     providers = openai_providers(emulator)
     mesh = await start_mesh(tmp_path, providers=providers)
     try:
-        storage = OptimizerStorage(str(tmp_path / "cycle.db"))
+        storage = SqliteStore(str(tmp_path / "cycle.db"))
         writer = LlmVariantWriter(
             _text(mesh),
             "gpt-4o-mini",
@@ -179,7 +179,7 @@ async def test_a_judge_grades_a_sample_of_answers_beside_the_score(tmp_path):
     await emulator.start()
     providers = openai_providers(emulator)
     mesh = await start_mesh(tmp_path, providers=providers)
-    storage = OptimizerStorage(str(tmp_path / "judged.db"))
+    storage = SqliteStore(str(tmp_path / "judged.db"))
     judge = LlmJudge(
         _text(mesh),
         "gpt-4o-mini",
@@ -223,7 +223,7 @@ async def test_the_judge_of_a_cloud_provider_never_sees_what_the_policy_withhold
     emulator = OpenAIEmulator(Script(text='{"score": 1.0, "reason": "complete"}'))
     await emulator.start()
     mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
-    storage = OptimizerStorage(str(tmp_path / "judged.db"))
+    storage = SqliteStore(str(tmp_path / "judged.db"))
     judge = LlmJudge(
         _text(mesh),
         "gpt-4o-mini",
@@ -270,7 +270,7 @@ async def test_the_variant_writer_is_shown_no_customer_data(tmp_path):
     await emulator.start()
     mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
     try:
-        storage = OptimizerStorage(str(tmp_path / "cycle.db"))
+        storage = SqliteStore(str(tmp_path / "cycle.db"))
         writer = LlmVariantWriter(
             _text(mesh),
             "gpt-4o-mini",

@@ -16,8 +16,9 @@ import psycopg
 import pytest
 
 from services.optimizer.experiments import Experiments
-from services.optimizer.postgres_storage import MIGRATIONS, PostgresStorage
 from services.optimizer.prompts import PromptRegistry
+from services.optimizer.storage.postgres import PostgresStore
+from services.optimizer.storage.schema import MIGRATIONS
 from services.runtime.faults import Unavailable
 
 TEMPLATE = "Answer from the data only.\n\n{context}"
@@ -25,10 +26,10 @@ TEMPLATE = "Answer from the data only.\n\n{context}"
 
 @pytest.fixture
 def stores(postgres_url):
-    opened: list[PostgresStorage] = []
+    opened: list[PostgresStore] = []
 
-    def make() -> PostgresStorage:
-        opened.append(PostgresStorage(postgres_url))
+    def make() -> PostgresStore:
+        opened.append(PostgresStore(postgres_url))
         return opened[-1]
 
     yield make
@@ -55,8 +56,8 @@ def at_once(*calls) -> list[BaseException]:
 
 
 def test_migrations_are_versioned_and_applied_once_by_replicas_starting_together(postgres_url):
-    started: list[PostgresStorage] = []
-    assert at_once(*[lambda: started.append(PostgresStorage(postgres_url))] * 3) == []
+    started: list[PostgresStore] = []
+    assert at_once(*[lambda: started.append(PostgresStore(postgres_url))] * 3) == []
     latest = max(version for version, _, _ in MIGRATIONS)
     rows = started[0].query("SELECT version, description FROM schema_migrations ORDER BY version")
     assert rows == [(version, description) for version, description, _ in MIGRATIONS]
@@ -71,7 +72,7 @@ def test_two_replicas_recording_the_same_and_different_outcomes_count_each_once(
     a, b = stores(), stores()
     PromptRegistry(a)
 
-    def replica(store: PostgresStorage, name: str) -> None:
+    def replica(store: PostgresStore, name: str) -> None:
         experiments = Experiments(store, PromptRegistry(store))
         for i in range(150):
             experiments.record(f"{name}-{i}", "customer", 1, score=0.9)
@@ -88,13 +89,13 @@ def test_a_writer_killed_mid_change_leaves_nothing_and_blocks_no_one(stores, pos
     script = textwrap.dedent(
         f"""
         import sys, time
-        from services.optimizer.postgres_storage import PostgresStorage
-        store = PostgresStorage({postgres_url!r})
+        from services.optimizer.storage.postgres import PostgresStore
+        store = PostgresStore({postgres_url!r})
         with store.transaction() as db:
             for n in range(3):
                 db.execute(
-                    "INSERT INTO outcomes(completion_id, prompt, version, at) VALUES (?, 'customer', 1, 0)",
-                    (f"doomed-{{n}}",),
+                    "INSERT INTO outcomes(completion_id, prompt, version, at) VALUES (:id, 'customer', 1, 0)",
+                    id=f"doomed-{{n}}",
                 )
             print("written", flush=True)
             time.sleep(60)
@@ -133,7 +134,7 @@ def test_an_experiments_decision_is_taken_once_by_replicas_recording_at_once(sto
     )
     decisions: list = []
 
-    def replica(store: PostgresStorage, name: str) -> None:
+    def replica(store: PostgresStore, name: str) -> None:
         experiments = Experiments(store, PromptRegistry(store))
         for i in range(40):
             for version, score in ((1, 0.5 + 0.01 * (i % 3)), (candidate, 0.95 + 0.01 * (i % 3))):
@@ -164,5 +165,5 @@ def test_a_lost_server_is_unavailable_then_the_store_reconnects(stores, postgres
         store.query("SELECT 1")
     assert store.query("SELECT 1") == [(1,)]
     with store.transaction() as db:
-        db.execute("INSERT INTO learning(pattern, wins, losses) VALUES (?, 1, 0)", ("brief",))
+        db.execute("INSERT INTO learning(pattern, wins, losses) VALUES (:pattern, 1, 0)", pattern="brief")
     assert store.query("SELECT pattern, wins FROM learning") == [("brief", 1)]

@@ -385,8 +385,8 @@ async def test_every_answer_is_scored_and_recorded_for_the_optimizer(mesh):
     storage = mesh.servers["optimizer"].component.storage
     for _ in range(50):
         rows = storage.query(
-            "SELECT prompt, version, score, category, error, tokens FROM outcomes WHERE completion_id = ?",
-            ("chatcmpl-scored1",),
+            "SELECT prompt, version, score, category, error, tokens FROM outcomes WHERE completion_id = :id",
+            id="chatcmpl-scored1",
         )
         if rows:
             break

@@ -8,7 +8,7 @@ from services.optimizer.experiments import PROMOTED, Experiments, assign
 from services.optimizer.improvement import PATTERNS, ImprovementCycle
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.prompts import PromptRegistry
-from services.optimizer.storage import OptimizerStorage
+from services.optimizer.storage import SqliteStore
 from services.runtime.faults import FailedPrecondition
 
 
@@ -84,7 +84,7 @@ async def test_no_new_cycle_right_after_one_ended(parts):
 
 
 async def test_candidates_scoring_worse_offline_than_the_active_version_never_start(tmp_path):
-    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
+    storage = SqliteStore(str(tmp_path / "optimizer.db"))
     registry = PromptRegistry(storage)
     experiments = Experiments(storage, registry)
     asked: list[list[int]] = []
@@ -103,7 +103,7 @@ async def test_candidates_scoring_worse_offline_than_the_active_version_never_st
 
 
 async def test_only_candidates_at_least_as_good_offline_enter_the_experiment(tmp_path):
-    storage = OptimizerStorage(str(tmp_path / "optimizer.db"))
+    storage = SqliteStore(str(tmp_path / "optimizer.db"))
     registry = PromptRegistry(storage)
     experiments = Experiments(storage, registry)
 
