@@ -146,7 +146,7 @@ class Experiments:
             (experiment_id,) = db.execute(
                 statements.START_EXPERIMENT,
                 prompt=prompt,
-                salt=secrets.token_hex(8),
+                salt=salt or secrets.token_hex(8),
                 state=RUNNING,
                 control_version=control_version,
                 min_samples=min_samples,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.optimizer import quality
-from services.optimizer.evaluation_runs import EvaluationRuns
+from services.optimizer.evaluation_runner import EvaluationRunner
 from services.optimizer.experiments import Experiments
 from services.optimizer.judge import LlmJudge
 from services.runtime.conversation import Fact
@@ -56,7 +56,7 @@ class Recorded:
 
 
 class OutcomeRecorder:
-    def __init__(self, experiments: Experiments, evaluations: EvaluationRuns | None, judge: LlmJudge | None):
+    def __init__(self, experiments: Experiments, evaluations: EvaluationRunner | None, judge: LlmJudge | None):
         self._experiments = experiments
         self._evaluations = evaluations
         self._judge = judge

@@ -151,7 +151,9 @@ class OptimizerStore:
 
     # Evaluation runs.
 
-    def save_evaluation(self, run_id: str, started_at: float, state: str, summary: dict[str, Any], report: str = "") -> None:
+    def save_evaluation(
+        self, run_id: str, started_at: float, state: str, summary: dict[str, Any], report: str = ""
+    ) -> None:
         with self.transaction() as db:
             db.execute(
                 statements.SAVE_EVALUATION,

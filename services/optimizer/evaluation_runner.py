@@ -1,4 +1,4 @@
-"""EvaluationRuns: starts evaluation runs in the background, keeps their
+"""EvaluationRunner: checks and starts evaluation runs in the background, keeps their
 progress and results in the optimizer's store, and hands each evaluated
 answer the quality score the router's outcome brings back.
 
@@ -28,6 +28,7 @@ from services.optimizer.evaluation import (
     new_run,
     run_evaluation,
 )
+from services.optimizer.prompts import PromptRegistry
 from services.optimizer.question_set import CustomerRecords, Question, Truth, build_question_set, truth_values
 from services.optimizer.storage import OptimizerStore
 from services.runtime.faults import InvalidArgument, NotFound
@@ -47,10 +48,17 @@ class EvaluationPeers(Protocol):
     async def ask(self, question: Question, model: str, run_id: str, prompt_version: int) -> Answer: ...
 
 
-class EvaluationRuns:
-    def __init__(self, storage: OptimizerStore, peers: EvaluationPeers | None, concurrency: int = 4):
+class EvaluationRunner:
+    def __init__(
+        self,
+        storage: OptimizerStore,
+        peers: EvaluationPeers | None,
+        prompts: PromptRegistry | None = None,
+        concurrency: int = 4,
+    ):
         self._storage = storage
         self._peers = peers
+        self._prompts = prompts
         self._concurrency = concurrency
         self._runs: dict[str, EvaluationRun] = {}
         self._scores: dict[str, asyncio.Future] = {}
@@ -67,6 +75,13 @@ class EvaluationRuns:
         prompt_version: int = 0,
         note: str = "",
     ) -> EvaluationRun:
+        if prompt_version > 0 and self._prompts is not None:
+            try:
+                self._prompts.get("customer", prompt_version)
+            except NotFound:
+                raise InvalidArgument(
+                    f"prompt_version: the customer prompt has no version {prompt_version}", field="prompt_version"
+                ) from None
         if self._peers is None:
             raise InvalidArgument("evaluation runs are not configured on this optimizer", field="models")
         models = list(dict.fromkeys(m.strip() for m in models if m.strip()))
@@ -201,7 +216,7 @@ class OfflineGate:
     same question set with the same model before any enters an online
     experiment; a version's figure is its mean quality score."""
 
-    def __init__(self, runs: EvaluationRuns, model: str, customers: Sequence[str], questions: int = 70):
+    def __init__(self, runs: EvaluationRunner, model: str, customers: Sequence[str], questions: int = 70):
         self._runs = runs
         self.model = model
         self._customers = list(customers)
