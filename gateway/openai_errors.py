@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import grpc
@@ -24,27 +25,22 @@ STATUS_MAP = {
 }
 
 
+@dataclass(eq=False)
 class OpenAIError(Exception):
     """An error the client sees as `{"error": {...}}` with an HTTP status."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-        retry_after_s: float | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-        self.retry_after_s = retry_after_s
-        self.headers: list[tuple[bytes, bytes]] = []  # sent with the error (rate-limit figures)
+    status: int
+    message: str
+    _: KW_ONLY
+    type: str = "invalid_request_error"
+    param: str | None = None
+    code: str | None = None
+    retry_after_s: float | None = None
+    # Sent with the error (rate-limit figures).
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}

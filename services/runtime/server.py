@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
@@ -68,27 +69,18 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
     ]
 
 
+@dataclass
 class RunningServer:
     """A started server; tests use it directly, `main()` wraps it in signals."""
 
-    def __init__(
-        self,
-        server: grpc.aio.Server,
-        health_servicer: health.aio.HealthServicer,
-        port: int,
-        names: Sequence[str],
-        component: Component,
-        settings: ServerSettings,
-        probe: tuple[grpc.aio.Server, int] | None = None,
-    ):
-        self.server = server
-        self.health = health_servicer
-        self.port = port
-        self.names = names
-        self.component = component
-        self.settings = settings
-        self.probe_server: Any
-        self.probe_server, self.probe_port = probe or (None, 0)
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+    names: Sequence[str]
+    component: Component
+    settings: ServerSettings
+    probe_server: Any = None  # the probe port's own server, when there is one
+    probe_port: int = 0
 
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
@@ -155,7 +147,7 @@ async def start_server(
     log.info(
         "serving", extra={"fields": {"port": port, "probe_port": probe[1] if probe else 0, "tls": tls is not None}}
     )
-    return RunningServer(server, health_servicer, port, names, component, settings, probe)
+    return RunningServer(server, health_servicer, port, names, component, settings, *(probe or ()))
 
 
 def write_port_file(path: str, port: int) -> None:

@@ -3,6 +3,8 @@ free loopback port."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from services.tilores_data.entity_source import EmbeddedEntitySource
 from services.tilores_data.sample import generate_customers
 from services.tilores_data.service import TiloresDataComponent
 from services.tilores_data.store import EmbeddedEntityStore
+from tests.emulators.base import Script
+from tests.emulators.openai_api import OpenAIEmulator
 from tests.integration.redis_server import RedisServer
 
 CATALOG = Path("services/llm_gateway/models.yaml").read_text()
@@ -96,6 +100,29 @@ async def stop_mesh(mesh: InProcessMesh) -> None:
         if server is not None:
             await server.server.stop(0)
             await server.component.close()
+
+
+@contextlib.asynccontextmanager
+async def running_mesh(
+    tmp_path: Path, script: Script | None = None, **options
+) -> AsyncIterator[tuple[InProcessMesh, OpenAIEmulator | None]]:
+    """The mesh of start_mesh(**options), with the `openai` provider pointed
+    at an OpenAI-API emulator playing `script` when one is given; both are
+    stopped however the test ends."""
+    emulator = None
+    if script is not None:
+        emulator = OpenAIEmulator(script)
+        await emulator.start()
+        options["providers"] = openai_providers(emulator)
+    try:
+        mesh = await start_mesh(tmp_path, **options)
+        try:
+            yield mesh, emulator
+        finally:
+            await stop_mesh(mesh)
+    finally:
+        if emulator is not None:
+            await emulator.stop()
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from services.optimizer.storage import SqliteStore
 from services.optimizer.variant_writer import LlmVariantWriter
 from services.runtime.server import start_server
 from tests.emulators.base import Script
-from tests.emulators.openai_api import OpenAIEmulator
-from tests.integration.conftest import free_port_settings, openai_providers, start_mesh, stop_mesh
+from tests.integration.conftest import free_port_settings, running_mesh
 from tests.integration.grpc_errors import field_violations
 
 TEMPLATE = "Answer only from the data.\n\n{context}"
@@ -142,13 +141,8 @@ async def test_quality_report_and_alerts_over_grpc(optimizer):
 
 
 async def test_a_model_writes_the_cycles_variants(tmp_path):
-    emulator = OpenAIEmulator(
-        Script(text="Quote every value exactly.\n\n{context}\n---\nBe complete; say what is missing.\n\n{context}")
-    )
-    await emulator.start()
-    providers = openai_providers(emulator)
-    mesh = await start_mesh(tmp_path, providers=providers)
-    try:
+    variants = "Quote every value exactly.\n\n{context}\n---\nBe complete; say what is missing.\n\n{context}"
+    async with running_mesh(tmp_path, Script(text=variants)) as (mesh, emulator):
         storage = SqliteStore(str(tmp_path / "cycle.db"))
         writer = LlmVariantWriter(
             _text(mesh),
@@ -169,107 +163,97 @@ async def test_a_model_writes_the_cycles_variants(tmp_path):
         second = await component.cycle.trigger("customer", "credit")
         assert [p for _, p in second.variants] == ["say_not_on_file", "answer_first"]
         storage.close()
-    finally:
-        await stop_mesh(mesh)
-        await emulator.stop()
 
 
 async def test_a_judge_grades_a_sample_of_answers_beside_the_score(tmp_path):
-    emulator = OpenAIEmulator(Script(text='{"score": 0.4, "reason": "states a score that is not in the data"}'))
-    await emulator.start()
-    providers = openai_providers(emulator)
-    mesh = await start_mesh(tmp_path, providers=providers)
-    storage = SqliteStore(str(tmp_path / "judged.db"))
-    judge = LlmJudge(
-        _text(mesh),
-        "gpt-4o-mini",
-        0.5,
-        random.Random(3),
-    )
-    running = await start_server(OptimizerComponent(storage, judge=judge), free_port_settings("optimizer"))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    optimizer = optimizer_pb2_grpc.OptimizerServiceStub(channel)
-    grounding = common_pb2.Grounding(text="- [credit] TransUnion credit score: 712")
-    try:
-        for n in range(40):
-            await optimizer.RecordOutcome(
-                optimizer_pb2.RecordOutcomeRequest(
-                    completion_id=f"chatcmpl-j{n}", prompt="customer", version=1, question="Her credit score?",
-                    answer="Her score is 745.", grounding=grounding,
+    async with running_mesh(
+        tmp_path, Script(text='{"score": 0.4, "reason": "states a score that is not in the data"}')
+    ) as (mesh, emulator):
+        storage = SqliteStore(str(tmp_path / "judged.db"))
+        judge = LlmJudge(
+            _text(mesh),
+            "gpt-4o-mini",
+            0.5,
+            random.Random(3),
+        )
+        running = await start_server(OptimizerComponent(storage, judge=judge), free_port_settings("optimizer"))
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        optimizer = optimizer_pb2_grpc.OptimizerServiceStub(channel)
+        grounding = common_pb2.Grounding(text="- [credit] TransUnion credit score: 712")
+        try:
+            for n in range(40):
+                await optimizer.RecordOutcome(
+                    optimizer_pb2.RecordOutcomeRequest(
+                        completion_id=f"chatcmpl-j{n}", prompt="customer", version=1, question="Her credit score?",
+                        answer="Her score is 745.", grounding=grounding,
+                    )
+                )  # fmt: skip
+            for _ in range(100):
+                rows = storage.query(
+                    "SELECT score, judge_score, judge_reason FROM outcomes WHERE judge_score IS NOT NULL"
                 )
-            )  # fmt: skip
-        for _ in range(100):
-            rows = storage.query("SELECT score, judge_score, judge_reason FROM outcomes WHERE judge_score IS NOT NULL")
-            if len(rows) == len(emulator.requests):
-                break
-            await asyncio.sleep(0.05)
-        assert 8 <= len(rows) <= 32  # about half of 40
-        assert all(judge_score == 0.4 and "not in the data" in reason for _, judge_score, reason in rows)
-        assert all(score is not None for score, _, _ in rows)  # beside the deterministic score, not instead
-        assert "Grade from 0 to 1" in emulator.requests[0]["messages"][0]["content"]
-        assert emulator.requests[0]["response_format"] == {"type": "json_object"}
-        # Both see the invented score: the judge and the scorer agree on every turn.
-        quality = await optimizer.GetQuality(optimizer_pb2.GetQualityRequest())
-        assert quality.judge_agreement.turns == len(rows) and quality.judge_agreement.agreement == 1.0
-        assert quality.judge_agreement.mean_difference == pytest.approx(abs(rows[0][0] - 0.4), abs=1e-3)
-    finally:
-        await channel.close()
-        await running.stop(0)
-        await stop_mesh(mesh)
-        await emulator.stop()
+                if len(rows) == len(emulator.requests):
+                    break
+                await asyncio.sleep(0.05)
+            assert 8 <= len(rows) <= 32  # about half of 40
+            assert all(judge_score == 0.4 and "not in the data" in reason for _, judge_score, reason in rows)
+            assert all(score is not None for score, _, _ in rows)  # beside the deterministic score, not instead
+            assert "Grade from 0 to 1" in emulator.requests[0]["messages"][0]["content"]
+            assert emulator.requests[0]["response_format"] == {"type": "json_object"}
+            # Both see the invented score: the judge and the scorer agree on every turn.
+            quality = await optimizer.GetQuality(optimizer_pb2.GetQualityRequest())
+            assert quality.judge_agreement.turns == len(rows) and quality.judge_agreement.agreement == 1.0
+            assert quality.judge_agreement.mean_difference == pytest.approx(abs(rows[0][0] - 0.4), abs=1e-3)
+        finally:
+            await channel.close()
+            await running.stop(0)
 
 
 async def test_the_judge_of_a_cloud_provider_never_sees_what_the_policy_withholds(tmp_path):
-    emulator = OpenAIEmulator(Script(text='{"score": 1.0, "reason": "complete"}'))
-    await emulator.start()
-    mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
-    storage = SqliteStore(str(tmp_path / "judged.db"))
-    judge = LlmJudge(
-        _text(mesh),
-        "gpt-4o-mini",
-        1.0,
-    )
-    running = await start_server(OptimizerComponent(storage, judge=judge), free_port_settings("optimizer"))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    # A turn the offline model answered: it may see everything, the judge may not.
-    grounding = common_pb2.Grounding(
-        status=common_pb2.GROUNDING_STATUS_FOUND,
-        text="- [identity] Date of birth: 1984-06-12 (record 003A)\n- [identity] Driving licence number: D1234567",
-        facts=[
-            common_pb2.Fact(topic="identity", label="Date of birth", value="1984-06-12", record_id="003A",
-                            pii_kind="date_of_birth"),
-            common_pb2.Fact(topic="identity", label="Driving licence number", value="D1234567", record_id="003A",
-                            pii_kind="driving_licence"),
-        ],
-    )  # fmt: skip
-    try:
-        await optimizer_pb2_grpc.OptimizerServiceStub(channel).RecordOutcome(
-            optimizer_pb2.RecordOutcomeRequest(
-                completion_id="chatcmpl-pii", prompt="customer", version=1, model="offline",
-                question="When was she born, and her licence? SSN 123-45-6789",
-                answer="Born 1984-06-12; driving licence D1234567; card 4111 1111 1111 1111.", grounding=grounding,
-            )
+    async with running_mesh(tmp_path, Script(text='{"score": 1.0, "reason": "complete"}')) as (mesh, emulator):
+        storage = SqliteStore(str(tmp_path / "judged.db"))
+        judge = LlmJudge(
+            _text(mesh),
+            "gpt-4o-mini",
+            1.0,
+        )
+        running = await start_server(OptimizerComponent(storage, judge=judge), free_port_settings("optimizer"))
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        # A turn the offline model answered: it may see everything, the judge may not.
+        grounding = common_pb2.Grounding(
+            status=common_pb2.GROUNDING_STATUS_FOUND,
+            text="- [identity] Date of birth: 1984-06-12 (record 003A)\n- [identity] Driving licence number: D1234567",
+            facts=[
+                common_pb2.Fact(topic="identity", label="Date of birth", value="1984-06-12", record_id="003A",
+                                pii_kind="date_of_birth"),
+                common_pb2.Fact(topic="identity", label="Driving licence number", value="D1234567", record_id="003A",
+                                pii_kind="driving_licence"),
+            ],
         )  # fmt: skip
-        for _ in range(100):
-            if emulator.requests:
-                break
-            await asyncio.sleep(0.05)
-        sent = orjson.dumps(emulator.requests[0]["messages"]).decode()
-        for secret in ("1984-06-12", "D1234567", "123-45-6789", "4111 1111 1111 1111"):
-            assert secret not in sent, secret
-        assert "[withheld: date of birth]" in sent and "[withheld: driving licence number]" in sent
-    finally:
-        await channel.close()
-        await running.stop(0)
-        await stop_mesh(mesh)
-        await emulator.stop()
+        try:
+            await optimizer_pb2_grpc.OptimizerServiceStub(channel).RecordOutcome(
+                optimizer_pb2.RecordOutcomeRequest(
+                    completion_id="chatcmpl-pii", prompt="customer", version=1, model="offline",
+                    question="When was she born, and her licence? SSN 123-45-6789",
+                    answer="Born 1984-06-12; driving licence D1234567; card 4111 1111 1111 1111.", grounding=grounding,
+                )
+            )  # fmt: skip
+            for _ in range(100):
+                if emulator.requests:
+                    break
+                await asyncio.sleep(0.05)
+            sent = orjson.dumps(emulator.requests[0]["messages"]).decode()
+            for secret in ("1984-06-12", "D1234567", "123-45-6789", "4111 1111 1111 1111"):
+                assert secret not in sent, secret
+            assert "[withheld: date of birth]" in sent and "[withheld: driving licence number]" in sent
+        finally:
+            await channel.close()
+            await running.stop(0)
 
 
 async def test_the_variant_writer_is_shown_no_customer_data(tmp_path):
-    emulator = OpenAIEmulator(Script(text="Be exact.\n\n{context}\n---\nCite records.\n\n{context}"))
-    await emulator.start()
-    mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
-    try:
+    variants = "Be exact.\n\n{context}\n---\nCite records.\n\n{context}"
+    async with running_mesh(tmp_path, Script(text=variants)) as (mesh, emulator):
         storage = SqliteStore(str(tmp_path / "cycle.db"))
         writer = LlmVariantWriter(
             _text(mesh),
@@ -283,9 +267,6 @@ async def test_the_variant_writer_is_shown_no_customer_data(tmp_path):
         # The template and the names of weaknesses; no customer, no record.
         assert "{context}" in sent and "@" not in sent and "record 0" not in sent
         storage.close()
-    finally:
-        await stop_mesh(mesh)
-        await emulator.stop()
 
 
 async def test_many_outcomes_in_one_call_each_scored_and_a_bad_one_refused_by_name(optimizer):

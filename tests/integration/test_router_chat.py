@@ -21,8 +21,7 @@ from tilores_x.v1 import (
 )
 
 from tests.emulators.base import Script
-from tests.emulators.openai_api import OpenAIEmulator
-from tests.integration.conftest import openai_providers, start_mesh, stop_mesh
+from tests.integration.conftest import running_mesh, stop_mesh
 from tests.integration.grpc_errors import field_violations
 
 
@@ -81,16 +80,13 @@ async def test_lookup_is_cached_for_the_next_turn(mesh):
 
 
 async def test_near_cache_answers_with_cache_and_tilores_down(tmp_path):
-    mesh = await start_mesh(tmp_path, near_cache_ttl_s=30.0)
-    try:
+    async with running_mesh(tmp_path, near_cache_ttl_s=30.0) as (mesh, _):
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
         await collect(stub, chat_request("status of client id 2480135"))
         for name in ("tilores_data", "cache"):
             await mesh.servers[name].server.stop(0)
         text, _ = await collect(stub, chat_request("and the credit score of client id 2480135?"))
         assert "712" in text
-    finally:
-        await stop_mesh(mesh)
 
 
 async def test_unknown_customer_is_not_invented(mesh):
@@ -176,11 +172,7 @@ async def test_graceful_shutdown_lets_the_stream_finish(slow_mesh):
 
 
 async def test_router_health_detail_shows_an_open_breaker(tmp_path):
-    emulator = OpenAIEmulator(Script(status=500))
-    await emulator.start()
-    providers = openai_providers(emulator)
-    mesh = await start_mesh(tmp_path, providers=providers, breaker_threshold=1, retries=0)
-    try:
+    async with running_mesh(tmp_path, Script(status=500), breaker_threshold=1, retries=0) as (mesh, _):
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
         text, events = await collect(stub, chat_request("status of client id 2480135", model="gpt-4o-mini"))
         # gpt-4o-mini failed; its chain ends in the offline model, which says what it is.
@@ -194,9 +186,6 @@ async def test_router_health_detail_shows_an_open_breaker(tmp_path):
         assert providers_status["openai"].failures_before_first_token == 1
         assert providers_status["offline"].breaker == llm_gateway_pb2.BREAKER_STATE_CLOSED
         assert not providers_status["anthropic"].configured
-    finally:
-        await stop_mesh(mesh)
-        await emulator.stop()
 
 
 async def test_a_name_finds_the_customer(mesh):
@@ -225,8 +214,7 @@ async def test_several_matches_list_the_candidates_and_ask(mesh):
 
 
 async def test_concurrent_turns_about_one_uncached_customer_make_one_lookup(tmp_path):
-    mesh = await start_mesh(tmp_path, near_cache_ttl_s=30.0)
-    try:
+    async with running_mesh(tmp_path, near_cache_ttl_s=30.0) as (mesh, _):
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
         customer = mesh.customers[5]
         question = f"status of client id {customer.records[0]['CLIENT_ID']}"
@@ -234,16 +222,10 @@ async def test_concurrent_turns_about_one_uncached_customer_make_one_lookup(tmp_
         assert all(customer.records[0]["FIRST_NAME"] in text for text, _ in answers)
         customers = mesh.servers["router"].component.clients.customers
         assert customers.tilores_calls == 3  # one search, one 360 view, one credit report for all 20 turns
-    finally:
-        await stop_mesh(mesh)
 
 
 async def test_personal_data_reaches_a_cloud_model_masked(tmp_path):
-    emulator = OpenAIEmulator(Script(text="Here is what is on file."))
-    await emulator.start()
-    providers = openai_providers(emulator)
-    mesh = await start_mesh(tmp_path, providers=providers)
-    try:
+    async with running_mesh(tmp_path, Script(text="Here is what is on file.")) as (mesh, emulator):
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
         text, _ = await collect(
             stub, chat_request("When was Edwina Hawthorne born? client id 2480135", model="gpt-4o-mini")
@@ -253,9 +235,6 @@ async def test_personal_data_reaches_a_cloud_model_masked(tmp_path):
         assert "Date of birth: [withheld: date of birth]" in system
         assert "1984-06-12" not in system
         assert "Account status: Active" in system and "712" in system  # the rest is there
-    finally:
-        await stop_mesh(mesh)
-        await emulator.stop()
 
 
 async def test_the_offline_model_may_see_what_the_policy_allows(mesh):
@@ -265,11 +244,7 @@ async def test_the_offline_model_may_see_what_the_policy_allows(mesh):
 
 
 async def test_the_model_calls_the_routers_data_tools(tmp_path):
-    emulator = OpenAIEmulator(Script(text="Her lowest latest score is 698."))
-    await emulator.start()
-    providers = openai_providers(emulator)
-    mesh = await start_mesh(tmp_path, providers=providers)
-    try:
+    async with running_mesh(tmp_path, Script(text="Her lowest latest score is 698.")) as (mesh, emulator):
         demo = mesh.customers[0]
         emulator.queue = [
             Script(text="", tool_calls=[("call_1", "search_customer", '{"query": "Edwina Hawthorne"}')]),
@@ -301,17 +276,10 @@ async def test_the_model_calls_the_routers_data_tools(tmp_path):
         stats = {t.name: t for t in (await stub.GetToolStats(router_pb2.GetToolStatsRequest())).tools}
         assert (stats["search_customer"].calls, stats["get_credit_report"].calls) == (1, 1)
         assert stats["get_credit_report"].failures == 0 and stats["list_fields"].calls == 0
-    finally:
-        await stop_mesh(mesh)
-        await emulator.stop()
 
 
 async def test_tool_rounds_are_bounded_and_failures_go_back_to_the_model(tmp_path):
-    emulator = OpenAIEmulator(Script(text="I could not find that customer."))
-    await emulator.start()
-    providers = openai_providers(emulator)
-    mesh = await start_mesh(tmp_path, providers=providers)
-    try:
+    async with running_mesh(tmp_path, Script(text="I could not find that customer.")) as (mesh, emulator):
         looping = Script(text="", tool_calls=[("call_x", "get_customer_360", '{"entity_id": "no-such-entity"}')])
         emulator.queue = [looping, looping, looping]  # a call in every round that offers tools
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
@@ -322,17 +290,10 @@ async def test_tool_rounds_are_bounded_and_failures_go_back_to_the_model(tmp_pat
         stats = {t.name: t for t in (await stub.GetToolStats(router_pb2.GetToolStatsRequest())).tools}
         assert (stats["get_customer_360"].calls, stats["get_customer_360"].failures) == (3, 3)
         assert text == "I could not find that customer."  # the last round answered in words
-    finally:
-        await stop_mesh(mesh)
-        await emulator.stop()
 
 
 async def test_a_deterministic_answer_is_replayed_from_the_response_cache(tmp_path):
-    emulator = OpenAIEmulator(Script(text="Edwina's account is Active."))
-    await emulator.start()
-    providers = openai_providers(emulator)
-    mesh = await start_mesh(tmp_path, providers=providers)
-    try:
+    async with running_mesh(tmp_path, Script(text="Edwina's account is Active.")) as (mesh, emulator):
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
         question = "What is the status of client id 2480135?"
         first, first_events = await collect(stub, chat_request(question, model="gpt-4o-mini", temperature=0))
@@ -353,9 +314,6 @@ async def test_a_deterministic_answer_is_replayed_from_the_response_cache(tmp_pa
         await asyncio.sleep(0.2)
         await collect(stub, chat_request(question, model="gpt-4o-mini", cache_response=True))
         assert len(emulator.requests) == 4
-    finally:
-        await stop_mesh(mesh)
-        await emulator.stop()
 
 
 async def test_chat_batch_answers_each_turn_and_reports_failures_in_place(mesh):
@@ -403,10 +361,7 @@ async def test_no_path_hands_a_cloud_model_what_the_policy_withholds(tmp_path):
     """The context, the conversation the client sends back (an earlier
     offline answer, the user's own words, a tool result), the router's data
     tools and a batch: a capturing emulator sees none of the withheld values."""
-    emulator = OpenAIEmulator(Script(text="Noted."))
-    await emulator.start()
-    mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
-    try:
+    async with running_mesh(tmp_path, Script(text="Noted.")) as (mesh, emulator):
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
         user, assistant, tool = common_pb2.ROLE_USER, common_pb2.ROLE_ASSISTANT, common_pb2.ROLE_TOOL
         history = router_pb2.ChatRequest(
@@ -448,9 +403,6 @@ async def test_no_path_hands_a_cloud_model_what_the_policy_withholds(tmp_path):
         tool_result = next(m for s in emulator.requests for m in s["messages"] if m["role"] == "tool" and "t1" in
                            m.get("tool_call_id", ""))  # fmt: skip
         assert "[withheld: date of birth]" in tool_result["content"]
-    finally:
-        await stop_mesh(mesh)
-        await emulator.stop()
 
 
 async def test_the_mode_fields_over_grpc_name_what_is_wrong(mesh):
@@ -471,10 +423,7 @@ async def test_the_mode_fields_over_grpc_name_what_is_wrong(mesh):
 
 
 async def test_a_cloud_model_in_client_mode_sees_the_customers_own_account_and_no_tools(tmp_path):
-    emulator = OpenAIEmulator(Script(text="You were last called on 2024."))
-    await emulator.start()
-    mesh = await start_mesh(tmp_path, providers=openai_providers(emulator))
-    try:
+    async with running_mesh(tmp_path, Script(text="You were last called on 2024.")) as (mesh, emulator):
         stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
         request = chat_request(
             "I am edwina.hawthorne@example.com, when did you last call me?",
@@ -492,6 +441,3 @@ async def test_a_cloud_model_in_client_mode_sees_the_customers_own_account_and_n
         assert "agent" not in context and "campaign" not in context and "record" not in context
         assert "Records in all" not in context and "Salesforce contact id" not in context
         assert "tools" not in sent  # nothing that could search another customer
-    finally:
-        await stop_mesh(mesh)
-        await emulator.stop()
