@@ -98,34 +98,34 @@ class Person:
     scores: dict[str, int] | None = None
 
 
+def _liability(rng: random.Random, person: Person, n: int, issued: date) -> dict:
+    limit = rng.choice((500, 1000, 2500, 5000, 10000))
+    balance = round(limit * rng.uniform(0.02, 0.95), 2)
+    late30, late60, late90 = rng.choice(((0, 0, 0),) * 4 + ((1, 0, 0), (2, 1, 0), (3, 1, 1)))
+    rating = "AsAgreed" if late30 == 0 else rng.choice(("Late30Days", "Late60Days", "AsAgreed"))
+    opened = _day(rng, 400, 3000)
+    return {
+        "AccountIdentifier": f"{rng.randrange(10**7, 10**8)}XXXX",
+        "AccountType": rng.choice(("R", "R", "I", "M")),
+        "AccountStatusType": rng.choice(("Open", "Open", "Open", "Closed")),
+        "AccountOpenedDate": opened.isoformat(),
+        "AccountReportedDate": (issued - timedelta(days=rng.randint(5, 40))).isoformat(),
+        "LastPaymentDate": (issued - timedelta(days=rng.randint(3, 45))).isoformat(),
+        "CreditLimitAmount": str(limit),
+        "CreditBalance": _money(balance),
+        "MonthlyPaymentAmount": str(max(25, int(balance * 0.03))),
+        "PastDueAmount": "0" if late30 == 0 else str(rng.randint(25, 300)),
+        "LateCount": {"Days30": str(late30), "Days60": str(late60), "Days90": str(late90)},
+        "CurrentRating": {"Code": "1" if rating == "AsAgreed" else "2", "Type": rating},
+        "Creditor": {"Name": CREDITORS[(n + len(person.last)) % len(CREDITORS)]},
+        "IsChargeoffIndicator": False,
+        "IsCollectionIndicator": False,
+        "DerogatoryDataIndicator": late90 > 0,
+    }
+
+
 def _credit_response(rng: random.Random, person: Person, bureau: str, score: int, issued: date) -> dict:
-    liabilities = []
-    for n in range(rng.randint(2, 5)):
-        limit = rng.choice((500, 1000, 2500, 5000, 10000))
-        balance = round(limit * rng.uniform(0.02, 0.95), 2)
-        late30, late60, late90 = rng.choice(((0, 0, 0),) * 4 + ((1, 0, 0), (2, 1, 0), (3, 1, 1)))
-        rating = "AsAgreed" if late30 == 0 else rng.choice(("Late30Days", "Late60Days", "AsAgreed"))
-        opened = _day(rng, 400, 3000)
-        liabilities.append(
-            {
-                "AccountIdentifier": f"{rng.randrange(10**7, 10**8)}XXXX",
-                "AccountType": rng.choice(("R", "R", "I", "M")),
-                "AccountStatusType": rng.choice(("Open", "Open", "Open", "Closed")),
-                "AccountOpenedDate": opened.isoformat(),
-                "AccountReportedDate": (issued - timedelta(days=rng.randint(5, 40))).isoformat(),
-                "LastPaymentDate": (issued - timedelta(days=rng.randint(3, 45))).isoformat(),
-                "CreditLimitAmount": str(limit),
-                "CreditBalance": _money(balance),
-                "MonthlyPaymentAmount": str(max(25, int(balance * 0.03))),
-                "PastDueAmount": "0" if late30 == 0 else str(rng.randint(25, 300)),
-                "LateCount": {"Days30": str(late30), "Days60": str(late60), "Days90": str(late90)},
-                "CurrentRating": {"Code": "1" if rating == "AsAgreed" else "2", "Type": rating},
-                "Creditor": {"Name": CREDITORS[(n + len(person.last)) % len(CREDITORS)]},
-                "IsChargeoffIndicator": False,
-                "IsCollectionIndicator": False,
-                "DerogatoryDataIndicator": late90 > 0,
-            }
-        )
+    liabilities = [_liability(rng, person, n, issued) for n in range(rng.randint(2, 5))]
     revolving = [x for x in liabilities if x["AccountType"] == "R"] or liabilities
     used = sum(float(x["CreditBalance"]) for x in revolving)
     limit = sum(float(x["CreditLimitAmount"]) for x in revolving)
@@ -174,56 +174,80 @@ def _credit_response(rng: random.Random, person: Person, bureau: str, score: int
 
 
 def _records(rng: random.Random, person: Person) -> list[dict]:
+    """One customer's records across the source systems, drawn from `rng`
+    in a fixed order (the same seed gives the same records)."""
     contact_id = _sf_id(rng, "003")
     enroll = _day(rng, 60, 1500)
     created = enroll - timedelta(days=rng.randint(1, 30))
     street = f"{rng.randint(10, 9999)} {rng.choice(STREETS)} St"
     fee = rng.choice((79.0, 89.0, 99.0, 119.0))
-    base = {"EMAIL": person.email, "CLIENT_ID": person.client_id}
     records = [
-        {
-            "id": contact_id,
-            "SOURCE": "Contact",
-            **base,
-            "FIRST_NAME": person.first,
-            "LAST_NAME": person.last,
-            "PHONE_NUMBER": person.phone,
-            "DATE_OF_BIRTH": person.birth.isoformat(),
-            "CUSTOMER_AGE": str((TODAY - person.birth).days // 365),
-            "MAILING_STREET": street,
-            "MAILING_CITY": person.city[0],
-            "MAILING_STATE": person.city[2],
-            "MAILING_STATE_CODE": person.city[1],
-            "MAILING_POSTAL_CODE": f"{rng.randint(10000, 99999)}",
-            "STATUS": person.status,
-            "PRODUCT_NAME": person.product,
-            "CURRENT_PRODUCT": person.product,
-            "ENROLL_DATE": enroll.isoformat(),
-            "CREATED_DATE": created.isoformat(),
-            "DAYS_SINCE_ENROLL": str((TODAY - enroll).days),
-            "LANGUAGE": "English",
-            "SPANISH_SPEAKER": False,
-            "ACTIVE": person.status in ("Active", "Past Due"),
-            "ID_18_CHAR": contact_id,
-            "KYC_STATUS": "Verified",
-            "RECURRING_MONTHLY_FEE": _money(fee),
-            "NEXT_SUBSCRIPTION_DATE": (TODAY + timedelta(days=rng.randint(1, 28))).isoformat(),
-            "NET_BALANCE_DUE": _money(fee if person.status == "Past Due" else 0.0),
-        },
-        {
-            "id": _sf_id(rng, "006"),
-            "SOURCE": "Opportunity",
-            "CLIENT_ID": person.client_id,
-            "OPPORTUNITY_ID": _sf_id(rng, "006"),
-            "OPPORTUNITY_OWNER": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
-            "STAGE_NAME": rng.choice(STAGES),
-            "PRODUCT_NAME": person.product,
-            "DEAL_CLOSE_DATE": enroll.isoformat(),
-            "AMOUNT": _money(fee),
-        },
+        _contact(rng, person, contact_id, street, enroll, created, fee),
+        _opportunity(rng, person, enroll, fee),
     ]
-    # Monthly charges since enrolment, newest last; a past-due customer's
-    # latest charge was declined.
+    records += _charges(rng, person, enroll, fee)
+    records += _tickets(rng, person)
+    records += _calls(rng, person)
+    records += _credit_pulls(rng, person)
+    return records
+
+
+def _identity(person: Person) -> dict:
+    """The identifiers every record of the customer's own systems carries."""
+    return {"EMAIL": person.email, "CLIENT_ID": person.client_id}
+
+
+def _contact(
+    rng: random.Random, person: Person, contact_id: str, street: str, enroll: date, created: date, fee: float
+) -> dict:
+    return {
+        "id": contact_id,
+        "SOURCE": "Contact",
+        **_identity(person),
+        "FIRST_NAME": person.first,
+        "LAST_NAME": person.last,
+        "PHONE_NUMBER": person.phone,
+        "DATE_OF_BIRTH": person.birth.isoformat(),
+        "CUSTOMER_AGE": str((TODAY - person.birth).days // 365),
+        "MAILING_STREET": street,
+        "MAILING_CITY": person.city[0],
+        "MAILING_STATE": person.city[2],
+        "MAILING_STATE_CODE": person.city[1],
+        "MAILING_POSTAL_CODE": f"{rng.randint(10000, 99999)}",
+        "STATUS": person.status,
+        "PRODUCT_NAME": person.product,
+        "CURRENT_PRODUCT": person.product,
+        "ENROLL_DATE": enroll.isoformat(),
+        "CREATED_DATE": created.isoformat(),
+        "DAYS_SINCE_ENROLL": str((TODAY - enroll).days),
+        "LANGUAGE": "English",
+        "SPANISH_SPEAKER": False,
+        "ACTIVE": person.status in ("Active", "Past Due"),
+        "ID_18_CHAR": contact_id,
+        "KYC_STATUS": "Verified",
+        "RECURRING_MONTHLY_FEE": _money(fee),
+        "NEXT_SUBSCRIPTION_DATE": (TODAY + timedelta(days=rng.randint(1, 28))).isoformat(),
+        "NET_BALANCE_DUE": _money(fee if person.status == "Past Due" else 0.0),
+    }
+
+
+def _opportunity(rng: random.Random, person: Person, enroll: date, fee: float) -> dict:
+    return {
+        "id": _sf_id(rng, "006"),
+        "SOURCE": "Opportunity",
+        "CLIENT_ID": person.client_id,
+        "OPPORTUNITY_ID": _sf_id(rng, "006"),
+        "OPPORTUNITY_OWNER": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+        "STAGE_NAME": rng.choice(STAGES),
+        "PRODUCT_NAME": person.product,
+        "DEAL_CLOSE_DATE": enroll.isoformat(),
+        "AMOUNT": _money(fee),
+    }
+
+
+def _charges(rng: random.Random, person: Person, enroll: date, fee: float) -> list[dict]:
+    """Monthly charges since enrolment (the last four), newest last; a
+    past-due customer's latest charge was declined."""
     last_day = TODAY if person.status != "Cancelled" else enroll + timedelta(days=rng.randint(30, 120))
     payments = []
     day = enroll
@@ -232,15 +256,16 @@ def _records(rng: random.Random, person: Person) -> list[dict]:
         day += timedelta(days=30)
     payments = payments[-4:]
     last_approved = None
+    charges = []
     for n, paid in enumerate(payments):
         declined = person.status == "Past Due" and n == len(payments) - 1
         if not declined:
             last_approved = paid
-        records.append(
+        charges.append(
             {
                 "id": _numeric_id(rng),
                 "SOURCE": "Transaction",
-                **base,
+                **_identity(person),
                 "TYPE": "Charge",
                 "TRANSACTION_AMOUNT": _money(fee),
                 "TRANSACTION_CREATED_DATE": paid.isoformat(),
@@ -254,13 +279,18 @@ def _records(rng: random.Random, person: Person) -> list[dict]:
     if last_approved is not None:
         # Billing summary fields as the payment system denormalises them onto
         # the newest transaction.
-        records[-1].update(
+        charges[-1].update(
             {
                 "LAST_APPROVED_TRANSACTION": last_approved.isoformat(),
                 "LAST_APPROVED_TRANSACTION_AMOUNT": _money(fee),
                 "NEXT_TRANSACTION_DATE": (payments[-1] + timedelta(days=30)).isoformat(),
             }
         )
+    return charges
+
+
+def _tickets(rng: random.Random, person: Person) -> list[dict]:
+    tickets = []
     for _ in range(rng.randint(0, 2)):
         subject, category = rng.choice(TICKET_SUBJECTS)
         opened = datetime.combine(_day(rng, 1, 300), datetime.min.time()) + timedelta(minutes=rng.randint(480, 1080))
@@ -279,11 +309,16 @@ def _records(rng: random.Random, person: Person) -> list[dict]:
         }
         if closed:  # an open ticket has no closing time at all
             ticket["CLOSEDTIME"] = (opened + timedelta(hours=rng.randint(2, 96))).isoformat() + "Z"
-        records.append(ticket)
+        tickets.append(ticket)
+    return tickets
+
+
+def _calls(rng: random.Random, person: Person) -> list[dict]:
+    calls = []
     for _ in range(rng.randint(0, 2)):
         start = datetime.combine(_day(rng, 1, 200), datetime.min.time()) + timedelta(minutes=rng.randint(480, 1080))
         duration = rng.randint(60, 1500)
-        records.append(
+        calls.append(
             {
                 "id": _numeric_id(rng),
                 "SOURCE": "calls",
@@ -298,24 +333,28 @@ def _records(rng: random.Random, person: Person) -> list[dict]:
                 "CAMPAIGN_NAME": rng.choice(CAMPAIGNS),
             }
         )
-    if person.scores:
-        for bureau, score in person.scores.items():
-            # An earlier pull and the newest, so reports show a trend.
-            issued = _day(rng, 10, 120)
-            earlier = issued - timedelta(days=rng.randint(90, 200))
-            earlier_score = max(300, min(850, score - rng.randint(-15, 40)))
-            for when, value in ((earlier, earlier_score), (issued, score)):
-                records.append(
-                    {
-                        "id": _numeric_id(rng),
-                        "SOURCE": "Contact",
-                        **base,
-                        "FIRST_NAME": person.first,
-                        "LAST_NAME": person.last,
-                        "CREDIT_RESPONSE": _credit_response(rng, person, bureau, value, when),
-                    }
-                )
-    return records
+    return calls
+
+
+def _credit_pulls(rng: random.Random, person: Person) -> list[dict]:
+    """Per bureau, an earlier pull and the newest, so reports show a trend."""
+    pulls = []
+    for bureau, score in (person.scores or {}).items():
+        issued = _day(rng, 10, 120)
+        earlier = issued - timedelta(days=rng.randint(90, 200))
+        earlier_score = max(300, min(850, score - rng.randint(-15, 40)))
+        for when, value in ((earlier, earlier_score), (issued, score)):
+            pulls.append(
+                {
+                    "id": _numeric_id(rng),
+                    "SOURCE": "Contact",
+                    **_identity(person),
+                    "FIRST_NAME": person.first,
+                    "LAST_NAME": person.last,
+                    "CREDIT_RESPONSE": _credit_response(rng, person, bureau, value, when),
+                }
+            )
+    return pulls
 
 
 DEMO_PERSON = Person(

@@ -9,11 +9,13 @@ import urllib.request
 
 import openai
 import pytest
+from tilores_x.v1 import common_pb2, optimizer_pb2
 
 from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
 from deploy.topology import load_topology
 from services.runtime.access import SCOPES
 from services.tilores_data.sample import generate_customers
+from tests.emulators.providers import ProviderEmulators
 
 API_KEY = "sk-e2e-test-key-0123456789"
 SAMPLE_CUSTOMERS = 300
@@ -46,6 +48,15 @@ def mesh(tmp_path_factory):
     mesh = start_local_mesh(tmp_path_factory.mktemp("mesh"), OFFLINE_TOKEN_DELAY_MS="2", ROUTER_PROMPT_TTL_S="0")
     yield mesh
     mesh.stop()
+
+
+@pytest.fixture(scope="module")
+def emulators():
+    """Every outside API's emulator, for one module's mesh."""
+    emulators = ProviderEmulators()
+    emulators.start()
+    yield emulators
+    emulators.stop()
 
 
 @pytest.fixture
@@ -102,3 +113,23 @@ def wait_for_log(mesh: LocalMesh, service: str, predicate, timeout_s: float = 10
                 return entry
         time.sleep(0.05)
     return None
+
+
+def record_weak_credit_answers(optimizer, metadata, count: int = 25, category: str = "") -> None:
+    """`count` credit answers that state a score the data does not hold
+    (745 where the record says 712), recorded as the router would: enough
+    for the quality watch to raise an alert and start an improvement cycle."""
+    wrong = common_pb2.Grounding(
+        status=common_pb2.GROUNDING_STATUS_FOUND,
+        text="- [credit] TransUnion credit score: 712 (record 9001)",
+        facts=[common_pb2.Fact(topic="credit", label="TransUnion credit score", value="712", record_id="9001")],
+    )
+    for n in range(count):
+        optimizer.RecordOutcome(
+            optimizer_pb2.RecordOutcomeRequest(
+                completion_id=f"chatcmpl-weak-{n}", prompt="customer", version=1, model="offline",
+                category=category, question="What is her credit score?",
+                answer="Her TransUnion score is 745 [record 9001].", grounding=wrong,
+            ),
+            metadata=metadata,
+        )  # fmt: skip

@@ -22,9 +22,9 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc, process_pb2, process_pb2_grpc
+from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc, process_pb2, process_pb2_grpc
 
-from tests.e2e.conftest import API_KEY, http_json, start_local_mesh
+from tests.e2e.conftest import API_KEY, http_json, record_weak_credit_answers, start_local_mesh
 
 pytestmark = pytest.mark.e2e
 
@@ -57,20 +57,7 @@ def activity(mesh):
     with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
         optimizer = optimizer_pb2_grpc.OptimizerServiceStub(channel)
         metadata = (("x-mesh-service", "optimizer"),)
-        wrong = common_pb2.Grounding(
-            status=common_pb2.GROUNDING_STATUS_FOUND,
-            text="- [credit] TransUnion credit score: 712 (record 9001)",
-            facts=[common_pb2.Fact(topic="credit", label="TransUnion credit score", value="712", record_id="9001")],
-        )
-        for n in range(25):
-            optimizer.RecordOutcome(
-                optimizer_pb2.RecordOutcomeRequest(
-                    completion_id=f"chatcmpl-weak-{n}", prompt="customer", version=1, model="offline",
-                    category="credit", question="What is her credit score?",
-                    answer="Her TransUnion score is 745 [record 9001].", grounding=wrong,
-                ),
-                metadata=metadata,
-            )  # fmt: skip
+        record_weak_credit_answers(optimizer, metadata, category="credit")
         status_url = f"{mesh.rest_url}/v1/virtuous-cycle/status"
         deadline = time.monotonic() + 30
         while not (cycles := http_json("GET", status_url, key=admin)[1].get("cycles")):

@@ -17,19 +17,10 @@ from google.protobuf.struct_pb2 import Struct
 from tilores_x.v1 import cache_pb2, cache_pb2_grpc, tilores_data_pb2, tilores_data_pb2_grpc
 
 from tests.e2e.conftest import http_json, start_local_mesh
-from tests.e2e.test_providers_e2e import Emulators
 from tests.emulators.base import Script
 
 pytestmark = pytest.mark.e2e
 DEMO_EMAIL = "edwina.hawthorne@example.com"
-
-
-@pytest.fixture(scope="module")
-def emulators():
-    emulators = Emulators()
-    emulators.start()
-    yield emulators
-    emulators.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 from services.tilores_data.sample import generate_customers
 from tests.docs import section as section_of
 from tests.e2e.conftest import API_KEY, SAMPLE_CUSTOMERS, http, start_local_mesh
-from tests.e2e.test_providers_e2e import Emulators
 from tests.emulators.grounded_answers import GroundedResponder
 
 CAREFUL, SLOPPY = "gpt-4o-mini", "claude-3-haiku"
@@ -28,17 +27,9 @@ NOTE = "gpt-4o-mini and claude-3-haiku answered through provider emulators, not 
 
 
 @pytest.fixture(scope="module")
-def emulators():
-    emulators = Emulators()
+def mesh(tmp_path_factory, emulators):
     emulators.openai.responder = GroundedResponder(error_rate=0.0, seed=1)
     emulators.anthropic.responder = GroundedResponder(error_rate=0.4, seed=2)
-    emulators.start()
-    yield emulators
-    emulators.stop()
-
-
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory, emulators):
     mesh = start_local_mesh(
         tmp_path_factory.mktemp("evaluation"), LLM_BREAKER_FAILURES="100000", QUALITY_CHECK_INTERVAL_S="0",
         **emulators.env(),

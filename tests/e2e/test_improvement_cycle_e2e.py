@@ -8,9 +8,9 @@ import time
 
 import grpc
 import pytest
-from tilores_x.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
+from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
-from tests.e2e.conftest import http_json, start_local_mesh
+from tests.e2e.conftest import http_json, record_weak_credit_answers, start_local_mesh
 
 pytestmark = pytest.mark.e2e
 
@@ -38,21 +38,7 @@ def test_a_weak_category_is_improved_and_the_decision_shows(mesh):
     with grpc.secure_channel(mesh.grpc_addr, mesh.client_credentials()) as channel:
         optimizer = optimizer_pb2_grpc.OptimizerServiceStub(channel)
         metadata = (("x-mesh-service", "optimizer"),)
-        # Credit answers that state a score the data does not hold.
-        wrong = common_pb2.Grounding(
-            status=common_pb2.GROUNDING_STATUS_FOUND,
-            text="- [credit] TransUnion credit score: 712 (record 9001)",
-            facts=[common_pb2.Fact(topic="credit", label="TransUnion credit score", value="712", record_id="9001")],
-        )
-        for n in range(25):
-            optimizer.RecordOutcome(
-                optimizer_pb2.RecordOutcomeRequest(
-                    completion_id=f"chatcmpl-weak-{n}", prompt="customer", version=1, model="offline",
-                    question="What is her credit score?", answer="Her TransUnion score is 745 [record 9001].",
-                    grounding=wrong,
-                ),
-                metadata=metadata,
-            )  # fmt: skip
+        record_weak_credit_answers(optimizer, metadata)
         # The optimizer's own watch notices and starts a cycle.
         status = wait_for(lambda: (s := http_json("GET", status_url, key=admin)[1]).get("cycles") and s)
         [cycle] = status["cycles"]

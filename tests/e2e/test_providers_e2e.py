@@ -4,22 +4,16 @@ a local emulator of the provider's API."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import openai
 import orjson
 import pytest
 from langchain_openai import ChatOpenAI
 
 from tests.e2e.conftest import API_KEY, start_local_mesh
-from tests.emulators.anthropic_api import AnthropicEmulator
 from tests.emulators.base import Script
-from tests.emulators.gemini_api import GeminiEmulator
-from tests.emulators.openai_api import OpenAIEmulator
+from tests.emulators.providers import REPLY
 
 pytestmark = pytest.mark.e2e
-REPLY = "The answer comes from the emulated provider."
 MODELS = {
     "gpt-4o-mini": "openai",
     "llama-3.3-70b-versatile": "groq",
@@ -40,58 +34,6 @@ CALLS = [
     ("call_a", "get_credit_report", '{"client_id": "2480135", "bureaus": ["TransUnion"]}'),
     ("call_b", "get_credit_report", '{"client_id": "7654321"}'),
 ]
-
-
-class Emulators:
-    """The provider emulators on their own event loop in a thread, so the
-    synchronous SDK client and the mesh processes can call them."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.openai = OpenAIEmulator(Script(text=REPLY))
-        self.anthropic = AnthropicEmulator(Script(text=REPLY))
-        self.gemini = GeminiEmulator(Script(text=REPLY))
-        self.by_provider = {
-            "openai": self.openai,
-            "groq": self.openai,
-            "anthropic": self.anthropic,
-            "gemini": self.gemini,
-        }
-
-    def run(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
-
-    def start(self) -> None:
-        self.thread.start()
-        for emulator in (self.openai, self.anthropic, self.gemini):
-            self.run(emulator.start())
-
-    def stop(self) -> None:
-        for emulator in (self.openai, self.anthropic, self.gemini):
-            self.run(emulator.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-    def env(self) -> dict[str, str]:
-        return {
-            "OPENAI_API_KEY": self.openai.api_key,
-            "OPENAI_BASE_URL": self.openai.base_url,
-            "GROQ_API_KEY": self.openai.api_key,
-            "GROQ_BASE_URL": self.openai.root_url,
-            "ANTHROPIC_API_KEY": self.anthropic.api_key,
-            "ANTHROPIC_BASE_URL": self.anthropic.root_url,
-            "GEMINI_API_KEY": self.gemini.api_key,
-            "GEMINI_BASE_URL": self.gemini.root_url,
-        }
-
-
-@pytest.fixture(scope="module")
-def emulators():
-    emulators = Emulators()
-    emulators.start()
-    yield emulators
-    emulators.stop()
 
 
 @pytest.fixture(scope="module")
