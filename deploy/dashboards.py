@@ -96,8 +96,12 @@ def _quantile(q: float, metric: str, by: str, where: str = "") -> str:
     return f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket{where}[5m])))"
 
 
+def _p50_p99(metric: str, by: str, where: str = "") -> list[Query]:
+    """A histogram's median and 99th percentile, one series per `by` label."""
+    return [Query(_quantile(q, metric, by, where), f"p{round(q * 100)} {{{{{by}}}}}") for q in (0.5, 0.99)]
+
+
 def services_dashboard() -> DashboardLayout:
-    where = '{grpc_service=~"$service"}'
     layout = DashboardLayout(
         "Tilores X / Services",
         "tilores-x-services",
@@ -112,6 +116,35 @@ def services_dashboard() -> DashboardLayout:
         .include_all(True)
         .refresh(2)
     )
+    _grpc_services_row(layout)
+    _rest_gateway_row(layout)
+    return layout
+
+
+def models_dashboard() -> DashboardLayout:
+    layout = DashboardLayout(
+        "Tilores X / Models",
+        "tilores-x-models",
+        "GenAI time to first token and per output token by model, provider calls and circuit breakers.",
+    )
+    _answers_as_users_see_them_row(layout)
+    _providers_row(layout)
+    return layout
+
+
+def data_dashboard() -> DashboardLayout:
+    layout = DashboardLayout(
+        "Tilores X / Cache and quality",
+        "tilores-x-data",
+        "Cache hits by tier, the Redis tier, and rolling answer quality against its levels.",
+    )
+    _cache_row(layout)
+    _answer_quality_row(layout)
+    return layout
+
+
+def _grpc_services_row(layout: DashboardLayout) -> None:
+    where = '{grpc_service=~"$service"}'  # the dashboard's service picker
     handled = f"rate(grpc_server_handled_total{where}[5m])"
     layout.row("gRPC services")
     layout.add(
@@ -141,20 +174,7 @@ def services_dashboard() -> DashboardLayout:
         _timeseries(
             "Unary duration p50 / p99",
             "s",
-            [
-                Query(
-                    _quantile(
-                        0.5, "grpc_server_handling_seconds", "grpc_service", where.replace("}", ', grpc_type="unary"}')
-                    ),
-                    "p50 {{grpc_service}}",
-                ),
-                Query(
-                    _quantile(
-                        0.99, "grpc_server_handling_seconds", "grpc_service", where.replace("}", ', grpc_type="unary"}')
-                    ),
-                    "p99 {{grpc_service}}",
-                ),
-            ],
+            _p50_p99("grpc_server_handling_seconds", "grpc_service", where.replace("}", ', grpc_type="unary"}')),
             "Time from the start of a unary RPC to its end.",
         )
     )
@@ -169,6 +189,9 @@ def services_dashboard() -> DashboardLayout:
             "Answers being streamed now: the autoscaler's signal.",
         )
     )
+
+
+def _rest_gateway_row(layout: DashboardLayout) -> None:
     layout.row("REST gateway")
     layout.add(
         _timeseries(
@@ -211,30 +234,15 @@ def services_dashboard() -> DashboardLayout:
             "Outcomes the router has not yet handed to the optimizer.",
         )
     )
-    return layout
 
 
-def models_dashboard() -> DashboardLayout:
-    layout = DashboardLayout(
-        "Tilores X / Models",
-        "tilores-x-models",
-        "GenAI time to first token and per output token by model, provider calls and circuit breakers.",
-    )
+def _answers_as_users_see_them_row(layout: DashboardLayout) -> None:
     layout.row("Answers as users see them")
     layout.add(
         _timeseries(
             "Time to first token p50 / p99 by model",
             "s",
-            [
-                Query(
-                    _quantile(0.5, "gen_ai_server_time_to_first_token_seconds", "gen_ai_request_model"),
-                    "p50 {{gen_ai_request_model}}",
-                ),
-                Query(
-                    _quantile(0.99, "gen_ai_server_time_to_first_token_seconds", "gen_ai_request_model"),
-                    "p99 {{gen_ai_request_model}}",
-                ),
-            ],
+            _p50_p99("gen_ai_server_time_to_first_token_seconds", "gen_ai_request_model"),
             "From a chat request's arrival at the gateway to its first answer event.",
         )
     )
@@ -255,15 +263,7 @@ def models_dashboard() -> DashboardLayout:
         _timeseries(
             "Time the mesh added before the first token p50 / p99",
             "s",
-            [
-                Query(
-                    _quantile(0.5, "mesh_added_latency_seconds", "gen_ai_request_model"), "p50 {{gen_ai_request_model}}"
-                ),
-                Query(
-                    _quantile(0.99, "mesh_added_latency_seconds", "gen_ai_request_model"),
-                    "p99 {{gen_ai_request_model}}",
-                ),
-            ],
+            _p50_p99("mesh_added_latency_seconds", "gen_ai_request_model"),
             "Time to first token minus the provider's own time to its first chunk.",
         )
     )
@@ -284,6 +284,9 @@ def models_dashboard() -> DashboardLayout:
             "From a provider call's start to its first chunk, seen by llm_gateway.",
         )
     )
+
+
+def _providers_row(layout: DashboardLayout) -> None:
     layout.row("Providers")
     layout.add(
         statetimeline.Panel()
@@ -332,15 +335,9 @@ def models_dashboard() -> DashboardLayout:
         ),
         width=WIDTH,
     )
-    return layout
 
 
-def data_dashboard() -> DashboardLayout:
-    layout = DashboardLayout(
-        "Tilores X / Cache and quality",
-        "tilores-x-data",
-        "Cache hits by tier, the Redis tier, and rolling answer quality against its levels.",
-    )
+def _cache_row(layout: DashboardLayout) -> None:
     layout.row("Cache")
     layout.add(
         _timeseries(
@@ -369,17 +366,7 @@ def data_dashboard() -> DashboardLayout:
             "Reads per second.",
         )
     )
-    layout.add(
-        stat.Panel()
-        .title("Redis tier")
-        .description(
-            "Cache replicas connected to Redis out of all; fewer means a replica serves from its own memory only."
-        )
-        .datasource(DATASOURCE)
-        .with_target(_target(Query("sum(cache_redis_up)", "connected"), "A"))
-        .with_target(_target(Query("count(cache_redis_up)", "replicas"), "B")),
-        width=6,
-    )
+    layout.add(_redis_tier(), width=6)
     layout.add(
         _timeseries(
             "In-process entries and promotions",
@@ -392,6 +379,22 @@ def data_dashboard() -> DashboardLayout:
         ),
         width=18,
     )
+
+
+def _redis_tier() -> stat.Panel:
+    return (
+        stat.Panel()
+        .title("Redis tier")
+        .description(
+            "Cache replicas connected to Redis out of all; fewer means a replica serves from its own memory only."
+        )
+        .datasource(DATASOURCE)
+        .with_target(_target(Query("sum(cache_redis_up)", "connected"), "A"))
+        .with_target(_target(Query("count(cache_redis_up)", "replicas"), "B"))
+    )
+
+
+def _answer_quality_row(layout: DashboardLayout) -> None:
     layout.row("Answer quality")
     for group, title in (
         ("category", "category"),
@@ -422,7 +425,6 @@ def data_dashboard() -> DashboardLayout:
         ),
         width=WIDTH,
     )
-    return layout
 
 
 DASHBOARDS = {
