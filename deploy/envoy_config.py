@@ -165,20 +165,7 @@ def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool, tls
                 {"lb_endpoints": [{"endpoint": {"address": _address(port, host)}} for host, port in endpoints]}
             ],
         },
-        # The 1,024 default would cap concurrent token streams per cluster.
-        "circuit_breakers": {
-            "thresholds": [
-                {
-                    "priority": "DEFAULT",
-                    "max_connections": 1024,
-                    "max_pending_requests": 1024,
-                    "max_requests": 10000 if spec.streaming else 4096,
-                    "max_retries": 16,
-                    "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 3},
-                    "track_remaining": True,
-                }
-            ]
-        },
+        "circuit_breakers": _circuit_breakers(spec),
         "outlier_detection": {
             "consecutive_5xx": 5,
             "consecutive_gateway_failure": 3,
@@ -188,7 +175,52 @@ def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool, tls
             "max_ejection_percent": 50,
         },
     }
-    check = {
+    if spec.protocol == "grpc":
+        cluster["typed_extension_protocol_options"] = _http2_options()
+    if tls is not None:
+        cluster["transport_socket"] = _upstream_tls(spec, tls)
+    cluster["health_checks"] = [_health_check(spec)]
+    return cluster
+
+
+def _circuit_breakers(spec: ServiceSpec) -> dict:
+    # The 1,024 default would cap concurrent token streams per cluster.
+    return {
+        "thresholds": [
+            {
+                "priority": "DEFAULT",
+                "max_connections": 1024,
+                "max_pending_requests": 1024,
+                "max_requests": 10000 if spec.streaming else 4096,
+                "max_retries": 16,
+                "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 3},
+                "track_remaining": True,
+            }
+        ]
+    }
+
+
+def _http2_options() -> dict:
+    return {
+        HTTP_OPTIONS: {
+            "@type": f"type.googleapis.com/{HTTP_OPTIONS}",
+            # Connections end after 10 min so new pods get their share.
+            "common_http_protocol_options": {"idle_timeout": "300s", "max_connection_duration": "600s"},
+            "explicit_http_config": {
+                "http2_protocol_options": {
+                    "max_concurrent_streams": 1024,
+                    "initial_stream_window_size": 1048576,
+                    "initial_connection_window_size": 16777216,
+                    "connection_keepalive": {"interval": "30s", "timeout": "5s"},
+                }
+            },
+        }
+    }
+
+
+def _health_check(spec: ServiceSpec) -> dict:
+    """A gRPC service is checked on its readiness; the REST gateway on /health."""
+    check: dict = {
         "timeout": "1s",
         "interval": "5s",
         "no_traffic_interval": "5s",
@@ -196,28 +228,10 @@ def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool, tls
         "healthy_threshold": 1,
     }
     if spec.protocol == "grpc":
-        cluster["typed_extension_protocol_options"] = {
-            HTTP_OPTIONS: {
-                "@type": f"type.googleapis.com/{HTTP_OPTIONS}",
-                # Connections end after 10 min so new pods get their share.
-                "common_http_protocol_options": {"idle_timeout": "300s", "max_connection_duration": "600s"},
-                "explicit_http_config": {
-                    "http2_protocol_options": {
-                        "max_concurrent_streams": 1024,
-                        "initial_stream_window_size": 1048576,
-                        "initial_connection_window_size": 16777216,
-                        "connection_keepalive": {"interval": "30s", "timeout": "5s"},
-                    }
-                },
-            }
-        }
         check["grpc_health_check"] = {"service_name": "readiness"}
     else:
         check["http_health_check"] = {"path": "/health"}
-    if tls is not None:
-        cluster["transport_socket"] = _upstream_tls(spec, tls)
-    cluster["health_checks"] = [check]
-    return cluster
+    return check
 
 
 def _stream_route(cluster: str, topology: Topology, streaming: bool) -> dict:
@@ -398,6 +412,75 @@ def _listener(
     }
 
 
+def _overload_manager() -> dict:
+    """Bounds open client connections (Envoy has no limit by default)."""
+    return {
+        "resource_monitors": [
+            {
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3."
+                    "DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": 50000,
+                },
+            }
+        ]
+    }
+
+
+# What Envoy's gRPC port also forwards to the service an `x-mesh-service`
+# header names: health, process info and reflection.
+SERVICE_ADMIN_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/tilores_x.v1.ProcessService/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+
+def _rest_routes(topology: Topology) -> list[dict]:
+    rest = topology.rest_service
+    rest_routes = [
+        {"match": {"prefix": "/v1/"}, "route": _stream_route(rest.name, topology, True)},
+        {"match": {"path": "/health"}, "route": {"cluster": rest.name, "timeout": "5s"}},
+        {"match": {"path": "/openapi.json"}, "route": {"cluster": rest.name, "timeout": "5s"}},
+        # The operations console: a page and its assets; its data comes from /v1/ with an admin key.
+        {"match": {"path": "/console"}, "route": {"cluster": rest.name, "timeout": "5s"}},
+        {"match": {"prefix": "/console/"}, "route": {"cluster": rest.name, "timeout": "5s"}},
+    ]
+    rest_routes[0]["route"]["retry_policy"] = {
+        "retry_on": "connect-failure,refused-stream",
+        "num_retries": 2,
+        **OTHER_HOST,
+    }
+    return rest_routes
+
+
+def _grpc_routes(topology: Topology) -> list[dict]:
+    grpc_routes = []
+    for spec in topology.services.values():
+        if spec.protocol != "grpc":
+            continue
+        grpc_routes.append(
+            {
+                "match": {"prefix": f"/{spec.grpc_service}/", "grpc": {}},
+                "route": _stream_route(spec.name, topology, spec.streaming),
+            }
+        )
+        for prefix in SERVICE_ADMIN_PREFIXES:
+            grpc_routes.append(
+                {
+                    "match": {
+                        "prefix": prefix,
+                        "grpc": {},
+                        "headers": [{"name": "x-mesh-service", "string_match": {"exact": spec.name}}],
+                    },
+                    "route": {"cluster": spec.name, "timeout": "0s" if "Reflection" in prefix else "5s"},
+                }
+            )
+    return grpc_routes
+
+
 def render_envoy_config(
     topology: Topology,
     ports: dict[str, list[int]] | None = None,
@@ -427,73 +510,21 @@ def render_envoy_config(
         return [("127.0.0.1", port) for port in ports.get(spec.name) or [spec.port]]
 
     listen_host = "0.0.0.0" if kubernetes else "127.0.0.1"
-    rest = topology.rest_service
-    rest_routes = [
-        {"match": {"prefix": "/v1/"}, "route": _stream_route(rest.name, topology, True)},
-        {"match": {"path": "/health"}, "route": {"cluster": rest.name, "timeout": "5s"}},
-        {"match": {"path": "/openapi.json"}, "route": {"cluster": rest.name, "timeout": "5s"}},
-        # The operations console: a page and its assets; its data comes from /v1/ with an admin key.
-        {"match": {"path": "/console"}, "route": {"cluster": rest.name, "timeout": "5s"}},
-        {"match": {"prefix": "/console/"}, "route": {"cluster": rest.name, "timeout": "5s"}},
-    ]
-    rest_routes[0]["route"]["retry_policy"] = {
-        "retry_on": "connect-failure,refused-stream",
-        "num_retries": 2,
-        **OTHER_HOST,
-    }
-    grpc_routes = []
-    for spec in topology.services.values():
-        if spec.protocol != "grpc":
-            continue
-        grpc_routes.append(
-            {
-                "match": {"prefix": f"/{spec.grpc_service}/", "grpc": {}},
-                "route": _stream_route(spec.name, topology, spec.streaming),
-            }
-        )
-        for prefix in (
-            "/grpc.health.v1.Health/",
-            "/tilores_x.v1.ProcessService/",
-            "/grpc.reflection.v1alpha.ServerReflection/",
-            "/grpc.reflection.v1.ServerReflection/",
-        ):
-            grpc_routes.append(
-                {
-                    "match": {
-                        "prefix": prefix,
-                        "grpc": {},
-                        "headers": [{"name": "x-mesh-service", "string_match": {"exact": spec.name}}],
-                    },
-                    "route": {"cluster": spec.name, "timeout": "0s" if "Reflection" in prefix else "5s"},
-                }
-            )
     return {
         "admin": {"address": _address(listener_ports.get("admin", topology.envoy.admin_port))},
-        # Bounds open client connections (Envoy has no limit by default).
-        "overload_manager": {
-            "resource_monitors": [
-                {
-                    "name": "envoy.resource_monitors.global_downstream_max_connections",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3."
-                        "DownstreamConnectionsConfig",
-                        "max_active_downstream_connections": 50000,
-                    },
-                }
-            ]
-        },
+        "overload_manager": _overload_manager(),
         "static_resources": {
             "listeners": [
                 _listener(
                     "rest",
                     _address(listener_ports.get("rest", topology.envoy.rest_port), listen_host),
-                    rest_routes,
+                    _rest_routes(topology),
                     topology,
                 ),
                 _listener(
                     "grpc",
                     _address(listener_ports.get("grpc", topology.envoy.grpc_port), listen_host),
-                    grpc_routes,
+                    _grpc_routes(topology),
                     topology,
                     tls,
                 ),
