@@ -437,6 +437,25 @@ def service_manifests(spec: ServiceSpec, topology: Topology) -> list[dict]:
 
 
 def _envoy_deployment(topology: Topology, config: str) -> dict:
+    drain_s = topology.envoy.max_stream_duration_s
+    return _deployment_manifest(
+        "envoy",
+        topology,
+        "edge",
+        replicas=topology.kubernetes.envoy_replicas,
+        container=_envoy_container(topology),
+        volumes=[
+            {"name": "config", "configMap": {"name": "envoy-config"}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}},
+            _tls_volume("envoy")[0],
+        ],
+        uid=101,
+        grace_s=drain_s + 20,
+        annotations={"checksum/config": _checksum(config)},
+    )
+
+
+def _envoy_container(topology: Topology) -> dict:
     envoy = topology.envoy
     drain_s = envoy.max_stream_duration_s
     # The image has no curl: POST through bash's /dev/tcp (GET would be refused).
@@ -456,7 +475,7 @@ def _envoy_deployment(topology: Topology, config: str) -> dict:
         "failureThreshold": 2,
         "timeoutSeconds": 2,
     }
-    container = {
+    return {
         "name": "envoy",
         "image": topology.kubernetes.envoy_image,
         "imagePullPolicy": "IfNotPresent",
@@ -478,22 +497,6 @@ def _envoy_deployment(topology: Topology, config: str) -> dict:
             _tls_volume("envoy")[1],
         ],
     }  # fmt: skip
-    deployment = _deployment_manifest(
-        "envoy",
-        topology,
-        "edge",
-        replicas=topology.kubernetes.envoy_replicas,
-        container=container,
-        volumes=[
-            {"name": "config", "configMap": {"name": "envoy-config"}},
-            {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}},
-            _tls_volume("envoy")[0],
-        ],
-        uid=101,
-        grace_s=drain_s + 20,
-        annotations={"checksum/config": _checksum(config)},
-    )
-    return deployment
 
 
 def _envoy_services(topology: Topology) -> list[dict]:
@@ -602,12 +605,6 @@ def redis_manifests(topology: Topology) -> list[dict]:
     """The cache's second tier: a cache, so no persistence; a managed Redis
     replaces it by pointing the cache's REDIS_URL elsewhere."""
     callers = [spec.k8s_name for spec in topology.services.values() if spec.redis]
-    probe = {
-        "exec": {"command": redis_users.PROBE_COMMAND},
-        "periodSeconds": 5,
-        "failureThreshold": 3,
-        "timeoutSeconds": 2,
-    }
     return [
         _service_account("redis", topology, "cache-store"),
         _deployment_manifest(
@@ -615,34 +612,7 @@ def redis_manifests(topology: Topology) -> list[dict]:
             topology,
             "cache-store",
             replicas=1,
-            container={
-                "name": "redis",
-                "image": topology.kubernetes.redis_image,
-                "imagePullPolicy": "IfNotPresent",
-                "args": [
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--maxmemory",
-                    "384mb",
-                    "--maxmemory-policy",
-                    "allkeys-lru",
-                    # A user per service, the default user off: the
-                    # redis-users Secret (python -m deploy.redis_users).
-                    "--aclfile",
-                    f"/etc/redis/{redis_users.ACL_KEY}",
-                ],
-                "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
-                "resources": _limits("100m", "512Mi"),
-                "readinessProbe": probe,
-                "livenessProbe": {**probe, "periodSeconds": 10},
-                "securityContext": _container_security(),
-                "volumeMounts": [
-                    {"name": "data", "mountPath": "/data"},
-                    {"name": "users", "mountPath": "/etc/redis", "readOnly": True},
-                ],
-            },
+            container=_redis_container(topology),
             volumes=[
                 {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}},
                 {
@@ -678,6 +648,43 @@ def redis_manifests(topology: Topology) -> list[dict]:
             },
         },
     ]
+
+
+def _redis_container(topology: Topology) -> dict:
+    probe = {
+        "exec": {"command": redis_users.PROBE_COMMAND},
+        "periodSeconds": 5,
+        "failureThreshold": 3,
+        "timeoutSeconds": 2,
+    }
+    return {
+        "name": "redis",
+        "image": topology.kubernetes.redis_image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "384mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+            # A user per service, the default user off: the
+            # redis-users Secret (python -m deploy.redis_users).
+            "--aclfile",
+            f"/etc/redis/{redis_users.ACL_KEY}",
+        ],
+        "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+        "resources": _limits("100m", "512Mi"),
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "periodSeconds": 10},
+        "securityContext": _container_security(),
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/data"},
+            {"name": "users", "mountPath": "/etc/redis", "readOnly": True},
+        ],
+    }
 
 
 def namespace_manifests(topology: Topology) -> list[dict]:
