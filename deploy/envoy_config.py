@@ -481,6 +481,16 @@ def _grpc_routes(topology: Topology) -> list[dict]:
     return grpc_routes
 
 
+def _endpoints(
+    spec: ServiceSpec, topology: Topology, ports: dict[str, list[int]], kubernetes: bool
+) -> list[tuple[str, int]]:
+    """Where a service's replicas listen: its headless Service in Kubernetes,
+    else each replica's port on loopback."""
+    if kubernetes:
+        return [(f"{spec.k8s_name}-headless.{topology.kubernetes.namespace}.svc.cluster.local", spec.port)]
+    return [("127.0.0.1", port) for port in ports.get(spec.name) or [spec.port]]
+
+
 def render_envoy_config(
     topology: Topology,
     ports: dict[str, list[int]] | None = None,
@@ -500,15 +510,7 @@ def render_envoy_config(
     certificate in the mesh (None: plaintext, for Envoy on its own)."""
     if kubernetes:
         tls = MOUNTED
-    ports = ports or {}
     listener_ports = listener_ports or {}
-    namespace = topology.kubernetes.namespace
-
-    def endpoints(spec: ServiceSpec) -> list[tuple[str, int]]:
-        if kubernetes:
-            return [(f"{spec.k8s_name}-headless.{namespace}.svc.cluster.local", spec.port)]
-        return [("127.0.0.1", port) for port in ports.get(spec.name) or [spec.port]]
-
     listen_host = "0.0.0.0" if kubernetes else "127.0.0.1"
     return {
         "admin": {"address": _address(listener_ports.get("admin", topology.envoy.admin_port))},
@@ -529,7 +531,10 @@ def render_envoy_config(
                     tls,
                 ),
             ],
-            "clusters": [_cluster(spec, endpoints(spec), kubernetes, tls) for spec in topology.services.values()],
+            "clusters": [
+                _cluster(spec, _endpoints(spec, topology, ports or {}, kubernetes), kubernetes, tls)
+                for spec in topology.services.values()
+            ],
         },
     }
 

@@ -118,23 +118,8 @@ class Experiments:
         started_by: str = SELF,
     ) -> Experiment:
         control = self.registry.active(prompt)
-        if len(arms) < 2:
-            raise InvalidArgument("an experiment needs at least two arms", field="arms")
+        self._check_arms(prompt, arms)
         versions = [v for v, _ in arms]
-        if len(set(versions)) != len(versions):
-            raise InvalidArgument("each arm must name a different version", field="arms")
-        for n, (version, weight) in enumerate(arms):
-            if weight < 0:
-                raise InvalidArgument(f"arms[{n}].weight must not be negative", field=f"arms[{n}].weight")
-            try:
-                self.registry.get(prompt, version)
-            except NotFound:
-                raise InvalidArgument(
-                    f"arms[{n}] names version {version}, which prompt {prompt!r} does not have",
-                    field=f"arms[{n}].version",
-                ) from None
-        if sum(w for _, w in arms) <= 0:
-            raise InvalidArgument("the arms' weights must sum to a positive number", field="arms")
         if min_samples < 2:
             raise InvalidArgument("min_samples must be at least 2", field="min_samples")
         if not 0 < alpha < 0.5:
@@ -159,6 +144,27 @@ class Experiments:
                 statements.ADD_ARM, [{"experiment_id": experiment_id, "version": v, "weight": w} for v, w in arms]
             )
         return self.get(experiment_id)
+
+    def _check_arms(self, prompt: str, arms: list[tuple[int, float]]) -> None:
+        """Two arms or more, each a version of `prompt` named once, with
+        weights not negative and not all zero."""
+        if len(arms) < 2:
+            raise InvalidArgument("an experiment needs at least two arms", field="arms")
+        versions = [v for v, _ in arms]
+        if len(set(versions)) != len(versions):
+            raise InvalidArgument("each arm must name a different version", field="arms")
+        for n, (version, weight) in enumerate(arms):
+            if weight < 0:
+                raise InvalidArgument(f"arms[{n}].weight must not be negative", field=f"arms[{n}].weight")
+            try:
+                self.registry.get(prompt, version)
+            except NotFound:
+                raise InvalidArgument(
+                    f"arms[{n}] names version {version}, which prompt {prompt!r} does not have",
+                    field=f"arms[{n}].version",
+                ) from None
+        if sum(w for _, w in arms) <= 0:
+            raise InvalidArgument("the arms' weights must sum to a positive number", field="arms")
 
     def get(self, experiment_id: int) -> Experiment:
         rows = self.storage.query(statements.EXPERIMENT, id=experiment_id)

@@ -120,29 +120,7 @@ class ImprovementCycle:
         if self.experiments.running(prompt) is not None:
             raise FailedPrecondition(f"prompt {prompt!r} already has a running experiment", field="prompt")
         current = self.registry.active(prompt)
-        evidence = self.evidence(prompt, category)
-        variants: list[tuple[str, str]] = []  # (template, pattern)
-        if self.variant_writer is not None:
-            try:
-                written = await self.variant_writer(current.template, evidence)
-            except Fault as fault:
-                log.warning("cycle.variant_model_failed", extra={"fields": {"code": fault.code}})
-                written = None
-            for text in written or ():
-                try:
-                    template_variables(text)
-                except InvalidArgument:
-                    continue  # a variant that breaks the template rules is dropped
-                if "{context}" in text:
-                    variants.append((text, "model"))
-        for pattern in self._ranked_patterns(evidence):
-            if len(variants) >= VARIANTS_PER_CYCLE:
-                break
-            instruction = PATTERNS[pattern][1]
-            if instruction in current.template:
-                continue
-            head, _, tail = current.template.rpartition("{context}")
-            variants.append((f"{head.rstrip()} {instruction}\n\n{{context}}{tail}", pattern))
+        variants = await self._variants(current.template, self.evidence(prompt, category))
         if not variants:
             raise FailedPrecondition("no variant could be made for this prompt", field="prompt")
         why = reason or (f"category {category!r} below threshold" if category else "requested")
@@ -176,6 +154,34 @@ class ImprovementCycle:
                               "offline_gate": gate_note}},
         )  # fmt: skip
         return self.get(cycle_id)
+
+    async def _variants(self, template: str, evidence: Counter) -> list[tuple[str, str]]:
+        """Candidate templates with the pattern each came from: the variant
+        model's first (those that keep the template rules and {context}),
+        then the ranked patterns' instructions the template lacks."""
+        variants: list[tuple[str, str]] = []
+        if self.variant_writer is not None:
+            try:
+                written = await self.variant_writer(template, evidence)
+            except Fault as fault:
+                log.warning("cycle.variant_model_failed", extra={"fields": {"code": fault.code}})
+                written = None
+            for text in written or ():
+                try:
+                    template_variables(text)
+                except InvalidArgument:
+                    continue  # a variant that breaks the template rules is dropped
+                if "{context}" in text:
+                    variants.append((text, "model"))
+        for pattern in self._ranked_patterns(evidence):
+            if len(variants) >= VARIANTS_PER_CYCLE:
+                break
+            instruction = PATTERNS[pattern][1]
+            if instruction in template:
+                continue
+            head, _, tail = template.rpartition("{context}")
+            variants.append((f"{head.rstrip()} {instruction}\n\n{{context}}{tail}", pattern))
+        return variants
 
     async def _gated(self, control: int, versions: list) -> tuple[str, list]:
         """The candidates that score at least as well as the active version
