@@ -357,12 +357,8 @@ def _service(name: str, raw: object) -> ServiceSpec:
     grpc_service = raw.get("grpc_service", "")
     if protocol == "grpc" and (not isinstance(grpc_service, str) or "." not in grpc_service):
         raise TopologyError(f"{where}.grpc_service: required full service name, e.g. tilores_x.v1.RouterService")
-    peers = raw.get("peers", [])
-    if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
-        raise TopologyError(f"{where}.peers: expected a list of service names")
-    later_peers = raw.get("later_peers", [])
-    if not isinstance(later_peers, list) or not all(isinstance(p, str) for p in later_peers):
-        raise TopologyError(f"{where}.later_peers: expected a list of service names")
+    peers = _names(raw, "peers", where)
+    later_peers = _names(raw, "later_peers", where)
     replicas = _count(raw.get("replicas"), f"{where}.replicas", 1)
     max_replicas = _count(raw.get("max_replicas"), f"{where}.max_replicas", max(10, replicas))
     if max_replicas < replicas:
@@ -394,6 +390,14 @@ def _service(name: str, raw: object) -> ServiceSpec:
         postgres=_flag(raw, "postgres", where),
         scopes=_scopes(raw.get("scopes"), f"{where}.scopes"),
     )
+
+
+def _names(raw: dict, name: str, where: str) -> list[str]:
+    """A list of service names (checked against the services later)."""
+    names = raw.get(name, [])
+    if not isinstance(names, list) or not all(isinstance(p, str) for p in names):
+        raise TopologyError(f"{where}.{name}: expected a list of service names")
+    return names
 
 
 def _scopes(raw: object, where: str) -> tuple[str, ...]:

@@ -154,41 +154,9 @@ def _tools(body: dict[str, Any], request: router_pb2.ChatRequest) -> None:
             raise invalid_type("tools", "an array", tools)
         for n, tool in enumerate(tools):
             _tool(f"tools[{n}]", tool, request)
-    names = {tool.name for tool in request.tools}
     choice = body.get("tool_choice")
     if choice is not None:
-        if isinstance(choice, str) and choice in TOOL_CHOICES:
-            request.tool_choice.mode = TOOL_CHOICES[choice]
-        elif isinstance(choice, dict) and choice.get("type") == "function":
-            function = choice.get("function")
-            name = function.get("name") if isinstance(function, dict) else None
-            if not isinstance(name, str) or not name:
-                raise missing("tool_choice.function.name")
-            if name not in names:
-                raise OpenAIError(
-                    400,
-                    f"Invalid 'tool_choice': function '{check_string('tool_choice.function.name', name)}' "
-                    "not found in 'tools'.",
-                    param="tool_choice.function.name",
-                    code="invalid_value",
-                )
-            request.tool_choice.mode = common_pb2.TOOL_CHOICE_MODE_FUNCTION
-            request.tool_choice.function_name = name
-        else:
-            raise OpenAIError(
-                400,
-                "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
-                '{"type": "function", "function": {"name": ...}}.',
-                param="tool_choice",
-                code="invalid_value",
-            )
-        if choice in ("required",) and not names:
-            raise OpenAIError(
-                400,
-                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
-                param="tool_choice",
-                code="invalid_value",
-            )
+        _tool_choice(choice, request)
     parallel = body.get("parallel_tool_calls")
     if parallel is not None:
         if not isinstance(parallel, bool):
@@ -202,6 +170,43 @@ def _tools(body: dict[str, Any], request: router_pb2.ChatRequest) -> None:
                 code="invalid_value",
             )
         request.tool_choice.single_call = not parallel
+
+
+def _tool_choice(choice: object, request: router_pb2.ChatRequest) -> None:
+    """`tool_choice`: a mode by name, or one function of `tools` by its name."""
+    names = {tool.name for tool in request.tools}
+    if isinstance(choice, str) and choice in TOOL_CHOICES:
+        request.tool_choice.mode = TOOL_CHOICES[choice]
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str) or not name:
+            raise missing("tool_choice.function.name")
+        if name not in names:
+            raise OpenAIError(
+                400,
+                f"Invalid 'tool_choice': function '{check_string('tool_choice.function.name', name)}' "
+                "not found in 'tools'.",
+                param="tool_choice.function.name",
+                code="invalid_value",
+            )
+        request.tool_choice.mode = common_pb2.TOOL_CHOICE_MODE_FUNCTION
+        request.tool_choice.function_name = name
+    else:
+        raise OpenAIError(
+            400,
+            "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
+            '{"type": "function", "function": {"name": ...}}.',
+            param="tool_choice",
+            code="invalid_value",
+        )
+    if choice in ("required",) and not names:
+        raise OpenAIError(
+            400,
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+            param="tool_choice",
+            code="invalid_value",
+        )
 
 
 def _tool(where: str, tool: object, request: router_pb2.ChatRequest) -> None:

@@ -42,11 +42,8 @@ def _number(raw: object, where: str) -> float:
     return float(raw)
 
 
-def _entry(n: int, raw: object) -> ModelEntry:
-    where = f"models[{n}]"
-    if not isinstance(raw, dict):
-        raise CatalogError(f"{where}: expected a mapping")
-    unknown = set(raw) - {
+FIELDS = frozenset(
+    {
         "id",
         "provider",
         "upstream",
@@ -60,6 +57,31 @@ def _entry(n: int, raw: object) -> ModelEntry:
         "max_inputs",
         "description",
     }
+)
+
+
+def _positive_int(raw: dict, name: str, default: int, where: str) -> int:
+    value = raw.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CatalogError(f"{where}.{name}: expected a positive integer")
+    return value
+
+
+def _capabilities(raw: dict, where: str) -> dict[str, bool]:
+    capabilities = raw.get("capabilities") or {}
+    if not isinstance(capabilities, dict) or set(capabilities) - {"tools", "streaming", "dimensions"}:
+        raise CatalogError(f"{where}.capabilities: expected {{tools: bool, streaming: bool, dimensions: bool}}")
+    for name, value in capabilities.items():
+        if not isinstance(value, bool):
+            raise CatalogError(f"{where}.capabilities.{name}: expected true or false")
+    return capabilities
+
+
+def _entry(n: int, raw: object) -> ModelEntry:
+    where = f"models[{n}]"
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: expected a mapping")
+    unknown = set(raw) - FIELDS
     if unknown:
         raise CatalogError(f"{where}.{sorted(unknown)[0]}: unknown field")
     for name in ("id", "provider"):
@@ -67,27 +89,18 @@ def _entry(n: int, raw: object) -> ModelEntry:
             raise CatalogError(f"{where}.{name}: required string")
     if raw["provider"] not in PROVIDERS:
         raise CatalogError(f"{where}.provider: {raw['provider']!r} is not one of {', '.join(PROVIDERS)}")
-    window = raw.get("context_window", 8192)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise CatalogError(f"{where}.context_window: expected a positive integer")
+    window = _positive_int(raw, "context_window", 8192, where)
     price = raw.get("price") or {}
     if not isinstance(price, dict) or set(price) - {"input", "output"}:
         raise CatalogError(f"{where}.price: expected {{input: N, output: N}}")
-    capabilities = raw.get("capabilities") or {}
-    if not isinstance(capabilities, dict) or set(capabilities) - {"tools", "streaming", "dimensions"}:
-        raise CatalogError(f"{where}.capabilities: expected {{tools: bool, streaming: bool, dimensions: bool}}")
-    for name, value in capabilities.items():
-        if not isinstance(value, bool):
-            raise CatalogError(f"{where}.capabilities.{name}: expected true or false")
+    capabilities = _capabilities(raw, where)
     kind = raw.get("kind", CHAT)
     if kind not in (CHAT, EMBEDDING):
         raise CatalogError(f"{where}.kind: expected {CHAT} or {EMBEDDING}")
     dimensions = raw.get("dimensions", 0)
     if isinstance(dimensions, bool) or not isinstance(dimensions, int) or (kind == EMBEDDING) != (dimensions > 0):
         raise CatalogError(f"{where}.dimensions: a positive integer for an embedding model, and only for one")
-    max_inputs = raw.get("max_inputs", 2048)
-    if isinstance(max_inputs, bool) or not isinstance(max_inputs, int) or max_inputs < 1:
-        raise CatalogError(f"{where}.max_inputs: expected a positive integer")
+    max_inputs = _positive_int(raw, "max_inputs", 2048, where)
     fallbacks = raw.get("fallbacks") or []
     if not isinstance(fallbacks, list) or not all(isinstance(f, str) and f for f in fallbacks):
         raise CatalogError(f"{where}.fallbacks: expected a list of model ids")
