@@ -95,8 +95,13 @@ def bound_customer(exchange: Exchange, key_id: str, token_key: Any) -> str:
         )  # fmt: skip
     if len(token) > MAX_TOKEN_BYTES:
         raise _refused(f"longer than {MAX_TOKEN_BYTES} bytes")
+    return _customer(_claims(token, key_id, token_key))
+
+
+def _claims(token: str | bytes, key_id: str, token_key: Any) -> dict[str, Any]:
+    """The token's claims once its signature, audience and times hold."""
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             token_key,
             algorithms=[_algorithm(token_key)],
@@ -118,6 +123,11 @@ def bound_customer(exchange: Exchange, key_id: str, token_key: Any) -> str:
         raise _refused(f"it lives longer than {MAX_LIFETIME_S} s (exp - iat)")
     if claims["iat"] > time.time() + LEEWAY_S:
         raise _refused("it was issued in the future (iat)")
+    return claims
+
+
+def _customer(claims: dict[str, Any]) -> str:
+    """`sub`: one customer's e-mail address or client id, lower-cased."""
     subject = claims["sub"]
     found = identifiers_in(subject) if isinstance(subject, str) and len(subject) <= 254 else None
     if (

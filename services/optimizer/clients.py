@@ -120,14 +120,7 @@ class EvaluationPeers:
         client times it. A follow-up's earlier turns are asked first, each
         with the conversation so far, as a chat client would; only the last
         is graded (and recorded for the run)."""
-        conversation: list[Message] = []
-        for earlier in question.earlier:
-            conversation.append(Message("user", earlier))
-            reply = await self._whole(router_pb2.ChatRequest(
-                model=model, messages=[message_proto(m) for m in conversation],
-                conversation_id=f"{run_id}-{question.id}", prompt_version=prompt_version,
-            ))  # fmt: skip
-            conversation.append(Message("assistant", reply))
+        conversation = await self._earlier_turns(question, model, run_id, prompt_version)
         conversation.append(Message("user", question.text))
         request = router_pb2.ChatRequest(
             model=model,
@@ -166,6 +159,19 @@ class EvaluationPeers:
             completion_tokens=usage[1],
             error=error,
         )
+
+    async def _earlier_turns(self, question: Question, model: str, run_id: str, prompt_version: int) -> list[Message]:
+        """A follow-up's earlier turns, each asked with the conversation so
+        far: the conversation the graded question continues."""
+        conversation: list[Message] = []
+        for earlier in question.earlier:
+            conversation.append(Message("user", earlier))
+            reply = await self._whole(router_pb2.ChatRequest(
+                model=model, messages=[message_proto(m) for m in conversation],
+                conversation_id=f"{run_id}-{question.id}", prompt_version=prompt_version,
+            ))  # fmt: skip
+            conversation.append(Message("assistant", reply))
+        return conversation
 
     async def _whole(self, request: router_pb2.ChatRequest) -> str:
         """An earlier turn's answer text ("" when it failed: the conversation

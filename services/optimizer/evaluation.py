@@ -68,6 +68,12 @@ class Price:
     output_per_million: float
 
 
+def _cost(answer: Answer, price: Price | None) -> float:
+    if price is None:
+        return 0.0
+    return (answer.prompt_tokens * price.input_per_million + answer.completion_tokens * price.output_per_million) / 1e6
+
+
 def grade(
     question: Question,
     answer: Answer,
@@ -94,11 +100,6 @@ def grade(
     refused = bool(SAYS_NO_MATCH.search(answer.text))
     # A customer that does not exist: say so and state nothing of anyone.
     refusal_correct = (not refused and not answer.error) if question.expects_customer else refused and not stated_claims
-    cost = 0.0
-    if price is not None:
-        cost = (
-            answer.prompt_tokens * price.input_per_million + answer.completion_tokens * price.output_per_million
-        ) / 1e6
     return Grade(
         question_id=question.id,
         spectrum=question.spectrum,
@@ -114,7 +115,7 @@ def grade(
         total_ms=answer.total_ms,
         prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
-        cost_usd=cost,
+        cost_usd=_cost(answer, price),
         error=answer.error,
         missing=tuple(missing),
         wrong=tuple(wrong),

@@ -144,30 +144,36 @@ def bureau_summaries(records: list[dict]) -> list[BureauSummary]:
                         )
                     )
         summary.scores.sort(key=lambda s: s.date)
-        date, summary.record_id, newest = dated[-1]
-        summary.utilization_percent = _utilization(newest)
-        for liability in newest.get("CREDIT_LIABILITY") or ():
-            lates = (liability or {}).get("LateCount") or {}
-            summary.late_30_days += _int(lates.get("Days30"))
-            summary.late_60_days += _int(lates.get("Days60"))
-            summary.late_90_days += _int(lates.get("Days90"))
-            counts = [_int(lates.get(key)) for key in ("Days30", "Days60", "Days90")]
-            if any(counts):
-                creditor = str(((liability or {}).get("Creditor") or {}).get("Name") or "an account")
-                summary.late_accounts.append((creditor, "/".join(map(str, counts))))
-            closed = str(liability.get("AccountStatusType") or "").lower() == "closed" or bool(
-                liability.get("IsClosedIndicator")
-            )
-            summary.closed_accounts += closed
-            summary.open_accounts += not closed
-        inquiries = [i for i in newest.get("CREDIT_INQUIRY") or () if isinstance(i, dict)]
-        summary.inquiries = len(newest.get("CREDIT_INQUIRY") or ())
-        summary.inquiry_items = sorted(
-            ((str(i.get("Date") or ""), str(i.get("Name") or ""), str(i.get("PurposeType") or "")) for i in inquiries),
-            reverse=True,
-        )
+        _, summary.record_id, newest = dated[-1]
+        _count_from_newest(summary, newest)
         summaries.append(summary)
     return summaries
+
+
+def _count_from_newest(summary: BureauSummary, newest: dict) -> None:
+    """Utilization, late payments, accounts and inquiries: as the bureau's
+    newest report states them."""
+    summary.utilization_percent = _utilization(newest)
+    for liability in newest.get("CREDIT_LIABILITY") or ():
+        lates = (liability or {}).get("LateCount") or {}
+        summary.late_30_days += _int(lates.get("Days30"))
+        summary.late_60_days += _int(lates.get("Days60"))
+        summary.late_90_days += _int(lates.get("Days90"))
+        counts = [_int(lates.get(key)) for key in ("Days30", "Days60", "Days90")]
+        if any(counts):
+            creditor = str(((liability or {}).get("Creditor") or {}).get("Name") or "an account")
+            summary.late_accounts.append((creditor, "/".join(map(str, counts))))
+        closed = str(liability.get("AccountStatusType") or "").lower() == "closed" or bool(
+            liability.get("IsClosedIndicator")
+        )
+        summary.closed_accounts += closed
+        summary.open_accounts += not closed
+    inquiries = [i for i in newest.get("CREDIT_INQUIRY") or () if isinstance(i, dict)]
+    summary.inquiries = len(newest.get("CREDIT_INQUIRY") or ())
+    summary.inquiry_items = sorted(
+        ((str(i.get("Date") or ""), str(i.get("Name") or ""), str(i.get("PurposeType") or "")) for i in inquiries),
+        reverse=True,
+    )
 
 
 def assess(summaries: list[BureauSummary]) -> Assessment:
