@@ -112,9 +112,7 @@ class LocalMesh:
         self.free_ports = free_ports
         self.env = dict(env or {})
         self.api_key = api_key or self._dev_key("GATEWAY_API_KEYS", "dev-api-key", "sk-dev-")
-        self.admin_key = self.env.get("GATEWAY_ADMIN_KEYS", "").split(",")[0].strip() or self._dev_key(
-            "GATEWAY_ADMIN_KEYS", "dev-admin-key", "sk-admin-"
-        )
+        self.admin_key = self._admin_key()
         self.grace_period_s = grace_period_s
         self.start_timeout_s = start_timeout_s
         self.processes: dict[str, subprocess.Popen] = {}
@@ -140,6 +138,11 @@ class LocalMesh:
         self._restarts: dict[str, int] = {}  # restarts in a row of a process that keeps dying
         self._restart_due: dict[str, float] = {}  # process -> when it is started again
         self._claim = None  # the open lock file that makes this data directory ours
+
+    def _admin_key(self) -> str:
+        """The first admin key the environment gives, else the data directory's own."""
+        given = self.env.get("GATEWAY_ADMIN_KEYS", "").split(",")[0].strip()
+        return given or self._dev_key("GATEWAY_ADMIN_KEYS", "dev-admin-key", "sk-admin-")
 
     # -- addresses -----------------------------------------------------
     @property
@@ -822,9 +825,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"could not start the mesh: {error}", file=sys.stderr)
         return 1
     print(mesh.banner(), flush=True)
+    return _supervise_until_stopped(mesh, lambda: stopping)
+
+
+def _supervise_until_stopped(mesh: LocalMesh, stopping: Callable[[], bool]) -> int:
+    """Restart what dies until a signal asks to stop, then stop every
+    process; 1 when one did not stop cleanly."""
     code = 0
     try:
-        while not stopping:
+        while not stopping():
             for note in mesh.supervise():
                 print(note, file=sys.stderr, flush=True)
             time.sleep(0.2)

@@ -15,6 +15,7 @@ from services.runtime.conversation import (
 from services.runtime.conversation_wire import (
     GROUNDING_OF,
     fact_of,
+    first_set,
     json_object_field,
     message_of,
     response_format_of,
@@ -52,23 +53,23 @@ def _tool_choice(choice: common_pb2.ToolChoice, tools: list[Tool]) -> ToolChoice
     return parsed
 
 
+def _tools(request: llm_gateway_pb2.GenerateRequest) -> list[Tool]:
+    tools = []
+    for n, tool in enumerate(request.tools):
+        if not tool.name:
+            raise InvalidArgument("a tool needs a name", field=f"tools[{n}].name")
+        parameters = json_object_field(tool.parameters_json, f"tools[{n}].parameters") if tool.parameters_json else None
+        tools.append(Tool(tool.name, tool.description, parameters))
+    if len({t.name for t in tools}) != len(tools):
+        raise InvalidArgument("tool names must be unique", field="tools")
+    return tools
+
+
 def generation_request(request: llm_gateway_pb2.GenerateRequest, timeout_s: float | None) -> GenerationRequest:
     """The provider request; `upstream_model` is filled per failover target."""
     options = request.options
-    temperature = (
-        request.temperature
-        if request.HasField("temperature")
-        else options.temperature
-        if options.HasField("temperature")
-        else None
-    )
-    max_tokens = (
-        request.max_tokens
-        if request.HasField("max_tokens")
-        else options.max_tokens
-        if options.HasField("max_tokens")
-        else None
-    )
+    temperature = first_set("temperature", request, options)
+    max_tokens = first_set("max_tokens", request, options)
     if temperature is not None and not 0 <= temperature <= 2:
         raise InvalidArgument("temperature must be between 0 and 2", field="temperature")
     if max_tokens is not None and max_tokens < 1:
@@ -79,14 +80,7 @@ def generation_request(request: llm_gateway_pb2.GenerateRequest, timeout_s: floa
     if len(options.stop) > 4 or any(not s for s in options.stop):
         raise InvalidArgument("stop takes up to 4 non-empty sequences", field="stop")
     response_format = response_format_of(options.response_format, "response_format")
-    tools = []
-    for n, tool in enumerate(request.tools):
-        if not tool.name:
-            raise InvalidArgument("a tool needs a name", field=f"tools[{n}].name")
-        parameters = json_object_field(tool.parameters_json, f"tools[{n}].parameters") if tool.parameters_json else None
-        tools.append(Tool(tool.name, tool.description, parameters))
-    if len({t.name for t in tools}) != len(tools):
-        raise InvalidArgument("tool names must be unique", field="tools")
+    tools = _tools(request)
     tool_choice = _tool_choice(request.tool_choice, tools)
     g = request.grounding
     return GenerationRequest(

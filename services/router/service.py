@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
 
 import grpc
 import orjson
@@ -24,6 +23,7 @@ from services.runtime.conversation import Finish, StreamError, Tool, ToolCallAss
 from services.runtime.conversation_wire import (
     AGENT_MODE_OF,
     finish_proto,
+    first_set,
     json_object_field,
     message_of,
     response_format_of,
@@ -219,8 +219,8 @@ def turn_request(request: router_pb2.ChatRequest, principal: Principal | None = 
         tenant=principal.tenant,
         conversation_id=request.conversation_id,
         completion_id=request.completion_id,
-        temperature=_first_set(request, options, "temperature"),
-        max_tokens=_first_set(request, options, "max_tokens"),
+        temperature=first_set("temperature", request, options),
+        max_tokens=first_set("max_tokens", request, options),
         top_p=options.top_p if options.HasField("top_p") else None,
         stop=tuple(options.stop),
         seed=options.seed if options.HasField("seed") else None,
@@ -236,13 +236,6 @@ def turn_request(request: router_pb2.ChatRequest, principal: Principal | None = 
         category=request.category,
         customer=principal.customer if principal.serves_customer else "",
     )
-
-
-def _first_set(request: router_pb2.ChatRequest, options: common_pb2.GenerationOptions, name: str) -> Any:
-    """The request's own field wins over the same one in its options."""
-    if request.HasField(name):
-        return getattr(request, name)
-    return getattr(options, name) if options.HasField(name) else None
 
 
 def _tool(n: int, tool: common_pb2.Tool) -> Tool:

@@ -80,6 +80,15 @@ def json_object_field(text: str, field: str) -> dict[str, Any]:
     return value
 
 
+def first_set(name: str, request: Any, options: common_pb2.GenerationOptions) -> Any:
+    """A sampling field a request (a ChatRequest, a GenerateRequest) may set
+    both on itself and in its options: its own where set, else the options'
+    (None: neither)."""
+    if request.HasField(name):
+        return getattr(request, name)
+    return getattr(options, name) if options.HasField(name) else None
+
+
 def response_format_of(response_format: common_pb2.ResponseFormat, field: str) -> ResponseFormat | None:
     """None when not set (free text)."""
     kind = RESPONSE_FORMAT_OF.get(response_format.type)
