@@ -179,21 +179,34 @@ class FailoverChain:
             async for event in self._relay(target, stream, first, observation):
                 yield event
             return
+        raise self._nobody_answered(model, requested, passed_over, last_fault, skipped_open)
+
+    def _nobody_answered(
+        self,
+        model: str,
+        requested: ModelEntry,
+        passed_over: list[str],
+        last_fault: Fault | None,
+        skipped_open: list[str],
+    ) -> Fault:
+        """Why no target of the chain answered, each named: the requested
+        model's provider not configured, the last provider failure, or every
+        circuit open (with when to try again)."""
         if requested.provider not in self.providers:
             others = f"; {'; '.join(passed_over[1:])}" if passed_over[1:] else ""
-            raise FailedPrecondition(
+            return FailedPrecondition(
                 f"model {requested.id!r} needs provider {requested.provider!r}, which is not configured "
                 f"(its API key is not set){others}",
                 field="model",
             )
         if last_fault is not None and not skipped_open:
-            raise type(last_fault)(
+            return type(last_fault)(
                 f"no model of the chain answered: {'; '.join(passed_over)}",
                 field=last_fault.field,
                 retry_after_s=last_fault.retry_after_s,
             )
         retry_after = min((self.breakers[p].retry_after_s() for p in skipped_open), default=None)
-        raise Unavailable(
+        return Unavailable(
             f"every provider for model {model!r} is unavailable: {'; '.join(passed_over)}", retry_after_s=retry_after
         )
 

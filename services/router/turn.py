@@ -242,20 +242,8 @@ class Turn:
         # words) is masked like the context: an earlier answer of the offline
         # model may hold a date of birth a cloud model may not see.
         history = [self._masked(m, known, allowed) for m in request.messages]
-        # The caller's own tools go to the model and its calls back to the
-        # caller; otherwise a model that can call tools is offered the
-        # router's data tools, which the router runs itself. They are only
-        # offered: the context is in the prompt, so a fallback that cannot
-        # call tools answers without them. tool_choice "none": no tool at all.
+        runs_tools = self._runs_data_tools(supports_tools)
         choice = request.tool_choice.mode if request.tool_choice else "auto"
-        runs_tools = (
-            supports_tools
-            and not request.tools
-            and self._tools is not None
-            and choice == "auto"
-            and not self.audience.own_account_only  # the data tools could search anyone
-            and not request.customer
-        )
         offered = () if choice == "none" else request.tools or (TOOLS if runs_tools else ())
         call = GenerationCall(
             model=request.model,
@@ -275,6 +263,23 @@ class Turn:
             no_fallback=request.no_fallback,
         )
         return Plan(call, allowed, runs_tools, prompt)
+
+    def _runs_data_tools(self, supports_tools: bool) -> bool:
+        """Whether the model is offered the router's data tools, which the
+        router runs itself. The caller's own tools go to the model instead
+        (and its calls back to the caller); tool_choice "none" offers none.
+        They are only offered: the context is in the prompt, so a fallback
+        that cannot call tools answers without them."""
+        request = self.request
+        choice = request.tool_choice.mode if request.tool_choice else "auto"
+        return (
+            supports_tools
+            and not request.tools
+            and self._tools is not None
+            and choice == "auto"
+            and not self.audience.own_account_only  # the data tools could search anyone
+            and not request.customer
+        )
 
     def _masked(self, message: Message, known: list[Fact], allowed: frozenset[str]) -> Message:
         mask = self._policy.mask_text
