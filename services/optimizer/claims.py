@@ -83,8 +83,8 @@ def value_set(texts: Iterable[str]) -> set[tuple[str, str]]:
     return {v for text in texts for v in values_of(text)}
 
 
-def _claim(match: re.Match) -> Claim | None:
-    kind = match.lastgroup
+def _claim(match: re.Match[str]) -> Claim | None:
+    kind = match.lastgroup or ""
     text = match.group(kind)
     start = match.start(kind)
     if kind == "email":
@@ -104,8 +104,11 @@ def _claim(match: re.Match) -> Claim | None:
     if kind in ("bucket", "clock"):
         return None  # a late-payment bucket ("30 days late") or a time of day: no value of the records
     if kind == "change":
-        figure = _DIGITS.search(text).group(0)
-        return Claim(NUMBER, _number(("-" if text.lower().startswith("down") else "") + figure), text, start)
+        figure = _DIGITS.search(text)
+        if figure is None:
+            return None
+        change = _number(("-" if text.lower().startswith("down") else "") + figure.group(0))
+        return Claim(NUMBER, change, text, start) if change is not None else None
     if kind == "counted":
         word = text.lower()
         return Claim(NUMBER, "0" if word == "zero" else str(NUMBER_WORDS.index(word)), text, start)

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from services.optimizer.claims import claims_of
 from services.optimizer.quality import SAYS_NO_MATCH
@@ -198,7 +199,7 @@ class EvaluationRun:
     def total(self) -> int:
         return self.questions * len(self.models)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("grades")
         out["total"] = self.total

@@ -8,6 +8,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -23,7 +24,7 @@ HEATMAPS = (
 COLUMNS = (*SPECTRUMS, "all")
 
 
-def run_from_summary(summary: dict) -> EvaluationRun:
+def run_from_summary(summary: dict[str, Any]) -> EvaluationRun:
     fields = dict(summary)
     fields.pop("total", None)
     fields["cells"] = [Cell(**c) for c in fields.get("cells", [])]
@@ -60,7 +61,7 @@ def _colour(value: float | None) -> str:
     return "#9fd89f" if value < 0.98 else "#5cbf5c"
 
 
-def _heatmap(title: str, figure: str, cells: list[dict], models: list[str]) -> str:
+def _heatmap(title: str, figure: str, cells: list[dict[str, Any]], models: list[str]) -> str:
     by = {(c["model"], c["spectrum"]): c for c in cells}
     head = "".join(f"<th>{html.escape(s)}</th>" for s in COLUMNS)
     rows = []

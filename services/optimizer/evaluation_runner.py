@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -61,9 +61,9 @@ class EvaluationRunner:
         self._prompts = prompts
         self._concurrency = concurrency
         self._runs: dict[str, EvaluationRun] = {}
-        self._scores: dict[str, asyncio.Future] = {}
-        self._tasks: set[asyncio.Task] = set()
-        self._by_run: dict[str, asyncio.Task] = {}
+        self._scores: dict[str, asyncio.Future[float | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._by_run: dict[str, asyncio.Task[None]] = {}
 
     async def start(
         self,
@@ -82,7 +82,8 @@ class EvaluationRunner:
                 raise InvalidArgument(
                     f"prompt_version: the customer prompt has no version {prompt_version}", field="prompt_version"
                 ) from None
-        if self._peers is None:
+        peers = self._peers
+        if peers is None:
             raise InvalidArgument("evaluation runs are not configured on this optimizer", field="models")
         models = list(dict.fromkeys(m.strip() for m in models if m.strip()))
         if not models:
@@ -101,7 +102,7 @@ class EvaluationRunner:
             raise InvalidArgument(f"questions must be 1..{MAX_QUESTIONS}, got {questions}", field="questions")
         if prompt_version < 0:
             raise InvalidArgument("prompt_version must not be negative", field="prompt_version")
-        catalog = await self._peers.models()
+        catalog = await peers.models()
         unknown = [m for m in models if m not in catalog]
         if unknown:
             raise InvalidArgument(f"models: not in the catalog: {', '.join(unknown)}", field="models")
@@ -109,11 +110,11 @@ class EvaluationRunner:
         run.version, run.prompt, run.note = prompt_version, "customer", note
         self._runs[run.id] = run
         self._save(run)
-        task = asyncio.create_task(self._run(run, customers, seed, catalog))
+        task = asyncio.create_task(self._run(peers, run, customers, seed, catalog))
         self._tasks.add(task)
         self._by_run[run.id] = task
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _t, run_id=run.id: self._by_run.pop(run_id, None))
+        task.add_done_callback(lambda _t: self._by_run.pop(run.id, None))
         return run
 
     async def finished(self, run: EvaluationRun) -> EvaluationRun:
@@ -139,18 +140,20 @@ class EvaluationRunner:
         if waiting is not None and not waiting.done():
             waiting.set_result(score)
 
-    async def _run(self, run: EvaluationRun, identifiers: list[str], seed: int, catalog: dict[str, Price]) -> None:
+    async def _run(
+        self, peers: EvaluationPeers, run: EvaluationRun, identifiers: list[str], seed: int, catalog: dict[str, Price]
+    ) -> None:
         try:
-            customers = await self._customers(identifiers)
+            customers = await self._customers(peers, identifiers)
             if not customers:
                 raise ValueError("none of the customers given names exactly one customer")
-            shared = await self._shared_names(customers)
+            shared = await self._shared_names(peers, customers)
             questions = build_question_set(customers, run.questions, seed or 11, ambiguous_names=shared)
             truths = {c.entity_id: truth_values(c) for c in customers}
             await run_evaluation(
                 run,
                 questions,
-                self._answer(run),
+                self._answer(peers, run),
                 truths,
                 catalog,
                 self._concurrency,
@@ -167,13 +170,13 @@ class EvaluationRunner:
             extra={"fields": {"run": run.id, "state": run.state, "answers": run.done}},
         )
 
-    def _answer(self, run: EvaluationRun):
+    def _answer(self, peers: EvaluationPeers, run: EvaluationRun) -> Callable[[Question, str, str], Awaitable[Answer]]:
         async def answer(question: Question, model: str, run_id: str) -> Answer:
             completion_id = f"{run_id}-{question.id}-{model}"
             waiting = asyncio.get_running_loop().create_future()
             self._scores[completion_id] = waiting
             try:
-                result = await self._peers.ask(question, model, run_id, run.version)
+                result = await peers.ask(question, model, run_id, run.version)
                 if result.error:
                     return result
                 try:
@@ -186,16 +189,16 @@ class EvaluationRunner:
 
         return answer
 
-    async def _customers(self, identifiers: list[str]) -> list[CustomerRecords]:
-        found = await asyncio.gather(*(self._peers.customer(i) for i in identifiers))
+    async def _customers(self, peers: EvaluationPeers, identifiers: list[str]) -> list[CustomerRecords]:
+        found = await asyncio.gather(*(peers.customer(i) for i in identifiers))
         unique = {c.entity_id: c for c in found if c is not None}
         return list(unique.values())
 
-    async def _shared_names(self, customers: list[CustomerRecords]) -> frozenset[str]:
+    async def _shared_names(self, peers: EvaluationPeers, customers: list[CustomerRecords]) -> frozenset[str]:
         """Names that do not name one customer in the store: not used as
         identifiers (the right answer to them is a question back)."""
         names = {name for c in customers if (name := Truth(c).name)}
-        named = await asyncio.gather(*(self._peers.customer(n) for n in names))
+        named = await asyncio.gather(*(peers.customer(n) for n in names))
         return frozenset(n.lower() for n, c in zip(names, named, strict=True) if c is None)
 
     def _progress(self, run: EvaluationRun) -> None:

@@ -87,7 +87,13 @@ class Decision:
 class ExperimentReport:
     experiment: Experiment
     arms: list[ArmReport] = field(default_factory=list)
-    decision: Decision | None = None
+    decision: Decision = field(default_factory=lambda: Decision("continue", None, "not yet decided"))
+
+
+def _significant(p: float | None, alpha: float) -> bool:
+    """An arm compared with the control at `p` differs at `alpha`; the
+    control itself (no p) never does."""
+    return p is not None and p < alpha
 
 
 def assign(salt: str, subject: str, arms: tuple[Arm, ...]) -> Arm:
@@ -309,13 +315,13 @@ class Experiments:
             raw[arm.version] = (scores, errors, len(rows), up, down)
             report.arms.append(ArmReport(arm.version, arm.weight, summarise(scores), errors, len(rows), up, down))
         control = raw[experiment.control_version]
-        for arm in report.arms:
-            if arm.version == experiment.control_version:
+        for reported in report.arms:
+            if reported.version == experiment.control_version:
                 continue
-            scores, errors, turns, up, down = raw[arm.version]
-            arm.p_quality = welch_p_value(scores, control[0])
-            arm.p_errors = proportion_p_value(errors, turns, control[1], control[2])
-            arm.p_feedback = proportion_p_value(up, up + down, control[3], control[3] + control[4])
+            scores, errors, turns, up, down = raw[reported.version]
+            reported.p_quality = welch_p_value(scores, control[0])
+            reported.p_errors = proportion_p_value(errors, turns, control[1], control[2])
+            reported.p_feedback = proportion_p_value(up, up + down, control[3], control[3] + control[4])
         report.decision = self._decide(experiment, report, alpha)
         return report
 
@@ -332,8 +338,10 @@ class Experiments:
         for arm in report.arms:
             if arm.version == control.version or arm.weight == 0:
                 continue
-            worse_quality = arm.p_quality < alpha and arm.quality.mean < control.quality.mean
-            worse_errors = arm.p_errors < alpha and arm.errors / arm.turns > control.errors / max(1, control.turns)
+            worse_quality = _significant(arm.p_quality, alpha) and arm.quality.mean < control.quality.mean
+            worse_errors = _significant(arm.p_errors, alpha) and arm.errors / arm.turns > control.errors / max(
+                1, control.turns
+            )
             if worse_quality or worse_errors:
                 what = "quality" if worse_quality else "error rate"
                 p = arm.p_quality if worse_quality else arm.p_errors
@@ -343,9 +351,9 @@ class Experiments:
             for a in report.arms
             if a.version != control.version
             and a.weight > 0
-            and a.p_quality < alpha
+            and _significant(a.p_quality, alpha)
             and a.quality.mean > control.quality.mean
-            and not (a.p_errors < alpha and a.errors / a.turns > control.errors / max(1, control.turns))
+            and not (_significant(a.p_errors, alpha) and a.errors / a.turns > control.errors / max(1, control.turns))
         ]
         if winners:
             best = max(winners, key=lambda a: a.quality.mean)
@@ -384,7 +392,7 @@ class Experiments:
             else:
                 with self.storage.transaction() as db:
                     db.execute(statements.SILENCE_ARM, experiment_id=experiment_id, version=decision.version)
-        elif decision.action == "promote":
+        elif decision.action == "promote" and decision.version is not None:  # a promotion names its version
             if experiment.auto_promote:
                 self.registry.activate(
                     experiment.prompt, decision.version, f"experiment {experiment_id}: {decision.reason}"

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from services.optimizer import experiments as states
 from services.optimizer.experiments import Experiments
 from services.optimizer.monitoring import QualityMonitor
-from services.optimizer.prompts import PromptRegistry, template_variables
+from services.optimizer.prompts import PromptRegistry, PromptVersion, template_variables
 from services.optimizer.storage import Connection, OptimizerStore, statements
 from services.runtime.faults import FailedPrecondition, Fault, InvalidArgument
 
@@ -65,6 +66,12 @@ class CycleRecord:
     variants: list[tuple[int, str]] = field(default_factory=list)
 
 
+# A model that writes variants of a template, told its weaknesses.
+VariantWriter = Callable[[str, Counter[str]], Awaitable[list[str]]]
+# Prompt versions evaluated offline: each version's mean quality.
+OfflineScores = Callable[[Sequence[int]], Awaitable[dict[int, float]]]
+
+
 class ImprovementCycle:
     def __init__(
         self,
@@ -72,10 +79,10 @@ class ImprovementCycle:
         registry: PromptRegistry,
         experiments: Experiments,
         monitor: QualityMonitor,
-        variant_writer=None,
+        variant_writer: VariantWriter | None = None,
         min_samples: int = 50,
         cooldown_s: float = 3600.0,
-        offline_gate=None,
+        offline_gate: OfflineScores | None = None,
     ):
         self.storage = storage
         self.registry = registry
@@ -100,15 +107,15 @@ class ImprovementCycle:
 
     # The cycle.
 
-    def evidence(self, prompt: str, category: str) -> Counter:
+    def evidence(self, prompt: str, category: str) -> Counter[str]:
         """Weakest evaluators among the worst-scoring recent turns."""
         rows = self.storage.query(statements.WEAKEST_OF_WORST, prompt=prompt, category=category, limit=EVIDENCE_TURNS)
         return Counter(w for (w,) in rows if w)
 
-    def _ranked_patterns(self, evidence: Counter) -> list[str]:
+    def _ranked_patterns(self, evidence: Counter[str]) -> list[str]:
         learned = self.learning()
 
-        def rank(pattern: str) -> tuple:
+        def rank(pattern: str) -> tuple[int, int, int]:
             wins, losses = learned.get(pattern, (0, 0))
             return (wins - losses, evidence.get(PATTERNS[pattern][0], 0), -list(PATTERNS).index(pattern))
 
@@ -155,7 +162,7 @@ class ImprovementCycle:
         )  # fmt: skip
         return self.get(cycle_id)
 
-    async def _variants(self, template: str, evidence: Counter) -> list[tuple[str, str]]:
+    async def _variants(self, template: str, evidence: Counter[str]) -> list[tuple[str, str]]:
         """Candidate templates with the pattern each came from: the variant
         model's first (those that keep the template rules and {context}),
         then the ranked patterns' instructions the template lacks."""
@@ -183,7 +190,9 @@ class ImprovementCycle:
             variants.append((f"{head.rstrip()} {instruction}\n\n{{context}}{tail}", pattern))
         return variants
 
-    async def _gated(self, control: int, versions: list) -> tuple[str, list]:
+    async def _gated(
+        self, control: int, versions: list[tuple[PromptVersion, str]]
+    ) -> tuple[str, list[tuple[PromptVersion, str]]]:
         """The candidates that score at least as well as the active version
         on the offline evaluation (all of them without a gate)."""
         if self.offline_gate is None or not versions:

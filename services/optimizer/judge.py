@@ -7,6 +7,7 @@ an answer of the offline model may hold what a cloud judge may not see."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import orjson
 
@@ -46,7 +47,9 @@ class LlmJudge:
     def wants(self) -> bool:
         return self._rng.random() < self.sample_rate
 
-    async def grade(self, question: str, answer: str, context: str, facts: list[Fact] = ()) -> tuple[float, str] | None:
+    async def grade(
+        self, question: str, answer: str, context: str, facts: Sequence[Fact] = ()
+    ) -> tuple[float, str] | None:
         """(score, reason), or None when the judge failed or answered nonsense."""
         allowed = self._policy.allowed([await self._llm.provider_of(self._model)])
         # What the scorer reads of them too: a question's edges, an answer's first 64 KiB.

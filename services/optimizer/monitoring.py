@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -79,7 +80,7 @@ class QualityMonitor:
         cooldown_s: float = 900.0,
         webhook_url: str = "",
         webhook_attempts: int = 3,
-        clock=time.time,
+        clock: Callable[[], float] = time.time,
     ):
         self.storage = storage
         self.thresholds = thresholds or Thresholds()
@@ -125,7 +126,7 @@ class QualityMonitor:
             raise InvalidArgument("since must be in the past", field="since")
         step = (now - since) / points
         rows = self.storage.query(statements.GROUP_SCORES_SINCE[group], since=since)
-        windows: dict[str, collections.deque] = {}
+        windows: dict[str, collections.deque[float]] = {}
         series: dict[str, list[tuple[float, float, int]]] = {}
         for key, at, score in rows:
             if not key:

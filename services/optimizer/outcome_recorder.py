@@ -60,13 +60,13 @@ class OutcomeRecorder:
         self._experiments = experiments
         self._evaluations = evaluations
         self._judge = judge
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     def record(self, outcome: TurnOutcome) -> Recorded:
         if len(outcome.tool_results) > MAX_TOOL_RESULTS_SCORED:
             raise InvalidArgument(f"tool_results: at most {MAX_TOOL_RESULTS_SCORED} per outcome", field="tool_results")
         category = outcome.category or quality.category_of(outcome.question, outcome.status)
-        score, evaluators = outcome.score, []
+        score, evaluators = outcome.score, list[quality.Score]()
         if score is None and not outcome.error and outcome.answer:
             score, evaluators = quality.evaluate(
                 outcome.question, outcome.answer, outcome.status, outcome.context, list(outcome.facts),

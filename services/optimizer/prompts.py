@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -113,7 +114,7 @@ class PromptRegistry:
                 db.execute(statements.ACTIVATE_FIRST_VERSION, name=name)
                 storage.audit(db, name, "activated", 1, None, "built-in default")
 
-    def _row(self, row: tuple) -> PromptVersion:
+    def _row(self, row: tuple[Any, ...]) -> PromptVersion:
         name, version, template, variables, note, created_at = row
         return PromptVersion(name, version, template, tuple(orjson.loads(variables)), note, created_at)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -95,7 +95,7 @@ def _keywords(label: str) -> set[str]:
     return set(_singular(w for w in _WORD.findall(label.lower()) if w not in _GENERIC))
 
 
-def _match(keywords: frozenset[str] | set[str], words: set[str]) -> float:
+def _match(keywords: frozenset[str] | set[str], words: frozenset[str] | set[str]) -> float:
     """How well a sentence names a fact: the share of its label's words in it."""
     return len(keywords & words) / len(keywords) if keywords else 0.0
 
@@ -219,12 +219,12 @@ def _near(segment: str, at: int, text: str) -> frozenset[str]:
     return _singular(_WORD.findall(before)[-_NEAR_WORDS:] + _WORD.findall(after)[:_NEAR_WORDS])
 
 
-def _singular(words) -> frozenset[str]:
+def _singular(words: Iterable[str]) -> frozenset[str]:
     return frozenset(w[:-3] + "y" if w.endswith("ies") else w.removesuffix("s") for w in words)
 
 
 @lru_cache(maxsize=20_000)
-def _held(value: str) -> Counter:
+def _held(value: str) -> Counter[tuple[str, str]]:
     """How often a fact's value holds each of its values (read only)."""
     return Counter((c.kind, c.value) for c in claims_of(value))
 

@@ -15,6 +15,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from services.optimizer.claims import DATE, EMAIL, NUMBER, PHONE, SERIES, values_of
 
@@ -73,7 +74,7 @@ class CustomerRecords:
     (edges "recordA:recordB:RULE")."""
 
     entity_id: str
-    records: tuple[dict, ...]
+    records: tuple[dict[str, Any], ...]
     edges: tuple[str, ...] = ()
 
 
@@ -109,7 +110,7 @@ class Truth:
         self.calls = sorted((r for r in records if r.get("SOURCE") == "calls"), key=lambda r: str(r["CALL_START_TIME"]))
         self.tickets = [r for r in records if r.get("SOURCE") == "zoho_tickets"]
         self.open_tickets = [t for t in self.tickets if str(t.get("ZOHO_STATUS")).lower() == "open"]
-        reports: dict[str, list[dict]] = {}
+        reports: dict[str, list[dict[str, Any]]] = {}
         for r in records:
             if isinstance(r.get("CREDIT_RESPONSE"), dict):
                 report = r["CREDIT_RESPONSE"]
@@ -153,7 +154,7 @@ class Truth:
             if any(int((liability.get("LateCount") or {}).get(k) or 0) for k in ("Days30", "Days60", "Days90"))
         ]
 
-    def rules(self) -> Counter:
+    def rules(self) -> Counter[str]:
         return Counter(edge.rsplit(":", 1)[-1].split("_", 1)[0] for edge in self.edges)
 
     def newest_link(self, rule: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,9 +21,9 @@ import grpc
 from tilores_x.v1 import optimizer_pb2, optimizer_pb2_grpc
 
 from services.optimizer import evaluation_report
-from services.optimizer.evaluation_runner import EvaluationRunner, OfflineGate
+from services.optimizer.evaluation_runner import EvaluationPeers, EvaluationRunner, OfflineGate
 from services.optimizer.experiments import Experiments
-from services.optimizer.improvement import CycleRecord, ImprovementCycle
+from services.optimizer.improvement import CycleRecord, ImprovementCycle, VariantWriter
 from services.optimizer.judge import LlmJudge
 from services.optimizer.monitoring import QualityMonitor
 from services.optimizer.outcome_recorder import OutcomeRecorder
@@ -270,10 +270,10 @@ class OptimizerComponent:
         storage: OptimizerStore,
         monitor: QualityMonitor | None = None,
         check_every_s: float = 0.0,
-        variant_writer=None,
-        on_close=None,
+        variant_writer: VariantWriter | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
         judge: LlmJudge | None = None,
-        evaluation_peers=None,
+        evaluation_peers: EvaluationPeers | None = None,
         gate_model: str = "",
         gate_customers: Sequence[str] = (),
     ):
@@ -289,7 +289,7 @@ class OptimizerComponent:
         self._on_close = on_close
         self.judge = judge
         self._check_every_s = check_every_s
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._metrics = quality_metrics(self.monitor)
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:

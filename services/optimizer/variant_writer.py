@@ -34,7 +34,7 @@ class LlmVariantWriter:
         self._count = count
         self._timeout_s = timeout_s
 
-    async def __call__(self, template: str, evidence: Counter) -> list[str]:
+    async def __call__(self, template: str, evidence: Counter[str]) -> list[str]:
         problems = (
             "; ".join(f"{n} answers {WEAKNESSES.get(name, name)}" for name, n in evidence.most_common() if name)
             or "no specific weakness recorded"
