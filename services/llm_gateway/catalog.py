@@ -4,6 +4,7 @@ checked field by field."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -60,14 +61,14 @@ FIELDS = frozenset(
 )
 
 
-def _positive_int(raw: dict, name: str, default: int, where: str) -> int:
+def _positive_int(raw: dict[str, Any], name: str, default: int, where: str) -> int:
     value = raw.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise CatalogError(f"{where}.{name}: expected a positive integer")
     return value
 
 
-def _capabilities(raw: dict, where: str) -> dict[str, bool]:
+def _capabilities(raw: dict[str, Any], where: str) -> dict[str, bool]:
     capabilities = raw.get("capabilities") or {}
     if not isinstance(capabilities, dict) or set(capabilities) - {"tools", "streaming", "dimensions"}:
         raise CatalogError(f"{where}.capabilities: expected {{tools: bool, streaming: bool, dimensions: bool}}")

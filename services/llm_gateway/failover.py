@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -257,7 +257,12 @@ class FailoverChain:
                    retry_after_s=retry_after)  # fmt: skip
 
     async def _embed_on(
-        self, target: ModelEntry, texts: list[str], token_inputs: list[list[int]], dimensions: int, deadline
+        self,
+        target: ModelEntry,
+        texts: list[str],
+        token_inputs: list[list[int]],
+        dimensions: int,
+        deadline: float | None,
     ) -> tuple[list[list[float]], int]:
         provider = cast(EmbeddingProvider, self.providers[target.provider])  # checked when the chain was built
         breaker = self.breakers[target.provider]
@@ -313,7 +318,9 @@ class FailoverChain:
             reraise=True,
         )
 
-    async def _start(self, target: ModelEntry, request: GenerationRequest, deadline: float | None):
+    async def _start(
+        self, target: ModelEntry, request: GenerationRequest, deadline: float | None
+    ) -> tuple[AsyncGenerator[object, None], object | None, GenerationObservation]:
         """Open the target's stream and read its first event, with retries."""
         provider = self.providers[target.provider]
         breaker = self.breakers[target.provider]
@@ -345,7 +352,11 @@ class FailoverChain:
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _relay(
-        self, target: ModelEntry, stream, first, observation: GenerationObservation
+        self,
+        target: ModelEntry,
+        stream: AsyncGenerator[object, None],
+        first: object | None,
+        observation: GenerationObservation,
     ) -> AsyncIterator[object]:
         breaker = self.breakers[target.provider]
         counters = self.counters[target.provider]

@@ -13,13 +13,12 @@ with dots as underscores. No span per token: one per call.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 from prometheus_client import Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
 
 from services.llm_gateway.catalog import ModelEntry
 from services.llm_gateway.providers.events import GenerationRequest
@@ -62,7 +61,6 @@ TIME_PER_OUTPUT_CHUNK = Histogram(
     _BASE,
     buckets=DURATION_BUCKETS,
 )
-BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class GenerationObservation:
@@ -73,7 +71,7 @@ class GenerationObservation:
 
     def __init__(self, tracer: trace.Tracer, target: ModelEntry, request: GenerationRequest):
         provider = PROVIDER_NAMES.get(target.provider, target.provider)
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": provider,
             "gen_ai.request.model": target.upstream,
@@ -95,7 +93,7 @@ class GenerationObservation:
         self._finish = ""
         self._ended = False
 
-    def active(self):
+    def active(self) -> AbstractContextManager[trace.Span]:
         return trace.use_span(self._span, end_on_exit=False)
 
     def event(self, event: object) -> None:
@@ -144,33 +142,3 @@ class GenerationTelemetry:
 
     def observe(self, target: ModelEntry, request: GenerationRequest) -> GenerationObservation:
         return GenerationObservation(self._tracer, target, request)
-
-
-def failover_metrics(chain) -> Callable[[], Iterable[Metric]]:
-    """Scrape-time figures of a FailoverChain: breaker states, outcomes,
-    retries and fallbacks per provider."""
-
-    def collect() -> Iterable[Metric]:
-        state = GaugeMetricFamily(
-            "llm_circuit_breaker_state",
-            "Circuit breaker of each provider: 0 closed, 1 half open, 2 open.",
-            labels=["provider"],
-        )
-        calls = CounterMetricFamily("llm_provider_calls", "Provider calls by outcome.", labels=["provider", "outcome"])
-        retries = CounterMetricFamily(
-            "llm_retries", "Retries of a provider call before its first chunk.", labels=["provider"]
-        )
-        fallbacks = CounterMetricFamily(
-            "llm_fallbacks", "Times a provider was given up for the next model in the chain.", labels=["provider"]
-        )
-        for provider, breaker in list(chain.breakers.items()):
-            counters = chain.counters[provider]
-            state.add_metric([provider], BREAKER_STATES.get(breaker.state, 0))
-            calls.add_metric([provider, "success"], counters.successes)
-            calls.add_metric([provider, "failed_before_first_token"], counters.failures_before_first_token)
-            calls.add_metric([provider, "failed_mid_stream"], counters.failures_mid_stream)
-            retries.add_metric([provider], counters.retries)
-            fallbacks.add_metric([provider], counters.fallbacks)
-        return [state, calls, retries, fallbacks]
-
-    return collect

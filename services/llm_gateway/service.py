@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc
 
 from services.llm_gateway.failover import CLOSED, HALF_OPEN, OPEN, FailoverChain
-from services.llm_gateway.generation_telemetry import failover_metrics
+from services.llm_gateway.failover_metrics import failover_metrics
 from services.llm_gateway.providers.events import Started
 from services.llm_gateway.wire import generation_request, model_message
 from services.runtime.coalesce import batches, joined
@@ -55,7 +56,7 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
         """How long the next message of an answer waits, at this load."""
         return min(max(MAX_HOLD_S, self._hold_s), self._hold_s * (1 + self._open / STREAMS_PER_STEP))
 
-    async def Generate(self, request, context):
+    async def Generate(self, request: Any, context: Any) -> AsyncIterator[llm_gateway_pb2.GenerateResponse]:
         entry = self._chain.catalog.get(request.model)
         generation = generation_request(request, context.time_remaining())
         if generation.tools and not entry.supports_tools and not generation.tools_optional:
@@ -99,11 +100,11 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
             elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
             log.debug("generate.done", extra={"fields": {"model": answering, "messages": sent, "ms": elapsed_ms}})
 
-    async def ListModels(self, request, context):
+    async def ListModels(self, request: Any, context: Any) -> llm_gateway_pb2.ListModelsResponse:
         models = [model_message(e, e.provider in self._chain.providers) for e in self._chain.catalog.entries]
         return llm_gateway_pb2.ListModelsResponse(models=models)
 
-    async def Embed(self, request, context):
+    async def Embed(self, request: Any, context: Any) -> llm_gateway_pb2.EmbedResponse:
         entry = self._chain.catalog.embedding_chain(request.model)[0]
         texts, token_inputs = list(request.texts), [list(t.ids) for t in request.token_inputs]
         if texts and token_inputs:
@@ -125,7 +126,7 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
             prompt_tokens=tokens,
         )
 
-    async def GetProviderStatus(self, request, context):
+    async def GetProviderStatus(self, request: Any, context: Any) -> llm_gateway_pb2.GetProviderStatusResponse:
         statuses = []
         for name in sorted(self._chain.breakers):
             breaker = self._chain.breakers[name]

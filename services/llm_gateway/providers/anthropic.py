@@ -9,7 +9,8 @@ message_stop) is read from the SDK's raw streaming response over aiohttp."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import aiohttp
 import anthropic
@@ -17,7 +18,7 @@ import orjson
 
 from services.llm_gateway.providers import faults
 from services.llm_gateway.providers.events import GenerationRequest
-from services.runtime.conversation import Finish, Message, ToolCallDelta, Usage
+from services.runtime.conversation import Finish, Message, ResponseFormat, ToolCallDelta, Usage
 from services.runtime.faults import Fault
 
 STOP_REASONS = {
@@ -31,7 +32,7 @@ STOP_REASONS = {
 DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens; used when the caller sets none
 
 
-def anthropic_params(request: GenerationRequest, provider: str = "anthropic") -> dict:
+def anthropic_params(request: GenerationRequest, provider: str = "anthropic") -> dict[str, Any]:
     # The Messages API has dropped the sampling parameters: refuse them by
     # name rather than send what the API rejects or ignores.
     if request.temperature is not None:
@@ -42,7 +43,7 @@ def anthropic_params(request: GenerationRequest, provider: str = "anthropic") ->
         raise faults.unsupported(provider, "seed", "Anthropic has no sampling seed")
     system = "\n\n".join(m.content for m in request.messages if m.role == "system" and m.content)
     turns = _turns(request, provider)
-    params: dict = {
+    params: dict[str, Any] = {
         "model": request.upstream_model,
         "messages": turns,
         "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
@@ -53,7 +54,8 @@ def anthropic_params(request: GenerationRequest, provider: str = "anthropic") ->
     if request.stop:
         params["stop_sequences"] = list(request.stop)
     if request.response_format is not None and request.response_format.type != "text":
-        params["output_config"] = {"format": {"type": "json_schema", "schema": _output_schema(request, provider)}}
+        schema = _output_schema(request.response_format, provider)
+        params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
     if request.tools:
         params["tools"] = [
             {
@@ -76,10 +78,10 @@ def anthropic_params(request: GenerationRequest, provider: str = "anthropic") ->
     return params
 
 
-def _turns(request: GenerationRequest, provider: str) -> list[dict]:
+def _turns(request: GenerationRequest, provider: str) -> list[dict[str, Any]]:
     """The conversation as Anthropic's alternating user/assistant turns:
     tool results in a user turn, tool calls as tool_use blocks."""
-    turns: list[dict] = []
+    turns: list[dict[str, Any]] = []
     for message in request.messages:
         if message.role == "system":
             continue
@@ -93,7 +95,7 @@ def _turns(request: GenerationRequest, provider: str) -> list[dict]:
     return turns
 
 
-def _blocks(message: Message, provider: str) -> tuple[str, list[dict]]:
+def _blocks(message: Message, provider: str) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
         return "user", [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}]
     if message.role != "assistant":
@@ -108,11 +110,11 @@ def _blocks(message: Message, provider: str) -> tuple[str, list[dict]]:
     return "assistant", blocks
 
 
-def _output_schema(request: GenerationRequest, provider: str) -> dict:
+def _output_schema(response_format: ResponseFormat, provider: str) -> dict[str, Any]:
     """Structured outputs: a JSON object is a schema of type object."""
-    if request.response_format.type != "json_schema":
+    if response_format.type != "json_schema":
         return {"type": "object"}
-    schema = (request.response_format.json_schema or {}).get("schema")
+    schema = (response_format.json_schema or {}).get("schema")
     if not isinstance(schema, dict):
         raise faults.unsupported(provider, "response_format.json_schema.schema", "missing")
     return schema
@@ -130,7 +132,7 @@ class _StreamReader:
         self.finish = "stop"
         self._tool_index: dict[int, int] = {}  # content block index -> tool call index
 
-    def read(self, event: dict) -> object | None:
+    def read(self, event: dict[str, Any]) -> object | None:
         kind = event.get("type")
         if kind == "content_block_delta":
             return self._delta(event)
@@ -153,7 +155,7 @@ class _StreamReader:
             raise faults.broken_stream_fault(self._provider, (event.get("error") or {}).get("type", "error"))
         return None  # message_stop and pings carry nothing for the caller
 
-    def _delta(self, event: dict) -> object | None:
+    def _delta(self, event: dict[str, Any]) -> object | None:
         delta = event["delta"]
         if delta.get("type") == "text_delta":
             return delta.get("text") or None
@@ -173,7 +175,7 @@ class AnthropicProvider:
             api_key=api_key, base_url=base_url or None, max_retries=0, http_client=anthropic.DefaultAioHttpClient()
         )
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[object, None]:
         params = anthropic_params(request, self.name)
         params["timeout"] = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
         reader = _StreamReader(self.name)

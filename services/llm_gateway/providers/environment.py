@@ -48,14 +48,14 @@ def build_providers(env: Mapping[str, str], timeout_s: float) -> dict[str, Provi
     if get("GROQ_API_KEY"):
         import groq  # noqa: PLC0415
 
-        client = groq.AsyncGroq(
+        groq_client = groq.AsyncGroq(
             api_key=get("GROQ_API_KEY"),
             base_url=get("GROQ_BASE_URL") or None,
             max_retries=0,
             http_client=groq.DefaultAioHttpClient(),
         )
         providers["groq"] = OpenAIFormatProvider(
-            "groq", client, groq, timeout_s, usage_option=False, path="/openai/v1/chat/completions"
+            "groq", groq_client, groq, timeout_s, usage_option=False, path="/openai/v1/chat/completions"
         )
     if get("ANTHROPIC_API_KEY"):
         from services.llm_gateway.providers.anthropic import AnthropicProvider  # noqa: PLC0415

@@ -4,6 +4,8 @@ sees, shared by every provider. Messages never echo API keys."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from services.runtime.faults import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -15,7 +17,7 @@ from services.runtime.faults import (
 )
 
 
-def retry_after_s(headers) -> float | None:
+def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
     raw = headers.get("retry-after") if headers is not None else None
     try:
         return max(0.0, float(raw)) if raw else None

@@ -8,7 +8,8 @@ sends each function call whole, so a call arrives as one tool-call delta."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import aiohttp
 import orjson
@@ -32,7 +33,9 @@ FINISH_REASONS = {
 }
 
 
-def gemini_request(request: GenerationRequest, provider: str = "gemini") -> tuple[list, types.GenerateContentConfig]:
+def gemini_request(
+    request: GenerationRequest, provider: str = "gemini"
+) -> tuple[list[Any], types.GenerateContentConfig]:
     names_by_call = {c.id: c.name for m in request.messages for c in m.tool_calls}
     contents: list[types.Content] = []
     for message in request.messages:
@@ -41,7 +44,7 @@ def gemini_request(request: GenerationRequest, provider: str = "gemini") -> tupl
         role, parts = _parts(message, names_by_call, provider)
         if not parts:
             continue
-        if contents and contents[-1].role == role:
+        if contents and contents[-1].role == role and contents[-1].parts is not None:
             contents[-1].parts.extend(parts)
         else:
             contents.append(types.Content(role=role, parts=parts))
@@ -108,7 +111,7 @@ def _config(request: GenerationRequest, provider: str) -> types.GenerateContentC
         if choice is not None:
             # Gemini's words: ANY is OpenAI's "required"; a named function is
             # ANY restricted to that name.
-            mode = {"auto": "AUTO", "none": "NONE"}.get(choice.mode, "ANY")
+            mode = types.FunctionCallingConfigMode({"auto": "AUTO", "none": "NONE"}.get(choice.mode, "ANY"))
             config.tool_config = types.ToolConfig(
                 function_calling_config=types.FunctionCallingConfig(
                     mode=mode, allowed_function_names=[choice.function_name] if choice.mode == "function" else None
@@ -128,7 +131,7 @@ class _ChunkReader:
         self.finish = "stop"
         self.prompt_tokens = self.completion_tokens = 0
 
-    def read(self, chunk) -> list[object]:
+    def read(self, chunk: types.GenerateContentResponse) -> list[object]:
         events: list[object] = []
         for candidate in (chunk.candidates or [])[:1]:
             for part in (candidate.content.parts if candidate.content else None) or ():
@@ -160,7 +163,7 @@ class GeminiProvider:
         options = types.HttpOptions(base_url=base_url or None, timeout=int(timeout_s * 1000))
         self._client = genai.Client(api_key=api_key, http_options=options)
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[object, None]:
         contents, config = gemini_request(request, self.name)
         timeout_s = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
         config.http_options = types.HttpOptions(timeout=int(timeout_s * 1000))

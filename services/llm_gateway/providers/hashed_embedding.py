@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 @lru_cache(maxsize=32)
-def _vectorizer(dimensions: int):
+def _vectorizer(dimensions: int) -> Any:
     # Imported on the first embedding asked for: scikit-learn and SciPy
     # weigh about 90 MB in every llm_gateway that never embeds.
     from sklearn.feature_extraction.text import HashingVectorizer  # noqa: PLC0415

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
 import orjson
 
 from services.llm_gateway.providers.events import GenerationRequest
 from services.llm_gateway.providers.hashed_embedding import embed_texts, tokens_as_text
 from services.llm_gateway.providers.schema_filler import SchemaFiller, Unfillable
-from services.llm_gateway.providers.tool_plan import plan, record_sources, tool_results
+from services.llm_gateway.providers.tool_plan import ToolResult, plan, record_sources, tool_results
 from services.runtime.conversation import (
     AMBIGUOUS,
     FOUND,
@@ -27,6 +28,7 @@ from services.runtime.conversation import (
     UNAVAILABLE,
     Fact,
     Finish,
+    ToolCall,
     ToolCallDelta,
     Usage,
 )
@@ -68,7 +70,7 @@ def compose_answer(request: GenerationRequest) -> str:
     return PREFIX + "".join(_tool_result_text(r) for r in tool_results(request.messages)) + _answer_text(request)
 
 
-def _tool_result_text(result) -> str:
+def _tool_result_text(result: ToolResult) -> str:
     """What the caller's tool answered, said as its answer, not the records'."""
     try:
         parsed = orjson.loads(result.content)
@@ -169,8 +171,9 @@ def compose_structured(request: GenerationRequest) -> str:
     """An object valid against the `json_schema` response format, filled
     from the customer's records (a property for the answer itself gets the
     answer in words); InvalidArgument names the property nothing fills."""
-    spec = request.response_format.json_schema or {}
-    schema = spec.get("schema") if isinstance(spec.get("schema"), dict) else {"type": "object", "properties": {}}
+    spec = (request.response_format.json_schema if request.response_format else None) or {}
+    given = spec.get("schema")
+    schema: dict[str, Any] = given if isinstance(given, dict) else {"type": "object", "properties": {}}
     filler = SchemaFiller(record_sources(request), answer=compose_answer(request), question=request.question())
     try:
         value = filler.fill(schema)
@@ -200,7 +203,7 @@ class OfflineProvider:
     async def close(self) -> None:
         """Nothing to close: no connections."""
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[object, None]:
         kind = request.response_format.type if request.response_format is not None else "text"
         # The router's own data tools (optional) are not needed: the
         # grounding already holds what they would fetch.
@@ -228,7 +231,7 @@ class OfflineProvider:
         yield Finish("length" if truncated else "stop")
         yield Usage(prompt_tokens=_prompt_tokens(request), completion_tokens=len(pieces))
 
-    async def _tool_calls(self, request: GenerationRequest, calls) -> AsyncIterator[object]:
+    async def _tool_calls(self, request: GenerationRequest, calls: list[ToolCall]) -> AsyncIterator[object]:
         """The calls as OpenAI streams them: id and name first, then the
         arguments in pieces."""
         pieces = 0

@@ -12,7 +12,8 @@ JSON-encodes the body again, which cost about 2 ms before the first token and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import aiohttp
 import orjson
@@ -28,10 +29,10 @@ STREAM_HEADERS = {"X-Stainless-Raw-Response": "stream", "Content-Type": "applica
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
 
 
-def openai_message(message: Message) -> dict:
+def openai_message(message: Message) -> dict[str, Any]:
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
-    out: dict = {"role": message.role, "content": message.content}
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.name:
         out["name"] = message.name
     if message.tool_calls:
@@ -43,8 +44,8 @@ def openai_message(message: Message) -> dict:
     return out
 
 
-def openai_params(request: GenerationRequest, usage_option: bool = True) -> dict:
-    params: dict = {
+def openai_params(request: GenerationRequest, usage_option: bool = True) -> dict[str, Any]:
+    params: dict[str, Any] = {
         "model": request.upstream_model,
         "messages": [openai_message(m) for m in request.messages],
         "stream": True,
@@ -100,7 +101,7 @@ class _ChunkReader:
         self.finish = "stop"
         self.usage: Usage | None = None
 
-    def read(self, chunk: dict) -> list[object]:
+    def read(self, chunk: dict[str, Any]) -> list[object]:
         if "error" in chunk:
             raise faults.broken_stream_fault(self._provider, "error event")
         events: list[object] = []
@@ -149,8 +150,8 @@ class OpenAIFormatProvider:
     def __init__(
         self,
         name: str,
-        client,
-        sdk,
+        client: Any,  # openai.AsyncOpenAI or groq.AsyncGroq: one surface, two classes
+        sdk: Any,
         timeout_s: float,
         usage_option: bool = True,
         path: str = "/chat/completions",
@@ -162,7 +163,7 @@ class OpenAIFormatProvider:
         self._usage_option = usage_option
         self._path = path
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[object, None]:
         body = orjson.dumps(openai_params(request, self._usage_option))
         timeout = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
         reader = _ChunkReader(self.name)
@@ -239,10 +240,10 @@ class OpenAIFormatProvider:
         await self._client.close()
 
 
-def _error_message(error) -> str:
+def _error_message(error: Exception) -> str:
     body = getattr(error, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
+            return str(inner["message"])
     return str(getattr(error, "message", "")) or "the provider rejected the request"

@@ -14,7 +14,7 @@ catalog says; a provider that serves an embedding model implements
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol, runtime_checkable
 
 from services.llm_gateway.providers.events import GenerationRequest
@@ -24,7 +24,7 @@ from services.llm_gateway.providers.events import GenerationRequest
 class Provider(Protocol):
     name: str
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[object]:
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[object, None]:
         """The generation's events, as they arrive."""
         ...
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import re2
 from jsonschema import Draft202012Validator, ValidationError, validators
@@ -129,7 +130,7 @@ class SchemaFiller:
         self._question = question
         self._visited = 0
 
-    def fill(self, schema: dict) -> dict:
+    def fill(self, schema: dict[str, Any]) -> dict[str, Any]:
         """An object valid against `schema` (whose top level is an object)."""
         checked = _validator(schema)
         self._visited = 0
@@ -142,7 +143,7 @@ class SchemaFiller:
             raise Unfillable(where, f"the value on file does not satisfy the schema ({error.message[:160]})")
         return value
 
-    def fillable(self, schema: dict) -> str:
+    def fillable(self, schema: dict[str, Any]) -> str:
         """ "" when `schema` can be filled, else the property that cannot."""
         try:
             self.fill(schema)
@@ -150,7 +151,7 @@ class SchemaFiller:
             return unfillable.path or "(top level)"
         return ""
 
-    def from_identifiers(self, schema: dict) -> int:
+    def from_identifiers(self, schema: dict[str, Any]) -> int:
         """How many of the schema's top-level properties an identifier the
         user gave fills: how much a tool is about the customer named."""
         properties = schema.get("properties") if isinstance(schema, dict) else None
@@ -166,7 +167,7 @@ class SchemaFiller:
 
     # -- one value per schema --------------------------------------------
 
-    def _value(self, schema: object, name: str, description: str, root: dict, depth: int) -> object:
+    def _value(self, schema: object, name: str, description: str, root: dict[str, Any], depth: int) -> object:
         if depth > MAX_DEPTH:
             raise Unfillable(name, "the schema nests too deep")
         self._visited += 1
@@ -199,7 +200,7 @@ class SchemaFiller:
                 return None
             raise
 
-    def _branches(self, branches: list, name: str, description: str, root: dict, depth: int) -> object:
+    def _branches(self, branches: list[Any], name: str, description: str, root: dict[str, Any], depth: int) -> object:
         nullable = any(isinstance(b, dict) and b.get("type") == "null" for b in branches)
         failure = Unfillable(name, "no value on file fits it")
         for branch in branches:
@@ -213,7 +214,7 @@ class SchemaFiller:
             return None
         raise failure
 
-    def _object(self, schema: dict, name: str, root: dict, depth: int) -> dict:
+    def _object(self, schema: dict[str, Any], name: str, root: dict[str, Any], depth: int) -> dict[str, Any]:
         properties = schema.get("properties") or {}
         required = set(schema.get("required") or ())
         out = {}
@@ -226,8 +227,9 @@ class SchemaFiller:
                     raise
         return out
 
-    def _array(self, schema: dict, name: str, description: str) -> list:
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {"type": "string"}
+    def _array(self, schema: dict[str, Any], name: str, description: str) -> list[Any]:
+        given = schema.get("items")
+        items: dict[str, Any] = given if isinstance(given, dict) else {"type": "string"}
         kind = items.get("type", "string")
         if kind not in ("string", "integer", "number"):
             raise Unfillable(name, "a list of objects is not filled from the records")
@@ -242,7 +244,7 @@ class SchemaFiller:
             raise Unfillable(name, "no items on file fit it")
         return values
 
-    def _scalar(self, kind: str, schema: dict, name: str, description: str) -> object:
+    def _scalar(self, kind: str, schema: dict[str, Any], name: str, description: str) -> object:
         words = words_of(_last(name))
         if kind == "string" and words & ANSWER_WORDS and self._answer:
             return self._answer
@@ -277,7 +279,7 @@ def _last(path: str) -> str:
     return path.rsplit(".", 1)[-1]
 
 
-def _converted(kind: str, schema: dict, text: str) -> object:
+def _converted(kind: str, schema: dict[str, Any], text: str) -> object:
     """`text` as the schema's type, or None when it does not say one."""
     if kind == "string":
         return _string(schema, text)
@@ -300,7 +302,7 @@ def _converted(kind: str, schema: dict, text: str) -> object:
     return None
 
 
-def _string(schema: dict, text: str) -> str | None:
+def _string(schema: dict[str, Any], text: str) -> str | None:
     enum = schema.get("enum")
     if isinstance(enum, list):
         lowered = text.lower()
@@ -321,7 +323,7 @@ def _string(schema: dict, text: str) -> str | None:
     return text
 
 
-def _resolve(root: dict, ref: object, name: str) -> dict:
+def _resolve(root: dict[str, Any], ref: object, name: str) -> dict[str, Any]:
     if ref == "#":
         return root
     if not isinstance(ref, str) or not ref.startswith("#/"):
@@ -340,12 +342,14 @@ def _resolve(root: dict, ref: object, name: str) -> dict:
 # -- validation with RE2 patterns -----------------------------------------
 
 
-def _pattern(validator, pattern, instance, schema) -> Iterator[ValidationError]:
+def _pattern(validator: Any, pattern: str, instance: object, schema: object) -> Iterator[ValidationError]:
     if validator.is_type(instance, "string") and not _re2(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-def _pattern_properties(validator, patterns, instance, schema) -> Iterator[ValidationError]:
+def _pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: object
+) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "object"):
         return
     for pattern, subschema in patterns.items():
@@ -354,7 +358,7 @@ def _pattern_properties(validator, patterns, instance, schema) -> Iterator[Valid
                 yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 
 
-def _re2(pattern: str):
+def _re2(pattern: str) -> Any:
     try:
         return re2.compile(pattern)
     except re2.error as error:
@@ -377,13 +381,15 @@ def _too_big(schema: object) -> bool:
     return False
 
 
-_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties})
+_Validator: Any = validators.extend(  # type: ignore[no-untyped-call]  # the stubs leave extend untyped
+    Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
+)
 
 
 MAX_SCHEMA_NODES = 4_096  # objects and lists in a schema; checking one costs time in its size
 
 
-def _validator(schema: dict):
+def _validator(schema: dict[str, Any]) -> Any:
     if _too_big(schema):
         raise Unfillable("", f"the schema has more than {MAX_SCHEMA_NODES} parts")
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -93,8 +94,9 @@ def plan(request: GenerationRequest) -> list[ToolCall]:
     if choice == "auto" and tool_results(request.messages):
         return []  # the tools have answered this question: now the answer
     filler = SchemaFiller([*identifier_sources(request), *record_sources(request)], question=request.question())
-    if choice == "function":
-        index, tool = next((n, t) for n, t in enumerate(request.tools) if t.name == request.tool_choice.function_name)
+    if choice == "function" and request.tool_choice is not None:
+        named = request.tool_choice.function_name
+        index, tool = next((n, t) for n, t in enumerate(request.tools) if t.name == named)
         return [_call(request, tool, _arguments(filler, tool, index))]
     fits = []
     for index, tool in enumerate(request.tools):
@@ -123,7 +125,7 @@ def plan(request: GenerationRequest) -> list[ToolCall]:
     return [_call(request, tool, _arguments(filler, tool, index))]
 
 
-def _arguments(filler: SchemaFiller, tool: Tool, index: int) -> dict:
+def _arguments(filler: SchemaFiller, tool: Tool, index: int) -> dict[str, Any]:
     try:
         return filler.fill(tool.schema())
     except Unfillable as unfillable:
@@ -150,7 +152,7 @@ def _shared_topics(tool: Tool, question: str) -> int:
     return len(set(topics_asked(f"{tool.name} {tool.description}".replace("_", " "))) & set(topics_asked(question)))
 
 
-def _call(request: GenerationRequest, tool: Tool, arguments: dict) -> ToolCall:
+def _call(request: GenerationRequest, tool: Tool, arguments: dict[str, Any]) -> ToolCall:
     text = orjson.dumps(arguments).decode()
     # The same conversation gets the same call id, so an answer streamed
     # and the same answer whole are identical.
