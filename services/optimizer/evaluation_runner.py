@@ -75,13 +75,7 @@ class EvaluationRunner:
         prompt_version: int = 0,
         note: str = "",
     ) -> EvaluationRun:
-        if prompt_version > 0 and self._prompts is not None:
-            try:
-                self._prompts.get("customer", prompt_version)
-            except NotFound:
-                raise InvalidArgument(
-                    f"prompt_version: the customer prompt has no version {prompt_version}", field="prompt_version"
-                ) from None
+        self._check_prompt_version(prompt_version)
         peers = self._peers
         if peers is None:
             raise InvalidArgument("evaluation runs are not configured on this optimizer", field="models")
@@ -116,6 +110,16 @@ class EvaluationRunner:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _t: self._by_run.pop(run.id, None))
         return run
+
+    def _check_prompt_version(self, prompt_version: int) -> None:
+        """A pinned version (0: the active one) must be one the customer prompt has."""
+        if prompt_version > 0 and self._prompts is not None:
+            try:
+                self._prompts.get("customer", prompt_version)
+            except NotFound:
+                raise InvalidArgument(
+                    f"prompt_version: the customer prompt has no version {prompt_version}", field="prompt_version"
+                ) from None
 
     async def finished(self, run: EvaluationRun) -> EvaluationRun:
         """The run once it has ended (for the improvement cycle's gate)."""
