@@ -4,7 +4,8 @@ sees, shared by every provider. Messages never echo API keys."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 from services.runtime.faults import (
     DeadlineExceeded,
@@ -81,3 +82,18 @@ def is_transport_error(error: BaseException) -> bool:
     """A network or protocol error of an HTTP stack, raised while the body
     of a stream was being read (httpx, httpx2, httpcore or aiohttp)."""
     return type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp")
+
+
+@contextmanager
+def translated(translate: Callable[[Exception], Exception]) -> Iterator[None]:
+    """An error raised inside becomes the Fault `translate` says it is; a
+    Fault, and an error `translate` returns as it is, pass unchanged."""
+    try:
+        yield
+    except Fault:
+        raise
+    except Exception as error:
+        fault = translate(error)
+        if fault is error:
+            raise
+        raise fault from None

@@ -19,7 +19,6 @@ from google.genai import errors, types
 from services.llm_gateway.providers import faults
 from services.llm_gateway.providers.events import GenerationRequest
 from services.runtime.conversation import Finish, Message, ToolCallDelta, Usage
-from services.runtime.faults import Fault
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -168,20 +167,13 @@ class GeminiProvider:
         timeout_s = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
         config.http_options = types.HttpOptions(timeout=int(timeout_s * 1000))
         reader = _ChunkReader(request.tool_choice is not None and request.tool_choice.single_call)
-        try:
+        with faults.translated(self._fault):
             stream = await self._client.aio.models.generate_content_stream(
                 model=request.upstream_model, contents=contents, config=config
             )
             async for chunk in stream:
                 for event in reader.read(chunk):
                     yield event
-        except Fault:
-            raise
-        except Exception as error:
-            fault = self._fault(error)
-            if fault is error:
-                raise
-            raise fault from None
         finish = "tool_calls" if reader.calls and reader.finish == "stop" else reader.finish
         yield Finish(finish)
         yield Usage(reader.prompt_tokens, reader.completion_tokens)
@@ -196,13 +188,8 @@ class GeminiProvider:
         config = types.EmbedContentConfig(
             output_dimensionality=dimensions or None, http_options=types.HttpOptions(timeout=int(timeout * 1000))
         )
-        try:
+        with faults.translated(self._fault):
             reply = await self._client.aio.models.embed_content(model=upstream, contents=texts, config=config)
-        except Exception as error:
-            fault = self._fault(error)
-            if fault is error:
-                raise
-            raise fault from None
         vectors = [list(e.values or ()) for e in reply.embeddings or ()]
         # The Gemini API does not count embedding tokens: words stand in.
         return vectors, sum(len(text.split()) for text in texts)

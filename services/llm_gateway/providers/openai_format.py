@@ -21,7 +21,6 @@ import orjson
 from services.llm_gateway.providers import faults
 from services.llm_gateway.providers.events import GenerationRequest
 from services.runtime.conversation import Finish, Message, ToolCallDelta, Usage
-from services.runtime.faults import Fault
 
 # What `with_streaming_response` sets: the SDK hands back the raw response
 # with its body unread, to be streamed.
@@ -167,7 +166,7 @@ class OpenAIFormatProvider:
         body = orjson.dumps(openai_params(request, self._usage_option))
         timeout = min(self._timeout_s, request.timeout_s) if request.timeout_s else self._timeout_s
         reader = _ChunkReader(self.name)
-        try:
+        with faults.translated(self._fault):
             response = await self._client.post(
                 self._path,
                 cast_to=object,
@@ -190,13 +189,6 @@ class OpenAIFormatProvider:
             finally:
                 # Closes the upstream stream at once, also when cancelled.
                 await response.close()
-        except Fault:
-            raise
-        except Exception as error:
-            fault = self._fault(error)
-            if fault is error:
-                raise
-            raise fault from None
         yield Finish(reader.finish)
         yield reader.usage or Usage(0, 0)
 
@@ -209,15 +201,10 @@ class OpenAIFormatProvider:
             raise faults.unsupported(self.name, "model", f"{self.name} offers no embeddings")
         timeout = min(self._timeout_s, timeout_s) if timeout_s else self._timeout_s
         options = {"dimensions": dimensions} if dimensions else {}
-        try:
+        with faults.translated(self._fault):
             reply = await embeddings.create(
                 model=upstream, input=texts or token_inputs, encoding_format="float", timeout=timeout, **options
             )
-        except Exception as error:
-            fault = self._fault(error)
-            if fault is error:
-                raise
-            raise fault from None
         ordered = sorted(reply.data, key=lambda d: d.index)
         return [list(d.embedding) for d in ordered], reply.usage.prompt_tokens if reply.usage else 0
 
