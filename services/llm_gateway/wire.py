@@ -8,7 +8,6 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2
 from services.llm_gateway.catalog import ModelEntry
 from services.llm_gateway.providers.events import GenerationRequest, Grounding
 from services.runtime.conversation import (
-    Message,
     Tool,
     ToolChoice,
 )
@@ -17,26 +16,11 @@ from services.runtime.conversation_wire import (
     fact_of,
     first_set,
     json_object_field,
-    message_of,
+    messages_of,
     response_format_of,
     tool_choice_of,
 )
 from services.runtime.faults import InvalidArgument
-
-
-def _messages(request: llm_gateway_pb2.GenerateRequest) -> list[Message]:
-    if not request.messages:
-        raise InvalidArgument("messages must not be empty", field="messages")
-    messages = [message_of(m) for m in request.messages]
-    for n, message in enumerate(messages):
-        if not message.role:
-            raise InvalidArgument(f"messages[{n}].role is not set", field=f"messages[{n}].role")
-        if message.role == "tool" and not message.tool_call_id:
-            raise InvalidArgument("a tool message needs tool_call_id", field=f"messages[{n}].tool_call_id")
-        for k, call in enumerate(message.tool_calls):
-            if not call.id or not call.name:
-                raise InvalidArgument("a tool call needs id and name", field=f"messages[{n}].tool_calls[{k}]")
-    return messages
 
 
 def _tool_choice(choice: common_pb2.ToolChoice, tools: list[Tool]) -> ToolChoice | None:
@@ -85,7 +69,7 @@ def generation_request(request: llm_gateway_pb2.GenerateRequest, timeout_s: floa
     g = request.grounding
     return GenerationRequest(
         upstream_model="",
-        messages=_messages(request),
+        messages=messages_of(request.messages),
         temperature=temperature,
         top_p=top_p,
         max_tokens=max_tokens,

@@ -25,7 +25,7 @@ from services.runtime.conversation_wire import (
     finish_proto,
     first_set,
     json_object_field,
-    message_of,
+    messages_of,
     response_format_of,
     stream_message,
     tool_call_proto,
@@ -195,12 +195,7 @@ def turn_request(request: router_pb2.ChatRequest, principal: Principal | None = 
         raise PermissionDenied(f"the key {principal.key_id} does not hold the chat scope")
     if not request.model:
         raise InvalidArgument("model is required", field="model")
-    if not request.messages:
-        raise InvalidArgument("messages must not be empty", field="messages")
-    messages = [message_of(m) for m in request.messages]
-    for n, message in enumerate(messages):
-        if not message.role:
-            raise InvalidArgument(f"messages[{n}].role is not set", field=f"messages[{n}].role")
+    messages = messages_of(request.messages)
     options = request.options
     mode = AGENT_MODE_OF.get(request.agent_mode, "")
     if principal.serves_customer and mode == AGENT:

@@ -6,6 +6,7 @@ GenerateResponse carry the same events, so one function builds either."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -110,6 +111,24 @@ def message_of(message: common_pb2.ChatMessage) -> Message:
     """A message as the services speak it; an unset role stays ""."""
     calls = tuple(ToolCall(c.id, c.name, c.arguments) for c in message.tool_calls)
     return Message(ROLE_OF.get(message.role, ""), message.content, calls, message.tool_call_id, message.name)
+
+
+def messages_of(messages: Sequence[common_pb2.ChatMessage]) -> list[Message]:
+    """A request's conversation, checked: not empty, each message with its
+    role, a tool result with the call it answers, a tool call with its id
+    and name; InvalidArgument names the message."""
+    if not messages:
+        raise InvalidArgument("messages must not be empty", field="messages")
+    checked = [message_of(m) for m in messages]
+    for n, message in enumerate(checked):
+        if not message.role:
+            raise InvalidArgument(f"messages[{n}].role is not set", field=f"messages[{n}].role")
+        if message.role == "tool" and not message.tool_call_id:
+            raise InvalidArgument("a tool message needs tool_call_id", field=f"messages[{n}].tool_call_id")
+        for k, call in enumerate(message.tool_calls):
+            if not call.id or not call.name:
+                raise InvalidArgument("a tool call needs id and name", field=f"messages[{n}].tool_calls[{k}]")
+    return checked
 
 
 def message_proto(message: Message) -> common_pb2.ChatMessage:
