@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 
 from tilores_x.v1 import audit_pb2_grpc
 
@@ -31,7 +32,7 @@ from services.tilores_data.store import EmbeddedEntityStore
 from services.tilores_data.tilores_client import TiloresGraphQLClient
 
 
-def _ledger() -> tuple[AccessLedger, object]:
+def _ledger() -> tuple[AccessLedger, Callable[[], Awaitable[None]]]:
     channel = open_channel(peer_addr("audit"), "audit")
     spool = spool_from_env("access_records")
     return AccessLedger(audit_pb2_grpc.AuditServiceStub(channel), spool=spool), channel.close

@@ -78,8 +78,8 @@ class ClientCredentials:
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise Unavailable(f"the Tilores token endpoint is unreachable ({type(error).__name__})") from None
         if status in (400, 401, 403):
-            error = body.get("error", "refused") if isinstance(body, dict) else "refused"
-            raise Unauthenticated(f"the Tilores token endpoint refused the client credentials ({error})")
+            reason = body.get("error", "refused") if isinstance(body, dict) else "refused"
+            raise Unauthenticated(f"the Tilores token endpoint refused the client credentials ({reason})")
         if status != 200 or not isinstance(body, dict) or not body.get("access_token"):
             raise Unavailable(f"the Tilores token endpoint answered HTTP {status}")
         return str(body["access_token"]), float(body.get("expires_in") or 3600)

@@ -18,6 +18,7 @@ score that fell more than 20 points since the previous report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 BANDS = (
     (800, "Exceptional", "Very Low"),
@@ -95,7 +96,7 @@ def _int(value: object) -> int:
         return 0
 
 
-def _bureau(report: dict) -> str:
+def _bureau(report: dict[str, Any]) -> str:
     name = str(report.get("CREDIT_BUREAU") or "").strip()
     if not name:
         scores = report.get("CREDIT_SCORE") or [{}]
@@ -103,7 +104,7 @@ def _bureau(report: dict) -> str:
     return next((b for b in BUREAUS if b.lower() == name.replace(" ", "").lower()), name)
 
 
-def _utilization(report: dict) -> float | None:
+def _utilization(report: dict[str, Any]) -> float | None:
     summary = report.get("CREDIT_SUMMARY") or report.get("CREDIT_SUMMARY_TUI") or {}
     for item in summary.get("DATA_SET") or ():
         if (item or {}).get("ID") == "PT016":
@@ -114,10 +115,10 @@ def _utilization(report: dict) -> float | None:
     return None
 
 
-def bureau_summaries(records: list[dict]) -> list[BureauSummary]:
+def bureau_summaries(records: list[dict[str, Any]]) -> list[BureauSummary]:
     """One summary per bureau with a report, alphabetical; the counts come
     from each bureau's newest report."""
-    reports: dict[str, list[tuple[str, str, dict]]] = {}
+    reports: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for record in records:
         report = record.get("CREDIT_RESPONSE")
         if not isinstance(report, dict):
@@ -150,7 +151,7 @@ def bureau_summaries(records: list[dict]) -> list[BureauSummary]:
     return summaries
 
 
-def _count_from_newest(summary: BureauSummary, newest: dict) -> None:
+def _count_from_newest(summary: BureauSummary, newest: dict[str, Any]) -> None:
     """Utilization, late payments, accounts and inquiries: as the bureau's
     newest report states them."""
     summary.utilization_percent = _utilization(newest)

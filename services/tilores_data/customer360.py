@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.runtime.conversation import Fact
 from services.tilores_data import normalize
@@ -70,7 +71,7 @@ class _Section:
         self.name = name
         self.facts: list[Fact] = []
 
-    def add(self, label: str, record: dict | None, key: str, *, pii: str | None = None) -> None:
+    def add(self, label: str, record: dict[str, Any] | None, key: str, *, pii: str | None = None) -> None:
         if record is None:
             return
         value = record.get(key)
@@ -81,17 +82,17 @@ class _Section:
             Fact(self.name, label, text, str(record.get("id", "")), pii_kind(key) if pii is None else pii)
         )
 
-    def value(self, label: str, value: str, record: dict, pii: str = "") -> None:
+    def value(self, label: str, value: str, record: dict[str, Any], pii: str = "") -> None:
         if value:
             self.facts.append(Fact(self.name, label, value, str(record.get("id", "")), pii))
 
 
-def _first_with(records: list[dict], key: str, prefer_source: str = "Contact") -> dict | None:
+def _first_with(records: list[dict[str, Any]], key: str, prefer_source: str = "Contact") -> dict[str, Any] | None:
     preferred = [r for r in records if r.get("SOURCE") == prefer_source and r.get(key) not in (None, "")]
     return preferred[0] if preferred else next((r for r in records if r.get(key) not in (None, "")), None)
 
 
-def _by(records: list[dict], source: str, date_key: str) -> list[dict]:
+def _by(records: list[dict[str, Any]], source: str, date_key: str) -> list[dict[str, Any]]:
     return sorted((r for r in records if r.get("SOURCE") == source), key=lambda r: str(r.get(date_key) or ""))
 
 
@@ -118,7 +119,9 @@ def build_customer360(view: EntityView) -> Customer360:
     )
 
 
-def _identity(records: list[dict], identity: _Section, first: dict | None, customer_name: str) -> None:
+def _identity(
+    records: list[dict[str, Any]], identity: _Section, first: dict[str, Any] | None, customer_name: str
+) -> None:
     if first is not None and customer_name:
         identity.value("Name", customer_name, first)
     identity.add("Client ID", _first_with(records, "CLIENT_ID"), "CLIENT_ID")
@@ -131,7 +134,7 @@ def _identity(records: list[dict], identity: _Section, first: dict | None, custo
     identity.add("Driving licence number", _first_with(records, "DRIVING_LICENSE_NUMBER"), "DRIVING_LICENSE_NUMBER")
 
 
-def _contact(records: list[dict], contact: _Section) -> None:
+def _contact(records: list[dict[str, Any]], contact: _Section) -> None:
     email_record = _first_with(records, "EMAIL")
     if email_record is not None:
         contact.value("Email", normalize.email(email_record["EMAIL"]), email_record)
@@ -149,7 +152,7 @@ def _contact(records: list[dict], contact: _Section) -> None:
         contact.add(label, _first_with(records, key), key)
 
 
-def _status(records: list[dict], status: _Section, enrollment: _Section) -> None:
+def _status(records: list[dict[str, Any]], status: _Section, enrollment: _Section) -> None:
     for label, key in (
         ("Account status", "STATUS"),
         ("Product", "CURRENT_PRODUCT"),
@@ -173,7 +176,7 @@ def _status(records: list[dict], status: _Section, enrollment: _Section) -> None
         enrollment.add(label, _first_with(records, key), key)
 
 
-def _billing(records: list[dict], billing: _Section, transactions: _Section) -> None:
+def _billing(records: list[dict[str, Any]], billing: _Section, transactions: _Section) -> None:
     charges = _by(records, "Transaction", "TRANSACTION_CREATED_DATE")
     billing.add("Monthly fee", _first_with(records, "RECURRING_MONTHLY_FEE"), "RECURRING_MONTHLY_FEE")
     billing.add("Net balance due", _first_with(records, "NET_BALANCE_DUE"), "NET_BALANCE_DUE")
@@ -216,12 +219,12 @@ def _billing(records: list[dict], billing: _Section, transactions: _Section) -> 
         )
 
 
-def _charge(charge: dict) -> str:
+def _charge(charge: dict[str, Any]) -> str:
     """`49.99, Declined, Recurring`: a charge's amount, result and type."""
     return ", ".join(str(charge[k]) for k in ("TRANSACTION_AMOUNT", "RESPONSE_STATUS", "TYPE") if charge.get(k))
 
 
-def _calls_and_tickets(records: list[dict], calls: _Section, tickets: _Section) -> None:
+def _calls_and_tickets(records: list[dict[str, Any]], calls: _Section, tickets: _Section) -> None:
     all_calls = _by(records, "calls", "CALL_START_TIME")
     if all_calls:
         latest = all_calls[-1]
@@ -248,7 +251,7 @@ def _calls_and_tickets(records: list[dict], calls: _Section, tickets: _Section) 
         tickets.value(f"Ticket {_ticket_number(ticket)}", _ticket(ticket), ticket)
 
 
-def _ticket_number(ticket: dict) -> str:
+def _ticket_number(ticket: dict[str, Any]) -> str:
     return str(ticket.get("TICKETNUMBER", ticket.get("id")))
 
 
@@ -262,11 +265,11 @@ TICKET_DETAILS = (
 )
 
 
-def _present(record: dict, details: tuple[tuple[str, str], ...]) -> list[str]:
+def _present(record: dict[str, Any], details: tuple[tuple[str, str], ...]) -> list[str]:
     return [words.format(record[key]) for key, words in details if record.get(key)]
 
 
-def _ticket(ticket: dict) -> str:
+def _ticket(ticket: dict[str, Any]) -> str:
     """`Card declined, Open, category Billing, priority High, opened …`."""
     details = [f"{ticket.get('SUBJECT', '')}".strip(), str(ticket.get("ZOHO_STATUS") or "")]
     return ", ".join(d for d in [*details, *_present(ticket, TICKET_DETAILS)] if d)
@@ -288,7 +291,7 @@ def _relationships(view: EntityView, relationships: _Section) -> None:
 LINKS_SHOWN = 3  # per rule, newest first, then how many there are in all
 
 
-def _links(view: EntityView, relationships: _Section, anchor: dict) -> None:
+def _links(view: EntityView, relationships: _Section, anchor: dict[str, Any]) -> None:
     """The links a rule count stands for: which two records each joined,
     those of the newest records first."""
     by_id = {str(r.get("id")): r for r in view.records}
@@ -308,12 +311,12 @@ def _links(view: EntityView, relationships: _Section, anchor: dict) -> None:
         relationships.value(f"Linked by {RULE_REASONS.get(rule, rule)}", ", ".join(shown) + more, anchor)
 
 
-def _when(record: dict) -> str:
+def _when(record: dict[str, Any]) -> str:
     key = ACTIVITY_DATES.get(str(record.get("SOURCE")), "CREATED_DATE")
     return str(record.get(key) or record.get("CREATED_DATE") or "")
 
 
-def _source(by_id: dict[str, dict], record_id: str) -> str:
+def _source(by_id: dict[str, dict[str, Any]], record_id: str) -> str:
     return str(by_id.get(record_id, {}).get("SOURCE") or "record")
 
 
@@ -322,7 +325,7 @@ ACTIVITY_DATES = {"Transaction": "TRANSACTION_CREATED_DATE", "calls": "CALL_STAR
 ACTIVITY_NAMES = {"Transaction": "charge", "calls": "call", "zoho_tickets": "ticket opened"}
 
 
-def _history(records: list[dict], history: _Section) -> None:
+def _history(records: list[dict[str, Any]], history: _Section) -> None:
     created = sorted((r for r in records if r.get("CREATED_DATE")), key=lambda r: str(r["CREATED_DATE"]))
     if created:
         history.add("Customer since", created[0], "CREATED_DATE")
@@ -336,7 +339,7 @@ def _history(records: list[dict], history: _Section) -> None:
         history.value("Last activity", f"{ACTIVITY_NAMES[source]} on {when}", record)
 
 
-def _credit(records: list[dict], credit: _Section) -> list:
+def _credit(records: list[dict[str, Any]], credit: _Section) -> list[Any]:
     """The bureaus' figures and the assessment; the bureau summaries."""
     anchor = records[0] if records else {}
     summaries = bureau_summaries(records)
@@ -378,8 +381,8 @@ def _credit(records: list[dict], credit: _Section) -> list:
     return summaries
 
 
-def _insights(records: list[dict], sections: dict[str, _Section], summaries: list) -> Insights:
-    def has(key: str) -> dict | None:
+def _insights(records: list[dict[str, Any]], sections: dict[str, _Section], summaries: list[Any]) -> Insights:
+    def has(key: str) -> dict[str, Any] | None:
         return _first_with(records, key)
 
     primary = ""

@@ -13,6 +13,7 @@ link_score   how strongly the records are joined: a record linked by an
 from __future__ import annotations
 
 import re
+from typing import Any
 
 NAME_RULES = frozenset({"R5NAME"})
 _NON_DIGIT = re.compile(r"\D+")
@@ -34,7 +35,7 @@ def _normalised(attribute: str, value: object) -> str:
     return text.lower()
 
 
-def consistency(records: list[dict]) -> float:
+def consistency(records: list[dict[str, Any]]) -> float:
     carried = agreeing = 0
     for attribute, names in IDENTITY_ATTRIBUTES.items():
         values = {_normalised(attribute, r[n]) for r in records for n in names if r.get(n) not in (None, "")}
@@ -45,7 +46,7 @@ def consistency(records: list[dict]) -> float:
     return round(agreeing / carried, 4) if carried else 1.0
 
 
-def link_score(records: list[dict], edges: list[str]) -> float:
+def link_score(records: list[dict[str, Any]], edges: list[str]) -> float:
     if len(records) <= 1:
         return 1.0
     strong: set[str] = set()

@@ -5,7 +5,7 @@ store (EmbeddedEntitySource) and by the real Tilores API
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
 from graphql import GraphQLSchema
 
@@ -27,7 +27,7 @@ class EntitySource(Protocol):
 
     async def entity_by_record(self, record_id: str) -> EntityView | None: ...
 
-    async def submit(self, records: list[dict]) -> int: ...
+    async def submit(self, records: list[dict[str, Any]]) -> int: ...
 
     async def schema(self) -> GraphQLSchema:
         """The Record schema the backend serves."""
@@ -63,7 +63,7 @@ class EmbeddedEntitySource:
     async def entity_by_record(self, record_id: str) -> EntityView | None:
         return self.store.get_entity_by_record(record_id)
 
-    async def submit(self, records: list[dict]) -> int:
+    async def submit(self, records: list[dict[str, Any]]) -> int:
         return self.store.submit_records(records)
 
     async def schema(self) -> GraphQLSchema:

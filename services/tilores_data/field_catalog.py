@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from graphql import GraphQLList, GraphQLNonNull, GraphQLSchema
 
+from services.tilores_data.tilores_schema import fields_of
+
 FIELD_CATEGORIES: dict[str, tuple[str, ...]] = {
     "identity": (
         "id", "FIRST_NAME", "LAST_NAME", "MIDDLE_NAME", "CLIENT_ID", "DATE_OF_BIRTH", "CUSTOMER_AGE", "SPOUSE",
@@ -118,7 +120,7 @@ class FieldDescription:
 def describe_fields(schema: GraphQLSchema) -> list[FieldDescription]:
     """Every Record field of the schema, in schema order."""
     out = []
-    for name, field in schema.type_map["Record"].fields.items():
+    for name, field in fields_of(schema, "Record").items():
         field_type = field.type
         while isinstance(field_type, GraphQLNonNull | GraphQLList):
             field_type = field_type.of_type

@@ -34,10 +34,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 from graphql import (
+    DocumentNode,
     GraphQLError,
+    GraphQLResolveInfo,
     GraphQLSchema,
     OperationDefinitionNode,
-    execute,
+    execute_sync,
     parse,
     validate,
 )
@@ -48,7 +50,7 @@ from services.tilores_data.entity_quality import consistency, link_score
 from services.tilores_data.record_insights import InsightError, RecordInsights
 from services.tilores_data.seed import seed
 from services.tilores_data.store import EmbeddedEntityStore, EntityView
-from services.tilores_data.tilores_schema import tilores_schema
+from services.tilores_data.tilores_schema import fields_of, tilores_schema
 
 TOKEN_LIFETIME_S = 3600
 _UNKNOWN_FIELD = re.compile(r"Variable '\$(\w+)' has invalid value: .*?unknown field '(\w+)'")
@@ -145,7 +147,9 @@ class TiloresGraphQLServer:
         status, payload = self.run(query, variables, operation_name)
         return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
 
-    def run(self, query: str, variables: dict, operation_name: str | None = None) -> tuple[int, dict]:
+    def run(
+        self, query: str, variables: dict[str, Any], operation_name: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """One GraphQL request: (HTTP status, response body)."""
         try:
             document = parse(query)
@@ -161,7 +165,7 @@ class TiloresGraphQLServer:
         coerced = get_variable_values(self.schema, operation.variable_definitions or (), variables)
         if isinstance(coerced, list):
             return 422, {"errors": [_variable_error(e) for e in coerced], "data": None}
-        result = execute(
+        result = execute_sync(
             self.schema, document, root_value=self, variable_values=variables, operation_name=operation_name
         )
         payload: dict[str, Any] = {"data": result.data}
@@ -170,7 +174,7 @@ class TiloresGraphQLServer:
         return 200, payload
 
 
-def _operation(document, name: str | None) -> OperationDefinitionNode | None:
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if name:
         return next((o for o in operations if o.name and o.name.value == name), None)
@@ -182,7 +186,7 @@ def _gqlparser_text(message: str) -> str:
     return message.replace("'", '"')
 
 
-def _error(error: GraphQLError, code: str | None) -> dict:
+def _error(error: GraphQLError, code: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"message": _gqlparser_text(error.message) if code else error.message}
     if error.locations:
         out["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
@@ -193,7 +197,7 @@ def _error(error: GraphQLError, code: str | None) -> dict:
     return out
 
 
-def _variable_error(error: GraphQLError) -> dict:
+def _variable_error(error: GraphQLError) -> dict[str, Any]:
     match = _UNKNOWN_FIELD.search(error.message)
     if match:
         # gqlparser reports an unknown key as "unknown field" at its path.
@@ -205,7 +209,7 @@ def _variable_error(error: GraphQLError) -> dict:
     return _error(error, "GRAPHQL_VALIDATION_FAILED")
 
 
-def _errors(status: int, errors: list[dict]) -> web.Response:
+def _errors(status: int, errors: list[dict[str, Any]]) -> web.Response:
     return web.Response(
         body=orjson.dumps({"errors": errors, "data": None}), status=status, content_type="application/json"
     )
@@ -214,7 +218,7 @@ def _errors(status: int, errors: list[dict]) -> web.Response:
 # Resolvers. The root value is the server; entities are EntityView.
 
 
-def _considered(view: EntityView, conditions: list[dict] | None) -> EntityView:
+def _considered(view: EntityView, conditions: list[dict[str, Any]] | None) -> EntityView:
     if not conditions:
         return view
     records = RecordInsights(view.records).filter(conditions).records
@@ -224,7 +228,7 @@ def _considered(view: EntityView, conditions: list[dict] | None) -> EntityView:
     return EntityView(view.id, records, edges, hits, view.hit_score)
 
 
-def _search(server: TiloresGraphQLServer, info, input: dict) -> dict:
+def _search(server: TiloresGraphQLServer, info: GraphQLResolveInfo[Any], input: dict[str, Any]) -> dict[str, Any]:
     parameters = {
         k: str(v) for k, v in (input.get("parameters") or {}).items() if v is not None and k != "CREDIT_RESPONSE"
     }
@@ -237,22 +241,24 @@ def _search(server: TiloresGraphQLServer, info, input: dict) -> dict:
     return {"entities": [_considered(v, input.get("considerRecords")) for v in views]}
 
 
-def _entity(server: TiloresGraphQLServer, info, input: dict) -> dict:
+def _entity(server: TiloresGraphQLServer, info: GraphQLResolveInfo[Any], input: dict[str, Any]) -> dict[str, Any]:
     view = server.store.get_entity(input["id"])
     return {"entity": _considered(view, input.get("considerRecords")) if view else None}
 
 
-def _entity_by_record(server: TiloresGraphQLServer, info, input: dict) -> dict:
+def _entity_by_record(
+    server: TiloresGraphQLServer, info: GraphQLResolveInfo[Any], input: dict[str, Any]
+) -> dict[str, Any]:
     view = server.store.get_entity_by_record(input["id"])
     return {"entity": _considered(view, input.get("considerRecords")) if view else None}
 
 
-def _submit(server: TiloresGraphQLServer, info, input: dict) -> dict:
+def _submit(server: TiloresGraphQLServer, info: GraphQLResolveInfo[Any], input: dict[str, Any]) -> dict[str, Any]:
     records = [{k: v for k, v in r.items() if v is not None} for r in input["records"]]
     return {"recordsAdded": server.store.submit_records(records)}
 
 
-def _edge_insights(view: EntityView, info) -> dict:
+def _edge_insights(view: EntityView, info: GraphQLResolveInfo[Any]) -> dict[str, Any]:
     rules = RecordInsights([{"rule": e.rsplit(":", 1)[-1]} for e in view.edges])
     return {
         "count": len(view.edges),
@@ -262,7 +268,7 @@ def _edge_insights(view: EntityView, info) -> dict:
     }
 
 
-ENTITY_FIELDS: dict[str, Callable] = {
+ENTITY_FIELDS: dict[str, Callable[..., Any]] = {
     "id": lambda view, info: view.id,
     "records": lambda view, info: view.records,
     "edges": lambda view, info: view.edges,
@@ -278,10 +284,10 @@ ENTITY_FIELDS: dict[str, Callable] = {
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
-def _insight_resolver(name: str) -> Callable:
+def _insight_resolver(name: str) -> Callable[..., Any]:
     method = _SNAKE.sub("_", name).lower()
 
-    def resolve(insights: RecordInsights, info, **arguments):
+    def resolve(insights: RecordInsights, info: GraphQLResolveInfo[Any], **arguments: Any) -> Any:
         kwargs = {_SNAKE.sub("_", k).lower(): v for k, v in arguments.items() if v is not None}
         attribute = getattr(insights, method)
         try:
@@ -293,20 +299,18 @@ def _insight_resolver(name: str) -> Callable:
 
 
 def _bind_resolvers(schema: GraphQLSchema) -> None:
-    query, mutation = schema.query_type, schema.mutation_type
-    query.fields["search"].resolve = _search
-    query.fields["entity"].resolve = _entity
-    query.fields["entityByRecord"].resolve = _entity_by_record
+    query, mutation = fields_of(schema, "Query"), fields_of(schema, "Mutation")
+    query["search"].resolve = _search
+    query["entity"].resolve = _entity
+    query["entityByRecord"].resolve = _entity_by_record
     # Submitted records are assembled before submit returns.
-    query.fields["metrics"].resolve = lambda root, info: {
-        "assemblyStatus": {"state": "READY", "estimatedTimeRemaining": 0}
-    }
-    mutation.fields["submit"].resolve = _submit
+    query["metrics"].resolve = lambda root, info: {"assemblyStatus": {"state": "READY", "estimatedTimeRemaining": 0}}
+    mutation["submit"].resolve = _submit
     for name, resolve in ENTITY_FIELDS.items():
-        schema.type_map["Entity"].fields[name].resolve = resolve
-    for name, insight_field in schema.type_map["RecordInsights"].fields.items():
+        fields_of(schema, "Entity")[name].resolve = resolve
+    for name, insight_field in fields_of(schema, "RecordInsights").items():
         insight_field.resolve = _insight_resolver(name)
-    schema.type_map["EdgeInsights"].fields["frequencyDistribution"].resolve = lambda obj, info, **kw: obj[
+    fields_of(schema, "EdgeInsights")["frequencyDistribution"].resolve = lambda obj, info, **kw: obj[
         "frequencyDistribution"
     ](info, **kw)
 

@@ -4,21 +4,24 @@ rest as text, a credit response as an object, an id on every record."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from graphql import GraphQLList, GraphQLNonNull, GraphQLSchema
 
 from services.runtime.faults import InvalidArgument
+from services.tilores_data.tilores_schema import fields_of
 
 MAX_RECORDS = 1000
 
 
-def checked_records(records: list[dict], schema: GraphQLSchema) -> list[dict]:
+def checked_records(records: list[dict[str, Any]], schema: GraphQLSchema) -> list[dict[str, Any]]:
     """The records with empty values dropped; InvalidArgument naming
     `records[n].FIELD` for the first problem found."""
     if not records:
         raise InvalidArgument("records must not be empty", field="records")
     if len(records) > MAX_RECORDS:
         raise InvalidArgument(f"at most {MAX_RECORDS} records per call, got {len(records)}", field="records")
-    fields = schema.type_map["RecordInput"].fields
+    fields = fields_of(schema, "RecordInput")
     checked = []
     for n, record in enumerate(records):
         out = {}

@@ -73,7 +73,7 @@ def parse_time(value: Any) -> datetime | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _like(pattern: str, case_sensitive: bool):
+def _like(pattern: str, case_sensitive: bool) -> Any:
     """A caller's `likeRegex`, in RE2 syntax as Tilores (Go) reads it: time
     linear in the value, whatever the pattern."""
     options = re2.Options()
@@ -86,7 +86,7 @@ def _like(pattern: str, case_sensitive: bool):
         raise InsightError(f"likeRegex {pattern!r} is not a valid regular expression: {reason}") from None
 
 
-def _matches(record: dict, condition: dict) -> bool:
+def _matches(record: dict[str, Any], condition: dict[str, Any]) -> bool:
     field = condition["field"]
     value = path_value(record, field)
     case_sensitive = bool(condition.get("caseSensitive"))
@@ -119,7 +119,7 @@ def _matches(record: dict, condition: dict) -> bool:
                 checks.append(value is not None and compare(_number(value, field), float(condition[name])))
             except InsightError:
                 checks.append(False)
-    for name, compare in (
+    for name, compare_times in (
         ("after", datetime.__gt__),
         ("since", datetime.__ge__),
         ("before", datetime.__lt__),
@@ -127,7 +127,7 @@ def _matches(record: dict, condition: dict) -> bool:
     ):
         if condition.get(name) is not None:
             when, bound = parse_time(value), parse_time(str(condition[name]))
-            checks.append(when is not None and bound is not None and compare(when, bound))
+            checks.append(when is not None and bound is not None and compare_times(when, bound))
     result = all(checks)
     return not result if condition.get("invert") else result
 
@@ -135,15 +135,15 @@ def _matches(record: dict, condition: dict) -> bool:
 class RecordInsights:
     """Insights over a list of records (dicts), in their stored order."""
 
-    def __init__(self, records: list[dict]):
+    def __init__(self, records: list[dict[str, Any]]):
         self.records = records
 
     # Narrowing: each gives a new RecordInsights.
-    def filter(self, conditions: Iterable[dict]) -> RecordInsights:
+    def filter(self, conditions: Iterable[dict[str, Any]]) -> RecordInsights:
         conditions = list(conditions)
         return RecordInsights([r for r in self.records if all(_matches(r, c) for c in conditions)])
 
-    def sort(self, criteria: Iterable[dict]) -> RecordInsights:
+    def sort(self, criteria: Iterable[dict[str, Any]]) -> RecordInsights:
         ordered = list(self.records)
         # Stable sorts applied from the last key to the first give a
         # multi-key sort; records without the value go last.
@@ -173,10 +173,10 @@ class RecordInsights:
                 seen.add(values)
         return len(seen)
 
-    def first(self) -> dict | None:
+    def first(self) -> dict[str, Any] | None:
         return self.records[0] if self.records else None
 
-    def last(self) -> dict | None:
+    def last(self) -> dict[str, Any] | None:
         return self.records[-1] if self.records else None
 
     def values(self, field: str) -> list[Any]:
@@ -196,9 +196,9 @@ class RecordInsights:
 
     def frequency_distribution(
         self, field: str, case_sensitive: bool = False, top: int | None = None, direction: str = "DESC"
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         values = self.values(field)
-        counts: dict[Any, list] = {}
+        counts: dict[Any, list[Any]] = {}
         for value in values:
             entry = counts.setdefault(_key(value, case_sensitive), [value, 0])
             entry[1] += 1
@@ -234,17 +234,18 @@ class RecordInsights:
         numbers = self._numbers(field)
         return statistics.pstdev(numbers) if numbers else None
 
-    def newest(self, field: str) -> dict | None:
+    def newest(self, field: str) -> dict[str, Any] | None:
         return self._by_time(field, max)
 
-    def oldest(self, field: str) -> dict | None:
+    def oldest(self, field: str) -> dict[str, Any] | None:
         return self._by_time(field, min)
 
-    def _by_time(self, field: str, pick: Callable) -> dict | None:
+    def _by_time(self, field: str, pick: Callable[..., Any]) -> dict[str, Any] | None:
         timed = [(t, n, r) for n, r in enumerate(self.records) if (t := parse_time(path_value(r, field))) is not None]
         if not timed:
             return None
-        return pick(timed, key=lambda item: (item[0], -item[1] if pick is max else item[1]))[2]
+        record: dict[str, Any] = pick(timed, key=lambda item: (item[0], -item[1] if pick is max else item[1]))[2]
+        return record
 
 
 def _distinct(values: list[Any], case_sensitive: bool) -> list[Any]:
@@ -254,7 +255,7 @@ def _distinct(values: list[Any], case_sensitive: bool) -> list[Any]:
     return list(seen.values())
 
 
-def _sort_key(value: Any) -> tuple:
+def _sort_key(value: Any) -> tuple[Any, ...]:
     when = parse_time(value)
     if when is not None:
         return (0, when.timestamp(), "")

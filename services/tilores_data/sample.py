@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 FIRST_NAMES = (
     "Ada Alma Amos Ansel Aria Basil Bea Cora Cyrus Dahlia Dean Delia Edgar Elsie Emmett Etta Felix Flora "
@@ -81,7 +82,7 @@ class Customer:
     """One synthetic person: the entity id and its records, grouped."""
 
     entity_id: str
-    records: list[dict] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Person:
     scores: dict[str, int] | None = None
 
 
-def _liability(rng: random.Random, person: Person, n: int, issued: date) -> dict:
+def _liability(rng: random.Random, person: Person, n: int, issued: date) -> dict[str, Any]:
     limit = rng.choice((500, 1000, 2500, 5000, 10000))
     balance = round(limit * rng.uniform(0.02, 0.95), 2)
     late30, late60, late90 = rng.choice(((0, 0, 0),) * 4 + ((1, 0, 0), (2, 1, 0), (3, 1, 1)))
@@ -124,7 +125,7 @@ def _liability(rng: random.Random, person: Person, n: int, issued: date) -> dict
     }
 
 
-def _credit_response(rng: random.Random, person: Person, bureau: str, score: int, issued: date) -> dict:
+def _credit_response(rng: random.Random, person: Person, bureau: str, score: int, issued: date) -> dict[str, Any]:
     liabilities = [_liability(rng, person, n, issued) for n in range(rng.randint(2, 5))]
     revolving = [x for x in liabilities if x["AccountType"] == "R"] or liabilities
     used = sum(float(x["CreditBalance"]) for x in revolving)
@@ -173,7 +174,7 @@ def _credit_response(rng: random.Random, person: Person, bureau: str, score: int
     }
 
 
-def _records(rng: random.Random, person: Person) -> list[dict]:
+def _records(rng: random.Random, person: Person) -> list[dict[str, Any]]:
     """One customer's records across the source systems, drawn from `rng`
     in a fixed order (the same seed gives the same records)."""
     contact_id = _sf_id(rng, "003")
@@ -192,14 +193,14 @@ def _records(rng: random.Random, person: Person) -> list[dict]:
     return records
 
 
-def _identity(person: Person) -> dict:
+def _identity(person: Person) -> dict[str, Any]:
     """The identifiers every record of the customer's own systems carries."""
     return {"EMAIL": person.email, "CLIENT_ID": person.client_id}
 
 
 def _contact(
     rng: random.Random, person: Person, contact_id: str, street: str, enroll: date, created: date, fee: float
-) -> dict:
+) -> dict[str, Any]:
     return {
         "id": contact_id,
         "SOURCE": "Contact",
@@ -231,7 +232,7 @@ def _contact(
     }
 
 
-def _opportunity(rng: random.Random, person: Person, enroll: date, fee: float) -> dict:
+def _opportunity(rng: random.Random, person: Person, enroll: date, fee: float) -> dict[str, Any]:
     return {
         "id": _sf_id(rng, "006"),
         "SOURCE": "Opportunity",
@@ -245,7 +246,7 @@ def _opportunity(rng: random.Random, person: Person, enroll: date, fee: float) -
     }
 
 
-def _charges(rng: random.Random, person: Person, enroll: date, fee: float) -> list[dict]:
+def _charges(rng: random.Random, person: Person, enroll: date, fee: float) -> list[dict[str, Any]]:
     """Monthly charges since enrolment (the last four), newest last; a
     past-due customer's latest charge was declined."""
     last_day = TODAY if person.status != "Cancelled" else enroll + timedelta(days=rng.randint(30, 120))
@@ -289,7 +290,7 @@ def _charges(rng: random.Random, person: Person, enroll: date, fee: float) -> li
     return charges
 
 
-def _tickets(rng: random.Random, person: Person) -> list[dict]:
+def _tickets(rng: random.Random, person: Person) -> list[dict[str, Any]]:
     tickets = []
     for _ in range(rng.randint(0, 2)):
         subject, category = rng.choice(TICKET_SUBJECTS)
@@ -313,7 +314,7 @@ def _tickets(rng: random.Random, person: Person) -> list[dict]:
     return tickets
 
 
-def _calls(rng: random.Random, person: Person) -> list[dict]:
+def _calls(rng: random.Random, person: Person) -> list[dict[str, Any]]:
     calls = []
     for _ in range(rng.randint(0, 2)):
         start = datetime.combine(_day(rng, 1, 200), datetime.min.time()) + timedelta(minutes=rng.randint(480, 1080))
@@ -336,7 +337,7 @@ def _calls(rng: random.Random, person: Person) -> list[dict]:
     return calls
 
 
-def _credit_pulls(rng: random.Random, person: Person) -> list[dict]:
+def _credit_pulls(rng: random.Random, person: Person) -> list[dict[str, Any]]:
     """Per bureau, an earlier pull and the newest, so reports show a trend."""
     pulls = []
     for bureau, score in (person.scores or {}).items():

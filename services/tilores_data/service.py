@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -26,7 +27,7 @@ from services.tilores_data.wire import credit_report_message, customer360_messag
 MAX_PAGE_SIZE = 1000
 
 
-def field_kinds(records: Iterable[dict]) -> set[str]:
+def field_kinds(records: Iterable[dict[str, Any]]) -> set[str]:
     """The kinds of personal data these records carry."""
     return {
         kind
@@ -68,12 +69,12 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         into.entities.extend(entity_message(v) for v in views)
         return views
 
-    async def SearchEntities(self, request, context):
+    async def SearchEntities(self, request: Any, context: Any) -> tilores_data_pb2.SearchEntitiesResponse:
         reply = tilores_data_pb2.SearchEntitiesResponse()
         self._looked_at(await self._search(request, reply), "SearchEntities")
         return reply
 
-    async def GetEntity(self, request, context):
+    async def GetEntity(self, request: Any, context: Any) -> tilores_data_pb2.GetEntityResponse:
         if not request.entity_id:
             raise InvalidArgument("entity_id is required", field="entity_id")
         view = await self._source.entity(request.entity_id)
@@ -82,7 +83,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         self._looked_at([view], "GetEntity")
         return tilores_data_pb2.GetEntityResponse(entity=entity_message(view))
 
-    async def GetEntityByRecord(self, request, context):
+    async def GetEntityByRecord(self, request: Any, context: Any) -> tilores_data_pb2.GetEntityByRecordResponse:
         if not request.record_id:
             raise InvalidArgument("record_id is required", field="record_id")
         view = await self._source.entity_by_record(request.record_id)
@@ -91,7 +92,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         self._looked_at([view], "GetEntityByRecord")
         return tilores_data_pb2.GetEntityByRecordResponse(entity=entity_message(view))
 
-    async def _customer(self, request) -> EntityView:
+    async def _customer(self, request: Any) -> EntityView:
         ref = request.customer
         which = ref.WhichOneof("ref")
         if which is None or not getattr(ref, which):
@@ -104,7 +105,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
             raise NotFound(f"no customer with {which} {getattr(ref, which)!r}", field=f"customer.{which}")
         return view
 
-    async def GetRelationships(self, request, context):
+    async def GetRelationships(self, request: Any, context: Any) -> tilores_data_pb2.GetRelationshipsResponse:
         view = await self._customer(request)
         self._looked_at([view], "GetRelationships")
         by_id = {str(r.get("id")): r for r in view.records}
@@ -118,18 +119,18 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
                 relationship.record_b.CopyFrom(record_message(by_id[b]))
         return reply
 
-    async def GetCustomer360(self, request, context):
+    async def GetCustomer360(self, request: Any, context: Any) -> tilores_data_pb2.GetCustomer360Response:
         view = await self._customer(request)
         self._looked_at([view], "GetCustomer360")
         return customer360_message(build_customer360(view))
 
-    async def GetCreditReport(self, request, context):
+    async def GetCreditReport(self, request: Any, context: Any) -> tilores_data_pb2.GetCreditReportResponse:
         view = await self._customer(request)
         self._looked_at([view], "GetCreditReport", {"credit"})
         summaries = bureau_summaries(view.records)
         return credit_report_message(view.id, summaries, assess(summaries))
 
-    async def CheckBackend(self, request, context):
+    async def CheckBackend(self, request: Any, context: Any) -> tilores_data_pb2.CheckBackendResponse:
         started = time.perf_counter()
         try:
             await self._source.ping()
@@ -145,7 +146,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
             backend=self._source.backend, reachable=True, latency_ms=(time.perf_counter() - started) * 1000
         )
 
-    async def ListFields(self, request, context):
+    async def ListFields(self, request: Any, context: Any) -> tilores_data_pb2.ListFieldsResponse:
         if request.category and request.category not in (*FIELD_CATEGORIES, OTHER):
             raise InvalidArgument(
                 f"unknown category {request.category!r}; one of {', '.join((*FIELD_CATEGORIES, OTHER))}",
@@ -175,7 +176,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
                 info.share = shares.get(field.name, 0.0)
         return reply
 
-    async def BatchSearch(self, request, context):
+    async def BatchSearch(self, request: Any, context: Any) -> tilores_data_pb2.BatchSearchResponse:
         if not request.searches:
             raise InvalidArgument("searches must not be empty", field="searches")
         if len(request.searches) > MAX_BATCH:
@@ -188,7 +189,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         reply = tilores_data_pb2.BatchSearchResponse()
         results = [reply.results.add() for _ in request.searches]  # filled in place, in request order
 
-        async def one(n: int, search) -> None:
+        async def one(n: int, search: Any) -> None:
             async with gate:
                 try:
                     self._looked_at(await self._search(search, results[n].response, f"searches[{n}]."), "BatchSearch")
@@ -202,7 +203,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         await asyncio.gather(*(one(n, s) for n, s in enumerate(request.searches)))
         return reply
 
-    async def SubmitRecords(self, request, context):
+    async def SubmitRecords(self, request: Any, context: Any) -> tilores_data_pb2.SubmitRecordsResponse:
         records = checked_records([MessageToDict(r) for r in request.records], await self._source.schema())
         added = await self._source.submit(records)
         if self._ledger is not None:
@@ -214,7 +215,12 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
 
 
 class TiloresDataComponent:
-    def __init__(self, source: EntitySource, ledger: AccessLedger | None = None, on_close=None):
+    def __init__(
+        self,
+        source: EntitySource,
+        ledger: AccessLedger | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ):
         self.source = source
         self.ledger = ledger
         self._on_close = on_close

@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -63,7 +64,7 @@ def normalize_phone(raw: str) -> str:
     return digits[-10:] if len(digits) >= 10 else ""
 
 
-def _match_keys(record: dict) -> list[tuple[str, str]]:
+def _match_keys(record: dict[str, Any]) -> list[tuple[str, str]]:
     """Search keys of a record: what a search by each rule finds it by."""
     keys: list[tuple[str, str]] = []
     for name in ("EMAIL", "ZOHO_EMAIL"):
@@ -81,12 +82,12 @@ def _match_keys(record: dict) -> list[tuple[str, str]]:
     return list(dict.fromkeys(keys))
 
 
-def _name_key(record: dict) -> str:
+def _name_key(record: dict[str, Any]) -> str:
     first, last = str(record.get("FIRST_NAME") or "").strip(), str(record.get("LAST_NAME") or "").strip()
     return f"{first.lower()}|{last.lower()}" if first and last else ""
 
 
-def _link_keys(record: dict) -> list[tuple[str, str]]:
+def _link_keys(record: dict[str, Any]) -> list[tuple[str, str]]:
     """Keys that join a submitted record to an entity: the exact identifiers,
     and a name only together with a second attribute (date of birth or postal
     code), since two people may share a name."""
@@ -100,7 +101,7 @@ def _link_keys(record: dict) -> list[tuple[str, str]]:
     return keys
 
 
-def _edges(records: list[dict]) -> list[str]:
+def _edges(records: list[dict[str, Any]]) -> list[str]:
     """Link each record to the previous record that shares a key, per rule:
     enough to connect the entity without listing every pair."""
     last_by_key: dict[tuple[str, str], str] = {}
@@ -124,7 +125,7 @@ class EntityView:
     def __init__(
         self,
         id: str,
-        records: list[dict] | None = None,
+        records: list[dict[str, Any]] | None = None,
         edges: list[str] | None = None,
         hits: dict[str, list[str]] | None = None,
         hit_score: float = 0.0,
@@ -138,7 +139,7 @@ class EntityView:
         self.hit_score = hit_score
 
     @property
-    def records(self) -> list[dict]:
+    def records(self) -> list[dict[str, Any]]:
         if self._records is None:
             self._records = [orjson.loads(data) for _, _, data in self._raw or ()]
         return self._records
@@ -155,7 +156,7 @@ class EntityView:
             other.id, other.records, other.edges, other.hits, other.hit_score,
         )  # fmt: skip
 
-    __hash__ = None  # mutable: not a dict key
+    __hash__ = None  # type: ignore[assignment]  # mutable: not a dict key
 
     def __repr__(self) -> str:
         return f"EntityView(id={self.id!r}, records={len(self.records)}, edges={len(self.edges)})"
@@ -208,7 +209,7 @@ class EmbeddedEntityStore:
         with self._lock:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def add_entities(self, entities: Iterable[tuple[str, list[dict]]]) -> int:
+    def add_entities(self, entities: Iterable[tuple[str, list[dict[str, Any]]]]) -> int:
         """Store entities given as (entity id, records); returns records added."""
         added = 0
         with self._lock:
@@ -240,7 +241,7 @@ class EmbeddedEntityStore:
                 raise
         return added
 
-    def submit_records(self, records: list[dict]) -> int:
+    def submit_records(self, records: list[dict[str, Any]]) -> int:
         """Add records and resolve them into entities by the link rules: a
         record joins the entity it shares a key with; one that joins several
         merges them into the oldest, which keeps its id. Returns records added."""
@@ -267,7 +268,7 @@ class EmbeddedEntityStore:
                 raise
         return len(records)
 
-    def _resolve(self, record: dict) -> None:
+    def _resolve(self, record: dict[str, Any]) -> None:
         links = _link_keys(record)
         partners: list[tuple[str, str, str]] = []  # (rule, record id, entity id)
         for rule, key in links:
@@ -322,7 +323,7 @@ class EmbeddedEntityStore:
             self._shares = (self._version, shares)
             return shares
 
-    def first_contacts(self, count: int) -> list[dict]:
+    def first_contacts(self, count: int) -> list[dict[str, Any]]:
         """The first Contact record of the first `count` entities."""
         with self._lock:
             rows = self._db.execute(
@@ -335,7 +336,8 @@ class EmbeddedEntityStore:
 
     def count_entities(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM entities").fetchone()[0]
+            (count,) = self._db.execute("SELECT COUNT(*) FROM entities").fetchone()
+            return int(count)
 
     def search(self, parameters: dict[str, str], page: int = 0, page_size: int = 0) -> list[EntityView]:
         """Entities matching any rule the parameters ask for, best first.

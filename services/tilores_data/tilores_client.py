@@ -23,11 +23,11 @@ Settings (`from_env`), both naming schemes of Tilores deployments:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import orjson
-from graphql import build_client_schema, get_introspection_query
+from graphql import GraphQLSchema, IntrospectionQuery, build_client_schema, get_introspection_query
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from services.runtime.faults import InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
@@ -80,7 +80,7 @@ class TiloresGraphQLClient:
             self._session, token_url, client_id, client_secret, scope=scope, in_body=credentials_in_body,
             timeout_s=timeout_s,
         )  # fmt: skip
-        self._schema = None
+        self._schema: GraphQLSchema | None = None
         self._entity_selection: str | None = None
         self.known_parameters: frozenset[str] = frozenset()
 
@@ -128,7 +128,7 @@ class TiloresGraphQLClient:
 
     # The GraphQL exchange.
 
-    async def query(self, text: str, variables: dict[str, Any] | None = None) -> dict:
+    async def query(self, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The `data` of one GraphQL request."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retries + 1),
@@ -144,7 +144,7 @@ class TiloresGraphQLClient:
             raise error.fault from None
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def _authorised(self, text: str, variables: dict) -> dict:
+    async def _authorised(self, text: str, variables: dict[str, Any]) -> dict[str, Any]:
         token = await self.credentials.token()
         status, body = await self._post(token, text, variables)
         if status == 401:
@@ -155,7 +155,7 @@ class TiloresGraphQLClient:
                 raise Unauthenticated("the Tilores API refused a fresh token")
         return _data(status, body)
 
-    async def _post(self, token: str, text: str, variables: dict) -> tuple[int, Any]:
+    async def _post(self, token: str, text: str, variables: dict[str, Any]) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         payload = orjson.dumps({"query": text, "variables": variables})
         try:
@@ -181,11 +181,11 @@ class TiloresGraphQLClient:
         """The cheapest authorised query: the assembly status."""
         await self.query("{ metrics { assemblyStatus { state } } }")
 
-    async def schema(self):
+    async def schema(self) -> GraphQLSchema:
         """The instance's schema, from introspection (read once)."""
         if self._schema is None:
             data = await self.query(get_introspection_query(descriptions=True))
-            schema = build_client_schema(data)
+            schema = build_client_schema(cast(IntrospectionQuery, data))
             self._entity_selection = ENTITY_FIELDS.format(records=selection(schema))
             self.known_parameters = search_parameters(schema)
             self._schema = schema
@@ -220,14 +220,14 @@ class TiloresGraphQLClient:
         found = data["entity"]["entity"]
         return found["edges"] if found else None
 
-    async def record_insights(self, entity_id: str, selection_text: str) -> dict | None:
+    async def record_insights(self, entity_id: str, selection_text: str) -> dict[str, Any] | None:
         """An entity's recordInsights block, e.g.
         `first_name: frequencyDistribution(field: "FIRST_NAME", top: 1) { value }`."""
         data = await self.query(INSIGHTS.format(selection=selection_text), {"id": entity_id})
         found = data["entity"]["entity"]
         return found["recordInsights"] if found else None
 
-    async def submit(self, records: list[dict]) -> int:
+    async def submit(self, records: list[dict[str, Any]]) -> int:
         data = await self.query(SUBMIT, {"records": records})
         return int(data["submit"]["recordsAdded"])
 
@@ -235,7 +235,7 @@ class TiloresGraphQLClient:
         return None  # the API has no aggregate over all entities
 
 
-def _data(status: int, body: Any) -> dict:
+def _data(status: int, body: Any) -> dict[str, Any]:
     errors = body.get("errors") if isinstance(body, dict) else None
     message = "; ".join(str(e.get("message", "")) for e in errors or () if isinstance(e, dict)) or f"HTTP {status}"
     if status in (400, 422):
@@ -250,10 +250,11 @@ def _data(status: int, body: Any) -> dict:
         raise Unavailable(f"the Tilores API failed: {message}")
     if not isinstance(body.get("data"), dict):
         raise Unavailable("the Tilores API answered without data")
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
-def _view(entity: dict) -> EntityView:
+def _view(entity: dict[str, Any]) -> EntityView:
     hits = entity.get("hits") or {}
     return EntityView(
         id=entity["id"],

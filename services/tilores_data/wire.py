@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from tilores_x.v1 import common_pb2, tilores_data_pb2
 
@@ -10,7 +12,7 @@ from services.tilores_data.customer360 import Customer360
 from services.tilores_data.store import EntityView
 
 
-def record_message(data: dict) -> common_pb2.Record:
+def record_message(data: dict[str, Any]) -> common_pb2.Record:
     return common_pb2.Record(
         id=str(data.get("id", "")), source=str(data.get("SOURCE") or ""), data_json=orjson.dumps(data)
     )
