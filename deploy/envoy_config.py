@@ -443,6 +443,8 @@ def _rest_routes(topology: Topology) -> list[dict]:
     rest_routes = [
         {"match": {"prefix": "/v1/"}, "route": _stream_route(rest.name, topology, True)},
         {"match": {"path": "/health"}, "route": {"cluster": rest.name, "timeout": "5s"}},
+        # Liveness too; /health/detailed stays on the gateway's own port (an SRE's).
+        {"match": {"path": "/health/live"}, "route": {"cluster": rest.name, "timeout": "5s"}},
         {"match": {"path": "/openapi.json"}, "route": {"cluster": rest.name, "timeout": "5s"}},
         # The operations console: a page and its assets; its data comes from /v1/ with an admin key.
         {"match": {"path": "/console"}, "route": {"cluster": rest.name, "timeout": "5s"}},

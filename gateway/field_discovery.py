@@ -26,7 +26,7 @@ class FieldDiscoveryRoute:
 
     async def fields(self, exchange: Exchange, category: str) -> None:
         exchange.headers.extend((await self._quotas.admit(exchange.key, "models")).headers())
-        request = router_pb2.DiscoverFieldsRequest(category="" if category == "all" else category)
+        request = router_pb2.DiscoverFieldsRequest(category=category)
         try:
             reply = await self._router.DiscoverFields(request, timeout=10.0)
         except grpc.aio.AioRpcError as error:

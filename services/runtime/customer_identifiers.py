@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import phonenumbers
@@ -68,6 +69,9 @@ NAME_WORDS = frozenset(
     art bob don guy carol kit hazel iris pearl opal dean crane gale nash wren mercer sterling
     """.split()
 )
+# Where a record holds the phone number a search by phone matches.
+PHONE_FIELDS = ("PHONE_NUMBER",)
+_NON_DIGITS = re.compile(r"\D+")
 BARE_NUMBER = re.compile(r"(?<![\w$€£.,/:-])(\d{7,10})(?![\w.,/:-]\d|\w|%)")
 
 
@@ -120,6 +124,18 @@ class Identifiers:
         if self.phone:
             return {"PHONE_NUMBER": self.phone}
         return self.names[0].search_parameters() if self.names else {}
+
+    def describe_found(self, records: Iterable[Mapping[str, object]]) -> str:
+        """How the customer whose records these are was found: a bare
+        ten-digit number searched as a client id and as a phone is named
+        by the one the records hold; otherwise as describe() names it."""
+        if self.client_id and self.phone and self.phone[-10:] == self.client_id:
+            held = list(records)
+            if not any(str(r.get("CLIENT_ID") or "") == self.client_id for r in held):
+                digits = (_NON_DIGITS.sub("", str(r.get(f) or "")) for r in held for f in PHONE_FIELDS)
+                if any(d[-10:] == self.client_id for d in digits if len(d) >= 10):
+                    return f"phone {self.phone}"
+        return self.describe()
 
     def describe(self) -> str:
         """How an answer names the lookup, e.g. "email a@example.com"."""

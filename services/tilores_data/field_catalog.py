@@ -69,6 +69,7 @@ FIELD_CATEGORIES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 CATEGORY_OF = {name: category for category, names in FIELD_CATEGORIES.items() for name in names}
 OTHER = "other"
+ALL = "all"  # asked for as a category: every field
 
 # Personal data a field policy keeps from models that may not see it. The
 # last four card digits and the city or state are not on this list: they

@@ -18,7 +18,7 @@ from services.runtime.limits import DEFAULT_SEARCH_CONCURRENCY, MAX_BATCH, MAX_S
 from services.tilores_data.credit_report import assess, bureau_summaries
 from services.tilores_data.customer360 import RULE_REASONS, build_customer360
 from services.tilores_data.entity_source import EntitySource
-from services.tilores_data.field_catalog import FIELD_CATEGORIES, OTHER, describe_fields, pii_kind
+from services.tilores_data.field_catalog import ALL, FIELD_CATEGORIES, OTHER, describe_fields, pii_kind
 from services.tilores_data.record_input import checked_records
 from services.tilores_data.search_parameters import search_parameters
 from services.tilores_data.store import EntityView
@@ -147,9 +147,10 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         )
 
     async def ListFields(self, request: Any, context: Any) -> tilores_data_pb2.ListFieldsResponse:
-        if request.category and request.category not in (*FIELD_CATEGORIES, OTHER):
+        category = "" if request.category == ALL else request.category
+        if category and category not in (*FIELD_CATEGORIES, OTHER):
             raise InvalidArgument(
-                f"unknown category {request.category!r}; one of {', '.join((*FIELD_CATEGORIES, OTHER))}",
+                f"unknown category {request.category!r}; one of {', '.join((ALL, *FIELD_CATEGORIES, OTHER))}",
                 field="category",
             )
         carried: set[str] = set()
@@ -163,7 +164,7 @@ class TiloresDataService(tilores_data_pb2_grpc.TiloresDataServiceServicer):
         shares = await self._source.field_shares()
         reply = tilores_data_pb2.ListFieldsResponse()
         for field in describe_fields(schema):
-            if request.category and field.category != request.category:
+            if category and field.category != category:
                 continue
             info = reply.fields.add(
                 name=field.name,

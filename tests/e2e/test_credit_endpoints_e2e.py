@@ -46,6 +46,21 @@ def test_the_credit_report_of_a_customer_by_every_identifier_kind(mesh):
     assert all(b["scores"][-1]["record"] for b in report["bureaus"])
 
 
+def test_the_report_says_how_the_customer_was_found(mesh):
+    # A bare ten-digit number is searched as a client id and as a phone:
+    # the report names the one that matched.
+    lookups = {
+        identifier: _get(mesh, f"/v1/credit-report/{quote(identifier)}")[1]["lookup"]
+        for identifier in ("3125550142", "(312) 555-0142", "2480135", EDWINA)
+    }
+    assert lookups == {
+        "3125550142": "phone +13125550142",
+        "(312) 555-0142": "phone +13125550142",
+        "2480135": "client id 2480135",
+        EDWINA: f"email {EDWINA}",
+    }
+
+
 def test_unknown_and_unusable_identifiers_are_clear_errors(mesh):
     status, body = _get(mesh, "/v1/credit-report/nobody%40example.invalid")
     assert status == 404 and body["error"]["param"] == "identifier"
@@ -102,6 +117,8 @@ def test_fields_by_category_with_the_share_of_customers_that_carry_them(mesh):
     assert {"credit", "billing", "contact"} <= {f["category"] for f in everything["data"]}
     status, body = _get(mesh, "/v1/field-discovery/horoscope")
     assert status == 400 and body["error"]["param"] == "category" and "horoscope" in body["error"]["message"]
+    # The error names every category the endpoint takes, `all` too.
+    assert "one of all, identity, contact" in body["error"]["message"] and body["error"]["message"].endswith("other")
 
 
 def _cached_keys(mesh, pattern: str) -> int:

@@ -41,6 +41,17 @@ def test_the_gateway_liveness_probe_answers_a_whole_json_body(mesh):
     assert "Traceback" not in mesh.log_path("gateway").read_text()
 
 
+def test_both_probes_answer_through_envoy_and_the_detail_stays_on_the_gateways_port(mesh):
+    for path in ("/health", "/health/live"):
+        status, headers, body = http("GET", f"{mesh.rest_url}{path}")
+        assert status == 200 and headers["content-type"] == "application/json", path
+        assert json.loads(body)["status"] == "ok", path
+    status, _, _ = http("GET", f"{mesh.rest_url}/health/detailed")
+    assert status == 404
+    status, _, body = http("GET", f"{mesh.gateway_url}/health/detailed", context=mesh.ssl_context())
+    assert status == 200 and "services" in json.loads(body)
+
+
 def test_sdk_retrieves_one_model(client):
     model = client.models.retrieve("offline")
     assert (model.id, model.object, model.owned_by) == ("offline", "model", "tilores-x")

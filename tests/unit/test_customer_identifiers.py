@@ -136,3 +136,13 @@ def test_every_message_that_may_name_someone_is_offered_newest_first():
     # the e-mail of the earlier turn comes next.
     assert [bool(i.exact) for i in found] == [False, True]
     assert found[1].email == "edwina.hawthorne@example.com"
+
+
+def test_a_ten_digit_number_is_named_by_what_it_matched():
+    found = identifiers_in("3125550142")
+    assert found.describe() == "client id 3125550142"  # before the search: either could match
+    by_phone = [{"CLIENT_ID": "2480135", "PHONE_NUMBER": "(312) 555-0142"}]
+    by_client_id = [{"CLIENT_ID": "3125550142", "PHONE_NUMBER": "(773) 555-0199"}]
+    assert found.describe_found(by_phone) == "phone +13125550142"
+    assert found.describe_found(by_client_id) == "client id 3125550142"
+    assert identifiers_in("client id 2480135").describe_found(by_phone) == "client id 2480135"
