@@ -193,13 +193,15 @@ def test_a_caller_with_a_mesh_certificate_gets_the_answer(mesh):
     assert orjson.loads(found.entities[0].records[0].data_json)["FIRST_NAME"] == "Edwina"
 
 
-def test_the_readmes_grpc_example_runs_as_written(mesh, capsys):
+def test_the_readmes_grpc_example_runs_as_written(mesh, capsys, tmp_path, monkeypatch):
     section = section_of("docs/security.md", "## Identities and certificates")
     example = section[section.index("```python\n") + len("```python\n") :]
     example = example[: example.index("```")]
-    example = example.replace('".data/certs"', repr(str(mesh.certificates.directory)))
+    # Run from another folder, as the page says: MESH_CERTS names the certificates.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MESH_CERTS", str(mesh.certificates.directory))
     example = example.replace('"localhost:9090"', repr(mesh.grpc_addr.replace("127.0.0.1", "localhost")))
-    exec(compile(example, "README.md", "exec"), {})
+    exec(compile(example, "docs/security.md", "exec"), {})
     printed = capsys.readouterr().out
     assert 'FIRST_NAME\\": \\"Edwina' in printed or "Edwina" in printed, printed
 
