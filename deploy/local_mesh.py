@@ -402,7 +402,9 @@ class LocalMesh:
                 "PYTHONUNBUFFERED": "1",
                 "OTEL_SERVICE_NAME": spec.name,
                 "LISTEN_ADDR": f"127.0.0.1:{self._listen_port(name)}",
-                "METRICS_ADDR": "127.0.0.1:0",
+                # A free port the first time, the same one after a restart:
+                # the banner's list of scrape addresses stays true.
+                "METRICS_ADDR": f"127.0.0.1:{self.metrics_ports.get(name, 0)}",
                 "PORT_FILE": str(self.run_dir / f"{name}.port"),
                 "GRACE_PERIOD_S": str(self.grace_period_s),
                 "TILORES_DB_PATH": env.get("TILORES_DB_PATH") or str(self.data_dir / "tilores.db"),
@@ -650,7 +652,8 @@ class LocalMesh:
         return notes
 
     def _new_metrics_ports(self) -> dict[str, int]:
-        """Metrics ports a restarted service has taken (a free port each time)."""
+        """Metrics ports a restarted service has taken other than its own
+        (it asks for the same one again, so only if that one was taken)."""
         found = {}
         for name in self.metrics_ports:
             path = self.run_dir / f"{name}.port.metrics"

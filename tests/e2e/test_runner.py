@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -110,13 +111,13 @@ def test_runner_shows_progress_survives_a_dead_replica_and_stops_everything(tmp_
         # One router replica dies: the mesh keeps answering and starts it again.
         old_pid = int((run / "router-2.pid").read_text())
         router_port = int((run / "router-2.port").read_text())
+        metrics_port = int((run / "router-2.port.metrics").read_text())
         os.kill(old_pid, signal.SIGKILL)
         with ThreadPoolExecutor(10) as pool:
             answers = list(pool.map(lambda _: stream(port), range(100)))
         failed = [a[:200] for a in answers if not a.rstrip().endswith(b"data: [DONE]") or b"Edwina" not in a]
         assert not failed, failed[:3]
         runner.wait_for("router-2 restarted")
-        runner.wait_for("router-2 serves /metrics on 127.0.0.1:")  # where an SRE scrapes it now
         assert "router-2 stopped (killed by SIGKILL); restarting it in 1 s" in "".join(runner.output)
         new_pid = int((run / "router-2.pid").read_text())
         assert new_pid != old_pid
@@ -124,6 +125,15 @@ def test_runner_shows_progress_survives_a_dead_replica_and_stops_everything(tmp_
         while not listening(router_port) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert listening(router_port)
+        # Its /metrics is where the banner said it is, as before the kill.
+        deadline = time.monotonic() + 30
+        while not listening(metrics_port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert int((run / "router-2.port.metrics").read_text()) == metrics_port
+        assert f"router-2 :{metrics_port}" in output
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as scrape:
+            assert b"process_cpu_seconds_total" in scrape.read()
+        assert "serves /metrics on" not in "".join(runner.output)
         ports = [int((run / f"{name}.port").read_text()) for name in ("gateway", "router", "llm_gateway", "cache")]
         admin = int((run / "envoy-admin").read_text().rsplit(":", 1)[1])
         assert all(listening(p) for p in [*ports, router_port, admin])
