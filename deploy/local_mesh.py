@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -738,6 +739,19 @@ class LocalMesh:
         ]
         return ", ".join(urls) + "   (GET /metrics on each)"
 
+    def _grpcurl_health_check(self) -> str:
+        """docs/api.md's grpcurl line with this mesh's certificates and port."""
+        operator = self.operator
+        return shlex.join(
+            [
+                ".venv/bin/grpcurl",
+                *("-cacert", str(self.certificates.ca_file)),
+                *("-cert", str(operator.cert_file), "-key", str(operator.key_file)),
+                *("-H", "x-mesh-service: router", f"localhost:{self.envoy_ports['grpc']}"),
+                "grpc.health.v1.Health/Check",
+            ]
+        )
+
     def banner(self) -> str:
         redis = _without_password(self.redis_url or os.environ.get("REDIS_URL", ""))
         return f"""
@@ -746,6 +760,7 @@ Tilores X Mesh is running.
   REST (OpenAI-compatible)  {self.rest_url.replace("127.0.0.1", "localhost")}/v1
   gRPC (every service)      localhost:{self.envoy_ports["grpc"]}   (TLS, client certificate required)
   gRPC client certificate   {self.operator.cert_file}   (with {self.operator.key_file.name}, ca.pem)
+  grpc health check         {self._grpcurl_health_check()}
   replicas                  {", ".join(f"{name}={count}" for name, count in self.replicas.items())}
   Envoy admin               {self.admin_url}   (stats, clusters; localhost only)
   SRE endpoints             {self._gateway_url()}/health/detailed   {self._gateway_url()}/metrics
