@@ -91,9 +91,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
 		(apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV))
 	@echo "installing the pinned Python packages into $(VENV) (a few minutes on a new machine) ..."
-	@# One line per package as it comes; pip's own errors go to stderr as they are.
+	@# One line per package as it comes, and a line every 10 s while pip is quiet (unpacking,
+	@# installing); pip's own errors go to stderr as they are.
 	@set -o pipefail; PYTHONUNBUFFERED=1 $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt \
-		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; }
+		| $(PY) -m deploy.install_progress
 	@# The repository and the generated code are importable from the venv.
 	echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
 	echo "$(CURDIR)/$(GEN)" >> $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tilores_x_mesh.pth
