@@ -62,7 +62,8 @@ NOT_NAMES = frozenset(
     october november december
     """.split()
 )
-# Ordinary words that are also first names: a candidate only when capitalised.
+# Ordinary words that are also names. In lower case such a word does not
+# begin a name ("will smith pay", "may i"), though it may end one ("ada nash").
 NAME_WORDS = frozenset(
     """
     april may june august will grace rose hope faith joy dawn summer mark bill pat sue ray max jack frank rich
@@ -213,7 +214,7 @@ def name_candidates(text: str, limit: int = 4) -> tuple[PersonName, ...]:
         if not (_could_be_name(first) and _could_be_name(last)):
             continue
         capitalised = first[0].isupper() and last[0].isupper()
-        if not capitalised and (first.lower() in NAME_WORDS or last.lower() in NAME_WORDS):
+        if not capitalised and first.lower() in NAME_WORDS:
             continue  # "will", "may" in lower case are the words
         (said if capitalised else maybe).append(PersonName(first, last, capitalised))
     return tuple(dict.fromkeys([*said, *maybe]))[:limit]

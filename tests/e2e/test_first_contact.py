@@ -374,7 +374,7 @@ def test_langchain_json_mode_on_the_offline_model(mesh):
     assert caught.value.param == "response_format.json_schema.schema.shoe_size"
 
 
-def _unique_named(customers, first_names: tuple[str, ...] = ()) -> dict:
+def _unique_named(customers, first_names: tuple[str, ...] = (), last_names: tuple[str, ...] = ()) -> dict:
     """The Contact record of a customer whose full name no other customer has."""
     counts: dict[tuple[str, str], int] = {}
     for customer in customers:
@@ -383,8 +383,10 @@ def _unique_named(customers, first_names: tuple[str, ...] = ()) -> dict:
         counts[key] = counts.get(key, 0) + 1
     for customer in customers:
         contact = customer.records[0]
-        if counts[(contact["FIRST_NAME"], contact["LAST_NAME"])] == 1 and (
-            not first_names or contact["FIRST_NAME"] in first_names
+        if (
+            counts[(contact["FIRST_NAME"], contact["LAST_NAME"])] == 1
+            and (not first_names or contact["FIRST_NAME"] in first_names)
+            and (not last_names or contact["LAST_NAME"] in last_names)
         ):
             return contact
     raise AssertionError("no such customer in the sample")
@@ -415,6 +417,14 @@ def test_first_names_that_are_also_words_are_names_when_capitalised(client, cust
     contact = _unique_named(customers, ("Kit", "Hazel", "Iris", "Pearl", "Dean", "Opal", "June"))
     answer = _ask(client, f"Does {contact['FIRST_NAME']} {contact['LAST_NAME']} have a ticket open?")
     assert f"{contact['FIRST_NAME']} {contact['LAST_NAME']}" in answer and "no customer matches" not in answer
+
+
+def test_a_lower_case_name_whose_last_name_is_also_a_word_finds_the_customer(client, customers):
+    contact = _unique_named(customers, last_names=("Nash", "Crane", "Gale", "Wren", "Mercer", "Sterling"))
+    first, last = contact["FIRST_NAME"], contact["LAST_NAME"]
+    answer = _ask(client, f"what is the status of {first.lower()} {last.lower()}?")
+    assert f"{first} {last}" in answer and f"Account status: {contact['STATUS']}" in answer, answer
+    assert "identifier" not in answer
 
 
 def test_an_unknown_name_is_no_match_not_a_request_for_an_identifier(client):

@@ -114,6 +114,8 @@ def test_capitalised_words_that_are_not_names():
         ("What about June Crane?", PersonName("June", "Crane")),
         ("Will Smith, please", PersonName("Will", "Smith")),
         ("Does Kit Gale have a ticket open?", PersonName("Kit", "Gale")),
+        ("what is the status of ada nash?", PersonName("ada", "nash", written_as_name=False)),
+        ("does milo wren owe anything", PersonName("milo", "wren", written_as_name=False)),
     ],
 )
 def test_name_candidates_put_the_likely_name_first(text, first):
