@@ -17,7 +17,7 @@ TurnPeers      all of them, as a turn is given them
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,9 +55,13 @@ class CustomerMatch:
     entity_id: str
     records_json: tuple[str, ...]
 
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The records, each read only when reached."""
+        return (orjson.loads(r) for r in self.records_json)
+
     def summary(self) -> tuple[str, str]:
         """`Name, client id …, email …` and the record it is read from."""
-        records = [orjson.loads(r) for r in self.records_json]
+        records = list(self.records())
         contact = next((r for r in records if r.get("FIRST_NAME")), records[0] if records else {})
         name = " ".join(str(contact[k]) for k in ("FIRST_NAME", "LAST_NAME") if contact.get(k))
         parts = [name or "name not on file"]

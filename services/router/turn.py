@@ -401,6 +401,11 @@ class Turn:
             try:
                 found_each = await asyncio.gather(*(customers.find(p, tenant, timeout_s) for _, p in lookups))
                 for (query, _), matches in zip(lookups, found_each, strict=True):
+                    if len(matches) == 1 and identifiers.exact:
+                        # A bare ten-digit number: said as the client id or the phone it matched.
+                        return await self._grounded(
+                            identifiers.describe_found(matches[0].records()), matches, timeout_s
+                        )
                     if matches or identifiers.exact:
                         return await self._grounded(query, matches, timeout_s)
             except (CustomerDataUnavailable, NoSuchCustomer):

@@ -237,6 +237,20 @@ async def test_personal_data_reaches_a_cloud_model_masked(tmp_path):
         assert "Account status: Active" in system and "712" in system  # the rest is there
 
 
+async def test_a_bare_ten_digit_number_is_named_to_the_model_by_what_it_matched(tmp_path):
+    async with running_mesh(tmp_path, Script(text="On file.")) as (mesh, emulator):
+        stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
+        for question, lookup in (
+            ("What is the status of 3125550142?", "lookup by phone +13125550142"),
+            ("What is the status of (312) 555-0142?", "lookup by phone +13125550142"),
+            ("What is the status of 2480135?", "lookup by client id 2480135"),
+        ):
+            text, _ = await collect(stub, chat_request(question, model="gpt-4o-mini"))
+            assert text == "On file."
+            system = emulator.requests[-1]["messages"][0]["content"]
+            assert lookup in system and "Edwina" in system, (question, system[:300])
+
+
 async def test_the_offline_model_may_see_what_the_policy_allows(mesh):
     stub = router_pb2_grpc.RouterServiceStub(mesh.channel("router"))
     text, _ = await collect(stub, chat_request("What is the birth date of client id 2480135?"))
