@@ -4,12 +4,19 @@ once per session, on first use) and the optimizer's stores on it."""
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 
 from services.optimizer.storage import SqliteStore
 from services.optimizer.storage.postgres import PostgresStore
+from services.tilores_data.sample import SAMPLE_DAY
 from tests.postgres_server import postgres_server
+
+# Every store a test's mesh seeds is dated as the customers the tests
+# expect (generate_customers' default day), whatever day the tests run;
+# tests of the default (today) unset it.
+os.environ["SAMPLE_DAY"] = SAMPLE_DAY.isoformat()
 
 _databases = itertools.count()
 

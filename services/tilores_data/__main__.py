@@ -3,6 +3,7 @@
 TILORES_DB_PATH  SQLite file of the embedded store (default .data/tilores.db);
                  seeded with sample customers when it does not exist yet.
 SAMPLE_CUSTOMERS how many sample customers a new store gets (default 1000).
+SAMPLE_DAY       the day a new store's sample is dated as of, YYYY-MM-DD (default: the day it is made)
 With TILORES_API_URL (or TILORES_GRAPHQL_API_URL) set, the service reads the
 real Tilores API instead; see services/tilores_data/tilores_client.py.
 AUDIT_SERVICE_ADDR where every read and write of a customer is recorded
@@ -26,7 +27,7 @@ from services.runtime.server import main
 from services.runtime.settings import SettingsError, env_int, env_str, peer_addr
 from services.runtime.spool import spool_from_env
 from services.tilores_data.entity_source import EmbeddedEntitySource
-from services.tilores_data.seed import seed
+from services.tilores_data.seed import sample_day, seed
 from services.tilores_data.service import TiloresDataComponent
 from services.tilores_data.store import EmbeddedEntityStore
 from services.tilores_data.tilores_client import TiloresGraphQLClient
@@ -50,7 +51,11 @@ async def build() -> TiloresDataComponent:
     path = env_str("TILORES_DB_PATH", ".data/tilores.db")
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        added = seed(path, env_int("SAMPLE_CUSTOMERS", 1000, minimum=1))
+        try:
+            today = sample_day(env_str("SAMPLE_DAY", ""))
+        except ValueError as error:
+            raise SettingsError(f"SAMPLE_DAY: {error}") from None
+        added = seed(path, env_int("SAMPLE_CUSTOMERS", 1000, minimum=1), today=today)
         logging.getLogger("seed").info("seeded embedded store", extra={"fields": {"records": added}})
     return TiloresDataComponent(EmbeddedEntitySource(EmbeddedEntityStore(path)), *_ledger())
 

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from pathlib import Path
 
 import grpc
@@ -256,3 +257,24 @@ def test_a_stuck_event_loop_fails_liveness_and_the_process_is_replaced(tmp_path)
         assert "services/runtime/server.py" in stuck[0]["stack"]
     finally:
         assert runner.stop() == 0
+
+
+def test_a_new_store_is_dated_as_of_the_day_it_is_made(tmp_path):
+    # As `make run` makes it on a new machine: no SAMPLE_DAY.
+    before = date.today()
+    runner = Runner(tmp_path, SAMPLE_DAY="")
+    try:
+        output = runner.wait_for("Ctrl-C stops everything")
+        events = stream(rest_port(output)).split(b"\n\n")
+        answer = "".join(
+            json.loads(e[6:])["choices"][0]["delta"].get("content", "") for e in events if b'"content":"' in e
+        )
+    finally:
+        assert runner.stop() == 0
+    after = date.today()
+    enrolled = date.fromisoformat(answer.split("Enrolled on: ", 1)[1][:10])
+    days = int(answer.split("Days since enrollment: ", 1)[1].split()[0])
+    following = date.fromisoformat(answer.split("Next subscription date: ", 1)[1][:10])
+    # Dated as of the day it was made (the run may cross midnight).
+    assert (enrolled + timedelta(days=days)) in (before, after)
+    assert before < following <= after + timedelta(days=28)
