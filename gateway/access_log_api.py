@@ -3,8 +3,8 @@ the `audit` scope.
 
   GET /v1/access-log?entity_id=&who=&completion_id=&since=&until=&limit=
 
-Every filter is optional; `since` and `until` are seconds since the epoch,
-`limit` 1 to 1000 (default 100). The answer lists records newest first:
+Every filter is optional; `since` and `until` are ISO 8601 times (as the
+records show `at`) or seconds since the epoch, `limit` 1 to 1000 (default 100). The answer lists records newest first:
 who (`key/<id>`, `client/<name>`), the customer's entity id, the action,
 the kinds of data, the completion it served, the service that recorded it
 and when; `truncated` says whether more match."""
@@ -19,7 +19,7 @@ from gateway.exchange import Exchange
 from gateway.json_body import check_integer, check_string
 from gateway.openai_errors import OpenAIError, from_grpc
 from gateway.plain_json import plain_dict
-from gateway.query_params import number_param, query_params
+from gateway.query_params import moment_param, query_params
 from gateway.routes import Route
 
 FILTERS = ("entity_id", "who", "completion_id", "since", "until", "limit")
@@ -43,8 +43,8 @@ class AccessLogRoute:
             entity_id=check_string("entity_id", query.get("entity_id", ""), MAX_TEXT),
             who=check_string("who", query.get("who", ""), MAX_TEXT),
             completion_id=check_string("completion_id", query.get("completion_id", ""), MAX_TEXT),
-            since=number_param(query, "since", 0, 1e11, "seconds since the epoch"),
-            until=number_param(query, "until", 0, 1e11, "seconds since the epoch"),
+            since=moment_param(query, "since"),
+            until=moment_param(query, "until"),
             limit=check_integer("limit", int(limit), 1, MAX_LIMIT) if limit else 0,
         )
         try:

@@ -100,8 +100,6 @@ class CompletionRoutes:
         admission = await self._quotas.admit(exchange.key, "chat", first.model, requests=len(calls))
         exchange.headers.extend(admission.headers())
         head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time())}
-        if first.stream:
-            await exchange.start(200, sse.HEADERS)
         results = []
         for index, (prompt, chat) in enumerate(zip(prompts, calls, strict=True)):
             for_router(chat.request, exchange)
@@ -121,6 +119,8 @@ class CompletionRoutes:
         await self._quotas.spend_tokens(exchange.key, first.model, usage["total_tokens"])
         model = results[-1][3]
         if first.stream:
+            if not exchange.status:
+                await exchange.start(200, sse.HEADERS)
             tail = sse.event(head | {"model": model, "choices": [], "usage": usage}) if first.include_usage else b""
             await exchange.send(tail + DONE)
             return
@@ -147,7 +147,10 @@ class CompletionRoutes:
             if not started:
                 model = answering_model(await call.initial_metadata()) or model
                 started = True
-                if chat.stream and echoed:
+                if chat.stream and not exchange.status and event.WhichOneof("event") != "error":
+                    # Started once an answer comes: a refusal before it is a proper HTTP status.
+                    await exchange.start(200, sse.HEADERS)
+                if chat.stream and echoed and exchange.status:
                     await exchange.send(_chunk(head, model, index, echoed, None), more=True)
             kind = event.WhichOneof("event")
             if kind == "delta":
@@ -162,7 +165,7 @@ class CompletionRoutes:
             elif kind == "usage":
                 usage = event.usage
             elif kind == "error":
-                if chat.stream:
+                if chat.stream and exchange.status:
                     await exchange.send(error_event(event.error.code, event.error.message))
                     return None
                 raise from_status(event.error.code, event.error.message)

@@ -83,10 +83,7 @@ class HealthReport:
                     "configured": p.configured,
                     "state": enum_word(llm_gateway_pb2.BreakerState.DESCRIPTOR, p.breaker),
                     "retry_after_ms": p.retry_after_ms,
-                    "changes": [
-                        {"at": c.at, "state": enum_word(llm_gateway_pb2.BreakerState.DESCRIPTOR, c.state)}
-                        for c in p.changes
-                    ],
+                    "changes": [plain_dict(c) for c in p.changes],
                 }
                 for p in detail.providers
             }

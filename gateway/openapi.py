@@ -10,8 +10,11 @@ from functools import cache
 from typing import Any
 
 import orjson
+from google.protobuf.message import Message
+from tilores_x.v1 import audit_pb2, optimizer_pb2
 
 from gateway.exchange import Exchange
+from gateway.plain_json import plain_schemas, schema_ref
 from gateway.routes import PUBLIC, Route
 from services.runtime.agent_modes import MODE_BY_AGENT_TYPE, MODE_CATEGORIES
 
@@ -272,6 +275,38 @@ QUERY_PARAMETERS = {
     ("GET", "/v1/quality"): ("check",),
     ("GET", "/v1/quality/history"): ("group", "hours", "points"),
 }
+# The answers the gateway writes with plain_dict, by their messages: their
+# schemas come from the protos, so the document cannot drift from them.
+_o = optimizer_pb2
+PLAIN_ANSWERS: dict[tuple[str, str], type[Message]] = {
+    ("GET", "/v1/prompts"): _o.ListPromptsResponse,
+    ("GET", "/v1/prompts/{name}"): _o.ListPromptVersionsResponse,
+    ("POST", "/v1/prompts/{name}/versions"): _o.CreatePromptVersionResponse,
+    ("POST", "/v1/prompts/{name}/activate"): _o.ActivatePromptVersionResponse,
+    ("POST", "/v1/prompts/{name}/rollback"): _o.RollbackPromptResponse,
+    ("POST", "/v1/experiments"): _o.StartExperimentResponse,
+    ("GET", "/v1/experiments/{experiment_id}"): _o.GetExperimentResponse,
+    ("POST", "/v1/experiments/{experiment_id}/stop"): _o.StopExperimentResponse,
+    ("GET", "/v1/quality"): _o.GetQualityResponse,
+    ("GET", "/v1/quality/history"): _o.GetQualityHistoryResponse,
+    ("POST", "/v1/virtuous-cycle/trigger"): _o.TriggerCycleResponse,
+    ("GET", "/v1/virtuous-cycle/status"): _o.GetCycleStatusResponse,
+    ("POST", "/v1/evaluations"): _o.StartEvaluationResponse,
+}
+# Answers that hold plain messages inside an object of the gateway's own.
+WRAPPED_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/v1/evaluations/{run_id}"): _object(
+        ["run", "report"],
+        run=schema_ref(_o.EvaluationRun),
+        report={"type": ["object", "null"], "description": "The run's report once it has finished"},
+    ),
+    ("GET", "/v1/access-log"): _object(
+        ["object", "data", "truncated"],
+        object={"const": "list"},
+        data={"type": "array", "items": schema_ref(audit_pb2.AccessRecord)},
+        truncated={"type": "boolean"},
+    ),
+}
 MEDIA = {
     "json": {"application/json": {"schema": OBJECT}},
     "json+sse": {"application/json": {"schema": OBJECT}, "text/event-stream": {"schema": STRING}},
@@ -284,10 +319,14 @@ MEDIA = {
 def _operation(route: Route) -> dict[str, Any]:
     summary, body, status, media = OPERATIONS[(route.method, route.template)]
     errors = {"description": "An error in OpenAI's shape", "content": {"application/json": {"schema": ERROR}}}
+    content = MEDIA[media]
+    answer = _answer_schema((route.method, route.template))
+    if answer is not None:
+        content = {"application/json": {"schema": answer}}
     operation: dict[str, Any] = {
         "summary": summary,
         "operationId": _operation_id(route),
-        "responses": {str(status): {"description": "Success", "content": MEDIA[media]}},
+        "responses": {str(status): {"description": "Success", "content": content}},
     }
     if route.access == PUBLIC:
         operation["security"] = []
@@ -322,6 +361,18 @@ def _operation(route: Route) -> dict[str, Any]:
     return operation
 
 
+def _answer_schema(operation: tuple[str, str]) -> dict[str, Any] | None:
+    if operation in PLAIN_ANSWERS:
+        return schema_ref(PLAIN_ANSWERS[operation])
+    return WRAPPED_ANSWERS.get(operation)
+
+
+def _answer_schemas() -> dict[str, dict[str, Any]]:
+    """Every message schema the answers refer to."""
+    held = [audit_pb2.AccessRecord, optimizer_pb2.EvaluationRun]
+    return plain_schemas(*PLAIN_ANSWERS.values(), *held)
+
+
 _NOT_A_WORD = re.compile(r"[^a-z0-9]+")
 
 
@@ -351,7 +402,7 @@ def document(routes: list[Route]) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": ERROR},
+            "schemas": {"Error": ERROR, **_answer_schemas()},
         },
         "paths": paths,
     }

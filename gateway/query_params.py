@@ -4,6 +4,7 @@ anything else."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from gateway.json_body import check_number
@@ -35,3 +36,23 @@ def number_param(query: dict[str, str], name: str, low: float, high: float, what
     except ValueError:
         raise OpenAIError(400, f"Invalid '{name}': expected {what}.", param=name, code="invalid_type") from None
     return check_number(name, value, low, high)
+
+
+def moment_param(query: dict[str, str], name: str) -> float:
+    """The parameter as seconds since the epoch (0 when absent), given as
+    an ISO 8601 time (`2026-12-06T09:44:07Z`, as answers show times; no
+    zone means UTC) or as seconds since the epoch."""
+    text = query.get(name, "")
+    if not text or not text[:1].isdigit() or text.replace(".", "", 1).isdigit():
+        return number_param(query, name, 0, 1e11, "an ISO 8601 time or seconds since the epoch")
+    if len(text) > 40:
+        raise OpenAIError(400, f"Invalid '{name}': expected an ISO 8601 time.", param=name, code="invalid_value")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise OpenAIError(
+            400, f"Invalid '{name}': expected an ISO 8601 time.", param=name, code="invalid_value"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return check_number(name, moment.timestamp(), 0, 1e11)

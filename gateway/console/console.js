@@ -73,7 +73,9 @@ function localTime(seconds) {
   const d = new Date(seconds * 1000);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
-const when = (seconds) => (seconds ? localTime(seconds) : "—");
+// Seconds since the epoch of a time as the API writes it (ISO 8601), or null.
+const secondsOf = (iso) => (iso ? Date.parse(iso) / 1000 : null);
+const when = (iso) => (iso ? localTime(secondsOf(iso)) : "—");
 const pct = (value) => (value === null || value === undefined ? "—" : `${(value * 100).toFixed(1)} %`);
 const fixed = (value, digits = 3) => (value === null || value === undefined ? "—" : Number(value).toFixed(digits));
 
@@ -285,7 +287,7 @@ async function qualityPage(content) {
   ]);
   const levels = history.levels || {};
   const since = Date.now() / 1000 - Number(hours) * 3600;
-  const alerts = (quality.alerts || []).filter((a) => a.at >= since && a.key.startsWith(`quality:${group}:`));
+  const alerts = (quality.alerts || []).filter((a) => secondsOf(a.at) >= since && a.key.startsWith(`quality:${group}:`));
   const chartBox = el("div", { id: "quality-chart" });
   const controls = el(
     "div",
@@ -318,7 +320,7 @@ async function qualityPage(content) {
   const series = (history.series || []).map((s, i) => ({
     label: s.key,
     colour: SERIES_COLOURS[i % SERIES_COLOURS.length],
-    points: s.points.map((p) => [p.at, p.mean]),
+    points: s.points.map((p) => [secondsOf(p.at), p.mean]),
   }));
   const now = Date.now() / 1000;
   if (series.length) {
@@ -328,7 +330,7 @@ async function qualityPage(content) {
     }
   }
   const severityColour = { CRITICAL: "#d0342c", HIGH: "#d98200", MEDIUM: "#d98200", LOW: "#2d6cdf", INFO: "#7f8c8d" };
-  timeChart(chartBox, series, { min: 0.5, max: 1, from: since, to: now, markers: alerts.map((a) => ({ at: a.at, colour: severityColour[a.severity] || "#d0342c" })) });
+  timeChart(chartBox, series, { min: 0.5, max: 1, from: since, to: now, markers: alerts.map((a) => ({ at: secondsOf(a.at), colour: severityColour[a.severity] || "#d0342c" })) });
 }
 
 // ---- Experiments ---------------------------------------------------------
@@ -501,7 +503,7 @@ async function promptsPage(content) {
         el("a", { href: "#prompts", class: "prompt-link", "data-name": p.name, onclick: (e) => { e.preventDefault(); state.prompt = p.name; state.diffLeft = state.diffRight = null; refresh(); } }, p.name),
         `v${p.active_version}`, p.versions, p.running_experiment_id ? `#${p.running_experiment_id}` : "—", when(p.updated_at),
       ]), [2])),
-      card(`History of ${name}`, table(["when", "action", "version", "from", "by", "detail"], (detail.history || []).slice().reverse().slice(0, 12).map((h) => [when(h.at), h.action, `v${h.version}`, h.previous_version ? `v${h.previous_version}` : "—", h.actor || "—", h.detail]))),
+      card(`History of ${name}`, table(["when", "action", "version", "from", "by", "detail"], (detail.history || []).slice().reverse().slice(0, 12).map((h) => [when(h.at), h.action, `v${h.version}`, h.previous_version ? `v${h.previous_version}` : "—", h.actor || "—", h.detail || ""]))),
     ),
     card(
       `${name}: versions side by side`,

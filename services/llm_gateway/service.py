@@ -20,6 +20,7 @@ from services.runtime.coalesce import batches, joined
 from services.runtime.conversation_wire import stream_message
 from services.runtime.faults import Fault, InvalidArgument
 from services.runtime.metrics import SNAPSHOTS
+from services.runtime.moment_wire import timestamp_of
 from services.runtime.request_context import ANSWERING_MODEL_HEADER, PROVIDER_TTFT_HEADER
 
 log = logging.getLogger("llm_gateway")
@@ -142,7 +143,7 @@ class LlmGatewayService(llm_gateway_pb2_grpc.LlmGatewayServiceServicer):
                     failures_mid_stream=counters.failures_mid_stream,
                     successes=counters.successes,
                     changes=[
-                        llm_gateway_pb2.BreakerChange(at=at, state=BREAKER_STATES[state])
+                        llm_gateway_pb2.BreakerChange(at=timestamp_of(at), state=BREAKER_STATES[state])
                         for at, state in breaker.changes
                     ],
                 )

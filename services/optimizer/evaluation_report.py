@@ -14,6 +14,7 @@ import orjson
 
 from services.optimizer.evaluation import Cell, EvaluationRun
 from services.optimizer.question_set import SPECTRUMS, Question
+from services.runtime.moments import iso_of
 
 HEATMAPS = (
     ("precision", "Precision: of the customer values stated, the share that are true"),
@@ -40,14 +41,38 @@ def to_json(run: EvaluationRun, questions: Sequence[Question]) -> str:
         answers.append(
             asdict(grade)
             | {
+                "error": grade.error or None,
                 "question": question.text if question else "",
                 "earlier": list(question.earlier) if question else [],  # a follow-up's earlier turns
                 "identifier_kind": question.identifier_kind if question else "",
             }
         )
     return orjson.dumps(
-        {"run": run.summary(), "answers": answers}, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+        {"run": _plain_run(run), "answers": answers}, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
     ).decode()
+
+
+def _plain_run(run: EvaluationRun) -> dict[str, Any]:
+    """The run as the REST API shows it: times in ISO 8601, null for what
+    it does not have (no error, no note, the active prompt version)."""
+    out = run.summary()
+    out["started_at"] = iso_of(run.started_at)
+    out["finished_at"] = iso_of(run.finished_at) if run.finished_at is not None else None
+    for name in ("error", "note", "prompt", "version"):
+        out[name] = out[name] or None
+    return out
+
+
+def _started(run: dict[str, Any]) -> str:
+    """When the run started, for the page; reports written before times
+    were ISO 8601 hold seconds since the epoch."""
+    started = run["started_at"]
+    moment = (
+        datetime.fromtimestamp(started, UTC)
+        if isinstance(started, int | float)
+        else datetime.fromisoformat(started.replace("Z", "+00:00"))
+    )
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _colour(value: float | None) -> str:
@@ -80,7 +105,7 @@ def to_html(report_json: str) -> str:
     report = orjson.loads(report_json)
     run = report["run"]
     cells, models = run["cells"], run["models"]
-    started = datetime.fromtimestamp(run["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    started = _started(run)
     totals = [c for c in cells if c["spectrum"] == "all"]
     summary_rows = "".join(
         f"<tr><th>{html.escape(c['model'])}</th><td>{c['questions']}</td><td>{c['ttft_p50_ms']:.0f}</td>"
@@ -91,7 +116,7 @@ def to_html(report_json: str) -> str:
     wrong_rows = "".join(
         f"<tr><td>{html.escape(a['model'])}</td><td>{html.escape(a['spectrum'])}</td>"
         f"<td>{html.escape(a['question'])}</td><td>{html.escape(', '.join(a['missing']))}</td>"
-        f"<td>{html.escape(', '.join(a['wrong']))}</td><td>{html.escape(a['error'])}</td></tr>"
+        f"<td>{html.escape(', '.join(a['wrong']))}</td><td>{html.escape(a['error'] or '')}</td></tr>"
         for a in wrong[:300]
     )
     note = f"<p class=note>{html.escape(run['note'])}</p>" if run.get("note") else ""

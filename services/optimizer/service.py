@@ -31,13 +31,16 @@ from services.optimizer.prompts import PromptRegistry
 from services.optimizer.quality_metrics import quality_metrics
 from services.optimizer.storage import OptimizerStore
 from services.optimizer.wire import (
+    alert_message,
     audit_message,
     cycle_message,
     evaluation_message,
     experiment_message,
     outcome_of,
+    prompt_summary_message,
     quality_message,
     recorded_message,
+    series_message,
     version_message,
 )
 from services.runtime.faults import Fault, InvalidArgument
@@ -92,15 +95,7 @@ class PromptServicer:
         prompts = []
         for name, active, versions, updated_at in self._registry.names():
             running = self._experiments.running(name)
-            prompts.append(
-                optimizer_pb2.PromptSummary(
-                    name=name,
-                    active_version=active,
-                    versions=versions,
-                    running_experiment_id=running.id if running else 0,
-                    updated_at=updated_at,
-                )
-            )
+            prompts.append(prompt_summary_message(name, active, versions, updated_at, running.id if running else None))
         return optimizer_pb2.ListPromptsResponse(prompts=prompts)
 
     async def ListPromptVersions(self, request: Any, context: Any) -> optimizer_pb2.ListPromptVersionsResponse:
@@ -176,12 +171,7 @@ class QualityServicer:
         turns, agreement, difference = self._monitor.judge_agreement()
         return optimizer_pb2.GetQualityResponse(
             groups=[quality_message(q) for q in self._monitor.quality()],
-            alerts=[
-                optimizer_pb2.QualityAlert(
-                    key=a.key, severity=a.severity, message=a.message, value=a.value, at=a.at, delivered=delivered
-                )
-                for a, delivered in self._monitor.alerts()
-            ],
+            alerts=[alert_message(alert, delivered) for alert, delivered in self._monitor.alerts()],
             judge_agreement=optimizer_pb2.JudgeAgreement(turns=turns, agreement=agreement, mean_difference=difference),
         )
 
@@ -190,13 +180,7 @@ class QualityServicer:
         series = self._monitor.history(request.group, since, request.points or 120)
         levels = self._monitor.thresholds
         return optimizer_pb2.GetQualityHistoryResponse(
-            series=[
-                optimizer_pb2.QualitySeries(
-                    key=key,
-                    points=[optimizer_pb2.QualityPoint(at=at, mean=mean, turns=turns) for at, mean, turns in points],
-                )
-                for key, points in series.items()
-            ],
+            series=[series_message(key, points) for key, points in series.items()],
             levels=optimizer_pb2.QualityLevels(
                 critical=levels.critical, warning=levels.warning, target=levels.target, excellent=levels.excellent
             ),

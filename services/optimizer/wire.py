@@ -12,10 +12,11 @@ from services.optimizer import experiments as states
 from services.optimizer.evaluation import EvaluationRun
 from services.optimizer.experiments import ExperimentReport
 from services.optimizer.improvement import CycleRecord
-from services.optimizer.monitoring import GroupQuality
+from services.optimizer.monitoring import Alert, GroupQuality
 from services.optimizer.outcome_recorder import Recorded, TurnOutcome
 from services.optimizer.prompts import AuditEntry, PromptVersion
 from services.runtime.conversation_wire import GROUNDING_OF, fact_of
+from services.runtime.moment_wire import timestamp_of
 
 STATES = {
     states.RUNNING: optimizer_pb2.EXPERIMENT_STATE_RUNNING,
@@ -68,17 +69,34 @@ def recorded_message(recorded: Recorded) -> optimizer_pb2.RecordOutcomeResponse:
 
 def version_message(v: PromptVersion) -> optimizer_pb2.PromptVersion:
     return optimizer_pb2.PromptVersion(
-        name=v.name, version=v.version, template=v.template, variables=v.variables, note=v.note, created_at=v.created_at
+        name=v.name,
+        version=v.version,
+        template=v.template,
+        variables=v.variables,
+        note=v.note or None,
+        created_at=timestamp_of(v.created_at or None),
+    )
+
+
+def prompt_summary_message(
+    name: str, active: int, versions: int, updated_at: float, running_experiment_id: int | None
+) -> optimizer_pb2.PromptSummary:
+    return optimizer_pb2.PromptSummary(
+        name=name,
+        active_version=active,
+        versions=versions,
+        running_experiment_id=running_experiment_id,
+        updated_at=timestamp_of(updated_at),
     )
 
 
 def audit_message(entry: AuditEntry) -> optimizer_pb2.PromptAuditEntry:
     return optimizer_pb2.PromptAuditEntry(
-        at=entry.at,
+        at=timestamp_of(entry.at),
         action=entry.action,
         version=entry.version,
-        previous_version=entry.previous_version or 0,
-        detail=entry.detail,
+        previous_version=entry.previous_version or None,
+        detail=entry.detail or None,
         actor=entry.actor,
     )
 
@@ -98,7 +116,7 @@ def experiment_message(report: ExperimentReport) -> optimizer_pb2.Experiment:
         alpha=e.alpha,
         auto_promote=e.auto_promote,
         decision=e.decision if e.state != states.RUNNING else report.decision.reason,
-        created_at=e.created_at,
+        created_at=timestamp_of(e.created_at),
         started_by=e.started_by,
     )
     for arm in report.arms:
@@ -127,13 +145,31 @@ def cycle_message(record: CycleRecord, experiment: ExperimentReport | None) -> o
         prompt=record.prompt,
         category=record.category,
         reason=record.reason,
-        started_at=record.started_at,
-        outcome=record.outcome,
+        started_at=timestamp_of(record.started_at),
+        outcome=record.outcome or None,
         variants=[optimizer_pb2.CycleVariant(version=v, pattern=p) for v, p in record.variants],
     )
     if experiment is not None:
         message.experiment.CopyFrom(experiment_message(experiment))
     return message
+
+
+def alert_message(alert: Alert, delivered: bool) -> optimizer_pb2.QualityAlert:
+    return optimizer_pb2.QualityAlert(
+        key=alert.key,
+        severity=alert.severity,
+        message=alert.message,
+        value=alert.value,
+        at=timestamp_of(alert.at),
+        delivered=delivered,
+    )
+
+
+def series_message(key: str, points: list[tuple[float, float, int]]) -> optimizer_pb2.QualitySeries:
+    return optimizer_pb2.QualitySeries(
+        key=key,
+        points=[optimizer_pb2.QualityPoint(at=timestamp_of(at), mean=mean, turns=turns) for at, mean, turns in points],
+    )
 
 
 def quality_message(q: GroupQuality) -> optimizer_pb2.GroupQuality:
@@ -151,13 +187,12 @@ def evaluation_message(run: EvaluationRun) -> optimizer_pb2.EvaluationRun:
         done=run.done,
         total=run.total,
         started_by=run.started_by,
-        error=run.error,
-        prompt_version=run.version,
-        note=run.note,
+        error=run.error or None,
+        prompt_version=run.version or None,  # unset: the active version
+        note=run.note or None,
+        started_at=timestamp_of(run.started_at),
+        finished_at=timestamp_of(run.finished_at),
     )
-    message.started_at.FromNanoseconds(int(run.started_at * 1e9))
-    if run.finished_at is not None:
-        message.finished_at.FromNanoseconds(int(run.finished_at * 1e9))
     for c in run.cells:
         cell = message.cells.add(
             model=c.model,

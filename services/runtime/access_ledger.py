@@ -13,6 +13,7 @@ import grpc
 from tilores_x.v1 import audit_pb2, audit_pb2_grpc
 
 from services.runtime.customer_access import CustomerAccess
+from services.runtime.moment_wire import seconds_of, timestamp_of
 from services.runtime.outbox import Outbox, RetryLater
 from services.runtime.principal import PRINCIPAL, PURPOSE
 from services.runtime.request_context import REQUEST_ID
@@ -30,15 +31,15 @@ MAX_POSTS_PER_CALL = 100
 
 def access_message(entry: CustomerAccess) -> audit_pb2.AccessRecord:
     return audit_pb2.AccessRecord(
-        at=entry.at,
+        at=timestamp_of(entry.at or None),  # 0: not recorded yet
         who=entry.who,
-        tenant=entry.tenant,
+        tenant=entry.tenant or None,
         recorded_by=entry.recorded_by,
         entity_id=entry.entity_id,
         action=entry.action,
         field_kinds=list(entry.field_kinds),
-        completion_id=entry.completion_id,
-        request_id=entry.request_id,
+        completion_id=entry.completion_id or None,
+        request_id=entry.request_id or None,
     )
 
 
@@ -52,7 +53,7 @@ def access_of(message: audit_pb2.AccessRecord) -> CustomerAccess:
         completion_id=message.completion_id,
         request_id=message.request_id,
         recorded_by=message.recorded_by,
-        at=message.at,
+        at=seconds_of(message.at),
     )
 
 

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import grpc
 import pytest
@@ -52,7 +53,14 @@ def test_every_answer_about_a_customer_is_on_record_without_its_data(client, mes
     assert turn["who"] == "key/dev" and turn["entity_id"] == edwina.entity_id
     assert turn["recorded_by"] == "service/router" and turn["completion_id"] == reply.id
     assert {"identity", "credit", "date_of_birth"} <= set(turn["field_kinds"])
-    assert turn["request_id"] and turn["at"] > time.time() - 60
+    # When, as ISO 8601 in UTC.
+    at = datetime.fromisoformat(turn["at"].replace("Z", "+00:00"))
+    assert turn["at"].endswith("Z") and at.timestamp() > time.time() - 60
+    assert turn["request_id"]
+    # The time it shows is a filter's bound as it is written.
+    query = f"completion_id={reply.id}&since={turn['at']}"
+    assert turn in _log(mesh, query, lambda r: turn in r)
+    assert turn not in _log(mesh, f"completion_id={reply.id}&until={turn['at']}", lambda r: False, timeout_s=0)
     # Names, e-mails, dates of birth and scores are not in the log.
     text = json.dumps(records).lower()
     for value in ("edwina", "hawthorne", EDWINA, edwina.records[0].get("DATE_OF_BIRTH", "1984-06-12")):
@@ -100,6 +108,8 @@ def test_only_keys_with_the_audit_scope_read_the_log(mesh):
         "limit=0": "limit",
         "limit=x": "limit",
         "since=yesterday": "since",
+        "since=2026-13-01T00:00:00Z": "since",
+        "until=1e400": "until",
         "who=a&who=b": "who",
         "entity=1": "entity",
     }

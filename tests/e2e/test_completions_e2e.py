@@ -71,6 +71,14 @@ def test_options_it_cannot_honour_are_refused_by_name(client, extra, param):
     assert refused.value.status_code == 400 and refused.value.body["param"] == param
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_an_unknown_model_is_a_404_streamed_or_not(client, stream):
+    # As OpenAI does: the status says it before any event would.
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.completions.create(model="no-such-model", prompt=PROMPT, stream=stream)
+    assert caught.value.status_code == 404 and caught.value.body["param"] == "model"
+
+
 def test_no_key_no_completion(mesh):
     status, _headers, raw = http(
         "POST",

@@ -263,4 +263,4 @@ def test_a_version_that_is_not_active_is_evaluated_with_its_own_template(mesh, e
     by_name = {p["name"]: p for p in listed["prompts"]}
     assert status == 200 and set(by_name) >= {"customer", "general"}
     assert by_name["customer"]["active_version"] == prompts["active_version"]
-    assert by_name["customer"]["versions"] >= version and by_name["customer"]["running_experiment_id"] == 0
+    assert by_name["customer"]["versions"] >= version and by_name["customer"]["running_experiment_id"] is None

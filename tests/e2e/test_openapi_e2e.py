@@ -1,8 +1,8 @@
 """The OpenAPI document through Envoy: valid OpenAPI 3.1, every route of the
 gateway in it and nothing else, and a property-based fuzzer (schemathesis)
 driven by it against a mesh of its own, with an admin key so every
-operation is reached: no answer is a 5xx, and every error is OpenAI's
-error JSON."""
+operation is reached: no answer is a 5xx, every error is OpenAI's error
+JSON, and every answer the document gives a schema matches it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings, strategies
 from openapi_spec_validator import validate
+from schemathesis.checks import response_schema_conformance
 
 from gateway.openapi import OPERATIONS
 from tests.e2e.conftest import http, start_local_mesh
@@ -74,6 +75,7 @@ def test_the_fuzzer_finds_no_server_error_and_only_openai_errors(fuzz_mesh, docu
     loaded = loaded.exclude(operation_id=[_operation_id(document, s) for s in SKIPPED])
     failures: list[str] = []
     statuses: list[int] = []
+    conforming: list[str] = []
     operations = 0
     for result in loaded.get_all_operations():
         operation = result.ok()
@@ -88,6 +90,13 @@ def test_the_fuzzer_finds_no_server_error_and_only_openai_errors(fuzz_mesh, docu
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} {case.body!r}: {response.status_code}")
             _openai_error_shape(response)
+            kind = (response.headers.get("content-type") or [""])[0]
+            if response.status_code < 300 and kind.startswith("application/json"):
+                conforming.append(case.operation.label)
+                try:
+                    case.validate_response(response, checks=[response_schema_conformance])
+                except Exception as failure:  # schemathesis' FailureGroup, with the schema's complaint
+                    failures.append(f"{case.method} {case.formatted_path}: {str(failure)[:600]}")
 
         check()
     assert operations >= len(document["paths"]) - len(SKIPPED)
@@ -95,6 +104,17 @@ def test_the_fuzzer_finds_no_server_error_and_only_openai_errors(fuzz_mesh, docu
     # Both sides were reached: answers and refusals.
     assert any(s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses)
     assert not failures, failures[:10]
+    # The answers with a schema of their own were reached and checked.
+    typed = {f"{m.upper()} {p}" for p, ops in document["paths"].items() for m, op in ops.items() if _typed(op)}
+    assert len(typed & set(conforming)) >= len(typed) // 2, typed - set(conforming)
+
+
+def _typed(operation: dict) -> bool:
+    for answer in operation["responses"].values():
+        schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+        if schema and schema != {"type": "object"} and "error" not in schema.get("properties", {}):
+            return True
+    return False
 
 
 # Bodies a schema-driven fuzzer never writes: each puts one hostile JSON
