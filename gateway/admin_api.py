@@ -5,6 +5,7 @@
   POST /v1/prompts/{name}/versions           {"template", "note"?, "activate"?}
   POST /v1/prompts/{name}/activate           {"version"}
   POST /v1/prompts/{name}/rollback           {"reason"?}
+  GET  /v1/experiments                       ?prompt=&limit=: experiments, running first, then the newest
   POST /v1/experiments                       {"prompt", "arms": [{"version", "weight"}], "min_samples"?,
                                               "alpha"?, "auto_promote"?}
   GET  /v1/experiments/{id}                  arms, statistics, decision
@@ -16,6 +17,7 @@
   GET  /v1/virtuous-cycle/status             cycles, experiments, quality by category, decisions, learning
   POST /v1/evaluations                       {"models", "customers", "questions"?, "seed"?, "prompt_version"?,
                                               "note"?}: start an evaluation run
+  GET  /v1/evaluations                       ?limit=: evaluation runs, newest first (without reports)
   GET  /v1/evaluations/{id}                  progress; when done the matrix and the report (JSON)
   GET  /v1/evaluations/{id}/report.html      the report as a self-contained HTML page with heatmaps
 
@@ -46,6 +48,7 @@ from gateway.openai_errors import OpenAIError, from_grpc
 from gateway.plain_json import plain_dict
 from gateway.query_params import number_param, query_params
 from gateway.routes import Handler, Route
+from services.runtime.limits import MAX_LIST_LIMIT
 
 HISTORY_PARAMS = ("group", "hours", "points")
 PATH_PARAMS = {"name": r"[A-Za-z0-9_-]{1,64}", "experiment_id": r"\d+", "run_id": r"eval-[0-9a-f]{1,32}"}
@@ -98,6 +101,16 @@ def _path_id(text: str) -> int:
     return int(text)
 
 
+def _limit(query: dict[str, str]) -> int:
+    """`limit`: 1 to MAX_LIST_LIMIT items; absent: the default."""
+    text = query.get("limit", "")
+    if not text:
+        return 0
+    if not text.isdigit() or len(text) > 6:
+        raise OpenAIError(400, "Invalid 'limit': expected an integer.", param="limit", code="invalid_type")
+    return check_integer("limit", int(text), 1, MAX_LIST_LIMIT)
+
+
 def _json(message: Any) -> bytes:
     return orjson.dumps(plain_dict(message))
 
@@ -116,6 +129,7 @@ class AdminRoutes:
             admin("POST", "/v1/prompts/{name}/versions", self.create_version),
             admin("POST", "/v1/prompts/{name}/activate", self.activate),
             admin("POST", "/v1/prompts/{name}/rollback", self.rollback),
+            admin("GET", "/v1/experiments", self.list_experiments),
             admin("POST", "/v1/experiments", self.start_experiment),
             admin("GET", "/v1/experiments/{experiment_id}", self.experiment),
             admin("POST", "/v1/experiments/{experiment_id}/stop", self.stop_experiment),
@@ -123,6 +137,7 @@ class AdminRoutes:
             admin("GET", "/v1/quality/history", self.quality_history),
             admin("POST", "/v1/virtuous-cycle/trigger", self.trigger_cycle),
             admin("GET", "/v1/virtuous-cycle/status", self.cycle_status),
+            admin("GET", "/v1/evaluations", self.list_evaluations),
             admin("POST", "/v1/evaluations", self.start_evaluation),
             admin("GET", "/v1/evaluations/{run_id}", self.evaluation),
             admin("GET", "/v1/evaluations/{run_id}/report.html", self.evaluation_report),
@@ -187,6 +202,17 @@ class AdminRoutes:
             auto_promote=field(body, "auto_promote", bool, default=False),
         )
         await self._call(exchange, self._optimizer.StartExperiment, request)
+
+    async def list_experiments(self, exchange: Exchange) -> None:
+        query = query_params(exchange.query, ("prompt", "limit"))
+        request = optimizer_pb2.ListExperimentsRequest(
+            prompt=check_string("prompt", query.get("prompt", ""), MAX_NAME_CHARS), limit=_limit(query)
+        )
+        await self._call(exchange, self._optimizer.ListExperiments, request)
+
+    async def list_evaluations(self, exchange: Exchange) -> None:
+        request = optimizer_pb2.ListEvaluationsRequest(limit=_limit(query_params(exchange.query, ("limit",))))
+        await self._call(exchange, self._optimizer.ListEvaluations, request)
 
     async def experiment(self, exchange: Exchange, experiment_id: str) -> None:
         request = optimizer_pb2.GetExperimentRequest(experiment_id=_path_id(experiment_id))

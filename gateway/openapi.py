@@ -193,6 +193,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int, str]] =
         "json",
     ),
     ("POST", "/v1/prompts/{name}/rollback"): ("Roll back to the previous version", _body(REASON, False), 200, "json"),
+    ("GET", "/v1/experiments"): ("Experiments, running first, then the newest", None, 200, "json"),
     ("POST", "/v1/experiments"): (
         "Start an experiment between versions of a prompt",
         _body(
@@ -238,6 +239,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int, str]] =
         202,
         "json",
     ),
+    ("GET", "/v1/evaluations"): ("Evaluation runs, newest first", None, 200, "json"),
     ("GET", "/v1/evaluations/{run_id}"): ("An evaluation run: progress, matrix and report", None, 200, "json"),
     ("GET", "/v1/evaluations/{run_id}/report.html"): ("An evaluation's report as HTML", None, 200, "html"),
     ("POST", "/v1/clear-cache"): (
@@ -274,6 +276,8 @@ QUERY_PARAMETERS = {
     ("GET", "/v1/access-log"): ("entity_id", "who", "completion_id", "since", "until", "limit"),
     ("GET", "/v1/quality"): ("check",),
     ("GET", "/v1/quality/history"): ("group", "hours", "points"),
+    ("GET", "/v1/experiments"): ("prompt", "limit"),
+    ("GET", "/v1/evaluations"): ("limit",),
 }
 # The answers the gateway writes with plain_dict, by their messages: their
 # schemas come from the protos, so the document cannot drift from them.
@@ -284,6 +288,7 @@ PLAIN_ANSWERS: dict[tuple[str, str], type[Message]] = {
     ("POST", "/v1/prompts/{name}/versions"): _o.CreatePromptVersionResponse,
     ("POST", "/v1/prompts/{name}/activate"): _o.ActivatePromptVersionResponse,
     ("POST", "/v1/prompts/{name}/rollback"): _o.RollbackPromptResponse,
+    ("GET", "/v1/experiments"): _o.ListExperimentsResponse,
     ("POST", "/v1/experiments"): _o.StartExperimentResponse,
     ("GET", "/v1/experiments/{experiment_id}"): _o.GetExperimentResponse,
     ("POST", "/v1/experiments/{experiment_id}/stop"): _o.StopExperimentResponse,
@@ -292,6 +297,7 @@ PLAIN_ANSWERS: dict[tuple[str, str], type[Message]] = {
     ("POST", "/v1/virtuous-cycle/trigger"): _o.TriggerCycleResponse,
     ("GET", "/v1/virtuous-cycle/status"): _o.GetCycleStatusResponse,
     ("POST", "/v1/evaluations"): _o.StartEvaluationResponse,
+    ("GET", "/v1/evaluations"): _o.ListEvaluationsResponse,
 }
 # Answers that hold plain messages inside an object of the gateway's own.
 WRAPPED_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {

@@ -402,19 +402,34 @@ async function evaluationView(runId) {
   );
 }
 
+// A link that opens an item on this page: `select` records which, then the page redraws.
+const opener = (text, attrs, select) => el("a", { href: location.hash || "#experiments", ...attrs, onclick: (e) => { e.preventDefault(); select(); refresh(); } }, text);
+
 async function experimentsPage(content) {
-  const status = await api("/v1/virtuous-cycle/status");
-  const ids = [...new Set((status.cycles || []).map((c) => c.experiment?.id).filter(Boolean))];
-  if (state.experimentId && !ids.includes(state.experimentId)) ids.unshift(state.experimentId);
-  const views = await Promise.all(ids.slice(0, 5).map((id) => experimentView(id).catch((e) => card(`Experiment #${id}`, el("p", { class: "error" }, e.message)))));
-  const evaluation = state.evaluationId ? await evaluationView(state.evaluationId).catch((e) => card("Evaluation", el("p", { class: "error" }, e.message))) : null;
-  const open = el(
-    "form",
-    { id: "open-experiment", onsubmit: (e) => { e.preventDefault(); state.experimentId = Number($("#experiment-id").value) || null; state.evaluationId = $("#evaluation-id").value.trim() || null; refresh(); } },
-    el("label", {}, "Experiment id", el("input", { id: "experiment-id", inputmode: "numeric", value: state.experimentId || "" })),
-    el("label", {}, "Evaluation run", el("input", { id: "evaluation-id", placeholder: "eval-…", value: state.evaluationId || "" })),
-    el("button", { type: "submit" }, "Show"),
-  );
+  const [listed, runs, status] = await Promise.all([
+    api("/v1/experiments?limit=20"),
+    api("/v1/evaluations?limit=20"),
+    api("/v1/virtuous-cycle/status"),
+  ]);
+  const experiments = listed.experiments || [];
+  const evaluations = runs.runs || [];
+  // The chosen one, else the first running experiment, else the newest.
+  const shownId = state.experimentId || experiments[0]?.id;
+  const shown = shownId ? await experimentView(shownId).catch((e) => card(`Experiment #${shownId}`, el("p", { class: "error" }, e.message))) : null;
+  const runId = state.evaluationId || evaluations[0]?.id;
+  const evaluation = runId ? await evaluationView(runId).catch((e) => card("Evaluation", el("p", { class: "error" }, e.message))) : null;
+  // An arm as its share of the traffic (weights need not add up to 1) and its scored turns.
+  const armText = (x, a, total) => `v${a.version}${a.version === x.control_version ? " (control)" : ""} ${total ? Math.round((a.weight / total) * 100) : 0} %: ${a.scored} scored`;
+  const experimentRows = experiments.map((x) => [
+    opener(`#${x.id}`, { class: "experiment-link", "data-id": x.id }, () => { state.experimentId = x.id; }),
+    x.prompt, badge(x.state),
+    (x.arms || []).map((a, _, arms) => armText(x, a, arms.reduce((sum, b) => sum + b.weight, 0))).join(" · "),
+    when(x.created_at), x.started_by || "—", x.decision || "—",
+  ]);
+  const runRows = evaluations.map((r) => [
+    opener(r.id, { class: "evaluation-link", "data-id": r.id }, () => { state.evaluationId = r.id; }),
+    badge(r.state), (r.models || []).join(", "), `${r.done} of ${r.total}`, when(r.started_at), r.started_by || "—", r.note || "",
+  ]);
   const cycles = (status.cycles || []).map((c) => [
     `#${c.id}`, when(c.started_at), `${c.prompt} / ${c.category || "all"}`, c.reason,
     (c.variants || []).map((v) => `v${v.version}: ${v.pattern}`).join(", ") || "—",
@@ -422,12 +437,16 @@ async function experimentsPage(content) {
   ]);
   const learning = (status.learning || []).map((l) => [l.pattern, l.wins, l.losses, l.wins + l.losses ? pct(l.wins / (l.wins + l.losses)) : "—"]);
   content.replaceChildren(
-    open,
-    ...views,
-    ids.length ? "" : card("Experiments", el("p", { class: "muted" }, "No experiment has run yet.")),
+    wideCard("Experiments (running first, then the newest)", experimentRows.length
+      ? table(["experiment", "prompt", "state", "arms", "started", "by", "decision"], experimentRows)
+      : el("p", { class: "muted" }, "No experiment has run yet.")),
+    ...(shown ? [shown] : []),
+    wideCard("Evaluation runs (newest first)", runRows.length
+      ? table(["run", "state", "models", "answers graded", "started", "by", "note"], runRows)
+      : el("p", { class: "muted" }, "No evaluation has run yet.")),
+    ...(evaluation ? [evaluation] : []),
     card("Improvement cycles: what each tried and what came of it", cycles.length ? table(["cycle", "started", "prompt / category", "why", "variants tried", "experiment", "outcome"], cycles) : el("p", { class: "muted" }, "No cycle yet.")),
     card("What the cycles learnt", learning.length ? table(["refinement pattern", "wins", "losses", "win rate"], learning, [1, 2, 3]) : el("p", { class: "muted" }, "Nothing yet.")),
-    ...(evaluation ? [evaluation] : []),
   );
 }
 

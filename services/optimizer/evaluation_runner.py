@@ -32,6 +32,7 @@ from services.optimizer.prompts import PromptRegistry
 from services.optimizer.question_set import CustomerRecords, Question, Truth, build_question_set, truth_values
 from services.optimizer.storage import OptimizerStore
 from services.runtime.faults import InvalidArgument, NotFound
+from services.runtime.limits import list_limit
 
 log = logging.getLogger("optimizer.evaluation")
 
@@ -137,6 +138,17 @@ class EvaluationRunner:
             raise NotFound(f"no evaluation run {run_id!r}")
         summary, report = kept
         return evaluation_report.run_from_summary(summary), report
+
+    def recent(self, limit: int = 0) -> list[EvaluationRun]:
+        """The newest runs (at most `limit`, 0: 20), newest first; one that
+        runs here as it is now."""
+        runs = []
+        for summary in self._storage.recent_evaluations(list_limit(limit)):
+            here = self._runs.get(summary["id"])
+            runs.append(
+                here if here is not None and here.state == RUNNING else evaluation_report.run_from_summary(summary)
+            )
+        return runs
 
     def deliver_score(self, completion_id: str, score: float | None) -> None:
         """An evaluated answer's outcome was scored."""

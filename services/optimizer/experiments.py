@@ -31,6 +31,7 @@ from services.optimizer.arm_statistics import ArmSummary, proportion_p_value, su
 from services.optimizer.prompts import SELF, PromptRegistry, PromptVersion
 from services.optimizer.storage import OptimizerStore, statements
 from services.runtime.faults import InvalidArgument, NotFound
+from services.runtime.limits import list_limit
 
 RUNNING = "running"
 PROMOTED = "promoted"
@@ -194,8 +195,10 @@ class Experiments:
             started_by,
         )
 
-    def list(self, prompt: str = "") -> list[Experiment]:
-        rows = self.storage.query(statements.EXPERIMENTS, prompt=prompt)
+    def listed(self, prompt: str = "", limit: int = 0) -> list[Experiment]:
+        """Running experiments first, then the newest; at most `limit` (0: 20)."""
+        limit = list_limit(limit)
+        rows = self.storage.query(statements.LISTED_EXPERIMENTS, prompt=prompt, running=RUNNING, limit=limit)
         return [self.get(eid) for (eid,) in rows]
 
     def running(self, prompt: str) -> Experiment | None:

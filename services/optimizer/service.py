@@ -124,6 +124,11 @@ class PromptServicer:
         report = self._experiments.report(request.experiment_id)
         return optimizer_pb2.GetExperimentResponse(experiment=experiment_message(report))
 
+    async def ListExperiments(self, request: Any, context: Any) -> optimizer_pb2.ListExperimentsResponse:
+        listed = self._experiments.listed(request.prompt, request.limit)
+        reports = [self._experiments.report(e.id) for e in listed]
+        return optimizer_pb2.ListExperimentsResponse(experiments=[experiment_message(r) for r in reports])
+
     async def StopExperiment(self, request: Any, context: Any) -> optimizer_pb2.StopExperimentResponse:
         self._experiments.kill(request.experiment_id, request.reason, _actor())
         report = self._experiments.report(request.experiment_id)
@@ -218,6 +223,10 @@ class QualityServicer:
             note=request.note,
         )
         return optimizer_pb2.StartEvaluationResponse(run=evaluation_message(run))
+
+    async def ListEvaluations(self, request: Any, context: Any) -> optimizer_pb2.ListEvaluationsResponse:
+        runs = self._evaluations.recent(request.limit)
+        return optimizer_pb2.ListEvaluationsResponse(runs=[evaluation_message(run) for run in runs])
 
     async def GetEvaluation(self, request: Any, context: Any) -> optimizer_pb2.GetEvaluationResponse:
         if not request.run_id:

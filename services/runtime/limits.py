@@ -1,5 +1,7 @@
 """Limits every service and the gateway hold alike, so a bound is stated once."""
 
+from services.runtime.faults import InvalidArgument
+
 MAX_BATCH = 100  # requests in one ChatBatch, searches in one BatchSearch
 DEFAULT_BATCH_CONCURRENCY = 4  # turns of a batch answered at once, unless asked
 MAX_BATCH_CONCURRENCY = 16
@@ -26,3 +28,15 @@ def read_edges(text: str) -> str:
     if len(text) <= 2 * READ_EDGE_CHARS:
         return text
     return f"{text[:READ_EDGE_CHARS]}\n\n{text[-READ_EDGE_CHARS:]}"
+
+
+# A list an operator pages through (experiments, evaluation runs).
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 100
+
+
+def list_limit(requested: int) -> int:
+    """How many items a list answers with: `requested`, 0 for the default."""
+    if requested < 0 or requested > MAX_LIST_LIMIT:
+        raise InvalidArgument(f"limit: 1 to {MAX_LIST_LIMIT} (0: {DEFAULT_LIST_LIMIT})", field="limit")
+    return requested or DEFAULT_LIST_LIMIT

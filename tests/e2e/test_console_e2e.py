@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 
 PAGES = ["mesh", "quality", "experiments", "prompts", "access"]
 DEMO_PROMPT = "console_demo"
+TRIAL_PROMPT = "console_trial"
 FIRST = "Answer from the data only.\n\n{context}"
 SECOND = "Answer from the data only.\nLead with the figure asked for.\n\n{context}"
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS", "")
@@ -80,6 +81,16 @@ def activity(mesh):
             "POST", f"{mesh.rest_url}/v1/prompts/{DEMO_PROMPT}/versions", {"template": template}, key=admin
         )
         assert status == 200, body
+    # An experiment an operator started by hand, still running.
+    for template in (FIRST, SECOND):
+        status, body = http_json(
+            "POST", f"{mesh.rest_url}/v1/prompts/{TRIAL_PROMPT}/versions", {"template": template}, key=admin
+        )
+        assert status == 200, body
+    status, trial = http_json("POST", f"{mesh.rest_url}/v1/experiments", {
+        "prompt": TRIAL_PROMPT, "arms": [{"version": 1}, {"version": 2}], "min_samples": 500,
+    }, key=admin)  # fmt: skip
+    assert status == 200, trial
     status, run = http_json("POST", f"{mesh.rest_url}/v1/evaluations", {
         "models": ["offline"], "customers": ["edwina.hawthorne@example.com"], "questions": 14,
     }, key=admin)  # fmt: skip
@@ -89,7 +100,7 @@ def activity(mesh):
     while http_json("GET", f"{mesh.rest_url}/v1/evaluations/{run_id}", key=admin)[1]["run"]["state"] == "running":
         assert time.monotonic() < deadline, "the evaluation did not finish"
         time.sleep(0.3)
-    return {"experiment_id": experiment["id"], "run_id": run_id}
+    return {"experiment_id": experiment["id"], "trial_id": trial["experiment"]["id"], "run_id": run_id}
 
 
 @pytest.fixture(scope="module")
@@ -255,14 +266,28 @@ def test_every_page_loads_without_errors_and_shows_what_the_api_returns(mesh, br
     shoot(browser, "quality")
 
     open_page(browser, mesh, "experiments")
+    # Every experiment, the running one started by hand first, with its state and arms.
+    _, listed = http_json("GET", f"{mesh.rest_url}/v1/experiments", key=admin)
+    rows = card_rows(browser, "Experiments")
+    assert list(rows) == [f"#{x['id']}" for x in listed["experiments"]]
+    assert next(iter(rows)) == f"#{activity['trial_id']}" and "running" in rows[f"#{activity['trial_id']}"]
+    assert TRIAL_PROMPT in rows[f"#{activity['trial_id']}"] and "v2 50 %" in rows[f"#{activity['trial_id']}"]
+    assert f"#{activity['experiment_id']}" in rows
+    # The cycle's experiment, opened by a click: its arms drawn.
+    click(browser, f'.experiment-link[data-id="{activity["experiment_id"]}"]')
+    wait(browser).until(lambda b: f"Experiment #{activity['experiment_id']} ·" in b.page_source)
     _, reply = http_json("GET", f"{mesh.rest_url}/v1/experiments/{activity['experiment_id']}", key=admin)
     arms = reply["experiment"]["arms"]
     drawn = browser.find_elements(By.CSS_SELECTOR, "svg.arms g.arm")
     assert [g.get_attribute("data-version") for g in drawn] == [str(a["version"]) for a in arms]
     assert any(a["scored"] > 1 for a in arms) and browser.find_elements(By.CSS_SELECTOR, "svg.arms g.arm line")
     assert reply["experiment"]["decision"] in browser.find_element(By.CSS_SELECTOR, ".decision").text
-    type_into(browser, "#evaluation-id", activity["run_id"])
-    click(browser, "#open-experiment button")
+    # Evaluation runs listed newest first; one opened by a click.
+    _, runs = http_json("GET", f"{mesh.rest_url}/v1/evaluations", key=admin)
+    listed_runs = card_rows(browser, "Evaluation runs")
+    assert list(listed_runs) == [r["id"] for r in runs["runs"]]
+    assert "succeeded" in listed_runs[activity["run_id"]] and "offline" in listed_runs[activity["run_id"]]
+    click(browser, f'.evaluation-link[data-id="{activity["run_id"]}"]')
     wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, "table.heat td"))
     _, run = http_json("GET", f"{mesh.rest_url}/v1/evaluations/{activity['run_id']}", key=admin)
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.heat td")) == len(run["run"]["cells"])

@@ -59,7 +59,10 @@ EXPERIMENT = Statement(
     "decision, started_by FROM experiments WHERE id = :id"
 )
 ARMS = Statement("SELECT version, weight FROM arms WHERE experiment_id = :experiment_id ORDER BY version")
-EXPERIMENTS = Statement("SELECT id FROM experiments WHERE (:prompt = '' OR prompt = :prompt) ORDER BY id DESC")
+LISTED_EXPERIMENTS = Statement(
+    "SELECT id FROM experiments WHERE (:prompt = '' OR prompt = :prompt) "
+    "ORDER BY CASE WHEN state = :running THEN 0 ELSE 1 END, id DESC LIMIT :limit"
+)
 END_EXPERIMENT = Statement(
     "UPDATE experiments SET state = :state, ended_at = :ended_at, decision = :decision "
     "WHERE id = :id AND state = :running"
@@ -154,3 +157,4 @@ SAVE_EVALUATION = Statement(
     "ON CONFLICT(id) DO UPDATE SET state = excluded.state, summary = excluded.summary, report = excluded.report"
 )
 EVALUATION = Statement("SELECT summary, report FROM evaluations WHERE id = :id")
+RECENT_EVALUATIONS = Statement("SELECT summary FROM evaluations ORDER BY started_at DESC, id DESC LIMIT :limit")

@@ -164,6 +164,10 @@ class OptimizerStore:
                 report=report,
             )
 
+    def recent_evaluations(self, limit: int) -> list[dict[str, Any]]:
+        """The summaries of the newest `limit` runs, newest first."""
+        return [orjson.loads(summary) for (summary,) in self.query(statements.RECENT_EVALUATIONS, limit=limit)]
+
     def evaluation(self, run_id: str) -> tuple[dict[str, Any], str] | None:
         """A run's summary and its report (JSON text, "" while running)."""
         rows = self.query(statements.EVALUATION, id=run_id)
