@@ -97,6 +97,8 @@ def activity(mesh) -> dict:
         "GET /v1/quality/history": [_admin(mesh, "GET", "/v1/quality/history?hours=1")],
         "GET /v1/virtuous-cycle/status": [_admin(mesh, "GET", "/v1/virtuous-cycle/status")],
         "GET /v1/access-log": [_admin(mesh, "GET", "/v1/access-log?limit=20")],
+        "GET /v1/experiments": [_admin(mesh, "GET", f"/v1/experiments?prompt={PROMPT}")],
+        "GET /v1/evaluations": [_admin(mesh, "GET", "/v1/evaluations?limit=5")],
     }
 
 
@@ -157,3 +159,21 @@ def test_the_evaluation_report_page_shows_when_it_started(mesh, activity):
     )
     started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
     assert status == 200 and started.strftime("%Y-%m-%d %H:%M:%S UTC").encode() in page
+
+
+def test_the_lists_hold_what_was_started(activity):
+    [listed] = activity["GET /v1/experiments"]
+    experiment = activity["POST /v1/experiments/{experiment_id}/stop"][0]["experiment"]
+    assert [x["id"] for x in listed["experiments"]] == [experiment["id"]]
+    assert listed["experiments"][0]["state"] == "killed"
+    [runs] = activity["GET /v1/evaluations"]
+    run = activity["GET /v1/evaluations/{run_id}"][0]["run"]
+    assert runs["runs"][0]["id"] == run["id"] and runs["runs"][0]["state"] == "succeeded"
+    assert len(runs["runs"]) <= 5
+
+
+@pytest.mark.parametrize("path", ["/v1/experiments", "/v1/evaluations"])
+@pytest.mark.parametrize("limit", ["0", "101", "x", "-1", "9" * 30])
+def test_a_list_limit_out_of_range_is_a_400_naming_it(mesh, path, limit):
+    status, body = http_json("GET", f"{mesh.rest_url}{path}?limit={limit}", key=mesh.admin_key)
+    assert status == 400 and body["error"]["param"] == "limit", body
