@@ -532,7 +532,7 @@ async function promptsPage(content) {
       el("p", {},
         versions.filter((v) => v.version !== detail.active_version).slice(-6).map((v) => el("button", { class: "secondary activate", "data-version": v.version, onclick: () => act("activate", v.version) }, `Activate v${v.version}`)),
         " ",
-        el("button", { class: "danger", id: "rollback", disabled: versions.length < 2, onclick: () => act("rollback") }, "Roll back"),
+        el("button", { class: "danger", id: "rollback", disabled: versions.length < 2, title: versions.length < 2 ? "Nothing to roll back to: this prompt has one version" : "", onclick: () => act("rollback") }, "Roll back"),
       ),
     ),
   );

@@ -408,3 +408,32 @@ def test_every_replica_reports_its_own_figures(mesh, activity):
         (replica,) = detail["services"][service]["replicas"]
         assert replica["serving"] is True and replica["stats"]["service"] == service, replica
         assert replica["stats"]["rpcs"] > 0
+
+
+def test_a_disabled_roll_back_looks_disabled(mesh, browser, activity):
+    admin = mesh.admin_key
+    status, body = http_json(
+        "POST", f"{mesh.rest_url}/v1/prompts/console_single/versions", {"template": FIRST}, key=admin
+    )
+    assert status == 200, body
+    sign_in(browser, mesh, admin)
+    wait(browser).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
+    open_page(browser, mesh, "prompts")
+
+    def rollback_style(prompt: str) -> tuple[bool, str, str]:
+        click(browser, f'.prompt-link[data-name="{prompt}"]')
+        wait(browser).until(lambda b: f"{prompt}: versions" in b.page_source)
+        button = browser.find_element(By.ID, "rollback")
+        return (
+            button.is_enabled(),
+            button.value_of_css_property("background-color"),
+            button.value_of_css_property("cursor"),
+        )
+
+    enabled, active_colour, active_cursor = rollback_style(DEMO_PROMPT)  # two versions
+    assert enabled and active_cursor == "pointer"
+    enabled, colour, cursor = rollback_style("console_single")  # one version: nothing to roll back to
+    assert not enabled and cursor == "not-allowed"
+    assert colour != active_colour and colour == "rgba(236, 238, 242, 1)"  # grey, not the red of an active one
+    assert "one version" in browser.find_element(By.ID, "rollback").get_attribute("title")
+    assert console_errors(browser) == []
