@@ -11,8 +11,9 @@
   GET  /v1/experiments/{id}                  arms, statistics, decision
   POST /v1/experiments/{id}/stop             {"reason"?}   (the kill switch)
   GET  /v1/quality                           rolling quality and recent alerts (?check=now checks first)
-  GET  /v1/quality/history                   ?group=category|model|prompt|mode&hours=24&points=120: each key's
-                                              rolling quality over time, and the levels
+  GET  /v1/quality/history                   ?group=category|model|prompt|mode&hours=&points=120: each key's
+                                              rolling quality over time (the last `hours`; none: the range
+                                              the data fills), the levels, and the range (since, until)
   POST /v1/virtuous-cycle/trigger            {"prompt"?, "category"?, "reason"?}: start an improvement cycle
   GET  /v1/virtuous-cycle/status             cycles, experiments, quality by category, decisions, learning
   POST /v1/evaluations                       {"models", "customers", "questions"?, "seed"?, "prompt_version"?,
@@ -273,12 +274,13 @@ class AdminRoutes:
     async def quality_history(self, exchange: Exchange) -> None:
         query = query_params(exchange.query, HISTORY_PARAMS)
         group = query.get("group", "category")  # the optimizer names the groups it keeps
-        hours = number_param(query, "hours", 0.01, 24 * 90, "hours, a number") or 24.0
+        # No hours: the range the data fills (a young mesh's few minutes, not a dot in a day).
+        hours = number_param(query, "hours", 0.01, 24 * 90, "hours, a number")
         points = number_param(query, "points", 1, 500, "a number of points")
         if points != int(points):
             raise OpenAIError(400, "Invalid 'points': expected an integer.", param="points", code="invalid_type")
         request = optimizer_pb2.GetQualityHistoryRequest(
-            group=group, since=time.time() - hours * 3600, points=int(points)
+            group=group, since=time.time() - hours * 3600 if hours else 0.0, points=int(points), fit=not hours
         )
         await self._call(exchange, self._optimizer.GetQualityHistory, request)
 

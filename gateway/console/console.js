@@ -116,7 +116,8 @@ function disposeCharts(charts = state.charts) {
 }
 
 // A time series chart: `series` is [{label, points: [[at, value], ...], colour, dash}].
-function timeChart(target, series, { height = 260, min = null, max = null, markers = [], from = null, to = null } = {}) {
+// Off the chart the legend shows each series' latest value (uPlot's own shows "--" until hovered).
+function timeChart(target, series, { height = 260, min = null, max = null, markers = [], from = null, to = null, digits = 3 } = {}) {
   const times = [...new Set(series.flatMap((s) => s.points.map((p) => p[0])))].sort((a, b) => a - b);
   if (!times.length) {
     target.append(el("p", { class: "muted" }, "No data in this time range yet."));
@@ -132,9 +133,18 @@ function timeChart(target, series, { height = 260, min = null, max = null, marke
     width,
     height,
     scales: { x: from === null ? { time: true } : { time: true, range: [from, to] }, y: min === null ? {} : { range: [min, max] } },
-    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.colour, width: s.width || 2, dash: s.dash, spanGaps: true }))],
+    series: [{}, ...series.map((s) => {
+      const latest = s.points.length ? s.points[s.points.length - 1][1] : null;
+      const shown = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(digits));
+      return {
+        label: s.label, stroke: s.colour, width: s.width || 2, dash: s.dash, spanGaps: true,
+        value: (u, v, _series, idx) => shown(idx === null || idx === undefined ? latest : v),
+      };
+    })],
     axes: [{}, { size: 56 }],
     hooks: {
+      // The time range drawn, for whoever reads the page (a test, a screen reader's title).
+      setScale: [(u, key) => { if (key === "x") Object.assign(u.root.dataset, { from: String(u.scales.x.min), to: String(u.scales.x.max) }); }],
       draw: [
         (u) => {
           // Alerts on the same time axis: a vertical line each.
@@ -280,13 +290,15 @@ async function meshPage(content) {
 
 async function qualityPage(content) {
   const group = state.qualityGroup || "category";
-  const hours = state.qualityHours || "24";
+  // "fit": the range the data fills, so a young mesh's minutes are not a dot at the edge of a day.
+  const hours = state.qualityHours || "fit";
+  const range = hours === "fit" ? "" : `&hours=${encodeURIComponent(hours)}`;
   const [history, quality] = await Promise.all([
-    api(`/v1/quality/history?group=${encodeURIComponent(group)}&hours=${encodeURIComponent(hours)}`),
+    api(`/v1/quality/history?group=${encodeURIComponent(group)}${range}`),
     api("/v1/quality"),
   ]);
   const levels = history.levels || {};
-  const since = Date.now() / 1000 - Number(hours) * 3600;
+  const since = secondsOf(history.since) ?? Date.now() / 1000 - 86400;
   const alerts = (quality.alerts || []).filter((a) => secondsOf(a.at) >= since && a.key.startsWith(`quality:${group}:`));
   const chartBox = el("div", { id: "quality-chart" });
   const controls = el(
@@ -295,7 +307,7 @@ async function qualityPage(content) {
     el("label", {}, "Group", el("select", { id: "quality-group", onchange: (e) => { state.qualityGroup = e.target.value; refresh(); } },
       ["category", "model", "mode", "prompt"].map((g) => el("option", { value: g, selected: g === group }, g)))),
     el("label", {}, "Time", el("select", { id: "quality-hours", onchange: (e) => { state.qualityHours = e.target.value; refresh(); } },
-      [["1", "1 hour"], ["6", "6 hours"], ["24", "24 hours"], ["168", "7 days"]].map(([v, t]) => el("option", { value: v, selected: v === hours }, t)))),
+      [["fit", "what the data fills"], ["1", "1 hour"], ["6", "6 hours"], ["24", "24 hours"], ["168", "7 days"]].map(([v, t]) => el("option", { value: v, selected: v === hours }, t)))),
   );
   const groups = (quality.groups || []).filter((g) => g.group === group);
   content.replaceChildren(
@@ -322,7 +334,7 @@ async function qualityPage(content) {
     colour: SERIES_COLOURS[i % SERIES_COLOURS.length],
     points: s.points.map((p) => [secondsOf(p.at), p.mean]),
   }));
-  const now = Date.now() / 1000;
+  const now = secondsOf(history.until) ?? Date.now() / 1000;
   if (series.length) {
     for (const [level, colour] of Object.entries(LEVEL_COLOURS)) {
       if (levels[level] === undefined) continue;

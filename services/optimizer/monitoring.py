@@ -31,6 +31,12 @@ log = logging.getLogger("optimizer.alerts")
 CRITICAL, HIGH, MEDIUM, LOW, INFO = "CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"
 # The agent mode with its category ("client/billing") is a group of its own.
 GROUPS = statements.GROUPS
+# A history fitted to its data spans from its first scored turn to now,
+# with a margin so that turn is not on the chart's edge: at least a minute
+# (a new mesh) and at most ninety days (what the store keeps in reach).
+FIT_MIN_S = 60.0
+FIT_MAX_S = 90 * 86_400.0
+FIT_MARGIN = 1.05
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,14 @@ class QualityMonitor:
                 slope = _slope(scores)
                 out.append(GroupQuality(group, key, len(scores), mean, slope, self.thresholds.level(mean)))
         return out
+
+    def fitted_since(self) -> float:
+        """Where a history starts that the data fills: just before the first
+        scored turn, at least FIT_MIN_S and at most FIT_MAX_S back."""
+        now = self._clock()
+        [(first,)] = self.storage.query(statements.FIRST_SCORED)
+        span = min(max(now - (first if first is not None else now), FIT_MIN_S), FIT_MAX_S)
+        return now - span * FIT_MARGIN
 
     def history(self, group: str, since: float, points: int = 120) -> dict[str, list[tuple[float, float, int]]]:
         """Per key of `group`, its rolling quality (the mean of its last

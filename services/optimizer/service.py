@@ -45,6 +45,7 @@ from services.optimizer.wire import (
 )
 from services.runtime.faults import Fault, InvalidArgument
 from services.runtime.metrics import SNAPSHOTS
+from services.runtime.moment_wire import timestamp_of
 from services.runtime.principal import PRINCIPAL
 
 # What one RecordOutcomes call may carry.
@@ -181,8 +182,9 @@ class QualityServicer:
         )
 
     async def GetQualityHistory(self, request: Any, context: Any) -> optimizer_pb2.GetQualityHistoryResponse:
-        since = request.since or time.time() - 86_400
+        since = self._monitor.fitted_since() if request.fit else (request.since or time.time() - 86_400)
         series = self._monitor.history(request.group, since, request.points or 120)
+        until = time.time()
         levels = self._monitor.thresholds
         return optimizer_pb2.GetQualityHistoryResponse(
             series=[series_message(key, points) for key, points in series.items()],
@@ -190,6 +192,8 @@ class QualityServicer:
                 critical=levels.critical, warning=levels.warning, target=levels.target, excellent=levels.excellent
             ),
             window=self._monitor.window,
+            since=timestamp_of(since),
+            until=timestamp_of(until),
         )
 
     def _cycle_message(self, record: CycleRecord) -> optimizer_pb2.ImprovementCycleRecord:

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -50,6 +51,7 @@ def activity(mesh):
     experiment), outcomes for that experiment's arms, a prompt with two
     versions, and an evaluation run."""
     admin = mesh.admin_key
+    began = time.time()
     for question in ("What is the status of edwina.hawthorne@example.com?", "Her last payment?") * 2:
         status, _ = http_json("POST", f"{mesh.rest_url}/v1/chat/completions", {
             "model": "offline", "messages": [{"role": "user", "content": question}],
@@ -100,7 +102,7 @@ def activity(mesh):
     while http_json("GET", f"{mesh.rest_url}/v1/evaluations/{run_id}", key=admin)[1]["run"]["state"] == "running":
         assert time.monotonic() < deadline, "the evaluation did not finish"
         time.sleep(0.3)
-    return {"experiment_id": experiment["id"], "trial_id": trial["experiment"]["id"], "run_id": run_id}
+    return {"experiment_id": experiment["id"], "trial_id": trial["experiment"]["id"], "run_id": run_id, "began": began}
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +183,10 @@ def card_rows(browser, title: str) -> dict[str, str]:
     return {r.find_elements(By.TAG_NAME, "td")[0].text: r.text for r in rows}
 
 
+def seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def texts(browser, selector: str) -> list[str]:
     return [e.text for e in browser.find_elements(By.CSS_SELECTOR, selector)]
 
@@ -252,14 +258,26 @@ def test_every_page_loads_without_errors_and_shows_what_the_api_returns(mesh, br
     shoot(browser, "mesh")
 
     open_page(browser, mesh, "quality")
-    _, history = http_json("GET", f"{mesh.rest_url}/v1/quality/history?group=category&hours=24", key=admin)
+    # By default the range the data fills: a young mesh's minutes span the chart, not a dot in a day.
+    _, history = http_json("GET", f"{mesh.rest_url}/v1/quality/history?group=category", key=admin)
     keys = [s["key"] for s in history["series"]]
     assert "credit" in keys
+    assert browser.find_element(By.ID, "quality-hours").get_attribute("value") == "fit"
     chart = browser.find_element(By.CSS_SELECTOR, "#quality-chart .uplot")
     assert chart.get_attribute("data-series") == str(len(keys) + 4)  # a line per category and the four levels
     assert browser.find_elements(By.CSS_SELECTOR, "#quality-chart canvas")
-    legend = " ".join(texts(browser, "#quality-chart .u-legend th"))
-    assert all(key in legend for key in keys) and "warning" in legend
+    start, end = float(chart.get_attribute("data-from")), float(chart.get_attribute("data-to"))
+    began = activity["began"]  # before the first scored turn
+    assert began - 70 <= start <= began + 5 and end - start < 600, (began, start, end)  # at least a minute
+    assert (seconds(history["since"]), seconds(history["until"])) == pytest.approx((start, end), abs=2)
+    # The legend names each series with its latest value before any hover.
+    legend = {
+        row.find_element(By.CSS_SELECTOR, "th").text: row.find_element(By.CSS_SELECTOR, "td").text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#quality-chart .u-legend tr.u-series")[1:]
+    }
+    assert set(keys) <= set(legend) and "warning" in legend
+    for s in history["series"]:
+        assert legend[s["key"]] == f"{s['points'][-1]['mean']:.3f}", (s["key"], legend)
     _, quality = http_json("GET", f"{mesh.rest_url}/v1/quality", key=admin)
     credit_alerts = [a for a in quality["alerts"] if a["key"] == "quality:category:credit"]
     assert credit_alerts and any(credit_alerts[0]["message"] in t for t in texts(browser, ".card tbody tr"))

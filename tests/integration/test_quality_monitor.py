@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from services.optimizer.experiments import Experiments
-from services.optimizer.monitoring import CRITICAL, HIGH, LOW, MEDIUM, QualityMonitor
+from services.optimizer.monitoring import CRITICAL, FIT_MARGIN, FIT_MAX_S, FIT_MIN_S, HIGH, LOW, MEDIUM, QualityMonitor
 from services.optimizer.prompts import PromptRegistry
 from services.runtime.faults import InvalidArgument
 
@@ -127,6 +127,21 @@ def test_history_traces_each_keys_rolling_quality_over_time(storage):
     assert history["billing"][0][1:] == (pytest.approx(0.6), 4)
     by_model = monitor.history("model", since=now - 3600)
     assert list(by_model) == ["gpt-4o-mini"]
+
+
+def test_a_fitted_history_starts_just_before_the_first_scored_turn(storage):
+    now = time.time()
+    empty = QualityMonitor(storage, clock=lambda: now)
+    assert empty.fitted_since() == pytest.approx(now - FIT_MIN_S * FIT_MARGIN)  # no data: the shortest range
+    record(storage, [0.9] * 3)
+    young = QualityMonitor(storage, clock=lambda: now + 10)
+    assert young.fitted_since() == pytest.approx(now + 10 - FIT_MIN_S * FIT_MARGIN, abs=1)  # seconds old: a minute
+    later = QualityMonitor(storage, clock=lambda: now + 7200)
+    since = later.fitted_since()
+    assert now - 7200 * (FIT_MARGIN - 1) - 1 <= since <= now  # two hours of data fill two hours and a margin
+    assert later.history("category", since=since, points=10)["credit"]
+    ancient = QualityMonitor(storage, clock=lambda: now + 400 * 86_400)
+    assert ancient.fitted_since() == pytest.approx(now + 400 * 86_400 - FIT_MAX_S * FIT_MARGIN)
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,7 @@ GROUP_SCORES = {
     )
     for group, key in _GROUP_KEYS.items()
 }
+FIRST_SCORED = Statement("SELECT MIN(at) FROM outcomes WHERE score IS NOT NULL")
 GROUP_SCORES_SINCE = {
     group: Statement(f"SELECT {key}, at, score FROM outcomes WHERE score IS NOT NULL AND at >= :since ORDER BY id")
     for group, key in _GROUP_KEYS.items()
