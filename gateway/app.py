@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2_grpc
 from tilores_x.v1 import audit_pb2_grpc, cache_pb2_grpc, llm_gateway_pb2_grpc, optimizer_pb2_grpc, router_pb2_grpc
 
 from gateway import metrics
-from gateway.access_log_api import AccessLogRoute
+from gateway.access_log_api import AccessLogRoutes
 from gateway.admin_api import AdminRoutes
 from gateway.api_keys import ApiKeys
 from gateway.cache_admin import CacheAdminRoute
@@ -87,7 +87,7 @@ class GatewayApp:
         if settings.audit_addr:
             audit_channel = open_channel(settings.audit_addr, "audit")
             self._channels.append(audit_channel)
-            routes += AccessLogRoute(audit_pb2_grpc.AuditServiceStub(audit_channel)).routes()
+            routes += AccessLogRoutes(audit_pb2_grpc.AuditServiceStub(audit_channel), router).routes()
         if settings.cache_addr:
             cache_channel = open_channel(settings.cache_addr, "cache")
             self._channels.append(cache_channel)

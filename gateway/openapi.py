@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 from google.protobuf.message import Message
-from tilores_x.v1 import audit_pb2, optimizer_pb2
+from tilores_x.v1 import audit_pb2, optimizer_pb2, router_pb2
 
 from gateway.exchange import Exchange
 from gateway.plain_json import plain_schemas, schema_ref
@@ -170,7 +170,13 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int, str]] =
     ),
     ("GET", "/v1/models"): ("The model catalog", None, 200, "json"),
     ("GET", "/v1/models/{model}"): ("One catalog model", None, 200, "json"),
-    ("GET", "/v1/access-log"): ("Who looked at which customer, newest first", None, 200, "json"),
+    ("GET", "/v1/access-log"): ("Who looked at which customer, newest first, a page at a time", None, 200, "json"),
+    ("POST", "/v1/customer-names"): (
+        "The names of customers by entity id (each look is on the access log)",
+        _body(_object(["entity_ids"], entity_ids={"type": "array", "maxItems": 100, "items": STRING})),
+        200,
+        "json",
+    ),
     ("GET", "/v1/prompts"): ("Every prompt with its active version", None, 200, "json"),
     ("GET", "/v1/prompts/{name}"): ("A prompt's versions, active version and history", None, 200, "json"),
     ("POST", "/v1/prompts/{name}/versions"): (
@@ -273,7 +279,16 @@ PATH_PARAMETERS = {
     "asset": "A file of the console, e.g. console.js or vendor/uPlot.iife.min.js",
 }
 QUERY_PARAMETERS = {
-    ("GET", "/v1/access-log"): ("entity_id", "who", "completion_id", "since", "until", "limit"),
+    ("GET", "/v1/access-log"): (
+        "customer",
+        "entity_id",
+        "who",
+        "completion_id",
+        "since",
+        "until",
+        "limit",
+        "cursor",
+    ),
     ("GET", "/v1/quality"): ("check",),
     ("GET", "/v1/quality/history"): ("group", "hours", "points"),
     ("GET", "/v1/experiments"): ("prompt", "limit"),
@@ -307,10 +322,20 @@ WRAPPED_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
         report={"type": ["object", "null"], "description": "The run's report once it has finished"},
     ),
     ("GET", "/v1/access-log"): _object(
-        ["object", "data", "truncated"],
+        ["object", "data", "truncated", "next_cursor", "customers"],
         object={"const": "list"},
         data={"type": "array", "items": schema_ref(audit_pb2.AccessRecord)},
         truncated={"type": "boolean"},
+        next_cursor={"type": ["string", "null"], "description": "Pass as `cursor` for the next (older) page"},
+        customers={
+            "anyOf": [{"type": "array", "items": schema_ref(router_pb2.NamedCustomer)}, {"type": "null"}],
+            "description": "Whom `customer` named, when given",
+        },
+    ),
+    ("POST", "/v1/customer-names"): _object(
+        ["object", "data"],
+        object={"const": "list"},
+        data={"type": "array", "items": schema_ref(router_pb2.NamedCustomer)},
     ),
 }
 MEDIA = {
@@ -375,7 +400,7 @@ def _answer_schema(operation: tuple[str, str]) -> dict[str, Any] | None:
 
 def _answer_schemas() -> dict[str, dict[str, Any]]:
     """Every message schema the answers refer to."""
-    held = [audit_pb2.AccessRecord, optimizer_pb2.EvaluationRun]
+    held = [audit_pb2.AccessRecord, optimizer_pb2.EvaluationRun, router_pb2.NamedCustomer]
     return plain_schemas(*PLAIN_ANSWERS.values(), *held)
 
 

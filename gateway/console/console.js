@@ -552,38 +552,69 @@ async function promptsPage(content) {
 
 // ---- Access log -------------------------------------------------------------
 
+const ACCESS_PAGE_SIZE = 50;
+
+// Names of customers by entity id, asked once per console session (each
+// look is on the access log, so a refresh does not ask again).
+async function customerNames(entityIds) {
+  const names = (state.customerNames ||= {});
+  const unknown = [...new Set(entityIds)].filter((id) => id && !(id in names)).slice(0, 100);
+  if (unknown.length) {
+    const reply = await api("/v1/customer-names", { method: "POST", body: { entity_ids: unknown } });
+    for (const id of unknown) names[id] = null; // nobody: asked, not asked again
+    for (const c of reply.data || []) names[c.entity_id] = c.name;
+  }
+  return names;
+}
+
 async function accessPage(content) {
   const filters = state.accessFilters || {};
+  const cursors = (state.accessCursors ||= []); // the cursor of each page after the first
   const query = new URLSearchParams();
   for (const [name, value] of Object.entries(filters)) if (value) query.set(name, value);
-  if (!query.has("limit")) query.set("limit", "200");
+  query.set("limit", String(ACCESS_PAGE_SIZE));
+  if (cursors.length) query.set("cursor", cursors[cursors.length - 1]);
   const reply = await api(`/v1/access-log?${query}`);
+  const names = await customerNames((reply.data || []).map((r) => r.entity_id));
   const field = (name, label, attrs = {}) => el("label", {}, label, el("input", { id: `access-${name}`, name, value: filters[name] || "", ...attrs }));
+  const go = (next) => { state.accessCursors = next; refresh(); };
   const form = el(
     "form",
     { id: "access-filter", onsubmit: (e) => {
       e.preventDefault();
       const next = {};
-      for (const name of ["entity_id", "who", "completion_id"]) next[name] = $(`#access-${name}`).value.trim();
+      for (const name of ["customer", "who", "completion_id"]) next[name] = $(`#access-${name}`).value.trim();
       for (const name of ["since", "until"]) {
         const value = $(`#access-${name}`).value;
-        next[name] = value ? String(Math.floor(new Date(value).getTime() / 1000)) : "";
+        next[name] = value ? new Date(value).toISOString() : "";
       }
       state.accessFilters = next;
-      refresh();
+      go([]);
     } },
-    field("entity_id", "Customer (entity id)"),
+    field("customer", "Customer (e-mail, client id, phone or entity id)", { size: 30 }),
     field("who", "Who (key/… or client/…)"),
     field("completion_id", "Completion id"),
-    el("label", {}, "Since", el("input", { id: "access-since", type: "datetime-local", value: filters.since ? localTime(Number(filters.since)).slice(0, 16).replace(" ", "T") : "" })),
-    el("label", {}, "Until", el("input", { id: "access-until", type: "datetime-local", value: filters.until ? localTime(Number(filters.until)).slice(0, 16).replace(" ", "T") : "" })),
+    el("label", {}, "Since", el("input", { id: "access-since", type: "datetime-local", value: filters.since ? localTime(secondsOf(filters.since)).slice(0, 16).replace(" ", "T") : "" })),
+    el("label", {}, "Until", el("input", { id: "access-until", type: "datetime-local", value: filters.until ? localTime(secondsOf(filters.until)).slice(0, 16).replace(" ", "T") : "" })),
     el("button", { type: "submit" }, "Filter"),
   );
-  const rows = (reply.data || []).map((r) => [when(r.at), r.who, r.entity_id, r.action, (r.field_kinds || []).join(", "), r.completion_id || "—", r.recorded_by]);
+  const customerCell = (id) => el("span", { class: "customer", title: id }, names[id] ? el("strong", {}, names[id]) : "", names[id] ? " " : "", el("code", {}, id));
+  const rows = (reply.data || []).map((r) => [when(r.at), r.who, customerCell(r.entity_id), r.action, (r.field_kinds || []).join(", "), r.completion_id || "—", r.recorded_by]);
+  const found = reply.customers;
+  const pageNumber = cursors.length + 1;
+  const pager = el("p", { class: "pager" },
+    el("button", { class: "secondary", id: "access-newest", disabled: !cursors.length, onclick: () => go([]) }, "Newest"),
+    " ",
+    el("button", { class: "secondary", id: "access-newer", disabled: !cursors.length, onclick: () => go(cursors.slice(0, -1)) }, "← Newer"),
+    ` page ${pageNumber} `,
+    el("button", { class: "secondary", id: "access-older", disabled: !reply.next_cursor, onclick: () => go([...cursors, reply.next_cursor]) }, "Older →"),
+  );
   content.replaceChildren(
     form,
-    card(`Who looked at which customer (${rows.length}${reply.truncated ? "+" : ""}, newest first)`,
-      rows.length ? table(["when", "who", "customer", "action", "what was read", "completion", "recorded by"], rows) : el("p", { class: "muted" }, "No look at a customer matches.")),
+    ...(found && !found.length ? [el("p", { class: "muted", id: "access-nobody" }, `No customer matches ${filters.customer}.`)] : []),
+    card(`Who looked at which customer (newest first, ${ACCESS_PAGE_SIZE} a page)`,
+      rows.length ? table(["when", "who", "customer", "action", "what was read", "completion", "recorded by"], rows) : el("p", { class: "muted" }, "No look at a customer matches."),
+      pager),
   );
 }
 

@@ -13,6 +13,7 @@ logged (`audit.head`)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -22,11 +23,12 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from services.runtime.customer_access import CustomerAccess
+from services.runtime.faults import InvalidArgument
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS access (
@@ -87,6 +89,42 @@ class AccessQuery:
     since: float = 0.0
     until: float = 0.0
     limit: int = DEFAULT_LIMIT
+    older_than: int = 0  # only rows before this one (a page's cursor); 0: from the newest
+
+
+class AccessPage(NamedTuple):
+    """One page of matching records, newest first."""
+
+    records: list[CustomerAccess]
+    truncated: bool  # more match than this page holds
+    older_than: int  # the cursor of the next page: the last row's id (0 on the last page)
+
+
+_TOKEN_PREFIX = b"older-than:"
+MAX_TOKEN_CHARS = 64
+
+
+def page_token(older_than: int) -> str:
+    """The opaque token a client passes back for the page after a row."""
+    return base64.urlsafe_b64encode(_TOKEN_PREFIX + str(older_than).encode()).decode().rstrip("=")
+
+
+def page_cursor(token: str) -> int:
+    """The row a page token points after; 0 for no token."""
+    if not token:
+        return 0
+    try:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise ValueError
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        if not raw.startswith(_TOKEN_PREFIX) or not raw[len(_TOKEN_PREFIX) :].isdigit():
+            raise ValueError
+        cursor = int(raw[len(_TOKEN_PREFIX) :])
+    except ValueError:
+        raise InvalidArgument("page_token: not a token this log gave", field="page_token") from None
+    if cursor < 1:
+        raise InvalidArgument("page_token: not a token this log gave", field="page_token")
+    return cursor
 
 
 class AccessLog:
@@ -157,8 +195,10 @@ class AccessLog:
         not follow from the one before (changed, removed, inserted)."""
         return verify_rows(self._db.execute(f"SELECT id, {COLUMNS}, chain FROM access ORDER BY id"), self._key)
 
-    def query(self, query: AccessQuery) -> tuple[list[CustomerAccess], bool]:
-        """Matching records, newest first, and whether more match."""
+    def query(self, query: AccessQuery) -> AccessPage:
+        """A page of matching records, newest first; the next page is the
+        same query with `older_than` set to this page's. Each page costs
+        one index range scan however deep it is (no OFFSET)."""
         limit = min(max(query.limit or DEFAULT_LIMIT, 1), MAX_LIMIT)
         where, args = [], []
         for column in ("entity_id", "who", "completion_id"):
@@ -171,14 +211,18 @@ class AccessLog:
         if query.until:
             where.append("at < ?")
             args.append(query.until)
-        sql = f"SELECT {COLUMNS} FROM access"
+        if query.older_than:
+            where.append("id < ?")
+            args.append(query.older_than)
+        sql = f"SELECT id, {COLUMNS} FROM access"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(sql, (*args, limit + 1)).fetchall()
-        records = [_entry(row) for row in rows[:limit]]
-        return records, len(rows) > limit
+        page = rows[:limit]
+        truncated = len(rows) > limit
+        return AccessPage([_entry(row[1:]) for row in page], truncated, page[-1][0] if truncated else 0)
 
 
 def _entry(row: tuple[Any, ...]) -> CustomerAccess:

@@ -12,7 +12,7 @@ from dataclasses import replace
 import grpc
 from tilores_x.v1 import audit_pb2, audit_pb2_grpc
 
-from services.audit.access_log import MAX_LIMIT, AccessLog, AccessQuery
+from services.audit.access_log import MAX_LIMIT, AccessLog, AccessQuery, page_cursor, page_token
 from services.runtime.access import FORWARD_SCOPE, Grants
 from services.runtime.access_ledger import access_message, access_of
 from services.runtime.faults import InvalidArgument
@@ -60,9 +60,14 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
             since=request.since,
             until=request.until,
             limit=request.limit,
+            older_than=page_cursor(request.page_token),
         )
-        records, truncated = await asyncio.to_thread(self._log.query, query)
-        return audit_pb2.QueryAccessResponse(records=[access_message(r) for r in records], truncated=truncated)
+        page = await asyncio.to_thread(self._log.query, query)
+        return audit_pb2.QueryAccessResponse(
+            records=[access_message(r) for r in page.records],
+            truncated=page.truncated,
+            next_page_token=page_token(page.older_than) if page.older_than else "",
+        )
 
 
 class AuditComponent:

@@ -15,6 +15,7 @@ from tilores_x.v1 import common_pb2, router_pb2, router_pb2_grpc
 from services.router.audience import Audiences
 from services.router.clients import RouterClients
 from services.router.credit_lookup import CreditLookup
+from services.router.customer_directory import CustomerDirectory
 from services.router.ports import CustomerDataUnavailable, NoSuchCustomer, UnknownCategory
 from services.router.tools import ToolRunner
 from services.router.turn import Turn, TurnRequest
@@ -57,6 +58,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         self._policy = policy or FieldPolicy.bundled()
         self._tools = ToolRunner(clients.customers, self._policy, clients.access) if tools else None
         self._credit = CreditLookup(clients.customers, clients.access)
+        self._directory = CustomerDirectory(clients.customers, clients.access)
         self._audiences = audiences or Audiences.bundled()
 
     def turn(self, request: router_pb2.ChatRequest, remaining: Callable[[], float]) -> Turn:
@@ -139,6 +141,25 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             customer_name=found.customer_name,
             lookup=found.lookup,
             credit_json=orjson.dumps(found.credit).decode(),
+        )
+
+    async def FindCustomers(
+        self, request: router_pb2.FindCustomersRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.FindCustomersResponse:
+        if len(request.identifier) > MAX_IDENTIFIER_CHARS:
+            raise InvalidArgument(f"identifier: at most {MAX_IDENTIFIER_CHARS} characters", field="identifier")
+        if any(len(e) > MAX_IDENTIFIER_CHARS for e in request.entity_ids):
+            raise InvalidArgument(f"entity_ids: each at most {MAX_IDENTIFIER_CHARS} characters", field="entity_ids")
+        tenant, timeout_s = (PRINCIPAL.get() or Principal()).tenant, self._remaining(context)()
+        try:
+            if request.identifier:
+                named = await self._directory.find(request.identifier, tenant, timeout_s)
+            else:
+                named = await self._directory.names(list(request.entity_ids), tenant, timeout_s)
+        except CustomerDataUnavailable:
+            raise Unavailable("customer data is unavailable right now") from None
+        return router_pb2.FindCustomersResponse(
+            customers=[router_pb2.NamedCustomer(entity_id=n.entity_id, name=n.name or None) for n in named]
         )
 
     async def DiscoverFields(

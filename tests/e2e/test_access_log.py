@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from urllib.parse import quote
 
 import grpc
 import pytest
@@ -183,3 +184,96 @@ def test_the_readmes_access_log_queries_run_as_written(client, mesh):
     )
     body = json.loads(subprocess.run(["bash", "-c", second], capture_output=True, text=True, check=True).stdout)
     assert body["data"] and {r["entity_id"] for r in body["data"]} == {entity}
+
+
+def _admin(mesh, method: str, path: str, body: object = None) -> tuple[int, dict]:
+    return http_json(method, f"{mesh.rest_url}{path}", body, key=mesh.admin_key)
+
+
+def test_the_log_pages_with_a_cursor_newest_first_each_record_once(client, mesh, customers):
+    for customer in customers[40:46]:  # six looks on record, at least
+        client.chat.completions.create(
+            model="offline", messages=[{"role": "user", "content": f"Status of {customer.records[0]['EMAIL']}?"}]
+        )
+    status, whole = _admin(mesh, "GET", "/v1/access-log?who=key/dev&limit=1000")
+    assert status == 200 and len(whole["data"]) >= 6
+    walked, cursor, pages = [], "", 0
+    while True:
+        status, page = _admin(mesh, "GET", f"/v1/access-log?who=key/dev&limit=4{'&cursor=' + cursor if cursor else ''}")
+        assert status == 200 and len(page["data"]) <= 4
+        walked += page["data"]
+        pages += 1
+        if page["next_cursor"] is None:
+            assert not page["truncated"]
+            break
+        assert page["truncated"]
+        cursor = page["next_cursor"]
+    # Newer records may have come since the first read: the walk holds the whole read, in order, once each.
+    ids = [json.dumps(r, sort_keys=True) for r in walked]
+    assert len(ids) == len(set(ids)) and pages >= 2
+    assert [r for r in walked if r in whole["data"]] == whole["data"]
+
+
+@pytest.mark.parametrize("identifier", [EDWINA, "2480135", "(312) 555-0142"], ids=["email", "client id", "phone"])
+def test_a_customer_is_found_by_what_the_operator_knows_and_that_look_is_on_record(client, mesh, customers, identifier):
+    edwina = _edwina(customers)
+    client.chat.completions.create(
+        model="offline", messages=[{"role": "user", "content": f"What is the credit score of {EDWINA}?"}]
+    )
+    started = time.time()
+    status, page = _admin(mesh, "GET", f"/v1/access-log?customer={quote(identifier)}&limit=50")
+    assert status == 200, page
+    assert page["customers"] == [{"entity_id": edwina.entity_id, "name": "Edwina Hawthorne"}]
+    assert page["data"] and all(r["entity_id"] == edwina.entity_id for r in page["data"])
+    # The operator's own look goes on the log as a read of her identity.
+    looks = _log(
+        mesh,
+        f"entity_id={edwina.entity_id}&since={started - 1}",
+        lambda r: any(x["action"] == "access_log.lookup" for x in r),
+    )
+    [look] = [r for r in looks if r["action"] == "access_log.lookup"][:1]
+    assert look["who"].startswith("key/") and look["field_kinds"] == ["identity"]
+    assert look["recorded_by"] == "service/router"
+
+
+def test_customer_names_for_entity_ids_are_given_and_on_record(mesh, customers):
+    edwina, other = _edwina(customers), customers[7]
+    ids = [edwina.entity_id, other.entity_id, "00000000-0000-4000-8000-000000000000"]
+    started = time.time()
+    status, names = _admin(mesh, "POST", "/v1/customer-names", {"entity_ids": ids})
+    assert status == 200, names
+    contact = other.records[0]
+    assert names["data"] == [
+        {"entity_id": edwina.entity_id, "name": "Edwina Hawthorne"},
+        {"entity_id": other.entity_id, "name": f"{contact['FIRST_NAME']} {contact['LAST_NAME']}"},
+    ]  # nobody has the third id: left out
+    looked = _log(
+        mesh,
+        f"entity_id={other.entity_id}&since={started - 1}",
+        lambda r: any(x["action"] == "access_log.lookup" for x in r),
+    )
+    assert any(r["action"] == "access_log.lookup" for r in looked)
+    status, body = http_json("POST", f"{mesh.rest_url}/v1/customer-names", {"entity_ids": ids}, key=API_KEY)
+    assert status == 403 and body["error"]["code"] == "insufficient_permissions"
+
+
+@pytest.mark.parametrize(
+    "method, path, body, param",
+    [
+        ("GET", "/v1/access-log?cursor=forged", None, "cursor"),
+        ("GET", "/v1/access-log?customer=hello%20there", None, "customer"),
+        ("GET", f"/v1/access-log?customer={EDWINA}&entity_id=x", None, "customer"),
+        ("GET", "/v1/access-log?limit=99999999", None, "limit"),
+        ("POST", "/v1/customer-names", {"entity_ids": ["x"] * 101}, "entity_ids"),
+        ("POST", "/v1/customer-names", {"entity_ids": [7]}, "entity_ids[0]"),
+        ("POST", "/v1/customer-names", {}, "entity_ids"),
+    ],
+)
+def test_bad_paging_and_customer_filters_are_named(mesh, method, path, body, param):
+    status, answer = _admin(mesh, method, path, body)
+    assert status == 400 and answer["error"]["param"] == param, answer
+
+
+def test_a_customer_nobody_is_is_an_empty_page(mesh):
+    status, page = _admin(mesh, "GET", "/v1/access-log?customer=nobody.at.all%40example.org")
+    assert status == 200 and page["data"] == [] and page["customers"] == [] and page["next_cursor"] is None

@@ -93,6 +93,14 @@ def activity(mesh):
         "prompt": TRIAL_PROMPT, "arms": [{"version": 1}, {"version": 2}], "min_samples": 500,
     }, key=admin)  # fmt: skip
     assert status == 200, trial
+    # Sixty answers about sixty customers: more looks than one page of the access log holds.
+    batch = [
+        {"custom_id": f"c{n}", "body": {"model": "offline", "messages": [
+            {"role": "user", "content": f"Status of client id {2_000_000 + 38 * n}?"}]}}
+        for n in range(1, 61)
+    ]  # fmt: skip
+    status, answers = http_json("POST", f"{mesh.rest_url}/v1/chat/batch", {"requests": batch, "concurrency": 8})
+    assert status == 200 and not [a for a in answers["data"] if a.get("error")], answers
     status, run = http_json("POST", f"{mesh.rest_url}/v1/evaluations", {
         "models": ["offline"], "customers": ["edwina.hawthorne@example.com"], "questions": 14,
     }, key=admin)  # fmt: skip
@@ -319,13 +327,34 @@ def test_every_page_loads_without_errors_and_shows_what_the_api_returns(mesh, br
     shoot(browser, "prompts")
 
     open_page(browser, mesh, "access")
-    _, log = http_json("GET", f"{mesh.rest_url}/v1/access-log?limit=200", key=admin)
-    customer = log["data"][0]["entity_id"]
-    type_into(browser, "#access-entity_id", customer)
+    # A page at a time, each customer named beside the id.
+    rows = texts(browser, ".card tbody tr")
+    assert len(rows) == 50 and browser.find_element(By.ID, "access-older").is_enabled()
+    assert browser.execute_script("return document.documentElement.scrollHeight") < 5000
+    shown = [cell.rsplit(" ", 1) for cell in texts(browser, ".card tbody tr td:nth-child(3)")]
+    ids = list(dict.fromkeys(entity_id for _, entity_id in shown))
+    _, names = http_json("POST", f"{mesh.rest_url}/v1/customer-names", {"entity_ids": ids}, key=admin)
+    named = {n["entity_id"]: n["name"] for n in names["data"]}
+    assert len(named) == len(ids) and all(name == named[entity_id] for name, entity_id in shown), shown[:3]
+    click(browser, "#access-older")
+    wait(browser).until(lambda b: "page 2" in b.find_element(By.CSS_SELECTOR, ".pager").text)
+    older = texts(browser, ".card tbody tr")
+    assert older and not set(older) & set(rows)
+    click(browser, "#access-newest")
+    wait(browser).until(lambda b: "page 1" in b.find_element(By.CSS_SELECTOR, ".pager").text)
+    # Filtered by what the operator knows: her e-mail.
+    type_into(browser, "#access-customer", "edwina.hawthorne@example.com")
     click(browser, "#access-filter button")
-    _, only = http_json("GET", f"{mesh.rest_url}/v1/access-log?limit=200&entity_id={customer}", key=admin)
-    wait(browser).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".card tbody tr")) == len(only["data"]))
-    assert all(customer in row for row in texts(browser, ".card tbody tr"))
+    _, only = http_json(
+        "GET", f"{mesh.rest_url}/v1/access-log?limit=50&customer=edwina.hawthorne%40example.com", key=admin
+    )
+    edwina = only["customers"][0]["entity_id"]
+    wait(browser).until(
+        lambda b: (
+            (cells := texts(b, ".card tbody tr td:nth-child(3)"))
+            and all(c == f"Edwina Hawthorne {edwina}" for c in cells)
+        )
+    )
     shoot(browser, "access")
 
     assert console_errors(browser) == []

@@ -7,9 +7,10 @@ import sqlite3
 
 import pytest
 
-from services.audit.access_log import COLUMNS, GENESIS, AccessLog, AccessQuery, link
+from services.audit.access_log import COLUMNS, GENESIS, AccessLog, AccessQuery, link, page_cursor, page_token
 from services.audit.verify import main as verify
 from services.runtime.customer_access import CustomerAccess
+from services.runtime.faults import InvalidArgument
 
 
 def _entry(n: int, who: str = "key/desk-7", entity: str = "e-1") -> CustomerAccess:
@@ -28,7 +29,7 @@ def log(tmp_path):
 
 def test_records_come_back_newest_first_with_who_recorded_them(log):
     assert log.append([_entry(1), _entry(2, entity="e-2")], "service/router") == 2
-    records, truncated = log.query(AccessQuery())
+    records, truncated, _ = log.query(AccessQuery())
     assert [r.completion_id for r in records] == ["chatcmpl-2", "chatcmpl-1"] and not truncated
     assert records[0].recorded_by == "service/router" and records[0].field_kinds == ("credit", "identity")
     assert records[0].at > 0
@@ -42,7 +43,7 @@ def test_queries_filter_by_customer_who_completion_and_time(log):
     [first, *_] = log.query(AccessQuery())[0]
     assert log.query(AccessQuery(since=first.at + 1))[0] == []
     assert len(log.query(AccessQuery(until=first.at + 1))[0]) == 3
-    records, truncated = log.query(AccessQuery(limit=2))
+    records, truncated, _ = log.query(AccessQuery(limit=2))
     assert len(records) == 2 and truncated
 
 
@@ -157,3 +158,26 @@ CREATE TABLE access (
 )
 def test_an_unfit_record_says_what_is_wrong(entry, problem):
     assert entry.problem().startswith(problem)
+
+
+def test_pages_walk_every_match_once_newest_first(log):
+    log.append([_entry(n, entity="e-1" if n % 3 else "e-2") for n in range(1, 26)], "service/router")
+    walked, cursor, pages = [], 0, 0
+    while True:
+        page = log.query(AccessQuery(entity_id="e-1", limit=4, older_than=cursor))
+        walked += [r.completion_id for r in page.records]
+        pages += 1
+        if not page.truncated:
+            assert page.older_than == 0
+            break
+        cursor = page.older_than
+    expected = [f"chatcmpl-{n}" for n in range(25, 0, -1) if n % 3]
+    assert walked == expected and pages == 5  # 17 records, 4 a page
+
+
+def test_a_page_token_round_trips_and_a_forged_one_is_refused_by_name():
+    assert page_cursor(page_token(1234)) == 1234 and page_cursor("") == 0
+    for forged in ("1234", "not-a-token", page_token(1234)[:-2] + "zz", "A" * 65, "b2xkZXItdGhhbjow"):
+        with pytest.raises(InvalidArgument) as refused:
+            page_cursor(forged)
+        assert refused.value.field == "page_token", forged
