@@ -81,11 +81,11 @@ const fixed = (value, digits = 3) => (value === null || value === undefined ? "�
 
 function badge(text) {
   const word = String(text || "unknown").toLowerCase();
-  const kind = /^(ok|serving|closed|connected|excellent|on target|promoted|true|running)$/.test(word)
+  const kind = /^(ok|serving|closed|connected|excellent|on target|promoted|true|running|succeeded)$/.test(word)
     ? "ok"
     : /^(degraded|half_open|below target|warning|concluded|medium|low|high)$/.test(word)
       ? "warn"
-      : /^(unavailable|unreachable|not_serving|open|critical|killed|stopped_by_guardrail|false|error)$/.test(word)
+      : /^(unavailable|unreachable|not_serving|open|critical|killed|stopped_by_guardrail|false|error|failed)$/.test(word)
         ? "bad"
         : "info";
   return el("span", { class: `badge ${kind}` }, text);
@@ -133,7 +133,8 @@ function timeChart(target, series, { height = 260, min = null, max = null, marke
     width,
     height,
     scales: { x: from === null ? { time: true } : { time: true, range: [from, to] }, y: min === null ? {} : { range: [min, max] } },
-    series: [{}, ...series.map((s) => {
+    // The time column shows the latest reading's time off the chart too.
+    series: [{ value: (u, v, _series, idx) => localTime(idx === null || idx === undefined ? times[times.length - 1] : v) }, ...series.map((s) => {
       const latest = s.points.length ? s.points[s.points.length - 1][1] : null;
       const shown = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(digits));
       return {
@@ -571,10 +572,17 @@ async function accessPage(content) {
   const filters = state.accessFilters || {};
   const cursors = (state.accessCursors ||= []); // the cursor of each page after the first
   const query = new URLSearchParams();
-  for (const [name, value] of Object.entries(filters)) if (value) query.set(name, value);
+  // A customer is looked up once, when the filter is applied (that look is on
+  // the log); the refreshes after it ask by the entity id it found.
+  const found = filters.found;
+  for (const name of ["who", "completion_id", "since", "until"]) if (filters[name]) query.set(name, filters[name]);
+  if (found) query.set("entity_id", found[0]?.entity_id || "");
+  else if (filters.customer) query.set("customer", filters.customer);
   query.set("limit", String(ACCESS_PAGE_SIZE));
   if (cursors.length) query.set("cursor", cursors[cursors.length - 1]);
-  const reply = await api(`/v1/access-log?${query}`);
+  const nobody = found && !found.length;
+  const reply = nobody ? { data: [], customers: [] } : await api(`/v1/access-log?${query}`);
+  if (reply.customers && !found) filters.found = reply.customers;
   const names = await customerNames((reply.data || []).map((r) => r.entity_id));
   const field = (name, label, attrs = {}) => el("label", {}, label, el("input", { id: `access-${name}`, name, value: filters[name] || "", ...attrs }));
   const go = (next) => { state.accessCursors = next; refresh(); };
@@ -600,7 +608,6 @@ async function accessPage(content) {
   );
   const customerCell = (id) => el("span", { class: "customer", title: id }, names[id] ? el("strong", {}, names[id]) : "", names[id] ? " " : "", el("code", {}, id));
   const rows = (reply.data || []).map((r) => [when(r.at), r.who, customerCell(r.entity_id), r.action, (r.field_kinds || []).join(", "), r.completion_id || "—", r.recorded_by]);
-  const found = reply.customers;
   const pageNumber = cursors.length + 1;
   const pager = el("p", { class: "pager" },
     el("button", { class: "secondary", id: "access-newest", disabled: !cursors.length, onclick: () => go([]) }, "Newest"),
@@ -611,7 +618,7 @@ async function accessPage(content) {
   );
   content.replaceChildren(
     form,
-    ...(found && !found.length ? [el("p", { class: "muted", id: "access-nobody" }, `No customer matches ${filters.customer}.`)] : []),
+    ...(filters.found && !filters.found.length ? [el("p", { class: "muted", id: "access-nobody" }, `No customer matches ${filters.customer}.`)] : []),
     card(`Who looked at which customer (newest first, ${ACCESS_PAGE_SIZE} a page)`,
       rows.length ? table(["when", "who", "customer", "action", "what was read", "completion", "recorded by"], rows) : el("p", { class: "muted" }, "No look at a customer matches."),
       pager),

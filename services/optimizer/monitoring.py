@@ -32,9 +32,9 @@ CRITICAL, HIGH, MEDIUM, LOW, INFO = "CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"
 # The agent mode with its category ("client/billing") is a group of its own.
 GROUPS = statements.GROUPS
 # A history fitted to its data spans from its first scored turn to now,
-# with a margin so that turn is not on the chart's edge: at least a minute
-# (a new mesh) and at most ninety days (what the store keeps in reach).
-FIT_MIN_S = 60.0
+# with a margin so that turn is not on the chart's edge: at least ten
+# seconds (a new mesh) and at most ninety days (what the store keeps in reach).
+FIT_MIN_S = 10.0
 FIT_MAX_S = 90 * 86_400.0
 FIT_MARGIN = 1.05
 
