@@ -545,7 +545,7 @@ async function promptsPage(content) {
       el("p", {},
         versions.filter((v) => v.version !== detail.active_version).slice(-6).map((v) => el("button", { class: "secondary activate", "data-version": v.version, onclick: () => act("activate", v.version) }, `Activate v${v.version}`)),
         " ",
-        el("button", { class: "danger", id: "rollback", disabled: versions.length < 2, title: versions.length < 2 ? "Nothing to roll back to: this prompt has one version" : "", onclick: () => act("rollback") }, "Roll back"),
+        el("button", { class: "danger", id: "rollback", disabled: !detail.rollback_version, title: detail.rollback_version ? `Make v${detail.rollback_version} active again` : "Nothing to roll back to: no version was active before this one", onclick: () => act("rollback") }, "Roll back"),
       ),
     ),
   );

@@ -174,6 +174,12 @@ class PromptRegistry:
                 self.storage.audit(db, name, "activated", version, previous, detail, actor)
         return target
 
+    def rollback_version(self, name: str) -> int | None:
+        """The version a rollback would make active: the one active before
+        the current one; None when there is none."""
+        rows = self.storage.query(statements.VERSION_BEFORE, name=name, version=self.active(name).version)
+        return int(rows[0][0]) if rows else None
+
     def rollback(self, name: str, detail: str = "", actor: str = SELF) -> PromptVersion:
         """Back to the version that was active before the current one."""
         current = self.active(name)

@@ -105,6 +105,7 @@ class PromptServicer:
             versions=[version_message(v) for v in versions],
             active_version=self._registry.active(request.name).version,
             history=[audit_message(entry) for entry in self._registry.history(request.name)],
+            rollback_version=self._registry.rollback_version(request.name),
         )
 
     async def StartExperiment(self, request: Any, context: Any) -> optimizer_pb2.StartExperimentResponse:

@@ -468,10 +468,19 @@ def test_every_replica_reports_its_own_figures(mesh, activity):
 
 def test_a_disabled_roll_back_looks_disabled(mesh, browser, activity):
     admin = mesh.admin_key
-    status, body = http_json(
-        "POST", f"{mesh.rest_url}/v1/prompts/console_single/versions", {"template": FIRST}, key=admin
-    )
-    assert status == 200, body
+    for prompt, templates in (("console_single", [FIRST]), ("console_rolled", [FIRST, SECOND])):
+        for template in templates:
+            status, body = http_json(
+                "POST",
+                f"{mesh.rest_url}/v1/prompts/{prompt}/versions",
+                {"template": template, "activate": True},
+                key=admin,
+            )
+            assert status == 200, body
+    # console_rolled: v2 active after v1, so a rollback has somewhere to go; console_single: nowhere.
+    rolled = http_json("GET", f"{mesh.rest_url}/v1/prompts/console_rolled", key=admin)[1]
+    single = http_json("GET", f"{mesh.rest_url}/v1/prompts/console_single", key=admin)[1]
+    assert (rolled["rollback_version"], single["rollback_version"]) == (1, None)
     sign_in(browser, mesh, admin)
     wait(browser).until(lambda b: b.find_element(By.ID, "nav").is_displayed())
     open_page(browser, mesh, "prompts")
@@ -486,10 +495,11 @@ def test_a_disabled_roll_back_looks_disabled(mesh, browser, activity):
             button.value_of_css_property("cursor"),
         )
 
-    enabled, active_colour, active_cursor = rollback_style(DEMO_PROMPT)  # two versions
+    enabled, active_colour, active_cursor = rollback_style("console_rolled")
     assert enabled and active_cursor == "pointer"
-    enabled, colour, cursor = rollback_style("console_single")  # one version: nothing to roll back to
+    assert "v1" in browser.find_element(By.ID, "rollback").get_attribute("title")
+    enabled, colour, cursor = rollback_style("console_single")  # nothing to roll back to
     assert not enabled and cursor == "not-allowed"
     assert colour != active_colour and colour == "rgba(236, 238, 242, 1)"  # grey, not the red of an active one
-    assert "one version" in browser.find_element(By.ID, "rollback").get_attribute("title")
+    assert "Nothing to roll back to" in browser.find_element(By.ID, "rollback").get_attribute("title")
     assert console_errors(browser) == []
