@@ -104,7 +104,7 @@ class AccessLogRoutes:
         try:
             return await self._find(router_pb2.FindCustomersRequest(identifier=customer))
         except OpenAIError as error:
-            if error.param == "identifier":
+            if error.status == 400 and error.param == "identifier":
                 raise OpenAIError(
                     400,
                     "Invalid 'customer': give an e-mail, client id, phone number, Salesforce contact id or entity id.",

@@ -150,7 +150,12 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             raise InvalidArgument(f"identifier: at most {MAX_IDENTIFIER_CHARS} characters", field="identifier")
         if any(len(e) > MAX_IDENTIFIER_CHARS for e in request.entity_ids):
             raise InvalidArgument(f"entity_ids: each at most {MAX_IDENTIFIER_CHARS} characters", field="entity_ids")
-        tenant, timeout_s = (PRINCIPAL.get() or Principal()).tenant, self._remaining(context)()
+        principal = PRINCIPAL.get() or Principal()
+        if principal.serves_customer:
+            raise PermissionDenied(
+                "this caller serves a customer-facing chat and may not look customers up", field="identifier"
+            )
+        tenant, timeout_s = principal.tenant, self._remaining(context)()
         try:
             if request.identifier:
                 named = await self._directory.find(request.identifier, tenant, timeout_s)

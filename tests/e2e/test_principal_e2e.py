@@ -245,3 +245,26 @@ def test_the_readmes_verify_command_finds_the_live_log_intact(mesh, client):
     done = subprocess.run(shlex.split(line), check=False, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("intact: "), done.stdout + done.stderr
     assert oct((mesh.data_dir / "audit.db").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_customer_facing_key_cannot_look_customers_up_even_with_the_audit_scope(mesh, tmp_path):
+    run = [sys.executable, "-m"]
+    subprocess.run([*run, "gateway.customer_tokens", "keypair", "--out", str(tmp_path)], check=True)
+    completed = subprocess.run(
+        [*run, "gateway.api_keys", "add", "--file", str(mesh.data_dir / "gateway-keys.yaml"), "--id", "web-audit",
+         "--scopes", "audit", "--audience", "client", "--token-key", str(tmp_path / "customer-token.pub")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    key = completed.stdout.strip()
+    private = serialization.load_pem_private_key((tmp_path / "customer-token.key").read_bytes(), None)
+    headers = {"X-Customer-Token": mint(private, "web-audit", EDWINA)}
+    deadline = time.monotonic() + 10
+    while http_json("GET", f"{mesh.rest_url}/v1/access-log?limit=1", key=key, headers=headers)[0] == 401:
+        assert time.monotonic() < deadline, "the gateway did not pick up the new key"
+        time.sleep(0.2)
+    for method, path, body in (
+        ("GET", f"/v1/access-log?customer={EDWINA}", None),
+        ("POST", "/v1/customer-names", {"entity_ids": ["6513270e-269e-4d37-b2a7-4de452e6b438"]}),
+    ):
+        status, answer = http_json(method, f"{mesh.rest_url}{path}", body, key=key, headers=headers)
+        assert status == 403 and "customer-facing" in answer["error"]["message"], (path, answer)
