@@ -54,7 +54,7 @@ $(DATA_DIR)/tilores.db: $(VENV)/.installed $(GEN)/.stamp
 customers: seed
 	@$(PY) -m services.tilores_data.seed --db $(DATA_DIR)/tilores.db --list 5
 
-## bench: figures for the mesh's added latency, tilores_data at 100,000 customers, the router's lookups, tracing and identities per hop (prints, never fails on speed)
+## bench: figures for the mesh's added latency and CPU against its floor chain, tilores_data at 100,000 customers, the router's lookups, tracing and identities per hop (prints, never fails on speed)
 bench: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.chat_latency
 	$(PY) -m bench.long_streams

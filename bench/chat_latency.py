@@ -13,7 +13,10 @@ total time, the latency the mesh adds (mesh minus direct), throughput and
 errors; then the cache paths (a customer lookup served warm versus a cold
 lookup through tilores_data), the same request entering the mesh at each hop
 (llm_gateway, router, gateway, Envoy) to show where the time goes, and the
-resident memory of every process.
+resident memory of every process. In the same run, right after the mesh
+at each concurrency, the floor chain (bench/floor_chain.py: the same chain
+with nothing in it) relays the general question from the same emulator,
+and the report puts its CPU per answer beside the mesh's, per hop and in all.
 The table is also written to bench/results.md with the machine it ran on.
 Figures only: nothing here passes or fails.
 """
@@ -41,6 +44,7 @@ import orjson
 import uvloop
 from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, router_pb2, router_pb2_grpc
 
+from bench.floor_chain import FloorChain
 from deploy.local_mesh import UNMETERED_KEY_LIMITS, LocalMesh
 from deploy.topology import Topology, load_topology
 from services.tilores_data.sample import generate_customers
@@ -200,8 +204,8 @@ def rss_mb(pid: int) -> float:
 
 
 async def measure(
-    mesh: LocalMesh, upstream: str, levels: list[int], per_level: dict[int, int]
-) -> tuple[list, list, list]:
+    mesh: LocalMesh, upstream: str, levels: list[int], per_level: dict[int, int], floor: FloorChain
+) -> tuple[list, list, list, list]:
     client_ids = [c.records[0]["CLIENT_ID"] for c in generate_customers(CUSTOMERS)][1:]
     cold = iter(client_ids)
     # The gateway's own port is HTTPS with the mesh CA; the other URLs are plain HTTP.
@@ -216,11 +220,14 @@ async def measure(
                 session, f"{mesh.rest_url}/v1/chat/completions", API_KEY, body(QUESTION)
             ),
         }
-        for path in paths.values():  # warm connections, channels and caches
+        # The floor: the same chain with nothing in it, the same upstream (bench/floor_chain.py).
+        floor_path = lambda n: sse_request(session, f"{floor.rest_url}/v1/chat/completions", API_KEY, body(GENERAL))  # noqa: E731
+        for path in [*paths.values(), floor_path]:  # warm connections, channels and caches
             for n in range(10):
                 await path(n)
         meter = CpuMeter({name: p.pid for name, p in mesh.processes.items() if name != "redis"})
-        rows, cpu_rows = [], []
+        floor_meter = CpuMeter({FLOOR_HOPS[name]: p.pid for name, p in floor.processes.items()})
+        rows, cpu_rows, floor_rows = [], [], []
         for concurrency in levels:
             for name, path in paths.items():
                 row = await meter.run(run_level(name, path, concurrency, per_level[concurrency]))
@@ -228,6 +235,10 @@ async def measure(
                 if name != "direct":
                     cpu_rows.append(row)
                 print(format_row(row), flush=True)
+            row = await floor_meter.run(run_level("floor", floor_path, concurrency, per_level[concurrency]))
+            rows.append(row)
+            floor_rows.append(row)
+            print(format_row(row), flush=True)
         cache_rows = [
             await run_level("mesh, lookup warm", paths["mesh, customer (warm)"], 1, 100),
             await run_level(
@@ -266,7 +277,7 @@ async def measure(
                 row = await run_level(name, path, 1, 100)
                 cache_rows.append(row)
                 print(format_row(row), flush=True)
-    return rows, cache_rows, cpu_rows
+    return rows, cache_rows, cpu_rows, floor_rows
 
 
 HEADER = (
@@ -348,20 +359,58 @@ def before_after(rows: list[Row]) -> tuple[str, str]:
     return "\n".join(lines), said
 
 
-def added_table(rows: list[Row]) -> str:
+# Each hop of the floor chain by the mesh process it stands in for.
+FLOOR_HOPS = {"envoy": "envoy", "edge": "gateway", "router": "router", "model": "llm_gateway"}
+
+
+def floor_table(cpu_rows: list[Row], floor_rows: list[Row]) -> str:
+    """CPU per answer of the floor chain and of the mesh, per hop and in
+    all, with the ratio mesh / floor; the mesh's other processes (the
+    optimizer, the cache, tilores_data, the audit log) count in its total."""
+    hops = list(FLOOR_HOPS.values())
     lines = [
-        "| conc | added TTFT p50 | added TTFT p99 | added total p50 | mesh/direct throughput |",
-        "|---:|---:|---:|---:|---:|",
+        "| mesh path | conc | "
+        + " | ".join(f"{h} (floor → mesh, ×)" for h in hops)
+        + " | whole chain (floor → mesh, ×) |",
+        "|---|---:|" + "---:|" * (len(hops) + 1),
+    ]
+    floor_by = {row.concurrency: row for row in floor_rows}
+    for row in cpu_rows:
+        floor = floor_by.get(row.concurrency)
+        if floor is None or row.cpu_ms is None or floor.cpu_ms is None:
+            continue
+        cells = [
+            f"{floor.cpu_ms[h]:.2f} → {row.cpu_ms[h]:.2f} ({_ratio(row.cpu_ms[h], floor.cpu_ms[h])})" for h in hops
+        ]
+        mesh_total, floor_total = sum(row.cpu_ms.values()), sum(floor.cpu_ms.values())
+        cells.append(f"{floor_total:.2f} → {mesh_total:.2f} ({_ratio(mesh_total, floor_total)})")
+        lines.append(f"| {row.path} | {row.concurrency} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ratio(mesh: float, floor: float) -> str:
+    return f"{mesh / floor:.2f}×" if floor > 0 else "—"
+
+
+def added_table(rows: list[Row]) -> str:
+    """What the mesh and the floor chain each add to a direct call (the general question)."""
+    lines = [
+        "| chain | conc | added TTFT p50 | added TTFT p99 | added total p50 | throughput / direct |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     by_key = {(r.path, r.concurrency): r for r in rows}
     for concurrency in sorted({r.concurrency for r in rows}):
-        direct, mesh = by_key[("direct", concurrency)], by_key[("mesh", concurrency)]  # the general question
-        lines.append(
-            f"| {concurrency} | {mesh.ttft_p50 - direct.ttft_p50:+.2f} ms | "
-            f"{mesh.p(mesh.ttft, 0.99) - direct.p(direct.ttft, 0.99):+.2f} ms | "
-            f"{mesh.total_p50 - direct.total_p50:+.2f} ms | "
-            f"{(len(mesh.total) / mesh.seconds) / (len(direct.total) / direct.seconds):.2f} |"
-        )
+        direct = by_key[("direct", concurrency)]
+        for chain in ("mesh", "floor"):
+            row = by_key.get((chain, concurrency))
+            if row is None:
+                continue
+            lines.append(
+                f"| {chain} | {concurrency} | {row.ttft_p50 - direct.ttft_p50:+.2f} ms | "
+                f"{row.p(row.ttft, 0.99) - direct.p(direct.ttft, 0.99):+.2f} ms | "
+                f"{row.total_p50 - direct.total_p50:+.2f} ms | "
+                f"{(len(row.total) / row.seconds) / (len(direct.total) / direct.seconds):.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -432,10 +481,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.token_ms:g} ms apart; streaming; {machine()}"
         )
         print(setup + "\n\n" + HEADER, flush=True)
-        rows, cache_rows, cpu_rows = uvloop.run(measure(mesh, upstream, levels, per_level))
+        floor = FloorChain(
+            mesh.topology, mesh.data_dir / "certs", mesh.run_dir / "floor", upstream, OpenAIEmulator.api_key
+        )
+        floor.start()
+        try:
+            rows, cache_rows, cpu_rows, floor_rows = uvloop.run(measure(mesh, upstream, levels, per_level, floor))
+        finally:
+            floor.stop()
         memory = {name: rss_mb(p.pid) for name, p in mesh.processes.items()}
     added = added_table(rows)
     cpu = cpu_table(cpu_rows)
+    floor_cpu = floor_table(cpu_rows, floor_rows)
     if args.record_before is not None:
         record_before(cpu_rows, args.record_before, setup)
         print(f"\nCPU per streamed answer, milliseconds:\n{cpu}\n\nbaseline written to {args.record_before}")
@@ -444,18 +501,24 @@ def main(argv: list[str] | None = None) -> int:
     print("\nCPU per streamed answer, milliseconds (mesh processes; Envoy included):\n" + cpu)
     if compared:
         print(f"\nthe baseline ({baseline}) and now:\n" + compared)
+    print("\nCPU per streamed answer against the floor chain (milliseconds, floor → mesh, ratio):\n" + floor_cpu)
     memory_lines = "\n".join(f"| {name} | {mb:.0f} MB |" for name, mb in memory.items())
-    print("\nadded by the mesh (mesh minus direct):\n" + added)
+    print("\nadded by the mesh and by the floor chain (minus direct):\n" + added)
     print("\nresident memory after the run:\n| process | RSS |\n|---|---:|\n" + memory_lines)
     RESULTS.write_text(
         "# Benchmark results\n\n"
         f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n"
         f"Setup: {setup}.\n\n"
         "## Direct versus the whole mesh\n\n" + HEADER + "\n" + "\n".join(format_row(r) for r in rows) + "\n\n"
-        "## Added by the mesh (the general question)\n\n" + added + "\n\n"
+        "## Added by the mesh and by the floor chain (the general question)\n\n" + added + "\n\n"
         "## CPU per streamed answer (milliseconds, every feature of the default configuration on)\n\n"
         + cpu
         + (f"\n\nThe baseline ({baseline}) and now:\n\n{compared}" if compared else "")
+        + "\n\n"
+        "## Against the floor (the same chain with nothing in it: bench/floor_chain.py)\n\n"
+        "CPU per streamed answer in milliseconds, floor → mesh, and the ratio mesh / floor; the floor relays the "
+        "general question, measured right after the mesh at the same concurrency against the same upstream.\n\n"
+        + floor_cpu
         + "\n\n"
         "## Cache paths and where the time goes (concurrency 1)\n\n"
         + HEADER
