@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from services.router.customer_access_gate import CustomerAccessGate
 from services.router.ports import CustomerData
 from services.runtime.customer_identifiers import identifiers_in
@@ -50,5 +48,5 @@ class CreditLookup:
         profile = await self._customers.profile(entity_id, tenant, timeout_s)
         if self._access is not None:
             self._access.record([entity_id], "credit.report", {"credit", "identity"})
-        found_by = identifiers.describe_found(orjson.loads(r) for r in matches[0].records_json)
+        found_by = identifiers.describe_found(matches[0].records())
         return CustomerCredit(entity_id, profile.customer_name, found_by, profile.credit)

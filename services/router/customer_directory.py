@@ -6,9 +6,7 @@ a look at their identity (`access_log.lookup`), under the auditor's key."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from services.router.customer_access_gate import CustomerAccessGate
 from services.router.ports import CustomerData, NoSuchCustomer
@@ -38,7 +36,7 @@ class CustomerDirectory:
                 "identifier: give an e-mail, client id, phone number or Salesforce contact id", field="identifier"
             )
         matches = await self._customers.find(identifiers.search_parameters(), tenant, timeout_s)
-        named = [NamedCustomer(m.entity_id, name_in(m.records())) for m in matches[:MAX_NAMED]]
+        named = [NamedCustomer(m.entity_id, m.name()) for m in matches[:MAX_NAMED]]
         self._record(named)
         return named
 
@@ -63,12 +61,3 @@ class CustomerDirectory:
     def _record(self, named: list[NamedCustomer]) -> None:
         if self._access is not None and named:
             self._access.record([n.entity_id for n in named], LOOKUP_ACTION, {"identity"})
-
-
-def name_in(records: Iterable[Mapping[str, Any]]) -> str:
-    """The name the first record with one gives: "First Last"."""
-    for record in records:
-        name = " ".join(str(record[k]) for k in ("FIRST_NAME", "LAST_NAME") if record.get(k))
-        if name:
-            return name
-    return ""

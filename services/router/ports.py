@@ -59,17 +59,29 @@ class CustomerMatch:
         """The records, each read only when reached."""
         return (orjson.loads(r) for r in self.records_json)
 
+    def name(self) -> str:
+        """ "First Last" as the records give it; "" when they give none."""
+        return _name_of(_contact(list(self.records())))
+
     def summary(self) -> tuple[str, str]:
         """`Name, client id …, email …` and the record it is read from."""
         records = list(self.records())
-        contact = next((r for r in records if r.get("FIRST_NAME")), records[0] if records else {})
-        name = " ".join(str(contact[k]) for k in ("FIRST_NAME", "LAST_NAME") if contact.get(k))
-        parts = [name or "name not on file"]
+        contact = _contact(records)
+        parts = [_name_of(contact) or "name not on file"]
         for label, key in (("client id", "CLIENT_ID"), ("email", "EMAIL")):
             value = next((r[key] for r in records if r.get(key)), "")
             if value:
                 parts.append(f"{label} {value}")
         return ", ".join(parts), str(contact.get("id", ""))
+
+
+def _contact(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record that names the customer: the first with a first name."""
+    return next((r for r in records if r.get("FIRST_NAME")), records[0] if records else {})
+
+
+def _name_of(contact: dict[str, Any]) -> str:
+    return " ".join(str(contact[k]) for k in ("FIRST_NAME", "LAST_NAME") if contact.get(k))
 
 
 @dataclass(frozen=True)
