@@ -42,6 +42,7 @@ from deploy.edge_envoy import EdgeEnvoy, with_parent
 from deploy.envoy_config import render_envoy_config
 from deploy.topology import Topology
 from gateway import sse
+from gateway.__main__ import KEEP_ALIVE_S
 from gateway.sse import DONE, ChunkEncoder
 from services.llm_gateway.providers.environment import build_providers
 from services.llm_gateway.service import DEFAULT_HOLD_S
@@ -184,6 +185,7 @@ async def _serve_edge(router_addr: str, certs: Path, port_file: Path) -> None:
         port=0,
         loop="none",
         http="httptools",
+        timeout_keep_alive=KEEP_ALIVE_S,
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -33,6 +33,11 @@ ROUTER_FILTER = {
     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
 }
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+# Envoy drops an idle connection to the REST gateway before the gateway does
+# (its keep-alive is gateway.__main__.KEEP_ALIVE_S, 75 s). Were it the other
+# way round, a request Envoy sends on a connection the gateway is closing
+# would be a 503 "connection termination" to a client that did nothing wrong.
+REST_UPSTREAM_IDLE_S = 60
 # The gateway names each answer's route by its template
 # (`/v1/credit-report/{identifier}`) in ROUTE_HEADER; the REST listener logs
 # that and never the path, which may hold what a client typed (an e-mail, a
@@ -177,10 +182,22 @@ def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool, tls
     }
     if spec.protocol == "grpc":
         cluster["typed_extension_protocol_options"] = _http2_options()
+    else:
+        cluster["typed_extension_protocol_options"] = _http1_options()
     if tls is not None:
         cluster["transport_socket"] = _upstream_tls(spec, tls)
     cluster["health_checks"] = [_health_check(spec)]
     return cluster
+
+
+def _http1_options() -> dict:
+    return {
+        HTTP_OPTIONS: {
+            "@type": f"type.googleapis.com/{HTTP_OPTIONS}",
+            "common_http_protocol_options": {"idle_timeout": f"{REST_UPSTREAM_IDLE_S}s"},
+            "explicit_http_config": {"http_protocol_options": {}},
+        }
+    }
 
 
 def _circuit_breakers(spec: ServiceSpec) -> dict:

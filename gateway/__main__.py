@@ -31,6 +31,9 @@ from services.runtime.settings import SettingsError, env_float, env_str
 from services.runtime.telemetry import configure_tracing
 
 log = logging.getLogger("gateway")
+# Longer than Envoy keeps an idle connection to the gateway
+# (deploy.envoy_config.REST_UPSTREAM_IDLE_S), so Envoy is the one to close it.
+KEEP_ALIVE_S = 75
 
 
 class GracefulServer(uvicorn.Server):
@@ -74,6 +77,7 @@ async def serve() -> None:
         access_log=False,
         log_config=None,
         proxy_headers=False,  # Envoy in front; client addresses are not used
+        timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=int(env_float("GRACE_PERIOD_S", 30.0)),
         **served_tls,
     )

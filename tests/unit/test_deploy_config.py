@@ -6,8 +6,9 @@ import subprocess
 import pytest
 
 from deploy.edge_envoy import envoy_binary
-from deploy.envoy_config import dump, render_envoy_config
+from deploy.envoy_config import HTTP_OPTIONS, dump, render_envoy_config
 from deploy.topology import TopologyError, load_topology, parse_topology
+from gateway.__main__ import KEEP_ALIVE_S
 from services.llm_gateway.catalog import CatalogError, ModelCatalog
 from services.runtime.faults import NotFound
 
@@ -91,8 +92,17 @@ def test_streaming_routes_never_time_out_and_retry_only_before_the_first_message
     assert routes("rest")[0]["route"]["timeout"] == "0s"
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     assert clusters["router"]["circuit_breakers"]["thresholds"][0]["max_requests"] == 10000
-    assert "typed_extension_protocol_options" not in clusters["gateway"]
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+
+
+def test_envoy_closes_an_idle_connection_to_the_gateway_before_the_gateway_does():
+    # Otherwise a request sent as the gateway closes the connection is a 503.
+    config = render_envoy_config(load_topology("deploy/topology.yaml"))
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    options = clusters["gateway"]["typed_extension_protocol_options"][HTTP_OPTIONS]
+    assert "http_protocol_options" in options["explicit_http_config"]
+    idle = options["common_http_protocol_options"]["idle_timeout"]
+    assert idle.endswith("s") and 0 < float(idle[:-1]) < KEEP_ALIVE_S
 
 
 def test_model_catalog_rejects_bad_entries_by_name():
