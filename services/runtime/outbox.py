@@ -8,9 +8,11 @@ the context the item was posted from, so its request id and trace are the
 ones of the call that posted it.
 
 With `batch` above 1 the receiver takes lists: what piled up while the
-previous send was on its way goes in one call (one RPC for many turns
-under load, one per turn when traffic is light), sent in the context of
-the first item. With `max_batch_bytes` (items spooled, so their size is
+previous send was on its way goes in one call, sent in the context of the
+first item. With `linger_s` as well, a batch short of `batch` waits that
+long for more before it goes (as a Kafka producer's linger.ms does): an
+RPC per many turns under load rather than one per turn or two, for a
+record that arrives `linger_s` later. With `max_batch_bytes` (items spooled, so their size is
 known) a batch also stops before that many bytes, so no call grows past
 what the receiver takes, whatever one item holds.
 
@@ -58,6 +60,7 @@ class Outbox(Generic[T]):
         encode: Callable[[T], bytes] | None = None,
         decode: Callable[[bytes], T] | None = None,
         max_batch_bytes: int = 0,
+        linger_s: float = 0.0,
     ):
         self._send = send
         self._batch = batch
@@ -66,6 +69,10 @@ class Outbox(Generic[T]):
             raise ValueError("a spooled outbox needs encode and decode")
         self._spool, self._encode, self._decode = spool, encode, decode
         self._max_batch_bytes = max_batch_bytes
+        self._linger_s = linger_s
+        # One sender gathers a batch at a time, so two do not each linger
+        # and then split what arrived between them.
+        self._gathering = asyncio.Lock()
         # Each item with the context it was posted in, its spool segment (0:
         # none) and its size on disk.
         self._pending: deque[tuple[T, contextvars.Context, int, int]] = deque()
@@ -143,7 +150,12 @@ class Outbox(Generic[T]):
                 continue
             item: T | list[T]
             if self._batch > 1:
-                taken = self._next_batch()
+                async with self._gathering:
+                    if self._linger_s and len(self._pending) < self._batch:
+                        await asyncio.sleep(self._linger_s)
+                    if not self._pending:  # another sender took them
+                        continue
+                    taken = self._next_batch()
                 item, context, count = [i for i, _, _, _ in taken], taken[0][1], len(taken)
                 segments = [s for _, _, s, _ in taken]
             else:

@@ -53,3 +53,45 @@ async def test_a_refused_outcome_is_not_retried():
     assert await outbox.drain(1.0) == 0
     assert sorted(receiver.taken) == [0, 1, 2, 4] and receiver.calls == 5
     assert outbox.rejected == 1
+
+
+async def test_items_posted_within_the_linger_go_in_one_call():
+    batches: list[list[int]] = []
+
+    async def receive(items: list[int]) -> None:
+        batches.append(items)
+
+    outbox = Outbox(receive, batch=100, senders=2, linger_s=0.05)
+    for n in range(30):  # as turns end, a few milliseconds apart
+        outbox.post(n)
+        await asyncio.sleep(0.001)
+    assert await outbox.drain(1.0) == 0
+    assert batches == [list(range(30))]
+
+
+async def test_without_a_linger_each_item_goes_as_soon_as_a_sender_is_free():
+    batches: list[list[int]] = []
+
+    async def receive(items: list[int]) -> None:
+        batches.append(items)
+
+    outbox = Outbox(receive, batch=100, senders=2)
+    for n in range(30):
+        outbox.post(n)
+        await asyncio.sleep(0.001)
+    assert await outbox.drain(1.0) == 0
+    assert sorted(sum(batches, [])) == list(range(30)) and len(batches) > 10
+
+
+async def test_a_full_batch_does_not_wait_for_the_linger():
+    batches: list[list[int]] = []
+
+    async def receive(items: list[int]) -> None:
+        batches.append(items)
+
+    outbox = Outbox(receive, batch=10, senders=1, linger_s=30.0)
+    for n in range(20):
+        outbox.post(n)
+    await asyncio.sleep(0.05)
+    assert batches == [list(range(10)), list(range(10, 20))]
+    assert await outbox.drain(0.1) == 0

@@ -30,6 +30,9 @@ class OutcomeRefused(Exception):
 # and bytes (a quarter of what a gRPC message may be).
 OUTCOMES_PER_CALL = 100
 OUTCOME_BYTES_PER_CALL = MAX_GRPC_MESSAGE_BYTES // 4
+# Outcomes wait this long for others before a call goes: a call per many
+# turns under load; the quality loop reads them seconds later anyway.
+SEND_LINGER_S = 0.05
 
 
 class OutcomesOverGrpc:
@@ -38,8 +41,8 @@ class OutcomesOverGrpc:
         the optimizer has taken it, and what a killed router left is sent
         again when it starts (the optimizer records a completion id once)."""
         self._optimizer = optimizer
-        # One call for whatever piled up while the last was on its way: a
-        # call per turn when traffic is light, far fewer under load.
+        # One call for whatever piled up while the last was on its way or
+        # came within the linger.
         self.outbox: Outbox[optimizer_pb2.RecordOutcomeRequest] = Outbox(
             self._send,
             name="outcomes",
@@ -49,6 +52,7 @@ class OutcomesOverGrpc:
             encode=optimizer_pb2.RecordOutcomeRequest.SerializeToString,
             decode=optimizer_pb2.RecordOutcomeRequest.FromString,
             max_batch_bytes=OUTCOME_BYTES_PER_CALL,
+            linger_s=SEND_LINGER_S,
         )
         self.outbox.recover()
 
