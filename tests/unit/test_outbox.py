@@ -80,7 +80,7 @@ async def test_without_a_linger_each_item_goes_as_soon_as_a_sender_is_free():
         outbox.post(n)
         await asyncio.sleep(0.001)
     assert await outbox.drain(1.0) == 0
-    assert sorted(sum(batches, [])) == list(range(30)) and len(batches) > 10
+    assert sorted(n for items in batches for n in items) == list(range(30)) and len(batches) > 10
 
 
 async def test_a_full_batch_does_not_wait_for_the_linger():
