@@ -27,6 +27,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -111,6 +112,10 @@ class _FactValues:
     fact: Fact
     values: frozenset[tuple[str, str]]
     keywords: frozenset[str]
+    # What a sentence must hold to state the fact (see _stated), read once.
+    stated: frozenset[tuple[str, str]]
+    words: frozenset[str]
+    head: frozenset[str]
 
 
 def _indexed(facts: Sequence[Fact]) -> list[_FactValues]:
@@ -126,7 +131,22 @@ def _record_values(record_id: str) -> frozenset[tuple[str, str]]:
 @lru_cache(maxsize=20_000)
 def _fact_values(fact: Fact) -> _FactValues:
     values = values_of(f"{fact.label}: {fact.value}")
-    return _FactValues(fact, frozenset(values | _parts(values)), frozenset(_keywords(fact.label)))
+    stated = values_of(fact.value) - {(IDENTIFIER, fact.record_id), (NUMBER, fact.record_id)}
+    if _ITEM.search(fact.label):
+        stated |= values_of(fact.label)  # an item's date or number is in its label: "Refund on 2026-10-26"
+    # The words a sentence must say: all of a short value's ("Inbound",
+    # "Active"); of a long one (a ticket's subject, status, category and
+    # priority) its first phrase and at least half of the rest.
+    words = _value_words(fact.value)
+    head = _value_words(fact.value.split(",", 1)[0])
+    return _FactValues(
+        fact,
+        frozenset(values | _parts(values)),
+        frozenset(_keywords(fact.label)),
+        frozenset(stated),
+        frozenset(words),
+        frozenset(head),
+    )
 
 
 def _parts(values: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -244,35 +264,43 @@ def _repeated_beyond(claim: Claim, segment: str, start: int, named: list[_FactVa
     return len(said) > held[key] and said[-1].start + start == claim.start
 
 
-def _stated(fact: _FactValues, answer: str, segments: list[tuple[int, int]], indexed: list[_FactValues]) -> bool:
+@dataclass(frozen=True)
+class _Sentence:
+    """A segment of the answer as _stated reads it, read once per answer."""
+
+    text: str  # lower case
+    values: set[tuple[str, str]]
+    said: set[str]
+    named: frozenset[str]
+
+
+def _sentences(answer: str, segments: list[tuple[int, int]]) -> list[_Sentence]:
+    read = []
+    for start, end in segments:
+        segment = answer[start:end]
+        said = set(_WORD.findall(segment.lower()))
+        read.append(_Sentence(segment.lower(), values_of(segment), said, _singular(said)))
+    return read
+
+
+def _stated(fact: _FactValues, sentences: list[_Sentence], indexed: list[_FactValues]) -> bool:
     """A sentence of the answer holds the fact's values (and its words
     beyond them) and names it at least as well as any other fact holding
     those values ("Open tickets: 2" does not state "Tickets on file: 2")."""
-    f = fact.fact
-    values = values_of(f.value) - {(IDENTIFIER, f.record_id), (NUMBER, f.record_id)}
-    if _ITEM.search(f.label):
-        values |= values_of(f.label)  # an item's date or number is in its label: "Refund on 2026-10-26"
-    words = _value_words(f.value)
-    # The words a sentence must say: all of a short value's ("Inbound",
-    # "Active"); of a long one (a ticket's subject, status, category and
-    # priority) its first phrase and at least half of the rest.
-    head = _value_words(f.value.split(",", 1)[0])
+    f, values, words, head = fact.fact, fact.stated, fact.words, fact.head
     rivals = [r for r in indexed if r is not fact and values and values <= r.values]
-    for start, end in segments:
-        segment = answer[start:end]
-        lowered = segment.lower()
-        if values and not _holds(values_of(segment), values):
+    for sentence in sentences:
+        if values and not _holds(sentence.values, values):
             continue
-        if not values and f.value.lower() not in lowered:
+        if not values and f.value.lower() not in sentence.text:
             continue
-        said = set(_WORD.findall(lowered))
-        named = _singular(said)
+        said = sentence.said
         if not (words <= said or (head <= said and 2 * len(words & said) >= len(words))):
             continue
-        mine = _match(fact.keywords, named)
+        mine = _match(fact.keywords, sentence.named)
         if not values and len(words) < 2 and fact.keywords and not mine:
             continue  # one word said of something else ("Active: yes" is not "Account status: Active")
-        if any(_match(r.keywords, named) > mine for r in rivals):
+        if any(_match(r.keywords, sentence.named) > mine for r in rivals):
             continue
         return True
     return False
@@ -285,7 +313,7 @@ def _value_words(value: str) -> set[str]:
     return set(_WORD.findall(_ADDRESS_OR_FIGURE.sub(" ", value.lower())))
 
 
-def _holds(said: set[tuple[str, str]], values: set[tuple[str, str]]) -> bool:
+def _holds(said: AbstractSet[tuple[str, str]], values: AbstractSet[tuple[str, str]]) -> bool:
     """A sentence states these values: each as written, or a series by
     its figures other than 0 ("two 30 days late, one 60 days late, none
     90 days late" states 2/1/0)."""
@@ -302,7 +330,7 @@ def coverage(question: str, answer: str, facts: Sequence[Fact], context: str = "
     asked = labels_asked(question)
     if not asked:
         return Score("coverage", 1.0, "asks about no particular topic")
-    segments = _segments(answer)
+    sentences = _sentences(answer, _segments(answer))
     indexed = {id(f): values for f, values in zip(facts, _indexed(facts), strict=True)}
     everything = list(indexed.values())
     missing: list[str] = []
@@ -317,7 +345,7 @@ def coverage(question: str, answer: str, facts: Sequence[Fact], context: str = "
             if not NOT_ON_FILE.search(answer):
                 missing.append(f"that no {topic} data is on file")
             continue
-        missing += [f.label for f in needed if not _stated(indexed[id(f)], answer, segments, everything)]
+        missing += [f.label for f in needed if not _stated(indexed[id(f)], sentences, everything)]
     if not wanted:
         return Score("coverage", 1.0, "the records hold nothing the question asks for")
     value = max(0.0, 1 - len(missing) / wanted)
