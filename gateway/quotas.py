@@ -24,6 +24,7 @@ import redis.asyncio as redis
 
 from gateway.api_key import ApiKey
 from gateway.openai_errors import OpenAIError
+from services.runtime.redis_connections import redis_client
 
 log = logging.getLogger("gateway.quotas")
 WINDOW_S = 60
@@ -91,7 +92,7 @@ return out
 
 class RedisCounters:
     def __init__(self, url: str):
-        self._redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        self._redis = redis_client(url, REDIS_TIMEOUT_S)
         self._count = self._redis.register_script(_COUNT)
 
     async def add(self, increments: dict[str, int], reads: list[str]) -> tuple[list[int], list[int]]:

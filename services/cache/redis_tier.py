@@ -18,8 +18,9 @@ import hashlib
 import logging
 from collections.abc import Callable
 
-import redis.asyncio as redis
 from redis.exceptions import RedisError
+
+from services.runtime.redis_connections import redis_client
 
 log = logging.getLogger("cache.redis")
 
@@ -40,9 +41,7 @@ def redis_key(tenant: str, namespace: str, key: str) -> str:
 
 class RedisTier:
     def __init__(self, url: str, timeout_s: float = 0.25, reconnect_every_s: float = 0.5):
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
-        )
+        self._client = redis_client(url, timeout_s, retry_on_timeout=False)
         self._reconnect_every_s = reconnect_every_s
         self.state = CONNECTED
         self.last_error = ""

@@ -16,10 +16,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from services.runtime.faults import ResourceExhausted
+from services.runtime.redis_connections import redis_client
 
 log = logging.getLogger("router.lookups")
 WINDOW_S = 3600
@@ -69,7 +69,7 @@ class LocalLookups:
 
 class RedisLookups:
     def __init__(self, url: str):
-        self._redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        self._redis = redis_client(url, REDIS_TIMEOUT_S)
         self._script = self._redis.register_script(_ADMIT)
 
     async def admit(self, key: str, limit: int, entity_ids: Sequence[str]) -> tuple[bool, int]:
