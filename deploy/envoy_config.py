@@ -38,6 +38,12 @@ HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 # way round, a request Envoy sends on a connection the gateway is closing
 # would be a 503 "connection termination" to a client that did nothing wrong.
 REST_UPSTREAM_IDLE_S = 60
+# Envoy counts the TLS handshake in a connection's connect timeout. HTTP/1.1
+# opens a connection per concurrent request, so a burst of a thousand new
+# streams is a thousand handshakes queued on one Python process: seconds,
+# not the milliseconds of a gRPC peer's one HTTP/2 connection. A host that
+# is down is found by the health checks and outlier detection, not by this.
+REST_CONNECT_TIMEOUT_S = 10
 # The gateway names each answer's route by its template
 # (`/v1/credit-report/{identifier}`) in ROUTE_HEADER; the REST listener logs
 # that and never the path, which may hold what a client typed (an e-mail, a
@@ -162,7 +168,7 @@ def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool, tls
         # Envoy re-resolves it every 5 s and balances per request.
         "type": "STRICT_DNS" if dns else "STATIC",
         **({"dns_lookup_family": "V4_ONLY"} if dns else {}),
-        "connect_timeout": "2s",
+        "connect_timeout": "2s" if spec.protocol == "grpc" else f"{REST_CONNECT_TIMEOUT_S}s",
         "lb_policy": "LEAST_REQUEST",
         "load_assignment": {
             "cluster_name": spec.name,
@@ -202,13 +208,17 @@ def _http1_options() -> dict:
 
 def _circuit_breakers(spec: ServiceSpec) -> dict:
     # The 1,024 default would cap concurrent token streams per cluster.
+    requests = 10000 if spec.streaming else 4096
+    # Over HTTP/1.1 every open request holds a connection of its own, and
+    # waits as pending while it is made.
+    connections = 1024 if spec.protocol == "grpc" else requests
     return {
         "thresholds": [
             {
                 "priority": "DEFAULT",
-                "max_connections": 1024,
-                "max_pending_requests": 1024,
-                "max_requests": 10000 if spec.streaming else 4096,
+                "max_connections": connections,
+                "max_pending_requests": connections,
+                "max_requests": requests,
                 "max_retries": 16,
                 "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 3},
                 "track_remaining": True,

@@ -105,6 +105,15 @@ def test_envoy_closes_an_idle_connection_to_the_gateway_before_the_gateway_does(
     assert idle.endswith("s") and 0 < float(idle[:-1]) < KEEP_ALIVE_S
 
 
+def test_a_burst_of_streams_to_the_rest_gateway_is_not_cut_by_connection_limits():
+    # HTTP/1.1: a connection and a TLS handshake per open stream.
+    config = render_envoy_config(load_topology("deploy/topology.yaml"))
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    limits = clusters["gateway"]["circuit_breakers"]["thresholds"][0]
+    assert limits["max_connections"] == limits["max_pending_requests"] == limits["max_requests"] == 10000
+    assert clusters["gateway"]["connect_timeout"] == "10s" and clusters["router"]["connect_timeout"] == "2s"
+
+
 def test_model_catalog_rejects_bad_entries_by_name():
     with pytest.raises(CatalogError, match=r"models\[1\]\.provider"):
         ModelCatalog.from_yaml("models:\n  - {id: a, provider: offline}\n  - {id: b}\n")
