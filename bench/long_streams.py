@@ -6,13 +6,15 @@ tokens 25 ms apart, the pace of a model writing a long answer. The whole
 mesh runs behind Envoy with its `openai` provider pointed at it. At each
 level (300 and 1,000 streams open at once) the same answers are read
 
-  direct   straight from the emulator, and
-  mesh     through Envoy -> gateway -> router -> llm_gateway -> emulator
+  direct   straight from the emulator,
+  mesh     through Envoy -> gateway -> router -> llm_gateway -> emulator, and
+  floor    through the same chain with nothing in it (bench/floor_chain.py)
 
 by one raw SSE client, and the table gives errors, answers whose text was
 not exactly the emulator's, time to first token and the gap between
 deltas as a reader sees them (p50/p99), what the mesh adds to each p99,
-and each process's peak resident memory while the streams were open.
+and each process's peak resident memory while the streams were open (the
+floor's by the mesh process each of its hops stands in for).
 Figures only: nothing here passes or fails. The table goes into
 bench/results.md under "Long streams".
 """
@@ -30,7 +32,8 @@ import aiohttp
 import orjson
 import uvloop
 
-from bench.chat_latency import API_KEY, RESULTS, emulated_mesh, machine, percentile, rss_mb
+from bench.chat_latency import API_KEY, FLOOR_HOPS, RESULTS, emulated_mesh, machine, percentile, rss_mb
+from bench.floor_chain import FloorChain
 from deploy.local_mesh import LocalMesh
 from deploy.topology import load_topology
 from tests.emulators.openai_api import OpenAIEmulator
@@ -139,35 +142,45 @@ def table(levels: list[Level]) -> str:
 
 
 def added(levels: list[Level]) -> str:
-    lines = ["| streams | added TTFT p99 | added gap p99 |", "|---:|---:|---:|"]
+    lines = ["| chain | streams | added TTFT p99 | added gap p99 |", "|---|---:|---:|---:|"]
     by = {(level.path, level.streams): level for level in levels}
     for streams in sorted({level.streams for level in levels}):
-        direct, mesh = by[("direct", streams)], by[("mesh", streams)]
-        lines.append(
-            f"| {streams} | {percentile(mesh.ttft_ms, 0.99) - percentile(direct.ttft_ms, 0.99):+.1f} ms | "
-            f"{percentile(mesh.gaps_ms, 0.99) - percentile(direct.gaps_ms, 0.99):+.1f} ms |"
-        )
+        direct = by[("direct", streams)]
+        for chain in ("mesh", "floor"):
+            level = by.get((chain, streams))
+            if level is None:
+                continue
+            ttft = percentile(level.ttft_ms, 0.99) - percentile(direct.ttft_ms, 0.99)
+            gap = percentile(level.gaps_ms, 0.99) - percentile(direct.gaps_ms, 0.99)
+            lines.append(f"| {chain} | {streams} | {ttft:+.1f} ms | {gap:+.1f} ms |")
     return "\n".join(lines)
 
 
 def memory(levels: list[Level]) -> str:
-    meshes = [level for level in levels if level.path == "mesh"]
-    names = list(meshes[0].peak_rss_mb) if meshes else []
-    lines = ["| streams | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
-    for level in meshes:
-        lines.append(f"| {level.streams} | " + " | ".join(f"{level.peak_rss_mb[n]:.0f} MB" for n in names) + " |")
+    chains = [level for level in levels if level.path != "direct"]
+    names = list(next((level.peak_rss_mb for level in chains if level.path == "mesh"), {}))
+    lines = ["| chain | streams | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    for level in chains:
+        cells = [f"{level.peak_rss_mb[n]:.0f} MB" if n in level.peak_rss_mb else "—" for n in names]
+        lines.append(f"| {level.path} | {level.streams} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-async def measure(mesh: LocalMesh, upstream: str, levels: list[int], expected: str) -> list[Level]:
+async def measure(
+    mesh: LocalMesh, upstream: str, levels: list[int], expected: str, floor: FloorChain | None = None
+) -> list[Level]:
     pids = {name: p.pid for name, p in mesh.processes.items() if name != "redis"}
+    floor_pids = {FLOOR_HOPS[name]: p.pid for name, p in floor.processes.items()} if floor else {}
     out = []
     for streams in levels:
-        for name, url, key in (
-            ("direct", f"{upstream}/chat/completions", OpenAIEmulator.api_key),
-            ("mesh", f"{mesh.rest_url}/v1/chat/completions", API_KEY),
-        ):
-            level = await run_level(name, url, key, streams, expected, pids, mesh.ssl_context())
+        chains = [
+            ("direct", f"{upstream}/chat/completions", OpenAIEmulator.api_key, {}),
+            ("mesh", f"{mesh.rest_url}/v1/chat/completions", API_KEY, pids),
+        ]
+        if floor is not None:
+            chains.append(("floor", f"{floor.rest_url}/v1/chat/completions", API_KEY, floor_pids))
+        for name, url, key, watched in chains:
+            level = await run_level(name, url, key, streams, expected, watched, mesh.ssl_context())
             out.append(level)
             print(table([level]).splitlines()[-1], level.error_kinds or "", flush=True)
     return out
@@ -203,11 +216,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{guard} requests a second); {machine()}"
         )
         print(setup + "\n\n" + table([]), flush=True)
-        results = uvloop.run(measure(mesh, upstream, levels, expected))
+        floor = FloorChain(topology, mesh.data_dir / "certs", mesh.run_dir / "floor", upstream, OpenAIEmulator.api_key)
+        floor.start()
+        try:
+            results = uvloop.run(measure(mesh, upstream, levels, expected, floor))
+        finally:
+            floor.stop()
     section = (
         f"{SECTION}\n\nSetup: {setup}.\n\n{table(results)}\n\n"
-        f"What the mesh adds:\n\n{added(results)}\n\n"
-        f"Peak resident memory of each process while the mesh streams were open:\n\n{memory(results)}\n"
+        f"What the mesh and the floor chain add to a direct call:\n\n{added(results)}\n\n"
+        f"Peak resident memory of each process while the streams were open:\n\n{memory(results)}\n"
     )
     print("\n" + section)
     write_section(section)
