@@ -14,7 +14,7 @@ from gateway.api_key import ApiKey
 from gateway.quotas import Quotas
 from services.router.lookup_limit import LookupLimit
 
-BURST = 400  # well past the pool's 100 connections
+BURST = 150  # past the pool's 100 connections
 
 
 async def test_a_burst_of_requests_is_counted_whole_against_the_quota(redis_server, caplog):
