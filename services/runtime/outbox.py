@@ -12,9 +12,10 @@ previous send was on its way goes in one call, sent in the context of the
 first item. With `linger_s` as well, a batch short of `batch` waits that
 long for more before it goes (as a Kafka producer's linger.ms does): an
 RPC per many turns under load rather than one per turn or two, for a
-record that arrives `linger_s` later. With `max_batch_bytes` (items spooled, so their size is
-known) a batch also stops before that many bytes, so no call grows past
-what the receiver takes, whatever one item holds.
+record that arrives `linger_s` later. With `max_batch_bytes` (items
+spooled, so their size is known) a batch also stops before that many
+bytes, so no call grows past what the receiver takes, whatever one item
+holds.
 
 With a `spool` (and `encode`, `decode`) every item is also on disk from the
 moment it is posted until it is taken: `recover()` sends again what an
