@@ -481,9 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.token_ms:g} ms apart; streaming; {machine()}"
         )
         print(setup + "\n\n" + HEADER, flush=True)
-        floor = FloorChain(
-            mesh.topology, mesh.data_dir / "certs", mesh.run_dir / "floor", upstream, OpenAIEmulator.api_key
-        )
+        floor = FloorChain.beside(mesh, upstream, OpenAIEmulator.api_key)
         floor.start()
         try:
             rows, cache_rows, cpu_rows, floor_rows = uvloop.run(measure(mesh, upstream, levels, per_level, floor))

@@ -40,6 +40,7 @@ from tilores_x.v1 import common_pb2, llm_gateway_pb2, llm_gateway_pb2_grpc, rout
 from deploy.certificates import MeshCertificates
 from deploy.edge_envoy import EdgeEnvoy, with_parent
 from deploy.envoy_config import render_envoy_config
+from deploy.local_mesh import LocalMesh
 from deploy.topology import Topology
 from gateway import sse
 from gateway.__main__ import KEEP_ALIVE_S
@@ -211,6 +212,11 @@ class FloorChain:
         self.ports: dict[str, int] = {}
         self.edge: EdgeEnvoy | None = None
         self.rest_url = ""
+
+    @classmethod
+    def beside(cls, mesh: LocalMesh, upstream: str, api_key: str) -> FloorChain:
+        """The floor of a running mesh: its topology and certificates, the same upstream."""
+        return cls(mesh.topology, mesh.data_dir / "certs", mesh.run_dir / "floor", upstream, api_key)
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,10 @@ level (300 and 1,000 streams open at once) the same answers are read
 
 by one raw SSE client, and the table gives errors, answers whose text was
 not exactly the emulator's, time to first token and the gap between
-deltas as a reader sees them (p50/p99), what the mesh adds to each p99,
-and each process's peak resident memory while the streams were open (the
-floor's by the mesh process each of its hops stands in for).
+deltas as a reader sees them (p50/p99), what the mesh and the floor add
+to each p99, and each process's peak resident memory while the streams
+were open (the floor's by the mesh process each of its hops stands in
+for).
 Figures only: nothing here passes or fails. The table goes into
 bench/results.md under "Long streams".
 """
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{guard} requests a second); {machine()}"
         )
         print(setup + "\n\n" + table([]), flush=True)
-        floor = FloorChain(topology, mesh.data_dir / "certs", mesh.run_dir / "floor", upstream, OpenAIEmulator.api_key)
+        floor = FloorChain.beside(mesh, upstream, OpenAIEmulator.api_key)
         floor.start()
         try:
             results = uvloop.run(measure(mesh, upstream, levels, expected, floor))
