@@ -12,6 +12,7 @@ own /etc/hosts (`tests/chaos`: a pod network on one machine)."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import signal
 import socket
@@ -143,13 +144,15 @@ class Pod:
             (self.volumes[volume["mountPath"]] / item.name).write_bytes(item.read_bytes())
         # The kubelet would not verify the gateway's certificate; this test does.
         self.ssl_context = ssl.create_default_context(cafile=str(folder / "ca.crt"))
+        # Its certificate names the cluster's names and loopback, not a pod's address.
+        self.ssl_context.check_hostname = self.netns is None
 
     def in_volumes(self, text: str) -> str:
         """`text` with each mount path swapped for the folder standing in for it."""
-        # Longest first: /etc/envoy must not rewrite part of /etc/envoy-x.
-        for mount in sorted(self.volumes, key=len, reverse=True):
-            text = text.replace(mount, str(self.volumes[mount]))
-        return text
+        # One pass, whole path segments only: a folder standing in for a
+        # mount may itself lie under another mount's path (/tmp).
+        mounts = "|".join(re.escape(m) for m in sorted(self.volumes, key=len, reverse=True))
+        return re.sub(f"({mounts})(?![\\w.-])", lambda found: str(self.volumes[found[1]]), text)
 
     def environment(
         self,
@@ -179,7 +182,8 @@ class Pod:
                     assert value.startswith("dns:///"), (name, value)
                     env[name] = f"dns:///127.0.0.1:{ports[name.removesuffix('_SERVICE_ADDR').lower()]}"
         env["PORT_FILE"] = str(self.port_file)
-        env.update((secrets or {}).get(self.service, {}))
+        # A file a Secret names is in one of the pod's volumes.
+        env.update((name, self.in_volumes(value)) for name, value in (secrets or {}).get(self.service, {}).items())
         # What the image sets (Dockerfile ENV), and no other variable.
         env.update(
             PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin",

@@ -34,19 +34,25 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, folder: Path):
+    """`netns`: the network namespace it runs in, listening on `host`."""
+
+    def __init__(self, folder: Path, *, host: str = "127.0.0.1", port: int = 0, netns: str | None = None):
         found = binaries()
         assert found, "PostgreSQL is missing: `make test` installs Debian's postgresql package"
         self.bin = found
         self.folder = folder
         self.data = folder / "data"
-        self.port = _free_port()
+        self.host = host
+        self.port = port or _free_port()
+        self.netns = netns
         self._user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = list(args)
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
+        if self.netns:
+            command = ["ip", "netns", "exec", self.netns, *command]
         return subprocess.run(command, check=check, capture_output=True, text=True, timeout=120)
 
     def start(self) -> PostgresServer:
@@ -61,14 +67,17 @@ class PostgresServer:
             str(self.bin / "initdb"), "-D", str(self.data), "-U", "mesh", "--pwfile", str(secret),
             "--auth=scram-sha-256", "-E", "UTF8", "--no-sync",
         )  # fmt: skip
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
+        if self.host != "127.0.0.1":  # clients on other hosts, with the password
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all 0.0.0.0/0 scram-sha-256\n")
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses={self.host} -c fsync=off -c max_connections=50"
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
         )
         return self
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://mesh:{PASSWORD}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://mesh:{PASSWORD}@{self.host}:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url(), autocommit=True) as conn:

@@ -19,25 +19,37 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """`acl_file`: its users (deploy/redis_users.py), the default user off."""
+    """`acl_file`: its users (deploy/redis_users.py), the default user off;
+    `netns`: the network namespace it runs in, listening on `host`."""
 
-    def __init__(self, directory: Path, acl_file: Path | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        acl_file: Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        netns: str | None = None,
+    ):
         binary = shutil.which("redis-server")
         if binary is None:  # `make test` installs it; a bare pytest run may not have
             pytest.fail("redis-server is not installed: run `make test`, which installs it")
         self.binary = binary
         self.directory = directory
-        self.port = _free_port()
+        self.host = host
+        self.port = port or _free_port()
+        self.netns = netns
         self.acl_file = acl_file
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> None:
+        in_netns = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [*in_netns, self.binary, "--port", str(self.port), "--bind", self.host, "--save", "", "--appendonly", "no",
              "--dir", str(self.directory), "--protected-mode", "yes",
              *(["--aclfile", str(self.acl_file)] if self.acl_file else [])],
             stdout=subprocess.DEVNULL,
@@ -46,7 +58,7 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                with socket.create_connection((self.host, self.port), timeout=0.2) as conn:
                     conn.sendall(ping)
                     time.sleep(0.01)
                     if conn.recv(64).endswith(b"+PONG\r\n"):
