@@ -110,8 +110,8 @@ class AccessLedger:
 
     async def _send(self, posts: list[list[CustomerAccess]]) -> None:
         """Every post that piled up, in calls of at most MAX_RECORDS_PER_CALL
-        records; a retry sends them all again (the log keeps duplicates
-        apart by nothing but time, and at least once is the promise)."""
+        records; a retry sends them all again, and the log writes a record
+        of a request it already holds no second time (AccessLog.append)."""
         entries = [entry for post in posts for entry in post]
         for start in range(0, len(entries), MAX_RECORDS_PER_CALL):
             chunk = entries[start : start + MAX_RECORDS_PER_CALL]

@@ -181,3 +181,22 @@ def test_a_page_token_round_trips_and_a_forged_one_is_refused_by_name():
         with pytest.raises(InvalidArgument) as refused:
             page_cursor(forged)
         assert refused.value.field == "page_token", forged
+
+
+def test_a_resent_record_of_a_request_is_written_once_and_the_chain_holds(log):
+    """A sender that timed out resends its batch; a call retried elsewhere
+    records the same look again: the log holds each once."""
+    batch = [_entry(1), _entry(2, entity="e-2")]
+    assert log.append(batch, "service/router") == 2
+    assert log.append([*batch, _entry(3)], "service/router") == 1
+    assert log.append([_entry(4), _entry(4)], "service/router") == 1
+    # The same look by another service, or another action, is its own record.
+    assert log.append([_entry(1)], "service/tilores_data") == 1
+    other_action = CustomerAccess("key/desk-7", "e-1", "chat.candidates", (), "acme", "chatcmpl-1", "r1")
+    assert log.append([other_action], "service/router") == 1
+    # Records without a request id are all kept.
+    anonymous = CustomerAccess("service/cache", "e-1", "prewarm", (), "", "", "")
+    assert log.append([anonymous, anonymous], "service/cache") == 2
+    records, _, _ = log.query(AccessQuery(limit=100))
+    assert len(records) == 8
+    assert log.verify().intact

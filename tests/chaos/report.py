@@ -1,0 +1,147 @@
+"""FaultReport: what users saw during one fault, and what the mesh kept.
+
+Timing is read from the requests themselves: `detect_s` is how long after the
+fault began a new chat request could still fail (its start time), and
+`recover_s` how long after healing; None when none failed. Losses are
+counted against what was acknowledged: every answered chat's turn outcome
+(the optimizer's store), every answered customer question's access record
+(the audit log) and every acknowledged feedback, each expected exactly once."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from tests.chaos.faults import Fault
+from tests.chaos.load import Outcome
+
+
+@dataclass
+class FaultReport:
+    fault: Fault
+    began: float
+    healed: float
+    outcomes: list[Outcome]
+    outcomes_lost: int = 0
+    access_lost: int = 0
+    feedback_lost: int = 0
+    duplicated: int = 0
+    over_limit: dict[str, int] = field(default_factory=dict)  # metered key kind -> admitted beyond its limit
+
+    @property
+    def chats(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.kind != "feedback"]
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.chats if o.result == result)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        # A metered key's refusal is the quota at work, not a failure.
+        return [o for o in self.chats if o.result != "ok" and not _refused_by_limit(o)]
+
+    @property
+    def detect_s(self) -> float | None:
+        during = [o.started - self.began for o in self.failed if self.began <= o.started < self.healed]
+        return max(during) if during else None
+
+    @property
+    def recover_s(self) -> float | None:
+        after = [o.started - self.healed for o in self.failed if o.started >= self.healed]
+        return max(after) if after else None
+
+    def violations(self) -> list[str]:
+        """What breaks the fault's bounds, in words; empty when all hold."""
+        found = []
+        name = self.fault.name
+        if self.count("hung"):
+            found.append(f"{name}: {self.count('hung')} requests hung past the deadline")
+        if self.count("wrong"):
+            examples = "; ".join(o.detail[:160] for o in self.chats if o.result == "wrong")
+            found.append(f"{name}: {self.count('wrong')} wrong answers: {examples[:600]}")
+        if self.detect_s is not None and self.detect_s > self.fault.detect_bound_s:
+            found.append(f"{name}: new requests failed {self.detect_s:.1f} s into the fault "
+                         f"(bound {self.fault.detect_bound_s:.0f} s)")  # fmt: skip
+        if self.recover_s is not None and self.recover_s > self.fault.recover_bound_s:
+            found.append(f"{name}: new requests failed {self.recover_s:.1f} s after healing "
+                         f"(bound {self.fault.recover_bound_s:.0f} s)")  # fmt: skip
+        for what, lost in (("turn outcomes", self.outcomes_lost), ("access records", self.access_lost),
+                           ("feedback", self.feedback_lost), ("duplicated records", self.duplicated)):  # fmt: skip
+            if lost:
+                found.append(f"{name}: {lost} {what}")
+        if not self.fault.quotas_may_drift:
+            for kind, beyond in self.over_limit.items():
+                if beyond:
+                    found.append(f"{name}: the {kind} key was admitted {beyond} beyond its limit")
+        return found
+
+
+def _refused_by_limit(outcome: Outcome) -> bool:
+    return outcome.kind in ("metered", "lookup") and outcome.status == 429
+
+
+def check_records(
+    reports: list[FaultReport], feedback: dict[str, bool], postgres_url: str, audit_db: Path
+) -> tuple[set[str], set[str], set[str], int]:
+    """Acknowledged ids missing from the stores: (outcomes, access, feedback), and duplicates."""
+    answered = {o.completion_id for r in reports for o in r.chats if o.result == "ok" and o.completion_id}
+    about_customers = {o.completion_id for r in reports for o in r.chats if o.result == "ok" and o.customer}
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute(
+            "SELECT completion_id, feedback FROM outcomes WHERE completion_id = ANY(%s)", (list(answered),)
+        ).fetchall()
+    stored = {completion_id: rating for completion_id, rating in rows}
+    missing_outcomes = answered - set(stored)
+    missing_feedback = {c for c, up in feedback.items() if c in stored and stored[c] != int(up)}
+    with sqlite3.connect(f"file:{audit_db}?mode=ro", uri=True) as conn:
+        records = conn.execute(
+            f"SELECT completion_id, action, entity_id, recorded_by FROM access "
+            f"WHERE completion_id IN ({','.join('?' * len(about_customers))})",
+            list(about_customers),
+        ).fetchall()
+    missing_access = about_customers - {row[0] for row in records}
+    duplicates = sum(n - 1 for n in Counter(records).values() if n > 1)
+    return missing_outcomes, missing_access, missing_feedback, duplicates
+
+
+def over_limits(reports: list[FaultReport], requests_per_minute: int, customers_per_hour: int) -> None:
+    """Per report, how many requests of each metered key were admitted
+    beyond its limit in the windows it overlaps (a minute, an hour of the clock)."""
+    for report in reports:
+        for kind, window_s, limit in (("metered", 60, requests_per_minute), ("lookup", 3600, customers_per_hour)):
+            admitted: Counter[int] = Counter()
+            seen: dict[int, set[str]] = {}
+            for outcome in (o for r in reports for o in r.chats if o.kind == kind and o.result == "ok"):
+                window = int(outcome.wall // window_s)
+                if kind == "lookup":
+                    seen.setdefault(window, set()).add(outcome.customer)
+                    admitted[window] = len(seen[window])
+                else:
+                    admitted[window] += 1
+            windows = {int(o.wall // window_s) for o in report.chats if o.kind == kind}
+            report.over_limit[kind] = sum(max(0, admitted[w] - limit) for w in windows)
+
+
+def table(reports: list[FaultReport]) -> str:
+    header = ("fault", "requests", "explicit errors", "hung", "wrong", "detect s", "recover s",
+              "outcomes lost", "access lost", "feedback lost", "dup", "over limit")  # fmt: skip
+    rows = [header]
+    for r in reports:
+        over = ", ".join(f"{k} +{v}" for k, v in r.over_limit.items() if v) or "0"
+        rows.append((
+            r.fault.name, str(len(r.chats)), str(r.count("error")), str(r.count("hung")), str(r.count("wrong")),
+            _seconds(r.detect_s, r.fault.detect_bound_s), _seconds(r.recover_s, r.fault.recover_bound_s),
+            str(r.outcomes_lost), str(r.access_lost), str(r.feedback_lost), str(r.duplicated), over,
+        ))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "-+-".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _seconds(value: float | None, bound: float) -> str:
+    return f"0 (≤{bound:.0f})" if value is None else f"{value:.1f} (≤{bound:.0f})"
