@@ -12,11 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.chaos.cluster import Cluster
 from tests.chaos.campaign import run_campaign
+from tests.chaos.cluster import Cluster
 from tests.chaos.faults import FAULTS, SHORT
 from tests.chaos.network import PodNetwork
-from tests.chaos.report import table
+from tests.chaos.report import failures, table
 from tests.pods import checked_read_only_mounts
 
 
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         cluster.stop()
     print()
     print(table(reports))
+    if failures(reports):
+        print(f"\nfailed requests, most common first:\n{failures(reports)}")
     print(f"\n{len(faults)} faults in {time.monotonic() - started:.0f} s")
     broken = [line for report in reports for line in report.violations()]
     for line in broken:

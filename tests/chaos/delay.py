@@ -73,9 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     threading.Thread(target=delayer.release_forever, daemon=True).start()
     print("ready", flush=True)
-    for packet in connection:
-        delayer.hold(packet)
-    return 0
+    while True:
+        try:
+            for packet in connection:
+                delayer.hold(packet)
+            return 0
+        except fnfqueue.BufferOverflowException:
+            connection.reset()  # the kernel dropped what did not fit, as a full link does
+        except Exception as error:  # fnfqueue raises a bare Exception for a verdict refused
+            # The kernel no longer held a packet whose verdict went out: that
+            # packet is gone, the rest are not.
+            if "Hmm" not in str(error):
+                raise
 
 
 if __name__ == "__main__":

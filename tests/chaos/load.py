@@ -21,6 +21,7 @@ Each request ends as one `Outcome`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -224,7 +225,5 @@ def _auth(key: str) -> dict[str, str]:
 
 
 async def _sleep_until(stop: asyncio.Event, when: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), max(0.0, when - time.monotonic()))
-    except TimeoutError:
-        pass

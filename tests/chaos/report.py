@@ -37,7 +37,12 @@ class FaultReport:
         return [o for o in self.outcomes if o.kind != "feedback"]
 
     def count(self, result: str) -> int:
-        return sum(1 for o in self.chats if o.result == result)
+        return sum(1 for o in self.failed if o.result == result)
+
+    @property
+    def slowest_ok_s(self) -> float:
+        """The longest a request that succeeded took: the wait users saw."""
+        return max((o.ended - o.started for o in self.chats if o.result == "ok"), default=0.0)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -61,7 +66,7 @@ class FaultReport:
         if self.count("hung"):
             found.append(f"{name}: {self.count('hung')} requests hung past the deadline")
         if self.count("wrong"):
-            examples = "; ".join(o.detail[:160] for o in self.chats if o.result == "wrong")
+            examples = "; ".join(o.detail[:160] for o in self.failed if o.result == "wrong")
             found.append(f"{name}: {self.count('wrong')} wrong answers: {examples[:600]}")
         if self.detect_s is not None and self.detect_s > self.fault.detect_bound_s:
             found.append(f"{name}: new requests failed {self.detect_s:.1f} s into the fault "
@@ -110,30 +115,36 @@ def check_records(
 
 def over_limits(reports: list[FaultReport], requests_per_minute: int, customers_per_hour: int) -> None:
     """Per report, how many requests of each metered key were admitted
-    beyond its limit in the windows it overlaps (a minute, an hour of the clock)."""
+    beyond its limit: in each window of the limit (a minute, an hour of the
+    clock), the admissions past the limit, in order, each counted against
+    the fault during which it was asked."""
+    outcomes = sorted((o for r in reports for o in r.chats), key=lambda o: o.wall)
+    beyond: list[Outcome] = []
+    for kind, window_s, limit in (("metered", 60, requests_per_minute), ("lookup", 3600, customers_per_hour)):
+        admitted: dict[int, set[str]] = {}
+        for outcome in (o for o in outcomes if o.kind == kind and o.result == "ok"):
+            # A metered request counts once; a customer once an hour, however often asked.
+            seen = admitted.setdefault(int(outcome.wall // window_s), set())
+            what = outcome.customer if kind == "lookup" else str(id(outcome))
+            if what not in seen:
+                seen.add(what)
+                if len(seen) > limit:
+                    beyond.append(outcome)
     for report in reports:
-        for kind, window_s, limit in (("metered", 60, requests_per_minute), ("lookup", 3600, customers_per_hour)):
-            admitted: Counter[int] = Counter()
-            seen: dict[int, set[str]] = {}
-            for outcome in (o for r in reports for o in r.chats if o.kind == kind and o.result == "ok"):
-                window = int(outcome.wall // window_s)
-                if kind == "lookup":
-                    seen.setdefault(window, set()).add(outcome.customer)
-                    admitted[window] = len(seen[window])
-                else:
-                    admitted[window] += 1
-            windows = {int(o.wall // window_s) for o in report.chats if o.kind == kind}
-            report.over_limit[kind] = sum(max(0, admitted[w] - limit) for w in windows)
+        mine = {id(o) for o in report.chats}
+        for kind in ("metered", "lookup"):
+            report.over_limit[kind] = sum(1 for o in beyond if o.kind == kind and id(o) in mine)
 
 
 def table(reports: list[FaultReport]) -> str:
-    header = ("fault", "requests", "explicit errors", "hung", "wrong", "detect s", "recover s",
+    header = ("fault", "requests", "explicit errors", "hung", "wrong", "slowest ok s", "detect s", "recover s",
               "outcomes lost", "access lost", "feedback lost", "dup", "over limit")  # fmt: skip
     rows = [header]
     for r in reports:
         over = ", ".join(f"{k} +{v}" for k, v in r.over_limit.items() if v) or "0"
         rows.append((
             r.fault.name, str(len(r.chats)), str(r.count("error")), str(r.count("hung")), str(r.count("wrong")),
+            f"{r.slowest_ok_s:.1f}",
             _seconds(r.detect_s, r.fault.detect_bound_s), _seconds(r.recover_s, r.fault.recover_bound_s),
             str(r.outcomes_lost), str(r.access_lost), str(r.feedback_lost), str(r.duplicated), over,
         ))  # fmt: skip
@@ -145,3 +156,14 @@ def table(reports: list[FaultReport]) -> str:
 
 def _seconds(value: float | None, bound: float) -> str:
     return f"0 (≤{bound:.0f})" if value is None else f"{value:.1f} (≤{bound:.0f})"
+
+
+def failures(reports: list[FaultReport], most: int = 5) -> str:
+    """Per fault, its most common failures, for whoever reads the table."""
+    lines = []
+    for report in reports:
+        seen = Counter(f"{o.result}: {o.detail[:110]}" for o in report.failed)
+        if seen:
+            lines.append(f"{report.fault.name}:")
+            lines += [f"  {n} × {what}" for what, n in seen.most_common(most)]
+    return "\n".join(lines)
