@@ -96,6 +96,18 @@ OTHER_HOST = {
     ],
     "host_selection_retry_max_attempts": 5,
 }
+# A host that vanishes answers nothing (no refusal), so a request on a
+# connection to it waits with no error. Each upstream connection is probed:
+# TCP keepalive after 5 s without a packet, 3 probes 1 s apart (the peer's
+# kernel answers them however busy the process is), and on HTTP/2 a PING
+# every 5 s that must be answered within 3 s. A dead upstream is found
+# within about 8 s, and requests on it end in an error rather than waiting
+# for the stream idle timeout; the gRPC channels between services do the
+# same (services/runtime/channels.py).
+DEAD_PEER_PROBES = {"keepalive_time": 5, "keepalive_interval": 1, "keepalive_probes": 3}
+DEAD_PEER_PING_S = 5
+DEAD_PEER_PING_TIMEOUT_S = 3
+
 RETRY_BEFORE_FIRST_MESSAGE = {
     "retry_on": "connect-failure,refused-stream,unavailable",
     "num_retries": 2,
@@ -177,6 +189,10 @@ def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool, tls
             ],
         },
         "circuit_breakers": _circuit_breakers(spec),
+        "upstream_connection_options": {"tcp_keepalive": DEAD_PEER_PROBES},
+        # A host whose health checks fail gets no new requests; the
+        # connections it holds are left to the keepalive above, which tells
+        # a dead host (no answer) from a busy one (answers the probes).
         "outlier_detection": {
             "consecutive_5xx": 5,
             "consecutive_gateway_failure": 3,
@@ -238,7 +254,10 @@ def _http2_options() -> dict:
                     "max_concurrent_streams": 1024,
                     "initial_stream_window_size": 1048576,
                     "initial_connection_window_size": 16777216,
-                    "connection_keepalive": {"interval": "30s", "timeout": "5s"},
+                    "connection_keepalive": {
+                        "interval": f"{DEAD_PEER_PING_S}s",
+                        "timeout": f"{DEAD_PEER_PING_TIMEOUT_S}s",
+                    },
                 }
             },
         }

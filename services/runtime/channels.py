@@ -33,9 +33,16 @@ _SERVICE_CONFIG = json.dumps(
     }
 )
 
+# A peer whose host vanished answers nothing: calls on its connection would
+# wait for their deadlines, and round_robin would keep picking it. A PING
+# every 5 s, unanswered for 3 s, closes the connection: calls on it fail
+# UNAVAILABLE and are retried on another replica, and new calls go there.
+KEEPALIVE_MS = 5_000
+KEEPALIVE_TIMEOUT_MS = 3_000
+
 CHANNEL_OPTIONS = (
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 1),

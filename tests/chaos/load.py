@@ -11,11 +11,13 @@ admitted beyond a limit.
 
 Each request ends as one `Outcome`:
 - `ok`: a whole answer (a stream ended by `[DONE]`) with the right facts;
-- `error`: an explicit error (an HTTP error with an error body, or a stream
-  that ends with an error event and no `[DONE]`);
+- `error`: an explicit error (an HTTP error with an error body, a stream
+  that ends with an error event and no `[DONE]`, or a connection that ends
+  before the body does, which the client's HTTP library raises);
 - `hung`: no end within `DEADLINE_S`;
 - `wrong`: an answer that looks whole but is not right (a fact missing or
-  false, a stream cut without an error, a body that is not the API's).
+  false, a stream that ends cleanly without `[DONE]` or an error, a body
+  that is not the API's).
 """
 
 from __future__ import annotations
@@ -145,11 +147,10 @@ class Load:
         except TimeoutError:
             outcome.result, outcome.detail = "hung", f"no end within {DEADLINE_S:.0f} s"
         except httpx.TransportError as error:
-            # The connection failed or closed: the client knows the request failed.
-            if outcome.status == 200 and stream:
-                outcome.result, outcome.detail = "wrong", f"stream cut without an error event: {error!r}"
-            else:
-                outcome.result, outcome.detail = "error", f"transport: {type(error).__name__}"
+            # The connection failed, or closed before the body ended (no last
+            # chunk): the client's HTTP library raises, as the SDKs do.
+            where = "mid-stream" if outcome.status == 200 else "before an answer"
+            outcome.result, outcome.detail = "error", f"connection ended {where}: {type(error).__name__}"
         except (ValueError, KeyError, IndexError) as error:
             outcome.result, outcome.detail = "wrong", f"not the API's body: {error!r}"
         outcome.ended = time.monotonic()

@@ -1,8 +1,12 @@
 """FaultReport: what users saw during one fault, and what the mesh kept.
 
-Timing is read from the requests themselves: `detect_s` is how long after the
-fault began a new chat request could still fail (its start time), and
-`recover_s` how long after healing; None when none failed. Losses are
+Timing is read from the requests themselves. A request is affected when it
+failed, or succeeded only after stalling (over STALLED_S; the slowest good
+answer without a fault takes about 1 s on a 2-core machine). `detect_s`:
+from the fault's start until the last affected request of the fault ended
+(so a request left waiting on a dead peer counts for as long as it waited);
+`recover_s`: from healing until the last affected request asked after it
+ended; None when no request was affected. Losses are
 counted against what was acknowledged: every answered chat's turn outcome
 (the optimizer's store), every answered customer question's access record
 (the audit log) and every acknowledged feedback, each expected exactly once."""
@@ -18,6 +22,8 @@ import psycopg
 
 from tests.chaos.faults import Fault
 from tests.chaos.load import Outcome
+
+STALLED_S = 5.0
 
 
 @dataclass
@@ -50,13 +56,22 @@ class FaultReport:
         return [o for o in self.chats if o.result != "ok" and not _refused_by_limit(o)]
 
     @property
+    def affected(self) -> list[Outcome]:
+        """Requests that failed, or succeeded only after stalling."""
+        stalled = [o for o in self.chats if o.result == "ok" and o.ended - o.started > STALLED_S]
+        return self.failed + stalled
+
+    @property
     def detect_s(self) -> float | None:
-        during = [o.started - self.began for o in self.failed if self.began <= o.started < self.healed]
-        return max(during) if during else None
+        """From the fault's start until the last request it caught (in
+        flight then or asked during it) ended."""
+        caught = [o.ended - self.began for o in self.affected if o.ended >= self.began and o.started < self.healed]
+        return max(caught) if caught else None
 
     @property
     def recover_s(self) -> float | None:
-        after = [o.started - self.healed for o in self.failed if o.started >= self.healed]
+        """From healing until the last request asked after it that was affected ended."""
+        after = [o.ended - self.healed for o in self.affected if o.started >= self.healed]
         return max(after) if after else None
 
     def violations(self) -> list[str]:
@@ -69,10 +84,10 @@ class FaultReport:
             examples = "; ".join(o.detail[:160] for o in self.failed if o.result == "wrong")
             found.append(f"{name}: {self.count('wrong')} wrong answers: {examples[:600]}")
         if self.detect_s is not None and self.detect_s > self.fault.detect_bound_s:
-            found.append(f"{name}: new requests failed {self.detect_s:.1f} s into the fault "
+            found.append(f"{name}: requests failed or stalled until {self.detect_s:.1f} s into the fault "
                          f"(bound {self.fault.detect_bound_s:.0f} s)")  # fmt: skip
         if self.recover_s is not None and self.recover_s > self.fault.recover_bound_s:
-            found.append(f"{name}: new requests failed {self.recover_s:.1f} s after healing "
+            found.append(f"{name}: requests failed or stalled until {self.recover_s:.1f} s after healing "
                          f"(bound {self.fault.recover_bound_s:.0f} s)")  # fmt: skip
         for what, lost in (("turn outcomes", self.outcomes_lost), ("access records", self.access_lost),
                            ("feedback", self.feedback_lost), ("duplicated records", self.duplicated)):  # fmt: skip
@@ -162,8 +177,17 @@ def failures(reports: list[FaultReport], most: int = 5) -> str:
     """Per fault, its most common failures, for whoever reads the table."""
     lines = []
     for report in reports:
-        seen = Counter(f"{o.result}: {o.detail[:110]}" for o in report.failed)
+        seen = Counter(
+            f"{o.result}: {o.detail[:110]}" if o.result != "ok" else f"stalled {_bucket(o.ended - o.started)}"
+            for o in report.affected
+        )
         if seen:
             lines.append(f"{report.fault.name}:")
             lines += [f"  {n} × {what}" for what, n in seen.most_common(most)]
     return "\n".join(lines)
+
+
+def _bucket(seconds: float) -> str:
+    """5-10 s, 10-20 s, ...: stalls grouped for reading."""
+    low = 5 * 2 ** max(0, int(seconds // 5).bit_length() - 1)
+    return f"{low}-{2 * low} s"
