@@ -105,6 +105,11 @@ OTHER_HOST = {
 # for the stream idle timeout; the gRPC channels between services do the
 # same (services/runtime/channels.py).
 DEAD_PEER_PROBES = {"keepalive_time": 5, "keepalive_interval": 1, "keepalive_probes": 3}
+# Keepalive probes go only on a quiet connection. A request written to a
+# connection whose host has just vanished is never acknowledged, and TCP
+# would retransmit it for many minutes: TCP_USER_TIMEOUT ends the connection
+# once sent data has waited 8 s for an acknowledgement (a connect too).
+UNACKED_LIMIT = {"level": 6, "name": 18, "int_value": 8_000, "state": "STATE_PREBIND"}  # IPPROTO_TCP, TCP_USER_TIMEOUT
 DEAD_PEER_PING_S = 5
 DEAD_PEER_PING_TIMEOUT_S = 3
 
@@ -190,6 +195,7 @@ def _cluster(spec: ServiceSpec, endpoints: list[tuple[str, int]], dns: bool, tls
         },
         "circuit_breakers": _circuit_breakers(spec),
         "upstream_connection_options": {"tcp_keepalive": DEAD_PEER_PROBES},
+        "upstream_bind_config": {"socket_options": [UNACKED_LIMIT]},
         # A host whose health checks fail gets no new requests; the
         # connections it holds are left to the keepalive above, which tells
         # a dead host (no answer) from a busy one (answers the probes).
