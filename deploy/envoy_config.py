@@ -271,7 +271,9 @@ def _http2_options() -> dict:
 
 
 def _health_check(spec: ServiceSpec) -> dict:
-    """A gRPC service is checked on its readiness; the REST gateway on /health."""
+    """A gRPC service is checked on its readiness; the REST gateway on
+    /health/ready (its own state: no check may wait on a peer, or one
+    vanished peer would fail every replica's check at once)."""
     check: dict = {
         "timeout": "1s",
         "interval": "5s",
@@ -282,7 +284,7 @@ def _health_check(spec: ServiceSpec) -> dict:
     if spec.protocol == "grpc":
         check["grpc_health_check"] = {"service_name": "readiness"}
     else:
-        check["http_health_check"] = {"path": "/health"}
+        check["http_health_check"] = {"path": "/health/ready"}
     return check
 
 
@@ -496,6 +498,7 @@ def _rest_routes(topology: Topology) -> list[dict]:
         {"match": {"prefix": "/v1/"}, "route": _stream_route(rest.name, topology, True)},
         {"match": {"path": "/health"}, "route": {"cluster": rest.name, "timeout": "5s"}},
         # Liveness too; /health/detailed stays on the gateway's own port (an SRE's).
+        {"match": {"path": "/health/ready"}, "route": {"cluster": rest.name, "timeout": "5s"}},
         {"match": {"path": "/health/live"}, "route": {"cluster": rest.name, "timeout": "5s"}},
         {"match": {"path": "/openapi.json"}, "route": {"cluster": rest.name, "timeout": "5s"}},
         # The operations console: a page and its assets; its data comes from /v1/ with an admin key.

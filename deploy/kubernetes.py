@@ -167,7 +167,7 @@ def _probes(spec: ServiceSpec, topology: Topology) -> dict:
 
     return {
         "startupProbe": http("/health/live", 2, 60),
-        "readinessProbe": http("/health", 5, 2),
+        "readinessProbe": http("/health/ready", 5, 2),
         "livenessProbe": http("/health/live", 10, 3),
     }
 

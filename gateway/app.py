@@ -73,7 +73,7 @@ class GatewayApp:
             optimizer = optimizer_pb2_grpc.OptimizerServiceStub(optimizer_channel)
             addrs["optimizer"] = settings.optimizer_addr
         report = HealthReport(router, optimizer, addrs)
-        health = HealthRoutes(router, health_pb2_grpc.HealthStub(router_channel), report)
+        health = HealthRoutes(router, health_pb2_grpc.HealthStub(router_channel), report, router_channel)
         routes = [
             *ChatRoutes(router, self._quotas, settings.chat_timeout_s, settings.heartbeat_s).routes(),
             *CompletionRoutes(router, self._quotas, settings.chat_timeout_s, settings.heartbeat_s).routes(),

@@ -1,6 +1,7 @@
 """HealthRoutes: what probes, load balancers and SREs ask the gateway.
 
 GET /health           200 when the router answers its health check, with its peers and breakers
+GET /health/ready     200 while this replica holds a working connection to a router (readiness)
 GET /health/live      200 while the process runs (liveness)
 GET /health/detailed  every service, its replicas, breakers, cache tiers, Tilores, optimizer
 GET /metrics          Prometheus metrics of the gateway
@@ -8,6 +9,8 @@ GET /metrics          Prometheus metrics of the gateway
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import grpc
@@ -20,18 +23,26 @@ from gateway.health_report import HealthReport
 from gateway.plain_json import enum_word
 from gateway.routes import PUBLIC, Route
 
+CONNECT_WAIT_S = 0.5
+
 
 class HealthRoutes:
     def __init__(
-        self, router: router_pb2_grpc.RouterServiceStub, health: health_pb2_grpc.HealthStub, report: HealthReport
+        self,
+        router: router_pb2_grpc.RouterServiceStub,
+        health: health_pb2_grpc.HealthStub,
+        report: HealthReport,
+        router_channel: grpc.aio.Channel,
     ):
         self._router = router
         self._health = health
         self._report = report
+        self._router_channel = router_channel
 
     def routes(self) -> list[Route]:
         return [
             Route("GET", "/health", self.health, PUBLIC),
+            Route("GET", "/health/ready", self.ready, PUBLIC),
             Route("GET", "/health/live", self.live, PUBLIC),
             Route("GET", "/health/detailed", self.detailed, PUBLIC),
             Route("GET", "/metrics", self.metrics, PUBLIC),
@@ -53,6 +64,29 @@ class HealthRoutes:
             if detail is not None:
                 body.update(_peers(detail))
         await exchange.json(status, body)
+
+    async def ready(self, exchange: Exchange) -> None:
+        """Whether to send this replica requests, answered from the router
+        channel's own state, with no call: a check that asked a router
+        would wait on whichever replica it picked, and one router host
+        vanishing would fail every gateway's check at once (Envoy, finding
+        no healthy gateway, would then send requests to the dead ones too).
+        READY means a connection to some router works; keepalive pings
+        drop one to a vanished host within seconds."""
+        state = self._router_channel.get_state(try_to_connect=True)
+        deadline = asyncio.get_running_loop().time() + CONNECT_WAIT_S
+        # A channel not used yet (IDLE) is connecting now: give it a moment.
+        while state in (grpc.ChannelConnectivity.IDLE, grpc.ChannelConnectivity.CONNECTING):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._router_channel.wait_for_state_change(state), left)
+            state = self._router_channel.get_state()
+        if state == grpc.ChannelConnectivity.READY:
+            await exchange.json(200, {"status": "ready"})
+        else:
+            await exchange.json(503, {"status": "unavailable", "router": state.name})
 
     async def live(self, exchange: Exchange) -> None:
         # Liveness: the process answers; peers do not matter here.

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from services.runtime.rpc_spans import activate, deactivate
 from services.runtime.telemetry import tracing_disabled
 
-EXCLUDED_PATHS = frozenset({"/health", "/health/live", "/health/detailed", "/metrics"})
+EXCLUDED_PATHS = frozenset({"/health", "/health/ready", "/health/live", "/health/detailed", "/metrics"})
 _PROPAGATED = (b"traceparent", b"tracestate", b"baggage")
 _TRACER = trace.get_tracer("tilores_x.http")
 

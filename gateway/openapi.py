@@ -255,6 +255,12 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None, int, str]] =
         "json",
     ),
     ("GET", "/health"): ("Whether the mesh answers, with its peers and breakers", None, 200, "json"),
+    ("GET", "/health/ready"): (
+        "Whether this gateway replica holds a working connection to a router (readiness)",
+        None,
+        200,
+        "json",
+    ),
     ("GET", "/health/live"): ("Whether the gateway process is up", None, 200, "json"),
     ("GET", "/health/detailed"): ("Every service and dependency (the gateway's own port)", None, 200, "json"),
     ("GET", "/metrics"): ("Prometheus metrics (the gateway's own port)", None, 200, "text"),

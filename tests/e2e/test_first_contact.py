@@ -42,10 +42,10 @@ def test_the_gateway_liveness_probe_answers_a_whole_json_body(mesh):
 
 
 def test_both_probes_answer_through_envoy_and_the_detail_stays_on_the_gateways_port(mesh):
-    for path in ("/health", "/health/live"):
+    for path, word in (("/health", "ok"), ("/health/ready", "ready"), ("/health/live", "ok")):
         status, headers, body = http("GET", f"{mesh.rest_url}{path}")
         assert status == 200 and headers["content-type"] == "application/json", path
-        assert json.loads(body)["status"] == "ok", path
+        assert json.loads(body)["status"] == word, path
     status, _, _ = http("GET", f"{mesh.rest_url}/health/detailed")
     assert status == 404
     status, _, body = http("GET", f"{mesh.gateway_url}/health/detailed", context=mesh.ssl_context())

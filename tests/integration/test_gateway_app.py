@@ -74,6 +74,20 @@ async def test_router_down_is_503_without_internal_addresses(mesh):
     }
 
 
+async def test_readiness_follows_the_router_connection_without_asking_a_router(mesh):
+    """What Envoy and the kubelet ask: a working connection to some router,
+    known from the channel itself (a call could wait on a vanished router)."""
+    app = await make_app(mesh)
+    ready = await call_app(app, "GET", "/health/ready", key=None)
+    await mesh.servers["router"].server.stop(0)
+    gone = [await call_app(app, "GET", "/health/ready", key=None) for _ in range(3)]
+    await app.shutdown()
+    assert ready == (200, b'{"status":"ready"}')
+    status, payload = gone[-1]
+    assert status == 503 and orjson.loads(payload)["status"] == "unavailable", gone
+    assert orjson.loads(payload)["router"] in ("TRANSIENT_FAILURE", "CONNECTING", "IDLE")
+
+
 async def test_hang_up_ends_the_request_quietly(slow_mesh):
     app = await make_app(slow_mesh)
     status, payload = await call_app(app, "POST", "/v1/chat/completions", QUESTION, hang_up_after_s=0.2)
