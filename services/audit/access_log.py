@@ -59,8 +59,8 @@ BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
 COLUMNS = "at, who, tenant, recorded_by, entity_id, action, field_kinds, completion_id, request_id"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-GENESIS = "0" * 64
-_ON_FILE = "SELECT 1 FROM access WHERE request_id = ? AND recorded_by = ? AND action = ? AND entity_id = ? LIMIT 1"  # the link before the first chained row
+GENESIS = "0" * 64  # the link before the first chained row
+_ON_FILE = "SELECT 1 FROM access WHERE request_id = ? AND recorded_by = ? AND action = ? AND entity_id = ? LIMIT 1"
 log = logging.getLogger("audit")
 
 

@@ -180,25 +180,28 @@ class Load:
 
 async def _read_stream(reply: httpx.Response, outcome: Outcome) -> None:
     parts: list[str] = []
+    error = ""
     async for line in reply.aiter_lines():
         if not line.startswith("data: "):
             continue
         data = line.removeprefix("data: ")
         if data == "[DONE]":
-            outcome.result, outcome.detail = "ok", "".join(parts)
+            if error:  # whatever follows an error event, no [DONE] may
+                outcome.result, outcome.detail = "wrong", f"[DONE] after an error event: {error}"
+            else:
+                outcome.result, outcome.detail = "ok", "".join(parts)
             return
         event = json.loads(data)
         if "error" in event:
-            # An explicit error; whatever follows, no [DONE] may.
-            outcome.result, outcome.detail = "error", f"stream error event: {event['error'].get('message', '')[:120]}"
-            async for rest in reply.aiter_lines():
-                if rest == "data: [DONE]":
-                    outcome.result, outcome.detail = "wrong", "[DONE] after an error event"
-            return
+            error = str(event["error"].get("message", ""))[:120]
+            continue
         outcome.completion_id = event.get("id", outcome.completion_id)
         for choice in event.get("choices", []):
             parts.append((choice.get("delta") or {}).get("content") or "")
-    outcome.result, outcome.detail = "wrong", "stream ended without [DONE] or an error event"
+    if error:
+        outcome.result, outcome.detail = "error", f"stream error event: {error}"
+    else:
+        outcome.result, outcome.detail = "wrong", "stream ended without [DONE] or an error event"
 
 
 def _judge(outcome: Outcome, customer: Customer | None) -> None:
