@@ -98,20 +98,23 @@ OTHER_HOST = {
 }
 # A host that vanishes answers nothing (no refusal), so a request on a
 # connection to it waits with no error. Each upstream connection is probed:
-# TCP keepalive after 5 s without a packet, 3 probes 1 s apart (the peer's
+# TCP keepalive after 2 s without a packet, 2 probes 1 s apart (the peer's
 # kernel answers them however busy the process is), and on HTTP/2 a PING
-# every 5 s that must be answered within 3 s. A dead upstream is found
-# within about 8 s, and requests on it end in an error rather than waiting
-# for the stream idle timeout; the gRPC channels between services do the
-# same (services/runtime/channels.py).
-DEAD_PEER_PROBES = {"keepalive_time": 5, "keepalive_interval": 1, "keepalive_probes": 3}
-# Keepalive probes go only on a quiet connection. A request written to a
+# every 2 s that must be answered within 2 s. A request written to a
 # connection whose host has just vanished is never acknowledged, and TCP
 # would retransmit it for many minutes: TCP_USER_TIMEOUT ends the connection
-# once sent data has waited 8 s for an acknowledgement (a connect too).
-UNACKED_LIMIT = {"level": 6, "name": 18, "int_value": 8_000, "state": "STATE_PREBIND"}  # IPPROTO_TCP, TCP_USER_TIMEOUT
-DEAD_PEER_PING_S = 5
-DEAD_PEER_PING_TIMEOUT_S = 3
+# once sent data has waited 4 s for an acknowledgement (a connect too). A
+# dead upstream is found within about 4 s, and requests on it end in an
+# error rather than waiting for the stream idle timeout; the gRPC channels
+# between services do the same (services/runtime/channels.py). Health
+# checks every second take a vanished host out of the balancing within
+# about 3 s (two missed checks of 1 s each).
+DEAD_PEER_PROBES = {"keepalive_time": 2, "keepalive_interval": 1, "keepalive_probes": 2}
+UNACKED_LIMIT_MS = 4_000
+UNACKED_LIMIT = {"level": 6, "name": 18, "int_value": UNACKED_LIMIT_MS, "state": "STATE_PREBIND"}  # TCP_USER_TIMEOUT
+DEAD_PEER_PING_S = 2
+DEAD_PEER_PING_TIMEOUT_S = 2
+HEALTH_CHECK_INTERVAL_S = 1
 
 RETRY_BEFORE_FIRST_MESSAGE = {
     "retry_on": "connect-failure,refused-stream,unavailable",
@@ -276,8 +279,8 @@ def _health_check(spec: ServiceSpec) -> dict:
     vanished peer would fail every replica's check at once)."""
     check: dict = {
         "timeout": "1s",
-        "interval": "5s",
-        "no_traffic_interval": "5s",
+        "interval": f"{HEALTH_CHECK_INTERVAL_S}s",
+        "no_traffic_interval": f"{HEALTH_CHECK_INTERVAL_S}s",
         "unhealthy_threshold": 2,
         "healthy_threshold": 1,
     }

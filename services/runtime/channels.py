@@ -35,16 +35,18 @@ _SERVICE_CONFIG = json.dumps(
 
 # A peer whose host vanished answers nothing: calls on its connection would
 # wait for their deadlines, and round_robin would keep picking it. A PING
-# every 5 s, unanswered for 3 s, closes the connection: calls on it fail
+# every 2 s, unanswered for 2 s, closes the connection (and sent data left
+# unacknowledged as long does too: TCP_USER_TIMEOUT): calls on it fail
 # UNAVAILABLE and are retried on another replica, and new calls go there.
-KEEPALIVE_MS = 5_000
-KEEPALIVE_TIMEOUT_MS = 3_000
+KEEPALIVE_MS = 2_000
+KEEPALIVE_TIMEOUT_MS = 2_000
 
 CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", KEEPALIVE_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.tcp_user_timeout_ms", KEEPALIVE_MS + KEEPALIVE_TIMEOUT_MS),
     ("grpc.enable_retries", 1),
     ("grpc.service_config", _SERVICE_CONFIG),
     # grpc's defaults (1 s, then x1.6 up to 120 s) leave a restarted peer
