@@ -116,6 +116,9 @@ DEAD_PEER_PING_S = 2
 DEAD_PEER_PING_TIMEOUT_S = 2
 HEALTH_CHECK_INTERVAL_S = 1
 
+# The REST routes that ask a model and change nothing but records.
+MODEL_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+
 RETRY_BEFORE_FIRST_MESSAGE = {
     "retry_on": "connect-failure,refused-stream,unavailable",
     "num_retries": 2,
@@ -513,7 +516,23 @@ def _rest_routes(topology: Topology) -> list[dict]:
         "num_retries": 2,
         **OTHER_HOST,
     }
-    return rest_routes
+    # A model call whose gateway vanished before answering (its connection
+    # ends with no response begun) goes to another replica: a chat asked
+    # twice costs a second look, which the access log records, where an
+    # error would have the client ask again anyway. Nothing that changes
+    # state (prompts, feedback, keys) is sent twice; a stream that has
+    # begun is never replayed (Envoy retries only before the response).
+    model_routes = [
+        {
+            "match": {"path": path},
+            "route": {
+                **_stream_route(rest.name, topology, True),
+                "retry_policy": {"retry_on": "connect-failure,refused-stream,reset", "num_retries": 2, **OTHER_HOST},
+            },
+        }
+        for path in MODEL_PATHS
+    ]
+    return [*model_routes, *rest_routes]
 
 
 def _grpc_routes(topology: Topology) -> list[dict]:

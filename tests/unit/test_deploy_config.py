@@ -89,7 +89,13 @@ def test_streaming_routes_never_time_out_and_retry_only_before_the_first_message
         assert route["idle_timeout"] == "120s"
         assert route["retry_policy"]["retry_on"] == "connect-failure,refused-stream,unavailable"
         assert route["retry_policy"]["retry_host_predicate"][0]["name"] == "envoy.retry_host_predicates.previous_hosts"
-    assert routes("rest")[0]["route"]["timeout"] == "0s"
+    rest = {r["match"].get("path", r["match"].get("prefix")): r["route"] for r in routes("rest")}
+    assert rest["/v1/"]["timeout"] == "0s"
+    assert rest["/v1/"]["retry_policy"]["retry_on"] == "connect-failure,refused-stream"
+    # A model call whose gateway vanished before answering is asked of another.
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+        assert rest[path]["timeout"] == "0s"
+        assert rest[path]["retry_policy"]["retry_on"] == "connect-failure,refused-stream,reset"
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     assert clusters["router"]["circuit_breakers"]["thresholds"][0]["max_requests"] == 10000
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
