@@ -48,8 +48,8 @@ CREATE INDEX IF NOT EXISTS access_by_entity ON access(entity_id, id);
 CREATE INDEX IF NOT EXISTS access_by_who ON access(who, id);
 CREATE INDEX IF NOT EXISTS access_by_completion ON access(completion_id);
 CREATE INDEX IF NOT EXISTS access_by_time ON access(at);
--- One record per request, service, action and customer (see `append`).
-CREATE INDEX IF NOT EXISTS access_by_request ON access(request_id, recorded_by, action, entity_id);
+-- One record per request, completion, service, action and customer (see `append`).
+CREATE INDEX IF NOT EXISTS access_by_request ON access(request_id, completion_id, recorded_by, action, entity_id);
 -- Append-only: a row once written stays as it was.
 CREATE TRIGGER IF NOT EXISTS access_no_update BEFORE UPDATE ON access
 BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
@@ -60,7 +60,10 @@ COLUMNS = "at, who, tenant, recorded_by, entity_id, action, field_kinds, complet
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 GENESIS = "0" * 64  # the link before the first chained row
-_ON_FILE = "SELECT 1 FROM access WHERE request_id = ? AND recorded_by = ? AND action = ? AND entity_id = ? LIMIT 1"
+_ON_FILE = (
+    "SELECT 1 FROM access WHERE request_id = ? AND completion_id = ? AND recorded_by = ? AND action = ? "
+    "AND entity_id = ? LIMIT 1"
+)
 log = logging.getLogger("audit")
 
 
@@ -158,12 +161,14 @@ class AccessLog:
         """Write the records in one transaction, stamped now and with the
         verified service that sent them; how many were new.
 
-        A record of a request already on file for the same service, action
-        and customer is not written again. A sender that timed out resends a
-        batch the log may already hold (its first call was only slow, or
-        held up in a network that came back), and a call retried on another
-        replica reads the same customer for the same request again: either
-        is one look, recorded once. Records without a request id are all kept."""
+        A record of a request and completion already on file for the same
+        service, action and customer is not written again. A sender that
+        timed out resends a batch the log may already hold (its first call
+        was only slow, or held up in a network that came back), and a call
+        retried on another replica reads the same customer for the same
+        answer again: either is one look, recorded once. A request asked
+        again whole (another completion) is another look. Records without a
+        request id are all kept."""
         now = time.time()
         rows = [
             (
@@ -205,13 +210,13 @@ class AccessLog:
         return len(rows)
 
     def _new(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """The rows whose request, service, action and customer are not on
-        file yet (nor earlier in `rows`)."""
-        seen: set[tuple[str, str, str, str]] = set()
+        """The rows whose request, completion, service, action and customer
+        are not on file yet (nor earlier in `rows`)."""
+        seen: set[tuple[str, str, str, str, str]] = set()
         fresh = []
         for row in rows:
-            _, _, _, recorded_by, entity_id, action, _, _, request_id = row
-            once = (request_id, recorded_by, action, entity_id)
+            _, _, _, recorded_by, entity_id, action, _, completion_id, request_id = row
+            once = (request_id, completion_id, recorded_by, action, entity_id)
             if request_id and (once in seen or self._db.execute(_ON_FILE, once).fetchone()):
                 continue
             seen.add(once)

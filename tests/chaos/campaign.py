@@ -65,6 +65,9 @@ def _count_losses(cluster: Cluster, reports: list[FaultReport], feedback: dict[s
         report.outcomes_lost = len(outcomes & ids)
         report.access_lost = len(access & ids)
         report.feedback_lost = len(lost_feedback & {o.completion_id for o in report.outcomes})
+        report.lost = [f"turn outcome of {c}" for c in sorted(outcomes & ids)]
+        report.lost += [f"access record of {c}" for c in sorted(access & ids)]
+        report.lost += [f"feedback on {c}" for c in sorted(lost_feedback & ids)]
     # Duplicates are counted over the whole run; the first report carries them.
     if reports:
         reports[0].duplicated = duplicated

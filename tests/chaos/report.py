@@ -38,6 +38,7 @@ class FaultReport:
     feedback_lost: int = 0
     duplicated: int = 0
     over_limit: dict[str, int] = field(default_factory=dict)  # metered key kind -> admitted beyond its limit
+    lost: list[str] = field(default_factory=list)  # what went missing, for whoever looks into it
 
     @property
     def chats(self) -> list[Outcome]:
@@ -195,9 +196,10 @@ def failures(reports: list[FaultReport], most: int = 5) -> str:
             f"{o.result}: {o.detail[:110]}" if o.result != "ok" else f"stalled {_bucket(o.ended - o.started)}"
             for o in report.affected
         )
-        if seen:
+        if seen or report.lost:
             lines.append(f"{report.fault.name}:")
             lines += [f"  {n} × {what}" for what, n in seen.most_common(most)]
+            lines += [f"  lost: {what}" for what in report.lost[:most]]
     return "\n".join(lines)
 
 

@@ -194,9 +194,12 @@ def test_a_resent_record_of_a_request_is_written_once_and_the_chain_holds(log):
     assert log.append([_entry(1)], "service/tilores_data") == 1
     other_action = CustomerAccess("key/desk-7", "e-1", "chat.candidates", (), "acme", "chatcmpl-1", "r1")
     assert log.append([other_action], "service/router") == 1
+    # The request asked again whole (Envoy retried it elsewhere): another answer, another look.
+    asked_again = CustomerAccess("key/desk-7", "e-1", "chat.turn", ("credit", "identity"), "acme", "chatcmpl-9", "r1")
+    assert log.append([asked_again], "service/router") == 1
     # Records without a request id are all kept.
     anonymous = CustomerAccess("service/cache", "e-1", "prewarm", (), "", "", "")
     assert log.append([anonymous, anonymous], "service/cache") == 2
     records, _, _ = log.query(AccessQuery(limit=100))
-    assert len(records) == 8
+    assert len(records) == 9
     assert log.verify().intact
