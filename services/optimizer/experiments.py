@@ -22,6 +22,7 @@ A kill switch ends an experiment at once; the control stays active.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -38,6 +39,8 @@ PROMOTED = "promoted"
 STOPPED_GUARDRAIL = "stopped_by_guardrail"
 KILLED = "killed"
 CONCLUDED = "concluded"  # a winner was found but not promoted automatically
+# How often feedback that came before its answer's outcome looks again.
+FEEDBACK_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,19 @@ class Experiments:
             ).rowcount
         if not updated:
             raise NotFound(f"no answer with completion id {completion_id!r}", field="completion_id")
+
+    async def feedback_when_recorded(self, completion_id: str, thumbs_up: bool, comment: str, wait_s: float) -> None:
+        """`feedback`, waiting up to `wait_s` for the answer's outcome: the
+        router sends outcomes in batches off the answer's path, so a user
+        quick to rate an answer may get here first."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return self.feedback(completion_id, thumbs_up, comment)
+            except NotFound:
+                if time.monotonic() + FEEDBACK_POLL_S > deadline:
+                    raise
+            await asyncio.sleep(FEEDBACK_POLL_S)
 
     # Statistics and the decision rule.
 

@@ -50,6 +50,9 @@ from services.runtime.principal import PRINCIPAL
 
 # What one RecordOutcomes call may carry.
 MAX_OUTCOMES_PER_CALL = 500
+# Feedback may come before its answer's outcome (sent in batches, off the
+# answer's path); it waits this long for it before the answer is unknown.
+FEEDBACK_WAIT_S = 3.0
 
 SERVICE = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"]
 
@@ -152,7 +155,11 @@ class PromptServicer:
         return reply
 
     async def RecordFeedback(self, request: Any, context: Any) -> optimizer_pb2.RecordFeedbackResponse:
-        self._experiments.feedback(request.completion_id, request.thumbs_up, request.comment)
+        remaining = context.time_remaining()
+        wait_s = FEEDBACK_WAIT_S if remaining is None else min(FEEDBACK_WAIT_S, remaining - 0.5)
+        await self._experiments.feedback_when_recorded(
+            request.completion_id, request.thumbs_up, request.comment, wait_s
+        )
         return optimizer_pb2.RecordFeedbackResponse()
 
 

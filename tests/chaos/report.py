@@ -196,6 +196,8 @@ def failures(reports: list[FaultReport], most: int = 5) -> str:
             f"{o.result}: {o.detail[:110]}" if o.result != "ok" else f"stalled {_bucket(o.ended - o.started)}"
             for o in report.affected
         )
+        seen.update(f"feedback {o.result}: {o.detail[:100]}" for o in report.outcomes if o.kind == "feedback"
+                    and o.result != "ok")  # fmt: skip
         if seen or report.lost:
             lines.append(f"{report.fault.name}:")
             lines += [f"  {n} × {what}" for what, n in seen.most_common(most)]

@@ -2,7 +2,6 @@
 
 import json
 import sqlite3
-import time
 import uuid
 
 import grpc
@@ -302,12 +301,9 @@ def test_feedback_on_an_answer(mesh):
         {"model": "offline", "messages": [{"role": "user", "content": "Status of client id 2480135?"}]},
     )
     assert status == 200
+    # At once, as a quick user does: the outcome is on its way, and the feedback waits for it.
     feedback = {"completion_id": answer["id"], "rating": "down", "comment": "the balance is out of date"}
-    for _ in range(50):  # the outcome is recorded off the hot path
-        status, reply = http_json("POST", f"{mesh.rest_url}/v1/feedback", feedback)
-        if status == 200:
-            break
-        time.sleep(0.05)
+    status, reply = http_json("POST", f"{mesh.rest_url}/v1/feedback", feedback)
     assert (status, reply) == (200, {"object": "feedback", "completion_id": answer["id"], "recorded": True})
     with sqlite3.connect(mesh.data_dir / "optimizer.db") as db:
         row = db.execute(

@@ -1,6 +1,7 @@
 """Prompt registry, sticky experiments, their statistics and the decision
 rule, on a real SQLite store."""
 
+import asyncio
 import random
 import threading
 
@@ -205,6 +206,21 @@ def test_kill_switch_and_feedback(registry, experiments):
     )
     report = experiments.report(experiment.id)
     assert sum(a.thumbs_down for a in report.arms) == 1
+
+
+async def test_feedback_before_its_outcome_waits_for_it(registry, experiments):
+    """A quick user rates an answer whose outcome is still on its way."""
+    registry.create("customer", TEMPLATE)
+
+    async def outcome_arrives() -> None:
+        await asyncio.sleep(0.25)
+        experiments.record("chatcmpl-late", "customer", 1, 0, score=0.8)
+
+    arriving = asyncio.create_task(outcome_arrives())
+    await experiments.feedback_when_recorded("chatcmpl-late", True, "quick", wait_s=2.0)
+    await arriving
+    with pytest.raises(NotFound):
+        await experiments.feedback_when_recorded("chatcmpl-never", True, "", wait_s=0.3)
 
 
 def test_identical_constant_scores_are_no_difference():
