@@ -18,6 +18,7 @@ leaves each service served.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import tempfile
@@ -209,6 +210,9 @@ class Cluster:
             self.redis.stop()
         if self.postgres is not None:
             self.postgres.stop()
+            # Its log stays with the pods' for whoever looks into a run.
+            with contextlib.suppress(OSError):
+                shutil.copyfile(self._postgres_folder / "cluster" / "log", self.root / "postgres.log")
             shutil.rmtree(self._postgres_folder, ignore_errors=True)
         self.network.close()
         return codes

@@ -17,7 +17,7 @@ import pytest
 
 from services.optimizer.experiments import Experiments
 from services.optimizer.prompts import PromptRegistry
-from services.optimizer.storage.postgres import PostgresStore
+from services.optimizer.storage.postgres import DEAD_PEER_SETTINGS, WRITE_LOCK, PostgresStore
 from services.optimizer.storage.schema import MIGRATIONS
 from services.runtime.faults import Unavailable
 
@@ -89,7 +89,7 @@ def test_a_writer_killed_mid_change_leaves_nothing_and_blocks_no_one(stores, pos
     script = textwrap.dedent(
         f"""
         import sys, time
-        from services.optimizer.storage.postgres import PostgresStore
+        from services.optimizer.storage.postgres import DEAD_PEER_SETTINGS, WRITE_LOCK, PostgresStore
         store = PostgresStore({postgres_url!r})
         with store.transaction() as db:
             for n in range(3):
@@ -167,3 +167,35 @@ def test_a_lost_server_is_unavailable_then_the_store_reconnects(stores, postgres
     with store.transaction() as db:
         db.execute("INSERT INTO learning(pattern, wins, losses) VALUES (:pattern, 1, 0)", pattern="brief")
     assert store.query("SELECT pattern, wins FROM learning") == [("brief", 1)]
+
+
+def test_a_writer_gone_silent_holding_the_write_lock_stops_other_replicas_for_seconds_not_hours(stores, postgres_url):
+    """A replica whose host vanished mid-change holds the write lock with
+    its session open and silent: the others wait at most their lock timeout
+    (UNAVAILABLE, retried by their callers), and the server ends the silent
+    session's transaction, freeing the lock."""
+    store = stores()
+    registry = PromptRegistry(store)
+    silent = psycopg.connect(postgres_url, autocommit=True, options=DEAD_PEER_SETTINGS["options"])
+    silent.execute("BEGIN")
+    silent.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+    with pytest.raises(Unavailable):
+        registry.create("waits", TEMPLATE)
+    # idle_in_transaction_session_timeout: the server ends the silent session.
+    for _ in range(200):
+        try:
+            registry.create("after", TEMPLATE)
+            break
+        except Unavailable:
+            continue
+    assert registry.active("after").version == 1
+    with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+        silent.execute("SELECT 1")
+    names = ("lock_timeout", "idle_in_transaction_session_timeout", "tcp_keepalives_idle", "tcp_user_timeout")
+    settings = dict(store.query(f"SELECT name, setting FROM pg_settings WHERE name IN {names}"))
+    assert settings == {
+        "lock_timeout": "5000",
+        "idle_in_transaction_session_timeout": "10000",
+        "tcp_keepalives_idle": "2",
+        "tcp_user_timeout": "5000",
+    }

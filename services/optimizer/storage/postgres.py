@@ -33,6 +33,33 @@ from services.runtime.faults import Unavailable
 
 log = logging.getLogger("optimizer.storage")
 
+# Either end of a connection may vanish with its host. This side: keepalive
+# probes after 2 s of silence and sent data unacknowledged for 5 s end the
+# connection (the call fails UNAVAILABLE and is retried; the next opens a
+# new connection) instead of waiting minutes on TCP. The server's side, set
+# for this session: it probes the same way, ends a transaction left open
+# for 10 s (a replica that vanished holding the write lock would otherwise
+# stop every other replica's writes until its session timed out, hours by
+# default), and a writer waits at most 5 s for the write lock.
+DEAD_PEER_SETTINGS: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5_000,
+    "options": " ".join(
+        f"-c {name}={value}"
+        for name, value in (
+            ("tcp_keepalives_idle", 2),
+            ("tcp_keepalives_interval", 1),
+            ("tcp_keepalives_count", 3),
+            ("tcp_user_timeout", 5_000),
+            ("idle_in_transaction_session_timeout", 10_000),
+            ("lock_timeout", 5_000),
+        )
+    ),
+}
+
 # Advisory lock keys of this schema (any 64-bit numbers, fixed).
 WRITE_LOCK = 0x7469_6C6F_7265_7301
 MIGRATION_LOCK = 0x7469_6C6F_7265_7302
@@ -62,7 +89,9 @@ class PostgresStore(OptimizerStore):
         self.migrate()
 
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._timeout)))
+        return psycopg.connect(
+            self._url, autocommit=True, connect_timeout=max(1, int(self._timeout)), **DEAD_PEER_SETTINGS
+        )
 
     def _connection(self) -> psycopg.Connection:
         """The connection, opened again if the server dropped it (a
