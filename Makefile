@@ -8,7 +8,7 @@ DATA_DIR ?= .data
 CUSTOMERS ?= 1000
 PROTOS := $(wildcard protos/tilores_x/v1/*.proto)
 
-.PHONY: run test lint fmt protos seed customers bench eval soak envoy-config k8s clean redis-server promtool postgresql console-assets browser screenshots
+.PHONY: run test lint fmt protos seed customers bench eval soak chaos envoy-config k8s clean redis-server promtool postgresql console-assets browser screenshots netfilter
 
 REPLICAS ?=
 # A Debian package may start its service (Prometheus on :9090, PostgreSQL on :5432) under systemd;
@@ -20,8 +20,8 @@ stop_services = (! command -v systemctl >/dev/null || systemctl disable --now $(
 run: $(VENV)/.installed $(GEN)/.stamp seed redis-server
 	$(PY) -m deploy.local_mesh --topology deploy/topology.yaml --data-dir $(DATA_DIR) --replicas "$(REPLICAS)"
 
-## test: install, generate, lint (buf + ruff) and run every test
-test: lint $(GEN)/.stamp redis-server promtool postgresql browser
+## test: install, generate, lint (buf + ruff) and run every test (the chaos tests need root)
+test: lint $(GEN)/.stamp redis-server promtool postgresql browser netfilter
 	$(PY) -m pytest
 
 ## lint: buf lint on the contracts, ruff on the code, mypy (strict) on the typed packages
@@ -77,6 +77,12 @@ eval: $(VENV)/.installed $(GEN)/.stamp redis-server
 soak: $(VENV)/.installed $(GEN)/.stamp
 	$(PY) -m bench.soak --streams 1000 --token-delay-ms 60 --faults
 
+## chaos: the mesh on simulated hosts (a network namespace per pod), every fault of tests/chaos/faults.py under a
+##        steady load (a host vanishing, partitions, a slow and a lossy link, a host SIGKILLed, Redis's and
+##        PostgreSQL's hosts gone), one table; fails when a bound of docs/operations.md is broken (needs root)
+chaos: $(VENV)/.installed $(GEN)/.stamp redis-server postgresql netfilter
+	$(PY) -m tests.chaos
+
 envoy-config: $(VENV)/.installed
 	$(PY) -m deploy.envoy_config --topology deploy/topology.yaml --out build/envoy.yaml
 
@@ -125,6 +131,11 @@ screenshots: $(VENV)/.installed $(GEN)/.stamp redis-server browser
 browser:
 	@command -v chromedriver >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver)
+
+## netfilter: nft and iptables for the chaos tests' faults; from Debian when missing (needs root)
+netfilter:
+	@(command -v nft && command -v iptables-restore) >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends nftables iptables)
 
 ## redis-server: the cache's second tier; from Debian when missing (needs root)
 redis-server:

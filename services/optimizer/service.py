@@ -43,7 +43,7 @@ from services.optimizer.wire import (
     series_message,
     version_message,
 )
-from services.runtime.faults import Fault, InvalidArgument
+from services.runtime.faults import Fault, InvalidArgument, Unavailable
 from services.runtime.metrics import SNAPSHOTS
 from services.runtime.moment_wire import timestamp_of
 from services.runtime.principal import PRINCIPAL
@@ -149,7 +149,11 @@ class PromptServicer:
         for n, outcome in enumerate(request.outcomes):
             try:
                 reply.results.append(recorded_message(self._outcomes.record(outcome_of(outcome))))
-            except Fault as fault:  # this one is refused; the others are recorded
+            except Unavailable:
+                # Not this outcome's fault: the whole call fails and is sent
+                # again; what was recorded already is recorded once.
+                raise
+            except Fault as fault:  # this one is refused for good; the others are recorded
                 field = f"outcomes[{n}].{fault.field}" if fault.field else f"outcomes[{n}]"
                 reply.refused.add(index=n, field=field, message=fault.message)
         return reply
