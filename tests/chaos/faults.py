@@ -42,13 +42,33 @@ def _restart(host: str) -> Callable[[Cluster], None]:
     return lambda cluster: cluster.restart_host(host)
 
 
+# A peer gone silent is found within about 4 s (Envoy's health checks, TCP
+# keepalive and TCP_USER_TIMEOUT, gRPC pings: deploy/envoy_config.py,
+# services/runtime/channels.py); a request caught by it then fails or is
+# retried elsewhere. 2 s more for a loaded 2-core machine to run the timers.
+LOST_PEER_BOUND_S = 6
+
 FAULTS = (
-    Fault(f"{NODE_A} vanishes", lambda c: c.network.vanish(NODE_A), _heal, 20, 5, 5),
-    Fault(f"partition {NODE_A} | {NODE_B}", lambda c: c.network.partition(NODE_A, NODE_B), _heal, 20, 5, 5),
-    Fault(f"partition {EDGE} | {NODE_A}", lambda c: c.network.partition(EDGE, NODE_A), _heal, 20, 5, 5),
+    Fault(f"{NODE_A} vanishes", lambda c: c.network.vanish(NODE_A), _heal, 20, LOST_PEER_BOUND_S, LOST_PEER_BOUND_S),
+    Fault(
+        f"partition {NODE_A} / {NODE_B}",
+        lambda c: c.network.partition(NODE_A, NODE_B),
+        _heal,
+        20,
+        LOST_PEER_BOUND_S,
+        LOST_PEER_BOUND_S,
+    ),
+    Fault(
+        f"partition {EDGE} / {NODE_A}",
+        lambda c: c.network.partition(EDGE, NODE_A),
+        _heal,
+        20,
+        LOST_PEER_BOUND_S,
+        LOST_PEER_BOUND_S,
+    ),
     Fault(f"{NODE_B} link +200±50 ms", lambda c: c.network.slow(NODE_B, 200, 50), _heal, 20, 0, 0),
     Fault(f"{NODE_B} link 5 % loss", lambda c: c.network.lossy(NODE_B, 5), _heal, 20, 0, 0),
-    Fault(f"{NODE_B} SIGKILLed", _kill(NODE_B), _restart(NODE_B), 10, 5, 5),
+    Fault(f"{NODE_B} SIGKILLed", _kill(NODE_B), _restart(NODE_B), 10, LOST_PEER_BOUND_S, LOST_PEER_BOUND_S),
     Fault(f"{REDIS_HOST} vanishes", lambda c: c.network.vanish(REDIS_HOST), _heal, 20, 0, 0, quotas_may_drift=True),
     Fault(f"{POSTGRES_HOST} vanishes 10 s", lambda c: c.network.vanish(POSTGRES_HOST), _heal, 10, 0, 0),
 )
