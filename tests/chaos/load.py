@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import count
 
 import httpx
 
@@ -87,7 +87,7 @@ class Load:
     outcomes: list[Outcome] = field(default_factory=list)
     feedback: dict[str, bool] = field(default_factory=dict)  # acknowledged: completion id -> rating
     _customers: list[Customer] = field(default_factory=lambda: sample_customers(200))
-    _turns: Iterator[int] = field(default_factory=count)
+    _turns: Iterator[int] = field(default_factory=itertools.count)
 
     async def run(self, stop: asyncio.Event) -> None:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
@@ -117,7 +117,9 @@ class Load:
             await _sleep_until(stop, started + METERED_EVERY_S)
 
     async def _lookups(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
-        for customer in self._customers[::-1]:
+        # New customers until the run ends (those past the limit are refused;
+        # one seen this hour stays allowed when its turn comes again).
+        for customer in itertools.cycle(self._customers[::-1]):
             if stop.is_set():
                 return
             started = time.monotonic()
