@@ -1,7 +1,8 @@
 """`python -m tests.chaos` (what `make chaos` runs, as root): the mesh on
 simulated hosts, every fault of tests/chaos/faults.py under a steady load,
 one table; exits 1 when a bound is broken. `--short`: the two faults
-`make test` runs."""
+`make test` runs. The pods' logs (and PostgreSQL's) stay in the folder it
+prints first."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true", help="two faults, shorter (as in make test)")
     parser.add_argument("--only", default="", help="run the faults whose names contain this text")
-    parser.add_argument("--keep", action="store_true", help="keep the pods' folders (logs) afterwards")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     faults = [f for f in (SHORT if args.short else FAULTS) if args.only in f.name]
     root = Path(tempfile.mkdtemp(prefix="chaos-"))
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cluster.stop()
     print()
-    print(table(reports))
+    print(table(reports, markdown=args.markdown))
     if failures(reports):
         print(f"\nfailed requests, most common first:\n{failures(reports)}")
     print(f"\n{len(faults)} faults in {time.monotonic() - started:.0f} s")

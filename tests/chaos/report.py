@@ -166,7 +166,8 @@ def over_limits(reports: list[FaultReport], requests_per_minute: int, customers_
             report.over_limit[outcome.kind] += 1
 
 
-def table(reports: list[FaultReport]) -> str:
+def table(reports: list[FaultReport], markdown: bool = False) -> str:
+    """The run as one table: aligned text, or Markdown for the docs."""
     header = ("fault", "requests", "explicit errors", "hung", "wrong", "slowest ok s", "detect s", "recover s",
               "outcomes lost", "access lost", "feedback lost", "dup", "over limit")  # fmt: skip
     rows = [header]
@@ -178,6 +179,10 @@ def table(reports: list[FaultReport]) -> str:
             _seconds(r.detect_s, r.fault.detect_bound_s), _seconds(r.recover_s, r.fault.recover_bound_s),
             str(r.outcomes_lost), str(r.access_lost), str(r.feedback_lost), str(r.duplicated), over,
         ))  # fmt: skip
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        lines.insert(1, "|" + "|".join("---" for _ in header) + "|")
+        return "\n".join(lines)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * width for width in widths))
