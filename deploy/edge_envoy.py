@@ -107,6 +107,23 @@ class EdgeEnvoy:
         except (urllib.error.URLError, OSError):
             return False
 
+    def unhealthy_hosts(self) -> list[str]:
+        """`cluster host:port` of every upstream Envoy's health checks do not
+        pass (yet); all upstreams when the admin interface does not answer."""
+        try:
+            with urllib.request.urlopen(f"{self.admin_url}/clusters?format=json", timeout=2.0) as reply:
+                statuses = json.load(reply).get("cluster_statuses", [])
+        except (urllib.error.URLError, OSError, ValueError):
+            return ["(admin interface)"]
+        found = []
+        for cluster in statuses:
+            for host in cluster.get("host_statuses", []):
+                health = host.get("health_status", {})
+                if any(value is True for key, value in health.items() if key.startswith("failed")):
+                    address = host["address"]["socket_address"]
+                    found.append(f"{cluster['name']} {address['address']}:{address['port_value']}")
+        return found
+
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
             tail = self.log_path.read_text(errors="replace").splitlines()[-5:]

@@ -610,8 +610,13 @@ class LocalMesh:
             if self.edge.process is not None:
                 self.processes["envoy"] = self.edge.process
                 self._launched_at["envoy"] = time.monotonic()
-        # Ready once Envoy's own health checks see the gateway.
+        # Ready once Envoy's own health checks see the gateway, and every
+        # replica of every service is in its rotation.
         self._wait_http_ok("envoy", f"{self.rest_url}/health", deadline)
+        while unhealthy := self.edge.unhealthy_hosts():
+            if time.monotonic() > deadline:
+                raise MeshError(f"envoy: upstreams still failing their health checks: {', '.join(unhealthy)}")
+            time.sleep(0.1)
 
     # -- supervise -----------------------------------------------------
     def supervise(self) -> list[str]:

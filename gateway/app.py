@@ -62,6 +62,8 @@ class GatewayApp:
     async def startup(self) -> None:
         settings = self._settings
         router_channel = open_channel(settings.router_addr, "router")
+        # Connected now, so the first readiness check finds it READY.
+        router_channel.get_state(try_to_connect=True)
         llm_channel = open_channel(settings.llm_gateway_addr, "llm_gateway")
         self._channels = [router_channel, llm_channel]
         router = router_pb2_grpc.RouterServiceStub(router_channel)
