@@ -23,7 +23,7 @@ from gateway.health_report import HealthReport
 from gateway.plain_json import enum_word
 from gateway.routes import PUBLIC, Route
 
-# Under the 1 s Envoy's health check waits for an answer.
+# Short of the 1 s that Envoy's health check waits for an answer.
 CONNECT_WAIT_S = 0.9
 
 
