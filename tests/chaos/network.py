@@ -92,9 +92,6 @@ class PodNetwork:
     def addresses(self, host: str) -> list[str]:
         return [pod.address for pod in self.on_host(host)]
 
-    def hosts(self) -> list[str]:
-        return sorted({pod.host for pod in self.pods.values()})
-
     def write_hosts_file(self, path: Path, names: dict[str, list[str]]) -> Path:
         """/etc/hosts for every pod: each cluster name with all its pods'
         addresses, as a headless Service resolves."""
