@@ -24,9 +24,11 @@ run: $(VENV)/.installed $(GEN)/.stamp seed redis-server
 test: lint $(GEN)/.stamp redis-server promtool postgresql browser netfilter
 	$(PY) -m pytest
 
-## lint: buf lint on the contracts, ruff on the code, mypy (strict) on the typed packages
+## lint: buf lint on the contracts and buf breaking against the previous release's, ruff on the code,
+##       mypy (strict) on the typed packages
 lint: $(VENV)/.installed node_modules/.installed $(GEN)/.stamp
 	node_modules/.bin/buf lint
+	$(PY) -m deploy.contract_baseline
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
