@@ -168,18 +168,20 @@ def _key_pem(key) -> bytes:
 
 
 def secret_folders(
-    topology: Topology, certificates: MeshCertificates, clients: tuple[str, ...] = ()
+    topology: Topology, certificates: MeshCertificates, clients: tuple[str, ...] = (), members_too: bool = True
 ) -> dict[str, Path]:
     """Per Kubernetes Secret (`router-tls`, `envoy-tls`, `client-<name>-tls`),
     a folder with `tls.crt`, `tls.key` and `ca.crt`. A service's certificate
-    names its cluster DNS names too: its peers dial the headless Service."""
+    names its cluster DNS names too: its peers dial the headless Service.
+    Without `members_too`, the outside callers' folders only."""
     namespace = topology.kubernetes.namespace
     members: list[tuple[str, str, str, tuple[str, ...]]] = []
-    for spec in topology.services.values():
+    for spec in topology.services.values() if members_too else ():
         k8s = spec.k8s_name
         dns = (k8s, f"{k8s}-headless", *(f"{n}.{namespace}.svc.cluster.local" for n in (k8s, f"{k8s}-headless")))
         members.append((f"{k8s}-tls", "service", spec.name, dns))
-    members.append(("envoy-tls", "edge", "envoy", ("envoy-grpc", f"envoy-grpc.{namespace}.svc.cluster.local")))
+    if members_too:
+        members.append(("envoy-tls", "edge", "envoy", ("envoy-grpc", f"envoy-grpc.{namespace}.svc.cluster.local")))
     members.extend((f"client-{name}-tls", "client", name, ()) for name in clients)
     folders = {}
     for secret, kind, name, dns in members:
@@ -198,10 +200,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topology", default="deploy/topology.yaml")
     parser.add_argument("--dir", required=True, help="where the CA and the certificates are kept")
     parser.add_argument("--client", action="append", default=[], help="a client certificate for an outside caller")
+    parser.add_argument(
+        "--clients-only",
+        action="store_true",
+        help="only the --client folders (a team's certificate from an existing CA, e.g. make run's .data/certs)",
+    )
     args = parser.parse_args(argv)
+    if args.clients_only and not args.client:
+        parser.error("--clients-only: name at least one --client")
     topology = topology_for_command(args.topology)
     namespace = topology.kubernetes.namespace
-    for secret, folder in secret_folders(topology, MeshCertificates(args.dir), tuple(args.client)).items():
+    folders = secret_folders(
+        topology, MeshCertificates(args.dir), tuple(args.client), members_too=not args.clients_only
+    )
+    for secret, folder in folders.items():
         print(f"kubectl -n {namespace} create secret generic {secret} --type=kubernetes.io/tls --from-file={folder}/")
     return 0
 
