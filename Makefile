@@ -152,4 +152,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) node_modules $(GEN) build .pytest_cache
+	rm -rf $(VENV) node_modules $(GEN) build .pytest_cache clients/node/node_modules clients/node/src/gen clients/python/build

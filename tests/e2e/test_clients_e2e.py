@@ -71,6 +71,14 @@ def team(mesh, tmp_path_factory) -> Path:
     return folder
 
 
+def secret_folder(issued, folder: Path) -> Path:
+    """A certificate as its kubernetes.io/tls Secret mounts it."""
+    folder.mkdir(exist_ok=True)
+    for source, name in ((issued.cert_file, "tls.crt"), (issued.key_file, "tls.key"), (issued.ca_file, "ca.crt")):
+        (folder / name).write_bytes(Path(source).read_bytes())
+    return folder
+
+
 def environment(mesh) -> str:
     [exports] = [b for b in blocks("sh") if b.startswith("export TILORES_X_ADDR")]
     return as_written(exports, mesh)
@@ -124,6 +132,19 @@ def test_the_node_service_streams_a_grounded_answer_with_the_teams_certificate(t
     for fact in grounded_facts(edwina):
         assert re.search(fact, answer), (fact, answer)
     assert re.search(r"\n\[model offline, chatcmpl-[0-9a-f]{24}\]\n", answer)
+    # The service type-checks against the stubs it generated (`npm run check`, as the page says).
+    checked = sh("npm run check", REPO / "clients" / "node")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_node_service_names_a_missing_scope_and_exits_1(team: Path, mesh):
+    [node] = [b for b in blocks("sh") if "npm run chat" in b]
+    command = as_written(node, mesh).split("npm run generate\n", 1)[1]  # installed and generated above
+    folder = secret_folder(mesh.certificates.issue("client", "holds-audit.read"), team / "holds-audit-tls")
+    command = re.sub(r"TILORES_X_TLS_DIR=\S+", f"TILORES_X_TLS_DIR={folder}", command)
+    done = sh(f"cd {REPO / 'clients' / 'node'}\n" + command, team)
+    assert done.returncode == 1
+    assert "PermissionDenied: client/holds-audit.read does not hold the scope 'chat'" in done.stderr
 
 
 def grounded_facts(customer) -> list[str]:
@@ -247,8 +268,7 @@ def test_the_plain_methods_with_a_certificate_holding_their_scopes(team: Path, m
     ):
         (folder / target).write_bytes(Path(source).read_bytes())
     (team / "back_office.py").write_text(OPERATOR)
-    env = environment(mesh).replace(f"secrets/client-{TEAM}-tls", "").rstrip()
-    env = re.sub(r"TILORES_X_TLS_DIR=.*", f"TILORES_X_TLS_DIR={folder}", env) + "\n"
+    env = re.sub(r"TILORES_X_TLS_DIR=.*", f"TILORES_X_TLS_DIR={folder}", environment(mesh))
     done = sh(env + ".venv/bin/python back_office.py", team)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
