@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.certificates import MeshCertificates
 from tests.docs import REPO, doc
 
 PAGE = "docs/clients.md"
@@ -277,3 +278,36 @@ def test_the_plain_methods_with_a_certificate_holding_their_scopes(team: Path, m
     assert "customer" in out["prompts"] and out["customer_version"] >= 1
     assert out["no_answer"] == "NOT_FOUND"
     assert out["quality"] == "GetQualityResponse"
+
+
+FOREIGN = textwrap.dedent(
+    """
+    import asyncio
+
+    from tilores_x_client import MeshClient, Unavailable
+
+
+    async def main() -> None:
+        async with MeshClient.from_env() as mesh:
+            try:
+                await mesh.chat("What is the status of edwina.hawthorne@example.com?").collect()
+            except Unavailable as error:
+                print("unavailable:", error.message)
+
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_certificate_another_ca_signed_fails_before_any_call(team: Path, mesh, tmp_path: Path):
+    # The team's name, the mesh's CA to check the server with, but signed by a CA of its own.
+    forged = MeshCertificates(tmp_path / "another-ca").issue("client", TEAM)
+    folder = secret_folder(forged, team / "forged-tls")
+    (folder / "ca.crt").write_bytes(Path(mesh.certificates.ca_file).read_bytes())
+    (team / "forged.py").write_text(FOREIGN)
+    env = re.sub(r"TILORES_X_TLS_DIR=.*", f"TILORES_X_TLS_DIR={folder}", environment(mesh))
+    done = sh(env + ".venv/bin/python forged.py", team)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("unavailable: failed to connect to all addresses"), done.stdout
+    assert "Edwina" not in done.stdout
