@@ -21,6 +21,9 @@ import pytest
 from deploy.certificates import MeshCertificates
 from tests.docs import REPO, doc
 
+# A new machine installs the package's dependencies and the Node service's with pip and npm.
+pytestmark = pytest.mark.timeout(600)
+
 PAGE = "docs/clients.md"
 EDWINA = "edwina.hawthorne@example.com"
 TEAM = "agent-desk"
