@@ -90,7 +90,8 @@ class MeshClient:
             raise CredentialsError("give credentials= or tls_dir=, one of them")
         if deadline <= 0 or chat_deadline <= 0:
             raise ValueError("deadline, chat_deadline: seconds, more than 0")
-        creds = credentials or MeshCredentials.from_dir(tls_dir)  # type: ignore[arg-type]
+        creds = MeshCredentials.from_dir(tls_dir) if tls_dir is not None else credentials
+        assert creds is not None
         self.address = address
         self.deadline = deadline
         self.chat_deadline = chat_deadline
