@@ -50,6 +50,7 @@ def sh(script: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProc
         check=False,
         cwd=cwd,
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,
