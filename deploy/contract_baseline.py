@@ -54,7 +54,7 @@ class ContractBaseline:
             base = _maybe(repo, "merge-base", "HEAD", mainline)
             if base and base != head:
                 return cls(base, f"the merge base with {mainline}")
-        return cls(head, "HEAD: no release yet, the first is its own baseline")
+        return cls(head, "HEAD: no release before it, the first is its own baseline")
 
     def extract(self, repo: Path, into: Path) -> Path:
         """The baseline's `protos/` (and `buf.yaml`) written under `into`."""
