@@ -176,11 +176,11 @@ def secret_folders(
     Without `members_too`, the outside callers' folders only."""
     namespace = topology.kubernetes.namespace
     members: list[tuple[str, str, str, tuple[str, ...]]] = []
-    for spec in topology.services.values() if members_too else ():
-        k8s = spec.k8s_name
-        dns = (k8s, f"{k8s}-headless", *(f"{n}.{namespace}.svc.cluster.local" for n in (k8s, f"{k8s}-headless")))
-        members.append((f"{k8s}-tls", "service", spec.name, dns))
     if members_too:
+        for spec in topology.services.values():
+            k8s = spec.k8s_name
+            dns = (k8s, f"{k8s}-headless", *(f"{n}.{namespace}.svc.cluster.local" for n in (k8s, f"{k8s}-headless")))
+            members.append((f"{k8s}-tls", "service", spec.name, dns))
         members.append(("envoy-tls", "edge", "envoy", ("envoy-grpc", f"envoy-grpc.{namespace}.svc.cluster.local")))
     members.extend((f"client-{name}-tls", "client", name, ()) for name in clients)
     folders = {}

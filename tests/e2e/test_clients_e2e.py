@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.certificates import MeshCertificates
+from deploy.certificates import MeshCertificates, secret_folders
 from tests.docs import REPO, doc
 
 # A new machine installs the package's dependencies and the Node service's with pip and npm.
@@ -76,12 +76,9 @@ def team(mesh, tmp_path_factory) -> Path:
     return folder
 
 
-def secret_folder(issued, folder: Path) -> Path:
-    """A certificate as its kubernetes.io/tls Secret mounts it."""
-    folder.mkdir(exist_ok=True)
-    for source, name in ((issued.cert_file, "tls.crt"), (issued.key_file, "tls.key"), (issued.ca_file, "ca.crt")):
-        (folder / name).write_bytes(Path(source).read_bytes())
-    return folder
+def client_secret(mesh, certificates: MeshCertificates, name: str) -> Path:
+    """A client's certificate folder as its Secret mounts it (`deploy.certificates --clients-only`)."""
+    return secret_folders(mesh.topology, certificates, (name,), members_too=False)[f"client-{name}-tls"]
 
 
 def environment(mesh) -> str:
@@ -145,7 +142,7 @@ def test_the_node_service_streams_a_grounded_answer_with_the_teams_certificate(t
 def test_the_node_service_names_a_missing_scope_and_exits_1(team: Path, mesh):
     [node] = [b for b in blocks("sh") if "npm run chat" in b]
     command = as_written(node, mesh).split("npm run generate\n", 1)[1]  # installed and generated above
-    folder = secret_folder(mesh.certificates.issue("client", "holds-audit.read"), team / "holds-audit-tls")
+    folder = client_secret(mesh, mesh.certificates, "holds-audit.read")
     command = re.sub(r"TILORES_X_TLS_DIR=\S+", f"TILORES_X_TLS_DIR={folder}", command)
     done = sh(f"cd {REPO / 'clients' / 'node'}\n" + command, team)
     assert done.returncode == 1
@@ -263,15 +260,7 @@ OPERATOR = textwrap.dedent(
 
 def test_the_plain_methods_with_a_certificate_holding_their_scopes(team: Path, mesh):
     # The operator's certificate holds every scope: its folder as a Secret would mount it.
-    operator = mesh.operator
-    folder = team / "operator-tls"
-    folder.mkdir(exist_ok=True)
-    for source, target in (
-        (operator.cert_file, "tls.crt"),
-        (operator.key_file, "tls.key"),
-        (operator.ca_file, "ca.crt"),
-    ):
-        (folder / target).write_bytes(Path(source).read_bytes())
+    folder = client_secret(mesh, mesh.certificates, "operator")
     (team / "back_office.py").write_text(OPERATOR)
     env = re.sub(r"TILORES_X_TLS_DIR=.*", f"TILORES_X_TLS_DIR={folder}", environment(mesh))
     done = sh(env + ".venv/bin/python back_office.py", team)
@@ -306,8 +295,7 @@ FOREIGN = textwrap.dedent(
 
 def test_a_certificate_another_ca_signed_fails_before_any_call(team: Path, mesh, tmp_path: Path):
     # The team's name, the mesh's CA to check the server with, but signed by a CA of its own.
-    forged = MeshCertificates(tmp_path / "another-ca").issue("client", TEAM)
-    folder = secret_folder(forged, team / "forged-tls")
+    folder = client_secret(mesh, MeshCertificates(tmp_path / "another-ca"), TEAM)
     (folder / "ca.crt").write_bytes(Path(mesh.certificates.ca_file).read_bytes())
     (team / "forged.py").write_text(FOREIGN)
     env = re.sub(r"TILORES_X_TLS_DIR=.*", f"TILORES_X_TLS_DIR={folder}", environment(mesh))

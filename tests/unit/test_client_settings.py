@@ -10,18 +10,17 @@ import grpc
 import pytest
 from tilores_x_client import CredentialsError, MeshClient, MeshCredentials, RetryPolicy
 
-from deploy.certificates import MeshCertificates
+from deploy.certificates import MeshCertificates, secret_folders
+from deploy.topology import load_topology
 
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """A certificate folder as a kubernetes.io/tls Secret mounts it."""
-    issued = MeshCertificates(tmp_path / "certs").issue("client", "team")
-    folder = tmp_path / "client-team-tls"
-    folder.mkdir()
-    for source, name in ((issued.cert_file, "tls.crt"), (issued.key_file, "tls.key"), (issued.ca_file, "ca.crt")):
-        (folder / name).write_bytes(source.read_bytes())
-    return folder
+    topology = load_topology("deploy/topology.yaml")
+    return secret_folders(topology, MeshCertificates(tmp_path / "certs"), ("team",), members_too=False)[
+        "client-team-tls"
+    ]
 
 
 def test_a_folder_a_secret_mounts_is_read(folder: Path):

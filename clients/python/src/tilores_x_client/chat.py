@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import grpc
 from tilores_x.v1 import common_pb2, router_pb2
 
-from tilores_x_client.errors import MeshError, from_rpc_error, from_stream_error, mesh_error
+from tilores_x_client.errors import from_rpc_error, from_stream_error, mesh_error
 from tilores_x_client.retry import RetryPolicy
 
 ANSWERING_MODEL_HEADER = "x-mesh-model"
@@ -160,6 +160,3 @@ class ChatStream:
             usage=parts.usage,
             tool_calls=tuple(ToolCall(*parts.calls[index]) for index in sorted(parts.calls)),
         )
-
-
-__all__ = ["ChatResult", "ChatStream", "MeshError", "ToolCall", "Usage"]
